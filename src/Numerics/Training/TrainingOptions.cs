@@ -1,0 +1,67 @@
+namespace DistSgd.Numerics.Training;
+
+/// <summary>How long and in what pieces to train; validated at construction.</summary>
+/// <param name="Epochs">Upper bound on the number of passes over the training data.</param>
+/// <param name="BatchSize">Samples per step (the global batch in the distributed modes).</param>
+/// <param name="Seed">Seeds the initialisation and every epoch's shuffle.</param>
+/// <param name="Patience">Stop after this many epochs without improvement of the training loss; 0 = never.</param>
+/// <param name="MinDelta">The smallest decrease of the loss that counts as an improvement.</param>
+public sealed record TrainingOptions
+{
+    public TrainingOptions(int epochs, int batchSize, int seed, int patience = 0, double minDelta = 0)
+    {
+        if (epochs < 1)
+            throw new ArgumentOutOfRangeException(nameof(epochs), epochs, "train for at least 1 epoch");
+        if (batchSize < 1)
+            throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "a batch needs at least 1 sample");
+        if (patience < 0)
+            throw new ArgumentOutOfRangeException(nameof(patience), patience, "patience must be ≥ 0 (0 = off)");
+        if (!(minDelta >= 0) || !double.IsFinite(minDelta))
+            throw new ArgumentOutOfRangeException(nameof(minDelta), minDelta, "min-delta must be a finite number ≥ 0");
+        Epochs = epochs;
+        BatchSize = batchSize;
+        Seed = seed;
+        Patience = patience;
+        MinDelta = minDelta;
+    }
+
+    public int Epochs { get; }
+    public int BatchSize { get; }
+    public int Seed { get; }
+    public int Patience { get; }
+    public double MinDelta { get; }
+
+    /// <summary>Steps in one epoch over <paramref name="sampleCount"/> samples (the last batch may be short).</summary>
+    public long StepsPerEpoch(int sampleCount) => (sampleCount + (long)BatchSize - 1) / BatchSize;
+}
+
+/// <summary>What one epoch achieved; one row of metrics.csv.</summary>
+/// <param name="Step">Optimizer steps taken so far, this epoch's included.</param>
+/// <param name="TrainLoss">Mean training loss over the epoch's batches (weighted by batch size).</param>
+/// <param name="TestLoss">Mean loss on the test set after the epoch (NaN without one).</param>
+/// <param name="TestAccuracy">Accuracy on the test set after the epoch (NaN for regression or without one).</param>
+/// <param name="Seconds">Wall time of the epoch's training steps.</param>
+/// <param name="SamplesPerSecond">Training samples processed per second of <paramref name="Seconds"/>.</param>
+/// <param name="LearningRate">The learning rate of the epoch's last step.</param>
+public sealed record EpochMetrics(int Epoch, long Step, double TrainLoss, double TestLoss, double TestAccuracy,
+                                  double Seconds, double SamplesPerSecond, double LearningRate);
+
+/// <summary>Why training ended.</summary>
+public enum StopReason
+{
+    EpochLimit,
+    LossPlateau,
+    Cancelled,
+}
+
+/// <summary>The outcome of a training run: every epoch's metrics and why it stopped.</summary>
+public sealed record TrainingResult(IReadOnlyList<EpochMetrics> Epochs, StopReason StopReason, double TotalSeconds)
+{
+    public EpochMetrics? Final => Epochs.Count > 0 ? Epochs[^1] : null;
+}
+
+/// <summary>
+/// Thrown when the loss or the parameters stop being finite numbers: the learning rate is almost
+/// always too large. The model file already written is left untouched.
+/// </summary>
+public sealed class TrainingDivergedException(string message) : Exception(message);
