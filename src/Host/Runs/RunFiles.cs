@@ -1,0 +1,46 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>The files a run leaves in its results folder: model.bin, metrics.csv and summary.json.</summary>
+public static class RunFiles
+{
+    public const string ModelFileName = "model.bin";
+    public const string MetricsFileName = "metrics.csv";
+    public const string SummaryFileName = "summary.json";
+
+    public const string MetricsHeader = "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate";
+
+    /// <summary>One metrics.csv row, invariant culture, round-trippable numbers.</summary>
+    public static string MetricsRow(EpochMetrics m) => string.Join(',',
+        m.Epoch.ToString(CultureInfo.InvariantCulture),
+        m.Step.ToString(CultureInfo.InvariantCulture),
+        Number(m.TrainLoss), Number(m.TestLoss), Number(m.TestAccuracy),
+        Number(m.Seconds), Number(m.SamplesPerSecond), Number(m.LearningRate));
+
+    public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs)
+    {
+        var text = new StringBuilder().AppendLine(MetricsHeader);
+        foreach (var m in epochs)
+            text.AppendLine(MetricsRow(m));
+        AtomicFile.Write(Path.Combine(directory, MetricsFileName), Encoding.UTF8.GetBytes(text.ToString()));
+    }
+
+    public static void WriteSummary(string directory, object summary)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(summary, new JsonSerializerOptions
+        {
+            WriteIndented = true,
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        });
+        AtomicFile.Write(Path.Combine(directory, SummaryFileName), json);
+    }
+
+    private static string Number(double value) =>
+        double.IsNaN(value) ? "" : value.ToString("R", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Globalization;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>Runs `distsgd train`: loads and prepares the data, trains, writes the results folder.</summary>
+public static class TrainRun
+{
+    public static int Execute(TrainSettings settings, TextWriter output, CancellationToken cancellation = default)
+    {
+        var clock = Stopwatch.StartNew();
+        var raw = DataSources.Load(settings.Data);
+        output.WriteLine($"data: {raw.Description}");
+
+        string normalize = settings.Normalize == "auto" ? (raw.IsImages ? "scale" : "standardize") : settings.Normalize;
+        float scale = raw.IsImages && normalize != "none" ? 1f / 255f : 1f;
+        var transform = FeatureTransform.Fit(raw.Train, scale, standardize: normalize == "standardize");
+        var train = transform.Apply(raw.Train);
+        var test = transform.Apply(raw.Test);
+
+        var spec = BuildSpec(settings, train);
+        var kernels = KernelChoice.Create(settings.Threads);
+        var model = new Model(spec, kernels);
+        var parameters = new float[model.ParameterCount];
+        model.Initialize(parameters, settings.Seed);
+
+        var options = new TrainingOptions(settings.Epochs, settings.BatchSize, settings.Seed, settings.Patience, settings.MinDelta);
+        long totalSteps = options.StepsPerEpoch(train.Count) * settings.Epochs;
+        var optimizer = new SgdOptimizer(BuildOptimizerOptions(settings, totalSteps, options.StepsPerEpoch(train.Count)), model.ParameterCount);
+        output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizer.Options}");
+        output.WriteLine($"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
+                         $"normalize {normalize}, kernels {kernels.Name}");
+        Directory.CreateDirectory(settings.Out);
+        output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+
+        var epochs = new List<EpochMetrics>();
+        var trainer = new SequentialTrainer(model, optimizer, options);
+        TrainingResult result;
+        try
+        {
+            result = trainer.Train(parameters, train, test, metrics =>
+            {
+                epochs.Add(metrics);
+                output.WriteLine(FormatEpoch(metrics, settings.Epochs, spec.ClassCount > 0));
+                RunFiles.WriteMetrics(settings.Out, epochs);
+            }, cancellation);
+        }
+        catch (TrainingDivergedException e)
+        {
+            output.WriteLine($"error: {e.Message}");
+            return ExitCodes.TrainingFailed;
+        }
+
+        var saved = new SavedModel(spec, parameters, transform);
+        ModelFile.Save(Path.Combine(settings.Out, RunFiles.ModelFileName), saved);
+        var final = result.Final;
+        RunFiles.WriteSummary(settings.Out, new
+        {
+            Command = "train",
+            settings.Mode,
+            Data = raw.Description,
+            TrainSamples = train.Count,
+            TestSamples = test.Count,
+            Model = spec.ToString(),
+            Parameters = model.ParameterCount,
+            Optimizer = optimizer.Options.ToString(),
+            settings.Epochs,
+            settings.BatchSize,
+            settings.Seed,
+            settings.Patience,
+            settings.MinDelta,
+            Normalize = normalize,
+            Kernels = kernels.Name,
+            EpochsRun = result.Epochs.Count,
+            StopReason = result.StopReason.ToString(),
+            TrainSeconds = result.TotalSeconds,
+            WallSeconds = clock.Elapsed.TotalSeconds,
+            FinalTrainLoss = final?.TrainLoss,
+            FinalTestLoss = final?.TestLoss,
+            FinalTestAccuracy = final?.TestAccuracy,
+            Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
+        });
+        output.WriteLine(
+            $"done: {result.Epochs.Count} epochs ({Describe(result.StopReason)}) in {result.TotalSeconds:F1} s" +
+            (final is not null && spec.ClassCount > 0 ? $", test accuracy {final.TestAccuracy:P2}" : "") +
+            $"; model written to {Path.Combine(settings.Out, RunFiles.ModelFileName)}");
+        return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
+    }
+
+    public static ModelSpec BuildSpec(TrainSettings settings, Dataset train)
+    {
+        if (settings.Model == ModelKind.Linear && train.IsClassification)
+            throw new UsageException($"--model linear fits a regression target, but {train.Name} has {train.ClassCount} classes; use --model softmax or mlp, or --task regression");
+        if (settings.Model != ModelKind.Linear && !train.IsClassification)
+            throw new UsageException($"--model {settings.Model.ToString().ToLowerInvariant()} needs class labels, but {train.Name} is a regression data set; use --model linear");
+        var hidden = settings.Model == ModelKind.Mlp ? settings.Hidden : [];
+        return new ModelSpec(settings.Model, train.FeatureCount, train.ClassCount, hidden, settings.Activation);
+    }
+
+    public static SgdOptions BuildOptimizerOptions(TrainSettings settings, long totalSteps, long stepsPerEpoch)
+    {
+        LearningRateSchedule schedule = settings.Schedule switch
+        {
+            "cosine" => new LearningRateSchedule.Cosine(totalSteps),
+            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart).
+            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1),
+            _ => LearningRateSchedule.Constant.Instance,
+        };
+        return new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: schedule);
+    }
+
+    private static string FormatEpoch(EpochMetrics m, int epochs, bool classification)
+    {
+        var text = string.Create(CultureInfo.InvariantCulture,
+            $"epoch {m.Epoch,3}/{epochs}  train loss {m.TrainLoss:F4}  test loss {m.TestLoss:F4}");
+        if (classification)
+            text += string.Create(CultureInfo.InvariantCulture, $"  test acc {m.TestAccuracy * 100:F2}%");
+        return text + string.Create(CultureInfo.InvariantCulture,
+            $"  {m.Seconds:F2} s  {m.SamplesPerSecond,9:N0} samples/s  lr {m.LearningRate:G3}");
+    }
+
+    private static string Describe(StopReason reason) => reason switch
+    {
+        StopReason.LossPlateau => "loss stopped improving",
+        StopReason.Cancelled => "cancelled",
+        _ => "epoch limit",
+    };
+}
+
+/// <summary>The program's exit codes: 0 ok, 1 training failed, 2 bad usage or input.</summary>
+public static class ExitCodes
+{
+    public const int Ok = 0;
+    public const int TrainingFailed = 1;
+    public const int BadInput = 2;
+}
+
+/// <summary>A request that cannot be carried out as given; the message names the flag and what it accepts.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>Chooses the matrix kernels for a run.</summary>
+public static class KernelChoice
+{
+    public static IMatrixKernels Create(int threads) => NaiveKernels.Instance;
+}

@@ -1,0 +1,26 @@
+using DistSgd.Numerics.Models;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>Everything `distsgd train` was asked to do, validated by the command line before it gets here.</summary>
+public sealed record TrainSettings
+{
+    public required string Mode { get; init; }
+    public required DataRequest Data { get; init; }
+    public required ModelKind Model { get; init; }
+    public required int[] Hidden { get; init; }
+    public required Activation Activation { get; init; }
+    public required int Epochs { get; init; }
+    public required int BatchSize { get; init; }
+    public required double LearningRate { get; init; }
+    public required double Momentum { get; init; }
+    public required double WeightDecay { get; init; }
+    public required string Schedule { get; init; }
+    public required int Seed { get; init; }
+    public required int Patience { get; init; }
+    public required double MinDelta { get; init; }
+    public required string Normalize { get; init; }
+    public required int Threads { get; init; }
+    public required string Out { get; init; }
+    public required bool Quiet { get; init; }
+}
