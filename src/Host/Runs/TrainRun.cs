@@ -18,8 +18,8 @@ public static class TrainRun
         output.WriteLine($"data: {raw.Description}");
 
         string normalize = settings.Normalize == "auto" ? (raw.IsImages ? "scale" : "standardize") : settings.Normalize;
-        float scale = raw.IsImages && normalize != "none" ? 1f / 255f : 1f;
-        var transform = FeatureTransform.Fit(raw.Train, scale, standardize: normalize == "standardize");
+        float pixelMax = raw.IsImages && normalize != "none" ? PixelScaling.MaxPixelValue : 1f;
+        var transform = FeatureTransform.Fit(raw.Train, pixelMax, standardize: normalize == "standardize");
         var train = transform.Apply(raw.Train);
         var test = transform.Apply(raw.Test);
 

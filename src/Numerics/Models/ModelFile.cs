@@ -14,7 +14,7 @@ public sealed record SavedModel(ModelSpec Spec, float[] Parameters, FeatureTrans
 /// </summary>
 /// <remarks>
 /// Layout, little-endian: "DSGDMODL", int32 version, byte kind, byte activation, int32 inputs,
-/// int32 classes, int32 hidden-layer count, int32[] hidden sizes, float32 input scale, byte has-statistics,
+/// int32 classes, int32 hidden-layer count, int32[] hidden sizes, float32 pixel maximum, byte has-statistics,
 /// [int32 n, float32[n] mean, float32[n] std], int32 parameter count, float32[] θ, then 32 bytes of
 /// SHA-256 over everything before it. Nothing time-dependent is stored: the same θ gives the same bytes.
 /// </remarks>
@@ -48,13 +48,13 @@ public static class ModelFile
             foreach (int size in spec.HiddenSizes)
                 writer.Write(size);
             var transform = model.Transform;
-            writer.Write(transform.Scale);
-            writer.Write(transform.Mean is not null);
-            if (transform.Mean is not null)
+            writer.Write(transform.PixelMax);
+            writer.Write(transform.Standardizer is not null);
+            if (transform.Standardizer is { } standardizer)
             {
-                writer.Write(transform.Mean.Length);
-                writer.Write(MemoryMarshal.AsBytes(transform.Mean.AsSpan()));
-                writer.Write(MemoryMarshal.AsBytes(transform.Std!.AsSpan()));
+                writer.Write(standardizer.FeatureCount);
+                writer.Write(MemoryMarshal.AsBytes(standardizer.Mean.AsSpan()));
+                writer.Write(MemoryMarshal.AsBytes(standardizer.Std.AsSpan()));
             }
             writer.Write(model.Parameters.Length);
             writer.Write(MemoryMarshal.AsBytes(model.Parameters.AsSpan()));
@@ -106,13 +106,12 @@ public static class ModelFile
                 hidden[i] = reader.ReadInt32();
             var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
 
-            float scale = reader.ReadSingle();
-            float[]? mean = null, std = null;
+            float pixelMax = reader.ReadSingle();
+            Standardizer? standardizer = null;
             if (reader.ReadBoolean())
             {
                 int n = ReadCount(reader, path, "statistics length", body.Length / 8);
-                mean = ReadFloats(reader, n);
-                std = ReadFloats(reader, n);
+                standardizer = new Standardizer(ReadFloats(reader, n), ReadFloats(reader, n));
             }
             int count = ReadCount(reader, path, "parameter count", body.Length / 4);
             if (count != spec.ParameterCount)
@@ -120,7 +119,7 @@ public static class ModelFile
             var parameters = ReadFloats(reader, count);
             if (reader.BaseStream.Position != body.Length)
                 throw new DataFormatException(path, $"{body.Length - reader.BaseStream.Position} unexpected bytes after the parameters");
-            return new SavedModel(spec, parameters, new FeatureTransform(scale, mean, std));
+            return new SavedModel(spec, parameters, new FeatureTransform(pixelMax, standardizer));
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException)
         {

@@ -15,7 +15,7 @@ public sealed class ModelFileTests : IDisposable
         var spec = new ModelSpec(ModelKind.Mlp, 6, 3, [5, 4], Activation.Tanh);
         var theta = new float[spec.ParameterCount];
         new Model(spec, NaiveKernels.Instance).Initialize(theta, 9);
-        var transform = new FeatureTransform(0.5f, [1, 2, 3, 4, 5, 6], [1, 1, 2, 2, 3, 3]);
+        var transform = new FeatureTransform(255f, new Standardizer([1, 2, 3, 4, 5, 6], [1, 1, 2, 2, 3, 3]));
         return new SavedModel(spec, theta, transform);
     }
 
@@ -28,9 +28,9 @@ public sealed class ModelFileTests : IDisposable
         var loaded = ModelFile.Load(path);
         Assert.Equal(saved.Spec, loaded.Spec);
         Assert.Equal(saved.Parameters, loaded.Parameters);
-        Assert.Equal(saved.Transform.Scale, loaded.Transform.Scale);
-        Assert.Equal(saved.Transform.Mean, loaded.Transform.Mean);
-        Assert.Equal(saved.Transform.Std, loaded.Transform.Std);
+        Assert.Equal(saved.Transform.PixelMax, loaded.Transform.PixelMax);
+        Assert.Equal(saved.Transform.Standardizer!.Mean, loaded.Transform.Standardizer!.Mean);
+        Assert.Equal(saved.Transform.Standardizer.Std, loaded.Transform.Standardizer.Std);
         Assert.Empty(Directory.GetFiles(_directory, "*.tmp"));
     }
 
