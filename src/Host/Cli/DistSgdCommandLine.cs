@@ -61,8 +61,8 @@ public static class DistSgdCommandLine
 
         public DataFlags()
         {
-            TestFraction.Validators.Add(r => Check(r, r.GetValueOrDefault<double>() is > 0 and < 1, "a fraction strictly between 0 and 1"));
-            Samples.Validators.Add(r => Check(r, r.GetValueOrDefault<int>() >= 10, "at least 10 samples"));
+            TestFraction.Validators.Add(r => Check<double>(r, v => v is > 0 and < 1, "a fraction strictly between 0 and 1"));
+            Samples.Validators.Add(r => Check<int>(r, v => v >= 10, "at least 10 samples"));
         }
 
         public void AddTo(Command command)
@@ -109,14 +109,14 @@ public static class DistSgdCommandLine
         var outDir = new Option<string?>("--out") { Description = "Results folder; default runs/<timestamp>-<mode>." };
         var quiet = new Option<bool>("--quiet") { Description = "Print only the summary line." };
 
-        epochs.Validators.Add(r => Check(r, r.GetValueOrDefault<int>() >= 1, "at least 1 epoch"));
-        batchSize.Validators.Add(r => Check(r, r.GetValueOrDefault<int>() >= 1, "a batch size of at least 1"));
-        lr.Validators.Add(r => Check(r, r.GetValueOrDefault<double>() is var v && v > 0 && double.IsFinite(v), "a finite learning rate > 0"));
-        momentum.Validators.Add(r => Check(r, r.GetValueOrDefault<double>() is >= 0 and < 1, "a momentum in [0, 1)"));
-        weightDecay.Validators.Add(r => Check(r, r.GetValueOrDefault<double>() is var v && v >= 0 && double.IsFinite(v), "a finite weight decay ≥ 0"));
-        patience.Validators.Add(r => Check(r, r.GetValueOrDefault<int>() >= 0, "a patience ≥ 0 (0 = off)"));
-        minDelta.Validators.Add(r => Check(r, r.GetValueOrDefault<double>() is var v && v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
-        threads.Validators.Add(r => Check(r, r.GetValueOrDefault<int>() is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
+        epochs.Validators.Add(r => Check<int>(r, v => v >= 1, "at least 1 epoch"));
+        batchSize.Validators.Add(r => Check<int>(r, v => v >= 1, "a batch size of at least 1"));
+        lr.Validators.Add(r => Check<double>(r, v => v > 0 && double.IsFinite(v), "a finite learning rate > 0"));
+        momentum.Validators.Add(r => Check<double>(r, v => v is >= 0 and < 1, "a momentum in [0, 1)"));
+        weightDecay.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite weight decay ≥ 0"));
+        patience.Validators.Add(r => Check<int>(r, v => v >= 0, "a patience ≥ 0 (0 = off)"));
+        minDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
+        threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
 
         foreach (var option in new Option[] { mode, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
             command.Add(option);
@@ -197,7 +197,12 @@ public static class DistSgdCommandLine
         {
             return action();
         }
-        catch (Exception e) when (e is DataFormatException or UsageException or ArgumentException or FileNotFoundException or DirectoryNotFoundException)
+        catch (FileNotFoundException e)
+        {
+            error.WriteLine($"error: {e.FileName ?? e.Message}: no such file");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e) when (e is DataFormatException or UsageException or ArgumentException or DirectoryNotFoundException)
         {
             error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
@@ -211,17 +216,28 @@ public static class DistSgdCommandLine
 
     private static Option<string> Choice(string name, string defaultValue, string[] choices, string description)
     {
-        var option = new Option<string>(name) { Description = description, DefaultValueFactory = _ => defaultValue };
-        option.AcceptOnlyFromAmong(choices);
+        var option = new Option<string>(name) { Description = $"{description} [{string.Join('|', choices)}]", DefaultValueFactory = _ => defaultValue };
+        option.Validators.Add(r => Check<string>(r, choices.Contains, $"one of {string.Join(", ", choices)}"));
         return option;
     }
 
-    private static void Check(OptionResult result, bool ok, string expected)
+    /// <summary>Adds "--flag: expected …, found …" when the flag's value fails <paramref name="accepts"/>.</summary>
+    private static void Check<T>(OptionResult result, Func<T, bool> accepts, string expected)
     {
-        if (ok)
+        T value;
+        try
+        {
+            value = result.GetValueOrDefault<T>();
+        }
+        catch (InvalidOperationException)
+        {
+            // Not a T at all: the parser reports that conversion error itself.
+            return;
+        }
+        if (accepts(value))
             return;
         string found = string.Join(' ', result.Tokens.Select(t => t.Value));
-        result.AddError($"{result.Option.Name}: expected {expected}, found {found}");
+        result.AddError($"{result.Option.Name}: expected {expected}, found '{found}'");
     }
 
     private static int[] ParseHidden(ArgumentResult result)
