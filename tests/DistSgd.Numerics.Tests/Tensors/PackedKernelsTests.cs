@@ -1,0 +1,228 @@
+using DistSgd.Numerics.Tensors;
+
+namespace DistSgd.Numerics.Tests.Tensors;
+
+public class PackedKernelsTests
+{
+    /// <summary>
+    /// Tolerance: |c − ref| ≤ 1e-4·(1 + |α|·Σₚ|a||b| + |β·c₀|). A float32 sum of k products is off by
+    /// at most about k·2⁻²⁴ of Σ|a||b| (k = 785: 5e-5), so 1e-4 passes any correct summation order
+    /// and fails a dropped or doubled term.
+    /// </summary>
+    private const double RelativeTolerance = 1e-4;
+
+    private static readonly (int M, int N, int K)[] Shapes =
+    [
+        (1, 1, 1), (2, 7, 16), (7, 2, 17), (16, 17, 33), (17, 33, 7), (33, 16, 65),
+        (64, 65, 64), (65, 64, 257), (1, 300, 785), (300, 1, 65), (257, 33, 300), (7, 785, 17),
+        (13, 47, 785), (96, 64, 9),
+    ];
+
+    private static readonly (float Alpha, float Beta)[] Scalings = [(1f, 0f), (0.5f, 1f), (-1.5f, 0.25f)];
+
+    /// <summary>Kernel configurations under test, by name (see <see cref="Build"/>).</summary>
+    public static TheoryData<string> Configurations()
+    {
+        var data = new TheoryData<string> { "default", "default-2-threads-always-split", "default-3-threads-always-split" };
+        foreach (var kernel in GemmMicroKernel.Available())
+            data.Add("tiny-blocks:" + kernel.Name);
+        return data;
+    }
+
+    /// <summary>
+    /// "tiny-blocks:NAME" uses KC = 16, MC = 2·MR, NC = 2·NR so that the small test shapes still
+    /// cross every block boundary (several k blocks, β folded in once, edge tiles in every loop).
+    /// </summary>
+    private static PackedKernels Build(string configuration)
+    {
+        if (configuration == "default") return new PackedKernels(threads: 1);
+        if (configuration == "default-2-threads-always-split")
+            return new PackedKernels(2, GemmMicroKernel.Best(), PackedKernels.DefaultKc, PackedKernels.DefaultMc, PackedKernels.DefaultNc, parallelMinFlops: 0);
+        if (configuration == "default-3-threads-always-split")
+            return new PackedKernels(3, GemmMicroKernel.Best(), 16, 1, 1, parallelMinFlops: 0);
+        var kernel = GemmMicroKernel.Find(configuration["tiny-blocks:".Length..])!;
+        return new PackedKernels(1, kernel, 16, 2 * kernel.Mr, 2 * kernel.Nr, PackedKernels.DefaultParallelMinFlops);
+    }
+
+    [Theory]
+    [MemberData(nameof(Configurations))]
+    public void Matches_the_naive_oracle_for_odd_shapes_all_transposes_and_strides(string configuration)
+    {
+        using var kernels = Build(configuration);
+        int caseIndex = 0;
+        foreach (var (m, n, k) in Shapes)
+        {
+            foreach (bool transposeA in new[] { false, true })
+            {
+                foreach (bool transposeB in new[] { false, true })
+                {
+                    var (alpha, beta) = Scalings[caseIndex % Scalings.Length];
+                    // Every other case uses row strides wider than the rows.
+                    int pad = caseIndex % 2 == 0 ? 0 : 3;
+                    AssertMatchesOracle(kernels, transposeA, transposeB, m, n, k, alpha, beta, pad, seed: caseIndex);
+                    caseIndex++;
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Beta_zero_overwrites_NaN_in_C_and_leaves_the_stride_gap_alone()
+    {
+        using var kernels = new PackedKernels(threads: 1);
+        const int m = 9, n = 37, k = 20, ldc = n + 5;
+        var (a, b) = (Random(m * k, 1), Random(k * n, 2));
+        var c = Enumerable.Repeat(float.NaN, m * ldc).ToArray();
+        kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, ldc);
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++) Assert.False(float.IsNaN(c[i * ldc + j]), $"C[{i},{j}] still NaN");
+            for (int j = n; j < ldc; j++) Assert.True(float.IsNaN(c[i * ldc + j]), $"gap C[{i},{j}] was written");
+        }
+    }
+
+    [Fact]
+    public void Beta_one_accumulates_onto_C()
+    {
+        using var kernels = new PackedKernels(threads: 1);
+        const int m = 13, n = 35, k = 50;
+        var (a, b) = (Random(m * k, 3), Random(k * n, 4));
+        var once = new float[m * n];
+        kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, once, n);
+        var twice = (float[])once.Clone();
+        kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 1f, twice, n);
+        for (int i = 0; i < once.Length; i++)
+            Assert.Equal(2 * once[i], twice[i], 1e-4f * (1 + Math.Abs(once[i])));
+    }
+
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(1f)]
+    [InlineData(-2f)]
+    public void K_zero_gives_beta_times_C(float beta)
+    {
+        using var kernels = new PackedKernels(threads: 1);
+        var c = new[] { 1f, float.NaN, 3f, -4f };
+        if (beta != 0f) c[1] = 2f;
+        var expected = c.Select(x => beta == 0f ? 0f : beta * x).ToArray();
+        kernels.Gemm(false, false, 2, 2, 0, 1f, ReadOnlySpan<float>.Empty, 1, ReadOnlySpan<float>.Empty, 2, beta, c, 2);
+        Assert.Equal(expected, c);
+    }
+
+    [Fact]
+    public void Empty_output_touches_nothing()
+    {
+        using var kernels = new PackedKernels(threads: 1);
+        kernels.Gemm(false, false, 0, 5, 3, 1f, ReadOnlySpan<float>.Empty, 3, new float[15], 5, 0f, Span<float>.Empty, 5);
+        kernels.Gemm(true, true, 4, 0, 3, 1f, new float[12], 4, ReadOnlySpan<float>.Empty, 3, 0f, Span<float>.Empty, 0);
+    }
+
+    [Fact]
+    public void Too_short_operand_is_rejected_with_its_name()
+    {
+        using var kernels = new PackedKernels(threads: 1);
+        var e = Assert.Throws<ArgumentException>(() =>
+            kernels.Gemm(false, false, 4, 4, 4, 1f, new float[15], 4, new float[16], 4, 0f, new float[16], 4));
+        Assert.Equal("a", e.ParamName);
+    }
+
+    [Fact]
+    public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run()
+    {
+        // Big enough that the multi-threaded instances really split (above the default threshold).
+        const int m = 64, n = 784, k = 256;
+        var (a, b) = (Random(m * k, 5), Random(n * k, 6));
+        float[] Run(PackedKernels kernels)
+        {
+            var c = new float[m * n];
+            kernels.Gemm(false, true, m, n, k, 0.7f, a, k, b, k, 0f, c, n);
+            return c;
+        }
+
+        using var one = new PackedKernels(threads: 1);
+        using var two = new PackedKernels(threads: 2);
+        using var three = new PackedKernels(threads: 3);
+        var reference = Run(one);
+        Assert.Equal(reference, Run(one));
+        for (int repeat = 0; repeat < 20; repeat++)
+            Assert.Equal(reference, Run(two));
+        Assert.Equal(reference, Run(three));
+    }
+
+    [Fact]
+    public void Steady_state_calls_allocate_nothing()
+    {
+        using var one = new PackedKernels(threads: 1);
+        using var two = new PackedKernels(threads: 2);
+        const int m = 64, n = 256, k = 784;
+        var (a, b) = (Random(m * k, 7), Random(k * n, 8));
+        var c = new float[m * n];
+        foreach (var kernels in new[] { one, two })
+        {
+            // The first calls size this thread's pack buffers.
+            kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+            kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 10; i++)
+            {
+                kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+                kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
+            }
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        }
+    }
+
+    [Fact]
+    public void Name_says_packed_and_the_thread_count()
+    {
+        using var two = new PackedKernels(threads: 2);
+        Assert.StartsWith("packed-", two.Name);
+        Assert.EndsWith("(2 threads)", two.Name);
+        Assert.StartsWith("packed-", MatrixKernels.Default.Name);
+    }
+
+    private static void AssertMatchesOracle(IMatrixKernels kernels, bool transposeA, bool transposeB,
+                                            int m, int n, int k, float alpha, float beta, int pad, int seed)
+    {
+        int aRows = transposeA ? k : m, aCols = transposeA ? m : k;
+        int bRows = transposeB ? n : k, bCols = transposeB ? k : n;
+        int lda = aCols + pad, ldb = bCols + pad, ldc = n + pad;
+        var a = Random(Math.Max(0, aRows * lda), seed * 3 + 1);
+        var b = Random(Math.Max(0, bRows * ldb), seed * 3 + 2);
+        var c0 = Random(m * ldc, seed * 3 + 3);
+        if (beta == 0f) Array.Fill(c0, float.NaN); // must be ignored
+        var expected = (float[])c0.Clone();
+        var actual = (float[])c0.Clone();
+        NaiveKernels.Instance.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc);
+        kernels.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, actual, ldc);
+
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double magnitude = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    float aip = transposeA ? a[p * lda + i] : a[i * lda + p];
+                    float bpj = transposeB ? b[j * ldb + p] : b[p * ldb + j];
+                    magnitude += Math.Abs((double)aip * bpj);
+                }
+                double scale = 1 + Math.Abs(alpha) * magnitude + (beta == 0f ? 0 : Math.Abs(beta * c0[i * ldc + j]));
+                double error = Math.Abs(actual[i * ldc + j] - (double)expected[i * ldc + j]);
+                if (!(error <= RelativeTolerance * scale))
+                    Assert.Fail($"{kernels.Name}: op(A)={(transposeA ? "Aᵀ" : "A")} op(B)={(transposeB ? "Bᵀ" : "B")} " +
+                                $"m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {actual[i * ldc + j]}, expected {expected[i * ldc + j]}");
+            }
+            for (int j = n; j < ldc; j++)
+                Assert.True(c0[i * ldc + j].Equals(actual[i * ldc + j]), $"{kernels.Name}: wrote into the stride gap at C[{i},{j}]");
+        }
+    }
+
+    private static float[] Random(int length, int seed)
+    {
+        var rng = new Random(seed);
+        var x = new float[length];
+        for (int i = 0; i < x.Length; i++) x[i] = rng.NextSingle() * 2 - 1;
+        return x;
+    }
+}
