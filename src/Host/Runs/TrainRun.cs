@@ -146,5 +146,5 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>Chooses the matrix kernels for a run.</summary>
 public static class KernelChoice
 {
-    public static IMatrixKernels Create(int threads) => NaiveKernels.Instance;
+    public static IMatrixKernels Create(int threads) => MatrixKernels.Create(threads <= 0 ? Environment.ProcessorCount : threads);
 }
