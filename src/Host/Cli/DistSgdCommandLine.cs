@@ -95,8 +95,8 @@ public static class DistSgdCommandLine
         var activation = Choice("--activation", "relu", ["relu", "tanh", "sigmoid"], "MLP hidden-layer nonlinearity.");
         var epochs = new Option<int>("--epochs") { Description = "Maximum number of epochs.", DefaultValueFactory = _ => 10 };
         var batchSize = new Option<int>("--batch-size") { Description = "Samples per SGD step.", DefaultValueFactory = _ => 64 };
-        var lr = new Option<double>("--lr") { Description = "Base learning rate η.", DefaultValueFactory = _ => 0.1 };
-        var momentum = new Option<double>("--momentum") { Description = "Momentum μ in [0, 1).", DefaultValueFactory = _ => 0.0 };
+        var lr = new Option<double>("--lr") { Description = "Base learning rate η.", DefaultValueFactory = _ => 0.05 };
+        var momentum = new Option<double>("--momentum") { Description = "Momentum μ in [0, 1).", DefaultValueFactory = _ => 0.9 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay λ ≥ 0.", DefaultValueFactory = _ => 0.0 };
         var schedule = Choice("--schedule", "cosine", ["cosine", "step", "constant"],
             "Learning-rate schedule: cosine (anneal to 0 over the run), step (×0.1 at 1/3 and 2/3), constant.");
@@ -107,7 +107,7 @@ public static class DistSgdCommandLine
             "Input preprocessing: scale (pixels to [0,1]), standardize (training-set mean/std), auto = scale for images, standardize otherwise.");
         var threads = new Option<int>("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
         var outDir = new Option<string?>("--out") { Description = "Results folder; default runs/<timestamp>-<mode>." };
-        var quiet = new Option<bool>("--quiet") { Description = "Print only the summary line." };
+        var quiet = new Option<bool>("--quiet") { Description = "Print only the final line." };
 
         epochs.Validators.Add(r => Check<int>(r, v => v >= 1, "at least 1 epoch"));
         batchSize.Validators.Add(r => Check<int>(r, v => v >= 1, "a batch size of at least 1"));
@@ -151,7 +151,7 @@ public static class DistSgdCommandLine
                 Out = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
                 Quiet = p.GetValue(quiet),
             };
-            return Guarded(error, () => TrainRun.Execute(settings, settings.Quiet ? TextWriter.Null : output, cancellation));
+            return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
         });
         return command;
     }

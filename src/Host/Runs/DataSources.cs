@@ -34,8 +34,8 @@ public static class DataSources
             return LoadPath(request);
         return request.Dataset switch
         {
-            FashionMnist => LoadFashionMnist(request),
-            Blobs => SplitSynthetic(Synthetic.GaussianBlobs(request.SyntheticCount, 20, 4, spread: 1.5, request.Seed), request,
+            FashionMnist => LoadFashionMnist(SystemFashionMnist),
+            Blobs => SplitSynthetic(Synthetic.GaussianBlobs(request.SyntheticCount, 20, 4, spread: 12, request.Seed), request,
                                     $"synthetic Gaussian blobs ({request.SyntheticCount} samples, 20 features, 4 classes)"),
             Linear => SplitSynthetic(Synthetic.LinearRegression(request.SyntheticCount, 20, noiseStd: 0.1, request.Seed).Data, request,
                                      $"synthetic noisy linear regression ({request.SyntheticCount} samples, 20 features)"),
@@ -59,14 +59,15 @@ public static class DataSources
         return Load(request).Test;
     }
 
-    private static LoadedData LoadFashionMnist(DataRequest request)
+    /// <summary>Fashion-MNIST from <paramref name="systemDirectory"/> when it holds the full set, else the bundled sample.</summary>
+    internal static LoadedData LoadFashionMnist(string systemDirectory)
     {
-        if (HasIdxPair(SystemFashionMnist, "train"))
+        if (HasIdxPair(systemDirectory, "train"))
         {
-            var train = IdxReader.LoadDirectory(SystemFashionMnist, "train");
-            var test = IdxReader.LoadDirectory(SystemFashionMnist, "t10k");
+            var train = IdxReader.LoadDirectory(systemDirectory, "train");
+            var test = IdxReader.LoadDirectory(systemDirectory, "t10k");
             return new LoadedData(train, test,
-                $"Fashion-MNIST from {SystemFashionMnist} ({train.Count} train, {test.Count} test)", IsImages: true);
+                $"Fashion-MNIST from {systemDirectory} ({train.Count} train, {test.Count} test)", IsImages: true);
         }
         string bundled = BundledFashionMnist;
         var all = IdxReader.LoadDirectory(bundled, "t10k");

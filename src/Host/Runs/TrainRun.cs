@@ -11,9 +11,10 @@ namespace DistSgd.Host.Runs;
 /// <summary>Runs `distsgd train`: loads and prepares the data, trains, writes the results folder.</summary>
 public static class TrainRun
 {
-    public static int Execute(TrainSettings settings, TextWriter output, CancellationToken cancellation = default)
+    public static int Execute(TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
+        var output = settings.Quiet ? TextWriter.Null : console;
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
 
@@ -40,21 +41,12 @@ public static class TrainRun
 
         var epochs = new List<EpochMetrics>();
         var trainer = new SequentialTrainer(model, optimizer, options);
-        TrainingResult result;
-        try
-        {
-            result = trainer.Train(parameters, train, test, metrics =>
+        var result = trainer.Train(parameters, train, test, metrics =>
             {
                 epochs.Add(metrics);
                 output.WriteLine(FormatEpoch(metrics, settings.Epochs, spec.ClassCount > 0));
                 RunFiles.WriteMetrics(settings.Out, epochs);
             }, cancellation);
-        }
-        catch (TrainingDivergedException e)
-        {
-            output.WriteLine($"error: {e.Message}");
-            return ExitCodes.TrainingFailed;
-        }
 
         var saved = new SavedModel(spec, parameters, transform);
         ModelFile.Save(Path.Combine(settings.Out, RunFiles.ModelFileName), saved);
@@ -85,9 +77,10 @@ public static class TrainRun
             FinalTestAccuracy = final?.TestAccuracy,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
         });
-        output.WriteLine(
+        console.WriteLine(
             $"done: {result.Epochs.Count} epochs ({Describe(result.StopReason)}) in {result.TotalSeconds:F1} s" +
-            (final is not null && spec.ClassCount > 0 ? $", test accuracy {final.TestAccuracy:P2}" : "") +
+            (final is not null && spec.ClassCount > 0 ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {final.TestAccuracy * 100:F2}%") : "")
+            + (final is not null && spec.ClassCount == 0 ? string.Create(CultureInfo.InvariantCulture, $", test loss {final.TestLoss:G5}") : "") +
             $"; model written to {Path.Combine(settings.Out, RunFiles.ModelFileName)}");
         return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
     }

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using DistSgd.Host.Runs;
+using DistSgd.Numerics.Models;
+
+namespace DistSgd.Host.Tests.Runs;
+
+public class TrainRunTests
+{
+    private static CliRunner.Outcome TrainBlobs(string outDir, params string[] extra) =>
+        CliRunner.Run(["train", "--dataset", "blobs", "--samples", "800", "--epochs", "3", "--hidden", "16",
+                       "--batch-size", "32", "--out", outDir, .. extra]);
+
+    [Fact]
+    public void Train_writes_the_model_metrics_and_summary()
+    {
+        using var temp = new TempFolder();
+        var outcome = TrainBlobs(temp["run"]);
+        Assert.Equal(0, outcome.ExitCode);
+        Assert.Contains("data: synthetic Gaussian blobs", outcome.Output);
+
+        var metrics = File.ReadAllLines(Path.Combine(temp["run"], RunFiles.MetricsFileName));
+        Assert.Equal(RunFiles.MetricsHeader, metrics[0]);
+        Assert.Equal(4, metrics.Length);
+        Assert.StartsWith("3,", metrics[3]);
+
+        var model = ModelFile.Load(Path.Combine(temp["run"], RunFiles.ModelFileName));
+        Assert.Equal(new ModelSpec(ModelKind.Mlp, 20, 4, [16]), model.Spec);
+
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["run"], RunFiles.SummaryFileName)));
+        Assert.Equal(3, summary.RootElement.GetProperty("epochs_run").GetInt32());
+        Assert.InRange(summary.RootElement.GetProperty("final_test_accuracy").GetDouble(), 0.5, 1.0);
+    }
+
+    [Fact]
+    public void The_same_seed_and_flags_give_a_byte_identical_model_file()
+    {
+        using var temp = new TempFolder();
+        Assert.Equal(0, TrainBlobs(temp["a"], "--seed", "7").ExitCode);
+        Assert.Equal(0, TrainBlobs(temp["b"], "--seed", "7").ExitCode);
+        Assert.Equal(0, TrainBlobs(temp["c"], "--seed", "8").ExitCode);
+        var a = File.ReadAllBytes(Path.Combine(temp["a"], RunFiles.ModelFileName));
+        Assert.Equal(a, File.ReadAllBytes(Path.Combine(temp["b"], RunFiles.ModelFileName)));
+        Assert.NotEqual(a, File.ReadAllBytes(Path.Combine(temp["c"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void Eval_reports_the_accuracy_of_a_saved_model()
+    {
+        using var temp = new TempFolder();
+        Assert.Equal(0, TrainBlobs(temp["run"]).ExitCode);
+        var outcome = CliRunner.Run("eval", "--model", Path.Combine(temp["run"], RunFiles.ModelFileName),
+                                    "--dataset", "blobs", "--samples", "800");
+        Assert.Equal(0, outcome.ExitCode);
+        Assert.Matches(@"accuracy \d+\.\d\d% \(\d+/160\)", outcome.Output);
+    }
+
+    [Fact]
+    public void Linear_regression_trains_on_a_csv_file_and_eval_reads_it_whole()
+    {
+        using var temp = new TempFolder();
+        string csv = temp["line.csv"];
+        var random = new Random(3);
+        var lines = new List<string> { "x1,x2,y" };
+        for (int i = 0; i < 400; i++)
+        {
+            double x1 = random.NextDouble(), x2 = random.NextDouble();
+            lines.Add(FormattableString.Invariant($"{x1},{x2},{3 * x1 - 2 * x2 + 1}"));
+        }
+        File.WriteAllLines(csv, lines);
+        var train = CliRunner.Run("train", "--data", csv, "--header", "--label-column", "-1", "--task", "regression",
+                                  "--epochs", "30", "--out", temp["run"]);
+        Assert.Equal(0, train.ExitCode);
+        Assert.Contains("linear 2-1", train.Output);
+        var eval = CliRunner.Run("eval", "--model", Path.Combine(temp["run"], RunFiles.ModelFileName), "--data", csv,
+                                 "--header", "--label-column", "-1", "--task", "regression");
+        Assert.Equal(0, eval.ExitCode);
+        Assert.Contains("(400 samples)", eval.Output);
+        var mse = double.Parse(System.Text.RegularExpressions.Regex.Match(eval.Output, @"mean squared error (\S+)").Groups[1].Value,
+                               System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(mse < 1e-3, $"mse {mse}");
+    }
+
+    [Fact]
+    public void A_diverging_run_exits_1_with_advice_and_no_model_file()
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run("train", "--dataset", "linear", "--samples", "200", "--lr", "1000", "--momentum", "0",
+                                    "--epochs", "5", "--out", temp["run"]);
+        Assert.Equal(1, outcome.ExitCode);
+        Assert.Contains("smaller --lr", outcome.Error);
+        Assert.False(File.Exists(Path.Combine(temp["run"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void Without_the_system_data_set_the_bundled_sample_is_used_and_said()
+    {
+        var data = DataSources.LoadFashionMnist("/nonexistent/fashion-mnist");
+        Assert.Contains("bundled sample", data.Description);
+        Assert.Equal(8000, data.Train.Count);
+        Assert.Equal(2000, data.Test.Count);
+        Assert.Equal(784, data.Train.FeatureCount);
+        Assert.True(data.IsImages);
+    }
+
+    [Fact]
+    public void The_sequential_mlp_learns_the_bundled_fashion_mnist_sample()
+    {
+        using var temp = new TempFolder();
+        var data = DataSources.LoadFashionMnist("/nonexistent/fashion-mnist");
+        Assert.Contains("bundled", data.Description);
+        // An IDX directory with the 10k sample as both train and test: three epochs, far from converged,
+        // but well above chance (10%).
+        Directory.CreateDirectory(temp["idx"]);
+        foreach (string split in new[] { "train", "t10k" })
+        {
+            File.Copy(Path.Combine(DataSources.BundledFashionMnist, "t10k-images-idx3-ubyte.gz"), Path.Combine(temp["idx"], $"{split}-images-idx3-ubyte.gz"));
+            File.Copy(Path.Combine(DataSources.BundledFashionMnist, "t10k-labels-idx1-ubyte.gz"), Path.Combine(temp["idx"], $"{split}-labels-idx1-ubyte.gz"));
+        }
+        var outcome = CliRunner.Run("train", "--data", temp["idx"], "--epochs", "3", "--out", temp["run"]);
+        Assert.Equal(0, outcome.ExitCode);
+        var final = File.ReadAllLines(Path.Combine(temp["run"], RunFiles.MetricsFileName))[^1].Split(',');
+        double accuracy = double.Parse(final[4], System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(accuracy > 0.75, $"test accuracy {accuracy}");
+    }
+}
