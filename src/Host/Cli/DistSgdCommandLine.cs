@@ -82,7 +82,10 @@ public static class DistSgdCommandLine
     private static Command TrainCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
     {
         var command = new Command("train", "Train a model and write it, its metrics and a summary to a results folder.");
-        var mode = Choice("--mode", "sequential", ["sequential"], "How to train: sequential (one process, one model).");
+        var mode = Choice("--mode", Modes.Centralized, Modes.All,
+            "How to train: centralized (a master and --workers worker nodes of a simulated cluster), sequential (one process, one model).");
+        var workers = new Option<int>("--workers") { Description = "Worker nodes of the simulated cluster (centralized).", DefaultValueFactory = _ => 2 };
+        var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker.", DefaultValueFactory = _ => 1 };
         var data = new DataFlags();
         var model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
             "Model: linear regression, softmax (logistic) regression or an MLP; auto = mlp for classes, linear for regression.");
@@ -94,7 +97,7 @@ public static class DistSgdCommandLine
         };
         var activation = Choice("--activation", "relu", ["relu", "tanh", "sigmoid"], "MLP hidden-layer nonlinearity.");
         var epochs = new Option<int>("--epochs") { Description = "Maximum number of epochs.", DefaultValueFactory = _ => 10 };
-        var batchSize = new Option<int>("--batch-size") { Description = "Samples per SGD step.", DefaultValueFactory = _ => 64 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Samples per SGD step (per worker in the distributed modes: the global batch is workers × this).", DefaultValueFactory = _ => 64 };
         var lr = new Option<double>("--lr") { Description = "Base learning rate η.", DefaultValueFactory = _ => 0.05 };
         var momentum = new Option<double>("--momentum") { Description = "Momentum μ in [0, 1).", DefaultValueFactory = _ => 0.9 };
         var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay λ ≥ 0.", DefaultValueFactory = _ => 0.0 };
@@ -117,8 +120,10 @@ public static class DistSgdCommandLine
         patience.Validators.Add(r => Check<int>(r, v => v >= 0, "a patience ≥ 0 (0 = off)"));
         minDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
         threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
+        workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
+        threadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
 
-        foreach (var option in new Option[] { mode, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
+        foreach (var option in new Option[] { mode, workers, threadsPerWorker, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
             command.Add(option);
         data.AddTo(command);
 
@@ -150,6 +155,8 @@ public static class DistSgdCommandLine
                 Threads = p.GetValue(threads),
                 Out = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
                 Quiet = p.GetValue(quiet),
+                Workers = p.GetValue(workers),
+                ThreadsPerWorker = p.GetValue(threadsPerWorker),
             };
             return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
         });
@@ -202,12 +209,13 @@ public static class DistSgdCommandLine
             error.WriteLine($"error: {e.FileName ?? e.Message}: no such file");
             return ExitCodes.BadInput;
         }
-        catch (Exception e) when (e is DataFormatException or UsageException or ArgumentException or DirectoryNotFoundException)
+        catch (Exception e) when (e is DataFormatException or UsageException or ArgumentException or DirectoryNotFoundException
+                                      or Akka.Configuration.ConfigurationException)
         {
             error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
         }
-        catch (TrainingDivergedException e)
+        catch (Exception e) when (e is TrainingDivergedException or TrainingFailedException)
         {
             error.WriteLine($"error: {e.Message}");
             return ExitCodes.TrainingFailed;

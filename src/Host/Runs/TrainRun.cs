@@ -25,28 +25,45 @@ public static class TrainRun
         var test = transform.Apply(raw.Test);
 
         var spec = BuildSpec(settings, train);
-        var kernels = KernelChoice.Create(settings.Threads);
+        var kernels = KernelChoice.Create(settings.Mode == Modes.Sequential ? settings.Threads : settings.ThreadsPerWorker);
         var model = new Model(spec, kernels);
         var parameters = new float[model.ParameterCount];
         model.Initialize(parameters, settings.Seed);
 
+        bool distributed = settings.Mode != Modes.Sequential;
         var options = new TrainingOptions(settings.Epochs, settings.BatchSize, settings.Seed, settings.Patience, settings.MinDelta);
-        long totalSteps = options.StepsPerEpoch(train.Count) * settings.Epochs;
-        var optimizer = new SgdOptimizer(BuildOptimizerOptions(settings, totalSteps, options.StepsPerEpoch(train.Count)), model.ParameterCount);
-        output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizer.Options}");
-        output.WriteLine($"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
-                         $"normalize {normalize}, kernels {kernels.Name}");
+        long stepsPerEpoch = distributed
+            ? ShardBatches.StepsPerEpoch(train.Count, settings.Workers, settings.BatchSize)
+            : options.StepsPerEpoch(train.Count);
+        var optimizerOptions = BuildOptimizerOptions(settings, stepsPerEpoch * settings.Epochs, stepsPerEpoch);
+        output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
+        output.WriteLine(distributed
+            ? $"run: {settings.Mode}, {settings.Workers} workers × batch {settings.BatchSize} = global batch {settings.Workers * settings.BatchSize}, " +
+              $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
+            : $"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
+              $"normalize {normalize}, kernels {kernels.Name}");
         Directory.CreateDirectory(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
         var epochs = new List<EpochMetrics>();
-        var trainer = new SequentialTrainer(model, optimizer, options);
-        var result = trainer.Train(parameters, train, test, metrics =>
-            {
-                epochs.Add(metrics);
-                output.WriteLine(FormatEpoch(metrics, settings.Epochs, spec.ClassCount > 0));
-                RunFiles.WriteMetrics(settings.Out, epochs);
-            }, cancellation);
+        void OnEpoch(EpochMetrics metrics)
+        {
+            epochs.Add(metrics);
+            output.WriteLine(FormatEpoch(metrics, settings.Epochs, spec.ClassCount > 0));
+            RunFiles.WriteMetrics(settings.Out, epochs);
+        }
+
+        TrainingResult result;
+        if (distributed)
+        {
+            var plan = new DistributedPlan(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch);
+            (parameters, result) = ClusterRun.Run(settings, plan, OnEpoch, output, cancellation);
+        }
+        else
+        {
+            var trainer = new SequentialTrainer(model, new SgdOptimizer(optimizerOptions, model.ParameterCount), options);
+            result = trainer.Train(parameters, train, test, OnEpoch, cancellation);
+        }
 
         var saved = new SavedModel(spec, parameters, transform);
         ModelFile.Save(Path.Combine(settings.Out, RunFiles.ModelFileName), saved);
@@ -60,7 +77,9 @@ public static class TrainRun
             TestSamples = test.Count,
             Model = spec.ToString(),
             Parameters = model.ParameterCount,
-            Optimizer = optimizer.Options.ToString(),
+            Optimizer = optimizerOptions.ToString(),
+            Workers = distributed ? settings.Workers : 1,
+            GlobalBatchSize = distributed ? settings.Workers * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
             settings.Seed,
@@ -113,8 +132,12 @@ public static class TrainRun
             $"epoch {m.Epoch,3}/{epochs}  train loss {m.TrainLoss:F4}  test loss {m.TestLoss:F4}");
         if (classification)
             text += string.Create(CultureInfo.InvariantCulture, $"  test acc {m.TestAccuracy * 100:F2}%");
-        return text + string.Create(CultureInfo.InvariantCulture,
+        text += string.Create(CultureInfo.InvariantCulture,
             $"  {m.Seconds:F2} s  {m.SamplesPerSecond,9:N0} samples/s  lr {m.LearningRate:G3}");
+        if (m.Communication is { } c && c.Steps > 0)
+            text += string.Create(CultureInfo.InvariantCulture,
+                $"  | step {c.StepSeconds / c.Steps * 1000:F2} ms = compute {c.ComputeSeconds / c.Steps * 1000:F2} + comm {c.CommunicationSeconds / c.Steps * 1000:F2} + update {c.UpdateSeconds / c.Steps * 1000:F2}, {c.BytesPerStep / 1e6:F2} MB/step");
+        return text;
     }
 
     private static string Describe(StopReason reason) => reason switch

@@ -23,4 +23,19 @@ public sealed record TrainSettings
     public required int Threads { get; init; }
     public required string Out { get; init; }
     public required bool Quiet { get; init; }
+
+    /// <summary>Worker (centralized) or peer (decentralized) nodes of the simulated cluster.</summary>
+    public int Workers { get; init; } = 1;
+
+    /// <summary>Matrix-kernel threads of each worker or peer.</summary>
+    public int ThreadsPerWorker { get; init; } = 1;
+}
+
+/// <summary>The values of --mode.</summary>
+public static class Modes
+{
+    public const string Sequential = "sequential";
+    public const string Centralized = "centralized";
+    public const string Decentralized = "decentralized";
+    public static readonly string[] All = [Centralized, Sequential];
 }

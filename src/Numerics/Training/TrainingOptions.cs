@@ -43,8 +43,28 @@ public sealed record TrainingOptions
 /// <param name="Seconds">Wall time of the epoch's training steps.</param>
 /// <param name="SamplesPerSecond">Training samples processed per second of <paramref name="Seconds"/>.</param>
 /// <param name="LearningRate">The learning rate of the epoch's last step.</param>
+/// <param name="Communication">Where the distributed modes' step time went; null for sequential runs.</param>
 public sealed record EpochMetrics(int Epoch, long Step, double TrainLoss, double TestLoss, double TestAccuracy,
-                                  double Seconds, double SamplesPerSecond, double LearningRate);
+                                  double Seconds, double SamplesPerSecond, double LearningRate,
+                                  StepTimeBreakdown? Communication = null);
+
+/// <summary>
+/// Where an epoch's step time went in a distributed mode, summed over the epoch's steps. For each step:
+/// compute = the slowest participant's gradient time (the critical path); imbalance = slowest − mean
+/// compute (time the others sat idle); communication = the step's wall time − the slowest compute
+/// (serialization, transfer, queueing); update = averaging and the optimizer step.
+/// </summary>
+public sealed record StepTimeBreakdown(long Steps, double ComputeSeconds, double ImbalanceSeconds,
+                                       double CommunicationSeconds, double UpdateSeconds,
+                                       long BytesSent, long BytesReceived, long DroppedMessages)
+{
+    public double StepSeconds => ComputeSeconds + CommunicationSeconds + UpdateSeconds;
+
+    /// <summary>Share of the step time spent communicating.</summary>
+    public double CommunicationShare => StepSeconds > 0 ? CommunicationSeconds / StepSeconds : 0;
+
+    public double BytesPerStep => Steps > 0 ? (BytesSent + BytesReceived) / (double)Steps : 0;
+}
 
 /// <summary>Why training ended.</summary>
 public enum StopReason

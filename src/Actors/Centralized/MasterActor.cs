@@ -1,0 +1,343 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Event;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Centralized;
+
+/// <summary>Everything the master of a centralized run starts from; local to the node hosting it.</summary>
+/// <param name="WorkerCount">Workers to wait for before the first step.</param>
+/// <param name="InitialParameters">θ₀, already initialised from the run's seed.</param>
+/// <param name="Test">The held-out set evaluated after every epoch, or null.</param>
+/// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
+public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialParameters, SgdOptions Optimizer,
+                                 TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1);
+
+/// <summary>
+/// The seed's centralized master, run as a cluster singleton: owns θ and the optimizer state, broadcasts
+/// θ each step to the step's participants, gathers one gradient from each, takes the average weighted by
+/// sample count, updates θ, and goes on until the stop rule; then reports the final θ.
+/// </summary>
+/// <remarks>
+/// Participants are the registered workers that are still members: one that becomes unreachable or is
+/// removed stops being waited for, and a step never waits longer than distsgd.step-timeout.
+/// </remarks>
+public sealed class MasterActor : ReceiveActor, IWithTimers
+{
+    private sealed record StepTimedOut(long Step);
+    private sealed record StartTimedOut;
+
+    private readonly MasterSetup _setup;
+    private readonly DistSgdSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly RunPlan _plan;
+    private readonly float[] _parameters;
+    private readonly float[] _average;
+    private readonly SgdOptimizer _optimizer;
+    private readonly Model _evaluator;
+    private readonly EarlyStopping _stopping;
+    private readonly StepGather _gather;
+    private readonly Dictionary<IActorRef, int> _registered = new();
+    private readonly SortedDictionary<int, IActorRef> _participants = new();
+    private readonly HashSet<int> _accepted = new();
+    private readonly List<EpochMetrics> _epochs = new();
+    private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
+    private readonly List<int> _weightBuffer = new();
+    private readonly Stopwatch _runClock = new();
+
+    private long _step;
+    private int _epoch = 1;
+    private int _stepInEpoch;
+    private long _stepStarted;
+    private EpochAccumulator _epochTotals = new();
+    private bool _finished;
+
+    public MasterActor(MasterSetup setup)
+    {
+        _setup = setup;
+        _plan = setup.Plan;
+        _settings = DistSgdSettings.Create(Context.System);
+        _parameters = (float[])setup.InitialParameters.Clone();
+        _average = new float[_parameters.Length];
+        _optimizer = new SgdOptimizer(setup.Optimizer, _parameters.Length);
+        _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
+        _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
+        _gather = new StepGather(_plan.RunId, _parameters.Length);
+        WaitingForWorkers();
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    public static Props Props(MasterSetup setup) =>
+        Akka.Actor.Props.Create(() => new MasterActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
+
+    protected override void PreStart()
+    {
+        Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
+                                              typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
+        Timers.StartSingleTimer(nameof(StartTimedOut), new StartTimedOut(), _settings.StartTimeout);
+        _log.Info("master of {0} waiting for {1} workers", _plan, _setup.WorkerCount);
+    }
+
+    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+
+    // ---- phase 1: registration and joining ---------------------------------------------------------
+
+    private void WaitingForWorkers()
+    {
+        Receive<RegisterWorker>(HandleRegister);
+        Receive<JoinAccepted>(HandleJoinAccepted);
+        Receive<JoinRefused>(m => Fail($"worker {m.WorkerIndex} refused to join: {m.Reason}"));
+        Receive<StartTimedOut>(_ => Fail(
+            $"only {_registered.Count} of {_setup.WorkerCount} workers registered and {_accepted.Count} joined within {_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout)"));
+        Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
+        Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
+        Receive<ClusterEvent.IReachabilityEvent>(_ => { });
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
+        Receive<GradientReply>(m => _gather.Offer(m));
+    }
+
+    private void HandleRegister(RegisterWorker message)
+    {
+        if (_registered.ContainsKey(message.Worker) || _participants.Count > 0)
+            return;
+        _registered[message.Worker] = -1;
+        Context.Watch(message.Worker);
+        _setup.Reporter.Tell(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_registered.Count}/{_setup.WorkerCount})"));
+        if (_registered.Count < _setup.WorkerCount)
+            return;
+
+        // Indices by address: the same cluster gives the same shards, whatever the registration order.
+        int index = 0;
+        foreach (var worker in _registered.Keys.OrderBy(w => w.Path.Address.ToString(), StringComparer.Ordinal).ThenBy(w => w.Path.ToString(), StringComparer.Ordinal).ToList())
+        {
+            _registered[worker] = index;
+            _participants[index] = worker;
+            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount));
+            index++;
+        }
+    }
+
+    private void HandleJoinAccepted(JoinAccepted message)
+    {
+        if (message.RunId != _plan.RunId || !_participants.ContainsKey(message.WorkerIndex))
+            return;
+        _accepted.Add(message.WorkerIndex);
+        if (_accepted.Count < _participants.Count)
+            return;
+        Timers.Cancel(nameof(StartTimedOut));
+        _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_participants.Count} workers"));
+        Become(Stepping);
+        _runClock.Start();
+        BeginStep();
+    }
+
+    // ---- phase 2: synchronous steps ----------------------------------------------------------------
+
+    private void Stepping()
+    {
+        Receive<GradientReply>(HandleGradient);
+        Receive<StepTimedOut>(HandleStepTimeout);
+        Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
+        Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
+        Receive<ClusterEvent.IReachabilityEvent>(_ => { });
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
+        Receive<RegisterWorker>(_ => { });
+        Receive<JoinAccepted>(_ => { });
+    }
+
+    private void BeginStep()
+    {
+        // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
+        var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, (float[])_parameters.Clone());
+        _gather.Begin(_step, _participants.Keys);
+        _stepStarted = Stopwatch.GetTimestamp();
+        foreach (var worker in _participants.Values)
+            worker.Tell(message);
+        _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message) * _participants.Count;
+        Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
+    }
+
+    private void HandleGradient(GradientReply reply)
+    {
+        var outcome = _gather.Offer(reply);
+        if (outcome != GatherOutcome.Accepted)
+        {
+            _log.Debug("dropped gradient of worker {0} for step {1}: {2}", reply.WorkerIndex, reply.Step, outcome);
+            return;
+        }
+        _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
+        if (_gather.IsComplete)
+            FinishStep();
+    }
+
+    private void HandleStepTimeout(StepTimedOut message)
+    {
+        if (message.Step != _step || !_gather.IsOpen)
+            return;
+        var missing = string.Join(", ", _gather.WaitingFor);
+        if (_gather.Replies.Count == 0)
+        {
+            _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _step, _settings.StepTimeout, missing);
+            BeginStep();
+            return;
+        }
+        _log.Warning("step {0}: workers {1} did not answer within {2}; going on with {3} gradients",
+                     _step, missing, _settings.StepTimeout, _gather.Replies.Count);
+        FinishStep();
+    }
+
+    private void FinishStep()
+    {
+        Timers.Cancel(nameof(StepTimedOut));
+        _gather.Close();
+        double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
+        long updateStarted = Stopwatch.GetTimestamp();
+
+        _shareBuffer.Clear();
+        _weightBuffer.Clear();
+        double lossSum = 0, slowest = 0, computeSum = 0;
+        foreach (var reply in _gather.Replies)
+        {
+            _shareBuffer.Add(reply.Gradient);
+            _weightBuffer.Add(reply.SampleCount);
+            lossSum += reply.LossSum;
+            slowest = Math.Max(slowest, reply.ComputeSeconds);
+            computeSum += reply.ComputeSeconds;
+        }
+        // ḡ = Σ nᵢ·gᵢ / Σ nᵢ, summed in worker-index order; θ ← optimizer(θ, ḡ)
+        long samples = GradientAggregation.WeightedAverage(_shareBuffer, _weightBuffer, _average);
+        double rate = _optimizer.CurrentLearningRate;
+        if (samples > 0)
+            _optimizer.Step(_parameters, _average);
+
+        var totals = _epochTotals;
+        totals.Steps++;
+        totals.Samples += samples;
+        totals.LossSum += lossSum;
+        totals.Compute += slowest;
+        totals.Imbalance += slowest - computeSum / Math.Max(1, _gather.Replies.Count);
+        totals.Communication += Math.Max(0, wall - slowest);
+        totals.Update += Stopwatch.GetElapsedTime(updateStarted).TotalSeconds;
+        totals.LearningRate = rate;
+
+        if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
+        {
+            Fail($"training diverged at epoch {_epoch}, step {_step + 1}: the loss is {lossSum / Math.Max(1, samples)}. " +
+                 $"The learning rate {rate:G4} is probably too large; try a smaller --lr (e.g. {_setup.Optimizer.LearningRate / 10:G4}).");
+            return;
+        }
+
+        _step++;
+        _stepInEpoch++;
+        if (_stepInEpoch == _plan.StepsPerEpoch)
+        {
+            if (EndEpoch())
+                return;
+        }
+        BeginStep();
+    }
+
+    /// <summary>Evaluates, reports and applies the stop rule; true when the run is over.</summary>
+    private bool EndEpoch()
+    {
+        var totals = _epochTotals;
+        double seconds = totals.Compute + totals.Communication + totals.Update;
+        var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : default;
+        var metrics = new EpochMetrics(
+            _epoch, _step, totals.Samples > 0 ? totals.LossSum / totals.Samples : double.NaN,
+            _setup.Test is null ? double.NaN : score.MeanLoss,
+            _setup.Test is { IsClassification: true } ? score.Accuracy : double.NaN,
+            seconds, totals.Samples / Math.Max(seconds, 1e-9), totals.LearningRate,
+            new StepTimeBreakdown(totals.Steps, totals.Compute, totals.Imbalance, totals.Communication, totals.Update,
+                                  totals.BytesSent, totals.BytesReceived, _gather.DroppedTotal));
+        _epochs.Add(metrics);
+        _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
+        _epochTotals = new EpochAccumulator();
+
+        bool plateau = _stopping.Observe(metrics.TrainLoss);
+        if (plateau || _epoch >= _plan.Epochs)
+        {
+            Finish(plateau ? StopReason.LossPlateau : StopReason.EpochLimit);
+            return true;
+        }
+        _epoch++;
+        _stepInEpoch = 0;
+        return false;
+    }
+
+    private void Finish(StopReason reason)
+    {
+        _finished = true;
+        Timers.CancelAll();
+        foreach (var worker in _participants.Values)
+            worker.Tell(new RunEnded(_plan.RunId));
+        _setup.Reporter.Tell(new RunProgress.RunCompleted((float[])_parameters.Clone(),
+            new TrainingResult(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds)));
+        Become(Finished);
+    }
+
+    private void Fail(string reason)
+    {
+        if (_finished)
+            return;
+        _finished = true;
+        Timers.CancelAll();
+        foreach (var worker in _participants.Values)
+            worker.Tell(new RunEnded(_plan.RunId));
+        _log.Error("run {0} failed: {1}", _plan.RunId, reason);
+        _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
+        Become(Finished);
+    }
+
+    private void Finished()
+    {
+        ReceiveAny(_ => { });
+    }
+
+    // ---- membership ---------------------------------------------------------------------------------
+
+    private void ForgetWorkersAt(Address address, string why)
+    {
+        foreach (var worker in _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList())
+            ForgetWorker(worker, why);
+    }
+
+    private void ForgetWorker(IActorRef worker, string why)
+    {
+        if (!_registered.Remove(worker, out int index))
+            return;
+        _setup.Reporter.Tell(new RunProgress.Note($"worker {index} at {worker.Path.Address} {why}"));
+        if (index < 0)
+            return;
+        _participants.Remove(index);
+        _accepted.Remove(index);
+        if (_participants.Count == 0 && !_finished && _runClock.IsRunning)
+        {
+            Fail($"every worker was lost (the last, worker {index}, {why})");
+            return;
+        }
+        if (_gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
+            FinishStep();
+    }
+
+    /// <summary>Sums of an epoch's step measurements.</summary>
+    private sealed class EpochAccumulator
+    {
+        public long Steps;
+        public long Samples;
+        public double LossSum;
+        public double Compute;
+        public double Imbalance;
+        public double Communication;
+        public double Update;
+        public long BytesSent;
+        public long BytesReceived;
+        public double LearningRate;
+    }
+}

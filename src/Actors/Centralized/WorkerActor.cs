@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Centralized;
+
+/// <summary>
+/// The seed's centralized worker: registers with the master (through the singleton proxy), takes its
+/// shard of the training set when it joins a run, and for every <see cref="ComputeGradient"/> computes
+/// the gradient of its batch at the θ it was sent and replies with it.
+/// </summary>
+public sealed class WorkerActor : ReceiveActor, IWithTimers
+{
+    private sealed record Reregister;
+
+    private readonly IActorRef _master;
+    private readonly Dataset _train;
+    private readonly int _threads;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private RunPlan? _plan;
+    private int _index;
+    private Model? _model;
+    private ShardBatches? _batches;
+    private float[] _features = [];
+    private float[] _targets = [];
+
+    /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
+    /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
+    /// <param name="threads">Threads of this worker's matrix kernels.</param>
+    public WorkerActor(IActorRef master, Dataset train, int threads)
+    {
+        _master = master;
+        _train = train;
+        _threads = threads;
+        Receive<Reregister>(_ => _master.Tell(new RegisterWorker(Self)));
+        Receive<JoinRun>(HandleJoin);
+        Receive<ComputeGradient>(HandleCompute);
+        Receive<RunEnded>(HandleRunEnded);
+    }
+
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Dropped messages (another run, before joining); for tests and metrics.</summary>
+    public long Dropped { get; private set; }
+
+    public static Props Props(IActorRef master, Dataset train, int threads = 1) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
+
+    protected override void PreStart()
+    {
+        _master.Tell(new RegisterWorker(Self));
+        Timers.StartPeriodicTimer(nameof(Reregister), new Reregister(), TimeSpan.FromSeconds(1));
+    }
+
+    private void HandleJoin(JoinRun message)
+    {
+        var plan = message.Plan;
+        string? problem = DataMismatch(plan);
+        if (problem is not null)
+        {
+            _log.Error("refusing {0}: {1}", plan, problem);
+            Sender.Tell(new JoinRefused(plan.RunId, message.WorkerIndex, problem));
+            return;
+        }
+        Timers.Cancel(nameof(Reregister));
+        if (_plan?.RunId != plan.RunId || _model is null)
+        {
+            _model = new Model(plan.Spec, MatrixKernels.Create(_threads));
+            _features = new float[plan.BatchSizePerWorker * plan.Spec.InputCount];
+            _targets = new float[plan.BatchSizePerWorker];
+        }
+        _plan = plan;
+        _index = message.WorkerIndex;
+        _batches = new ShardBatches(_train, message.WorkerIndex, message.WorkerCount, plan.BatchSizePerWorker, plan.Seed);
+        _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches.ShardSize);
+        Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex));
+    }
+
+    private void HandleCompute(ComputeGradient message)
+    {
+        if (_plan is null || _model is null || _batches is null || message.RunId != _plan.RunId
+            || message.Parameters.Length != _model.ParameterCount)
+        {
+            Dropped++;
+            return;
+        }
+        long started = Stopwatch.GetTimestamp();
+        int rows = _batches.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
+        if (rows == 0)
+        {
+            Sender.Tell(new GradientReply(message.RunId, message.Step, _index, 0, 0, 0, []));
+            return;
+        }
+        // A fresh array per reply: remoting serializes it later, on another thread.
+        var gradient = new float[_model.ParameterCount];
+        float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
+                                            _targets.AsSpan(0, rows), rows, gradient);
+        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        Sender.Tell(new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient));
+    }
+
+    private void HandleRunEnded(RunEnded message)
+    {
+        if (_plan?.RunId != message.RunId)
+            return;
+        _log.Info("run {0} ended", message.RunId);
+        _plan = null;
+        _batches = null;
+    }
+
+    /// <summary>Why this node's data cannot serve the plan, or null when it can.</summary>
+    private string? DataMismatch(RunPlan plan)
+    {
+        if (_train.Count != plan.TrainCount)
+            return $"this node has {_train.Count} training samples, the run expects {plan.TrainCount} (every node must read the same data)";
+        if (_train.FeatureCount != plan.Spec.InputCount)
+            return $"this node's data has {_train.FeatureCount} features, the model {plan.Spec} expects {plan.Spec.InputCount}";
+        if (_train.ClassCount != plan.Spec.ClassCount)
+            return $"this node's data has {_train.ClassCount} classes, the model {plan.Spec} expects {plan.Spec.ClassCount}";
+        return null;
+    }
+}

@@ -1,0 +1,64 @@
+using Akka.Configuration;
+
+namespace DistSgd.Actors.Deployment;
+
+/// <summary>Builds the configuration of one cluster node: remoting address, roles, frame size, then DistSgd's defaults.</summary>
+public static class NodeConfig
+{
+    /// <summary>The ActorSystem name every node of a DistSgd cluster shares (Akka only joins equal names).</summary>
+    public const string SystemName = "distsgd";
+
+    /// <summary>Akka.Remote's frame limit as DotNetty enforces it (a signed 32-bit length); we stay well below.</summary>
+    public const long LargestFrame = 1L << 30;
+
+    /// <summary>Room for the message envelope (actor paths, manifest, run id) around a vector payload.</summary>
+    private const int EnvelopeAllowance = 64 * 1024;
+
+    /// <summary>
+    /// The maximum-frame-size that carries a vector message of <paramref name="parameterCount"/> floats with
+    /// room to spare (at least 4 MiB). Throws with a message when the model cannot fit any Akka.Remote frame.
+    /// </summary>
+    public static long FrameSizeFor(int parameterCount)
+    {
+        long payload = (long)parameterCount * sizeof(float) + EnvelopeAllowance;
+        long frame = Math.Max(4L << 20, payload + payload / 4);
+        if (frame > LargestFrame)
+            throw new ArgumentException(
+                $"the model has {parameterCount:N0} parameters: one gradient message is {payload:N0} bytes, more than Akka.Remote's " +
+                $"largest frame ({LargestFrame:N0} bytes); use a smaller model (--hidden)");
+        return frame;
+    }
+
+    /// <param name="hostname">Address to bind (and advertise unless <paramref name="publicHostname"/> is given).</param>
+    /// <param name="port">Remoting port; 0 picks a free one.</param>
+    public static Config Build(string hostname, int port, IEnumerable<string> roles, long frameSize,
+                               string? publicHostname = null, string logLevel = "WARNING", Config? overrides = null)
+    {
+        string roleList = string.Join(", ", roles.Select(r => $"\"{r}\""));
+        var node = ConfigurationFactory.ParseString($$"""
+            akka {
+              loglevel = {{logLevel}}
+              stdout-loglevel = {{logLevel}}
+              actor.provider = cluster
+              # Association errors of nodes leaving at the end of a run are expected, not warnings.
+              remote.log-remote-lifecycle-events = off
+              remote.dot-netty.tcp {
+                hostname = "{{hostname}}"
+                {{(publicHostname is null ? "" : $"public-hostname = \"{publicHostname}\"")}}
+                port = {{port}}
+                maximum-frame-size = {{frameSize}}b
+                send-buffer-size = {{Math.Max(frameSize, 8L << 20)}}b
+                receive-buffer-size = {{Math.Max(frameSize, 8L << 20)}}b
+              }
+              cluster {
+                roles = [{{roleList}}]
+                # Singleton and pub-sub must not wait for stragglers of a previous run.
+                run-coordinated-shutdown-when-down = on
+              }
+              coordinated-shutdown.exit-clr = off
+            }
+            """);
+        var config = overrides is null ? node : overrides.WithFallback(node);
+        return config.WithFallback(DistSgdConfig.ReferenceConfig);
+    }
+}

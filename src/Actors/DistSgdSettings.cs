@@ -1,0 +1,55 @@
+using Akka.Actor;
+using Akka.Configuration;
+
+namespace DistSgd.Actors;
+
+/// <summary>The distsgd.* settings of a node, read from its configuration (reference.conf, then hocon/ overrides).</summary>
+public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole)
+{
+    public const string ComputeDispatcher = "distsgd.compute-dispatcher";
+
+    public static DistSgdSettings Create(ActorSystem system) => Create(system.Settings.Config);
+
+    /// <summary>Reads and checks the settings; an out-of-range value names its key.</summary>
+    public static DistSgdSettings Create(Config config)
+    {
+        var section = config.GetConfig("distsgd")
+            ?? throw new ConfigurationException("the configuration has no distsgd section (is DistSgd's reference.conf loaded?)");
+        var settings = new DistSgdSettings(
+            Positive(section, "step-timeout"),
+            Positive(section, "start-timeout"),
+            section.GetString("roles.master", "master"),
+            section.GetString("roles.worker", "worker"));
+        return settings;
+    }
+
+    private static TimeSpan Positive(Config section, string key)
+    {
+        TimeSpan value;
+        try
+        {
+            value = section.GetTimeSpan(key, null, allowInfinite: false);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"distsgd.{key}: expected a duration such as 30s, found '{section.GetString(key)}'");
+        }
+        if (value <= TimeSpan.Zero)
+            throw new ConfigurationException($"distsgd.{key}: expected a positive duration, found {value}");
+        return value;
+    }
+}
+
+/// <summary>DistSgd's embedded reference.conf.</summary>
+public static class DistSgdConfig
+{
+    private static readonly Lazy<Config> Reference = new(() =>
+    {
+        using var stream = typeof(DistSgdConfig).Assembly.GetManifestResourceStream("DistSgd.Actors.reference.conf")
+            ?? throw new InvalidOperationException("DistSgd.Actors is built without its embedded reference.conf");
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    });
+
+    public static Config ReferenceConfig => Reference.Value;
+}

@@ -1,0 +1,274 @@
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Runtime.Serialization;
+using System.Text;
+using Akka.Actor;
+using Akka.Serialization;
+using DistSgd.Actors.Centralized;
+using DistSgd.Numerics.Models;
+
+namespace DistSgd.Actors.Protocol;
+
+/// <summary>
+/// The one serializer of every <see cref="IDistSgdMessage"/>: a compact binary layout per message type,
+/// vector payloads as raw little-endian float32 bytes (a 235k-parameter gradient is 940 KB and a
+/// memcpy, where Akka's default JSON takes seconds and megabytes). A malformed payload throws
+/// <see cref="SerializationException"/>, which makes Akka drop that message and keep the connection.
+/// </summary>
+public sealed class DistSgdSerializer : SerializerWithStringManifest
+{
+    /// <summary>Akka reserves 0–100 for its own serializers.</summary>
+    public const int SerializerId = 4711;
+
+    private const string RegisterWorkerManifest = "RW";
+    private const string JoinRunManifest = "JR";
+    private const string JoinAcceptedManifest = "JA";
+    private const string JoinRefusedManifest = "JX";
+    private const string ComputeGradientManifest = "CG";
+    private const string GradientReplyManifest = "GR";
+    private const string RunEndedManifest = "RE";
+
+    public DistSgdSerializer(ExtendedActorSystem system) : base(system)
+    {
+    }
+
+    public override int Identifier => SerializerId;
+
+    public override string Manifest(object o) => o switch
+    {
+        RegisterWorker => RegisterWorkerManifest,
+        JoinRun => JoinRunManifest,
+        JoinAccepted => JoinAcceptedManifest,
+        JoinRefused => JoinRefusedManifest,
+        ComputeGradient => ComputeGradientManifest,
+        GradientReply => GradientReplyManifest,
+        RunEnded => RunEndedManifest,
+        _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
+    };
+
+    public override byte[] ToBinary(object obj)
+    {
+        switch (obj)
+        {
+            case ComputeGradient m:
+            {
+                // Hot path: one exact-size buffer, header then the raw floats.
+                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + VectorSize(m.Parameters));
+                writer.String(m.RunId);
+                writer.Int64(m.Step);
+                writer.Int32(m.Epoch);
+                writer.Int32(m.StepInEpoch);
+                writer.Vector(m.Parameters);
+                return writer.Done();
+            }
+            case GradientReply m:
+            {
+                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 8 + 8 + VectorSize(m.Gradient));
+                writer.String(m.RunId);
+                writer.Int64(m.Step);
+                writer.Int32(m.WorkerIndex);
+                writer.Int32(m.SampleCount);
+                writer.Double(m.LossSum);
+                writer.Double(m.ComputeSeconds);
+                writer.Vector(m.Gradient);
+                return writer.Done();
+            }
+        }
+
+        using var buffer = new MemoryStream();
+        using (var w = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
+        {
+            switch (obj)
+            {
+                case RegisterWorker m:
+                    w.Write(Akka.Serialization.Serialization.SerializedActorPath(m.Worker));
+                    break;
+                case JoinRun m:
+                    WritePlan(w, m.Plan);
+                    w.Write(m.WorkerIndex);
+                    w.Write(m.WorkerCount);
+                    break;
+                case JoinAccepted m:
+                    w.Write(m.RunId);
+                    w.Write(m.WorkerIndex);
+                    break;
+                case JoinRefused m:
+                    w.Write(m.RunId);
+                    w.Write(m.WorkerIndex);
+                    w.Write(m.Reason);
+                    break;
+                case RunEnded m:
+                    w.Write(m.RunId);
+                    break;
+                default:
+                    throw new ArgumentException($"DistSgdSerializer cannot serialize {obj.GetType()}");
+            }
+        }
+        return buffer.ToArray();
+    }
+
+    public override object FromBinary(byte[] bytes, string manifest)
+    {
+        try
+        {
+            switch (manifest)
+            {
+                case ComputeGradientManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), r.Vector());
+                    r.End();
+                    return message;
+                }
+                case GradientReplyManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new GradientReply(r.String(), r.Int64(), r.Int32(), r.Int32(), r.Double(), r.Double(), r.Vector());
+                    r.End();
+                    return message;
+                }
+            }
+
+            using var reader = new BinaryReader(new MemoryStream(bytes, writable: false), Encoding.UTF8);
+            object result = manifest switch
+            {
+                RegisterWorkerManifest => new RegisterWorker(system.Provider.ResolveActorRef(reader.ReadString())),
+                JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32()),
+                JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32()),
+                JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),
+                RunEndedManifest => new RunEnded(reader.ReadString()),
+                _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
+            };
+            if (reader.BaseStream.Position != bytes.Length)
+                throw new SerializationException($"DistSgdSerializer: {bytes.Length - reader.BaseStream.Position} unexpected trailing bytes in a '{manifest}' message");
+            return result;
+        }
+        catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException or DecoderFallbackException or IndexOutOfRangeException)
+        {
+            throw new SerializationException($"DistSgdSerializer: malformed '{manifest}' message of {bytes.Length} bytes: {e.Message}", e);
+        }
+    }
+
+    private static void WritePlan(BinaryWriter w, RunPlan plan)
+    {
+        w.Write(plan.RunId);
+        w.Write((byte)plan.Spec.Kind);
+        w.Write((byte)plan.Spec.Activation);
+        w.Write(plan.Spec.InputCount);
+        w.Write(plan.Spec.ClassCount);
+        w.Write(plan.Spec.HiddenSizes.Count);
+        foreach (int size in plan.Spec.HiddenSizes)
+            w.Write(size);
+        w.Write(plan.BatchSizePerWorker);
+        w.Write(plan.Seed);
+        w.Write(plan.Epochs);
+        w.Write(plan.TrainCount);
+        w.Write(plan.StepsPerEpoch);
+    }
+
+    private static RunPlan ReadPlan(BinaryReader r)
+    {
+        string runId = r.ReadString();
+        var kind = (ModelKind)r.ReadByte();
+        var activation = (Activation)r.ReadByte();
+        if (!Enum.IsDefined(kind) || !Enum.IsDefined(activation))
+            throw new SerializationException($"DistSgdSerializer: unknown model kind {(int)kind} or activation {(int)activation}");
+        int inputs = r.ReadInt32();
+        int classes = r.ReadInt32();
+        int hiddenCount = r.ReadInt32();
+        if (hiddenCount is < 0 or > 1000)
+            throw new SerializationException($"DistSgdSerializer: hidden-layer count {hiddenCount} out of range");
+        var hidden = new int[hiddenCount];
+        for (int i = 0; i < hidden.Length; i++)
+            hidden[i] = r.ReadInt32();
+        var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
+        return new RunPlan(runId, spec, r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+    }
+
+    private static int HeaderSize(string runId) => 4 + Encoding.UTF8.GetByteCount(runId);
+
+    private static int VectorSize(float[] vector) => 4 + vector.Length * sizeof(float);
+
+    /// <summary>Exact serialized size of a vector message: what the wire carries (before Akka's envelope).</summary>
+    public static long PayloadBytes(IDistSgdMessage message) => message switch
+    {
+        ComputeGradient m => HeaderSize(m.RunId) + 16 + VectorSize(m.Parameters),
+        GradientReply m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
+        _ => 0,
+    };
+
+    /// <summary>Writes little-endian primitives into one pre-sized array.</summary>
+    private struct FrameWriter(int size)
+    {
+        private readonly byte[] _bytes = new byte[size];
+        private int _position;
+
+        public void Int32(int value) { BinaryPrimitives.WriteInt32LittleEndian(_bytes.AsSpan(_position), value); _position += 4; }
+        public void Int64(long value) { BinaryPrimitives.WriteInt64LittleEndian(_bytes.AsSpan(_position), value); _position += 8; }
+        public void Double(double value) { BinaryPrimitives.WriteDoubleLittleEndian(_bytes.AsSpan(_position), value); _position += 8; }
+
+        public void String(string value)
+        {
+            int length = Encoding.UTF8.GetBytes(value, _bytes.AsSpan(_position + 4));
+            Int32(length);
+            _position += length;
+        }
+
+        public void Vector(float[] values)
+        {
+            Int32(values.Length);
+            var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+            if (!BitConverter.IsLittleEndian)
+                throw new PlatformNotSupportedException("DistSgd's wire format is little-endian");
+            bytes.CopyTo(_bytes.AsSpan(_position));
+            _position += bytes.Length;
+        }
+
+        public readonly byte[] Done() =>
+            _position == _bytes.Length ? _bytes : throw new InvalidOperationException($"frame size {_bytes.Length} but {_position} bytes written");
+    }
+
+    /// <summary>Reads what <see cref="FrameWriter"/> wrote, checking every length against what is left.</summary>
+    private ref struct FrameReader(byte[] bytes)
+    {
+        private readonly ReadOnlySpan<byte> _bytes = bytes;
+        private int _position;
+
+        private ReadOnlySpan<byte> Take(int count)
+        {
+            if (count < 0 || count > _bytes.Length - _position)
+                throw new SerializationException($"DistSgdSerializer: truncated message: needs {count} more bytes at offset {_position}, {_bytes.Length - _position} left");
+            var span = _bytes.Slice(_position, count);
+            _position += count;
+            return span;
+        }
+
+        public int Int32() => BinaryPrimitives.ReadInt32LittleEndian(Take(4));
+        public long Int64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
+        public double Double() => BinaryPrimitives.ReadDoubleLittleEndian(Take(8));
+
+        public string String()
+        {
+            int length = Int32();
+            if (length > 1024)
+                throw new SerializationException($"DistSgdSerializer: a run id of {length} bytes is longer than 1024");
+            return Encoding.UTF8.GetString(Take(length));
+        }
+
+        public float[] Vector()
+        {
+            int count = Int32();
+            if (count < 0 || (long)count * sizeof(float) > _bytes.Length - _position)
+                throw new SerializationException($"DistSgdSerializer: vector of {count} floats does not fit the {_bytes.Length - _position} bytes left");
+            var values = new float[count];
+            Take(count * sizeof(float)).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
+            return values;
+        }
+
+        public readonly void End()
+        {
+            if (_position != _bytes.Length)
+                throw new SerializationException($"DistSgdSerializer: {_bytes.Length - _position} unexpected trailing bytes");
+        }
+    }
+}

@@ -1,0 +1,64 @@
+using DistSgd.Numerics.Data;
+
+namespace DistSgd.Numerics.Training;
+
+/// <summary>
+/// One worker's view of a data-parallel epoch: its deterministic shard of the training set (a
+/// contiguous, balanced range of it), reshuffled every epoch with a seed of its own, cut into batches.
+/// Every node computes the same plan from (sample count, worker count, seed), so no data moves.
+/// </summary>
+public sealed class ShardBatches
+{
+    private readonly Dataset _train;
+    private readonly int _start;
+    private readonly BatchSampler _sampler;
+    private readonly int[] _indices;
+    private int _epoch = -1;
+
+    public ShardBatches(Dataset train, int workerIndex, int workerCount, int batchSize, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (workerCount < 1 || workerIndex < 0 || workerIndex >= workerCount)
+            throw new ArgumentOutOfRangeException(nameof(workerIndex), workerIndex, $"a worker index in [0, {workerCount})");
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        _train = train;
+        (_start, ShardSize) = DataSplit.ShardRange(train.Count, workerCount, workerIndex);
+        BatchSize = batchSize;
+        _sampler = new BatchSampler(Math.Max(ShardSize, 1), unchecked(seed * 7919 + workerIndex));
+        _indices = new int[Math.Max(ShardSize, 1)];
+    }
+
+    public int ShardSize { get; }
+
+    public int BatchSize { get; }
+
+    /// <summary>Steps a worker with <paramref name="shardSize"/> samples takes per epoch at this batch size.</summary>
+    public static int StepsPerEpoch(int trainCount, int workerCount, int batchSize)
+    {
+        var (_, largest) = DataSplit.ShardRange(trainCount, workerCount, 0); // shard 0 is never smaller than the others
+        return (largest + batchSize - 1) / batchSize;
+    }
+
+    /// <summary>
+    /// Copies the samples of batch <paramref name="stepInEpoch"/> of <paramref name="epoch"/> into the
+    /// caller's buffers and returns how many there are (fewer at the end of the shard, 0 past it).
+    /// </summary>
+    public int Gather(int epoch, int stepInEpoch, Span<float> features, Span<float> targets)
+    {
+        if (ShardSize == 0)
+            return 0;
+        if (epoch != _epoch)
+        {
+            var order = _sampler.EpochOrder(epoch);
+            for (int i = 0; i < ShardSize; i++)
+                _indices[i] = _start + order[i];
+            _epoch = epoch;
+        }
+        int first = stepInEpoch * BatchSize;
+        if (first >= ShardSize)
+            return 0;
+        int rows = Math.Min(BatchSize, ShardSize - first);
+        BatchSampler.GatherBatch(_train, _indices.AsSpan(first, rows), features, targets);
+        return rows;
+    }
+}
