@@ -54,8 +54,7 @@ public static class ClusterRun
                     break;
             }
         }
-        Action<object> callback = OnProgress;
-        var reporter = master.ActorOf(Props.Create(() => new CallbackActor(callback)), "reporter");
+        var reporter = master.ActorOf(CallbackActor.Props(OnProgress), "reporter");
 
         var runPlan = new RunPlan(Guid.NewGuid().ToString("N")[..12], plan.Spec, settings.BatchSize, settings.Seed,
                                   settings.Epochs, plan.Train.Count, plan.StepsPerEpoch);
@@ -73,12 +72,6 @@ public static class ClusterRun
             _ => throw new InvalidOperationException($"unexpected outcome {outcome}"),
         };
     }
-}
-
-/// <summary>A local actor that hands every message to a callback (the bridge from the actor world to the host).</summary>
-public sealed class CallbackActor : ReceiveActor
-{
-    public CallbackActor(Action<object> callback) => ReceiveAny(callback);
 }
 
 /// <summary>A distributed run that could not finish (every worker lost, a worker refused the run, …).</summary>

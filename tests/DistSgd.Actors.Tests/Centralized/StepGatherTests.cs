@@ -1,0 +1,88 @@
+using DistSgd.Actors.Centralized;
+
+namespace DistSgd.Actors.Tests.Centralized;
+
+public class StepGatherTests
+{
+    private static GradientReply Reply(long step, int worker, string run = "run", int samples = 4, float[]? gradient = null) =>
+        new(run, step, worker, samples, 1.0, 0.001, gradient ?? [1f, 2f, 3f]);
+
+    private static StepGather Open(long step = 5)
+    {
+        var gather = new StepGather("run", parameterCount: 3);
+        gather.Begin(step, [0, 1, 2]);
+        return gather;
+    }
+
+    [Fact]
+    public void A_step_completes_when_every_participant_has_answered()
+    {
+        var gather = Open();
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 2)));
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 0)));
+        Assert.False(gather.IsComplete);
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 1)));
+        Assert.True(gather.IsComplete);
+        Assert.Equal([0, 1, 2], gather.Replies.Select(r => r.WorkerIndex));
+    }
+
+    [Theory]
+    [InlineData(4, 0, "run", GatherOutcome.StaleStep)]
+    [InlineData(6, 0, "run", GatherOutcome.FutureStep)]
+    [InlineData(5, 0, "other", GatherOutcome.ForeignRun)]
+    [InlineData(5, 7, "run", GatherOutcome.NotParticipant)]
+    public void Messages_outside_the_step_are_dropped_and_counted(long step, int worker, string run, GatherOutcome expected)
+    {
+        var gather = Open();
+        Assert.Equal(expected, gather.Offer(Reply(step, worker, run)));
+        Assert.Empty(gather.Replies);
+        Assert.Equal(1, gather.Dropped[expected]);
+    }
+
+    [Fact]
+    public void A_duplicate_is_dropped_and_the_first_kept()
+    {
+        var gather = Open();
+        gather.Offer(Reply(5, 1, gradient: [1f, 1f, 1f]));
+        Assert.Equal(GatherOutcome.Duplicate, gather.Offer(Reply(5, 1, gradient: [9f, 9f, 9f])));
+        Assert.Equal([1f, 1f, 1f], gather.Replies.Single().Gradient);
+    }
+
+    [Fact]
+    public void Wrong_lengths_and_non_finite_values_are_never_applied()
+    {
+        var gather = Open();
+        Assert.Equal(GatherOutcome.WrongLength, gather.Offer(Reply(5, 0, gradient: [1f, 2f])));
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(Reply(5, 1, gradient: [1f, float.NaN, 2f])));
+        Assert.Equal(GatherOutcome.WrongLength, gather.Offer(Reply(5, 2, samples: 0, gradient: [1f, 2f, 3f])));
+        Assert.Empty(gather.Replies);
+        Assert.Equal(3, gather.DroppedTotal);
+    }
+
+    [Fact]
+    public void An_empty_share_with_no_samples_is_accepted()
+    {
+        var gather = Open();
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 0, samples: 0, gradient: [])));
+    }
+
+    [Fact]
+    public void Forgetting_a_lost_participant_can_complete_the_step()
+    {
+        var gather = Open();
+        gather.Offer(Reply(5, 0));
+        gather.Offer(Reply(5, 1));
+        Assert.True(gather.Forget(2));
+        Assert.True(gather.IsComplete);
+        Assert.False(gather.Forget(2));
+    }
+
+    [Fact]
+    public void A_reply_after_the_step_closed_is_stale()
+    {
+        var gather = Open();
+        gather.Offer(Reply(5, 0));
+        gather.Close();
+        Assert.Equal(GatherOutcome.StaleStep, gather.Offer(Reply(5, 1)));
+    }
+}

@@ -1,0 +1,82 @@
+using Akka.Actor;
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Tests.Centralized;
+
+public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
+{
+    private static readonly Dataset Train = Synthetic.GaussianBlobs(100, 4, 3, spread: 2, seed: 5);
+    private static readonly ModelSpec Spec = new(ModelKind.Mlp, 4, 3, [6]);
+    private static readonly RunPlan Plan = new("run", Spec, 8, 11, 2, 100, ShardBatches.StepsPerEpoch(100, 2, 8));
+
+    public WorkerActorSpec() : base(TestConfig.Node(), "worker-spec")
+    {
+    }
+
+    [Fact]
+    public void Worker_registers_joins_and_computes_the_gradient_of_its_shard_batch()
+    {
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        Assert.Equal(worker, ExpectMsg<RegisterWorker>().Worker);
+        worker.Tell(new JoinRun(Plan, 1, 2));
+        ExpectMsg<JoinAccepted>(m => m.WorkerIndex == 1 && m.RunId == "run");
+
+        var model = new Model(Spec, NaiveKernels.Instance);
+        var theta = new float[model.ParameterCount];
+        model.Initialize(theta, 3);
+        worker.Tell(new ComputeGradient("run", 9, 2, 1, theta));
+        var reply = FishForMessage<GradientReply>(m => m is GradientReply);
+        Assert.Equal((9L, 1, 8), (reply.Step, reply.WorkerIndex, reply.SampleCount));
+
+        // The same batch computed directly: worker 1's shard, epoch 2, batch 1.
+        var batches = new ShardBatches(Train, 1, 2, 8, 11);
+        var x = new float[8 * 4];
+        var y = new float[8];
+        Assert.Equal(8, batches.Gather(2, 1, x, y));
+        var expected = new float[model.ParameterCount];
+        float loss = model.LossAndGradient(theta, x, y, 8, expected);
+        Assert.Equal(loss * 8, reply.LossSum, 4);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.Equal(expected[i], reply.Gradient[i], 5);
+    }
+
+    [Fact]
+    public void Past_the_end_of_its_shard_a_worker_replies_with_no_samples()
+    {
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan, 0, 2));
+        ExpectMsg<JoinAccepted>();
+        var theta = new float[Spec.ParameterCount];
+        worker.Tell(new ComputeGradient("run", 0, 1, 50, theta));
+        var reply = FishForMessage<GradientReply>(m => m is GradientReply);
+        Assert.Equal(0, reply.SampleCount);
+        Assert.Empty(reply.Gradient);
+    }
+
+    [Fact]
+    public void Worker_refuses_a_run_whose_data_differs_from_its_own()
+    {
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan with { TrainCount = 60000 }, 0, 2));
+        var refused = FishForMessage<JoinRefused>(m => m is JoinRefused);
+        Assert.Contains("100 training samples, the run expects 60000", refused.Reason);
+    }
+
+    [Fact]
+    public void Worker_ignores_work_for_another_run()
+    {
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan, 0, 2));
+        ExpectMsg<JoinAccepted>();
+        worker.Tell(new ComputeGradient("someone-else", 0, 1, 0, new float[Spec.ParameterCount]));
+        ExpectNoMsg(TimeSpan.FromMilliseconds(500));
+    }
+}

@@ -1,0 +1,116 @@
+using System.Runtime.Serialization;
+using Akka.Actor;
+using Akka.Serialization;
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Models;
+
+namespace DistSgd.Actors.Tests.Protocol;
+
+public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
+{
+    public DistSgdSerializerSpec() : base(TestConfig.Node(), "serializer-spec")
+    {
+    }
+
+    private static readonly RunPlan Plan = new("run-1", new ModelSpec(ModelKind.Mlp, 784, 10, [256, 128], Activation.Tanh), 64, 7, 10, 60000, 469);
+
+    public static TheoryData<string> MessageNames => new(Messages(TestActor: null).Keys);
+
+    private static Dictionary<string, IDistSgdMessage> Messages(IActorRef? TestActor) => new()
+    {
+        ["RegisterWorker"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody),
+        ["JoinRun"] = new JoinRun(Plan, 2, 4),
+        ["JoinAccepted"] = new JoinAccepted("run-1", 2),
+        ["JoinRefused"] = new JoinRefused("run-1", 2, "this node has 10 samples, the run expects 60000"),
+        ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f]),
+        ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
+        ["RunEnded"] = new RunEnded("run-1"),
+    };
+
+    [Theory]
+    [MemberData(nameof(MessageNames))]
+    public void Every_message_is_taken_by_the_distsgd_serializer_and_round_trips(string name)
+    {
+        var message = Messages(TestActor)[name];
+        var serialization = Sys.Serialization;
+        var serializer = serialization.FindSerializerFor(message);
+        Assert.IsType<DistSgdSerializer>(serializer);
+        Assert.Equal(DistSgdSerializer.SerializerId, serializer.Identifier);
+
+        var bytes = serializer.ToBinary(message);
+        string manifest = Akka.Serialization.Serialization.ManifestFor(serializer, message);
+        var back = serialization.Deserialize(bytes, serializer.Identifier, manifest);
+        Assert.Equal(message.GetType(), back.GetType());
+        switch (message)
+        {
+            case ComputeGradient m:
+                var c = (ComputeGradient)back;
+                Assert.Equal((m.RunId, m.Step, m.Epoch, m.StepInEpoch), (c.RunId, c.Step, c.Epoch, c.StepInEpoch));
+                Assert.Equal(m.Parameters, c.Parameters);
+                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                break;
+            case GradientReply m:
+                var g = (GradientReply)back;
+                Assert.Equal((m.RunId, m.Step, m.WorkerIndex, m.SampleCount, m.LossSum, m.ComputeSeconds), (g.RunId, g.Step, g.WorkerIndex, g.SampleCount, g.LossSum, g.ComputeSeconds));
+                Assert.Equal(m.Gradient, g.Gradient);
+                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                break;
+            case JoinRun m:
+                var j = (JoinRun)back;
+                Assert.Equal(m.Plan, j.Plan);
+                Assert.Equal((m.WorkerIndex, m.WorkerCount), (j.WorkerIndex, j.WorkerCount));
+                break;
+            case RegisterWorker m:
+                Assert.Equal(m.Worker, ((RegisterWorker)back).Worker);
+                break;
+            default:
+                Assert.Equal(message, back);
+                break;
+        }
+    }
+
+    [Fact]
+    public void A_large_gradient_is_raw_float_bytes_not_json()
+    {
+        var gradient = new float[235_146];
+        var bytes = Sys.Serialization.Serialize(new GradientReply("r", 1, 0, 64, 1, 0, gradient));
+        Assert.InRange(bytes.Length, gradient.Length * 4, gradient.Length * 4 + 64);
+    }
+
+    [Theory]
+    [InlineData("CG", 3)]
+    [InlineData("GR", 20)]
+    [InlineData("JR", 5)]
+    [InlineData("RE", 0)]
+    public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
+        var full = serializer.ToBinary(manifest switch
+        {
+            "CG" => new ComputeGradient("run", 1, 1, 1, [1f, 2f]),
+            "GR" => new GradientReply("run", 1, 1, 1, 1, 1, [1f, 2f]),
+            "JR" => new JoinRun(Plan, 0, 1),
+            _ => new RunEnded("run"),
+        });
+        Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));
+    }
+
+    [Fact]
+    public void A_vector_length_larger_than_the_payload_is_refused()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
+        var bytes = serializer.ToBinary(new ComputeGradient("run", 1, 1, 1, [1f, 2f]));
+        // The vector's count sits just before its 8 payload bytes: claim a billion floats.
+        BitConverter.GetBytes(1_000_000_000).CopyTo(bytes, bytes.Length - 12);
+        var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, "CG"));
+        Assert.Contains("does not fit", error.Message);
+    }
+
+    [Fact]
+    public void An_unknown_manifest_is_refused()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
+        Assert.Throws<SerializationException>(() => serializer.FromBinary([1, 2, 3], "ZZ"));
+    }
+}
