@@ -85,6 +85,7 @@ public static class DistSgdCommandLine
         var mode = Choice("--mode", Modes.Centralized, Modes.All,
             "How to train: centralized (a master and --workers worker nodes of a simulated cluster), sequential (one process, one model).");
         var workers = new Option<int>("--workers") { Description = "Worker nodes of the simulated cluster (centralized).", DefaultValueFactory = _ => 2 };
+        var config = new Option<string?>("--config") { Description = "HOCON file of overrides for every node of the simulated cluster (see hocon/local.conf)." };
         var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker.", DefaultValueFactory = _ => 1 };
         var data = new DataFlags();
         var model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
@@ -123,7 +124,7 @@ public static class DistSgdCommandLine
         workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
         threadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
 
-        foreach (var option in new Option[] { mode, workers, threadsPerWorker, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
+        foreach (var option in new Option[] { mode, workers, threadsPerWorker, config, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
             command.Add(option);
         data.AddTo(command);
 
@@ -157,6 +158,7 @@ public static class DistSgdCommandLine
                 Quiet = p.GetValue(quiet),
                 Workers = p.GetValue(workers),
                 ThreadsPerWorker = p.GetValue(threadsPerWorker),
+                ConfigFile = p.GetValue(config),
             };
             return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
         });

@@ -30,11 +30,15 @@ public static class ClusterRun
                                                                  CancellationToken cancellation)
     {
         long frame = NodeConfig.FrameSizeFor(plan.Spec.ParameterCount);
+        var overrides = HoconFile.Load(settings.ConfigFile);
+        // A bad distsgd.* value fails here, naming its key, before any node starts.
+        DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = new List<string[]> { new[] { "master" } };
         for (int i = 0; i < settings.Workers; i++)
             roles.Add(new[] { "worker" });
         output.WriteLine($"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB");
-        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING");
+        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60),
+                                                               Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING", overrides);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
 
         var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -13,14 +13,24 @@ public static class RunFiles
     public const string MetricsFileName = "metrics.csv";
     public const string SummaryFileName = "summary.json";
 
-    public const string MetricsHeader = "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate";
+    public const string MetricsHeader =
+        "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate," +
+        "compute_seconds,imbalance_seconds,communication_seconds,update_seconds,bytes_sent,bytes_received,communication_share,dropped_messages";
 
     /// <summary>One metrics.csv row, invariant culture, round-trippable numbers.</summary>
-    public static string MetricsRow(EpochMetrics m) => string.Join(',',
-        m.Epoch.ToString(CultureInfo.InvariantCulture),
-        m.Step.ToString(CultureInfo.InvariantCulture),
-        Number(m.TrainLoss), Number(m.TestLoss), Number(m.TestAccuracy),
-        Number(m.Seconds), Number(m.SamplesPerSecond), Number(m.LearningRate));
+    /// <remarks>A sequential run computes the whole epoch and communicates nothing.</remarks>
+    public static string MetricsRow(EpochMetrics m)
+    {
+        var c = m.Communication ?? new StepTimeBreakdown(m.Step, m.Seconds, 0, 0, 0, 0, 0, 0);
+        return string.Join(',',
+            m.Epoch.ToString(CultureInfo.InvariantCulture),
+            m.Step.ToString(CultureInfo.InvariantCulture),
+            Number(m.TrainLoss), Number(m.TestLoss), Number(m.TestAccuracy),
+            Number(m.Seconds), Number(m.SamplesPerSecond), Number(m.LearningRate),
+            Number(c.ComputeSeconds), Number(c.ImbalanceSeconds), Number(c.CommunicationSeconds), Number(c.UpdateSeconds),
+            c.BytesSent.ToString(CultureInfo.InvariantCulture), c.BytesReceived.ToString(CultureInfo.InvariantCulture),
+            Number(c.CommunicationShare), c.DroppedMessages.ToString(CultureInfo.InvariantCulture));
+    }
 
     public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs)
     {

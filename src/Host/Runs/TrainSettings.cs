@@ -29,6 +29,9 @@ public sealed record TrainSettings
 
     /// <summary>Matrix-kernel threads of each worker or peer.</summary>
     public int ThreadsPerWorker { get; init; } = 1;
+
+    /// <summary>A HOCON file whose keys override the defaults on every node, or null.</summary>
+    public string? ConfigFile { get; init; }
 }
 
 /// <summary>The values of --mode.</summary>

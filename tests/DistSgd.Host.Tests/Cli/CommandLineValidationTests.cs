@@ -22,6 +22,8 @@ public class CommandLineValidationTests
     [InlineData("--dataset", "cifar", "--dataset: expected one of fashion-mnist, blobs, linear")]
     [InlineData("--test-fraction", "1", "--test-fraction: expected a fraction strictly between 0 and 1")]
     [InlineData("--threads", "-1", "--threads: expected a thread count")]
+    [InlineData("--workers", "0", "--workers: expected from 1 to 64 workers, found '0'")]
+    [InlineData("--threads-per-worker", "0", "--threads-per-worker: expected a thread count from 1")]
     public void A_bad_train_flag_exits_2_naming_the_flag_and_what_it_accepts(string flag, string value, string expected)
     {
         var outcome = CliRunner.Run("train", flag, value);
@@ -83,7 +85,7 @@ public class CommandLineValidationTests
     public void Linear_regression_on_class_labels_is_refused_with_advice()
     {
         using var temp = new TempFolder();
-        var outcome = CliRunner.Run("train", "--dataset", "blobs", "--samples", "100", "--model", "linear", "--out", temp["run"]);
+        var outcome = CliRunner.Run("train", "--mode", "sequential", "--dataset", "blobs", "--samples", "100", "--model", "linear", "--out", temp["run"]);
         Assert.Equal(2, outcome.ExitCode);
         Assert.Contains("--model linear", outcome.Error);
     }

@@ -7,7 +7,7 @@ namespace DistSgd.Host.Tests.Runs;
 public class TrainRunTests
 {
     private static CliRunner.Outcome TrainBlobs(string outDir, params string[] extra) =>
-        CliRunner.Run(["train", "--dataset", "blobs", "--samples", "800", "--epochs", "3", "--hidden", "16",
+        CliRunner.Run(["train", "--mode", "sequential", "--dataset", "blobs", "--samples", "800", "--epochs", "3", "--hidden", "16",
                        "--batch-size", "32", "--out", outDir, .. extra]);
 
     [Fact]
@@ -67,7 +67,7 @@ public class TrainRunTests
             lines.Add(FormattableString.Invariant($"{x1},{x2},{3 * x1 - 2 * x2 + 1}"));
         }
         File.WriteAllLines(csv, lines);
-        var train = CliRunner.Run("train", "--data", csv, "--header", "--label-column", "-1", "--task", "regression",
+        var train = CliRunner.Run("train", "--mode", "sequential", "--data", csv, "--header", "--label-column", "-1", "--task", "regression",
                                   "--epochs", "30", "--out", temp["run"]);
         Assert.Equal(0, train.ExitCode);
         Assert.Contains("linear 2-1", train.Output);
@@ -84,7 +84,7 @@ public class TrainRunTests
     public void A_diverging_run_exits_1_with_advice_and_no_model_file()
     {
         using var temp = new TempFolder();
-        var outcome = CliRunner.Run("train", "--dataset", "linear", "--samples", "200", "--lr", "1000", "--momentum", "0",
+        var outcome = CliRunner.Run("train", "--mode", "sequential", "--dataset", "linear", "--samples", "200", "--lr", "1000", "--momentum", "0",
                                     "--epochs", "5", "--out", temp["run"]);
         Assert.Equal(1, outcome.ExitCode);
         Assert.Contains("smaller --lr", outcome.Error);
@@ -116,10 +116,40 @@ public class TrainRunTests
             File.Copy(Path.Combine(DataSources.BundledFashionMnist, "t10k-images-idx3-ubyte.gz"), Path.Combine(temp["idx"], $"{split}-images-idx3-ubyte.gz"));
             File.Copy(Path.Combine(DataSources.BundledFashionMnist, "t10k-labels-idx1-ubyte.gz"), Path.Combine(temp["idx"], $"{split}-labels-idx1-ubyte.gz"));
         }
-        var outcome = CliRunner.Run("train", "--data", temp["idx"], "--epochs", "3", "--out", temp["run"]);
+        var outcome = CliRunner.Run("train", "--mode", "sequential", "--data", temp["idx"], "--epochs", "3", "--out", temp["run"]);
         Assert.Equal(0, outcome.ExitCode);
         var final = File.ReadAllLines(Path.Combine(temp["run"], RunFiles.MetricsFileName))[^1].Split(',');
         double accuracy = double.Parse(final[4], System.Globalization.CultureInfo.InvariantCulture);
         Assert.True(accuracy > 0.75, $"test accuracy {accuracy}");
+    }
+
+    [Fact]
+    public void The_default_mode_trains_on_a_simulated_cluster_and_is_deterministic_too()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string dir) => ["train", "--dataset", "blobs", "--samples", "600", "--epochs", "2", "--hidden", "16", "--out", dir];
+        var first = CliRunner.Run(Flags(temp["a"]));
+        Assert.Equal(0, first.ExitCode);
+        Assert.Contains("run: centralized, 2 workers × batch 64 = global batch 128", first.Output);
+        Assert.Contains("cluster: run ", first.Output);
+        var metrics = File.ReadAllLines(Path.Combine(temp["a"], RunFiles.MetricsFileName));
+        Assert.Equal(3, metrics.Length);
+        var row = metrics[2].Split(',');
+        Assert.True(long.Parse(row[12]) > 0, "bytes sent");
+        Assert.True(long.Parse(row[13]) > 0, "bytes received");
+
+        Assert.Equal(0, CliRunner.Run(Flags(temp["b"])).ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["a"], RunFiles.ModelFileName)),
+                     File.ReadAllBytes(Path.Combine(temp["b"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void A_bad_config_file_exits_2_naming_it()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllText(temp["bad.conf"], "distsgd.step-timeout = -5s");
+        var outcome = CliRunner.Run("train", "--dataset", "blobs", "--samples", "100", "--config", temp["bad.conf"], "--out", temp["run"]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains("distsgd.step-timeout", outcome.Error);
     }
 }
