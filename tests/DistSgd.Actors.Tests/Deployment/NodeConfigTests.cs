@@ -1,0 +1,44 @@
+using Akka.Configuration;
+using DistSgd.Actors.Deployment;
+
+namespace DistSgd.Actors.Tests.Deployment;
+
+public class NodeConfigTests
+{
+    [Fact]
+    public void The_frame_carries_the_default_models_gradient_with_room_to_spare()
+    {
+        long frame = NodeConfig.FrameSizeFor(235_146);
+        Assert.True(frame >= 235_146 * 4 + 1024);
+        Assert.Equal(4L << 20, frame);   // the 4 MiB floor
+        Assert.True(NodeConfig.FrameSizeFor(10_000_000) >= 40_000_000L);
+    }
+
+    [Fact]
+    public void A_model_too_large_for_any_frame_fails_with_a_message()
+    {
+        var error = Assert.Throws<ArgumentException>(() => NodeConfig.FrameSizeFor(400_000_000));
+        Assert.Contains("400,000,000 parameters", error.Message);
+        Assert.Contains("--hidden", error.Message);
+    }
+
+    [Fact]
+    public void The_node_config_sets_the_frame_roles_and_keeps_the_reference_defaults()
+    {
+        var config = NodeConfig.Build("127.0.0.1", 2552, ["master", "worker"], 8 << 20);
+        Assert.Equal(8L << 20, config.GetByteSize("akka.remote.dot-netty.tcp.maximum-frame-size"));
+        Assert.Equal(["master", "worker"], config.GetStringList("akka.cluster.roles"));
+        Assert.Equal(TimeSpan.FromSeconds(30), DistSgdSettings.Create(config).StepTimeout);
+    }
+
+    [Theory]
+    [InlineData("distsgd.step-timeout = -1s", "distsgd.step-timeout")]
+    [InlineData("distsgd.step-timeout = soon", "distsgd.step-timeout")]
+    [InlineData("distsgd.start-timeout = 0s", "distsgd.start-timeout")]
+    public void A_bad_setting_names_its_key(string hocon, string key)
+    {
+        var config = ConfigurationFactory.ParseString(hocon).WithFallback(DistSgdConfig.ReferenceConfig);
+        var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
+        Assert.Contains(key, error.Message);
+    }
+}
