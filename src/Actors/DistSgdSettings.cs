@@ -4,7 +4,8 @@ using Akka.Configuration;
 namespace DistSgd.Actors;
 
 /// <summary>The distsgd.* settings of a node, read from its configuration (reference.conf, then hocon/ overrides).</summary>
-public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole)
+public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
+                                     int AkkaChunkSize = 0)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -19,8 +20,25 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Positive(section, "step-timeout"),
             Positive(section, "start-timeout"),
             section.GetString("roles.master", "master"),
-            section.GetString("roles.worker", "worker"));
+            section.GetString("roles.worker", "worker"),
+            ChunkSize(section, "akka-chunk-size"));
         return settings;
+    }
+
+    private static int ChunkSize(Config section, string key)
+    {
+        long? value;
+        try
+        {
+            value = section.GetByteSize(key);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"distsgd.{key}: expected a size such as 64KiB or 0, found '{section.GetString(key)}'");
+        }
+        if (value is null or < 0 or > 64L << 20 || (value > 0 && value < 1024))
+            throw new ConfigurationException($"distsgd.{key}: expected 0 (off) or a size from 1KiB to 64MiB, found '{section.GetString(key)}'");
+        return (int)value;
     }
 
     private static TimeSpan Positive(Config section, string key)

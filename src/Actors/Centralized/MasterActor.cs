@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -49,6 +50,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
     private readonly List<int> _weightBuffer = new();
     private readonly Stopwatch _runClock = new();
+    private readonly ChunkSender _payloads;
+    private readonly ChunkAssembler _assembler;
 
     private long _step;
     private int _epoch = 1;
@@ -68,6 +71,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _gather = new StepGather(_plan.RunId, _parameters.Length);
+        _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
+        _assembler = new ChunkAssembler(Context.System);
         WaitingForWorkers();
     }
 
@@ -100,6 +105,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
         Receive<GradientReply>(m => _gather.Offer(m));
+        Receive<MessageChunk>(HandleChunk);
+    }
+
+    private void HandleChunk(MessageChunk chunk)
+    {
+        if (_assembler.Add(chunk, Sender) is { } whole)
+            Self.Forward(whole);
     }
 
     private void HandleRegister(RegisterWorker message)
@@ -149,6 +161,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
         Receive<RegisterWorker>(_ => { });
         Receive<JoinAccepted>(_ => { });
+        Receive<MessageChunk>(HandleChunk);
     }
 
     private void BeginStep()
@@ -157,8 +170,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, (float[])_parameters.Clone());
         _gather.Begin(_step, _participants.Keys);
         _stepStarted = Stopwatch.GetTimestamp();
-        foreach (var worker in _participants.Values)
-            worker.Tell(message);
+        _payloads.Tell(_participants.Values, message, Self);
         _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message) * _participants.Count;
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
     }

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Tensors;
@@ -28,6 +29,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private ShardBatches? _batches;
     private float[] _features = [];
     private float[] _targets = [];
+    private readonly ChunkSender _payloads;
+    private readonly ChunkAssembler _assembler;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -37,6 +40,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _master = master;
         _train = train;
         _threads = threads;
+        _payloads = new ChunkSender(Context.System, DistSgdSettings.Create(Context.System).AkkaChunkSize);
+        _assembler = new ChunkAssembler(Context.System);
+        Receive<MessageChunk>(chunk =>
+        {
+            if (_assembler.Add(chunk, Sender) is { } whole)
+                Self.Forward(whole);
+        });
         Receive<Reregister>(_ => _master.Tell(new RegisterWorker(Self)));
         Receive<JoinRun>(HandleJoin);
         Receive<ComputeGradient>(HandleCompute);
@@ -101,7 +111,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        Sender.Tell(new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient));
+        _payloads.Tell(Sender, new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient), Self);
     }
 
     private void HandleRunEnded(RunEnded message)

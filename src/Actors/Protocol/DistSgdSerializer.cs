@@ -5,6 +5,7 @@ using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
 
 namespace DistSgd.Actors.Protocol;
@@ -27,6 +28,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string ComputeGradientManifest = "CG";
     private const string GradientReplyManifest = "GR";
     private const string RunEndedManifest = "RE";
+    private const string MessageChunkManifest = "CK";
 
     public DistSgdSerializer(ExtendedActorSystem system) : base(system)
     {
@@ -43,6 +45,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         ComputeGradient => ComputeGradientManifest,
         GradientReply => GradientReplyManifest,
         RunEnded => RunEndedManifest,
+        MessageChunk => MessageChunkManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -71,6 +74,18 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Double(m.LossSum);
                 writer.Double(m.ComputeSeconds);
                 writer.Vector(m.Gradient);
+                return writer.Done();
+            }
+            case MessageChunk m:
+            {
+                var writer = new FrameWriter(8 + 4 * 4 + HeaderSize(m.Manifest) + 4 + m.Bytes.Length);
+                writer.Int64(m.MessageId);
+                writer.Int32(m.Index);
+                writer.Int32(m.Count);
+                writer.Int32(m.TotalBytes);
+                writer.Int32(m.Offset);
+                writer.String(m.Manifest);
+                writer.Bytes(m.Bytes);
                 return writer.Done();
             }
         }
@@ -124,6 +139,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 {
                     var r = new FrameReader(bytes);
                     var message = new GradientReply(r.String(), r.Int64(), r.Int32(), r.Int32(), r.Double(), r.Double(), r.Vector());
+                    r.End();
+                    return message;
+                }
+                case MessageChunkManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new MessageChunk(r.Int64(), r.Int32(), r.Int32(), r.Int32(), r.Int32(), r.String(), r.Bytes());
                     r.End();
                     return message;
                 }
@@ -224,6 +246,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             _position += bytes.Length;
         }
 
+        public void Bytes(byte[] values)
+        {
+            Int32(values.Length);
+            values.CopyTo(_bytes, _position);
+            _position += values.Length;
+        }
+
         public readonly byte[] Done() =>
             _position == _bytes.Length ? _bytes : throw new InvalidOperationException($"frame size {_bytes.Length} but {_position} bytes written");
     }
@@ -263,6 +292,12 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             var values = new float[count];
             Take(count * sizeof(float)).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
             return values;
+        }
+
+        public byte[] Bytes()
+        {
+            int count = Int32();
+            return Take(count).ToArray();
         }
 
         public readonly void End()

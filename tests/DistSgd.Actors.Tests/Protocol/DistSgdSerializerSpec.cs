@@ -26,6 +26,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f]),
         ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
         ["RunEnded"] = new RunEnded("run-1"),
+        ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
     };
 
     [Theory]
@@ -60,6 +61,11 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 var j = (JoinRun)back;
                 Assert.Equal(m.Plan, j.Plan);
                 Assert.Equal((m.WorkerIndex, m.WorkerCount), (j.WorkerIndex, j.WorkerCount));
+                break;
+            case DistSgd.Actors.Transport.MessageChunk m:
+                var k = (DistSgd.Actors.Transport.MessageChunk)back;
+                Assert.Equal((m.MessageId, m.Index, m.Count, m.TotalBytes, m.Offset, m.Manifest), (k.MessageId, k.Index, k.Count, k.TotalBytes, k.Offset, k.Manifest));
+                Assert.Equal(m.Bytes, k.Bytes);
                 break;
             case RegisterWorker m:
                 Assert.Equal(m.Worker, ((RegisterWorker)back).Worker);
