@@ -12,7 +12,8 @@ namespace DistSgd.Bench;
 /// ratios honest, every row interleaves its contestants: 5 rounds, and in each round the FMA peak
 /// loop and then every kernel run for about 20 ms each. A cell is the median of its 5 samples, and
 /// its percentage is relative to the median of the peak samples taken in the same rounds.
-/// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet.
+/// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet,
+/// --compare-pack-b (adds the same kernel with B always packed).
 /// </remarks>
 public static class QuickBench
 {
@@ -46,6 +47,12 @@ public static class QuickBench
             var one = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);
             disposables.Add(one);
             contestants.Add(new($"{kernel.Name} 1T", Gemm(one)));
+            if (args.Contains("--compare-pack-b"))
+            {
+                var packing = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false };
+                disposables.Add(packing);
+                contestants.Add(new("always pack B", Gemm(packing)));
+            }
             if (threads > 1 && kernels.Count == 1)
             {
                 var many = new PackedKernels(threads, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);

@@ -6,7 +6,7 @@ namespace DistSgd.Numerics.Tensors;
 internal sealed unsafe class GemmMicroKernel
 {
     private GemmMicroKernel(string name, string isa, int mr, int nr,
-                            delegate*<float*, float*, int, float*, int, float, float, void> run)
+                            delegate*<float*, float*, int, int, float*, int, float, float, void> run)
     {
         Name = name;
         Isa = isa;
@@ -25,8 +25,8 @@ internal sealed unsafe class GemmMicroKernel
 
     public int Nr { get; }
 
-    /// <summary>run(aSliver, bSliver, kc, c, ldc, α, β): C[0..MR, 0..NR] ← α·Σₚ a·b + β·C.</summary>
-    public delegate*<float*, float*, int, float*, int, float, float, void> Run { get; }
+    /// <summary>run(aSliver, b, ldb, kc, c, ldc, α, β): C[0..MR, 0..NR] ← α·Σₚ a·b + β·C (B rows ldb apart).</summary>
+    public delegate*<float*, float*, int, int, float*, int, float, float, void> Run { get; }
 
     private static bool HasAvx2Fma => Fma.IsSupported && Avx2.IsSupported;
 
@@ -68,8 +68,8 @@ internal sealed unsafe class GemmMicroKernel
     /// <summary>The portable fallback: 4×8, multiply then add, no intrinsics.</summary>
     public static readonly GemmMicroKernel Scalar = new("scalar-4x8", "scalar", 4, 8, &Scalar4x8);
 
-    private static void Scalar4x8(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta) =>
-        GemmMicroKernels.Scalar(a, b, kc, c, ldc, alpha, beta, 4, 8);
+    private static void Scalar4x8(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta) =>
+        GemmMicroKernels.Scalar(a, b, ldb, kc, c, ldc, alpha, beta, 4, 8);
 
     /// <summary>
     /// The fastest kernel this machine supports. On Zen 4 (AVX-512 double-pumped, 32 registers)

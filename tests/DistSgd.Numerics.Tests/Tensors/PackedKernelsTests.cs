@@ -150,6 +150,20 @@ public class PackedKernelsTests
     }
 
     [Fact]
+    public void Reading_B_in_place_gives_the_same_bits_as_packing_it()
+    {
+        const int m = 37, n = 70, k = 300, ldb = n + 2; // a ragged last sliver and an odd stride
+        var (a, b) = (Random(m * k, 9), Random(k * ldb, 10));
+        using var inPlace = new PackedKernels(threads: 1);
+        using var packing = new PackedKernels(1, GemmMicroKernel.Best(), PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                              PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false };
+        var (c1, c2) = (new float[m * n], new float[m * n]);
+        inPlace.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c1, n);
+        packing.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c2, n);
+        Assert.Equal(c2, c1);
+    }
+
+    [Fact]
     public void Steady_state_calls_allocate_nothing()
     {
         using var one = new PackedKernels(threads: 1);
