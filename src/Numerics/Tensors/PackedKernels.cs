@@ -17,6 +17,9 @@ namespace DistSgd.Numerics.Tensors;
 /// split C into disjoint column (or row) ranges and never change that order, so results are
 /// bit-identical run after run and for every thread count. They differ from other
 /// implementations (e.g. <see cref="NaiveKernels"/>, which sums in double) by rounding only.</para>
+/// <para>With threads &gt; 1, C is cut into as many parts as threads (whole tiles, along its larger
+/// dimension) and the caller and pooled workers claim parts; a part that a busy worker has not
+/// claimed is run by the caller, so a loaded machine degrades to about single-threaded speed.</para>
 /// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown if
 /// a larger blocking is ever used), so steady-state calls allocate nothing, and one instance may be
 /// called from several threads at once. With threads &gt; 1, a concurrent caller that finds the
@@ -109,7 +112,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                 try
                 {
                     _job!.Set(transposeA, transposeB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-                    _pool.Run(_job);
+                    _pool.Run(_job, Threads);
                 }
                 finally
                 {

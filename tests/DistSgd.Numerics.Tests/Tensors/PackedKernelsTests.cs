@@ -150,6 +150,27 @@ public class PackedKernelsTests
     }
 
     [Fact]
+    public void One_instance_called_from_several_threads_at_once_gives_the_single_threaded_result()
+    {
+        const int m = 64, n = 256, k = 784;
+        var (a, b) = (Random(m * k, 11), Random(k * n, 12));
+        var reference = new float[m * n];
+        using (var one = new PackedKernels(threads: 1))
+            one.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, reference, n);
+
+        using var shared = new PackedKernels(threads: 2);
+        var results = new float[4][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, t =>
+        {
+            var c = new float[m * n];
+            for (int repeat = 0; repeat < 10; repeat++)
+                shared.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+            results[t] = c;
+        });
+        foreach (var c in results) Assert.Equal(reference, c);
+    }
+
+    [Fact]
     public void Reading_B_in_place_gives_the_same_bits_as_packing_it()
     {
         const int m = 37, n = 70, k = 300, ldb = n + 2; // a ragged last sliver and an odd stride
