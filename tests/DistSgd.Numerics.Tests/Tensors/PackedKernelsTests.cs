@@ -18,7 +18,8 @@ public class PackedKernelsTests
         (13, 47, 785), (96, 64, 9),
     ];
 
-    private static readonly (float Alpha, float Beta)[] Scalings = [(1f, 0f), (0.5f, 1f), (-1.5f, 0.25f)];
+    // Five scalings, so that over 4 transpose combinations × 2 paddings every pairing occurs.
+    private static readonly (float Alpha, float Beta)[] Scalings = [(1f, 0f), (0.5f, 1f), (-1.5f, 0.25f), (2f, 0f), (1f, 1f)];
 
     /// <summary>Kernel configurations under test, by name (see <see cref="Build"/>).</summary>
     public static TheoryData<string> Configurations()
@@ -216,8 +217,12 @@ public class PackedKernelsTests
         Assert.StartsWith("packed-", MatrixKernels.Default.Name);
     }
 
-    private static void AssertMatchesOracle(IMatrixKernels kernels, bool transposeA, bool transposeB,
-                                            int m, int n, int k, float alpha, float beta, int pad, int seed)
+    /// <summary>Inputs, the oracle's answer and Σ|a||b| per element for one case; the same for every configuration.</summary>
+    private sealed record OracleCase(float[] A, int Lda, float[] B, int Ldb, float[] C0, int Ldc, float[] Expected, double[] Magnitude);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, OracleCase> OracleCases = new();
+
+    private static OracleCase Oracle(bool transposeA, bool transposeB, int m, int n, int k, float alpha, float beta, int pad, int seed)
     {
         int aRows = transposeA ? k : m, aCols = transposeA ? m : k;
         int bRows = transposeB ? n : k, bCols = transposeB ? k : n;
@@ -227,29 +232,39 @@ public class PackedKernelsTests
         var c0 = Random(m * ldc, seed * 3 + 3);
         if (beta == 0f) Array.Fill(c0, float.NaN); // must be ignored
         var expected = (float[])c0.Clone();
-        var actual = (float[])c0.Clone();
         NaiveKernels.Instance.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc);
-        kernels.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, actual, ldc);
+        var magnitude = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int p = 0; p < k; p++)
+                {
+                    float aip = transposeA ? a[p * lda + i] : a[i * lda + p];
+                    float bpj = transposeB ? b[j * ldb + p] : b[p * ldb + j];
+                    magnitude[i * n + j] += Math.Abs((double)aip * bpj);
+                }
+        return new OracleCase(a, lda, b, ldb, c0, ldc, expected, magnitude);
+    }
+
+    private static void AssertMatchesOracle(IMatrixKernels kernels, bool transposeA, bool transposeB,
+                                            int m, int n, int k, float alpha, float beta, int pad, int seed)
+    {
+        var o = OracleCases.GetOrAdd(seed, _ => Oracle(transposeA, transposeB, m, n, k, alpha, beta, pad, seed));
+        int ldc = o.Ldc;
+        var actual = (float[])o.C0.Clone();
+        kernels.Gemm(transposeA, transposeB, m, n, k, alpha, o.A, o.Lda, o.B, o.Ldb, beta, actual, ldc);
 
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < n; j++)
             {
-                double magnitude = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    float aip = transposeA ? a[p * lda + i] : a[i * lda + p];
-                    float bpj = transposeB ? b[j * ldb + p] : b[p * ldb + j];
-                    magnitude += Math.Abs((double)aip * bpj);
-                }
-                double scale = 1 + Math.Abs(alpha) * magnitude + (beta == 0f ? 0 : Math.Abs(beta * c0[i * ldc + j]));
-                double error = Math.Abs(actual[i * ldc + j] - (double)expected[i * ldc + j]);
+                double scale = 1 + Math.Abs(alpha) * o.Magnitude[i * n + j] + (beta == 0f ? 0 : Math.Abs(beta * o.C0[i * ldc + j]));
+                double error = Math.Abs(actual[i * ldc + j] - (double)o.Expected[i * ldc + j]);
                 if (!(error <= RelativeTolerance * scale))
                     Assert.Fail($"{kernels.Name}: op(A)={(transposeA ? "Aᵀ" : "A")} op(B)={(transposeB ? "Bᵀ" : "B")} " +
-                                $"m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {actual[i * ldc + j]}, expected {expected[i * ldc + j]}");
+                                $"m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {actual[i * ldc + j]}, expected {o.Expected[i * ldc + j]}");
             }
             for (int j = n; j < ldc; j++)
-                Assert.True(c0[i * ldc + j].Equals(actual[i * ldc + j]), $"{kernels.Name}: wrote into the stride gap at C[{i},{j}]");
+                Assert.True(o.C0[i * ldc + j].Equals(actual[i * ldc + j]), $"{kernels.Name}: wrote into the stride gap at C[{i},{j}]");
         }
     }
 
