@@ -20,8 +20,10 @@ namespace DistSgd.Numerics.Tensors;
 /// <para>With threads &gt; 1, C is cut into as many parts as threads (whole tiles, along its larger
 /// dimension) and the caller and pooled workers claim parts; a part that a busy worker has not
 /// claimed is run by the caller, so a loaded machine degrades to about single-threaded speed.</para>
-/// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown if
-/// a larger blocking is ever used), so steady-state calls allocate nothing, and one instance may be
+/// <para>α = 0 or k = 0 gives C ← β·C without reading A or B, as BLAS does.</para>
+/// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown when a
+/// larger product needs more; at most (MC + NC)·KC floats, 2.3 MB, per calling thread), so
+/// steady-state calls allocate nothing, and one instance may be
 /// called from several threads at once. With threads &gt; 1, a concurrent caller that finds the
 /// worker pool busy computes its product on its own thread, with the same result.</para>
 /// </remarks>
@@ -174,15 +176,14 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
         int kcMax = KBlock(k);
         int mcMax = Math.Min(_mc, RoundUp(m, mr));
         int ncMax = Math.Min(_nc, RoundUp(n, nr));
-        float* packA = Buffer(ref t_packA, mcMax * kcMax);
-        float* packB = Buffer(ref t_packB, ncMax * kcMax);  // (only the ragged sliver when B is used in place)
-        float* edge = stackalloc float[mr * nr];
-        var run = _kernel.Run;
-
         // With a single row block (m ≤ MC) each sliver of B is read by consecutive tiles only, once
         // per call, so packing it costs a full extra pass over B for nothing: when op(B) = B, the
         // kernel reads B in place (rows ldb apart) and only a ragged last sliver is packed.
         bool bInPlace = ReadBInPlace && !transposeB && m <= _mc;
+        float* packA = Buffer(ref t_packA, mcMax * kcMax);
+        float* packB = Buffer(ref t_packB, (bInPlace ? nr : ncMax) * kcMax); // in place: only a ragged last sliver
+        float* edge = stackalloc float[mr * nr];
+        var run = _kernel.Run;
 
         for (int jc = 0; jc < n; jc += _nc)
         {
