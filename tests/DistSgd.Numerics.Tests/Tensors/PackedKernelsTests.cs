@@ -127,25 +127,31 @@ public class PackedKernelsTests
         Assert.Equal("a", e.ParamName);
     }
 
-    [Fact]
-    public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run()
+    [Theory]
+    [InlineData(false, false, 64, 256, 784)]  // forward: B read in place, split by columns
+    [InlineData(true, false, 784, 256, 64)]   // dW = Xᵀ·dY: split by rows
+    [InlineData(false, true, 64, 784, 256)]   // dX = dY·Wᵀ: transposed B packed
+    [InlineData(false, false, 300, 130, 700)] // ragged tiles, several k blocks, m > MC
+    public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run(bool transposeA, bool transposeB, int m, int n, int k)
     {
-        // Big enough that the multi-threaded instances really split (above the default threshold).
-        const int m = 64, n = 784, k = 256;
-        var (a, b) = (Random(m * k, 5), Random(n * k, 6));
+        var a = Random(m * k, 5);
+        var b = Random(k * n, 6);
+        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
         float[] Run(PackedKernels kernels)
         {
-            var c = new float[m * n];
-            kernels.Gemm(false, true, m, n, k, 0.7f, a, k, b, k, 0f, c, n);
+            var c = Random(m * n, 7);
+            kernels.Gemm(transposeA, transposeB, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, n);
             return c;
         }
+        PackedKernels Split(int threads) =>
+            new(threads, GemmMicroKernel.Best(), PackedKernels.DefaultKc, PackedKernels.DefaultMc, PackedKernels.DefaultNc, parallelMinFlops: 0);
 
         using var one = new PackedKernels(threads: 1);
-        using var two = new PackedKernels(threads: 2);
-        using var three = new PackedKernels(threads: 3);
+        using var two = Split(2);
+        using var three = Split(3);
         var reference = Run(one);
         Assert.Equal(reference, Run(one));
-        for (int repeat = 0; repeat < 20; repeat++)
+        for (int repeat = 0; repeat < 10; repeat++)
             Assert.Equal(reference, Run(two));
         Assert.Equal(reference, Run(three));
     }
