@@ -13,8 +13,8 @@ public sealed record GemmShape(string Name, bool TransposeA, bool TransposeB, in
     public int ALength => M * K;
     public int BLength => K * N;
 
-    /// <summary>Short enough for BenchmarkDotNet's parameter column (it elides past 20 characters), e.g. "b64 dW1 784x256x64".</summary>
-    public override string ToString() => $"b{Batch} {Name[..Name.IndexOf(' ')]} {M}x{N}x{K}";
+    /// <summary>Short enough for BenchmarkDotNet's parameter column (it elides past 20 characters), e.g. "dW1-64 784x256x64" (m×n×k).</summary>
+    public override string ToString() => $"{Name[..Name.IndexOf(' ')]}-{Batch} {M}x{N}x{K}";
 
     /// <summary>Every GEMM of one training step of the MLP at <paramref name="batch"/>, plus dX of layer 1.</summary>
     public static IReadOnlyList<GemmShape> Mlp(int batch) =>

@@ -26,7 +26,9 @@ internal sealed class GemmWorkerPool : IDisposable
 
     private readonly Thread[] _threads;
     private readonly object _sleep = new();
-    private readonly ManualResetEventSlim _done = new(false, spinCount: 100);
+    // Completion is a Monitor on a preallocated object, not a ManualResetEventSlim: that one
+    // allocates its lock object the first time a wait blocks, which could be any call.
+    private readonly object _done = new();
 
     /// <summary>(generation &lt;&lt; 32) | next unclaimed part: one CAS both checks the job and claims a part.</summary>
     private long _claim;
@@ -56,12 +58,11 @@ internal sealed class GemmWorkerPool : IDisposable
         _parts = parts;
         _completed = 0;
         _error = null;
-        _done.Reset();
         long generation = (Volatile.Read(ref _claim) >> 32) + 1;
         Interlocked.Exchange(ref _claim, generation << 32); // publishes the job (full fence)
         lock (_sleep) Monitor.PulseAll(_sleep);
         Help(generation);
-        _done.Wait();
+        WaitForCompletion();
         _work = null;
         if (_error != null) throw new AggregateException("A GEMM part failed.", _error);
     }
@@ -73,7 +74,20 @@ internal sealed class GemmWorkerPool : IDisposable
         {
             try { _work!.Execute(part); }
             catch (Exception e) { Interlocked.CompareExchange(ref _error, e, null); }
-            if (Interlocked.Increment(ref _completed) == _parts) _done.Set();
+            if (Interlocked.Increment(ref _completed) == _parts)
+                lock (_done) Monitor.PulseAll(_done);
+        }
+    }
+
+    /// <summary>Spins briefly (the last part is usually nearly done), then sleeps until every part has completed.</summary>
+    private void WaitForCompletion()
+    {
+        var spin = new SpinWait();
+        for (int i = 0; i < 50 && Volatile.Read(ref _completed) < _parts; i++) spin.SpinOnce(sleep1Threshold: -1);
+        if (Volatile.Read(ref _completed) >= _parts) return;
+        lock (_done)
+        {
+            while (Volatile.Read(ref _completed) < _parts) Monitor.Wait(_done);
         }
     }
 
