@@ -15,7 +15,9 @@ internal interface IPartitionedWork
 /// <remarks>
 /// Parts are claimed, not assigned: the caller and every worker take the next unclaimed part until
 /// none is left. On a busy machine a worker may not get a core for a while; the caller then simply
-/// runs its part too, so a call is never slower than about the single-threaded time plus a wake-up.
+/// runs its part too. That only covers a worker that has not started: one preempted in the middle of
+/// its part still makes the caller wait, which is why two threads measured slower than one while
+/// another process was using the second core (bench/README.md).
 /// Which thread runs a part never changes what the part computes.
 /// Workers spin for a short while after a job, since a training step issues GEMMs back to back,
 /// then sleep. One job at a time: the owner serialises calls to <see cref="Run"/>.

@@ -19,7 +19,8 @@ namespace DistSgd.Numerics.Tensors;
 /// implementations (e.g. <see cref="NaiveKernels"/>, which sums in double) by rounding only.</para>
 /// <para>With threads &gt; 1, C is cut into as many parts as threads (whole tiles, along its larger
 /// dimension) and the caller and pooled workers claim parts; a part that a busy worker has not
-/// claimed is run by the caller, so a loaded machine degrades to about single-threaded speed.</para>
+/// claimed is run by the caller. Threads pay only on otherwise idle cores: with another process on
+/// the second core, two threads measured slower than one (bench/README.md).</para>
 /// <para>α = 0 or k = 0 gives C ← β·C without reading A or B, as BLAS does.</para>
 /// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown when a
 /// larger product needs more; at most (MC + NC)·KC floats, 2.3 MB, per calling thread), so
