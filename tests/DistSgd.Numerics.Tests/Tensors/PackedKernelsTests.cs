@@ -157,6 +157,25 @@ public class PackedKernelsTests
     }
 
     [Fact]
+    public void Every_FMA_micro_kernel_gives_the_same_bits()
+    {
+        // Each element is one FMA chain in p order and the same final rounding, whatever the tile
+        // shape or vector width, so AVX2 and AVX-512 machines agree (the scalar fallback does not fuse).
+        const int m = 45, n = 70, k = 600;
+        var (a, b) = (Random(m * k, 13), Random(k * n, 14));
+        float[]? reference = null;
+        foreach (var kernel in GemmMicroKernel.Available().Where(x => x.Isa != "scalar"))
+        {
+            using var kernels = new PackedKernels(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                                  PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops);
+            var c = new float[m * n];
+            kernels.Gemm(false, false, m, n, k, 0.9f, a, k, b, n, 0f, c, n);
+            reference ??= c;
+            Assert.True(reference.AsSpan().SequenceEqual(c), $"{kernel.Name} differs from the first kernel");
+        }
+    }
+
+    [Fact]
     public void One_instance_called_from_several_threads_at_once_gives_the_single_threaded_result()
     {
         const int m = 64, n = 256, k = 784;
