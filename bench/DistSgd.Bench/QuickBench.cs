@@ -5,23 +5,30 @@ using DistSgd.Numerics.Tensors;
 namespace DistSgd.Bench;
 
 /// <summary>
-/// `-- quick`: a fast table without BenchmarkDotNet for iterating on kernels. Each number is the
-/// median of 5 timed samples (~20 ms each) after a warm-up; the FMA peak is measured in the same
-/// run, before and after the GEMMs, and the higher median is the reference.
-/// Options: --kernel NAME|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet.
+/// `-- quick`: a fast table without BenchmarkDotNet for iterating on kernels.
 /// </summary>
+/// <remarks>
+/// The machines are shared, so timings drift by a factor of two within a minute. To keep the
+/// ratios honest, every row interleaves its contestants: 5 rounds, and in each round the FMA peak
+/// loop and then every kernel run for about 20 ms each. A cell is the median of its 5 samples, and
+/// its percentage is relative to the median of the peak samples taken in the same rounds.
+/// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet,
+/// --compare-pack-b (adds the same kernel with B always packed).
+/// </remarks>
 public static class QuickBench
 {
-    private const int Samples = 5;
+    private const int Rounds = 5;
     private const double SampleSeconds = 0.02;
+
+    private sealed record Contestant(string Label, Action<GemmShape, float[], float[], float[]> Run);
 
     public static int Run(string[] args)
     {
         string? kernelName = Option(args, "--kernel");
-        int kc = int.Parse(Option(args, "--kc") ?? PackedKernels.DefaultKc.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        int mc = int.Parse(Option(args, "--mc") ?? PackedKernels.DefaultMc.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        int nc = int.Parse(Option(args, "--nc") ?? PackedKernels.DefaultNc.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
-        int threads = int.Parse(Option(args, "--threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+        int kc = IntOption(args, "--kc", PackedKernels.DefaultKc);
+        int mc = IntOption(args, "--mc", PackedKernels.DefaultMc);
+        int nc = IntOption(args, "--nc", PackedKernels.DefaultNc);
+        int threads = IntOption(args, "--threads", Environment.ProcessorCount);
         int[] batches = (Option(args, "--batch") ?? "64,256").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         bool mathNet = args.Contains("--mathnet");
 
@@ -29,66 +36,141 @@ public static class QuickBench
         {
             null => [GemmMicroKernel.Best()],
             "all" => GemmMicroKernel.Available().Where(k => k.Isa != "scalar").ToList(),
-            _ => [GemmMicroKernel.Find(kernelName) ?? throw new ArgumentException($"--kernel: no micro-kernel named '{kernelName}'; try one of {string.Join(", ", GemmMicroKernel.Available())}")],
+            _ => kernelName.Split(',').Select(n => GemmMicroKernel.Find(n) ?? throw new ArgumentException(
+                $"--kernel: no micro-kernel named '{n}'; try one of {string.Join(", ", GemmMicroKernel.Available())}")).ToList(),
         };
 
-        double peak = MeasurePeak(out double peak512);
-        Console.WriteLine($"FMA peak, one core: Vector256 {peak:F1} GFLOP/s, Vector512 {peak512:F1} GFLOP/s (12 accumulators, median of {Samples})");
-        Console.WriteLine($"blocking KC={kc} MC={mc} NC={nc}; {Environment.ProcessorCount} logical cores");
-        Console.WriteLine();
-
-        var results = new List<(string Kernel, double StepGflops)>();
+        var disposables = new List<IDisposable>();
+        var contestants = new List<Contestant>();
         foreach (var kernel in kernels)
         {
-            using var one = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);
-            using var many = threads > 1 ? new PackedKernels(threads, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) : null;
-            // The always-split variant shows what threads buy below the default threshold.
-            using var forced = threads > 1 ? new PackedKernels(threads, kernel, kc, mc, nc, parallelMinFlops: 0) : null;
-            Console.WriteLine($"micro-kernel {kernel.Name}");
-            Console.WriteLine($"  {"shape",-30} {"MFLOP",7} | {"1 thread",18} | {threads + " threads",18} | {threads + "T forced",18}");
-            foreach (int batch in batches)
+            var one = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);
+            disposables.Add(one);
+            contestants.Add(new($"{kernel.Name} 1T", Gemm(one)));
+            if (args.Contains("--compare-pack-b"))
             {
-                double t1Step = 0, tNStep = 0, flopsStep = 0;
-                foreach (var shape in GemmShape.Mlp(batch))
-                {
-                    double g1 = Measure(one, shape);
-                    double gN = many != null ? Measure(many, shape) : double.NaN;
-                    double gF = forced != null ? Measure(forced, shape) : double.NaN;
-                    if (GemmShape.InTrainingStep(shape))
-                    {
-                        flopsStep += shape.Flops;
-                        t1Step += shape.Flops / g1;
-                        tNStep += shape.Flops / gN;
-                    }
-                    Console.WriteLine($"  {shape.Name,-30} {shape.Flops / 1e6,7:F2} | {Cell(g1, peak)} | {Cell(gN, peak)} | {Cell(gF, peak)}");
-                }
-                double s1 = flopsStep / t1Step, sN = flopsStep / tNStep;
-                Console.WriteLine($"  {"training step (batch " + batch + ")",-30} {flopsStep / 1e6,7:F2} | {Cell(s1, peak)} | {Cell(sN, peak)} |");
-                results.Add(($"{kernel.Name} b{batch}", s1));
+                var packing = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false };
+                disposables.Add(packing);
+                contestants.Add(new("always pack B", Gemm(packing)));
             }
-            Console.WriteLine();
+            if (threads > 1 && kernels.Count == 1)
+            {
+                var many = new PackedKernels(threads, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);
+                // Always split, even below the threshold: shows what threads buy on small shapes.
+                var forced = new PackedKernels(threads, kernel, kc, mc, nc, parallelMinFlops: 0);
+                disposables.Add(many);
+                disposables.Add(forced);
+                contestants.Add(new($"{threads}T", Gemm(many)));
+                contestants.Add(new($"{threads}T split always", Gemm(forced)));
+            }
+        }
+
+        Console.WriteLine($"blocking KC={kc} MC={mc} NC={nc}; {Environment.ProcessorCount} logical cores; " +
+                          $"cells: median GFLOP/s of {Rounds} interleaved samples and % of the one-core Vector256 FMA peak measured in the same rounds");
+        PrintPeaks();
+        Console.WriteLine();
+        Console.WriteLine($"{"shape",-30} {"MFLOP",7} {"peak",6} | " + string.Join(" | ", contestants.Select(c => $"{c.Label,16}")));
+
+        foreach (int batch in batches)
+        {
+            var stepSeconds = new double[contestants.Count];
+            double stepFlops = 0, stepPeakSeconds = 0;
+            foreach (var shape in GemmShape.Mlp(batch))
+            {
+                var (peak, rates) = MeasureRow(shape, contestants);
+                if (GemmShape.InTrainingStep(shape))
+                {
+                    stepFlops += shape.Flops;
+                    stepPeakSeconds += shape.Flops / peak;
+                    for (int i = 0; i < rates.Length; i++) stepSeconds[i] += shape.Flops / rates[i];
+                }
+                Console.WriteLine($"{shape.Name,-30} {shape.Flops / 1e6,7:F2} {peak,6:F1} | " + string.Join(" | ", rates.Select(r => Cell(r, peak))));
+            }
+            double stepPeak = stepFlops / stepPeakSeconds;
+            Console.WriteLine($"{"training step, batch " + batch,-30} {stepFlops / 1e6,7:F2} {stepPeak,6:F1} | " +
+                              string.Join(" | ", stepSeconds.Select(s => Cell(stepFlops / s, stepPeak))));
         }
 
         if (mathNet)
         {
             var shape = GemmShape.Mlp(64)[0];
-            double g = MathNetGemm.Measure(shape, Samples);
-            Console.WriteLine($"MathNet managed provider, {shape.Name}: {Cell(g, peak)}");
+            var (ma, mb, mc2) = MathNetGemm.Allocate(shape);
+            var (peak, rates) = MeasureRow(shape, [new("MathNet managed", (_, _, _, _) => ma.Multiply(mb, mc2))]);
+            Console.WriteLine($"{"MathNet " + shape.Name,-30} {shape.Flops / 1e6,7:F2} {peak,6:F1} | {Cell(rates[0], peak)}");
         }
-
-        double peakAfter = MeasurePeak(out _);
-        Console.WriteLine($"FMA peak after the GEMMs: {peakAfter:F1} GFLOP/s (percentages use {Math.Max(peak, peakAfter):F1} would lower them by {(1 - peak / Math.Max(peak, peakAfter)) * 100:F0}%)");
-        if (kernels.Count > 1)
-        {
-            Console.WriteLine();
-            foreach (var (k, s) in results.OrderByDescending(r => r.StepGflops))
-                Console.WriteLine($"  {k,-24} step {s,6:F1} GFLOP/s");
-        }
+        foreach (var d in disposables) d.Dispose();
         return 0;
     }
 
-    private static string Cell(double gflops, double peak) =>
-        double.IsNaN(gflops) ? new string(' ', 18) : $"{gflops,6:F1} GF/s {gflops / peak * 100,4:F0}% pk";
+    private static Action<GemmShape, float[], float[], float[]> Gemm(IMatrixKernels kernels) =>
+        (s, a, b, c) => kernels.Gemm(s.TransposeA, s.TransposeB, s.M, s.N, s.K, 1f, a, s.Lda, b, s.Ldb, 0f, c, s.N);
+
+    private static void PrintPeaks()
+    {
+        const long iterations = 200_000;
+        var p256 = new double[Rounds];
+        var p512 = new double[Rounds];
+        Warm(() => FmaPeak.Run256(iterations));
+        Warm(() => FmaPeak.Run512(iterations));
+        int reps256 = Reps(() => FmaPeak.Run256(iterations)), reps512 = Reps(() => FmaPeak.Run512(iterations));
+        for (int r = 0; r < Rounds; r++)
+        {
+            p256[r] = Sample(() => FmaPeak.Run256(iterations), FmaPeak.Flops256(iterations), reps256);
+            p512[r] = Sample(() => FmaPeak.Run512(iterations), FmaPeak.Flops512(iterations), reps512);
+        }
+        string v512 = System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? $"{Median(p512):F1} GFLOP/s" : "not supported";
+        Console.WriteLine($"FMA peak, one core, 12 accumulators: Vector256 {Median(p256):F1} GFLOP/s, Vector512 {v512}");
+    }
+
+    /// <summary>Peak and every contestant, interleaved round by round; medians.</summary>
+    private static (double Peak, double[] Rates) MeasureRow(GemmShape shape, IReadOnlyList<Contestant> contestants)
+    {
+        const long peakIterations = 100_000;
+        var (a, b, c) = shape.Allocate();
+        var calls = new List<Action> { () => FmaPeak.Run256(peakIterations) };
+        calls.AddRange(contestants.Select(k => (Action)(() => k.Run(shape, a, b, c))));
+        var flops = new[] { FmaPeak.Flops256(peakIterations) }.Concat(contestants.Select(_ => shape.Flops)).ToArray();
+        foreach (var call in calls) Warm(call);
+        var reps = calls.Select(Reps).ToArray();
+        var samples = new double[calls.Count, Rounds];
+        for (int r = 0; r < Rounds; r++)
+            for (int i = 0; i < calls.Count; i++)
+                samples[i, r] = Sample(calls[i], flops[i], reps[i]);
+        var medians = Enumerable.Range(0, calls.Count).Select(i => Median(Enumerable.Range(0, Rounds).Select(r => samples[i, r]).ToArray())).ToArray();
+        return (medians[0], medians[1..]);
+    }
+
+    /// <summary>Tiered JIT reaches full optimisation after a few dozen calls; run at least 50 ms.</summary>
+    private static void Warm(Action call)
+    {
+        var sw = Stopwatch.StartNew();
+        for (int calls = 0; calls < 50 || sw.Elapsed.TotalSeconds < 0.05; calls++) call();
+    }
+
+    /// <summary>Repetitions that take about <see cref="SampleSeconds"/>.</summary>
+    private static int Reps(Action call)
+    {
+        var sw = Stopwatch.StartNew();
+        int calls = 0;
+        while (sw.Elapsed.TotalSeconds < 0.005) { call(); calls++; }
+        return Math.Max(1, (int)(calls * SampleSeconds / sw.Elapsed.TotalSeconds));
+    }
+
+    private static double Sample(Action call, double flopsPerCall, int reps)
+    {
+        long t0 = Stopwatch.GetTimestamp();
+        for (int r = 0; r < reps; r++) call();
+        return flopsPerCall * reps / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+    }
+
+    private static double Median(double[] values)
+    {
+        var sorted = (double[])values.Clone();
+        Array.Sort(sorted);
+        return sorted[sorted.Length / 2];
+    }
+
+    private static string Cell(double gflops, double peak) => $"{gflops,6:F1} {gflops / peak * 100,4:F0}%".PadLeft(16);
 
     private static string? Option(string[] args, string name)
     {
@@ -96,38 +178,6 @@ public static class QuickBench
         return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 
-    private static double MeasurePeak(out double peak512)
-    {
-        const long iterations = 2_000_000;
-        peak512 = MedianGflops(() => FmaPeak.Run512(iterations), FmaPeak.Flops512(iterations));
-        return MedianGflops(() => FmaPeak.Run256(iterations), FmaPeak.Flops256(iterations));
-    }
-
-    /// <summary>Median GFLOP/s of <see cref="Samples"/> samples, each repeating the call for about 20 ms.</summary>
-    internal static double MedianGflops(Action call, double flopsPerCall)
-    {
-        // Warm up (tiered JIT reaches full optimisation after a few dozen calls) and size a sample.
-        var sw = Stopwatch.StartNew();
-        int calls = 0;
-        while (calls < 50 || sw.Elapsed.TotalSeconds < 0.05) { call(); calls++; }
-        int reps = Math.Max(1, (int)(calls * SampleSeconds / sw.Elapsed.TotalSeconds));
-        var rates = new double[Samples];
-        for (int s = 0; s < Samples; s++)
-        {
-            long t0 = Stopwatch.GetTimestamp();
-            for (int r = 0; r < reps; r++) call();
-            double seconds = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-            rates[s] = flopsPerCall * reps / seconds / 1e9;
-        }
-        Array.Sort(rates);
-        return rates[Samples / 2];
-    }
-
-    private static double Measure(IMatrixKernels kernels, GemmShape shape)
-    {
-        var (a, b, c) = shape.Allocate();
-        return MedianGflops(
-            () => kernels.Gemm(shape.TransposeA, shape.TransposeB, shape.M, shape.N, shape.K, 1f, a, shape.Lda, b, shape.Ldb, 0f, c, shape.N),
-            shape.Flops);
-    }
+    private static int IntOption(string[] args, string name, int fallback) =>
+        Option(args, name) is { } s ? int.Parse(s, CultureInfo.InvariantCulture) : fallback;
 }

@@ -6,7 +6,7 @@ namespace DistSgd.Numerics.Tensors;
 internal sealed unsafe class GemmMicroKernel
 {
     private GemmMicroKernel(string name, string isa, int mr, int nr,
-                            delegate*<float*, float*, int, float*, int, float, float, void> run)
+                            delegate*<float*, float*, int, int, float*, int, float, float, void> run)
     {
         Name = name;
         Isa = isa;
@@ -25,8 +25,8 @@ internal sealed unsafe class GemmMicroKernel
 
     public int Nr { get; }
 
-    /// <summary>run(aSliver, bSliver, kc, c, ldc, α, β): C[0..MR, 0..NR] ← α·Σₚ a·b + β·C.</summary>
-    public delegate*<float*, float*, int, float*, int, float, float, void> Run { get; }
+    /// <summary>run(aSliver, b, ldb, kc, c, ldc, α, β): C[0..MR, 0..NR] ← α·Σₚ a·b + β·C (B rows ldb apart).</summary>
+    public delegate*<float*, float*, int, int, float*, int, float, float, void> Run { get; }
 
     private static bool HasAvx2Fma => Fma.IsSupported && Avx2.IsSupported;
 
@@ -44,6 +44,10 @@ internal sealed unsafe class GemmMicroKernel
             list.Add(new("avx512-14x32", "avx512", 14, 32, &GemmMicroKernels.Avx512_14x32));
             list.Add(new("avx512-8x16", "avx512", 8, 16, &GemmMicroKernels.Avx512_8x16));
             list.Add(new("avx512-16x16", "avx512", 16, 16, &GemmMicroKernels.Avx512_16x16));
+            list.Add(new("avx512-4x32", "avx512", 4, 32, &GemmMicroKernels.Avx512_4x32));
+            list.Add(new("avx512-6x16", "avx512", 6, 16, &GemmMicroKernels.Avx512_6x16));
+            list.Add(new("avx512-10x16", "avx512", 10, 16, &GemmMicroKernels.Avx512_10x16));
+            list.Add(new("avx512-12x16", "avx512", 12, 16, &GemmMicroKernels.Avx512_12x16));
         }
         if (HasAvx2Fma)
         {
@@ -64,14 +68,18 @@ internal sealed unsafe class GemmMicroKernel
     /// <summary>The portable fallback: 4×8, multiply then add, no intrinsics.</summary>
     public static readonly GemmMicroKernel Scalar = new("scalar-4x8", "scalar", 4, 8, &Scalar4x8);
 
-    private static void Scalar4x8(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta) =>
-        GemmMicroKernels.Scalar(a, b, kc, c, ldc, alpha, beta, 4, 8);
+    private static void Scalar4x8(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta) =>
+        GemmMicroKernels.Scalar(a, b, ldb, kc, c, ldc, alpha, beta, 4, 8);
 
-    /// <summary>The fastest kernel this machine supports (chosen by measurement on Zen 4, see README).</summary>
+    /// <summary>
+    /// The fastest kernel this machine supports. On Zen 4 (AVX-512 double-pumped, 32 registers)
+    /// 16×16 with 16 Vector512 accumulators measured best for the MLP shapes, 8×16 within noise
+    /// (bench/README.md); with AVX2 only (16 registers) the classic 6×16 with 12 accumulators.
+    /// </summary>
     public static GemmMicroKernel Best()
     {
-        var all = Available();
-        return all[0];
+        string name = HasAvx512 ? "avx512-16x16" : HasAvx2Fma ? "avx2-6x16" : Scalar.Name;
+        return Find(name)!;
     }
 
     public static GemmMicroKernel? Find(string name) =>

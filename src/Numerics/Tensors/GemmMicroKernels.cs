@@ -6,8 +6,9 @@ namespace DistSgd.Numerics.Tensors;
 
 /// <summary>
 /// Register-blocked micro-kernels for <see cref="PackedKernels"/>: C[0..MR, 0..NR] ← α·Σₚ a[p]·b[p] + β·C,
-/// where a is an MR-wide sliver of packed op(A) (a[p·MR + i]) and b an NR-wide sliver of packed op(B)
-/// (b[p·NR + j]), both zero-padded to full width.
+/// where a is an MR-wide sliver of packed op(A) (a[p·MR + i], zero-padded to full width) and b holds
+/// NR columns of op(B) with rows ldb apart: a packed sliver (ldb = NR) or, when op(B) = B is used
+/// in place, B itself.
 /// </summary>
 /// <remarks>
 /// Written out one local per accumulator: the JIT keeps separate locals in registers, not arrays.
@@ -36,7 +37,7 @@ internal static unsafe class GemmMicroKernels
         (alphaAcc + beta * Vector512.Load(c)).Store(c);
 
     /// <summary>Portable fallback for any MR×NR, plain multiply-then-add (no FMA hardware assumed).</summary>
-    internal static void Scalar(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta, int mr, int nr)
+    internal static void Scalar(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
         Span<float> acc = stackalloc float[mr * nr];
         acc.Clear();
@@ -49,15 +50,260 @@ internal static unsafe class GemmMicroKernels
                     acc[i * nr + j] += ai * b[j];
             }
             a += mr;
-            b += nr;
+            b += ldb;
         }
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
                 c[i * ldc + j] = beta == 0f ? alpha * acc[i * nr + j] : alpha * acc[i * nr + j] + beta * c[i * ldc + j];
     }
 
-    /// <summary>6×16 tile with 12 Vector256 accumulators: per p, 2 loads of packed B, 6 broadcasts of packed A, 12 FMAs.</summary>
-    internal static void Avx2_6x16(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>4×32 tile with 8 Vector512 accumulators: per p, 2 loads of B, 4 broadcasts of packed A, 8 FMAs.</summary>
+    internal static void Avx512_4x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
+    {
+        Vector512<float> c00 = default; Vector512<float> c01 = default;
+        Vector512<float> c10 = default; Vector512<float> c11 = default;
+        Vector512<float> c20 = default; Vector512<float> c21 = default;
+        Vector512<float> c30 = default; Vector512<float> c31 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0);
+            Vector512<float> b1 = Vector512.Load(b + 16);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c00 = Fma512(a0, b0, c00); c01 = Fma512(a0, b1, c01);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c10 = Fma512(a1, b0, c10); c11 = Fma512(a1, b1, c11);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c20 = Fma512(a2, b0, c20); c21 = Fma512(a2, b1, c21);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c30 = Fma512(a3, b0, c30); c31 = Fma512(a3, b1, c31);
+            a += 4;
+            b += ldb;
+        }
+        if (beta == 0f)
+        {
+            var va = Vector512.Create(alpha);
+            (va * c00).Store(c + 0 * ldc + 0); (va * c01).Store(c + 0 * ldc + 16);
+            (va * c10).Store(c + 1 * ldc + 0); (va * c11).Store(c + 1 * ldc + 16);
+            (va * c20).Store(c + 2 * ldc + 0); (va * c21).Store(c + 2 * ldc + 16);
+            (va * c30).Store(c + 3 * ldc + 0); (va * c31).Store(c + 3 * ldc + 16);
+        }
+        else
+        {
+            var va = Vector512.Create(alpha);
+            var vb = Vector512.Create(beta);
+            Update(c + 0 * ldc + 0, va * c00, vb);
+            Update(c + 0 * ldc + 16, va * c01, vb);
+            Update(c + 1 * ldc + 0, va * c10, vb);
+            Update(c + 1 * ldc + 16, va * c11, vb);
+            Update(c + 2 * ldc + 0, va * c20, vb);
+            Update(c + 2 * ldc + 16, va * c21, vb);
+            Update(c + 3 * ldc + 0, va * c30, vb);
+            Update(c + 3 * ldc + 16, va * c31, vb);
+        }
+    }
+
+    /// <summary>6×16 tile with 6 Vector512 accumulators: per p, 1 loads of B, 6 broadcasts of packed A, 6 FMAs.</summary>
+    internal static void Avx512_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
+    {
+        Vector512<float> c00 = default;
+        Vector512<float> c10 = default;
+        Vector512<float> c20 = default;
+        Vector512<float> c30 = default;
+        Vector512<float> c40 = default;
+        Vector512<float> c50 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c00 = Fma512(a0, b0, c00);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c10 = Fma512(a1, b0, c10);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c20 = Fma512(a2, b0, c20);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c30 = Fma512(a3, b0, c30);
+            Vector512<float> a4 = Vector512.Create(a[4]);
+            c40 = Fma512(a4, b0, c40);
+            Vector512<float> a5 = Vector512.Create(a[5]);
+            c50 = Fma512(a5, b0, c50);
+            a += 6;
+            b += ldb;
+        }
+        if (beta == 0f)
+        {
+            var va = Vector512.Create(alpha);
+            (va * c00).Store(c + 0 * ldc + 0);
+            (va * c10).Store(c + 1 * ldc + 0);
+            (va * c20).Store(c + 2 * ldc + 0);
+            (va * c30).Store(c + 3 * ldc + 0);
+            (va * c40).Store(c + 4 * ldc + 0);
+            (va * c50).Store(c + 5 * ldc + 0);
+        }
+        else
+        {
+            var va = Vector512.Create(alpha);
+            var vb = Vector512.Create(beta);
+            Update(c + 0 * ldc + 0, va * c00, vb);
+            Update(c + 1 * ldc + 0, va * c10, vb);
+            Update(c + 2 * ldc + 0, va * c20, vb);
+            Update(c + 3 * ldc + 0, va * c30, vb);
+            Update(c + 4 * ldc + 0, va * c40, vb);
+            Update(c + 5 * ldc + 0, va * c50, vb);
+        }
+    }
+
+    /// <summary>10×16 tile with 10 Vector512 accumulators: per p, 1 loads of B, 10 broadcasts of packed A, 10 FMAs.</summary>
+    internal static void Avx512_10x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
+    {
+        Vector512<float> c00 = default;
+        Vector512<float> c10 = default;
+        Vector512<float> c20 = default;
+        Vector512<float> c30 = default;
+        Vector512<float> c40 = default;
+        Vector512<float> c50 = default;
+        Vector512<float> c60 = default;
+        Vector512<float> c70 = default;
+        Vector512<float> c80 = default;
+        Vector512<float> c90 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c00 = Fma512(a0, b0, c00);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c10 = Fma512(a1, b0, c10);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c20 = Fma512(a2, b0, c20);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c30 = Fma512(a3, b0, c30);
+            Vector512<float> a4 = Vector512.Create(a[4]);
+            c40 = Fma512(a4, b0, c40);
+            Vector512<float> a5 = Vector512.Create(a[5]);
+            c50 = Fma512(a5, b0, c50);
+            Vector512<float> a6 = Vector512.Create(a[6]);
+            c60 = Fma512(a6, b0, c60);
+            Vector512<float> a7 = Vector512.Create(a[7]);
+            c70 = Fma512(a7, b0, c70);
+            Vector512<float> a8 = Vector512.Create(a[8]);
+            c80 = Fma512(a8, b0, c80);
+            Vector512<float> a9 = Vector512.Create(a[9]);
+            c90 = Fma512(a9, b0, c90);
+            a += 10;
+            b += ldb;
+        }
+        if (beta == 0f)
+        {
+            var va = Vector512.Create(alpha);
+            (va * c00).Store(c + 0 * ldc + 0);
+            (va * c10).Store(c + 1 * ldc + 0);
+            (va * c20).Store(c + 2 * ldc + 0);
+            (va * c30).Store(c + 3 * ldc + 0);
+            (va * c40).Store(c + 4 * ldc + 0);
+            (va * c50).Store(c + 5 * ldc + 0);
+            (va * c60).Store(c + 6 * ldc + 0);
+            (va * c70).Store(c + 7 * ldc + 0);
+            (va * c80).Store(c + 8 * ldc + 0);
+            (va * c90).Store(c + 9 * ldc + 0);
+        }
+        else
+        {
+            var va = Vector512.Create(alpha);
+            var vb = Vector512.Create(beta);
+            Update(c + 0 * ldc + 0, va * c00, vb);
+            Update(c + 1 * ldc + 0, va * c10, vb);
+            Update(c + 2 * ldc + 0, va * c20, vb);
+            Update(c + 3 * ldc + 0, va * c30, vb);
+            Update(c + 4 * ldc + 0, va * c40, vb);
+            Update(c + 5 * ldc + 0, va * c50, vb);
+            Update(c + 6 * ldc + 0, va * c60, vb);
+            Update(c + 7 * ldc + 0, va * c70, vb);
+            Update(c + 8 * ldc + 0, va * c80, vb);
+            Update(c + 9 * ldc + 0, va * c90, vb);
+        }
+    }
+
+    /// <summary>12×16 tile with 12 Vector512 accumulators: per p, 1 loads of B, 12 broadcasts of packed A, 12 FMAs.</summary>
+    internal static void Avx512_12x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
+    {
+        Vector512<float> c00 = default;
+        Vector512<float> c10 = default;
+        Vector512<float> c20 = default;
+        Vector512<float> c30 = default;
+        Vector512<float> c40 = default;
+        Vector512<float> c50 = default;
+        Vector512<float> c60 = default;
+        Vector512<float> c70 = default;
+        Vector512<float> c80 = default;
+        Vector512<float> c90 = default;
+        Vector512<float> c100 = default;
+        Vector512<float> c110 = default;
+        for (int p = 0; p < kc; p++)
+        {
+            Vector512<float> b0 = Vector512.Load(b + 0);
+            Vector512<float> a0 = Vector512.Create(a[0]);
+            c00 = Fma512(a0, b0, c00);
+            Vector512<float> a1 = Vector512.Create(a[1]);
+            c10 = Fma512(a1, b0, c10);
+            Vector512<float> a2 = Vector512.Create(a[2]);
+            c20 = Fma512(a2, b0, c20);
+            Vector512<float> a3 = Vector512.Create(a[3]);
+            c30 = Fma512(a3, b0, c30);
+            Vector512<float> a4 = Vector512.Create(a[4]);
+            c40 = Fma512(a4, b0, c40);
+            Vector512<float> a5 = Vector512.Create(a[5]);
+            c50 = Fma512(a5, b0, c50);
+            Vector512<float> a6 = Vector512.Create(a[6]);
+            c60 = Fma512(a6, b0, c60);
+            Vector512<float> a7 = Vector512.Create(a[7]);
+            c70 = Fma512(a7, b0, c70);
+            Vector512<float> a8 = Vector512.Create(a[8]);
+            c80 = Fma512(a8, b0, c80);
+            Vector512<float> a9 = Vector512.Create(a[9]);
+            c90 = Fma512(a9, b0, c90);
+            Vector512<float> a10 = Vector512.Create(a[10]);
+            c100 = Fma512(a10, b0, c100);
+            Vector512<float> a11 = Vector512.Create(a[11]);
+            c110 = Fma512(a11, b0, c110);
+            a += 12;
+            b += ldb;
+        }
+        if (beta == 0f)
+        {
+            var va = Vector512.Create(alpha);
+            (va * c00).Store(c + 0 * ldc + 0);
+            (va * c10).Store(c + 1 * ldc + 0);
+            (va * c20).Store(c + 2 * ldc + 0);
+            (va * c30).Store(c + 3 * ldc + 0);
+            (va * c40).Store(c + 4 * ldc + 0);
+            (va * c50).Store(c + 5 * ldc + 0);
+            (va * c60).Store(c + 6 * ldc + 0);
+            (va * c70).Store(c + 7 * ldc + 0);
+            (va * c80).Store(c + 8 * ldc + 0);
+            (va * c90).Store(c + 9 * ldc + 0);
+            (va * c100).Store(c + 10 * ldc + 0);
+            (va * c110).Store(c + 11 * ldc + 0);
+        }
+        else
+        {
+            var va = Vector512.Create(alpha);
+            var vb = Vector512.Create(beta);
+            Update(c + 0 * ldc + 0, va * c00, vb);
+            Update(c + 1 * ldc + 0, va * c10, vb);
+            Update(c + 2 * ldc + 0, va * c20, vb);
+            Update(c + 3 * ldc + 0, va * c30, vb);
+            Update(c + 4 * ldc + 0, va * c40, vb);
+            Update(c + 5 * ldc + 0, va * c50, vb);
+            Update(c + 6 * ldc + 0, va * c60, vb);
+            Update(c + 7 * ldc + 0, va * c70, vb);
+            Update(c + 8 * ldc + 0, va * c80, vb);
+            Update(c + 9 * ldc + 0, va * c90, vb);
+            Update(c + 10 * ldc + 0, va * c100, vb);
+            Update(c + 11 * ldc + 0, va * c110, vb);
+        }
+    }
+
+    /// <summary>6×16 tile with 12 Vector256 accumulators: per p, 2 loads of B, 6 broadcasts of packed A, 12 FMAs.</summary>
+    internal static void Avx2_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default;
@@ -82,7 +328,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a5 = Vector256.Create(a[5]);
             c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
             a += 6;
-            b += 16;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -113,8 +359,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>8×16 tile with 16 Vector256 accumulators: per p, 2 loads of packed B, 8 broadcasts of packed A, 16 FMAs.</summary>
-    internal static void Avx2_8x16(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>8×16 tile with 16 Vector256 accumulators: per p, 2 loads of B, 8 broadcasts of packed A, 16 FMAs.</summary>
+    internal static void Avx2_8x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default;
@@ -145,7 +391,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a7 = Vector256.Create(a[7]);
             c70 = Fma(a7, b0, c70); c71 = Fma(a7, b1, c71);
             a += 8;
-            b += 16;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -182,8 +428,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>12×16 tile with 24 Vector256 accumulators: per p, 2 loads of packed B, 12 broadcasts of packed A, 24 FMAs.</summary>
-    internal static void Avx2_12x16(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>12×16 tile with 24 Vector256 accumulators: per p, 2 loads of B, 12 broadcasts of packed A, 24 FMAs.</summary>
+    internal static void Avx2_12x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default;
@@ -226,7 +472,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a11 = Vector256.Create(a[11]);
             c110 = Fma(a11, b0, c110); c111 = Fma(a11, b1, c111);
             a += 12;
-            b += 16;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -275,8 +521,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>4×24 tile with 12 Vector256 accumulators: per p, 3 loads of packed B, 4 broadcasts of packed A, 12 FMAs.</summary>
-    internal static void Avx2_4x24(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>4×24 tile with 12 Vector256 accumulators: per p, 3 loads of B, 4 broadcasts of packed A, 12 FMAs.</summary>
+    internal static void Avx2_4x24(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default; Vector256<float> c02 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default; Vector256<float> c12 = default;
@@ -296,7 +542,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a3 = Vector256.Create(a[3]);
             c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31); c32 = Fma(a3, b2, c32);
             a += 4;
-            b += 24;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -325,8 +571,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>8×24 tile with 24 Vector256 accumulators: per p, 3 loads of packed B, 8 broadcasts of packed A, 24 FMAs.</summary>
-    internal static void Avx2_8x24(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>8×24 tile with 24 Vector256 accumulators: per p, 3 loads of B, 8 broadcasts of packed A, 24 FMAs.</summary>
+    internal static void Avx2_8x24(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default; Vector256<float> c02 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default; Vector256<float> c12 = default;
@@ -358,7 +604,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a7 = Vector256.Create(a[7]);
             c70 = Fma(a7, b0, c70); c71 = Fma(a7, b1, c71); c72 = Fma(a7, b2, c72);
             a += 8;
-            b += 24;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -403,8 +649,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>6×32 tile with 12 Vector512 accumulators: per p, 2 loads of packed B, 6 broadcasts of packed A, 12 FMAs.</summary>
-    internal static void Avx512_6x32(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>6×32 tile with 12 Vector512 accumulators: per p, 2 loads of B, 6 broadcasts of packed A, 12 FMAs.</summary>
+    internal static void Avx512_6x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
         Vector512<float> c10 = default; Vector512<float> c11 = default;
@@ -429,7 +675,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a5 = Vector512.Create(a[5]);
             c50 = Fma512(a5, b0, c50); c51 = Fma512(a5, b1, c51);
             a += 6;
-            b += 32;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -460,8 +706,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>8×32 tile with 16 Vector512 accumulators: per p, 2 loads of packed B, 8 broadcasts of packed A, 16 FMAs.</summary>
-    internal static void Avx512_8x32(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>8×32 tile with 16 Vector512 accumulators: per p, 2 loads of B, 8 broadcasts of packed A, 16 FMAs.</summary>
+    internal static void Avx512_8x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
         Vector512<float> c10 = default; Vector512<float> c11 = default;
@@ -492,7 +738,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a7 = Vector512.Create(a[7]);
             c70 = Fma512(a7, b0, c70); c71 = Fma512(a7, b1, c71);
             a += 8;
-            b += 32;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -529,8 +775,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>12×32 tile with 24 Vector512 accumulators: per p, 2 loads of packed B, 12 broadcasts of packed A, 24 FMAs.</summary>
-    internal static void Avx512_12x32(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>12×32 tile with 24 Vector512 accumulators: per p, 2 loads of B, 12 broadcasts of packed A, 24 FMAs.</summary>
+    internal static void Avx512_12x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
         Vector512<float> c10 = default; Vector512<float> c11 = default;
@@ -573,7 +819,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a11 = Vector512.Create(a[11]);
             c110 = Fma512(a11, b0, c110); c111 = Fma512(a11, b1, c111);
             a += 12;
-            b += 32;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -622,8 +868,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>14×32 tile with 28 Vector512 accumulators: per p, 2 loads of packed B, 14 broadcasts of packed A, 28 FMAs.</summary>
-    internal static void Avx512_14x32(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>14×32 tile with 28 Vector512 accumulators: per p, 2 loads of B, 14 broadcasts of packed A, 28 FMAs.</summary>
+    internal static void Avx512_14x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
         Vector512<float> c10 = default; Vector512<float> c11 = default;
@@ -672,7 +918,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a13 = Vector512.Create(a[13]);
             c130 = Fma512(a13, b0, c130); c131 = Fma512(a13, b1, c131);
             a += 14;
-            b += 32;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -727,8 +973,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>8×16 tile with 8 Vector512 accumulators: per p, 1 loads of packed B, 8 broadcasts of packed A, 8 FMAs.</summary>
-    internal static void Avx512_8x16(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>8×16 tile with 8 Vector512 accumulators: per p, 1 loads of B, 8 broadcasts of packed A, 8 FMAs.</summary>
+    internal static void Avx512_8x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
         Vector512<float> c10 = default;
@@ -758,7 +1004,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a7 = Vector512.Create(a[7]);
             c70 = Fma512(a7, b0, c70);
             a += 8;
-            b += 16;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -787,8 +1033,8 @@ internal static unsafe class GemmMicroKernels
         }
     }
 
-    /// <summary>16×16 tile with 16 Vector512 accumulators: per p, 1 loads of packed B, 16 broadcasts of packed A, 16 FMAs.</summary>
-    internal static void Avx512_16x16(float* a, float* b, int kc, float* c, int ldc, float alpha, float beta)
+    /// <summary>16×16 tile with 16 Vector512 accumulators: per p, 1 loads of B, 16 broadcasts of packed A, 16 FMAs.</summary>
+    internal static void Avx512_16x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
         Vector512<float> c10 = default;
@@ -842,7 +1088,7 @@ internal static unsafe class GemmMicroKernels
             Vector512<float> a15 = Vector512.Create(a[15]);
             c150 = Fma512(a15, b0, c150);
             a += 16;
-            b += 16;
+            b += ldb;
         }
         if (beta == 0f)
         {
@@ -886,4 +1132,5 @@ internal static unsafe class GemmMicroKernels
             Update(c + 15 * ldc + 0, va * c150, vb);
         }
     }
+
 }

@@ -8,22 +8,33 @@ namespace DistSgd.Numerics.Tensors;
 /// <remarks>
 /// <para>Loops, outermost first: column panels of C (NC) → k blocks (KC; op(B) panel packed, stays
 /// in L2/L3) → row blocks (MC; op(A) block packed, stays in L2) → NR-wide slivers of B (one stays
-/// in L1) → MR-high slivers of A → micro-kernel.</para>
+/// in L1) → MR-high slivers of A → micro-kernel. When op(B) = B and m ≤ MC (the forward pass at
+/// batch 64), B is not packed but read in place: each sliver is then used by consecutive tiles
+/// only, and packing would be a whole extra pass over the largest operand.</para>
 /// <para>Determinism: an element of C is always computed by one thread, summing p in ascending
 /// order within each k block, and the k blocks (which depend on k alone) in ascending order, each
 /// folded in as C ← round(α·acc) + round(β'·C) with β' = β for the first block and 1 after. Threads
 /// split C into disjoint column (or row) ranges and never change that order, so results are
 /// bit-identical run after run and for every thread count. They differ from other
 /// implementations (e.g. <see cref="NaiveKernels"/>, which sums in double) by rounding only.</para>
-/// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown if
-/// a larger blocking is ever used), so steady-state calls allocate nothing, and one instance may be
+/// <para>With threads &gt; 1, C is cut into as many parts as threads (whole tiles, along its larger
+/// dimension) and the caller and pooled workers claim parts; a part that a busy worker has not
+/// claimed is run by the caller. Threads pay only on otherwise idle cores: with another process on
+/// the second core, two threads measured slower than one (bench/README.md).</para>
+/// <para>α = 0 or k = 0 gives C ← β·C without reading A or B, as BLAS does.</para>
+/// <para>Pack buffers live in [ThreadStatic] storage (allocated on a thread's first call, grown when a
+/// larger product needs more; at most (MC + NC)·KC floats, 2.3 MB, per calling thread), so
+/// steady-state calls allocate nothing, and one instance may be
 /// called from several threads at once. With threads &gt; 1, a concurrent caller that finds the
 /// worker pool busy computes its product on its own thread, with the same result.</para>
 /// </remarks>
 public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
 {
-    /// <summary>Default block sizes, tuned on Zen 4 (32 KiB L1d, 1 MiB L2 per core).</summary>
-    internal const int DefaultKc = 384, DefaultMc = 96, DefaultNc = 1024;
+    /// <summary>
+    /// Default block sizes, measured on Zen 4 (32 KiB L1d, 1 MiB L2 per core): KC from 256 to 800 and
+    /// MC from 64 to 256 are all within noise of each other; a long KC means fewer passes over C.
+    /// </summary>
+    internal const int DefaultKc = 512, DefaultMc = 128, DefaultNc = 1024;
 
     /// <summary>
     /// Below this many flops (2·m·n·k) a product runs on the calling thread alone: waking a worker
@@ -73,6 +84,9 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     /// <summary>Products smaller than this (in flops, 2·m·n·k) run on one thread.</summary>
     public long ParallelMinFlops { get; }
 
+    /// <summary>Whether an untransposed B may be read in place instead of packed (see <see cref="Serial"/>); for measuring.</summary>
+    internal bool ReadBInPlace { get; init; } = true;
+
     /// <summary>The micro-kernel in use, e.g. "avx512-12x32".</summary>
     public string MicroKernel => _kernel.Name;
 
@@ -101,7 +115,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                 try
                 {
                     _job!.Set(transposeA, transposeB, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, ldc);
-                    _pool.Run(_job);
+                    _pool.Run(_job, Threads);
                 }
                 finally
                 {
@@ -163,19 +177,25 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
         int kcMax = KBlock(k);
         int mcMax = Math.Min(_mc, RoundUp(m, mr));
         int ncMax = Math.Min(_nc, RoundUp(n, nr));
+        // With a single row block (m ≤ MC) each sliver of B is read by consecutive tiles only, once
+        // per call, so packing it costs a full extra pass over B for nothing: when op(B) = B, the
+        // kernel reads B in place (rows ldb apart) and only a ragged last sliver is packed.
+        bool bInPlace = ReadBInPlace && !transposeB && m <= _mc;
         float* packA = Buffer(ref t_packA, mcMax * kcMax);
-        float* packB = Buffer(ref t_packB, ncMax * kcMax);
+        float* packB = Buffer(ref t_packB, (bInPlace ? nr : ncMax) * kcMax); // in place: only a ragged last sliver
         float* edge = stackalloc float[mr * nr];
         var run = _kernel.Run;
 
         for (int jc = 0; jc < n; jc += _nc)
         {
             int nc = Math.Min(_nc, n - jc);
+            int ncFull = bInPlace ? nc / nr * nr : 0;
             for (int pc = 0; pc < k; pc += kcMax)
             {
                 int kc = Math.Min(kcMax, k - pc);
                 float betaBlock = pc == 0 ? beta : 1f;
-                GemmPacking.PackB(transposeB, b, ldb, pc, jc, kc, nc, nr, packB);
+                if (ncFull < nc)
+                    GemmPacking.PackB(transposeB, b, ldb, pc, jc + ncFull, kc, nc - ncFull, nr, packB);
                 for (int ic = 0; ic < m; ic += _mc)
                 {
                     int mc = Math.Min(_mc, m - ic);
@@ -184,7 +204,8 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrHere = Math.Min(nr, nc - jr);
-                        float* bSliver = packB + (nint)jr * kc;
+                        float* bSliver = jr < ncFull ? b + (nint)pc * ldb + jc + jr : packB + (nint)(jr - ncFull) * kc;
+                        int bStride = jr < ncFull ? ldb : nr;
                         for (int ir = 0; ir < mc; ir += mr)
                         {
                             int mrHere = Math.Min(mr, mc - ir);
@@ -192,13 +213,13 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                             float* cTile = cBlock + (nint)ir * ldc + jr;
                             if (mrHere == mr && nrHere == nr)
                             {
-                                run(aSliver, bSliver, kc, cTile, ldc, alpha, betaBlock);
+                                run(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock);
                             }
                             else
                             {
                                 // Edge tile: the same kernel into a scratch tile (α = 1, β = 0 leaves the
                                 // raw sums), then the same final rounding as the kernel's own store.
-                                run(aSliver, bSliver, kc, edge, nr, 1f, 0f);
+                                run(aSliver, bSliver, bStride, kc, edge, nr, 1f, 0f);
                                 for (int i = 0; i < mrHere; i++)
                                 {
                                     float* cRow = cTile + (nint)i * ldc;

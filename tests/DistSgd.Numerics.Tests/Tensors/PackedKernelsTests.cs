@@ -18,7 +18,8 @@ public class PackedKernelsTests
         (13, 47, 785), (96, 64, 9),
     ];
 
-    private static readonly (float Alpha, float Beta)[] Scalings = [(1f, 0f), (0.5f, 1f), (-1.5f, 0.25f)];
+    // Five scalings, so that over 4 transpose combinations × 2 paddings every pairing occurs.
+    private static readonly (float Alpha, float Beta)[] Scalings = [(1f, 0f), (0.5f, 1f), (-1.5f, 0.25f), (2f, 0f), (1f, 1f)];
 
     /// <summary>Kernel configurations under test, by name (see <see cref="Build"/>).</summary>
     public static TheoryData<string> Configurations()
@@ -126,27 +127,87 @@ public class PackedKernelsTests
         Assert.Equal("a", e.ParamName);
     }
 
-    [Fact]
-    public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run()
+    [Theory]
+    [InlineData(false, false, 64, 256, 784)]  // forward: B read in place, split by columns
+    [InlineData(true, false, 784, 256, 64)]   // dW = Xᵀ·dY: split by rows
+    [InlineData(false, true, 64, 784, 256)]   // dX = dY·Wᵀ: transposed B packed
+    [InlineData(false, false, 200, 70, 600)]  // ragged tiles, two k blocks, m > MC
+    public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run(bool transposeA, bool transposeB, int m, int n, int k)
     {
-        // Big enough that the multi-threaded instances really split (above the default threshold).
-        const int m = 64, n = 784, k = 256;
-        var (a, b) = (Random(m * k, 5), Random(n * k, 6));
+        var a = Random(m * k, 5);
+        var b = Random(k * n, 6);
+        int lda = transposeA ? m : k, ldb = transposeB ? k : n;
         float[] Run(PackedKernels kernels)
         {
-            var c = new float[m * n];
-            kernels.Gemm(false, true, m, n, k, 0.7f, a, k, b, k, 0f, c, n);
+            var c = Random(m * n, 7);
+            kernels.Gemm(transposeA, transposeB, m, n, k, 0.7f, a, lda, b, ldb, 0.3f, c, n);
             return c;
         }
+        PackedKernels Split(int threads) =>
+            new(threads, GemmMicroKernel.Best(), PackedKernels.DefaultKc, PackedKernels.DefaultMc, PackedKernels.DefaultNc, parallelMinFlops: 0);
 
         using var one = new PackedKernels(threads: 1);
-        using var two = new PackedKernels(threads: 2);
-        using var three = new PackedKernels(threads: 3);
+        using var two = Split(2);
+        using var three = Split(3);
         var reference = Run(one);
         Assert.Equal(reference, Run(one));
-        for (int repeat = 0; repeat < 20; repeat++)
+        for (int repeat = 0; repeat < 5; repeat++)
             Assert.Equal(reference, Run(two));
         Assert.Equal(reference, Run(three));
+    }
+
+    [Fact]
+    public void Every_FMA_micro_kernel_gives_the_same_bits()
+    {
+        // Each element is one FMA chain in p order and the same final rounding, whatever the tile
+        // shape or vector width, so AVX2 and AVX-512 machines agree (the scalar fallback does not fuse).
+        const int m = 45, n = 70, k = 600;
+        var (a, b) = (Random(m * k, 13), Random(k * n, 14));
+        float[]? reference = null;
+        foreach (var kernel in GemmMicroKernel.Available().Where(x => x.Isa != "scalar"))
+        {
+            using var kernels = new PackedKernels(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                                  PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops);
+            var c = new float[m * n];
+            kernels.Gemm(false, false, m, n, k, 0.9f, a, k, b, n, 0f, c, n);
+            reference ??= c;
+            Assert.True(reference.AsSpan().SequenceEqual(c), $"{kernel.Name} differs from the first kernel");
+        }
+    }
+
+    [Fact]
+    public void One_instance_called_from_several_threads_at_once_gives_the_single_threaded_result()
+    {
+        const int m = 64, n = 256, k = 784;
+        var (a, b) = (Random(m * k, 11), Random(k * n, 12));
+        var reference = new float[m * n];
+        using (var one = new PackedKernels(threads: 1))
+            one.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, reference, n);
+
+        using var shared = new PackedKernels(threads: 2);
+        var results = new float[4][];
+        Parallel.For(0, results.Length, new ParallelOptions { MaxDegreeOfParallelism = 4 }, t =>
+        {
+            var c = new float[m * n];
+            for (int repeat = 0; repeat < 3; repeat++)
+                shared.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
+            results[t] = c;
+        });
+        foreach (var c in results) Assert.Equal(reference, c);
+    }
+
+    [Fact]
+    public void Reading_B_in_place_gives_the_same_bits_as_packing_it()
+    {
+        const int m = 37, n = 70, k = 300, ldb = n + 2; // a ragged last sliver and an odd stride
+        var (a, b) = (Random(m * k, 9), Random(k * ldb, 10));
+        using var inPlace = new PackedKernels(threads: 1);
+        using var packing = new PackedKernels(1, GemmMicroKernel.Best(), PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                              PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false };
+        var (c1, c2) = (new float[m * n], new float[m * n]);
+        inPlace.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c1, n);
+        packing.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c2, n);
+        Assert.Equal(c2, c1);
     }
 
     [Fact]
@@ -163,7 +224,7 @@ public class PackedKernelsTests
             kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
             kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
             long before = GC.GetAllocatedBytesForCurrentThread();
-            for (int i = 0; i < 10; i++)
+            for (int i = 0; i < 3; i++)
             {
                 kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
                 kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
@@ -181,8 +242,12 @@ public class PackedKernelsTests
         Assert.StartsWith("packed-", MatrixKernels.Default.Name);
     }
 
-    private static void AssertMatchesOracle(IMatrixKernels kernels, bool transposeA, bool transposeB,
-                                            int m, int n, int k, float alpha, float beta, int pad, int seed)
+    /// <summary>Inputs, the oracle's answer and Σ|a||b| per element for one case; the same for every configuration.</summary>
+    private sealed record OracleCase(float[] A, int Lda, float[] B, int Ldb, float[] C0, int Ldc, float[] Expected, double[] Magnitude);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, OracleCase> OracleCases = new();
+
+    private static OracleCase Oracle(bool transposeA, bool transposeB, int m, int n, int k, float alpha, float beta, int pad, int seed)
     {
         int aRows = transposeA ? k : m, aCols = transposeA ? m : k;
         int bRows = transposeB ? n : k, bCols = transposeB ? k : n;
@@ -192,29 +257,39 @@ public class PackedKernelsTests
         var c0 = Random(m * ldc, seed * 3 + 3);
         if (beta == 0f) Array.Fill(c0, float.NaN); // must be ignored
         var expected = (float[])c0.Clone();
-        var actual = (float[])c0.Clone();
         NaiveKernels.Instance.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, expected, ldc);
-        kernels.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, actual, ldc);
+        var magnitude = new double[m * n];
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int p = 0; p < k; p++)
+                {
+                    float aip = transposeA ? a[p * lda + i] : a[i * lda + p];
+                    float bpj = transposeB ? b[j * ldb + p] : b[p * ldb + j];
+                    magnitude[i * n + j] += Math.Abs((double)aip * bpj);
+                }
+        return new OracleCase(a, lda, b, ldb, c0, ldc, expected, magnitude);
+    }
+
+    private static void AssertMatchesOracle(IMatrixKernels kernels, bool transposeA, bool transposeB,
+                                            int m, int n, int k, float alpha, float beta, int pad, int seed)
+    {
+        var o = OracleCases.GetOrAdd(seed, _ => Oracle(transposeA, transposeB, m, n, k, alpha, beta, pad, seed));
+        int ldc = o.Ldc;
+        var actual = (float[])o.C0.Clone();
+        kernels.Gemm(transposeA, transposeB, m, n, k, alpha, o.A, o.Lda, o.B, o.Ldb, beta, actual, ldc);
 
         for (int i = 0; i < m; i++)
         {
             for (int j = 0; j < n; j++)
             {
-                double magnitude = 0;
-                for (int p = 0; p < k; p++)
-                {
-                    float aip = transposeA ? a[p * lda + i] : a[i * lda + p];
-                    float bpj = transposeB ? b[j * ldb + p] : b[p * ldb + j];
-                    magnitude += Math.Abs((double)aip * bpj);
-                }
-                double scale = 1 + Math.Abs(alpha) * magnitude + (beta == 0f ? 0 : Math.Abs(beta * c0[i * ldc + j]));
-                double error = Math.Abs(actual[i * ldc + j] - (double)expected[i * ldc + j]);
+                double scale = 1 + Math.Abs(alpha) * o.Magnitude[i * n + j] + (beta == 0f ? 0 : Math.Abs(beta * o.C0[i * ldc + j]));
+                double error = Math.Abs(actual[i * ldc + j] - (double)o.Expected[i * ldc + j]);
                 if (!(error <= RelativeTolerance * scale))
                     Assert.Fail($"{kernels.Name}: op(A)={(transposeA ? "Aᵀ" : "A")} op(B)={(transposeB ? "Bᵀ" : "B")} " +
-                                $"m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {actual[i * ldc + j]}, expected {expected[i * ldc + j]}");
+                                $"m={m} n={n} k={k} α={alpha} β={beta} pad={pad}: C[{i},{j}] = {actual[i * ldc + j]}, expected {o.Expected[i * ldc + j]}");
             }
             for (int j = n; j < ldc; j++)
-                Assert.True(c0[i * ldc + j].Equals(actual[i * ldc + j]), $"{kernels.Name}: wrote into the stride gap at C[{i},{j}]");
+                Assert.True(o.C0[i * ldc + j].Equals(actual[i * ldc + j]), $"{kernels.Name}: wrote into the stride gap at C[{i},{j}]");
         }
     }
 
