@@ -91,6 +91,9 @@ public static class QuickBench
                               string.Join(" | ", stepSeconds.Select(s => Cell(stepFlops / s, stepPeak))));
         }
 
+        if (!args.Contains("--no-steps"))
+            PrintTrainingSteps(threads);
+
         if (mathNet)
         {
             var shape = GemmShape.Mlp(64)[0];
@@ -100,6 +103,42 @@ public static class QuickBench
         }
         foreach (var d in disposables) d.Dispose();
         return 0;
+    }
+
+    /// <summary>
+    /// Whole training steps (gather, forward, backward, update), interleaved with the FMA peak like the
+    /// GEMM rows: samples/s, useful GFLOP/s (6 × parameters × samples) and its share of the peak, and
+    /// the bytes allocated per step in steady state.
+    /// </summary>
+    private static void PrintTrainingSteps(int threads)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{"training step (gather+fwd+bwd+update)",-40} {"threads",7} {"samples/s",10} {"GFLOP/s",8} {"% peak",7} {"B/step",7}");
+        var cases = new List<(string Name, TrainingStep Step)>();
+        foreach (var (name, spec) in new[] { ("mlp 784-256-128-10", TrainingStep.Mlp), ("softmax 784-10", TrainingStep.Softmax) })
+            foreach (int batch in new[] { 64, 256 })
+                foreach (int t in threads > 1 ? new[] { 1, threads } : new[] { 1 })
+                    cases.Add(($"{name}, batch {batch}", new TrainingStep(spec, batch, t)));
+        foreach (var (name, step) in cases)
+        {
+            const long peakIterations = 100_000;
+            var calls = new List<Action> { () => FmaPeak.Run256(peakIterations), step.Run };
+            var flops = new[] { FmaPeak.Flops256(peakIterations), step.FlopsPerStep };
+            foreach (var call in calls) Warm(call);
+            var reps = calls.Select(Reps).ToArray();
+            var samples = new double[2, Rounds];
+            for (int r = 0; r < Rounds; r++)
+                for (int i = 0; i < 2; i++)
+                    samples[i, r] = Sample(calls[i], flops[i], reps[i]);
+            double peak = Median(Enumerable.Range(0, Rounds).Select(r => samples[0, r]).ToArray());
+            double gflops = Median(Enumerable.Range(0, Rounds).Select(r => samples[1, r]).ToArray());
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 200; i++) step.Run();
+            double allocated = (GC.GetAllocatedBytesForCurrentThread() - before) / 200.0;
+            double samplesPerSecond = gflops * 1e9 / step.FlopsPerStep * step.Batch;
+            Console.WriteLine($"{name,-40} {step.KernelName.Split('(')[1].TrimEnd(')'),7} {samplesPerSecond,10:N0} {gflops,8:F1} {gflops / peak * 100,6:F0}% {allocated,7:F0}");
+            step.Dispose();
+        }
     }
 
     private static Action<GemmShape, float[], float[], float[]> Gemm(IMatrixKernels kernels) =>

@@ -356,8 +356,13 @@ public sealed class Model
 
     private void EnsureCapacity(int batchSize)
     {
-        if (batchSize <= _capacity)
-            return;
+        // No lambda in this method: a captured parameter would allocate its closure on every call.
+        if (batchSize > _capacity)
+            Grow(batchSize);
+    }
+
+    private void Grow(int batchSize)
+    {
         _activations = _layers.Select(layer => new float[batchSize * layer.FanOut]).ToArray();
         _deltaA = new float[batchSize * _maxWidth];
         _deltaB = new float[batchSize * _maxWidth];

@@ -1,0 +1,54 @@
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+
+namespace DistSgd.Numerics.Tests.Training;
+
+/// <summary>A training step allocates nothing once warm: no garbage per step, whatever the run length.</summary>
+public class AllocationTests
+{
+    [Theory]
+    [InlineData(ModelKind.Mlp, 1)]
+    [InlineData(ModelKind.Mlp, 2)]
+    [InlineData(ModelKind.Softmax, 1)]
+    public void A_warm_training_step_allocates_nothing(ModelKind kind, int threads)
+    {
+        var spec = kind == ModelKind.Mlp ? new ModelSpec(kind, 784, 10, [256, 128]) : new ModelSpec(kind, 784, 10);
+        using var kernels = MatrixKernels.Create(threads);
+        var model = new Model(spec, kernels);
+        var theta = new float[model.ParameterCount];
+        model.Initialize(theta, 1);
+        var gradient = new float[theta.Length];
+        var optimizer = new SgdOptimizer(new SgdOptions(0.01, momentum: 0.9, weightDecay: 1e-4,
+                                                        schedule: new LearningRateSchedule.Cosine(1000)), theta.Length);
+        var data = Synthetic.GaussianBlobs(256, 784, 10, 1, 3);
+        var order = Enumerable.Range(0, 256).ToArray();
+        var x = new float[64 * 784];
+        var y = new float[64];
+
+        void Step(int i)
+        {
+            BatchSampler.GatherBatch(data, order.AsSpan(i % 4 * 64, 64), x, y);
+            model.LossAndGradient(theta, x, y, 64, gradient);
+            optimizer.Step(theta, gradient);
+        }
+
+        for (int i = 0; i < 20; i++)
+            Step(i);
+        long gather = Measure(() => BatchSampler.GatherBatch(data, order.AsSpan(0, 64), x, y));
+        long forwardBackward = Measure(() => model.LossAndGradient(theta, x, y, 64, gradient));
+        long update = Measure(() => optimizer.Step(theta, gradient));
+        long evaluate = Measure(() => model.Evaluate(theta, x, y, 64));
+        Assert.Equal((0L, 0L, 0L, 0L), (gather, forwardBackward, update, evaluate));
+    }
+
+    private static long Measure(Action action)
+    {
+        action();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 50; i++)
+            action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
+    }
+}
