@@ -113,7 +113,7 @@ public static class QuickBench
     private static void PrintTrainingSteps(int threads)
     {
         Console.WriteLine();
-        Console.WriteLine($"{"training step (gather+fwd+bwd+update)",-40} {"threads",7} {"samples/s",10} {"GFLOP/s",8} {"% peak",7} {"B/step",7}");
+        Console.WriteLine($"{"training step (gather+fwd+bwd+update)",-40} {"threads",9} {"samples/s",10} {"GFLOP/s",8} {"% peak",7} {"B/step",7}");
         var cases = new List<(string Name, TrainingStep Step)>();
         foreach (var (name, spec) in new[] { ("mlp 784-256-128-10", TrainingStep.Mlp), ("softmax 784-10", TrainingStep.Softmax) })
             foreach (int batch in new[] { 64, 256 })
@@ -124,6 +124,9 @@ public static class QuickBench
             const long peakIterations = 100_000;
             var calls = new List<Action> { () => FmaPeak.Run256(peakIterations), step.Run };
             var flops = new[] { FmaPeak.Flops256(peakIterations), step.FlopsPerStep };
+            // Whole steps call many small generic methods (TensorPrimitives): give tiered JIT time to
+            // promote all of them before measuring, or the first case reads tier-0 code.
+            for (var warm = Stopwatch.StartNew(); warm.Elapsed.TotalSeconds < 1.0;) step.Run();
             foreach (var call in calls) Warm(call);
             var reps = calls.Select(Reps).ToArray();
             var samples = new double[2, Rounds];
@@ -136,7 +139,9 @@ public static class QuickBench
             for (int i = 0; i < 200; i++) step.Run();
             double allocated = (GC.GetAllocatedBytesForCurrentThread() - before) / 200.0;
             double samplesPerSecond = gflops * 1e9 / step.FlopsPerStep * step.Batch;
-            Console.WriteLine($"{name,-40} {step.KernelName.Split('(')[1].TrimEnd(')'),7} {samplesPerSecond,10:N0} {gflops,8:F1} {gflops / peak * 100,6:F0}% {allocated,7:F0}");
+            var (g, fb, u) = step.Parts();
+            Console.WriteLine($"{name,-40} {step.KernelName.Split('(')[1].TrimEnd(')'),9} {samplesPerSecond,10:N0} {gflops,8:F1} {gflops / peak * 100,6:F0}% {allocated,7:F0}" +
+                              $"   parts µs: gather {g:F0}, fwd+bwd {fb:F0}, update {u:F0}");
             step.Dispose();
         }
     }

@@ -58,6 +58,29 @@ public sealed class TrainingStep : IDisposable
         _optimizer.Step(_parameters, _gradient);
     }
 
+    /// <summary>Median microseconds of each part of a step: gather, forward + backward, optimizer update.</summary>
+    public (double Gather, double ForwardBackward, double Update) Parts(int repetitions = 200)
+    {
+        var gather = new double[repetitions];
+        var compute = new double[repetitions];
+        var update = new double[repetitions];
+        for (int r = 0; r < repetitions; r++)
+        {
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            BatchSampler.GatherBatch(_data, _order.AsSpan(0, Batch), _features, _targets);
+            long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
+            _model.LossAndGradient(_parameters, _features, _targets, Batch, _gradient);
+            long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
+            _optimizer.Step(_parameters, _gradient);
+            long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
+            gather[r] = (t1 - t0) * 1e6 / System.Diagnostics.Stopwatch.Frequency;
+            compute[r] = (t2 - t1) * 1e6 / System.Diagnostics.Stopwatch.Frequency;
+            update[r] = (t3 - t2) * 1e6 / System.Diagnostics.Stopwatch.Frequency;
+        }
+        static double Median(double[] v) { Array.Sort(v); return v[v.Length / 2]; }
+        return (Median(gather), Median(compute), Median(update));
+    }
+
     public void Dispose() => _kernels.Dispose();
 
     public static ModelSpec Mlp => new(ModelKind.Mlp, 784, 10, [256, 128]);
