@@ -4,7 +4,9 @@ using Akka.Configuration;
 namespace DistSgd.Actors;
 
 /// <summary>The distsgd.* settings of a node, read from its configuration (reference.conf, then hocon/ overrides).</summary>
-public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole)
+/// <param name="ReadyInterval">How often a decentralized peer republishes PeerReady until the start barrier passes.</param>
+public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
+                                     string PeerRole, TimeSpan ReadyInterval)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -19,7 +21,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Positive(section, "step-timeout"),
             Positive(section, "start-timeout"),
             section.GetString("roles.master", "master"),
-            section.GetString("roles.worker", "worker"));
+            section.GetString("roles.worker", "worker"),
+            section.GetString("roles.peer", "peer"),
+            Positive(section, "ready-interval"));
         return settings;
     }
 
