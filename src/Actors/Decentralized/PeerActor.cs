@@ -194,7 +194,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         message.Peer.Tell(new PeerReadyAck(_plan.RunId, _selfAddress));
         if (_phase != Phase.Joining || !_readyFrom.TryAdd(message.NodeAddress, message.Peer))
             return;
-        _setup.Reporter.Tell(new RunProgress.Note($"peer {message.NodeAddress} ready ({_readyFrom.Count}/{_setup.PeerCount} seen by {_selfAddress})"));
+        _log.Info("peer {0} ready ({1}/{2} seen)", message.NodeAddress, _readyFrom.Count, _setup.PeerCount);
         TryPassBarrier();
     }
 
@@ -507,6 +507,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private void ForgetPeerAt(Address address, string why)
     {
         string key = address.ToString();
+        if (_phase == Phase.Finished)
+            return;
         if (_phase == Phase.Joining)
         {
             _readyFrom.Remove(key);
