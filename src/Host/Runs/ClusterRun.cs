@@ -138,7 +138,7 @@ public static class ClusterRun
         var distinct = replicas.Select(r => Convert.ToHexString(r.Hash)).Distinct().Count();
         string hash = replicas.Count > 0 ? ReplicaCheck.Short(replicas[0].Hash) : "-";
         return distinct == 1 && replicas.Count == peers
-            ? $"cluster: all {peers} replicas bit-identical (sha256 {hash}…)"
+            ? (peers == 1 ? $"cluster: 1 replica (sha256 {hash}…)" : $"cluster: all {peers} replicas bit-identical (sha256 {hash}…)")
             : $"cluster: WARNING: {replicas.Count} of {peers} replicas reported, {distinct} distinct hashes: " +
               string.Join(", ", replicas.OrderBy(r => r.NodeId).Select(r => $"node {r.NodeId} {ReplicaCheck.Short(r.Hash)}"));
     }
