@@ -51,12 +51,13 @@ public static class ClusterRun
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
                                                                  CancellationToken cancellation)
     {
-        long frame = NodeConfig.FrameSizeFor(plan.Spec.ParameterCount);
+        bool decentralized = settings.Mode == Modes.Decentralized;
+        // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
+        long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * plan.Spec.ParameterCount : plan.Spec.ParameterCount);
         var overrides = HoconFile.Load(settings.ConfigFile);
         // A bad distsgd.* value fails here, naming its key, before any node starts.
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = NodeRoles(settings, distsgd);
-        bool decentralized = settings.Mode == Modes.Decentralized;
         output.WriteLine(decentralized
             ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB"
             : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB");
