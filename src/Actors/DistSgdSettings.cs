@@ -4,8 +4,10 @@ using Akka.Configuration;
 namespace DistSgd.Actors;
 
 /// <summary>The distsgd.* settings of a node, read from its configuration (reference.conf, then hocon/ overrides).</summary>
+/// <param name="ReadyInterval">How often a decentralized peer republishes PeerReady until the start barrier passes.</param>
+/// <param name="AkkaChunkSize">Bytes per piece of a vector message over Akka.Remote; 0 sends it whole.</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
-                                     int AkkaChunkSize = 0)
+                                     string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -21,6 +23,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Positive(section, "start-timeout"),
             section.GetString("roles.master", "master"),
             section.GetString("roles.worker", "worker"),
+            section.GetString("roles.peer", "peer"),
+            Positive(section, "ready-interval"),
             ChunkSize(section, "akka-chunk-size"));
         return settings;
     }

@@ -34,7 +34,10 @@ public sealed record ComputeGradient(string RunId, long Step, int Epoch, int Ste
 /// when the shard ran out), the summed loss of those samples, and how long computing took.
 /// </summary>
 public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int SampleCount, double LossSum,
-                                   double ComputeSeconds, float[] Gradient) : IDistSgdMessage;
+                                   double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
+{
+    int IGradientContribution.Participant => WorkerIndex;
+}
 
 /// <summary>Master → workers: the run is over (finished or failed); stop computing for it.</summary>
 public sealed record RunEnded(string RunId) : IDistSgdMessage;

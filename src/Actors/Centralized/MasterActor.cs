@@ -4,6 +4,7 @@ using Akka.Cluster;
 using Akka.Event;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -47,8 +48,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly SortedDictionary<int, IActorRef> _participants = new();
     private readonly HashSet<int> _accepted = new();
     private readonly List<EpochMetrics> _epochs = new();
-    private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
-    private readonly List<int> _weightBuffer = new();
     private readonly Stopwatch _runClock = new();
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
@@ -57,7 +56,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private int _epoch = 1;
     private int _stepInEpoch;
     private long _stepStarted;
-    private EpochAccumulator _epochTotals = new();
+    private EpochTotals _epochTotals = new();
     private bool _finished;
 
     public MasterActor(MasterSetup setup)
@@ -211,32 +210,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
         long updateStarted = Stopwatch.GetTimestamp();
 
-        _shareBuffer.Clear();
-        _weightBuffer.Clear();
-        double lossSum = 0, slowest = 0, computeSum = 0;
-        foreach (var reply in _gather.Replies)
-        {
-            _shareBuffer.Add(reply.Gradient);
-            _weightBuffer.Add(reply.SampleCount);
-            lossSum += reply.LossSum;
-            slowest = Math.Max(slowest, reply.ComputeSeconds);
-            computeSum += reply.ComputeSeconds;
-        }
         // ḡ = Σ nᵢ·gᵢ / Σ nᵢ, summed in worker-index order; θ ← optimizer(θ, ḡ)
-        long samples = GradientAggregation.WeightedAverage(_shareBuffer, _weightBuffer, _average);
+        long samples = _gather.Average(_average);
         double rate = _optimizer.CurrentLearningRate;
         if (samples > 0)
             _optimizer.Step(_parameters, _average);
-
-        var totals = _epochTotals;
-        totals.Steps++;
-        totals.Samples += samples;
-        totals.LossSum += lossSum;
-        totals.Compute += slowest;
-        totals.Imbalance += slowest - computeSum / Math.Max(1, _gather.Replies.Count);
-        totals.Communication += Math.Max(0, wall - slowest);
-        totals.Update += Stopwatch.GetElapsedTime(updateStarted).TotalSeconds;
-        totals.LearningRate = rate;
+        double lossSum = _epochTotals.AddStep(_gather.Replies, samples, wall, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
 
         if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
         {
@@ -258,19 +237,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Evaluates, reports and applies the stop rule; true when the run is over.</summary>
     private bool EndEpoch()
     {
-        var totals = _epochTotals;
-        double seconds = totals.Compute + totals.Communication + totals.Update;
-        var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : default;
-        var metrics = new EpochMetrics(
-            _epoch, _step, totals.Samples > 0 ? totals.LossSum / totals.Samples : double.NaN,
-            _setup.Test is null ? double.NaN : score.MeanLoss,
-            _setup.Test is { IsClassification: true } ? score.Accuracy : double.NaN,
-            seconds, totals.Samples / Math.Max(seconds, 1e-9), totals.LearningRate,
-            new StepTimeBreakdown(totals.Steps, totals.Compute, totals.Imbalance, totals.Communication, totals.Update,
-                                  totals.BytesSent, totals.BytesReceived, _gather.DroppedTotal));
+        var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
+        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true }, _gather.DroppedTotal);
         _epochs.Add(metrics);
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
-        _epochTotals = new EpochAccumulator();
+        _epochTotals = new EpochTotals();
 
         bool plateau = _stopping.Observe(metrics.TrainLoss);
         if (plateau || _epoch >= _plan.Epochs)
@@ -336,20 +307,5 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         }
         if (_gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
             FinishStep();
-    }
-
-    /// <summary>Sums of an epoch's step measurements.</summary>
-    private sealed class EpochAccumulator
-    {
-        public long Steps;
-        public long Samples;
-        public double LossSum;
-        public double Compute;
-        public double Imbalance;
-        public double Communication;
-        public double Update;
-        public long BytesSent;
-        public long BytesReceived;
-        public double LearningRate;
     }
 }

@@ -52,14 +52,14 @@ public sealed class SimulatedCluster : IAsyncDisposable
         }
     }
 
-    /// <summary>Leaves the cluster gracefully (CoordinatedShutdown) and stops every node.</summary>
+    /// <summary>
+    /// Leaves the cluster gracefully (CoordinatedShutdown) on every node at once, since leaving one by one costs
+    /// a few gossip rounds per node, and stops every node.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        foreach (var node in Nodes.Reverse())
-        {
-            var shutdown = CoordinatedShutdown.Get(node).Run(CoordinatedShutdown.ClrExitReason.Instance);
-            await Task.WhenAny(shutdown, Task.Delay(TimeSpan.FromSeconds(10)));
-        }
+        var shutdowns = Task.WhenAll(Nodes.Select(node => CoordinatedShutdown.Get(node).Run(CoordinatedShutdown.ClrExitReason.Instance)));
+        await Task.WhenAny(shutdowns, Task.Delay(TimeSpan.FromSeconds(10)));
         await Task.WhenAll(Nodes.Select(n => n.Terminate()));
     }
 }

@@ -6,6 +6,7 @@ using Akka.Actor;
 using Akka.Serialization;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Transport;
+using DistSgd.Actors.Decentralized;
 using DistSgd.Numerics.Models;
 
 namespace DistSgd.Actors.Protocol;
@@ -29,6 +30,14 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string GradientReplyManifest = "GR";
     private const string RunEndedManifest = "RE";
     private const string MessageChunkManifest = "CK";
+    private const string PeerReadyManifest = "PR";
+    private const string PeerReadyAckManifest = "PA";
+    private const string GradientShareManifest = "GS";
+    private const string ParameterHashManifest = "PH";
+    private const string ReplicaResyncManifest = "RS";
+
+    /// <summary>The longest parameter hash accepted (SHA-256 is 32 bytes).</summary>
+    private const int MaxHashLength = 64;
 
     public DistSgdSerializer(ExtendedActorSystem system) : base(system)
     {
@@ -46,6 +55,11 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         GradientReply => GradientReplyManifest,
         RunEnded => RunEndedManifest,
         MessageChunk => MessageChunkManifest,
+        PeerReady => PeerReadyManifest,
+        PeerReadyAck => PeerReadyAckManifest,
+        GradientShare => GradientShareManifest,
+        ParameterHash => ParameterHashManifest,
+        ReplicaResync => ReplicaResyncManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -88,6 +102,31 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Bytes(m.Bytes);
                 return writer.Done();
             }
+            case GradientShare m:
+            {
+                // The same layout as GradientReply: run, step, node, samples, loss sum, compute seconds, gradient.
+                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 8 + 8 + VectorSize(m.Gradient));
+                writer.String(m.RunId);
+                writer.Int64(m.Step);
+                writer.Int32(m.NodeId);
+                writer.Int32(m.SampleCount);
+                writer.Double(m.LossSum);
+                writer.Double(m.ComputeSeconds);
+                writer.Vector(m.Gradient);
+                return writer.Done();
+            }
+            case ReplicaResync m:
+            {
+                var writer = new FrameWriter(ResyncSize(m));
+                writer.String(m.RunId);
+                writer.Int32(m.Epoch);
+                writer.Int32(m.SourceNodeId);
+                writer.Bytes(m.Hash);
+                writer.Int64(m.OptimizerStep);
+                writer.Vector(m.Parameters);
+                writer.Vector(m.Velocity);
+                return writer.Done();
+            }
         }
 
         using var buffer = new MemoryStream();
@@ -114,6 +153,23 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     break;
                 case RunEnded m:
                     w.Write(m.RunId);
+                    break;
+                case PeerReady m:
+                    WritePlan(w, m.Plan);
+                    w.Write(m.NodeAddress);
+                    w.Write(Akka.Serialization.Serialization.SerializedActorPath(m.Peer));
+                    break;
+                case PeerReadyAck m:
+                    w.Write(m.RunId);
+                    w.Write(m.NodeAddress);
+                    break;
+                case ParameterHash m:
+                    w.Write(m.RunId);
+                    w.Write(m.Epoch);
+                    w.Write(m.NodeId);
+                    w.Write(m.Hash.Length);
+                    w.Write(m.Hash);
+                    w.Write(m.VotesToStop);
                     break;
                 default:
                     throw new ArgumentException($"DistSgdSerializer cannot serialize {obj.GetType()}");
@@ -145,7 +201,21 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case MessageChunkManifest:
                 {
                     var r = new FrameReader(bytes);
-                    var message = new MessageChunk(r.Int64(), r.Int32(), r.Int32(), r.Int32(), r.Int32(), r.String(), r.Bytes());
+                    var message = new MessageChunk(r.Int64(), r.Int32(), r.Int32(), r.Int32(), r.Int32(), r.String(), r.Bytes(NodeLimits.LargestMessage));
+                    r.End();
+                    return message;
+                }
+                case GradientShareManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new GradientShare(r.String(), r.Int64(), r.Int32(), r.Int32(), r.Double(), r.Double(), r.Vector());
+                    r.End();
+                    return message;
+                }
+                case ReplicaResyncManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new ReplicaResync(r.String(), r.Int32(), r.Int32(), r.Bytes(MaxHashLength), r.Int64(), r.Vector(), r.Vector());
                     r.End();
                     return message;
                 }
@@ -159,6 +229,9 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32()),
                 JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),
                 RunEndedManifest => new RunEnded(reader.ReadString()),
+                PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString())),
+                PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
+                ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadHash(reader), reader.ReadBoolean()),
                 _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
             };
             if (reader.BaseStream.Position != bytes.Length)
@@ -207,6 +280,20 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         return new RunPlan(runId, spec, r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
     }
 
+    private static byte[] ReadHash(BinaryReader r)
+    {
+        int length = r.ReadInt32();
+        if (length is < 0 or > MaxHashLength)
+            throw new SerializationException($"DistSgdSerializer: a parameter hash of {length} bytes (expected 0 to {MaxHashLength})");
+        var hash = r.ReadBytes(length);
+        if (hash.Length != length)
+            throw new EndOfStreamException($"a parameter hash of {length} bytes is truncated to {hash.Length}");
+        return hash;
+    }
+
+    private static int ResyncSize(ReplicaResync m) =>
+        HeaderSize(m.RunId) + 4 + 4 + 4 + m.Hash.Length + 8 + VectorSize(m.Parameters) + VectorSize(m.Velocity);
+
     private static int HeaderSize(string runId) => 4 + Encoding.UTF8.GetByteCount(runId);
 
     private static int VectorSize(float[] vector) => 4 + vector.Length * sizeof(float);
@@ -216,6 +303,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     {
         ComputeGradient m => HeaderSize(m.RunId) + 16 + VectorSize(m.Parameters),
         GradientReply m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
+        GradientShare m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
+        ReplicaResync m => ResyncSize(m),
         _ => 0,
     };
 
@@ -236,6 +325,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             _position += length;
         }
 
+        public void Bytes(byte[] values)
+        {
+            Int32(values.Length);
+            values.CopyTo(_bytes.AsSpan(_position));
+            _position += values.Length;
+        }
+
         public void Vector(float[] values)
         {
             Int32(values.Length);
@@ -244,13 +340,6 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 throw new PlatformNotSupportedException("DistSgd's wire format is little-endian");
             bytes.CopyTo(_bytes.AsSpan(_position));
             _position += bytes.Length;
-        }
-
-        public void Bytes(byte[] values)
-        {
-            Int32(values.Length);
-            values.CopyTo(_bytes, _position);
-            _position += values.Length;
         }
 
         public readonly byte[] Done() =>
@@ -284,6 +373,14 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             return Encoding.UTF8.GetString(Take(length));
         }
 
+        public byte[] Bytes(int maxLength)
+        {
+            int length = Int32();
+            if (length < 0 || length > maxLength)
+                throw new SerializationException($"DistSgdSerializer: a byte field of {length} bytes (expected 0 to {maxLength})");
+            return Take(length).ToArray();
+        }
+
         public float[] Vector()
         {
             int count = Int32();
@@ -292,12 +389,6 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             var values = new float[count];
             Take(count * sizeof(float)).CopyTo(MemoryMarshal.AsBytes(values.AsSpan()));
             return values;
-        }
-
-        public byte[] Bytes()
-        {
-            int count = Int32();
-            return Take(count).ToArray();
         }
 
         public readonly void End()

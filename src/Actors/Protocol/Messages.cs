@@ -26,3 +26,30 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
     public override string ToString() =>
         $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples";
 }
+
+/// <summary>
+/// One participant's gradient for one synchronous step: a worker's reply to the master (centralized) or a
+/// peer's share to every peer (decentralized). The step bookkeeping (<see cref="Steps.StepGather"/>) judges
+/// and orders both kinds the same way.
+/// </summary>
+public interface IGradientContribution
+{
+    string RunId { get; }
+
+    long Step { get; }
+
+    /// <summary>The worker index or node id: the shard the gradient was computed on, and its place in the sum.</summary>
+    int Participant { get; }
+
+    /// <summary>Samples behind the gradient (its weight); 0 with an empty gradient when the shard ran out.</summary>
+    int SampleCount { get; }
+
+    /// <summary>The summed (not mean) loss of those samples.</summary>
+    double LossSum { get; }
+
+    /// <summary>Seconds the participant spent computing the gradient.</summary>
+    double ComputeSeconds { get; }
+
+    /// <summary>The mean gradient over the samples; never modified after sending.</summary>
+    float[] Gradient { get; }
+}

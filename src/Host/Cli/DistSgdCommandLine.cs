@@ -83,10 +83,11 @@ public static class DistSgdCommandLine
     {
         var command = new Command("train", "Train a model and write it, its metrics and a summary to a results folder.");
         var mode = Choice("--mode", Modes.Centralized, Modes.All,
-            "How to train: centralized (a master and --workers worker nodes of a simulated cluster), sequential (one process, one model).");
-        var workers = new Option<int>("--workers") { Description = "Worker nodes of the simulated cluster (centralized).", DefaultValueFactory = _ => 2 };
+            "How to train: centralized (a master and --workers worker nodes of a simulated cluster), decentralized (--workers equal peer nodes " +
+            "of a simulated cluster, all-gathering gradients over DistributedPubSub), sequential (one process, one model).");
+        var workers = new Option<int>("--workers") { Description = "Worker nodes (centralized) or peer nodes (decentralized) of the simulated cluster.", DefaultValueFactory = _ => 2 };
         var config = new Option<string?>("--config") { Description = "HOCON file of overrides for every node of the simulated cluster (see hocon/local.conf)." };
-        var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker.", DefaultValueFactory = _ => 1 };
+        var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
         var data = new DataFlags();
         var model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
             "Model: linear regression, softmax (logistic) regression or an MLP; auto = mlp for classes, linear for regression.");

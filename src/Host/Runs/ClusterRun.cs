@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistSgd.Actors;
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Data;
@@ -15,66 +16,132 @@ public sealed record DistributedPlan(ModelSpec Spec, float[] InitialParameters, 
                                      Dataset Train, Dataset Test, int StepsPerEpoch);
 
 /// <summary>
-/// Runs a distributed mode on the single-process simulated cluster: N+1 ActorSystems on 127.0.0.1
-/// (a master node and N worker nodes) joined over TCP, the MasterActor as a cluster singleton.
+/// Runs a distributed mode on the single-process simulated cluster, ActorSystems on 127.0.0.1 joined over TCP:
+/// centralized = a master node (the MasterActor as a cluster singleton) and N worker nodes; decentralized =
+/// N peer nodes (role "peer"), one PeerActor each. Starting the cluster, reporting progress and collecting the
+/// result are the same for both; only <see cref="StartActors"/> differs.
 /// </summary>
 public static class ClusterRun
 {
+    /// <summary>How long, after the lead peer's result, the other peers' final replicas are awaited for the check.</summary>
+    private static readonly TimeSpan ReplicaReportWait = TimeSpan.FromSeconds(10);
+
     public static (float[] Parameters, TrainingResult Result) Run(TrainSettings settings, DistributedPlan plan,
                                                                   Action<EpochMetrics> onEpoch, TextWriter output,
                                                                   CancellationToken cancellation)
         => RunAsync(settings, plan, onEpoch, output, cancellation).GetAwaiter().GetResult();
 
+    /// <summary>The role list of every node of the mode's simulated cluster.</summary>
+    public static IReadOnlyList<string[]> NodeRoles(TrainSettings settings, DistSgdSettings distsgd)
+    {
+        var roles = new List<string[]>();
+        if (settings.Mode == Modes.Decentralized)
+        {
+            for (int i = 0; i < settings.Workers; i++)
+                roles.Add([distsgd.PeerRole]);
+            return roles;
+        }
+        roles.Add([distsgd.MasterRole]);
+        for (int i = 0; i < settings.Workers; i++)
+            roles.Add([distsgd.WorkerRole]);
+        return roles;
+    }
+
     private static async Task<(float[], TrainingResult)> RunAsync(TrainSettings settings, DistributedPlan plan,
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
                                                                  CancellationToken cancellation)
     {
-        long frame = NodeConfig.FrameSizeFor(plan.Spec.ParameterCount);
+        bool decentralized = settings.Mode == Modes.Decentralized;
+        // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
+        long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * plan.Spec.ParameterCount : plan.Spec.ParameterCount);
         var overrides = HoconFile.Load(settings.ConfigFile);
         // A bad distsgd.* value fails here, naming its key, before any node starts.
-        DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
-        var roles = new List<string[]> { new[] { "master" } };
-        for (int i = 0; i < settings.Workers; i++)
-            roles.Add(new[] { "worker" });
-        output.WriteLine($"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB");
+        var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
+        var roles = NodeRoles(settings, distsgd);
+        output.WriteLine(decentralized
+            ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB"
+            : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB");
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60),
                                                                Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING", overrides);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
 
+        // Progress arrives from actors on several nodes' threads: one lock keeps the output whole.
+        var gate = new object();
         var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var master = cluster.Nodes[0];
+        var replicas = new List<PeerFinished>();
+        var allReplicas = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         void OnProgress(object message)
         {
-            switch (message)
+            lock (gate)
             {
-                case RunProgress.EpochCompleted epoch:
-                    onEpoch(epoch.Metrics);
-                    break;
-                case RunProgress.Note note:
-                    output.WriteLine($"cluster: {note.Text}");
-                    break;
-                case RunProgress.RunCompleted or RunProgress.RunFailed:
-                    done.TrySetResult(message);
-                    break;
+                switch (message)
+                {
+                    case RunProgress.EpochCompleted epoch:
+                        onEpoch(epoch.Metrics);
+                        break;
+                    case RunProgress.Note note:
+                        output.WriteLine($"cluster: {note.Text}");
+                        break;
+                    case PeerFinished finished:
+                        replicas.Add(finished);
+                        if (replicas.Count == settings.Workers)
+                            allReplicas.TrySetResult();
+                        break;
+                    case RunProgress.RunCompleted or RunProgress.RunFailed:
+                        done.TrySetResult(message);
+                        break;
+                }
             }
         }
-        var reporter = master.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+        var reporters = cluster.Nodes.Select(node => node.ActorOf(CallbackActor.Props(OnProgress), "reporter")).ToList();
 
         var runPlan = new RunPlan(Guid.NewGuid().ToString("N")[..12], plan.Spec, settings.BatchSize, settings.Seed,
                                   settings.Epochs, plan.Train.Count, plan.StepsPerEpoch);
-        CentralizedDeployment.StartMaster(master, new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
-            plan.Optimizer, plan.Training, plan.Test, reporter, Math.Max(1, settings.Threads)));
-        for (int i = 1; i < cluster.Nodes.Count; i++)
-            CentralizedDeployment.StartWorker(cluster.Nodes[i], plan.Train, settings.ThreadsPerWorker);
+        StartActors(settings, plan, runPlan, cluster, reporters);
 
         using var cancelled = cancellation.Register(() => done.TrySetCanceled());
         var outcome = await done.Task;
+        if (outcome is RunProgress.RunCompleted && decentralized)
+        {
+            await Task.WhenAny(allReplicas.Task, Task.Delay(ReplicaReportWait, cancellation));
+            lock (gate)
+                output.WriteLine(DescribeReplicas(replicas, settings.Workers));
+        }
         return outcome switch
         {
             RunProgress.RunCompleted completed => (completed.Parameters, completed.Result),
             RunProgress.RunFailed failed => throw new TrainingFailedException(failed.Reason),
             _ => throw new InvalidOperationException($"unexpected outcome {outcome}"),
         };
+    }
+
+    /// <summary>Starts the mode's actors on the cluster's nodes; each node reports to its own local reporter.</summary>
+    private static void StartActors(TrainSettings settings, DistributedPlan plan, RunPlan runPlan, SimulatedCluster cluster,
+                                    IReadOnlyList<IActorRef> reporters)
+    {
+        int evaluationThreads = Math.Max(1, settings.Threads);
+        if (settings.Mode == Modes.Decentralized)
+        {
+            // Every peer gets the test set: which one leads (the lowest node id, by address) is decided at the start barrier.
+            for (int i = 0; i < cluster.Nodes.Count; i++)
+                DecentralizedDeployment.StartPeer(cluster.Nodes[i], new PeerSetup(runPlan, settings.Workers, plan.InitialParameters,
+                    plan.Optimizer, plan.Training, plan.Train, plan.Test, reporters[i], settings.ThreadsPerWorker, evaluationThreads));
+            return;
+        }
+        CentralizedDeployment.StartMaster(cluster.Nodes[0], new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
+            plan.Optimizer, plan.Training, plan.Test, reporters[0], evaluationThreads));
+        for (int i = 1; i < cluster.Nodes.Count; i++)
+            CentralizedDeployment.StartWorker(cluster.Nodes[i], plan.Train, settings.ThreadsPerWorker);
+    }
+
+    private static string DescribeReplicas(IReadOnlyList<PeerFinished> replicas, int peers)
+    {
+        var distinct = replicas.Select(r => Convert.ToHexString(r.Hash)).Distinct().Count();
+        string hash = replicas.Count > 0 ? ReplicaCheck.Short(replicas[0].Hash) : "-";
+        return distinct == 1 && replicas.Count == peers
+            ? (peers == 1 ? $"cluster: 1 replica (sha256 {hash}…)" : $"cluster: all {peers} replicas bit-identical (sha256 {hash}…)")
+            : $"cluster: WARNING: {replicas.Count} of {peers} replicas reported, {distinct} distinct hashes: " +
+              string.Join(", ", replicas.OrderBy(r => r.NodeId).Select(r => $"node {r.NodeId} {ReplicaCheck.Short(r.Hash)}"));
     }
 }
 

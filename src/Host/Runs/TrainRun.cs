@@ -38,7 +38,7 @@ public static class TrainRun
         var optimizerOptions = BuildOptimizerOptions(settings, stepsPerEpoch * settings.Epochs, stepsPerEpoch);
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
-            ? $"run: {settings.Mode}, {settings.Workers} workers × batch {settings.BatchSize} = global batch {settings.Workers * settings.BatchSize}, " +
+            ? $"run: {settings.Mode}, {settings.Workers} {(settings.Mode == Modes.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.Workers * settings.BatchSize}, " +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
             : $"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");

@@ -40,5 +40,5 @@ public static class Modes
     public const string Sequential = "sequential";
     public const string Centralized = "centralized";
     public const string Decentralized = "decentralized";
-    public static readonly string[] All = [Centralized, Sequential];
+    public static readonly string[] All = [Centralized, Decentralized, Sequential];
 }

@@ -15,7 +15,7 @@ public class CentralizedClusterSpec
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
 
-    private static async Task<RunProgress.RunCompleted> RunCentralized(Dataset train, Dataset? test, ModelSpec spec, int workers,
+    internal static async Task<RunProgress.RunCompleted> RunCentralized(Dataset train, Dataset? test, ModelSpec spec, int workers,
                                                                        int batch, int epochs, SgdOptions optimizer, float[] theta0, int seed)
     {
         var roles = new List<string[]> { new[] { "master" } };

@@ -2,6 +2,7 @@ using System.Runtime.Serialization;
 using Akka.Actor;
 using Akka.Serialization;
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Models;
 
@@ -27,6 +28,11 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
+        ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody),
+        ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
+        ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
+        ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
+        ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
     };
 
     [Theory]
@@ -70,6 +76,29 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             case RegisterWorker m:
                 Assert.Equal(m.Worker, ((RegisterWorker)back).Worker);
                 break;
+            case PeerReady m:
+                var r = (PeerReady)back;
+                Assert.Equal((m.Plan, m.NodeAddress, m.Peer), (r.Plan, r.NodeAddress, r.Peer));
+                break;
+            case GradientShare m:
+                var s = (GradientShare)back;
+                Assert.Equal((m.RunId, m.Step, m.NodeId, m.SampleCount, m.LossSum, m.ComputeSeconds), (s.RunId, s.Step, s.NodeId, s.SampleCount, s.LossSum, s.ComputeSeconds));
+                Assert.Equal(m.Gradient, s.Gradient);
+                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                break;
+            case ParameterHash m:
+                var h = (ParameterHash)back;
+                Assert.Equal((m.RunId, m.Epoch, m.NodeId, m.VotesToStop), (h.RunId, h.Epoch, h.NodeId, h.VotesToStop));
+                Assert.Equal(m.Hash, h.Hash);
+                break;
+            case ReplicaResync m:
+                var y = (ReplicaResync)back;
+                Assert.Equal((m.RunId, m.Epoch, m.SourceNodeId, m.OptimizerStep), (y.RunId, y.Epoch, y.SourceNodeId, y.OptimizerStep));
+                Assert.Equal(m.Hash, y.Hash);
+                Assert.Equal(m.Parameters, y.Parameters);
+                Assert.Equal(m.Velocity, y.Velocity);
+                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                break;
             default:
                 Assert.Equal(message, back);
                 break;
@@ -89,6 +118,10 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("GR", 20)]
     [InlineData("JR", 5)]
     [InlineData("RE", 0)]
+    [InlineData("GS", 30)]
+    [InlineData("PH", 20)]
+    [InlineData("RS", 40)]
+    [InlineData("PA", 6)]
     public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
@@ -97,6 +130,10 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             "CG" => new ComputeGradient("run", 1, 1, 1, [1f, 2f]),
             "GR" => new GradientReply("run", 1, 1, 1, 1, 1, [1f, 2f]),
             "JR" => new JoinRun(Plan, 0, 1),
+            "GS" => new GradientShare("run", 1, 1, 1, 1, 1, [1f, 2f]),
+            "PH" => new ParameterHash("run", 1, 1, new byte[32], false),
+            "RS" => new ReplicaResync("run", 1, 0, new byte[32], 5, [1f, 2f], [3f, 4f]),
+            "PA" => new PeerReadyAck("run", "akka.tcp://distsgd@h:1"),
             _ => new RunEnded("run"),
         });
         Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));
@@ -111,6 +148,15 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         BitConverter.GetBytes(1_000_000_000).CopyTo(bytes, bytes.Length - 12);
         var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, "CG"));
         Assert.Contains("does not fit", error.Message);
+    }
+
+    [Fact]
+    public void A_parameter_hash_longer_than_64_bytes_is_refused()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
+        var bytes = serializer.ToBinary(new ParameterHash("run", 1, 1, new byte[65], false));
+        var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, "PH"));
+        Assert.Contains("parameter hash of 65 bytes", error.Message);
     }
 
     [Fact]

@@ -144,6 +144,31 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void The_decentralized_mode_trains_peers_with_identical_replicas_and_the_centralized_model()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string mode, string dir) => ["train", "--mode", mode, "--workers", "3", "--dataset", "blobs", "--samples", "600",
+                                                    "--epochs", "2", "--hidden", "16", "--out", dir];
+        var peers = CliRunner.Run(Flags("decentralized", temp["peers"]));
+        Assert.True(peers.ExitCode == 0, peers.Error);
+        Assert.Contains("run: decentralized, 3 peers × batch 64 = global batch 192", peers.Output);
+        Assert.Contains("cluster: starting 3 nodes on 127.0.0.1 (3 peers)", peers.Output);
+        Assert.Contains("cluster: all 3 replicas bit-identical", peers.Output);
+        var metrics = File.ReadAllLines(Path.Combine(temp["peers"], RunFiles.MetricsFileName));
+        Assert.Equal(3, metrics.Length);
+        var row = metrics[2].Split(',');
+        Assert.True(long.Parse(row[12]) > 0, "bytes sent");
+        Assert.True(long.Parse(row[13]) > 0, "bytes received");
+        using (var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["peers"], RunFiles.SummaryFileName))))
+            Assert.Equal("decentralized", summary.RootElement.GetProperty("mode").GetString());
+
+        // Same seed, nodes and batch: the same shards, gradients, sums and updates as the master's, bit for bit.
+        Assert.Equal(0, CliRunner.Run(Flags("centralized", temp["master"])).ExitCode);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["master"], RunFiles.ModelFileName)),
+                     File.ReadAllBytes(Path.Combine(temp["peers"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
     public void A_bad_config_file_exits_2_naming_it()
     {
         using var temp = new TempFolder();

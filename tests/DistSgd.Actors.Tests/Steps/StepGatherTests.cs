@@ -1,6 +1,7 @@
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Steps;
 
-namespace DistSgd.Actors.Tests.Centralized;
+namespace DistSgd.Actors.Tests.Steps;
 
 public class StepGatherTests
 {
@@ -23,7 +24,7 @@ public class StepGatherTests
         Assert.False(gather.IsComplete);
         Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 1)));
         Assert.True(gather.IsComplete);
-        Assert.Equal([0, 1, 2], gather.Replies.Select(r => r.WorkerIndex));
+        Assert.Equal([0, 1, 2], gather.Replies.Select(r => r.Participant));
     }
 
     [Theory]

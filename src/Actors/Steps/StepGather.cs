@@ -1,11 +1,14 @@
 using System.Numerics.Tensors;
+using DistSgd.Actors.Protocol;
 
-namespace DistSgd.Actors.Centralized;
+namespace DistSgd.Actors.Steps;
 
 /// <summary>What happened to a gradient offered to a step.</summary>
 public enum GatherOutcome
 {
     Accepted,
+    /// <summary>For a later step: held by a <see cref="StepBuffer"/> until that step begins.</summary>
+    Buffered,
     ForeignRun,
     StaleStep,
     FutureStep,
@@ -16,8 +19,8 @@ public enum GatherOutcome
 }
 
 /// <summary>
-/// The master's bookkeeping for one synchronous step: who it waits for, what has arrived, and what was
-/// dropped and why. A plain class, so the rules are testable without an ActorSystem.
+/// The bookkeeping of one synchronous step, the master's and every peer's: who it waits for, what has
+/// arrived, and what was dropped and why. A plain class, so the rules are testable without an ActorSystem.
 /// </summary>
 /// <remarks>
 /// A gradient is applied only when it is for this run and this step, comes from a participant that has
@@ -26,9 +29,11 @@ public enum GatherOutcome
 /// </remarks>
 public sealed class StepGather
 {
-    private readonly SortedDictionary<int, GradientReply> _replies = new();
+    private readonly SortedDictionary<int, IGradientContribution> _replies = new();
     private readonly HashSet<int> _waitingFor = new();
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
+    private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
+    private readonly List<int> _weightBuffer = new();
 
     public StepGather(string runId, int parameterCount)
     {
@@ -48,8 +53,8 @@ public sealed class StepGather
     /// <summary>True when every participant still counted has answered.</summary>
     public bool IsComplete => IsOpen && _waitingFor.Count == 0;
 
-    /// <summary>The accepted replies, in worker-index order (the order the average sums them in).</summary>
-    public IReadOnlyCollection<GradientReply> Replies => _replies.Values;
+    /// <summary>The accepted contributions, in participant order (the order the average sums them in).</summary>
+    public IReadOnlyCollection<IGradientContribution> Replies => _replies.Values;
 
     public IReadOnlyCollection<int> WaitingFor => _waitingFor;
 
@@ -67,13 +72,13 @@ public sealed class StepGather
         IsOpen = true;
     }
 
-    public GatherOutcome Offer(GradientReply reply)
+    public GatherOutcome Offer(IGradientContribution reply)
     {
         var outcome = Judge(reply);
         if (outcome == GatherOutcome.Accepted)
         {
-            _replies[reply.WorkerIndex] = reply;
-            _waitingFor.Remove(reply.WorkerIndex);
+            _replies[reply.Participant] = reply;
+            _waitingFor.Remove(reply.Participant);
         }
         else
         {
@@ -82,13 +87,30 @@ public sealed class StepGather
         return outcome;
     }
 
+    /// <summary>
+    /// Writes the step's gradient ḡ = Σ nᵢ·gᵢ / Σ nᵢ into <paramref name="result"/>, summing the accepted
+    /// contributions in participant order (never arrival order, so every replica gets the same bits);
+    /// returns Σ nᵢ, the step's sample count.
+    /// </summary>
+    public long Average(Span<float> result)
+    {
+        _shareBuffer.Clear();
+        _weightBuffer.Clear();
+        foreach (var reply in _replies.Values)
+        {
+            _shareBuffer.Add(reply.Gradient);
+            _weightBuffer.Add(reply.SampleCount);
+        }
+        return Numerics.Training.GradientAggregation.WeightedAverage(_shareBuffer, _weightBuffer, result);
+    }
+
     /// <summary>Stops waiting for a participant (unreachable, removed, refused); true if the step was waiting for it.</summary>
     public bool Forget(int participant) => _waitingFor.Remove(participant);
 
     /// <summary>Closes the step: later replies for it count as stale.</summary>
     public void Close() => IsOpen = false;
 
-    private GatherOutcome Judge(GradientReply reply)
+    private GatherOutcome Judge(IGradientContribution reply)
     {
         if (reply.RunId != RunId)
             return GatherOutcome.ForeignRun;
@@ -96,9 +118,9 @@ public sealed class StepGather
             return GatherOutcome.StaleStep;
         if (reply.Step > Step)
             return GatherOutcome.FutureStep;
-        if (_replies.ContainsKey(reply.WorkerIndex))
+        if (_replies.ContainsKey(reply.Participant))
             return GatherOutcome.Duplicate;
-        if (!_waitingFor.Contains(reply.WorkerIndex))
+        if (!_waitingFor.Contains(reply.Participant))
             return GatherOutcome.NotParticipant;
         if (reply.SampleCount < 0 || (reply.SampleCount == 0 ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
             return GatherOutcome.WrongLength;

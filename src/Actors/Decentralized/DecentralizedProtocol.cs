@@ -1,0 +1,77 @@
+using Akka.Actor;
+using DistSgd.Actors.Protocol;
+
+namespace DistSgd.Actors.Decentralized;
+
+// Every message here travels on the run's DistributedPubSub topic (DecentralizedDeployment.Topic), except
+// PeerReadyAck, which goes straight back to the peer that published PeerReady. A peer receives its own
+// publications too and treats them like any other peer's: one path into its step buffer.
+
+/// <summary>
+/// Peer → every peer (published on the run's topic): this peer is subscribed to the topic and runs
+/// <paramref name="Plan"/>. Published again every distsgd.ready-interval until the start barrier passes.
+/// Reply: <see cref="PeerReadyAck"/> to <paramref name="Peer"/>, from every peer that received it, whatever its phase.
+/// </summary>
+/// <param name="NodeAddress">The publishing node's cluster address; peers are ordered by it to get node ids.</param>
+public sealed record PeerReady(RunPlan Plan, string NodeAddress, IActorRef Peer) : IDistSgdMessage;
+
+/// <summary>
+/// Peer → the peer whose <see cref="PeerReady"/> it received (a direct reply): "your publications reach
+/// <paramref name="NodeAddress"/>". No reply.
+/// </summary>
+public sealed record PeerReadyAck(string RunId, string NodeAddress) : IDistSgdMessage;
+
+/// <summary>
+/// Peer → every peer (published on the run's topic): the mean gradient of node <paramref name="NodeId"/>'s
+/// batch for <paramref name="Step"/> at its replica's θ, over <paramref name="SampleCount"/> samples (empty
+/// when its shard ran out), with the summed loss and the compute time. No reply; every peer, the sender
+/// included, adds it to its step buffer.
+/// </summary>
+public sealed record GradientShare(string RunId, long Step, int NodeId, int SampleCount, double LossSum,
+                                   double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
+{
+    int IGradientContribution.Participant => NodeId;
+}
+
+/// <summary>
+/// Peer → every peer (published on the run's topic) at the end of <paramref name="Epoch"/>: the SHA-256 of the
+/// node's replica (θ and optimizer state, <see cref="ReplicaCheck.Hash"/>) and whether its stop rule says
+/// the run should end. No reply; the next epoch starts once every participant's hash is in.
+/// </summary>
+public sealed record ParameterHash(string RunId, int Epoch, int NodeId, byte[] Hash, bool VotesToStop) : IDistSgdMessage;
+
+/// <summary>
+/// The agreed peer → every peer (published on the run's topic) after hashes differed at the end of
+/// <paramref name="Epoch"/>: its replica, θ and optimizer state (step and velocity), whose hash is
+/// <paramref name="Hash"/>. Peers whose hash differs adopt it; the others ignore it. No reply.
+/// </summary>
+public sealed record ReplicaResync(string RunId, int Epoch, int SourceNodeId, byte[] Hash, long OptimizerStep,
+                                   float[] Parameters, float[] Velocity) : IDistSgdMessage;
+
+/// <summary>
+/// Peer → its node's local reporter when the run ends normally (every peer sends one, the lead peer also
+/// sends <see cref="Centralized.RunProgress.RunCompleted"/>): this replica's final θ and its hash. Local only.
+/// </summary>
+public sealed record PeerFinished(int NodeId, float[] Parameters, byte[] Hash);
+
+/// <summary>Local queries and test hooks of a <see cref="PeerActor"/>; they never cross the network.</summary>
+public static class PeerQueries
+{
+    /// <summary>Asks a peer for its replica. Reply: <see cref="Replica"/>.</summary>
+    public sealed record GetReplica
+    {
+        public static readonly GetReplica Instance = new();
+    }
+
+    /// <param name="NodeId">−1 before the start barrier has passed.</param>
+    /// <param name="Step">Steps this replica has taken.</param>
+    /// <param name="Parameters">A copy of θ.</param>
+    /// <param name="Dropped">Shares dropped so far (stale, foreign, duplicate, …).</param>
+    public sealed record Replica(int NodeId, long Step, float[] Parameters, long Dropped);
+
+    /// <summary>
+    /// Test hook: at the end of <paramref name="Epoch"/>, before hashing, nudge θ₀ of this replica so it differs
+    /// from the others, to exercise the mismatch report and the repair.
+    /// </summary>
+    internal sealed record CorruptReplicaAtEpochEnd(int Epoch);
+}

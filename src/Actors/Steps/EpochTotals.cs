@@ -1,0 +1,63 @@
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Steps;
+
+/// <summary>
+/// Sums of an epoch's step measurements, kept the same way by the master and by every peer, and turned into
+/// the epoch's <see cref="EpochMetrics"/>.
+/// </summary>
+public sealed class EpochTotals
+{
+    public long Steps { get; private set; }
+    public long Samples { get; private set; }
+    public double LossSum { get; private set; }
+    public double Compute { get; private set; }
+    public double Imbalance { get; private set; }
+    public double Communication { get; private set; }
+    public double Update { get; private set; }
+    public double LearningRate { get; private set; }
+    public long BytesSent { get; set; }
+    public long BytesReceived { get; set; }
+
+    /// <summary>Mean training loss of the epoch's samples (NaN before any).</summary>
+    public double TrainLoss => Samples > 0 ? LossSum / Samples : double.NaN;
+
+    /// <summary>
+    /// Adds one finished step: compute = the slowest contribution (the critical path), imbalance = slowest − mean,
+    /// communication = the step's wall time − the slowest compute. Returns the step's summed loss, in participant order.
+    /// </summary>
+    public double AddStep(IReadOnlyCollection<IGradientContribution> contributions, long samples, double wallSeconds,
+                          double updateSeconds, double learningRate)
+    {
+        double lossSum = 0, slowest = 0, computeSum = 0;
+        foreach (var c in contributions)
+        {
+            lossSum += c.LossSum;
+            slowest = Math.Max(slowest, c.ComputeSeconds);
+            computeSum += c.ComputeSeconds;
+        }
+        Steps++;
+        Samples += samples;
+        LossSum += lossSum;
+        Compute += slowest;
+        Imbalance += slowest - computeSum / Math.Max(1, contributions.Count);
+        Communication += Math.Max(0, wallSeconds - slowest);
+        Update += updateSeconds;
+        LearningRate = learningRate;
+        return lossSum;
+    }
+
+    /// <summary>The epoch's metrics; <paramref name="score"/> is the test-set score, or null without one.</summary>
+    public EpochMetrics ToMetrics(int epoch, long step, Score? score, bool classification, long droppedMessages)
+    {
+        double seconds = Compute + Communication + Update;
+        return new EpochMetrics(
+            epoch, step, TrainLoss,
+            score is { } s ? s.MeanLoss : double.NaN,
+            score is { } c && classification ? c.Accuracy : double.NaN,
+            seconds, Samples / Math.Max(seconds, 1e-9), LearningRate,
+            new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages));
+    }
+}

@@ -1,0 +1,87 @@
+using DistSgd.Actors.Protocol;
+
+namespace DistSgd.Actors.Steps;
+
+/// <summary>
+/// A <see cref="StepGather"/> that also holds contributions of the next few steps: in the decentralized mode a
+/// faster peer's share for step s+1 can arrive while this peer still gathers step s, and it must be neither
+/// lost nor applied early. A plain class, testable without an ActorSystem.
+/// </summary>
+/// <remarks>
+/// A contribution of another run is dropped at once; one for a step after the current one (up to
+/// <see cref="Window"/> steps ahead) is held, once per participant and step, until <see cref="Begin"/> opens
+/// that step and offers it to the gather under the gather's rules (so a held share of a peer that is no
+/// longer a participant, of the wrong length or not finite is dropped then). Held shares of a step that is
+/// skipped count as stale.
+/// </remarks>
+public sealed class StepBuffer
+{
+    /// <summary>How many steps ahead a share is held; a synchronous peer is never more than one step ahead unless a step timed out.</summary>
+    public const int DefaultWindow = 4;
+
+    private readonly SortedDictionary<long, SortedDictionary<int, IGradientContribution>> _held = new();
+    private readonly Dictionary<GatherOutcome, long> _dropped = new();
+
+    public StepBuffer(string runId, int parameterCount, int window = DefaultWindow)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(window);
+        Gather = new StepGather(runId, parameterCount);
+        Window = window;
+    }
+
+    /// <summary>The current step's gather: what it waits for and what it accepted.</summary>
+    public StepGather Gather { get; }
+
+    public int Window { get; }
+
+    /// <summary>Contributions held for later steps.</summary>
+    public int HeldCount => _held.Values.Sum(step => step.Count);
+
+    /// <summary>Dropped so far, by reason, the gather's drops included.</summary>
+    public IReadOnlyDictionary<GatherOutcome, long> Dropped =>
+        _dropped.Concat(Gather.Dropped).GroupBy(e => e.Key).ToDictionary(g => g.Key, g => g.Sum(e => e.Value));
+
+    public long DroppedTotal => _dropped.Values.Sum() + Gather.DroppedTotal;
+
+    /// <summary>Offers a contribution to the current step, or holds it for a later one.</summary>
+    public GatherOutcome Offer(IGradientContribution share)
+    {
+        if (share.RunId != Gather.RunId || share.Step <= Gather.Step)
+            return Gather.Offer(share);
+        if (share.Step > Gather.Step + Window)
+            return Drop(GatherOutcome.FutureStep);
+        if (!_held.TryGetValue(share.Step, out var step))
+            _held[share.Step] = step = new SortedDictionary<int, IGradientContribution>();
+        if (!step.TryAdd(share.Participant, share))
+            return Drop(GatherOutcome.Duplicate);
+        return GatherOutcome.Buffered;
+    }
+
+    /// <summary>
+    /// Opens <paramref name="step"/> for <paramref name="participants"/> and offers it the contributions held
+    /// for it, in participant order; held contributions of earlier steps are dropped as stale.
+    /// </summary>
+    public void Begin(long step, IEnumerable<int> participants)
+    {
+        Gather.Begin(step, participants);
+        while (_held.Count > 0 && _held.Keys.First() <= step)
+        {
+            long first = _held.Keys.First();
+            var shares = _held[first];
+            _held.Remove(first);
+            if (first < step)
+            {
+                _dropped[GatherOutcome.StaleStep] = _dropped.GetValueOrDefault(GatherOutcome.StaleStep) + shares.Count;
+                continue;
+            }
+            foreach (var share in shares.Values)
+                Gather.Offer(share);
+        }
+    }
+
+    private GatherOutcome Drop(GatherOutcome reason)
+    {
+        _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
+        return reason;
+    }
+}

@@ -1,0 +1,200 @@
+using Akka.Actor;
+using Akka.Cluster.Tools.PublishSubscribe;
+using Akka.TestKit;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Tests.Decentralized;
+
+/// <summary>
+/// One real peer and two scripted ones: a probe stands in for the DistributedPubSub mediator, so the spec sees
+/// every publication and decides what the peer receives, in which order.
+/// </summary>
+public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
+{
+    // Softmax regression 2 inputs → 3 classes: 9 parameters. 3 peers × batch 4 over 42 samples: 4 steps per epoch.
+    private static readonly ModelSpec Spec = new(ModelKind.Softmax, 2, 3);
+    private static readonly Dataset Train = Synthetic.GaussianBlobs(42, 2, 3, spread: 2, seed: 3);
+    private static readonly RunPlan Plan = new("run", Spec, 4, 1, 5, Train.Count, ShardBatches.StepsPerEpoch(Train.Count, 3, 4));
+    // Ordinal order puts both scripted peers before the real one ("akka.tcp://peer-spec@…"): it is node 2.
+    private const string AddressA = "akka.tcp://a@fake:1";
+    private const string AddressB = "akka.tcp://b@fake:2";
+    private const int Self = 2;
+
+    private readonly float[] _theta0 = Enumerable.Range(0, 9).Select(i => i * 0.1f).ToArray();
+    private readonly TestProbe _mediator;
+    private readonly TestProbe _peerA;
+    private readonly TestProbe _peerB;
+
+    public PeerActorSpec() : base(TestConfig.Node(roles: "peer", stepTimeout: "1500ms"), "peer-spec")
+    {
+        _mediator = CreateTestProbe("mediator");
+        _peerA = CreateTestProbe("peer-a");
+        _peerB = CreateTestProbe("peer-b");
+    }
+
+    private IActorRef StartPeer()
+    {
+        var setup = new PeerSetup(Plan, 3, _theta0, new SgdOptions(1.0), new TrainingOptions(5, 4, 1), Train, null,
+                                  CreateTestProbe("reporter").Ref, Mediator: _mediator.Ref);
+        var peer = Sys.ActorOf(PeerActor.Props(setup), "peer");
+        var subscribe = _mediator.ExpectMsg<Subscribe>();
+        Assert.Equal(DecentralizedDeployment.Topic("run"), subscribe.Topic);
+        peer.Tell(new SubscribeAck(subscribe), _mediator.Ref);
+        return peer;
+    }
+
+    private T Published<T>() where T : class =>
+        (T)_mediator.FishForMessage<Publish>(p => p.Message is T, TimeSpan.FromSeconds(5)).Message;
+
+    /// <summary>Runs the start barrier to the end and returns the peer's share of step 0.</summary>
+    private (IActorRef Peer, GradientShare Step0) Started()
+    {
+        var peer = StartPeer();
+        var ready = Published<PeerReady>();
+        peer.Tell(ready);                                            // its own publication comes back to it
+        peer.Tell(new PeerReady(Plan, AddressA, _peerA.Ref));
+        peer.Tell(new PeerReady(Plan, AddressB, _peerB.Ref));
+        peer.Tell(new PeerReadyAck("run", AddressA));
+        peer.Tell(new PeerReadyAck("run", AddressB));
+        var share = Published<GradientShare>();
+        Assert.Equal((0L, Self), (share.Step, share.NodeId));
+        return (peer, share);
+    }
+
+    private static GradientShare Share(long step, int node, float value, string run = "run", int samples = 4) =>
+        new(run, step, node, samples, 1.0, 0.001, Enumerable.Repeat(value, 9).ToArray());
+
+    private PeerQueries.Replica Replica(IActorRef peer)
+    {
+        peer.Tell(PeerQueries.GetReplica.Instance, TestActor);
+        return ExpectMsg<PeerQueries.Replica>();
+    }
+
+    /// <summary>θ − 1·ḡ with ḡ the weighted average of <paramref name="shares"/> in the order given.</summary>
+    private static float[] Updated(float[] theta, params GradientShare[] shares)
+    {
+        var average = new float[theta.Length];
+        GradientAggregation.WeightedAverage(shares.Select(s => (ReadOnlyMemory<float>)s.Gradient).ToList(), shares.Select(s => s.SampleCount).ToList(), average);
+        return theta.Zip(average, (t, g) => t - g).ToArray();
+    }
+
+    [Fact]
+    public void Peer_starts_no_step_before_every_peer_is_ready_and_has_acknowledged_it()
+    {
+        var peer = StartPeer();
+        var ready = Published<PeerReady>();
+        Assert.Equal(("run", peer), (ready.Plan.RunId, ready.Peer));
+        peer.Tell(ready);
+        peer.Tell(new PeerReady(Plan, AddressA, _peerA.Ref));
+        peer.Tell(new PeerReady(Plan, AddressB, _peerB.Ref));
+        _peerA.ExpectMsg<PeerReadyAck>(m => m.NodeAddress == ready.NodeAddress);   // it acknowledges what it receives
+        _peerB.ExpectMsg<PeerReadyAck>();
+
+        // Every PeerReady received, but B has not acknowledged ours: B may not yet receive our shares.
+        peer.Tell(new PeerReadyAck("run", AddressA));
+        Published<PeerReady>();                                      // still announcing itself
+        Assert.Equal(-1, Replica(peer).NodeId);
+
+        peer.Tell(new PeerReadyAck("run", AddressB));
+        var share = Published<GradientShare>();
+        Assert.Equal((0L, Self, 4), (share.Step, share.NodeId, share.SampleCount));
+        Assert.Equal(Self, Replica(peer).NodeId);
+    }
+
+    [Fact]
+    public void Peer_waits_for_every_share_of_its_step()
+    {
+        var (peer, own) = Started();
+        peer.Tell(own);
+        peer.Tell(Share(0, 0, 1f));
+        _mediator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));     // node 1's share is missing
+        Assert.Equal(0, Replica(peer).Step);
+
+        var b = Share(0, 1, 2f);
+        peer.Tell(b);
+        Assert.Equal(1, Published<GradientShare>().Step);
+        var replica = Replica(peer);
+        Assert.Equal(1, replica.Step);
+        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), b, own), replica.Parameters);
+    }
+
+    [Fact]
+    public void Peer_holds_a_share_of_the_next_step_until_that_step()
+    {
+        var (peer, own0) = Started();
+        var early = Share(1, 0, 5f);
+        peer.Tell(early);                                            // node 0 is a step ahead
+        peer.Tell(own0);
+        peer.Tell(Share(0, 0, 1f));
+        peer.Tell(Share(0, 1, 1f));
+        var own1 = Published<GradientShare>();
+        Assert.Equal(1, own1.Step);
+        var theta1 = Replica(peer).Parameters;
+        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 1f), own0), theta1);   // the early share was not applied to step 0
+
+        peer.Tell(own1);
+        peer.Tell(Share(1, 1, 3f));                                  // node 0's step-1 share is not sent again
+        Assert.Equal(2, Published<GradientShare>().Step);
+        var replica = Replica(peer);
+        Assert.Equal(Updated(theta1, early, Share(1, 1, 3f), own1), replica.Parameters);
+        Assert.Equal(0, replica.Dropped);
+    }
+
+    [Fact]
+    public void Peer_drops_shares_of_old_steps_of_other_runs_and_duplicates()
+    {
+        var (peer, own0) = Started();
+        peer.Tell(own0);
+        peer.Tell(Share(0, 0, 1f));
+        peer.Tell(Share(0, 1, 1f));
+        var own1 = Published<GradientShare>();
+        var theta1 = Replica(peer).Parameters;
+
+        peer.Tell(Share(0, 0, 100f));                                // step 0 is over
+        peer.Tell(Share(1, 0, 100f, run: "other"));                  // another run
+        peer.Tell(Share(1, 0, 2f));
+        peer.Tell(Share(1, 0, 100f));                                // node 0 again
+        peer.Tell(Share(1, 7, 100f));                                // not a participant
+        peer.Tell(own1);
+        peer.Tell(own1);                                             // its own, twice
+        peer.Tell(Share(1, 1, 4f));
+        Assert.Equal(2, Published<GradientShare>().Step);
+        var replica = Replica(peer);
+        Assert.Equal(Updated(theta1, Share(1, 0, 2f), Share(1, 1, 4f), own1), replica.Parameters);
+        Assert.Equal(5, replica.Dropped);
+    }
+
+    [Fact]
+    public void Peer_averages_in_node_id_order_not_arrival_order()
+    {
+        var (peer, own) = Started();
+        // In float32, 4·10⁸ + 4·g == 4·10⁸ for a small g: the order of the sum decides the bits.
+        var big = Share(0, 0, 1e8f);
+        var minusBig = Share(0, 1, -1e8f);
+        peer.Tell(own);                                              // arrival order: node 2, 1, 0
+        peer.Tell(minusBig);
+        peer.Tell(big);
+        Published<GradientShare>();
+
+        var nodeOrder = Updated(_theta0, big, minusBig, own);
+        var arrivalOrder = Updated(_theta0, own, minusBig, big);
+        Assert.NotEqual(nodeOrder, arrivalOrder);                    // the orders really differ here
+        Assert.Equal(nodeOrder, Replica(peer).Parameters);
+    }
+
+    [Fact]
+    public void A_step_whose_share_never_comes_goes_on_after_the_step_timeout()
+    {
+        var (peer, own) = Started();
+        peer.Tell(own);
+        peer.Tell(Share(0, 0, 1f));
+        // Node 1 never shares: after distsgd.step-timeout (1.5 s here) the step goes on without it.
+        Assert.Equal(1, Published<GradientShare>().Step);
+        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), own), Replica(peer).Parameters);
+    }
+}
