@@ -1,3 +1,4 @@
+using DistSgd.Actors.Steps;
 using Akka.Actor;
 using Akka.TestKit;
 using DistSgd.Actors.Centralized;

@@ -1,3 +1,4 @@
+using DistSgd.Actors.Steps;
 using Akka.Actor;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Deployment;

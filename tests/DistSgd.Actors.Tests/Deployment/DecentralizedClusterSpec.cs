@@ -1,3 +1,4 @@
+using DistSgd.Actors.Steps;
 using System.Collections.Concurrent;
 using Akka.Actor;
 using DistSgd.Actors.Centralized;

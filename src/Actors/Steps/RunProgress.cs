@@ -1,6 +1,6 @@
 using DistSgd.Numerics.Training;
 
-namespace DistSgd.Actors.Centralized;
+namespace DistSgd.Actors.Steps;
 
 /// <summary>
 /// What a run's coordinator (the master, or a peer) tells the local process hosting it. Local messages
