@@ -12,6 +12,9 @@ internal static class TestConfig
     /// </summary>
     public static Config FastPubSub => ConfigurationFactory.ParseString("akka.cluster.pub-sub.gossip-interval = 200ms");
 
+    /// <summary>distsgd.transport = akka or direct, for the whole-cluster specs that run on both.</summary>
+    public static Config Transport(string transport) => ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
+
     /// <remarks>
     /// A TestKit node never joins a cluster, and terminating it through CoordinatedShutdown's cluster phases
     /// often waits out their 5 s timeouts; it is simply stopped instead (shutdown adds nothing to what it tests).

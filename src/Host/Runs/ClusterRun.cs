@@ -55,12 +55,7 @@ public static class ClusterRun
         bool decentralized = settings.Mode == Modes.Decentralized;
         // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
         long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * plan.Spec.ParameterCount : plan.Spec.ParameterCount);
-        var overrides = HoconFile.Load(settings.ConfigFile);
-        if (settings.Transport is { } transport)
-        {
-            var flag = Akka.Configuration.ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
-            overrides = overrides is null ? flag : flag.WithFallback(overrides);
-        }
+        var overrides = Overrides(settings);
         // A bad distsgd.* value fails here, naming its key, before any node starts.
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = NodeRoles(settings, distsgd);
@@ -119,6 +114,24 @@ public static class ClusterRun
             RunProgress.RunFailed failed => throw new TrainingFailedException(failed.Reason),
             _ => throw new InvalidOperationException($"unexpected outcome {outcome}"),
         };
+    }
+
+    /// <summary>The --config file's keys, with --transport over them when given.</summary>
+    private static Akka.Configuration.Config? Overrides(TrainSettings settings)
+    {
+        var overrides = HoconFile.Load(settings.ConfigFile);
+        if (settings.Transport is not { } transport)
+            return overrides;
+        var flag = Akka.Configuration.ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
+        return overrides is null ? flag : flag.WithFallback(overrides);
+    }
+
+    /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>
+    public static string TransportOf(TrainSettings settings)
+    {
+        var overrides = Overrides(settings);
+        var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
+        return distsgd.Transport == Actors.Transport.PayloadTransport.Direct ? "direct" : "akka";
     }
 
     private static string TransportName(DistSgdSettings distsgd) =>

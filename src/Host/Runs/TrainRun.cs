@@ -79,6 +79,7 @@ public static class TrainRun
             Parameters = model.ParameterCount,
             Optimizer = optimizerOptions.ToString(),
             Workers = distributed ? settings.Workers : 1,
+            Transport = distributed ? ClusterRun.TransportOf(settings) : null,
             GlobalBatchSize = distributed ? settings.Workers * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
