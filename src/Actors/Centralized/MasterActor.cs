@@ -280,6 +280,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (samples > 0)
             _optimizer.Step(_parameters, _average);
         double lossSum = _epochTotals.AddStep(_gather.Replies, samples, wall, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
+        if (_direct is not null)
+        {
+            // The step's gradients are averaged and applied: their arrays take the next step's frames.
+            foreach (var reply in _gather.Replies)
+                _direct.Return(reply.Gradient);
+        }
 
         if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
         {

@@ -160,6 +160,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        _direct!.Return(message.Parameters);   // θ is used: its array takes the next step's θ
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, (double)loss * rows, seconds, 0);
         if (!_direct!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))

@@ -386,6 +386,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (samples > 0)
             _optimizer.Step(_parameters, _average);
         double lossSum = _epochTotals.AddStep(gather.Replies, samples, wall, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
+        if (_direct is not null)
+        {
+            // The other peers' shares are summed and applied: their arrays take the next step's frames.
+            foreach (var share in gather.Replies)
+                if (!ReferenceEquals(share, _ownShare))
+                    _direct.Return(share.Gradient);
+        }
 
         if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -133,10 +134,12 @@ public sealed class DirectDataPlane : IDisposable
     private readonly Dictionary<string, Socket> _outgoing = new(StringComparer.Ordinal);
     private readonly List<Socket> _incoming = new();
     private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
+    private readonly ConcurrentQueue<float[]> _free = new();
     private volatile bool _disposed;
     private long _badFrames;
     private long _closedConnections;
     private long _framesReceived;
+    private long _arraysAllocated;
 
     /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
     public DirectDataPlane(DataPlaneOptions options, Action<object> deliver)
@@ -197,6 +200,20 @@ public sealed class DirectDataPlane : IDisposable
             return false;
         }
     }
+
+    /// <summary>
+    /// Gives back the array of a delivered record once the actor is done with it (the step it belonged to is
+    /// finished, nothing refers to it any more): the next frame of the model's size is read into it instead of a
+    /// new array. Each array at most once; arrays never returned are simply collected.
+    /// </summary>
+    public void Return(float[] values)
+    {
+        if (values.Length == _options.ParameterCount && _free.Count < 2 * _options.SenderCount + 2)
+            _free.Enqueue(values);
+    }
+
+    /// <summary>Arrays read into since start-up that were not taken from the returned ones.</summary>
+    public long ArraysAllocated => Interlocked.Read(ref _arraysAllocated);
 
     /// <summary>Closes the outgoing connection to <paramref name="endpoint"/> (the receiver sees the node as lost).</summary>
     public void Disconnect(string endpoint)
@@ -321,7 +338,7 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 sender = header.Sender;
-                var values = header.Count == 0 ? [] : GC.AllocateUninitializedArray<float>(header.Count);
+                var values = Rent(header.Count);
                 var payload = MemoryMarshal.AsBytes(values.AsSpan());
                 got = ReceiveExact(socket, payload);
                 if (got < payload.Length)
@@ -348,6 +365,16 @@ public sealed class DirectDataPlane : IDisposable
             if (!_disposed && sender >= 0)
                 _deliver(new DataConnectionLost(sender, reason));
         }
+    }
+
+    private float[] Rent(int count)
+    {
+        if (count == 0)
+            return [];
+        if (count == _options.ParameterCount && _free.TryDequeue(out var reused))
+            return reused;
+        Interlocked.Increment(ref _arraysAllocated);
+        return GC.AllocateUninitializedArray<float>(count);
     }
 
     private string Bad(string reason)
