@@ -40,15 +40,32 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         return settings;
     }
 
-    /// <summary>The address this node's data plane listens on: distsgd.direct.hostname, else the remoting one.</summary>
-    public static string DataPlaneHost(ActorSystem system)
+    /// <summary>
+    /// Where this node's data plane listens and what it advertises: distsgd.direct.hostname when set (both), else
+    /// the remoting hostname for listening and its public-hostname (or the hostname) for advertising, like Akka.Remote.
+    /// </summary>
+    public static (string Bind, string Advertised) DataPlaneAddress(ActorSystem system)
     {
         var settings = Create(system);
         if (settings.DirectHostname.Length > 0)
-            return settings.DirectHostname;
+            return (settings.DirectHostname, settings.DirectHostname);
         var config = system.Settings.Config;
-        string host = config.GetString("akka.remote.dot-netty.tcp.hostname", "");
-        return string.IsNullOrWhiteSpace(host) || host == "0.0.0.0" ? "127.0.0.1" : host;
+        string bind = config.GetString("akka.remote.dot-netty.tcp.hostname", "");
+        string advertised = config.GetString("akka.remote.dot-netty.tcp.public-hostname", "");
+        if (string.IsNullOrWhiteSpace(bind))
+            bind = "0.0.0.0";
+        if (string.IsNullOrWhiteSpace(advertised))
+            advertised = bind == "0.0.0.0" ? System.Net.Dns.GetHostName() : bind;
+        return (bind, advertised);
+    }
+
+    /// <summary>The options of a data plane on <paramref name="system"/> for one run.</summary>
+    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount)
+    {
+        var settings = Create(system);
+        var (bind, advertised) = DataPlaneAddress(system);
+        return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
+                                    AdvertisedHost: advertised);
     }
 
     private static PayloadTransport TransportOf(Config section)

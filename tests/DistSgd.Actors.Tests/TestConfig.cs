@@ -20,7 +20,8 @@ internal static class TestConfig
     /// often waits out their 5 s timeouts; it is simply stopped instead (shutdown adds nothing to what it tests).
     /// </remarks>
     public static Config Node(string roles = "\"master\", \"worker\"", string stepTimeout = "2s") =>
-        ConfigurationFactory.ParseString($"distsgd.step-timeout = {stepTimeout}\ndistsgd.start-timeout = 10s\n" +
+        // These specs drive the protocol's Akka messages with probes, so payloads stay on the Akka transport.
+        ConfigurationFactory.ParseString($"distsgd.step-timeout = {stepTimeout}\ndistsgd.start-timeout = 10s\ndistsgd.transport = akka\n" +
                                          "akka.coordinated-shutdown.run-by-actor-system-terminate = off")
             .WithFallback(NodeConfig.Build("127.0.0.1", 0, roles.Split(',').Select(r => r.Trim().Trim('"')), 4 << 20));
 }

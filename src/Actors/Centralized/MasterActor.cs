@@ -77,8 +77,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
-            _direct = new DirectDataPlane(new DataPlaneOptions(_plan.RunId, _parameters.Length, FrameKind.GradientReply, setup.WorkerCount,
-                DistSgdSettings.DataPlaneHost(Context.System), _settings.DirectPort, _settings.DirectFrameTimeout), m => self.Tell(m));
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientReply, setup.WorkerCount), m => self.Tell(m));
         }
         WaitingForWorkers();
     }

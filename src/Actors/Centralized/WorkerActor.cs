@@ -114,8 +114,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _direct?.Dispose();
         var self = Self;
-        _direct = new DirectDataPlane(new DataPlaneOptions(message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1,
-            DistSgdSettings.DataPlaneHost(Context.System), _settings.DirectPort, _settings.DirectFrameTimeout), m => self.Tell(m));
+        _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), m => self.Tell(m));
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
         return _direct.Endpoint;

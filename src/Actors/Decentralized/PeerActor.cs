@@ -131,8 +131,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
-            _direct = new DirectDataPlane(new DataPlaneOptions(_plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount,
-                DistSgdSettings.DataPlaneHost(Context.System), _settings.DirectPort, _settings.DirectFrameTimeout), m => self.Tell(m));
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
         }
 
         Receive<SubscribeAck>(HandleSubscribed);

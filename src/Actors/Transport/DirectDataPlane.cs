@@ -100,11 +100,11 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <summary>What a <see cref="DirectDataPlane"/> of one run accepts and where it listens.</summary>
 /// <param name="Accepts">The one frame kind this node's actor receives.</param>
 /// <param name="SenderCount">Valid sender indices are 0 … SenderCount − 1; any other closes the connection.</param>
-/// <param name="Hostname">Address to listen on, also the one advertised.</param>
+/// <param name="Hostname">Address to listen on (0.0.0.0: every interface).</param>
 /// <param name="Port">Listening port; 0 picks a free one.</param>
 /// <param name="FrameTimeout">How long a started frame may take to arrive whole, and a send to be taken by the kernel.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
-                                      TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20);
+                                      TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null);
 
 /// <summary>
 /// The direct side of the payload seam: a TCP listener per node and one outgoing connection per destination,
@@ -152,7 +152,7 @@ public sealed class DirectDataPlane : IDisposable
         _listener.Bind(new IPEndPoint(address, options.Port));
         _listener.Listen(64);
         int port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
-        Endpoint = $"{options.Hostname}:{port}";
+        Endpoint = $"{options.AdvertisedHost ?? options.Hostname}:{port}";
         _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = $"distsgd-data-accept:{port}" };
         _acceptThread.Start();
     }

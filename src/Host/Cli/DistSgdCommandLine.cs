@@ -91,7 +91,7 @@ public static class DistSgdCommandLine
         {
             Description = "What carries θ and the gradients between nodes in the distributed modes: akka (inside Akka messages, the reference path) " +
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
-                          "of --config, else akka. [akka|direct]",
+                          "of --config, else direct. [akka|direct]",
         };
         transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
         var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
