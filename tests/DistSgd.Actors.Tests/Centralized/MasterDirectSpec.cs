@@ -29,7 +29,7 @@ public sealed class MasterDirectSpec : Akka.TestKit.Xunit2.TestKit
         new("run", Spec.ParameterCount, accepts, 1, "127.0.0.1", 0, TimeSpan.FromSeconds(1));
 
     [Fact]
-    public void A_worker_whose_data_connection_closes_is_not_waited_for_and_is_asked_again_next_step()
+    public void A_worker_whose_data_connection_closes_is_not_waited_for_that_step_and_counts_again_when_it_reconnects()
     {
         var plan = new RunPlan("run", Spec, 4, 1, 1, 100, 3);
         var reporter = CreateTestProbe();
@@ -72,6 +72,14 @@ public sealed class MasterDirectSpec : Akka.TestKit.Xunit2.TestKit
             var step1 = new[] { Theta(0), Theta(1) };
             Assert.All(step1, m => Assert.Equal(1, m.Step));
             Assert.All(step1, m => Assert.Equal(_theta0.Select(v => v - 2f), m.Parameters));
+
+            // Worker 1 is back on a new connection and counts again: step 1 waits for both.
+            Assert.True(planes[0].Send(masterEndpoint, reply with { Step = 1 }, Enumerable.Repeat(1f, 9).ToArray()));
+            Assert.True(planes[1].Send(masterEndpoint, reply with { Sender = 1, Step = 1, SampleCount = 12 }, Enumerable.Repeat(3f, 9).ToArray()));
+            var step2 = new[] { Theta(0), Theta(1) };
+            Assert.All(step2, m => Assert.Equal(2, m.Step));
+            // ḡ = (4·1 + 12·3)/16 = 2.5;  θ₂ = θ₁ − 2.5
+            Assert.All(step2, m => Assert.Equal(_theta0.Select(v => v - 2f - 2.5f), m.Parameters));
         }
         finally
         {
