@@ -17,12 +17,16 @@ configs=(
   "sequential b128|--mode sequential --batch-size 128 --threads 1"
   "sequential b256|--mode sequential --batch-size 256 --threads 1"
   "centralized 1 worker|--mode centralized --workers 1"
-  "centralized 2 workers|--mode centralized --workers 2"
-  "centralized 4 workers|--mode centralized --workers 4"
-  "centralized 2 workers, 64 KiB chunks|--mode centralized --workers 2 --config $chunk64"
-  "centralized 2 workers, no batching|--mode centralized --workers 2 --config $nobatch"
-  "decentralized 2 peers|--mode decentralized --workers 2"
-  "decentralized 4 peers|--mode decentralized --workers 4"
+  "centralized 2 workers, direct|--mode centralized --workers 2 --transport direct"
+  "centralized 2 workers, akka|--mode centralized --workers 2 --transport akka"
+  "centralized 4 workers, direct|--mode centralized --workers 4 --transport direct"
+  "centralized 4 workers, akka|--mode centralized --workers 4 --transport akka"
+  "centralized 2 workers, akka, 64 KiB chunks|--mode centralized --workers 2 --transport akka --config $chunk64"
+  "centralized 2 workers, akka, no batching|--mode centralized --workers 2 --transport akka --config $nobatch"
+  "decentralized 2 peers, direct|--mode decentralized --workers 2 --transport direct"
+  "decentralized 2 peers, akka|--mode decentralized --workers 2 --transport akka"
+  "decentralized 4 peers, direct|--mode decentralized --workers 4 --transport direct"
+  "decentralized 4 peers, akka|--mode decentralized --workers 4 --transport akka"
 )
 
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }

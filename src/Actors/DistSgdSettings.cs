@@ -1,13 +1,20 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors;
 
 /// <summary>The distsgd.* settings of a node, read from its configuration (reference.conf, then hocon/ overrides).</summary>
 /// <param name="ReadyInterval">How often a decentralized peer republishes PeerReady until the start barrier passes.</param>
 /// <param name="AkkaChunkSize">Bytes per piece of a vector message over Akka.Remote; 0 sends it whole.</param>
+/// <param name="Transport">What carries the vector payloads of the steps (distsgd.transport).</param>
+/// <param name="DirectHostname">Address the direct data plane listens on and advertises; empty = the node's remoting address.</param>
+/// <param name="DirectPort">Port of the direct data plane's listener; 0 picks a free one.</param>
+/// <param name="DirectFrameTimeout">How long a started frame may take to arrive, or a send to be accepted, before the connection is closed.</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
-                                     string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0)
+                                     string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
+                                     PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
+                                     int DirectPort = 0, TimeSpan DirectFrameTimeout = default)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -25,8 +32,67 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetString("roles.worker", "worker"),
             section.GetString("roles.peer", "peer"),
             Positive(section, "ready-interval"),
-            ChunkSize(section, "akka-chunk-size"));
+            ChunkSize(section, "akka-chunk-size"),
+            TransportOf(section),
+            section.GetString("direct.hostname", ""),
+            Port(section, "direct.port"),
+            Positive(section, "direct.frame-timeout"));
         return settings;
+    }
+
+    /// <summary>
+    /// Where this node's data plane listens and what it advertises: distsgd.direct.hostname when set (both), else
+    /// the remoting hostname for listening and its public-hostname (or the hostname) for advertising, like Akka.Remote.
+    /// </summary>
+    public static (string Bind, string Advertised) DataPlaneAddress(ActorSystem system)
+    {
+        var settings = Create(system);
+        if (settings.DirectHostname.Length > 0)
+            return (settings.DirectHostname, settings.DirectHostname);
+        var config = system.Settings.Config;
+        string bind = config.GetString("akka.remote.dot-netty.tcp.hostname", "");
+        string advertised = config.GetString("akka.remote.dot-netty.tcp.public-hostname", "");
+        if (string.IsNullOrWhiteSpace(bind))
+            bind = "0.0.0.0";
+        if (string.IsNullOrWhiteSpace(advertised))
+            advertised = bind == "0.0.0.0" ? System.Net.Dns.GetHostName() : bind;
+        return (bind, advertised);
+    }
+
+    /// <summary>The options of a data plane on <paramref name="system"/> for one run.</summary>
+    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount)
+    {
+        var settings = Create(system);
+        var (bind, advertised) = DataPlaneAddress(system);
+        return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
+                                    AdvertisedHost: advertised);
+    }
+
+    private static PayloadTransport TransportOf(Config section)
+    {
+        string value = section.GetString("transport", "akka");
+        return value switch
+        {
+            "akka" => PayloadTransport.Akka,
+            "direct" => PayloadTransport.Direct,
+            _ => throw new ConfigurationException($"distsgd.transport: expected akka or direct, found '{value}'"),
+        };
+    }
+
+    private static int Port(Config section, string key)
+    {
+        int value;
+        try
+        {
+            value = section.GetInt(key, 0);
+        }
+        catch (Exception e) when (e is not ConfigurationException)
+        {
+            throw new ConfigurationException($"distsgd.{key}: expected a port number, found '{section.GetString(key)}'");
+        }
+        if (value is < 0 or > 65535)
+            throw new ConfigurationException($"distsgd.{key}: expected 0 (any free port) to 65535, found {value}");
+        return value;
     }
 
     private static int ChunkSize(Config section, string key)

@@ -14,10 +14,13 @@ public sealed record RegisterWorker(IActorRef Worker) : IDistSgdMessage;
 /// <paramref name="WorkerCount"/> (the index decides the shard). Reply: <see cref="JoinAccepted"/> or
 /// <see cref="JoinRefused"/> when the worker's data does not match the plan.
 /// </summary>
-public sealed record JoinRun(RunPlan Plan, int WorkerIndex, int WorkerCount) : IDistSgdMessage;
+/// <param name="MasterEndpoint">"host:port" of the master's direct data plane, where gradients go; empty when the
+/// run's payloads travel over Akka (distsgd.transport = akka on the master decides for the run).</param>
+public sealed record JoinRun(RunPlan Plan, int WorkerIndex, int WorkerCount, string MasterEndpoint = "") : IDistSgdMessage;
 
 /// <summary>Worker → master: ready for the run's steps.</summary>
-public sealed record JoinAccepted(string RunId, int WorkerIndex) : IDistSgdMessage;
+/// <param name="DataEndpoint">"host:port" of the worker's direct data plane, where θ goes; empty on the Akka transport.</param>
+public sealed record JoinAccepted(string RunId, int WorkerIndex, string DataEndpoint = "") : IDistSgdMessage;
 
 /// <summary>Worker → master: cannot take part; <paramref name="Reason"/> says why (e.g. a data-shape mismatch).</summary>
 public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) : IDistSgdMessage;

@@ -51,6 +51,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly Stopwatch _runClock = new();
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
+    private readonly DirectDataPlane? _direct;
+    private readonly Dictionary<int, string> _endpoints = new();
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -76,6 +78,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _gather = new StepGather(_plan.RunId, _parameters.Length);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System);
+        if (_settings.Transport == PayloadTransport.Direct)
+        {
+            var self = Self;
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientReply, setup.WorkerCount), m => self.Tell(m));
+        }
         WaitingForWorkers();
     }
 
@@ -89,10 +96,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         Timers.StartSingleTimer(nameof(StartTimedOut), new StartTimedOut(), _settings.StartTimeout);
-        _log.Info("master of {0} waiting for {1} workers", _plan, _setup.WorkerCount);
+        _log.Info("master of {0} waiting for {1} workers; payloads over {2}", _plan, _setup.WorkerCount,
+                  _direct is null ? "Akka.Remote" : $"the direct data plane at {_direct.Endpoint}");
     }
 
-    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        Cluster.Get(Context.System).Unsubscribe(Self);
+        _direct?.Dispose();
+    }
 
     // ---- phase 1: registration and joining ---------------------------------------------------------
 
@@ -109,6 +121,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
         Receive<GradientReply>(m => _gather.Offer(m));
         Receive<MessageChunk>(HandleChunk);
+        Receive<DataConnectionLost>(_ => { });
     }
 
     private void HandleChunk(MessageChunk chunk)
@@ -133,7 +146,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             _registered[worker] = index;
             _participants[index] = worker;
-            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount));
+            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _direct?.Endpoint ?? ""));
             index++;
         }
     }
@@ -142,6 +155,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         if (message.RunId != _plan.RunId || !_participants.ContainsKey(message.WorkerIndex))
             return;
+        if (_direct is not null)
+        {
+            if (message.DataEndpoint.Length == 0)
+            {
+                Fail($"worker {message.WorkerIndex} at {Sender.Path.Address} joined without a data endpoint; this run's payloads use the direct transport");
+                return;
+            }
+            _endpoints[message.WorkerIndex] = message.DataEndpoint;
+        }
         _accepted.Add(message.WorkerIndex);
         if (_accepted.Count < _participants.Count)
             return;
@@ -165,17 +187,58 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<RegisterWorker>(_ => { });
         Receive<JoinAccepted>(_ => { });
         Receive<MessageChunk>(HandleChunk);
+        Receive<DataConnectionLost>(HandleConnectionLost);
     }
 
     private void BeginStep()
     {
-        // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
-        var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, (float[])_parameters.Clone());
         _gather.Begin(_step, _participants.Keys);
         _stepStarted = Stopwatch.GetTimestamp();
+        Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
+        if (_direct is not null)
+        {
+            SendParametersDirect();
+            return;
+        }
+        // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
+        var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, (float[])_parameters.Clone());
         _payloads.Tell(_participants.Values, message, Self);
         _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message) * _participants.Count;
-        Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
+    }
+
+    /// <summary>
+    /// θ to every participant over the data plane, in worker-index order; the send copies θ into the kernel before
+    /// it returns, so no copy of θ is made. A worker that cannot be reached is lost for this step (like an
+    /// unreachable member) and is sent to again, on a new connection, next step.
+    /// </summary>
+    private void SendParametersDirect()
+    {
+        var header = new FrameHeader(FrameKind.ComputeGradient, 0, _step, 0, _epoch, _stepInEpoch, 0, 0, 0, 0);
+        List<int>? unreachable = null;
+        foreach (int index in _participants.Keys)
+        {
+            if (_endpoints.TryGetValue(index, out var endpoint) && _direct!.Send(endpoint, header, _parameters))
+                _epochTotals.BytesSent += FrameHeader.Size + (long)_parameters.Length * sizeof(float);
+            else
+                (unreachable ??= new List<int>()).Add(index);
+        }
+        if (unreachable is null)
+            return;
+        foreach (int index in unreachable)
+        {
+            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it this step", _step, index);
+            _gather.Forget(index);
+        }
+        // With nobody reached the step stays open: its timeout asks again rather than taking an empty step.
+        if (_gather.IsComplete && _gather.Replies.Count > 0)
+            FinishStep();
+    }
+
+    private void HandleConnectionLost(DataConnectionLost message)
+    {
+        _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
+        if (_gather.IsOpen && _gather.Forget(message.Sender) && _gather.IsComplete && _gather.Replies.Count > 0)
+            FinishStep();
     }
 
     private void HandleGradient(GradientReply reply)
@@ -216,6 +279,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
         var outcome = StepUpdate.Apply(_gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
+        if (_direct is not null)
+        {
+            // The step's gradients are averaged and applied: their arrays take the next step's frames.
+            foreach (var reply in _gather.Replies)
+                _direct.Return(reply.Gradient);
+        }
         if (outcome.Divergence is not null)
         {
             Fail(outcome.Divergence);
@@ -237,7 +306,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private bool EndEpoch()
     {
         var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
-        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true }, _gather.DroppedTotal);
+        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true },
+                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0));
         _epochs.Add(metrics);
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         _epochTotals = new EpochTotals();
@@ -259,6 +329,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Timers.CancelAll();
         foreach (var worker in _participants.Values)
             worker.Tell(new RunEnded(_plan.RunId));
+        _direct?.Dispose();
         _setup.Reporter.Tell(new RunProgress.RunCompleted((float[])_parameters.Clone(),
             new TrainingResult(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds)));
         Become(Finished);
@@ -272,6 +343,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Timers.CancelAll();
         foreach (var worker in _participants.Values)
             worker.Tell(new RunEnded(_plan.RunId));
+        _direct?.Dispose();
         _log.Error("run {0} failed: {1}", _plan.RunId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
         Become(Finished);

@@ -31,6 +31,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private float[] _targets = [];
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
+    private readonly DistSgdSettings _settings;
+    private DirectDataPlane? _direct;
+    private string _masterEndpoint = "";
+    private float[] _gradient = [];
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -40,7 +44,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _master = master;
         _train = train;
         _threads = threads;
-        _payloads = new ChunkSender(Context.System, DistSgdSettings.Create(Context.System).AkkaChunkSize);
+        _settings = DistSgdSettings.Create(Context.System);
+        _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System);
         Receive<MessageChunk>(chunk =>
         {
@@ -51,6 +56,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<JoinRun>(HandleJoin);
         Receive<ComputeGradient>(HandleCompute);
         Receive<RunEnded>(HandleRunEnded);
+        Receive<DataConnectionLost>(m => _log.Warning("data connection from the master closed ({0})", m.Reason));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -66,6 +72,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _master.Tell(new RegisterWorker(Self));
         Timers.StartPeriodicTimer(nameof(Reregister), new Reregister(), TimeSpan.FromSeconds(1));
     }
+
+    protected override void PostStop() => _direct?.Dispose();
 
     private void HandleJoin(JoinRun message)
     {
@@ -88,7 +96,28 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _index = message.WorkerIndex;
         _batches = new ShardBatches(_train, message.WorkerIndex, message.WorkerCount, plan.BatchSizePerWorker, plan.Seed);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches.ShardSize);
-        Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex));
+        Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, OpenDataPlane(message)));
+    }
+
+    /// <summary>
+    /// The master's transport decides the run's: with a master data endpoint this worker listens for θ on its own
+    /// data plane (one per run) and returns its endpoint; otherwise payloads stay on Akka and the endpoint is empty.
+    /// </summary>
+    private string OpenDataPlane(JoinRun message)
+    {
+        _masterEndpoint = message.MasterEndpoint;
+        if (_masterEndpoint.Length == 0)
+        {
+            _direct?.Dispose();
+            _direct = null;
+            return "";
+        }
+        _direct?.Dispose();
+        var self = Self;
+        _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), m => self.Tell(m));
+        if (_gradient.Length != message.Plan.Spec.ParameterCount)
+            _gradient = new float[message.Plan.Spec.ParameterCount];
+        return _direct.Endpoint;
     }
 
     private void HandleCompute(ComputeGradient message)
@@ -101,6 +130,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         long started = Stopwatch.GetTimestamp();
         int rows = _batches.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
+        if (_direct is not null)
+        {
+            ReplyDirect(message, rows, started);
+            return;
+        }
         if (rows == 0)
         {
             Sender.Tell(new GradientReply(message.RunId, message.Step, _index, 0, 0, 0, []));
@@ -114,10 +148,30 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _payloads.Tell(Sender, new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient), Self);
     }
 
+    /// <summary>
+    /// The gradient to the master's data endpoint. One reused buffer: the send hands the bytes to the kernel
+    /// before it returns. A failed send is not retried; the master counts this worker lost for the step.
+    /// </summary>
+    private void ReplyDirect(ComputeGradient message, int rows, long started)
+    {
+        float loss = 0;
+        if (rows > 0)
+            loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
+                                           _targets.AsSpan(0, rows), rows, _gradient);
+        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        _direct!.Return(message.Parameters);   // θ is used: its array takes the next step's θ
+        var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
+                                     rows, (double)loss * rows, seconds, 0);
+        if (!_direct!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+            _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
+    }
+
     private void HandleRunEnded(RunEnded message)
     {
         if (_plan?.RunId != message.RunId)
             return;
+        _direct?.Dispose();
+        _direct = null;
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;

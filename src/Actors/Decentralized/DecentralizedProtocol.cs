@@ -14,7 +14,8 @@ namespace DistSgd.Actors.Decentralized;
 /// Reply: <see cref="PeerReadyAck"/> to <paramref name="Peer"/>, from every peer that received it, whatever its phase.
 /// </summary>
 /// <param name="NodeAddress">The publishing node's cluster address; peers are ordered by it to get node ids.</param>
-public sealed record PeerReady(RunPlan Plan, string NodeAddress, IActorRef Peer) : IDistSgdMessage;
+/// <param name="DataEndpoint">"host:port" of the peer's direct data plane, where shares go; empty on the Akka transport.</param>
+public sealed record PeerReady(RunPlan Plan, string NodeAddress, IActorRef Peer, string DataEndpoint = "") : IDistSgdMessage;
 
 /// <summary>
 /// Peer → the peer whose <see cref="PeerReady"/> it received (a direct reply): "your publications reach

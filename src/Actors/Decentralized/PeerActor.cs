@@ -6,6 +6,7 @@ using Akka.Event;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -76,6 +77,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly float[] _features;
     private readonly float[] _targets;
 
+    // The direct data plane (distsgd.transport = direct): shares travel over TCP, not the topic.
+    private readonly DirectDataPlane? _direct;
+    private readonly Dictionary<string, string> _endpointsByAddress = new(StringComparer.Ordinal);
+    private readonly SortedDictionary<int, string> _peerEndpoints = new();
+    private readonly float[] _ownGradient;
+
     // Start barrier: whose PeerReady reached us, and who acknowledged ours.
     private readonly SortedDictionary<string, IActorRef> _readyFrom = new(StringComparer.Ordinal);
     private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
@@ -124,6 +131,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _buffer = new StepBuffer(_plan.RunId, _parameters.Length);
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
+        _ownGradient = _settings.Transport == PayloadTransport.Direct ? new float[_parameters.Length] : [];
+        if (_settings.Transport == PayloadTransport.Direct)
+        {
+            var self = Self;
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
+        }
 
         Receive<SubscribeAck>(HandleSubscribed);
         Receive<PublishReady>(_ => PublishReadyIfJoining());
@@ -136,6 +149,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<HashRoundTimedOut>(HandleHashRoundTimeout);
         Receive<ReplicaResync>(HandleResync);
         Receive<ResyncTimedOut>(m => HandleResyncTimeout(m.Epoch));
+        Receive<DataConnectionLost>(HandleConnectionLost);
         Receive<ClusterEvent.UnreachableMember>(m => ForgetPeerAt(m.Member.Address, "unreachable"));
         Receive<ClusterEvent.MemberRemoved>(m => ForgetPeerAt(m.Member.Address, "removed"));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
@@ -164,7 +178,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _log.Info("peer at {0} joining {1}, waiting for {2} peers", _selfAddress, _plan, _setup.PeerCount);
     }
 
-    protected override void PostStop() => Cluster.Get(Context.System).Unsubscribe(Self);
+    protected override void PostStop()
+    {
+        Cluster.Get(Context.System).Unsubscribe(Self);
+        _direct?.Dispose();
+    }
 
     // ---- start barrier ------------------------------------------------------------------------------
 
@@ -179,7 +197,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private void PublishReadyIfJoining()
     {
         if (_phase == Phase.Joining)
-            _mediator.Tell(new Publish(_topic, new PeerReady(_plan, _selfAddress, Self)));
+            _mediator.Tell(new Publish(_topic, new PeerReady(_plan, _selfAddress, Self, _direct?.Endpoint ?? "")));
     }
 
     private void HandleReady(PeerReady message)
@@ -194,6 +212,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             Fail($"the peer at {message.NodeAddress} runs a different plan: {message.Plan}; this peer runs {_plan}");
             return;
         }
+        if ((_direct is null) != (message.DataEndpoint.Length == 0))
+        {
+            Fail($"the peer at {message.NodeAddress} uses the {(message.DataEndpoint.Length == 0 ? "akka" : "direct")} transport, this peer " +
+                 $"the {(_direct is null ? "akka" : "direct")} one (distsgd.transport must be the same on every peer)");
+            return;
+        }
+        _endpointsByAddress[message.NodeAddress] = message.DataEndpoint;
         // Acknowledged in every phase: a peer still at the barrier needs to know its publications reach us.
         message.Peer.Tell(new PeerReadyAck(_plan.RunId, _selfAddress));
         if (_phase != Phase.Joining || !_readyFrom.TryAdd(message.NodeAddress, message.Peer))
@@ -226,6 +251,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         {
             _nodeIds[address] = _nodeIds.Count;
             _participants.Add(_nodeIds[address]);
+            if (_direct is not null)
+                _peerEndpoints[_nodeIds[address]] = _endpointsByAddress[address];
         }
         _nodeId = _nodeIds[_selfAddress];
         _batches = new ShardBatches(_setup.Train, _nodeId, _setup.PeerCount, _plan.BatchSizePerWorker, _plan.Seed);
@@ -255,8 +282,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _buffer.Begin(_step, _participants);
         _stepStarted = Stopwatch.GetTimestamp();
         _ownShare = ComputeShare();
-        Publish(_ownShare);
-        _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(_ownShare) * (_participants.Count - 1);
+        if (_direct is null)
+        {
+            Publish(_ownShare);
+            _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(_ownShare) * (_participants.Count - 1);
+        }
+        else
+        {
+            SendShareDirect(_ownShare);
+            _buffer.Offer(_ownShare);   // this peer's own share goes straight into its step buffer
+        }
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
         if (_buffer.Gather.IsComplete)
             FinishStep();
@@ -268,12 +303,43 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         int rows = _batches!.Gather(_epoch, _stepInEpoch, _features, _targets);
         if (rows == 0)
             return new GradientShare(_plan.RunId, _step, _nodeId, 0, 0, 0, []);
-        // A fresh array per share: the mediator hands it to remoting, which serializes it later on another thread.
-        var gradient = new float[_parameters.Length];
+        // Over the topic, a fresh array per share: the mediator hands it to remoting, which serializes it later on
+        // another thread. Over the data plane, one reused array: the sends copy it into the kernel before they
+        // return, and this peer's step buffer lets go of it when the step finishes, before the next share is computed.
+        var gradient = _direct is null ? new float[_parameters.Length] : _ownGradient;
         float loss = _model.LossAndGradient(_parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         return new GradientShare(_plan.RunId, _step, _nodeId, rows, (double)loss * rows,
                                  Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+    }
+
+    /// <summary>
+    /// This peer's share to every other participant's data endpoint, in node-id order. A peer that cannot be
+    /// reached is not forgotten here: its own reader sees the connection close and stops waiting for this one.
+    /// </summary>
+    private void SendShareDirect(GradientShare share)
+    {
+        var header = new FrameHeader(FrameKind.GradientShare, 0, share.Step, share.NodeId, _epoch, _stepInEpoch,
+                                     share.SampleCount, share.LossSum, share.ComputeSeconds, 0);
+        foreach (var (nodeId, endpoint) in _peerEndpoints)
+        {
+            if (nodeId == _nodeId || !_participants.Contains(nodeId))
+                continue;
+            if (_direct!.Send(endpoint, header, share.Gradient))
+                _epochTotals.BytesSent += FrameHeader.Size + (long)share.Gradient.Length * sizeof(float);
+            else
+                _log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, nodeId, endpoint);
+        }
+    }
+
+    /// <summary>A closed data connection is a lost peer for the open step (like an unreachable member).</summary>
+    private void HandleConnectionLost(DataConnectionLost message)
+    {
+        if (_phase != Phase.Stepping)
+            return;
+        _log.Warning("data connection from peer {0} closed ({1})", message.Sender, message.Reason);
+        if (_buffer.Gather.IsOpen && _buffer.Gather.Forget(message.Sender) && _buffer.Gather.IsComplete)
+            FinishStep();
     }
 
     private void HandleShare(GradientShare share)
@@ -302,7 +368,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
                 return;
             }
             _log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", _step, _settings.StepTimeout);
-            Publish(_ownShare!);
+            if (_direct is null)
+                Publish(_ownShare!);
+            else
+                SendShareDirect(_ownShare!);
             Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
             return;
         }
@@ -318,6 +387,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
         var outcome = StepUpdate.Apply(gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
+        if (_direct is not null)
+        {
+            // The other peers' shares are summed and applied: their arrays take the next step's frames.
+            foreach (var share in gather.Replies)
+                if (!ReferenceEquals(share, _ownShare))
+                    _direct.Return(share.Gradient);
+        }
         if (outcome.Divergence is not null)
         {
             Fail(outcome.Divergence);
@@ -462,7 +538,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         bool lead = _nodeId == _participants.Min;
         var test = lead ? _setup.Test : null;
         var score = test is not null ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
-        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, test is { IsClassification: true }, _buffer.DroppedTotal + _droppedOther);
+        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, test is { IsClassification: true },
+                                             _buffer.DroppedTotal + _droppedOther + (_direct?.BadFrames ?? 0));
         _epochs.Add(metrics);
         if (lead)
             _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
@@ -485,6 +562,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         _phase = Phase.Finished;
         Timers.CancelAll();
+        _direct?.Dispose();
         _mediator.Tell(new Unsubscribe(_topic, Self));
         _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _nodeId, _plan.RunId, _epochs.Count, reason, ReplicaCheck.Short(_ownHash));
         _setup.Reporter.Tell(new PeerFinished(_nodeId, (float[])_parameters.Clone(), _ownHash));
@@ -499,6 +577,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             return;
         _phase = Phase.Finished;
         Timers.CancelAll();
+        _direct?.Dispose();
         _log.Error("run {0} failed on peer {1}: {2}", _plan.RunId, _nodeId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
     }

@@ -129,10 +129,12 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     WritePlan(w, m.Plan);
                     w.Write(m.WorkerIndex);
                     w.Write(m.WorkerCount);
+                    w.Write(m.MasterEndpoint);
                     break;
                 case JoinAccepted m:
                     w.Write(m.RunId);
                     w.Write(m.WorkerIndex);
+                    w.Write(m.DataEndpoint);
                     break;
                 case JoinRefused m:
                     w.Write(m.RunId);
@@ -146,6 +148,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     WritePlan(w, m.Plan);
                     w.Write(m.NodeAddress);
                     w.Write(Akka.Serialization.Serialization.SerializedActorPath(m.Peer));
+                    w.Write(m.DataEndpoint);
                     break;
                 case PeerReadyAck m:
                     w.Write(m.RunId);
@@ -213,11 +216,11 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             object result = manifest switch
             {
                 RegisterWorkerManifest => new RegisterWorker(system.Provider.ResolveActorRef(reader.ReadString())),
-                JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32()),
-                JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32()),
+                JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32(), ReadEndpoint(reader)),
+                JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32(), ReadEndpoint(reader)),
                 JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),
                 RunEndedManifest => new RunEnded(reader.ReadString()),
-                PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString())),
+                PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader)),
                 PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
                 ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadHash(reader), reader.ReadBoolean()),
                 _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
@@ -266,6 +269,15 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             hidden[i] = r.ReadInt32();
         var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
         return new RunPlan(runId, spec, r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+    }
+
+    /// <summary>A data-plane "host:port", empty on the Akka transport; a longer one is malformed.</summary>
+    private static string ReadEndpoint(BinaryReader r)
+    {
+        string endpoint = r.ReadString();
+        if (endpoint.Length > 300)
+            throw new SerializationException($"DistSgdSerializer: a data endpoint of {endpoint.Length} characters (at most 300)");
+        return endpoint;
     }
 
     private static byte[] ReadHash(BinaryReader r)

@@ -21,6 +21,9 @@ public sealed class EpochTotals
     public long BytesSent { get; set; }
     public long BytesReceived { get; set; }
 
+    /// <summary>Every step's communication time: the median is what a transport is judged by (the mean carries the pauses).</summary>
+    private readonly List<double> _stepCommunication = new(1024);
+
     /// <summary>Mean training loss of the epoch's samples (NaN before any).</summary>
     public double TrainLoss => Samples > 0 ? LossSum / Samples : double.NaN;
 
@@ -44,6 +47,7 @@ public sealed class EpochTotals
         Compute += slowest;
         Imbalance += slowest - computeSum / Math.Max(1, contributions.Count);
         Communication += Math.Max(0, wallSeconds - slowest);
+        _stepCommunication.Add(Math.Max(0, wallSeconds - slowest));
         Update += updateSeconds;
         LearningRate = learningRate;
         return lossSum;
@@ -58,6 +62,15 @@ public sealed class EpochTotals
             score is { } s ? s.MeanLoss : double.NaN,
             score is { } c && classification ? c.Accuracy : double.NaN,
             seconds, Samples / Math.Max(seconds, 1e-9), LearningRate,
-            new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages));
+            new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages,
+                                  CommunicationMedian()));
+    }
+
+    private double CommunicationMedian()
+    {
+        if (_stepCommunication.Count == 0)
+            return double.NaN;
+        _stepCommunication.Sort();
+        return _stepCommunication[_stepCommunication.Count / 2];
     }
 }

@@ -87,6 +87,13 @@ public static class DistSgdCommandLine
             "of a simulated cluster, all-gathering gradients over DistributedPubSub), sequential (one process, one model).");
         var workers = new Option<int>("--workers") { Description = "Worker nodes (centralized) or peer nodes (decentralized) of the simulated cluster.", DefaultValueFactory = _ => 2 };
         var config = new Option<string?>("--config") { Description = "HOCON file of overrides for every node of the simulated cluster (see hocon/local.conf)." };
+        var transport = new Option<string?>("--transport")
+        {
+            Description = "What carries θ and the gradients between nodes in the distributed modes: akka (inside Akka messages, the reference path) " +
+                          "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
+                          "of --config, else direct. [akka|direct]",
+        };
+        transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
         var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
         var data = new DataFlags();
         var model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
@@ -125,7 +132,7 @@ public static class DistSgdCommandLine
         workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
         threadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
 
-        foreach (var option in new Option[] { mode, workers, threadsPerWorker, config, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
+        foreach (var option in new Option[] { mode, workers, transport, threadsPerWorker, config, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
             command.Add(option);
         data.AddTo(command);
 
@@ -160,6 +167,7 @@ public static class DistSgdCommandLine
                 Workers = p.GetValue(workers),
                 ThreadsPerWorker = p.GetValue(threadsPerWorker),
                 ConfigFile = p.GetValue(config),
+                Transport = p.GetValue(transport),
             };
             return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
         });

@@ -55,13 +55,13 @@ public static class ClusterRun
         bool decentralized = settings.Mode == Modes.Decentralized;
         // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
         long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * plan.Spec.ParameterCount : plan.Spec.ParameterCount);
-        var overrides = HoconFile.Load(settings.ConfigFile);
+        var overrides = Overrides(settings);
         // A bad distsgd.* value fails here, naming its key, before any node starts.
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = NodeRoles(settings, distsgd);
         output.WriteLine(decentralized
-            ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB"
-            : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB");
+            ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}"
+            : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60),
                                                                Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING", overrides);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
@@ -115,6 +115,27 @@ public static class ClusterRun
             _ => throw new InvalidOperationException($"unexpected outcome {outcome}"),
         };
     }
+
+    /// <summary>The --config file's keys, with --transport over them when given.</summary>
+    private static Akka.Configuration.Config? Overrides(TrainSettings settings)
+    {
+        var overrides = HoconFile.Load(settings.ConfigFile);
+        if (settings.Transport is not { } transport)
+            return overrides;
+        var flag = Akka.Configuration.ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
+        return overrides is null ? flag : flag.WithFallback(overrides);
+    }
+
+    /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>
+    public static string TransportOf(TrainSettings settings)
+    {
+        var overrides = Overrides(settings);
+        var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
+        return distsgd.Transport == Actors.Transport.PayloadTransport.Direct ? "direct" : "akka";
+    }
+
+    private static string TransportName(DistSgdSettings distsgd) =>
+        distsgd.Transport == Actors.Transport.PayloadTransport.Direct ? "direct TCP (--transport direct)" : "Akka.Remote (--transport akka)";
 
     /// <summary>Starts the mode's actors on the cluster's nodes; each node reports to its own local reporter.</summary>
     private static void StartActors(TrainSettings settings, DistributedPlan plan, RunPlan runPlan, SimulatedCluster cluster,

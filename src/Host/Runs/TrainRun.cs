@@ -79,6 +79,7 @@ public static class TrainRun
             Parameters = model.ParameterCount,
             Optimizer = optimizerOptions.ToString(),
             Workers = distributed ? settings.Workers : 1,
+            Transport = distributed ? ClusterRun.TransportOf(settings) : null,
             GlobalBatchSize = distributed ? settings.Workers * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
@@ -136,7 +137,7 @@ public static class TrainRun
             $"  {m.Seconds:F2} s  {m.SamplesPerSecond,9:N0} samples/s  lr {m.LearningRate:G3}");
         if (m.Communication is { } c && c.Steps > 0)
             text += string.Create(CultureInfo.InvariantCulture,
-                $"  | step {c.StepSeconds / c.Steps * 1000:F2} ms = compute {c.ComputeSeconds / c.Steps * 1000:F2} + comm {c.CommunicationSeconds / c.Steps * 1000:F2} + update {c.UpdateSeconds / c.Steps * 1000:F2}, {c.BytesPerStep / 1e6:F2} MB/step");
+                $"  | step {c.StepSeconds / c.Steps * 1000:F2} ms = compute {c.ComputeSeconds / c.Steps * 1000:F2} + comm {c.CommunicationSeconds / c.Steps * 1000:F2} (median {c.CommunicationMedianSeconds * 1000:F2}) + update {c.UpdateSeconds / c.Steps * 1000:F2}, {c.BytesPerStep / 1e6:F2} MB/step");
         return text;
     }
 

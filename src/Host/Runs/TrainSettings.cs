@@ -32,6 +32,9 @@ public sealed record TrainSettings
 
     /// <summary>A HOCON file whose keys override the defaults on every node, or null.</summary>
     public string? ConfigFile { get; init; }
+
+    /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
+    public string? Transport { get; init; }
 }
 
 /// <summary>The values of --mode.</summary>

@@ -56,7 +56,8 @@ public sealed record EpochMetrics(int Epoch, long Step, double TrainLoss, double
 /// </summary>
 public sealed record StepTimeBreakdown(long Steps, double ComputeSeconds, double ImbalanceSeconds,
                                        double CommunicationSeconds, double UpdateSeconds,
-                                       long BytesSent, long BytesReceived, long DroppedMessages)
+                                       long BytesSent, long BytesReceived, long DroppedMessages,
+                                       double CommunicationMedianSeconds = double.NaN)
 {
     public double StepSeconds => ComputeSeconds + CommunicationSeconds + UpdateSeconds;
 

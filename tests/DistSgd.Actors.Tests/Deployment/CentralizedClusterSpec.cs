@@ -17,11 +17,13 @@ public class CentralizedClusterSpec
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
 
     internal static async Task<RunProgress.RunCompleted> RunCentralized(Dataset train, Dataset? test, ModelSpec spec, int workers,
-                                                                       int batch, int epochs, SgdOptions optimizer, float[] theta0, int seed)
+                                                                       int batch, int epochs, SgdOptions optimizer, float[] theta0, int seed,
+                                                                       string transport = "akka")
     {
         var roles = new List<string[]> { new[] { "master" } };
         roles.AddRange(Enumerable.Range(0, workers).Select(_ => new[] { "worker" }));
-        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit);
+        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
+                                                                    overrides: TestConfig.Transport(transport));
         var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
         var reporter = cluster.Nodes[0].ActorOf(CallbackActor.Props(m =>
         {
@@ -39,8 +41,10 @@ public class CentralizedClusterSpec
             ?? throw new Xunit.Sdk.XunitException($"the run failed: {((RunProgress.RunFailed)finished).Reason}");
     }
 
-    [Fact]
-    public async Task A_master_and_three_workers_train_to_the_end()
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("direct")]
+    public async Task A_master_and_three_workers_train_to_the_end(string transport)
     {
         var data = Synthetic.GaussianBlobs(600, 6, 3, spread: 4, seed: 2);
         var (train, test) = DataSplit.TrainTestSplit(data, 0.25, seed: 2);
@@ -48,7 +52,7 @@ public class CentralizedClusterSpec
         var theta0 = new float[spec.ParameterCount];
         new Model(spec, NaiveKernels.Instance).Initialize(theta0, 4);
 
-        var result = await RunCentralized(train, test, spec, workers: 3, batch: 10, epochs: 3, new SgdOptions(0.05, momentum: 0.9), theta0, seed: 4);
+        var result = await RunCentralized(train, test, spec, workers: 3, batch: 10, epochs: 3, new SgdOptions(0.05, momentum: 0.9), theta0, seed: 4, transport);
 
         Assert.Equal(3, result.Result.Epochs.Count);
         Assert.Equal(StopReason.EpochLimit, result.Result.StopReason);
@@ -59,8 +63,10 @@ public class CentralizedClusterSpec
         Assert.Equal(0, last.Communication.DroppedMessages);
     }
 
-    [Fact]
-    public async Task N_workers_with_batch_b_match_sequential_sgd_with_batch_N_times_b_over_the_same_samples()
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("direct")]
+    public async Task N_workers_with_batch_b_match_sequential_sgd_with_batch_N_times_b_over_the_same_samples(string transport)
     {
         const int workers = 2, batch = 8, epochs = 2, seed = 9;
         var train = Synthetic.GaussianBlobs(70, 4, 3, spread: 3, seed: 1);   // 35 per shard: the last batch is short
@@ -70,7 +76,7 @@ public class CentralizedClusterSpec
         model.Initialize(theta0, seed);
         var options = new SgdOptions(0.1, momentum: 0.9);
 
-        var distributed = await RunCentralized(train, null, spec, workers, batch, epochs, options, theta0, seed);
+        var distributed = await RunCentralized(train, null, spec, workers, batch, epochs, options, theta0, seed, transport);
 
         // Sequential SGD whose batch at each step is the union of the workers' batches.
         var reference = (float[])theta0.Clone();

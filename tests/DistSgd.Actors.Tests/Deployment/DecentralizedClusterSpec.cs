@@ -21,10 +21,12 @@ public class DecentralizedClusterSpec
     private sealed record Outcome(RunProgress.RunCompleted Lead, IReadOnlyList<PeerFinished> Peers, IReadOnlyList<string> Notes);
 
     private static async Task<Outcome> RunDecentralized(Dataset train, Dataset? test, ModelSpec spec, int peers, int batch, int epochs,
-                                                        SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null)
+                                                        SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null,
+                                                        string transport = "akka")
     {
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
-        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit, overrides: TestConfig.FastPubSub);
+        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
+                                                                    overrides: TestConfig.Transport(transport).WithFallback(TestConfig.FastPubSub));
         var failed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
         var allFinished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         RunProgress.RunCompleted? lead = null;
@@ -66,12 +68,15 @@ public class DecentralizedClusterSpec
         return (train, test, spec, theta0);
     }
 
-    [Fact]
-    public async Task Three_peers_train_to_the_end_with_bit_identical_replicas()
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("direct")]
+    public async Task Three_peers_train_to_the_end_with_bit_identical_replicas(string transport)
     {
         var (train, test, spec, theta0) = Blobs(4);
 
-        var outcome = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, new SgdOptions(0.05, momentum: 0.9), theta0, seed: 4);
+        var outcome = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, new SgdOptions(0.05, momentum: 0.9), theta0, seed: 4,
+                                             transport: transport);
 
         var result = outcome.Lead.Result;
         Assert.Equal(3, result.Epochs.Count);
@@ -110,8 +115,10 @@ public class DecentralizedClusterSpec
         Assert.Equal(clean.Lead.Parameters, outcome.Lead.Parameters);
     }
 
-    [Fact]
-    public async Task Decentralized_and_centralized_runs_with_the_same_seed_workers_and_batch_are_bit_identical()
+    [Theory]
+    [InlineData("akka")]
+    [InlineData("direct")]
+    public async Task Decentralized_and_centralized_runs_with_the_same_seed_workers_and_batch_are_bit_identical(string transport)
     {
         const int nodes = 2, batch = 8, epochs = 2, seed = 9;
         var train = Synthetic.GaussianBlobs(70, 4, 3, spread: 3, seed: 1);   // 35 per shard: the last batch is short
@@ -120,12 +127,25 @@ public class DecentralizedClusterSpec
         new Model(spec, NaiveKernels.Instance).Initialize(theta0, seed);
         var options = new SgdOptions(0.1, momentum: 0.9);
 
-        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed);
-        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed);
+        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport: transport);
+        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport);
 
         // Same shards, same gradients at the same θ, the same WeightedAverage in the same order, the same optimizer:
         // tolerance 0, every float equal.
         Assert.Equal(centralized.Parameters, decentralized.Lead.Parameters);
         Assert.NotEqual(theta0, decentralized.Lead.Parameters);
+    }
+
+    [Fact]
+    public async Task The_direct_and_akka_transports_give_the_same_bits()
+    {
+        var (train, test, spec, theta0) = Blobs(6);
+        var options = new SgdOptions(0.05, momentum: 0.9);
+
+        var akka = await RunDecentralized(train, test, spec, peers: 2, batch: 16, epochs: 2, options, theta0, seed: 6, transport: "akka");
+        var direct = await RunDecentralized(train, test, spec, peers: 2, batch: 16, epochs: 2, options, theta0, seed: 6, transport: "direct");
+
+        Assert.Equal(akka.Lead.Parameters, direct.Lead.Parameters);
+        Assert.Equal(akka.Peers[0].Hash, direct.Peers[1].Hash);
     }
 }

@@ -21,14 +21,14 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     private static Dictionary<string, IDistSgdMessage> Messages(IActorRef? TestActor) => new()
     {
         ["RegisterWorker"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody),
-        ["JoinRun"] = new JoinRun(Plan, 2, 4),
-        ["JoinAccepted"] = new JoinAccepted("run-1", 2),
+        ["JoinRun"] = new JoinRun(Plan, 2, 4, "10.0.0.5:7000"),
+        ["JoinAccepted"] = new JoinAccepted("run-1", 2, "127.0.0.1:40123"),
         ["JoinRefused"] = new JoinRefused("run-1", 2, "this node has 10 samples, the run expects 60000"),
         ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f]),
         ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
-        ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody),
+        ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999"),
         ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),

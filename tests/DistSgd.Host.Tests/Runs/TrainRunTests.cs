@@ -183,6 +183,42 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void The_direct_transport_trains_both_modes_to_the_same_model_as_akka()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string mode, string transport, string dir) => ["train", "--mode", mode, "--transport", transport, "--dataset", "blobs",
+                                                                      "--samples", "600", "--epochs", "2", "--hidden", "16", "--out", dir];
+        var master = CliRunner.Run(Flags("centralized", "direct", temp["master"]));
+        Assert.True(master.ExitCode == 0, master.Error);
+        Assert.Contains("payloads over direct TCP", master.Output);
+        var peers = CliRunner.Run(Flags("decentralized", "direct", temp["peers"]));
+        Assert.True(peers.ExitCode == 0, peers.Error);
+        Assert.Contains("payloads over direct TCP", peers.Output);
+        Assert.Contains("cluster: all 2 replicas bit-identical", peers.Output);
+        foreach (string run in new[] { "master", "peers" })
+        {
+            var row = File.ReadAllLines(Path.Combine(temp[run], RunFiles.MetricsFileName))[^1].Split(',');
+            Assert.True(long.Parse(row[12]) > 0 && long.Parse(row[13]) > 0, $"{run}: bytes sent and received");
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp[run], RunFiles.SummaryFileName)));
+            Assert.Equal("direct", summary.RootElement.GetProperty("transport").GetString());
+        }
+
+        Assert.Equal(0, CliRunner.Run(Flags("centralized", "akka", temp["akka"])).ExitCode);
+        var reference = File.ReadAllBytes(Path.Combine(temp["akka"], RunFiles.ModelFileName));
+        Assert.Equal(reference, File.ReadAllBytes(Path.Combine(temp["master"], RunFiles.ModelFileName)));
+        Assert.Equal(reference, File.ReadAllBytes(Path.Combine(temp["peers"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void An_unknown_transport_exits_2_naming_the_flag()
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run("train", "--transport", "carrier-pigeon", "--dataset", "blobs", "--samples", "100", "--out", temp["run"]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains("--transport", outcome.Error);
+    }
+
+    [Fact]
     public void A_bad_config_file_exits_2_naming_it()
     {
         using var temp = new TempFolder();

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace DistSgd.Bench;
+
+/// <summary>
+/// `-- socket [--bytes N] [--iterations N]`: the raw loopback floor for the direct data plane, and the choice of
+/// its socket layer. One payload of N bytes (default: the default MLP's 940,584-byte gradient) goes to an echo
+/// thread and comes back whole, N bytes each way, timed per round trip; the table shows the median and p90.
+/// </summary>
+/// <remarks>
+/// Three ways to read a payload into the float[] a message record keeps:
+/// <list type="bullet">
+/// <item>blocking <see cref="Socket.Receive(Span{byte})"/> on a dedicated thread, straight into the float[]
+/// (what <c>DirectDataPlane</c> does: one kernel → array copy);</item>
+/// <item>async <see cref="NetworkStream"/> reads into a pooled byte[], then a copy into the float[];</item>
+/// <item><see cref="PipeReader"/> over the stream, segments copied into the float[].</item>
+/// </list>
+/// The contestants interleave (one round trip each, in turn) so the machine's drift hits them alike.
+/// </remarks>
+public static class SocketRoundTrip
+{
+    public static int Run(string[] args)
+    {
+        int bytes = QuickBenchOptions.Int(args, "--bytes", 940_584);
+        int iterations = QuickBenchOptions.Int(args, "--iterations", 1000);
+        var payload = new float[bytes / sizeof(float)];
+        for (int i = 0; i < payload.Length; i++)
+            payload[i] = i;
+
+        using var blocking = new Contestant("blocking Socket.Receive into float[]", bytes, Mode.Blocking);
+        using var stream = new Contestant("async NetworkStream, pooled byte[] + copy", bytes, Mode.Stream);
+        using var pipe = new Contestant("System.IO.Pipelines PipeReader + copy", bytes, Mode.Pipe);
+        var contestants = new[] { blocking, stream, pipe };
+        for (int warm = 0; warm < 50; warm++)
+            foreach (var c in contestants)
+                c.RoundTrip(payload);
+        var samples = contestants.ToDictionary(c => c, _ => new List<double>());
+        for (int i = 0; i < iterations; i++)
+            foreach (var c in contestants)
+                samples[c].Add(c.RoundTrip(payload));
+
+        Console.WriteLine($"loopback round trip of {bytes:N0} bytes each way, {iterations} times, interleaved");
+        Console.WriteLine("| socket layer | median ms | p90 ms | GB/s (both ways, median) |");
+        Console.WriteLine("| --- | ---: | ---: | ---: |");
+        foreach (var c in contestants)
+        {
+            var sorted = samples[c].Order().ToList();
+            double median = sorted[sorted.Count / 2], p90 = sorted[(int)(sorted.Count * 0.9)];
+            Console.WriteLine($"| {c.Name} | {median:F3} | {p90:F3} | {2.0 * bytes / (median / 1000) / 1e9:F2} |");
+        }
+        return 0;
+    }
+
+    private enum Mode { Blocking, Stream, Pipe }
+
+    /// <summary>A client socket and an echo thread that reads a whole payload, then writes it back.</summary>
+    private sealed class Contestant : IDisposable
+    {
+        private readonly Socket _client;
+        private readonly Socket _server;
+        private readonly Thread _echo;
+        private readonly Mode _mode;
+        private readonly float[] _received;
+        private readonly byte[] _pooled;
+        private readonly NetworkStream _clientStream;
+        private readonly PipeReader _clientPipe;
+
+        public Contestant(string name, int bytes, Mode mode)
+        {
+            Name = name;
+            _mode = mode;
+            _received = new float[bytes / sizeof(float)];
+            _pooled = new byte[bytes];
+            using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            listener.Listen(1);
+            _client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true, SendBufferSize = 4 << 20, ReceiveBufferSize = 4 << 20 };
+            _client.Connect(listener.LocalEndPoint!);
+            _server = listener.Accept();
+            _server.NoDelay = true;
+            _server.SendBufferSize = _server.ReceiveBufferSize = 4 << 20;
+            _clientStream = new NetworkStream(_client);
+            _clientPipe = PipeReader.Create(_clientStream, new StreamPipeReaderOptions(bufferSize: 256 << 10));
+            _echo = new Thread(() => Echo(bytes)) { IsBackground = true };
+            _echo.Start();
+        }
+
+        public string Name { get; }
+
+        private void Echo(int bytes)
+        {
+            var buffer = new float[bytes / sizeof(float)];
+            var span = MemoryMarshal.AsBytes(buffer.AsSpan());
+            try
+            {
+                while (true)
+                {
+                    for (int read = 0; read < span.Length;)
+                    {
+                        int n = _server.Receive(span[read..]);
+                        if (n == 0)
+                            return;
+                        read += n;
+                    }
+                    _server.Send(span);
+                }
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+
+        /// <summary>One round trip in milliseconds; the payload comes back into a float[] by this contestant's method.</summary>
+        public double RoundTrip(float[] payload)
+        {
+            long started = Stopwatch.GetTimestamp();
+            _client.Send(MemoryMarshal.AsBytes(payload.AsSpan()));
+            var target = MemoryMarshal.AsBytes(_received.AsSpan());
+            switch (_mode)
+            {
+                case Mode.Blocking:
+                    for (int read = 0; read < target.Length;)
+                        read += _client.Receive(target[read..]);
+                    break;
+                case Mode.Stream:
+                    for (int read = 0; read < _pooled.Length;)
+                        read += _clientStream.ReadAsync(_pooled.AsMemory(read)).AsTask().GetAwaiter().GetResult();
+                    _pooled.CopyTo(target);
+                    break;
+                case Mode.Pipe:
+                    for (int read = 0; read < target.Length;)
+                    {
+                        var result = _clientPipe.ReadAsync().AsTask().GetAwaiter().GetResult();
+                        var buffer = result.Buffer.Slice(0, Math.Min(result.Buffer.Length, target.Length - read));
+                        foreach (var segment in buffer)
+                        {
+                            segment.Span.CopyTo(target[read..]);
+                            read += segment.Length;
+                        }
+                        _clientPipe.AdvanceTo(buffer.End);
+                    }
+                    break;
+            }
+            double ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+            if (_received[^1] != payload[^1])
+                throw new InvalidOperationException("the payload came back wrong");
+            return ms;
+        }
+
+        public void Dispose()
+        {
+            _client.Dispose();
+            _server.Dispose();
+        }
+    }
+}
+
+/// <summary>Tiny flag reader for the hand-rolled benches.</summary>
+internal static class QuickBenchOptions
+{
+    public static int Int(string[] args, string name, int fallback)
+    {
+        int i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+    }
+}

@@ -1,0 +1,423 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
+
+namespace DistSgd.Actors.Transport;
+
+/// <summary>Which transport carries the vector payloads of a step (distsgd.transport).</summary>
+public enum PayloadTransport
+{
+    /// <summary>Inside Akka messages and DistributedPubSub: the reference path.</summary>
+    Akka,
+
+    /// <summary>Over TCP connections between the nodes (<see cref="DirectDataPlane"/>); Akka keeps the control plane.</summary>
+    Direct,
+}
+
+/// <summary>The vector message a data-plane frame carries; the actor receives the matching record.</summary>
+public enum FrameKind : byte
+{
+    /// <summary>Master → worker: <see cref="Centralized.ComputeGradient"/> (θ).</summary>
+    ComputeGradient = 1,
+
+    /// <summary>Worker → master: <see cref="Centralized.GradientReply"/>.</summary>
+    GradientReply = 2,
+
+    /// <summary>Peer → peer: <see cref="Decentralized.GradientShare"/>.</summary>
+    GradientShare = 3,
+}
+
+/// <summary>
+/// Socket reader → its owning actor (a local message, never on the network): the data connection from
+/// <paramref name="Sender"/> closed (the node stopped, or it sent a malformed frame and was cut off). The
+/// actor treats that sender as lost for the open step, like an unreachable member; its next frame, on a
+/// new connection, is accepted again.
+/// </summary>
+public sealed record DataConnectionLost(int Sender, string Reason);
+
+/// <summary>
+/// The fixed 64-byte header of a data-plane frame, little-endian, followed by <see cref="Count"/> raw float32:
+/// <code>
+///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 0   8 u64 run id hash (FNV-1a of its UTF-8)
+/// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
+/// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
+/// 56 i32 float count   60 u32 0
+/// </code>
+/// </summary>
+public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
+                                          int SampleCount, double LossSum, double ComputeSeconds, int Count)
+{
+    public const int Size = 64;
+    public const uint Magic = 0x44475344;   // "DSGD" read little-endian
+    public const byte Version = 1;
+
+    public void Write(Span<byte> b)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(b, Magic);
+        b[4] = (byte)Kind;
+        b[5] = Version;
+        BinaryPrimitives.WriteUInt16LittleEndian(b[6..], 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(b[8..], RunHash);
+        BinaryPrimitives.WriteInt64LittleEndian(b[16..], Step);
+        BinaryPrimitives.WriteInt32LittleEndian(b[24..], Sender);
+        BinaryPrimitives.WriteInt32LittleEndian(b[28..], Epoch);
+        BinaryPrimitives.WriteInt32LittleEndian(b[32..], StepInEpoch);
+        BinaryPrimitives.WriteInt32LittleEndian(b[36..], SampleCount);
+        BinaryPrimitives.WriteDoubleLittleEndian(b[40..], LossSum);
+        BinaryPrimitives.WriteDoubleLittleEndian(b[48..], ComputeSeconds);
+        BinaryPrimitives.WriteInt32LittleEndian(b[56..], Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[60..], 0);
+    }
+
+    /// <summary>Parses a header; null when the magic, version, kind or the reserved bytes are wrong.</summary>
+    public static FrameHeader? Read(ReadOnlySpan<byte> b)
+    {
+        if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 3
+            || BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
+            return null;
+        return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
+            BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
+            BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
+            BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
+            BinaryPrimitives.ReadInt32LittleEndian(b[56..]));
+    }
+
+    /// <summary>FNV-1a 64 of the run id's UTF-8: the same on every node and .NET version (string.GetHashCode is not).</summary>
+    public static ulong HashRunId(string runId)
+    {
+        ulong hash = 14695981039346656037UL;
+        foreach (byte x in Encoding.UTF8.GetBytes(runId))
+            hash = (hash ^ x) * 1099511628211UL;
+        return hash;
+    }
+}
+
+/// <summary>What a <see cref="DirectDataPlane"/> of one run accepts and where it listens.</summary>
+/// <param name="Accepts">The one frame kind this node's actor receives.</param>
+/// <param name="SenderCount">Valid sender indices are 0 … SenderCount − 1; any other closes the connection.</param>
+/// <param name="Hostname">Address to listen on (0.0.0.0: every interface).</param>
+/// <param name="Port">Listening port; 0 picks a free one.</param>
+/// <param name="FrameTimeout">How long a started frame may take to arrive whole, and a send to be taken by the kernel.</param>
+public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
+                                      TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null);
+
+/// <summary>
+/// The direct side of the payload seam: a TCP listener per node and one outgoing connection per destination,
+/// carrying the vector payloads of the steps as a <see cref="FrameHeader"/> and raw float32. Akka keeps the
+/// control plane (membership, the step protocol); this only moves bytes.
+/// </summary>
+/// <remarks>
+/// <para><b>Receiving.</b> One thread per inbound connection reads with blocking <see cref="Socket.Receive(Span{byte})"/>
+/// straight into the float[] of the record it delivers (no intermediate buffer: the kernel copies once into the
+/// array the actor keeps). A frame is checked before its payload is read: magic, version, a kind this node accepts,
+/// a sender index in range and the same as earlier frames of the connection, a float count from 0 to the model's
+/// size. A failed check, or a frame that stops arriving for <see cref="DataPlaneOptions.FrameTimeout"/>, closes the
+/// connection and is counted; nothing partial is ever delivered. Run id, step, length and finiteness are judged by
+/// the actor's <see cref="Steps.StepGather"/> exactly as on the Akka path (a foreign run hash is delivered with a
+/// run id that cannot match).</para>
+/// <para><b>Sending.</b> <see cref="Send"/> runs on the calling actor's thread and returns when the kernel has the
+/// bytes (blocking sockets, Nagle off); a failure or <see cref="DataPlaneOptions.FrameTimeout"/> closes the connection
+/// and returns false, and the next send reconnects.</para>
+/// </remarks>
+public sealed class DirectDataPlane : IDisposable
+{
+    private readonly DataPlaneOptions _options;
+    private readonly Action<object> _deliver;
+    private readonly ulong _runHash;
+    private readonly Socket _listener;
+    private readonly Thread _acceptThread;
+    private readonly Dictionary<string, Socket> _outgoing = new(StringComparer.Ordinal);
+    private readonly List<Socket> _incoming = new();
+    private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
+    private readonly ConcurrentQueue<float[]> _free = new();
+    private volatile bool _disposed;
+    private long _badFrames;
+    private long _closedConnections;
+    private long _framesReceived;
+    private long _arraysAllocated;
+
+    /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
+    public DirectDataPlane(DataPlaneOptions options, Action<object> deliver)
+    {
+        _options = options;
+        _deliver = deliver;
+        _runHash = FrameHeader.HashRunId(options.RunId);
+        var address = ResolveAddress(options.Hostname);
+        _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.Bind(new IPEndPoint(address, options.Port));
+        _listener.Listen(64);
+        int port = ((IPEndPoint)_listener.LocalEndPoint!).Port;
+        Endpoint = $"{options.AdvertisedHost ?? options.Hostname}:{port}";
+        _acceptThread = new Thread(AcceptLoop) { IsBackground = true, Name = $"distsgd-data-accept:{port}" };
+        _acceptThread.Start();
+    }
+
+    /// <summary>"host:port" other nodes connect to; advertised through the cluster.</summary>
+    public string Endpoint { get; }
+
+    /// <summary>Frames refused at the header or cut short (each closed its connection).</summary>
+    public long BadFrames => Interlocked.Read(ref _badFrames);
+
+    /// <summary>Inbound connections closed for any reason.</summary>
+    public long ClosedConnections => Interlocked.Read(ref _closedConnections);
+
+    public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    /// <summary>
+    /// Sends one frame to <paramref name="endpoint"/>, connecting first if needed; false when the connection
+    /// failed (it is closed; the next call reconnects). Not thread-safe: one owning actor sends.
+    /// </summary>
+    public bool Send(string endpoint, in FrameHeader header, ReadOnlySpan<float> payload)
+    {
+        if (_disposed)
+            return false;
+        Socket? socket = null;
+        try
+        {
+            if (!_outgoing.TryGetValue(endpoint, out socket))
+            {
+                socket = Connect(endpoint);
+                _outgoing[endpoint] = socket;
+            }
+            (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
+            socket.Send(_sendHeader);
+            if (!payload.IsEmpty)
+                socket.Send(MemoryMarshal.AsBytes(payload));
+            return true;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException or IOException or FormatException)
+        {
+            if (socket is not null)
+            {
+                _outgoing.Remove(endpoint);
+                socket.Dispose();
+            }
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Gives back the array of a delivered record once the actor is done with it (the step it belonged to is
+    /// finished, nothing refers to it any more): the next frame of the model's size is read into it instead of a
+    /// new array. Each array at most once; arrays never returned are simply collected.
+    /// </summary>
+    public void Return(float[] values)
+    {
+        if (values.Length == _options.ParameterCount && _free.Count < 2 * _options.SenderCount + 2)
+            _free.Enqueue(values);
+    }
+
+    /// <summary>Arrays read into since start-up that were not taken from the returned ones.</summary>
+    public long ArraysAllocated => Interlocked.Read(ref _arraysAllocated);
+
+    /// <summary>Closes the outgoing connection to <paramref name="endpoint"/> (the receiver sees the node as lost).</summary>
+    public void Disconnect(string endpoint)
+    {
+        if (_outgoing.Remove(endpoint, out var socket))
+            socket.Dispose();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _listener.Dispose();
+        foreach (var socket in _outgoing.Values)
+            socket.Dispose();
+        _outgoing.Clear();
+        lock (_incoming)
+        {
+            foreach (var socket in _incoming)
+                ShutDown(socket);
+            _incoming.Clear();
+        }
+    }
+
+    private Socket Connect(string endpoint)
+    {
+        int colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), out int port))
+            throw new FormatException($"data endpoint '{endpoint}' is not host:port");
+        var address = ResolveAddress(endpoint[..colon]);
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+        {
+            NoDelay = true,
+            SendBufferSize = _options.SocketBufferSize,
+            SendTimeout = (int)_options.FrameTimeout.TotalMilliseconds,
+        };
+        try
+        {
+            // Never block the actor longer than a frame may take, even towards a host that does not answer.
+            if (!socket.ConnectAsync(address, port).Wait(_options.FrameTimeout))
+                throw new TimeoutException($"connecting to {endpoint} took more than {_options.FrameTimeout}");
+        }
+        catch (AggregateException e) when (e.InnerException is SocketException inner)
+        {
+            socket.Dispose();
+            throw inner;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+        return socket;
+    }
+
+    private static IPAddress ResolveAddress(string host) =>
+        IPAddress.TryParse(host, out var address) ? address
+            : Dns.GetHostAddresses(host).FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork)
+              ?? throw new SocketException((int)SocketError.HostNotFound);
+
+    private void AcceptLoop()
+    {
+        while (!_disposed)
+        {
+            Socket socket;
+            try
+            {
+                socket = _listener.Accept();
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+            socket.NoDelay = true;
+            socket.ReceiveBufferSize = _options.SocketBufferSize;
+            socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
+            lock (_incoming)
+            {
+                if (_disposed)
+                {
+                    socket.Dispose();
+                    return;
+                }
+                _incoming.Add(socket);
+            }
+            new Thread(() => ReadLoop(socket)) { IsBackground = true, Name = "distsgd-data-read" }.Start();
+        }
+    }
+
+    private void ReadLoop(Socket socket)
+    {
+        var headerBytes = new byte[FrameHeader.Size];
+        int sender = -1;
+        string reason = "closed by the sender";
+        try
+        {
+            while (!_disposed)
+            {
+                // Between frames a connection may be idle for as long as a step takes: wait without the frame timeout.
+                if (!socket.Poll(250_000, SelectMode.SelectRead))
+                    continue;
+                int got = ReceiveExact(socket, headerBytes);
+                if (got == 0)
+                    break;   // closed between frames
+                if (got < FrameHeader.Size)
+                {
+                    reason = Bad($"truncated header ({got} of {FrameHeader.Size} bytes)");
+                    break;
+                }
+                var parsed = FrameHeader.Read(headerBytes);
+                if (parsed is not { } header)
+                {
+                    reason = Bad("bad frame header (magic, version, kind or reserved bytes)");
+                    break;
+                }
+                if (header.Kind != _options.Accepts || header.Count < 0 || header.Count > _options.ParameterCount
+                    || (uint)header.Sender >= (uint)_options.SenderCount || (sender >= 0 && header.Sender != sender))
+                {
+                    reason = Bad($"frame refused: kind {header.Kind}, sender {header.Sender}, {header.Count} floats " +
+                                 $"(this node accepts {_options.Accepts} from senders 0–{_options.SenderCount - 1}, at most {_options.ParameterCount} floats)");
+                    break;
+                }
+                sender = header.Sender;
+                var values = Rent(header.Count);
+                var payload = MemoryMarshal.AsBytes(values.AsSpan());
+                got = ReceiveExact(socket, payload);
+                if (got < payload.Length)
+                {
+                    reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
+                    break;
+                }
+                Interlocked.Increment(ref _framesReceived);
+                _deliver(ToMessage(header, values));
+            }
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            reason = e is SocketException { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock }
+                ? Bad($"no bytes for {_options.FrameTimeout.TotalMilliseconds:0} ms in the middle of a frame")
+                : $"connection error: {e.Message}";
+        }
+        finally
+        {
+            Interlocked.Increment(ref _closedConnections);
+            lock (_incoming)
+                _incoming.Remove(socket);
+            ShutDown(socket);
+            if (!_disposed && sender >= 0)
+                _deliver(new DataConnectionLost(sender, reason));
+        }
+    }
+
+    private float[] Rent(int count)
+    {
+        if (count == 0)
+            return [];
+        if (count == _options.ParameterCount && _free.TryDequeue(out var reused))
+            return reused;
+        Interlocked.Increment(ref _arraysAllocated);
+        return GC.AllocateUninitializedArray<float>(count);
+    }
+
+    private string Bad(string reason)
+    {
+        Interlocked.Increment(ref _badFrames);
+        return reason;
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the peer closes; returns the bytes read.</summary>
+    private static int ReceiveExact(Socket socket, Span<byte> buffer)
+    {
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int n = socket.Receive(buffer[read..]);
+            if (n == 0)
+                return read;
+            read += n;
+        }
+        return read;
+    }
+
+    private object ToMessage(in FrameHeader h, float[] values)
+    {
+        // A foreign run keeps a run id that cannot match, so the step's gather drops and counts it as ForeignRun.
+        string runId = h.RunHash == _runHash ? _options.RunId : $"foreign run {h.RunHash:x16}";
+        return h.Kind switch
+        {
+            FrameKind.ComputeGradient => new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values),
+            FrameKind.GradientReply => new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
+            _ => new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
+        };
+    }
+
+    private static void ShutDown(Socket socket)
+    {
+        try
+        {
+            socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+        socket.Dispose();
+    }
+}
