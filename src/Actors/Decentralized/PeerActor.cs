@@ -187,7 +187,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         if (message.Plan != _plan)
         {
-            Fail($"the peer at {message.NodeAddress} runs a different plan: {message.Plan}; this peer runs {_plan}");
+            Fail($"the peer at {message.NodeAddress} runs a different run configuration: " +
+                 string.Join("; ", _plan.Differences(message.Plan, "here", $"at {message.NodeAddress}")));
             return;
         }
         // Acknowledged in every phase: a peer still at the barrier needs to know its publications reach us.
