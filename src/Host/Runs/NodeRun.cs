@@ -102,6 +102,9 @@ public static class NodeRun
             akka.remote.dot-netty.tcp.public-hostname = {{Quote(node.PublicHost ?? "")}}
             akka.remote.dot-netty.tcp.port = {{node.Port}}
             akka.cluster.roles = [{{string.Join(", ", roleNames.Select(Quote))}}]
+            # Started with the node, not with the first peer: pub-sub gossip from nodes that are further along
+            # must find its serializer registered (else "Cannot find serializer with id [9]").
+            akka.extensions = ["Akka.Cluster.Tools.PublishSubscribe.DistributedPubSubExtensionProvider, Akka.Cluster.Tools"]
             """);
         if (seeds.Count > 0)
             flags = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => Quote(s.ToString())))}]")
