@@ -374,7 +374,8 @@ public static class DistSgdCommandLine
 
     private static int[] ParseHidden(ArgumentResult result)
     {
-        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        // Given twice (a script's default, then an override), the last one wins, as for every other flag.
+        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
         var sizes = new List<int>();
         foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
         {
