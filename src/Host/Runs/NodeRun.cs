@@ -105,6 +105,9 @@ public static class NodeRun
             # Started with the node, not with the first peer: pub-sub gossip from nodes that are further along
             # must find its serializer registered (else "Cannot find serializer with id [9]").
             akka.extensions = ["Akka.Cluster.Tools.PublishSubscribe.DistributedPubSubExtensionProvider, Akka.Cluster.Tools"]
+            # Akka.Cluster.Tools 1.5 logs "failed to find an associated singleton … after 30 seconds" within the first
+            # second of a worker's proxy; a worker-only node says itself when no master shows up (distsgd.start-timeout).
+            akka.cluster.singleton-proxy.log-singleton-identification-failure = off
             """);
         if (seeds.Count > 0)
             flags = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => Quote(s.ToString())))}]")

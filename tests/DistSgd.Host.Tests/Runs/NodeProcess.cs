@@ -66,6 +66,25 @@ internal sealed class NodeProcess : IDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>Waits until the output contains <paramref name="text"/>; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
+    public void WaitForOutput(string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Output.Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > timeout || _process.HasExited)
+                Assert.Fail($"the process did not print '{text}' within {timeout.TotalSeconds:0}s; its output:\n{Output}");
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>Sends SIGTERM, as systemd or a container runtime stops a service.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     /// <summary>Waits for the process to exit and returns its exit code; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
     public int WaitForExit(TimeSpan timeout)
     {

@@ -142,6 +142,20 @@ public class NodeProcessTests
     }
 
     [Fact]
+    public void SIGTERM_makes_a_waiting_node_leave_the_cluster_and_exit()
+    {
+        var ports = NodeProcess.FreePorts(1);
+        using var node = NodeProcess.Start(["node", "--host", "127.0.0.1", "--port", $"{ports[0]}", "--workers", "1",
+                                            "--dataset", "blobs", "--samples", "600", "--hidden", "16"]);
+        node.WaitForOutput("worker waiting for the master", Bound);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        node.Terminate();
+        Assert.True(node.WaitForExit(Bound) == ExitCodes.TrainingFailed, node.Output);
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 20);
+        Assert.Contains("interrupted: leaving the cluster", node.Output);
+    }
+
+    [Fact]
     public void Environment_variables_stand_in_for_flags_and_flags_win()
     {
         var environment = new Dictionary<string, string>
