@@ -52,7 +52,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
 
+    /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
+    private const int MaxStepRetries = 2;
+
     private long _step;
+    private int _stepRetries;
     private int _epoch = 1;
     private int _stepInEpoch;
     private long _stepStarted;
@@ -177,12 +181,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void HandleGradient(GradientReply reply)
     {
         var outcome = _gather.Offer(reply);
-        if (outcome != GatherOutcome.Accepted)
-        {
+        if (outcome == GatherOutcome.Accepted)
+            _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
+        else
             _log.Debug("dropped gradient of worker {0} for step {1}: {2}", reply.WorkerIndex, reply.Step, outcome);
-            return;
-        }
-        _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
         if (_gather.IsComplete)
             FinishStep();
     }
@@ -194,6 +196,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         var missing = string.Join(", ", _gather.WaitingFor);
         if (_gather.Replies.Count == 0)
         {
+            if (++_stepRetries > MaxStepRetries)
+            {
+                Fail($"no worker answered step {_step} within {MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s); waiting for workers {missing}");
+                return;
+            }
             _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _step, _settings.StepTimeout, missing);
             BeginStep();
             return;
@@ -208,24 +215,16 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Timers.Cancel(nameof(StepTimedOut));
         _gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
-        long updateStarted = Stopwatch.GetTimestamp();
-
-        // ḡ = Σ nᵢ·gᵢ / Σ nᵢ, summed in worker-index order; θ ← optimizer(θ, ḡ)
-        long samples = _gather.Average(_average);
-        double rate = _optimizer.CurrentLearningRate;
-        if (samples > 0)
-            _optimizer.Step(_parameters, _average);
-        double lossSum = _epochTotals.AddStep(_gather.Replies, samples, wall, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
-
-        if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
+        var outcome = StepUpdate.Apply(_gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
+        if (outcome.Divergence is not null)
         {
-            Fail($"training diverged at epoch {_epoch}, step {_step + 1}: the loss is {lossSum / Math.Max(1, samples)}. " +
-                 $"The learning rate {rate:G4} is probably too large; try a smaller --lr (e.g. {_setup.Optimizer.LearningRate / 10:G4}).");
+            Fail(outcome.Divergence);
             return;
         }
 
         _step++;
         _stepInEpoch++;
+        _stepRetries = 0;
         if (_stepInEpoch == _plan.StepsPerEpoch)
         {
             if (EndEpoch())

@@ -92,7 +92,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private Phase _phase = Phase.Joining;
     private ShardBatches? _batches;
     private int _nodeId = -1;
+    /// <summary>Times a peer republishes its share when nothing at all arrived before the run fails.</summary>
+    private const int MaxStepRetries = 2;
+
     private long _step;
+    private int _stepRetries;
     private int _epoch = 1;
     private int _stepInEpoch;
     private long _stepStarted;
@@ -294,8 +298,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_phase != Phase.Stepping || message.Step != _step || !_buffer.Gather.IsOpen)
             return;
         var missing = string.Join(", ", _buffer.Gather.WaitingFor);
-        if (_buffer.Gather.Replies.Count == 0)
+        if (_buffer.Gather.Replies.Count == 0 && _buffer.Gather.NonFinite.Count == 0)
         {
+            if (++_stepRetries > MaxStepRetries)
+            {
+                Fail($"no share of step {_step} arrived within {MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s), not even this peer's own");
+                return;
+            }
             _log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", _step, _settings.StepTimeout);
             Publish(_ownShare!);
             Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
@@ -312,24 +321,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         var gather = _buffer.Gather;
         gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
-        long updateStarted = Stopwatch.GetTimestamp();
-
-        // ḡ = Σ nᵢ·gᵢ / Σ nᵢ in node-id order; θ ← optimizer(θ, ḡ): the same bits on every replica.
-        long samples = gather.Average(_average);
-        double rate = _optimizer.CurrentLearningRate;
-        if (samples > 0)
-            _optimizer.Step(_parameters, _average);
-        double lossSum = _epochTotals.AddStep(gather.Replies, samples, wall, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
-
-        if (!float.IsFinite(_parameters[0]) || (samples > 0 && !double.IsFinite(lossSum)))
+        var outcome = StepUpdate.Apply(gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
+        if (outcome.Divergence is not null)
         {
-            Fail($"training diverged at epoch {_epoch}, step {_step + 1}: the loss is {lossSum / Math.Max(1, samples)}. " +
-                 $"The learning rate {rate:G4} is probably too large; try a smaller --lr (e.g. {_setup.Optimizer.LearningRate / 10:G4}).");
+            Fail(outcome.Divergence);
             return;
         }
 
         _step++;
         _stepInEpoch++;
+        _stepRetries = 0;
         if (_stepInEpoch == _plan.StepsPerEpoch)
             EndEpoch();
         else

@@ -78,12 +78,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Vector(m.Parameters);
                 return writer.Done();
             }
-            case GradientReply m:
+            case IGradientContribution m:
             {
+                // GradientReply and GradientShare: run, step, participant, samples, loss sum, compute seconds, gradient.
                 var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 8 + 8 + VectorSize(m.Gradient));
                 writer.String(m.RunId);
                 writer.Int64(m.Step);
-                writer.Int32(m.WorkerIndex);
+                writer.Int32(m.Participant);
                 writer.Int32(m.SampleCount);
                 writer.Double(m.LossSum);
                 writer.Double(m.ComputeSeconds);
@@ -100,19 +101,6 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Int32(m.Offset);
                 writer.String(m.Manifest);
                 writer.Bytes(m.Bytes);
-                return writer.Done();
-            }
-            case GradientShare m:
-            {
-                // The same layout as GradientReply: run, step, node, samples, loss sum, compute seconds, gradient.
-                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 8 + 8 + VectorSize(m.Gradient));
-                writer.String(m.RunId);
-                writer.Int64(m.Step);
-                writer.Int32(m.NodeId);
-                writer.Int32(m.SampleCount);
-                writer.Double(m.LossSum);
-                writer.Double(m.ComputeSeconds);
-                writer.Vector(m.Gradient);
                 return writer.Done();
             }
             case ReplicaResync m:
@@ -304,8 +292,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     public static long PayloadBytes(IDistSgdMessage message) => message switch
     {
         ComputeGradient m => HeaderSize(m.RunId) + 16 + VectorSize(m.Parameters),
-        GradientReply m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
-        GradientShare m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
+        IGradientContribution m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
         ReplicaResync m => ResyncSize(m),
         _ => 0,
     };

@@ -31,6 +31,7 @@ public sealed class StepGather
 {
     private readonly SortedDictionary<int, IGradientContribution> _replies = new();
     private readonly HashSet<int> _waitingFor = new();
+    private readonly HashSet<int> _nonFinite = new();
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
     private readonly List<int> _weightBuffer = new();
@@ -69,6 +70,7 @@ public sealed class StepGather
         _replies.Clear();
         _waitingFor.Clear();
         _waitingFor.UnionWith(participants);
+        _nonFinite.Clear();
         IsOpen = true;
     }
 
@@ -83,6 +85,10 @@ public sealed class StepGather
         else
         {
             _dropped[outcome] = _dropped.GetValueOrDefault(outcome) + 1;
+            // A participant that answered with NaN or ∞ has answered: never applied, not waited for
+            // either, so a diverging run ends at once instead of timing out step after step.
+            if (outcome == GatherOutcome.NonFinite && _waitingFor.Remove(reply.Participant))
+                _nonFinite.Add(reply.Participant);
         }
         return outcome;
     }
@@ -106,6 +112,9 @@ public sealed class StepGather
 
     /// <summary>Stops waiting for a participant (unreachable, removed, refused); true if the step was waiting for it.</summary>
     public bool Forget(int participant) => _waitingFor.Remove(participant);
+
+    /// <summary>Participants whose gradient for this step was not finite (dropped, not waited for).</summary>
+    public IReadOnlyCollection<int> NonFinite => _nonFinite;
 
     /// <summary>Closes the step: later replies for it count as stale.</summary>
     public void Close() => IsOpen = false;

@@ -103,6 +103,5 @@ public sealed class SequentialTrainer
     }
 
     private TrainingDivergedException Diverged(int epoch, long step, float loss) =>
-        new($"training diverged at epoch {epoch}, step {step + 1}: the loss is {loss}. " +
-            $"The learning rate {_optimizer.CurrentLearningRate:G4} is probably too large; try a smaller --lr (e.g. {_optimizer.Options.LearningRate / 10:G4}).");
+        new(TrainingDivergedException.Describe(epoch, step, loss, _optimizer.CurrentLearningRate, _optimizer.Options.LearningRate));
 }

@@ -84,4 +84,10 @@ public sealed record TrainingResult(IReadOnlyList<EpochMetrics> Epochs, StopReas
 /// Thrown when the loss or the parameters stop being finite numbers: the learning rate is almost
 /// always too large. The model file already written is left untouched.
 /// </summary>
-public sealed class TrainingDivergedException(string message) : Exception(message);
+public sealed class TrainingDivergedException(string message) : Exception(message)
+{
+    /// <summary>The message every mode gives: where it diverged, and a learning rate to try instead.</summary>
+    public static string Describe(int epoch, long step, double loss, double rate, double baseRate) =>
+        $"training diverged at epoch {epoch}, step {step + 1}: the loss is {loss}. " +
+        $"The learning rate {rate:G4} is probably too large; try a smaller --lr (e.g. {baseRate / 10:G4}).";
+}

@@ -101,6 +101,30 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_step_nobody_answers_is_asked_again_a_bounded_number_of_times_then_the_run_fails()
+    {
+        var master = StartMaster(workers: 1);
+        var worker = Join(master, 1).Single();
+        // Asked, then asked again twice after distsgd.step-timeout (1.5 s here), then the run fails.
+        for (int attempt = 0; attempt < 3; attempt++)
+            Assert.Equal(0, worker.ExpectMsg<ComputeGradient>(TimeSpan.FromSeconds(5)).Step);
+        var failed = _reporter.FishForMessage<RunProgress.RunFailed>(m => m is RunProgress.RunFailed, TimeSpan.FromSeconds(5));
+        Assert.Contains("no worker answered step 0", failed.Reason);
+    }
+
+    [Fact]
+    public void Every_gradient_of_a_step_being_non_finite_fails_the_run_as_diverged()
+    {
+        var master = StartMaster(workers: 2);
+        var workers = Join(master, 2);
+        workers.ForEach(w => w.ExpectMsg<ComputeGradient>());
+        master.Tell(new GradientReply("run", 0, 0, 1, double.PositiveInfinity, 0, Gradient(float.NaN)), workers[0].Ref);
+        master.Tell(new GradientReply("run", 0, 1, 1, 1, 0, Gradient(float.PositiveInfinity)), workers[1].Ref);
+        var failed = _reporter.FishForMessage<RunProgress.RunFailed>(m => m is RunProgress.RunFailed, TimeSpan.FromSeconds(3));
+        Assert.Contains("smaller --lr", failed.Reason);
+    }
+
+    [Fact]
     public void Master_reports_each_epoch_and_the_final_parameters()
     {
         var master = StartMaster(workers: 1, stepsPerEpoch: 2, epochs: 1);

@@ -86,4 +86,16 @@ public class StepGatherTests
         gather.Close();
         Assert.Equal(GatherOutcome.StaleStep, gather.Offer(Reply(5, 1)));
     }
+
+    [Fact]
+    public void A_non_finite_gradient_is_dropped_and_its_sender_no_longer_waited_for()
+    {
+        var gather = Open();
+        gather.Offer(Reply(5, 0));
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(Reply(5, 1, gradient: [1f, float.PositiveInfinity, 2f])));
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(Reply(5, 2, gradient: [float.NaN, 0f, 0f])));
+        Assert.True(gather.IsComplete);
+        Assert.Equal([1, 2], gather.NonFinite.OrderBy(i => i));
+        Assert.Single(gather.Replies);
+    }
 }

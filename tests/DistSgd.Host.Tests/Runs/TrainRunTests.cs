@@ -91,6 +91,20 @@ public class TrainRunTests
         Assert.False(File.Exists(Path.Combine(temp["run"], RunFiles.ModelFileName)));
     }
 
+    [Theory]
+    [InlineData("centralized")]
+    [InlineData("decentralized")]
+    public void A_diverging_distributed_run_exits_1_with_the_same_advice(string mode)
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run("train", "--mode", mode, "--workers", "2", "--dataset", "linear", "--samples", "200",
+                                    "--lr", "1000", "--momentum", "0", "--epochs", "5", "--out", temp["run"]);
+        Assert.Equal(1, outcome.ExitCode);
+        Assert.Contains("training diverged", outcome.Error);
+        Assert.Contains("smaller --lr", outcome.Error);
+        Assert.False(File.Exists(Path.Combine(temp["run"], RunFiles.ModelFileName)));
+    }
+
     [Fact]
     public void Without_the_system_data_set_the_bundled_sample_is_used_and_said()
     {
