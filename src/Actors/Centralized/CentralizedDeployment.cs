@@ -32,7 +32,11 @@ public static class CentralizedDeployment
             "master-proxy");
     }
 
-    /// <summary>Starts this node's worker with its copy of the training data.</summary>
-    public static IActorRef StartWorker(ActorSystem node, Dataset train, int threads = 1) =>
-        node.ActorOf(WorkerActor.Props(MasterProxy(node), train, threads), "worker");
+    /// <summary>
+    /// Starts this node's worker with its copy of the training data; <paramref name="expected"/> (this node's own
+    /// description of the run) and <paramref name="reporter"/> as for <see cref="WorkerActor"/>.
+    /// </summary>
+    public static IActorRef StartWorker(ActorSystem node, Dataset train, int threads = 1, Protocol.RunPlan? expected = null,
+                                        IActorRef? reporter = null) =>
+        node.ActorOf(WorkerActor.Props(MasterProxy(node), train, threads, expected, reporter), "worker");
 }

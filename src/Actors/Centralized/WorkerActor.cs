@@ -22,6 +22,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly IActorRef _master;
     private readonly Dataset _train;
     private readonly int _threads;
+    private readonly RunPlan? _expected;
+    private readonly IActorRef? _reporter;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RunPlan? _plan;
     private int _index;
@@ -39,13 +41,21 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
     /// <param name="threads">Threads of this worker's matrix kernels.</param>
-    public WorkerActor(IActorRef master, Dataset train, int threads)
+    /// <param name="expected">
+    /// The run this node was configured for (a `distsgd node` process describes the run itself), or null to
+    /// take whatever run the master plans; a plan that differs (run id aside) is refused, naming the difference.
+    /// </param>
+    /// <param name="reporter">A local actor told when this worker refuses a run (<see cref="Steps.RunProgress.RunFailed"/>)
+    /// or a run it joined ends (<see cref="RunEnded"/>), or null.</param>
+    public WorkerActor(IActorRef master, Dataset train, int threads, RunPlan? expected = null, IActorRef? reporter = null)
     {
         _master = master;
         _train = train;
         _threads = threads;
         _settings = DistSgdSettings.Create(Context.System);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
+        _expected = expected;
+        _reporter = reporter;
         _assembler = new ChunkAssembler(Context.System);
         Receive<MessageChunk>(chunk =>
         {
@@ -64,8 +74,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>Dropped messages (another run, before joining); for tests and metrics.</summary>
     public long Dropped { get; private set; }
 
-    public static Props Props(IActorRef master, Dataset train, int threads = 1) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
+    public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
     protected override void PreStart()
     {
@@ -83,6 +93,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         {
             _log.Error("refusing {0}: {1}", plan, problem);
             Sender.Tell(new JoinRefused(plan.RunId, message.WorkerIndex, problem));
+            _reporter?.Tell(new Steps.RunProgress.RunFailed($"this worker refused {plan.RunId}: {problem}"));
             return;
         }
         Timers.Cancel(nameof(Reregister));
@@ -175,11 +186,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;
+        _reporter?.Tell(message);
     }
 
     /// <summary>Why this node's data cannot serve the plan, or null when it can.</summary>
     private string? DataMismatch(RunPlan plan)
     {
+        if (_expected is not null && _expected.Differences(plan, "on this node", "at the master") is { Count: > 0 } differences)
+            return "the master runs a different run configuration: " + string.Join("; ", differences);
         if (_train.Count != plan.TrainCount)
             return $"this node has {_train.Count} training samples, the run expects {plan.TrainCount} (every node must read the same data)";
         if (_train.FeatureCount != plan.Spec.InputCount)

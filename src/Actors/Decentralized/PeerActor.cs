@@ -209,7 +209,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         if (message.Plan != _plan)
         {
-            Fail($"the peer at {message.NodeAddress} runs a different plan: {message.Plan}; this peer runs {_plan}");
+            // Straight to the other peer, whose subscription may not have reached this node yet: it fails too, naming
+            // the same difference, instead of waiting for distsgd.start-timeout.
+            message.Peer.Tell(new PeerReady(_plan, _selfAddress, Self));
+            Fail($"the peer at {message.NodeAddress} runs a different run configuration: " +
+                 string.Join("; ", _plan.Differences(message.Plan, "here", $"at {message.NodeAddress}")));
             return;
         }
         if ((_direct is null) != (message.DataEndpoint.Length == 0))

@@ -50,6 +50,12 @@ public static class NodeConfig
                 send-buffer-size = {{Math.Max(frameSize, 8L << 20)}}b
                 receive-buffer-size = {{Math.Max(frameSize, 8L << 20)}}b
               }
+              # Started with the node, not with the first peer: pub-sub gossip from nodes that are further along
+              # must find its serializer registered (else "Cannot find serializer with id [9]").
+              extensions = ["Akka.Cluster.Tools.PublishSubscribe.DistributedPubSubExtensionProvider, Akka.Cluster.Tools"]
+              # Akka.Cluster.Tools 1.5 logs "failed to find an associated singleton … after 30 seconds" within the first
+              # second of a worker's proxy; a worker reports a master that never shows up itself (distsgd.start-timeout).
+              cluster.singleton-proxy.log-singleton-identification-failure = off
               cluster {
                 roles = [{{roleList}}]
                 # Singleton and pub-sub must not wait for stragglers of a previous run.

@@ -250,6 +250,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         w.Write(plan.Epochs);
         w.Write(plan.TrainCount);
         w.Write(plan.StepsPerEpoch);
+        w.Write(plan.Hyperparameters);
     }
 
     private static RunPlan ReadPlan(BinaryReader r)
@@ -268,7 +269,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         for (int i = 0; i < hidden.Length; i++)
             hidden[i] = r.ReadInt32();
         var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
-        return new RunPlan(runId, spec, r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32(), r.ReadInt32());
+        int batch = r.ReadInt32(), seed = r.ReadInt32(), epochs = r.ReadInt32(), trainCount = r.ReadInt32(), stepsPerEpoch = r.ReadInt32();
+        return new RunPlan(runId, spec, batch, seed, epochs, trainCount, stepsPerEpoch, r.ReadString());
     }
 
     /// <summary>A data-plane "host:port", empty on the Akka transport; a longer one is malformed.</summary>

@@ -13,18 +13,65 @@ public interface IDistSgdMessage
 
 /// <summary>
 /// What a distributed run trains, described once by the node that starts it and checked by every
-/// node against its own data before the first step.
+/// node against its own data and its own run configuration before the first step.
 /// </summary>
 /// <param name="RunId">Identifies the run; every step message carries it and foreign ones are dropped.</param>
 /// <param name="BatchSizePerWorker">Samples per worker per step; the global batch is this × workers.</param>
 /// <param name="TrainCount">Training samples every node must see (a check that all nodes read the same data).</param>
 /// <param name="StepsPerEpoch">Synchronous steps per epoch (the largest shard's batch count).</param>
+/// <param name="Hyperparameters">
+/// The rest of the run configuration that every node must share (optimizer, schedule, stop rule, input
+/// preprocessing), as "key=value" pairs separated by ';' in a fixed order, so that a difference can be named.
+/// </param>
 public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorker, int Seed, int Epochs,
-                             int TrainCount, int StepsPerEpoch)
+                             int TrainCount, int StepsPerEpoch, string Hyperparameters = "")
 {
     /// <summary>Human description, for logs and mismatch messages.</summary>
     public override string ToString() =>
-        $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples";
+        $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples" +
+        (Hyperparameters.Length > 0 ? $", {Hyperparameters.Replace(";", ", ")}" : "");
+
+    /// <summary>
+    /// What differs between this plan (<paramref name="here"/>) and <paramref name="other"/>
+    /// (<paramref name="there"/>), one "what: here's value vs there's value" per difference; empty when they
+    /// describe the same run. The run ids are not compared.
+    /// </summary>
+    public IReadOnlyList<string> Differences(RunPlan other, string here = "here", string there = "there")
+    {
+        var differences = new List<string>();
+        void Compare<T>(string what, T mine, T theirs)
+        {
+            if (!EqualityComparer<T>.Default.Equals(mine, theirs))
+                differences.Add($"{what}: {mine} {here} vs {theirs} {there}");
+        }
+        Compare("model", Spec.ToString(), other.Spec.ToString());
+        if (Spec.ToString() == other.Spec.ToString() && !Spec.Equals(other.Spec))
+            differences.Add($"model: {Spec.Kind}/{Spec.Activation} {here} vs {other.Spec.Kind}/{other.Spec.Activation} {there}");
+        Compare("batch size per worker", BatchSizePerWorker, other.BatchSizePerWorker);
+        Compare("seed", Seed, other.Seed);
+        Compare("epochs", Epochs, other.Epochs);
+        Compare("training samples", TrainCount, other.TrainCount);
+        Compare("steps per epoch", StepsPerEpoch, other.StepsPerEpoch);
+        var mine = Pairs(Hyperparameters);
+        var theirs = Pairs(other.Hyperparameters);
+        foreach (string key in mine.Keys.Concat(theirs.Keys).Distinct())
+            Compare(key, mine.GetValueOrDefault(key, "(unset)"), theirs.GetValueOrDefault(key, "(unset)"));
+        return differences;
+    }
+
+    private static Dictionary<string, string> Pairs(string text)
+    {
+        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string part in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int equals = part.IndexOf('=');
+            if (equals > 0)
+                pairs[part[..equals]] = part[(equals + 1)..];
+            else
+                pairs[part] = "";
+        }
+        return pairs;
+    }
 }
 
 /// <summary>

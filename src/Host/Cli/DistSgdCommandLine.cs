@@ -17,11 +17,18 @@ public static class DistSgdCommandLine
     public static int Run(string[] args, TextWriter output, TextWriter error, CancellationToken cancellation = default)
     {
         var root = Build(output, error, cancellation);
+        var fromEnvironment = new Dictionary<string, string>();
+        if (args.Length > 0 && args[0] == "node" && root.Subcommands.FirstOrDefault(c => c.Name == "node") is { } node)
+            (args, fromEnvironment) = AddEnvironment(node, args);
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
             foreach (var parseError in parsed.Errors)
-                error.WriteLine($"error: {parseError.Message}");
+            {
+                // A value that came from DISTSGD_* is named as such: the user did not type it.
+                var source = fromEnvironment.FirstOrDefault(f => parseError.Message.Contains(f.Key, StringComparison.Ordinal));
+                error.WriteLine(source.Key is null ? $"error: {parseError.Message}" : $"error: {parseError.Message} (from the environment variable {source.Value})");
+            }
             error.WriteLine($"Run 'distsgd {string.Join(' ', CommandPath(parsed))} --help' for the flags and what they accept.");
             return ExitCodes.BadInput;
         }
@@ -41,6 +48,7 @@ public static class DistSgdCommandLine
         var root = new RootCommand("DistSgd: data-parallel SGD training of neural networks, sequential or on an Akka.NET cluster.");
         root.Add(TrainCommand(output, error, cancellation));
         root.Add(EvalCommand(output, error));
+        root.Add(NodeCommand(output, error, cancellation));
         return root;
     }
 
@@ -77,101 +85,214 @@ public static class DistSgdCommandLine
             p.GetValue(Task) == "regression" ? LearningTask.Regression : LearningTask.Classification, seed, p.GetValue(Samples));
     }
 
-    // ---- train ------------------------------------------------------------------------------------
+    // ---- the run's flags: train, and every node of a multi-machine run ---------------------------
 
-    private static Command TrainCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    /// <summary>The flags that describe a run (mode, model, data, hyper-parameters, results); shared by train and node.</summary>
+    private sealed class TrainFlags
     {
-        var command = new Command("train", "Train a model and write it, its metrics and a summary to a results folder.");
-        var mode = Choice("--mode", Modes.Centralized, Modes.All,
-            "How to train: centralized (a master and --workers worker nodes of a simulated cluster), decentralized (--workers equal peer nodes " +
-            "of a simulated cluster, all-gathering gradients over DistributedPubSub), sequential (one process, one model).");
-        var workers = new Option<int>("--workers") { Description = "Worker nodes (centralized) or peer nodes (decentralized) of the simulated cluster.", DefaultValueFactory = _ => 2 };
-        var config = new Option<string?>("--config") { Description = "HOCON file of overrides for every node of the simulated cluster (see hocon/local.conf)." };
-        var transport = new Option<string?>("--transport")
+        public readonly Option<string> Mode = Choice("--mode", Modes.Centralized, Modes.All,
+            "How to train: centralized (a master and --workers worker nodes), decentralized (--workers equal peer nodes " +
+            "all-gathering gradients over DistributedPubSub), sequential (one process, one model; train only).");
+        public readonly Option<int> Workers = new("--workers")
+        {
+            Description = "Worker nodes (centralized) or peer nodes (decentralized): of the simulated cluster (train), or to wait for before the run starts (node).",
+            DefaultValueFactory = _ => 2,
+        };
+        public readonly Option<string?> Config = new("--config") { Description = "HOCON file of overrides for every node (see hocon/local.conf and hocon/node.conf)." };
+        public readonly Option<string?> Transport = new("--transport")
         {
             Description = "What carries θ and the gradients between nodes in the distributed modes: akka (inside Akka messages, the reference path) " +
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
         };
-        transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
-        var threadsPerWorker = new Option<int>("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
-        var data = new DataFlags();
-        var model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
+        public readonly Option<int> ThreadsPerWorker = new("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
+        public readonly DataFlags Data = new();
+        public readonly Option<string> Model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
             "Model: linear regression, softmax (logistic) regression or an MLP; auto = mlp for classes, linear for regression.");
-        var hidden = new Option<int[]>("--hidden")
+        public readonly Option<int[]> Hidden = new("--hidden")
         {
             Description = "MLP hidden layer sizes, comma-separated.",
             DefaultValueFactory = _ => [256, 128],
             CustomParser = ParseHidden,
         };
-        var activation = Choice("--activation", "relu", ["relu", "tanh", "sigmoid"], "MLP hidden-layer nonlinearity.");
-        var epochs = new Option<int>("--epochs") { Description = "Maximum number of epochs.", DefaultValueFactory = _ => 10 };
-        var batchSize = new Option<int>("--batch-size") { Description = "Samples per SGD step (per worker in the distributed modes: the global batch is workers × this).", DefaultValueFactory = _ => 64 };
-        var lr = new Option<double>("--lr") { Description = "Base learning rate η.", DefaultValueFactory = _ => 0.05 };
-        var momentum = new Option<double>("--momentum") { Description = "Momentum μ in [0, 1).", DefaultValueFactory = _ => 0.9 };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "L2 weight decay λ ≥ 0.", DefaultValueFactory = _ => 0.0 };
-        var schedule = Choice("--schedule", "cosine", ["cosine", "step", "constant"],
+        public readonly Option<string> Activation = Choice("--activation", "relu", ["relu", "tanh", "sigmoid"], "MLP hidden-layer nonlinearity.");
+        public readonly Option<int> Epochs = new("--epochs") { Description = "Maximum number of epochs.", DefaultValueFactory = _ => 10 };
+        public readonly Option<int> BatchSize = new("--batch-size") { Description = "Samples per SGD step (per worker in the distributed modes: the global batch is workers × this).", DefaultValueFactory = _ => 64 };
+        public readonly Option<double> Lr = new("--lr") { Description = "Base learning rate η.", DefaultValueFactory = _ => 0.05 };
+        public readonly Option<double> Momentum = new("--momentum") { Description = "Momentum μ in [0, 1).", DefaultValueFactory = _ => 0.9 };
+        public readonly Option<double> WeightDecay = new("--weight-decay") { Description = "L2 weight decay λ ≥ 0.", DefaultValueFactory = _ => 0.0 };
+        public readonly Option<string> Schedule = Choice("--schedule", "cosine", ["cosine", "step", "constant"],
             "Learning-rate schedule: cosine (anneal to 0 over the run), step (×0.1 at 1/3 and 2/3), constant.");
-        var seed = new Option<int>("--seed") { Description = "Seed of the initialisation, the shuffles and the splits.", DefaultValueFactory = _ => 1 };
-        var patience = new Option<int>("--patience") { Description = "Stop after this many epochs without the training loss improving by --min-delta; 0 = off.", DefaultValueFactory = _ => 3 };
-        var minDelta = new Option<double>("--min-delta") { Description = "Smallest decrease of the loss that counts as an improvement.", DefaultValueFactory = _ => 1e-4 };
-        var normalize = Choice("--normalize", "auto", ["auto", "none", "scale", "standardize"],
+        public readonly Option<int> Seed = new("--seed") { Description = "Seed of the initialisation, the shuffles and the splits.", DefaultValueFactory = _ => 1 };
+        public readonly Option<int> Patience = new("--patience") { Description = "Stop after this many epochs without the training loss improving by --min-delta; 0 = off.", DefaultValueFactory = _ => 3 };
+        public readonly Option<double> MinDelta = new("--min-delta") { Description = "Smallest decrease of the loss that counts as an improvement.", DefaultValueFactory = _ => 1e-4 };
+        public readonly Option<string> Normalize = Choice("--normalize", "auto", ["auto", "none", "scale", "standardize"],
             "Input preprocessing: scale (pixels to [0,1]), standardize (training-set mean/std), auto = scale for images, standardize otherwise.");
-        var threads = new Option<int>("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
-        var outDir = new Option<string?>("--out") { Description = "Results folder; default runs/<timestamp>-<mode>." };
-        var quiet = new Option<bool>("--quiet") { Description = "Print only the final line." };
+        public readonly Option<int> Threads = new("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
+        public readonly Option<string?> Out = new("--out") { Description = "Results folder (written by the node that ends the run); default runs/<timestamp>-<mode>." };
+        public readonly Option<bool> Quiet = new("--quiet") { Description = "Print only the final line." };
 
-        epochs.Validators.Add(r => Check<int>(r, v => v >= 1, "at least 1 epoch"));
-        batchSize.Validators.Add(r => Check<int>(r, v => v >= 1, "a batch size of at least 1"));
-        lr.Validators.Add(r => Check<double>(r, v => v > 0 && double.IsFinite(v), "a finite learning rate > 0"));
-        momentum.Validators.Add(r => Check<double>(r, v => v is >= 0 and < 1, "a momentum in [0, 1)"));
-        weightDecay.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite weight decay ≥ 0"));
-        patience.Validators.Add(r => Check<int>(r, v => v >= 0, "a patience ≥ 0 (0 = off)"));
-        minDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
-        threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
-        workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
-        threadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
-
-        foreach (var option in new Option[] { mode, workers, transport, threadsPerWorker, config, model, hidden, activation, epochs, batchSize, lr, momentum, weightDecay, schedule, seed, patience, minDelta, normalize, threads, outDir, quiet })
-            command.Add(option);
-        data.AddTo(command);
-
-        command.SetAction(p =>
+        public TrainFlags()
         {
-            int runSeed = p.GetValue(seed);
-            var dataRequest = data.Read(p, runSeed);
-            string modelName = p.GetValue(model)!;
+            Epochs.Validators.Add(r => Check<int>(r, v => v >= 1, "at least 1 epoch"));
+            BatchSize.Validators.Add(r => Check<int>(r, v => v >= 1, "a batch size of at least 1"));
+            Lr.Validators.Add(r => Check<double>(r, v => v > 0 && double.IsFinite(v), "a finite learning rate > 0"));
+            Momentum.Validators.Add(r => Check<double>(r, v => v is >= 0 and < 1, "a momentum in [0, 1)"));
+            WeightDecay.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite weight decay ≥ 0"));
+            Patience.Validators.Add(r => Check<int>(r, v => v >= 0, "a patience ≥ 0 (0 = off)"));
+            MinDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
+            Threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
+            Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
+            ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
+            Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+        }
+
+        public void AddTo(Command command)
+        {
+            foreach (var option in new Option[] { Mode, Workers, Transport, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet })
+                command.Add(option);
+            Data.AddTo(command);
+        }
+
+        public TrainSettings Read(ParseResult p)
+        {
+            int runSeed = p.GetValue(Seed);
+            var dataRequest = Data.Read(p, runSeed);
+            string modelName = p.GetValue(Model)!;
             if (modelName == "auto")
                 modelName = dataRequest.Task == LearningTask.Regression || (dataRequest.Path is null && dataRequest.Dataset == DataSources.Linear) ? "linear" : "mlp";
-            string modeName = p.GetValue(mode)!;
-            var settings = new TrainSettings
+            string modeName = p.GetValue(Mode)!;
+            return new TrainSettings
             {
                 Mode = modeName,
                 Data = dataRequest,
                 Model = Enum.Parse<ModelKind>(modelName, ignoreCase: true),
-                Hidden = p.GetValue(hidden)!,
-                Activation = Enum.Parse<Activation>(p.GetValue(activation)!, ignoreCase: true),
-                Epochs = p.GetValue(epochs),
-                BatchSize = p.GetValue(batchSize),
-                LearningRate = p.GetValue(lr),
-                Momentum = p.GetValue(momentum),
-                WeightDecay = p.GetValue(weightDecay),
-                Schedule = p.GetValue(schedule)!,
+                Hidden = p.GetValue(Hidden)!,
+                Activation = Enum.Parse<Activation>(p.GetValue(Activation)!, ignoreCase: true),
+                Epochs = p.GetValue(Epochs),
+                BatchSize = p.GetValue(BatchSize),
+                LearningRate = p.GetValue(Lr),
+                Momentum = p.GetValue(Momentum),
+                WeightDecay = p.GetValue(WeightDecay),
+                Schedule = p.GetValue(Schedule)!,
                 Seed = runSeed,
-                Patience = p.GetValue(patience),
-                MinDelta = p.GetValue(minDelta),
-                Normalize = p.GetValue(normalize)!,
-                Threads = p.GetValue(threads),
-                Out = p.GetValue(outDir) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
-                Quiet = p.GetValue(quiet),
-                Workers = p.GetValue(workers),
-                ThreadsPerWorker = p.GetValue(threadsPerWorker),
-                ConfigFile = p.GetValue(config),
-                Transport = p.GetValue(transport),
+                Patience = p.GetValue(Patience),
+                MinDelta = p.GetValue(MinDelta),
+                Normalize = p.GetValue(Normalize)!,
+                Threads = p.GetValue(Threads),
+                Out = p.GetValue(Out) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
+                Quiet = p.GetValue(Quiet),
+                Workers = p.GetValue(Workers),
+                ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
+                ConfigFile = p.GetValue(Config),
+                Transport = p.GetValue(Transport),
             };
+        }
+    }
+
+    // ---- train ------------------------------------------------------------------------------------
+
+    private static Command TrainCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var command = new Command("train", "Train a model and write it, its metrics and a summary to a results folder.");
+        var flags = new TrainFlags();
+        flags.AddTo(command);
+        command.SetAction(p =>
+        {
+            var settings = flags.Read(p);
             return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
         });
         return command;
+    }
+
+    // ---- node -------------------------------------------------------------------------------------
+
+    /// <summary>The prefix of the environment variables that stand in for node flags: --seed-nodes = DISTSGD_SEED_NODES.</summary>
+    public const string EnvironmentPrefix = "DISTSGD_";
+
+    /// <summary>The environment variable that stands in for <paramref name="flag"/> (--seed-nodes → DISTSGD_SEED_NODES).</summary>
+    public static string EnvironmentVariableFor(string flag) =>
+        EnvironmentPrefix + flag.TrimStart('-').Replace('-', '_').ToUpperInvariant();
+
+    private static Command NodeCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var command = new Command("node",
+            "Start one node of a multi-machine cluster and take part in the run described by the train flags (the same on every node); " +
+            $"every flag can also be given as an environment variable ({EnvironmentVariableFor("--seed-nodes")} for --seed-nodes; flags win).");
+        var host = new Option<string>("--host") { Description = "Address to bind Akka remoting to (0.0.0.0 = every interface; then give --public-host).", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Akka remoting port (open it in the firewall); 0 picks a free one.", DefaultValueFactory = _ => 4053 };
+        var publicHost = new Option<string?>("--public-host") { Description = "The address other nodes reach this one at (NAT, containers); default --host." };
+        var seedNodes = new Option<string?>("--seed-nodes") { Description = "Comma-separated seed nodes, host:port or akka.tcp://distsgd@host:port, the same list on every node; none = this node starts a new cluster." };
+        var roles = new Option<string>("--roles")
+        {
+            Description = "Comma-separated roles of this node: master, worker (centralized; a node may hold both) or peer (decentralized). Default: worker, or peer for --mode decentralized.",
+            DefaultValueFactory = _ => "",
+        };
+        var joinTimeout = new Option<double?>("--join-timeout") { Description = "Seconds to try joining the cluster through the seed nodes before giving up (exit 2); default distsgd.start-timeout." };
+        var runId = new Option<string>("--run-id") { Description = "The run's id, the same on every node (a decentralized run's topic is named after it).", DefaultValueFactory = _ => "distsgd" };
+        var printConfig = new Option<bool>("--print-config") { Description = "Print the effective configuration (distsgd.* and the Akka remoting and cluster keys) and exit." };
+        port.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 65535, "a port from 0 to 65535"));
+        roles.Validators.Add(r => Check<string>(r, v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).All(NodeRoles.All.Contains),
+                                                  $"comma-separated roles among {string.Join(", ", NodeRoles.All)}"));
+        joinTimeout.Validators.Add(r => Check<double?>(r, v => v is > 0 and <= 86_400, "a number of seconds > 0"));
+        runId.Validators.Add(r => Check<string>(r, v => v.Length is > 0 and <= 64 && v.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
+                                                "1 to 64 letters, digits, '-' or '_'"));
+        foreach (var option in new Option[] { host, port, publicHost, seedNodes, roles, joinTimeout, runId, printConfig })
+            command.Add(option);
+        var flags = new TrainFlags();
+        flags.AddTo(command);
+
+        command.SetAction(p =>
+        {
+            var settings = flags.Read(p);
+            string roleText = p.GetValue(roles)!;
+            var roleList = roleText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct().ToList();
+            if (roleList.Count == 0)
+                roleList.Add(settings.Mode == Modes.Decentralized ? NodeRoles.Peer : NodeRoles.Worker);
+            var node = new NodeSettings
+            {
+                Host = p.GetValue(host)!,
+                Port = p.GetValue(port),
+                PublicHost = p.GetValue(publicHost) is { Length: > 0 } h ? h : null,
+                SeedNodes = (p.GetValue(seedNodes) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                Roles = roleList,
+                JoinTimeout = p.GetValue(joinTimeout) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                RunId = p.GetValue(runId)!,
+                PrintConfig = p.GetValue(printConfig),
+            };
+            return Guarded(error, () => NodeRun.Execute(node, settings, output, cancellation));
+        });
+        return command;
+    }
+
+    /// <summary>
+    /// For `node`: every flag not on the command line but set in its environment variable is added to the arguments
+    /// (flags win). Returns the arguments and which flags came from the environment, to name them in errors.
+    /// </summary>
+    private static (string[] Args, Dictionary<string, string> FromEnvironment) AddEnvironment(Command node, string[] args)
+    {
+        var fromEnvironment = new Dictionary<string, string>(StringComparer.Ordinal);
+        var given = new HashSet<string>(args.Select(a => a.Split('=', 2)[0]), StringComparer.Ordinal);
+        var added = new List<string>();
+        foreach (var option in node.Options)
+        {
+            if (option.Name is "--help" or "-h" or "--version" || given.Contains(option.Name) || option.Aliases.Any(given.Contains))
+                continue;
+            string variable = EnvironmentVariableFor(option.Name);
+            string? value = Environment.GetEnvironmentVariable(variable);
+            if (string.IsNullOrEmpty(value))
+                continue;
+            fromEnvironment[option.Name] = variable;
+            if (option is Option<bool>)
+            {
+                if (value.Trim().ToLowerInvariant() is "1" or "true" or "yes" or "on")
+                    added.Add(option.Name);
+                continue;
+            }
+            added.Add(option.Name);
+            added.Add(value);
+        }
+        return ([.. args, .. added], fromEnvironment);
     }
 
     // ---- eval -------------------------------------------------------------------------------------
@@ -261,7 +382,8 @@ public static class DistSgdCommandLine
 
     private static int[] ParseHidden(ArgumentResult result)
     {
-        string text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        // Given twice (a script's default, then an override), the last one wins, as for every other flag.
+        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
         var sizes = new List<int>();
         foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
         {

@@ -14,7 +14,12 @@ namespace DistSgd.Host.Runs;
 
 /// <summary>What a distributed run starts from, prepared by <see cref="TrainRun"/> exactly as for a sequential one.</summary>
 public sealed record DistributedPlan(ModelSpec Spec, float[] InitialParameters, SgdOptions Optimizer, TrainingOptions Training,
-                                     Dataset Train, Dataset Test, int StepsPerEpoch);
+                                     Dataset Train, Dataset Test, int StepsPerEpoch, string Hyperparameters = "")
+{
+    /// <summary>The plan every node of the run checks (<see cref="RunPlan.Differences"/>) before the first step.</summary>
+    public RunPlan ToRunPlan(string runId, TrainSettings settings) =>
+        new(runId, Spec, settings.BatchSize, settings.Seed, settings.Epochs, Train.Count, StepsPerEpoch, Hyperparameters);
+}
 
 /// <summary>
 /// Runs a distributed mode on the single-process simulated cluster, ActorSystems on 127.0.0.1 joined over TCP:
@@ -96,8 +101,7 @@ public static class ClusterRun
         }
         var reporters = cluster.Nodes.Select(node => node.ActorOf(CallbackActor.Props(OnProgress), "reporter")).ToList();
 
-        var runPlan = new RunPlan(Guid.NewGuid().ToString("N")[..12], plan.Spec, settings.BatchSize, settings.Seed,
-                                  settings.Epochs, plan.Train.Count, plan.StepsPerEpoch);
+        var runPlan = plan.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings);
         StartActors(settings, plan, runPlan, cluster, reporters);
 
         using var cancelled = cancellation.Register(() => done.TrySetCanceled());
@@ -117,7 +121,7 @@ public static class ClusterRun
     }
 
     /// <summary>The --config file's keys, with --transport over them when given.</summary>
-    private static Akka.Configuration.Config? Overrides(TrainSettings settings)
+    public static Akka.Configuration.Config? Overrides(TrainSettings settings)
     {
         var overrides = HoconFile.Load(settings.ConfigFile);
         if (settings.Transport is not { } transport)

@@ -15,6 +15,32 @@ public static class TrainRun
     {
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
+        var run = Prepare(settings, output);
+        Directory.CreateDirectory(settings.Out);
+        output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+
+        var onEpoch = MetricsWriter(settings, run, output);
+        TrainingResult result;
+        float[] parameters = run.Parameters;
+        if (run.Distributed)
+        {
+            (parameters, result) = ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation);
+        }
+        else
+        {
+            var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
+            result = trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation);
+        }
+        WriteResults(settings, run, parameters, result, clock, console);
+        return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
+    }
+
+    /// <summary>
+    /// Loads and preprocesses the data, builds the model and θ₀ from the seed, and prints what the run will do:
+    /// the same for `train` and for every `distsgd node` (each reads its own copy of the data).
+    /// </summary>
+    public static PreparedRun Prepare(TrainSettings settings, TextWriter output)
+    {
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
 
@@ -42,42 +68,55 @@ public static class TrainRun
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
             : $"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
-        Directory.CreateDirectory(settings.Out);
-        output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+        var plan = new DistributedPlan(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch, Hyperparameters(settings, normalize));
+        return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, plan);
+    }
 
+    /// <summary>
+    /// The run configuration beyond the model, batch, seed and epochs that every node of a distributed run must share,
+    /// in the "key=value;…" form of <see cref="DistSgd.Actors.Protocol.RunPlan.Hyperparameters"/>.
+    /// </summary>
+    public static string Hyperparameters(TrainSettings settings, string normalize) => string.Join(';',
+        $"workers={settings.Workers}",
+        string.Create(CultureInfo.InvariantCulture, $"lr={settings.LearningRate:R}"),
+        string.Create(CultureInfo.InvariantCulture, $"momentum={settings.Momentum:R}"),
+        string.Create(CultureInfo.InvariantCulture, $"weight-decay={settings.WeightDecay:R}"),
+        $"schedule={settings.Schedule}",
+        $"patience={settings.Patience}",
+        string.Create(CultureInfo.InvariantCulture, $"min-delta={settings.MinDelta:R}"),
+        $"normalize={normalize}");
+
+    /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
+    public static Action<EpochMetrics> MetricsWriter(TrainSettings settings, PreparedRun run, TextWriter output)
+    {
         var epochs = new List<EpochMetrics>();
-        void OnEpoch(EpochMetrics metrics)
+        return metrics =>
         {
             epochs.Add(metrics);
-            output.WriteLine(FormatEpoch(metrics, settings.Epochs, spec.ClassCount > 0));
+            output.WriteLine(FormatEpoch(metrics, settings.Epochs, run.Spec.ClassCount > 0));
             RunFiles.WriteMetrics(settings.Out, epochs);
-        }
+        };
+    }
 
-        TrainingResult result;
-        if (distributed)
-        {
-            var plan = new DistributedPlan(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch);
-            (parameters, result) = ClusterRun.Run(settings, plan, OnEpoch, output, cancellation);
-        }
-        else
-        {
-            var trainer = new SequentialTrainer(model, new SgdOptimizer(optimizerOptions, model.ParameterCount), options);
-            result = trainer.Train(parameters, train, test, OnEpoch, cancellation);
-        }
-
-        var saved = new SavedModel(spec, parameters, transform);
+    /// <summary>Writes model.bin and summary.json (metrics.csv is written after every epoch) and prints the final line.</summary>
+    public static void WriteResults(TrainSettings settings, PreparedRun run, float[] parameters, TrainingResult result,
+                                    Stopwatch clock, TextWriter console, string command = "train")
+    {
+        var spec = run.Spec;
+        var saved = new SavedModel(spec, parameters, run.Transform);
         ModelFile.Save(Path.Combine(settings.Out, RunFiles.ModelFileName), saved);
         var final = result.Final;
+        bool distributed = run.Distributed;
         RunFiles.WriteSummary(settings.Out, new
         {
-            Command = "train",
+            Command = command,
             settings.Mode,
-            Data = raw.Description,
-            TrainSamples = train.Count,
-            TestSamples = test.Count,
+            Data = run.Raw.Description,
+            TrainSamples = run.Train.Count,
+            TestSamples = run.Test.Count,
             Model = spec.ToString(),
-            Parameters = model.ParameterCount,
-            Optimizer = optimizerOptions.ToString(),
+            Parameters = run.Model.ParameterCount,
+            Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.Workers : 1,
             Transport = distributed ? ClusterRun.TransportOf(settings) : null,
             GlobalBatchSize = distributed ? settings.Workers * settings.BatchSize : settings.BatchSize,
@@ -86,8 +125,8 @@ public static class TrainRun
             settings.Seed,
             settings.Patience,
             settings.MinDelta,
-            Normalize = normalize,
-            Kernels = kernels.Name,
+            Normalize = run.Normalize,
+            Kernels = run.KernelsName,
             EpochsRun = result.Epochs.Count,
             StopReason = result.StopReason.ToString(),
             TrainSeconds = result.TotalSeconds,
@@ -102,7 +141,6 @@ public static class TrainRun
             (final is not null && spec.ClassCount > 0 ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {final.TestAccuracy * 100:F2}%") : "")
             + (final is not null && spec.ClassCount == 0 ? string.Create(CultureInfo.InvariantCulture, $", test loss {final.TestLoss:G5}") : "") +
             $"; model written to {Path.Combine(settings.Out, RunFiles.ModelFileName)}");
-        return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
     }
 
     public static ModelSpec BuildSpec(TrainSettings settings, Dataset train)
@@ -148,6 +186,11 @@ public static class TrainRun
         _ => "epoch limit",
     };
 }
+
+/// <summary>A run ready to train: its data (after preprocessing), model, θ₀ and options.</summary>
+public sealed record PreparedRun(LoadedData Raw, string Normalize, FeatureTransform Transform, Dataset Train, Dataset Test,
+                                 ModelSpec Spec, string KernelsName, Model Model, float[] Parameters, TrainingOptions Options,
+                                 SgdOptions OptimizerOptions, bool Distributed, DistributedPlan Plan);
 
 /// <summary>The program's exit codes: 0 ok, 1 training failed, 2 bad usage or input.</summary>
 public static class ExitCodes

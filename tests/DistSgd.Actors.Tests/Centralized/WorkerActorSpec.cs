@@ -46,6 +46,32 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_worker_configured_for_another_run_refuses_naming_each_difference_and_tells_its_reporter()
+    {
+        var reporter = CreateTestProbe();
+        var expected = Plan with { RunId = "mine", Seed = 12, Hyperparameters = "lr=0.1" };
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train, expected: expected, reporter: reporter.Ref));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan with { Hyperparameters = "lr=0.05" }, 0, 2));
+        var refused = ExpectMsg<JoinRefused>();
+        Assert.Equal("the master runs a different run configuration: seed: 12 on this node vs 11 at the master; lr: 0.1 on this node vs 0.05 at the master",
+                     refused.Reason);
+        Assert.Contains(refused.Reason, reporter.ExpectMsg<DistSgd.Actors.Steps.RunProgress.RunFailed>().Reason);
+    }
+
+    [Fact]
+    public void A_worker_configured_for_the_same_run_joins_whatever_the_run_id_and_reports_the_end()
+    {
+        var reporter = CreateTestProbe();
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train, expected: Plan with { RunId = "mine" }, reporter: reporter.Ref));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan, 0, 2));
+        ExpectMsg<JoinAccepted>();
+        worker.Tell(new RunEnded(Plan.RunId));
+        Assert.Equal(Plan.RunId, reporter.ExpectMsg<RunEnded>().RunId);
+    }
+
+    [Fact]
     public void Past_the_end_of_its_shard_a_worker_replies_with_no_samples()
     {
         var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));

@@ -14,7 +14,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     {
     }
 
-    private static readonly RunPlan Plan = new("run-1", new ModelSpec(ModelKind.Mlp, 784, 10, [256, 128], Activation.Tanh), 64, 7, 10, 60000, 469);
+    private static readonly RunPlan Plan = new("run-1", new ModelSpec(ModelKind.Mlp, 784, 10, [256, 128], Activation.Tanh), 64, 7, 10, 60000, 469,
+                                                  "workers=2;lr=0.05;momentum=0.9;normalize=scale");
 
     public static TheoryData<string> MessageNames => new(Messages(TestActor: null).Keys);
 

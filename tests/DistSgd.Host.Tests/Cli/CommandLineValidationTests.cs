@@ -51,12 +51,15 @@ public class CommandLineValidationTests
     [Theory]
     [InlineData("train")]
     [InlineData("eval")]
+    [InlineData("node")]
     public void Every_command_has_help_listing_its_flags(string command)
     {
         var outcome = CliRunner.Run(command, "--help");
         Assert.Equal(0, outcome.ExitCode);
         Assert.Contains("--data", outcome.Output);
-        Assert.Contains(command == "train" ? "--batch-size" : "--model", outcome.Output);
+        Assert.Contains(command is "train" or "node" ? "--batch-size" : "--model", outcome.Output);
+        if (command == "node")
+            Assert.Contains("--seed-nodes", outcome.Output);
     }
 
     [Fact]

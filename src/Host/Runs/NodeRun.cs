@@ -1,0 +1,365 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Cluster;
+using Akka.Configuration;
+using DistSgd.Actors;
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Deployment;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>
+/// Runs `distsgd node`: one cluster node in this process, for a run described by the same flags on every node.
+/// The code path of the simulated cluster (<see cref="NodeConfig"/>, the deployments, the actors); only the
+/// addresses and the process boundaries differ. The node that ends the run (the master, or the lead peer)
+/// writes the results; every other node exits 0 when the run ends.
+/// </summary>
+public static class NodeRun
+{
+    /// <summary>How long leaving the cluster (CoordinatedShutdown) may take before the node just stops.</summary>
+    private static readonly TimeSpan LeaveTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long a peer that finished waits for its own lead report (sent right after, in the same handler).</summary>
+    private static readonly TimeSpan LeadReportWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>The configuration keys --print-config shows, besides every distsgd.* key.</summary>
+    public static readonly string[] PrintedKeys =
+    [
+        "akka.loglevel",
+        "akka.remote.dot-netty.tcp.hostname",
+        "akka.remote.dot-netty.tcp.public-hostname",
+        "akka.remote.dot-netty.tcp.port",
+        "akka.remote.dot-netty.tcp.maximum-frame-size",
+        "akka.remote.dot-netty.tcp.send-buffer-size",
+        "akka.remote.dot-netty.tcp.receive-buffer-size",
+        "akka.cluster.roles",
+        "akka.cluster.seed-nodes",
+        "akka.cluster.seed-node-timeout",
+        "akka.cluster.downing-provider-class",
+        "akka.cluster.split-brain-resolver.active-strategy",
+        "akka.cluster.split-brain-resolver.stable-after",
+        "akka.cluster.failure-detector.acceptable-heartbeat-pause",
+        "akka.cluster.run-coordinated-shutdown-when-down",
+    ];
+
+    private static readonly string[] DistSgdKeys =
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer"];
+
+    public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
+        => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();
+
+    /// <summary>Checks that the roles fit the mode; the message names the flag.</summary>
+    public static void CheckRoles(string mode, IReadOnlyList<string> roles)
+    {
+        if (mode == Modes.Sequential)
+            throw new UsageException("--mode: a node takes part in a centralized or decentralized run; sequential training runs in one process (distsgd train --mode sequential)");
+        if (roles.Count == 0)
+            throw new UsageException($"--roles: expected one or more of {string.Join(", ", NodeRoles.All)}, found none");
+        if (mode == Modes.Decentralized && roles.Any(r => r != NodeRoles.Peer))
+            throw new UsageException($"--roles: a decentralized node holds the role peer only, found '{string.Join(',', roles)}'");
+        if (mode == Modes.Centralized && roles.Contains(NodeRoles.Peer))
+            throw new UsageException($"--roles: a centralized node holds master, worker or both, found '{string.Join(',', roles)}' (peer is for --mode decentralized)");
+    }
+
+    /// <summary>
+    /// Turns a --seed-nodes entry, host:port or a full akka.tcp://distsgd@host:port address, into an Akka address;
+    /// the message names the entry and what is expected.
+    /// </summary>
+    public static Address ParseSeedNode(string text)
+    {
+        string trimmed = text.Trim();
+        string full = trimmed.Contains("://", StringComparison.Ordinal) ? trimmed : $"akka.tcp://{NodeConfig.SystemName}@{trimmed}";
+        Address address;
+        try
+        {
+            address = Address.Parse(full);
+        }
+        catch (Exception e) when (e is UriFormatException or ArgumentException or FormatException)
+        {
+            throw new UsageException($"--seed-nodes: expected host:port or akka.tcp://{NodeConfig.SystemName}@host:port, found '{text}'");
+        }
+        if (address.Host is null || address.Port is null or <= 0 or > 65535)
+            throw new UsageException($"--seed-nodes: expected host:port with a port from 1 to 65535, found '{text}'");
+        if (address.System != NodeConfig.SystemName)
+            throw new UsageException($"--seed-nodes: every DistSgd node's actor system is '{NodeConfig.SystemName}', found '{address.System}' in '{text}'");
+        return address;
+    }
+
+    /// <summary>
+    /// The node's whole configuration: addresses, roles and seed nodes from the flags (they win), then the --config
+    /// file, then the node defaults sized for the model (<see cref="NodeConfig.Build"/>), then DistSgd's reference.conf.
+    /// </summary>
+    public static Config BuildConfig(NodeSettings node, IReadOnlyList<string> roleNames, IReadOnlyList<Address> seeds,
+                                     long frameSize, Config? overrides, string logLevel)
+    {
+        string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        var flags = ConfigurationFactory.ParseString($$"""
+            akka.remote.dot-netty.tcp.hostname = {{Quote(node.Host)}}
+            akka.remote.dot-netty.tcp.public-hostname = {{Quote(node.PublicHost ?? "")}}
+            akka.remote.dot-netty.tcp.port = {{node.Port}}
+            akka.cluster.roles = [{{string.Join(", ", roleNames.Select(Quote))}}]
+            """);
+        if (seeds.Count > 0)
+            flags = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => Quote(s.ToString())))}]")
+                                        .WithFallback(flags);
+        var nodeDefaults = NodeConfig.Build(node.Host, node.Port, roleNames, frameSize, node.PublicHost, logLevel, overrides);
+        return flags.WithFallback(nodeDefaults).WithFallback(AkkaClusterDefaults.Value);
+    }
+
+    /// <summary>The effective configuration as "key = value" lines: every distsgd.* key and the remoting and cluster keys that matter.</summary>
+    public static string DescribeConfig(Config config)
+    {
+        var lines = new List<string>();
+        foreach (string key in DistSgdKeys.Select(k => "distsgd." + k).Concat(PrintedKeys))
+        {
+            if (!config.HasPath(key))
+            {
+                lines.Add($"{key} = (unset)");
+                continue;
+            }
+            string value = key is "akka.cluster.roles" or "akka.cluster.seed-nodes"
+                ? "[" + string.Join(", ", config.GetStringList(key).Select(s => $"\"{s}\"")) + "]"
+                : config.GetString(key);
+            lines.Add($"{key} = {(value.Length == 0 ? "\"\"" : value)}");
+        }
+        return string.Join(Environment.NewLine, lines);
+    }
+
+    private static async Task<int> ExecuteAsync(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation)
+    {
+        var clock = Stopwatch.StartNew();
+        var output = settings.Quiet ? TextWriter.Null : console;
+        CheckRoles(settings.Mode, node.Roles);
+        var seeds = node.SeedNodes.Select(ParseSeedNode).ToList();
+        var overrides = ClusterRun.Overrides(settings);
+        // A bad distsgd.* value fails here, naming its key, before the data is read or a port is opened.
+        var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
+        var roleNames = node.Roles.Select(r => r switch
+        {
+            NodeRoles.Master => distsgd.MasterRole,
+            NodeRoles.Worker => distsgd.WorkerRole,
+            _ => distsgd.PeerRole,
+        }).Distinct().ToList();
+
+        // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
+        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
+        bool decentralized = settings.Mode == Modes.Decentralized;
+        long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * run.Spec.ParameterCount : run.Spec.ParameterCount);
+        string logLevel = Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING";
+        var config = BuildConfig(node, roleNames, seeds, frame, overrides, logLevel);
+        if (node.PrintConfig)
+        {
+            console.WriteLine(DescribeConfig(config));
+            return ExitCodes.Ok;
+        }
+        TimeSpan joinTimeout = node.JoinTimeout ?? distsgd.StartTimeout;
+
+        ActorSystem system;
+        try
+        {
+            system = ActorSystem.Create(NodeConfig.SystemName, config);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            throw new UsageException(
+                $"--host {node.Host} --port {node.Port}: cannot listen for Akka remoting there ({Innermost(e).Message}); " +
+                "is another process using the port, or is the host not an address of this machine?");
+        }
+
+        try
+        {
+            var cluster = Cluster.Get(system);
+            var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            cluster.RegisterOnMemberUp(() => up.TrySetResult());
+            if (config.GetStringList("akka.cluster.seed-nodes").Count == 0)
+            {
+                output.WriteLine($"cluster: no seed nodes given: {cluster.SelfAddress} starts a new cluster");
+                cluster.Join(cluster.SelfAddress);
+            }
+            else
+            {
+                output.WriteLine($"cluster: {cluster.SelfAddress} ({string.Join(", ", node.Roles)}) joining through {string.Join(", ", config.GetStringList("akka.cluster.seed-nodes"))}");
+            }
+            var joined = await Task.WhenAny(up.Task, Task.Delay(joinTimeout, cancellation).ContinueWith(_ => { }, TaskScheduler.Default));
+            if (joined != up.Task)
+            {
+                if (cancellation.IsCancellationRequested)
+                    throw new TrainingFailedException("interrupted before the node joined the cluster");
+                throw new UsageException(
+                    $"--seed-nodes: could not join the cluster through {string.Join(", ", config.GetStringList("akka.cluster.seed-nodes"))} " +
+                    $"within {joinTimeout.TotalSeconds:0}s (--join-timeout, default distsgd.start-timeout): no seed node let this node in. " +
+                    "Check that the first seed node is running, that each address matches its --public-host (or --host) and --port exactly, " +
+                    "and that the port is open in the firewall");
+            }
+            output.WriteLine($"cluster: {cluster.SelfAddress} is Up");
+            return await RunOnNode(system, node, settings, run, distsgd, clock, console, output, cancellation);
+        }
+        finally
+        {
+            var leaving = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
+            await Task.WhenAny(leaving, Task.Delay(LeaveTimeout));
+            await Task.WhenAny(system.Terminate(), Task.Delay(LeaveTimeout));
+        }
+    }
+
+    /// <summary>What ends a node's part in the run, besides the coordinator's own reports.</summary>
+    private sealed record NodeLost(string Reason);
+
+    private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, PreparedRun run,
+                                             DistSgdSettings distsgd, Stopwatch clock, TextWriter console, TextWriter output,
+                                             CancellationToken cancellation)
+    {
+        bool decentralized = settings.Mode == Modes.Decentralized;
+        bool hostsMaster = !decentralized && node.Roles.Contains(NodeRoles.Master);
+        bool hostsWorker = !decentralized && node.Roles.Contains(NodeRoles.Worker);
+        var onEpoch = TrainRun.MetricsWriter(settings, run, output);
+        var plan = run.Plan;
+        var runPlan = plan.ToRunPlan(node.RunId, settings);
+
+        var gate = new object();
+        var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool resultsFolderMade = false;
+        void OnProgress(object message)
+        {
+            lock (gate)
+            {
+                switch (message)
+                {
+                    case RunProgress.EpochCompleted epoch:
+                        if (!resultsFolderMade)
+                        {
+                            // Only the node that reports epochs (the master, or the lead peer) writes results.
+                            Directory.CreateDirectory(settings.Out);
+                            output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+                            resultsFolderMade = true;
+                        }
+                        onEpoch(epoch.Metrics);
+                        break;
+                    case RunProgress.Note note:
+                        output.WriteLine($"cluster: {note.Text}");
+                        break;
+                    case PeerFinished finished:
+                        output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
+                        peerFinished.TrySetResult(finished);
+                        break;
+                    case RunEnded when !hostsMaster:
+                    case RunProgress.RunCompleted or RunProgress.RunFailed or NodeLost:
+                        done.TrySetResult(message);
+                        break;
+                }
+            }
+        }
+        var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+        int evaluationThreads = Math.Max(1, settings.Threads);
+        if (decentralized)
+        {
+            DecentralizedDeployment.StartPeer(system, new PeerSetup(runPlan, settings.Workers, plan.InitialParameters, plan.Optimizer,
+                plan.Training, plan.Train, plan.Test, reporter, settings.ThreadsPerWorker, evaluationThreads));
+        }
+        else
+        {
+            if (hostsMaster)
+                CentralizedDeployment.StartMaster(system, new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
+                    plan.Optimizer, plan.Training, plan.Test, reporter, evaluationThreads));
+            if (hostsWorker)
+                CentralizedDeployment.StartWorker(system, plan.Train, settings.ThreadsPerWorker, expected: runPlan, reporter: hostsMaster ? null : reporter);
+            if (!hostsMaster)
+                WatchForTheMaster(system, distsgd, reporter);
+        }
+        output.WriteLine(decentralized
+            ? $"cluster: peer waiting for {settings.Workers} peers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
+            : hostsMaster
+                ? $"cluster: master waiting for {settings.Workers} workers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
+                : "cluster: worker waiting for the master");
+
+        using var cancelled = cancellation.Register(() => done.TrySetCanceled());
+        object outcome;
+        try
+        {
+            var first = await Task.WhenAny(done.Task, peerFinished.Task);
+            if (first == peerFinished.Task && !done.Task.IsCompleted)
+                await Task.WhenAny(done.Task, Task.Delay(LeadReportWait, CancellationToken.None));
+            outcome = done.Task.IsCompletedSuccessfully ? done.Task.Result : peerFinished.Task.IsCompleted ? peerFinished.Task.Result : await done.Task;
+        }
+        catch (TaskCanceledException)
+        {
+            console.WriteLine("interrupted: leaving the cluster");
+            return ExitCodes.TrainingFailed;
+        }
+
+        switch (outcome)
+        {
+            case RunProgress.RunCompleted completed:
+                lock (gate)
+                {
+                    if (!resultsFolderMade)
+                        Directory.CreateDirectory(settings.Out);
+                    TrainRun.WriteResults(settings, run, completed.Parameters, completed.Result, clock, console, command: "node");
+                }
+                return completed.Result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
+            case PeerFinished:
+                console.WriteLine($"done: run {runPlan.RunId} ended; the lead peer (lowest node id) writes the results");
+                return ExitCodes.Ok;
+            case RunEnded:
+                console.WriteLine($"done: run {runPlan.RunId} ended; the master writes the results");
+                return ExitCodes.Ok;
+            case RunProgress.RunFailed failed:
+                throw new TrainingFailedException(failed.Reason);
+            case NodeLost lost:
+                throw new TrainingFailedException(lost.Reason);
+            default:
+                throw new InvalidOperationException($"unexpected outcome {outcome}");
+        }
+    }
+
+    /// <summary>
+    /// On a worker-only node, ends the node's part when no master-role node is Up within distsgd.start-timeout, or when
+    /// the master's node leaves before the run ended (its RunEnded arrives before it leaves).
+    /// </summary>
+    private static void WatchForTheMaster(ActorSystem system, DistSgdSettings distsgd, IActorRef reporter)
+    {
+        var cluster = Cluster.Get(system);
+        bool seen = false;
+        var watcher = system.ActorOf(CallbackActor.Props(message =>
+        {
+            switch (message)
+            {
+                case ClusterEvent.MemberUp up when up.Member.HasRole(distsgd.MasterRole):
+                    seen = true;
+                    break;
+                case ClusterEvent.MemberRemoved removed when removed.Member.HasRole(distsgd.MasterRole):
+                    reporter.Tell(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended"));
+                    break;
+                case "start-timeout" when !seen:
+                    reporter.Tell(new NodeLost(
+                        $"no node with the master role joined the cluster within {distsgd.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout); " +
+                        "start one with distsgd node --roles master"));
+                    break;
+            }
+        }), "master-watch");
+        cluster.Subscribe(watcher, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
+        system.Scheduler.ScheduleTellOnce(distsgd.StartTimeout, watcher, "start-timeout", ActorRefs.NoSender);
+    }
+
+    /// <summary>Akka.Cluster's own defaults (its embedded Cluster.conf), so that --print-config shows the downing and failure-detector values in force.</summary>
+    private static readonly Lazy<Config> AkkaClusterDefaults = new(() =>
+    {
+        using var stream = typeof(Cluster).Assembly.GetManifestResourceStream("Akka.Cluster.Configuration.Cluster.conf");
+        if (stream is null)
+            return Config.Empty;
+        using var reader = new StreamReader(stream);
+        return ConfigurationFactory.ParseString(reader.ReadToEnd());
+    });
+
+    private static Exception Innermost(Exception e)
+    {
+        while (e.InnerException is not null)
+            e = e.InnerException;
+        return e;
+    }
+}

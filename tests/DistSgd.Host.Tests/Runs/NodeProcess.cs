@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace DistSgd.Host.Tests.Runs;
+
+/// <summary>
+/// A `distsgd node` (or any distsgd command) in its own OS process: the built distsgd.dll next to the test
+/// assembly (the test project references the Host project), run with `dotnet`. Output is captured; Dispose
+/// kills the whole process tree, so a failing test leaves nothing behind.
+/// </summary>
+internal sealed class NodeProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private NodeProcess(Process process) => _process = process;
+
+    /// <summary>The distsgd.dll built with the tests.</summary>
+    public static string Program => Path.Combine(AppContext.BaseDirectory, "distsgd.dll");
+
+    /// <summary>
+    /// Starts `[prefix…] dotnet distsgd.dll args…`; <paramref name="prefix"/> is a wrapper such as
+    /// `ip netns exec NAME`, <paramref name="environment"/> extra variables.
+    /// </summary>
+    public static NodeProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null,
+                                    IReadOnlyList<string>? prefix = null)
+    {
+        Assert.True(File.Exists(Program), $"{Program} is missing: the Host test project must reference the Host project");
+        var all = new List<string>(prefix ?? []);
+        all.AddRange(["dotnet", Program]);
+        all.AddRange(args);
+        var start = new ProcessStartInfo(all[0])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (string arg in all.Skip(1))
+            start.ArgumentList.Add(arg);
+        // A developer's own DISTSGD_* variables must not change what the test asked for.
+        foreach (var variable in start.Environment.Keys.Where(k => k.StartsWith("DISTSGD_", StringComparison.Ordinal)).ToList())
+            start.Environment.Remove(variable);
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+            start.Environment[name] = value;
+        var process = new Process { StartInfo = start };
+        var node = new NodeProcess(process);
+        process.OutputDataReceived += (_, e) => node.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => node.Append(e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return node;
+    }
+
+    /// <summary>Everything the process printed so far (stdout and stderr, interleaved by line).</summary>
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+                return _output.ToString();
+        }
+    }
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>Waits until the output contains <paramref name="text"/>; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
+    public void WaitForOutput(string text, TimeSpan timeout)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Output.Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > timeout || _process.HasExited)
+                Assert.Fail($"the process did not print '{text}' within {timeout.TotalSeconds:0}s; its output:\n{Output}");
+            Thread.Sleep(100);
+        }
+    }
+
+    /// <summary>Sends SIGTERM, as systemd or a container runtime stops a service.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
+    /// <summary>Waits for the process to exit and returns its exit code; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
+    public int WaitForExit(TimeSpan timeout)
+    {
+        if (!_process.WaitForExit(timeout))
+        {
+            Kill();
+            Assert.Fail($"the process did not exit within {timeout.TotalSeconds:0}s; its output:\n{Output}");
+        }
+        _process.WaitForExit(); // flushes the asynchronous output readers
+        return _process.ExitCode;
+    }
+
+    public void Dispose()
+    {
+        Kill();
+        _process.Dispose();
+    }
+
+    private void Kill()
+    {
+        try
+        {
+            if (!_process.HasExited)
+                _process.Kill(entireProcessTree: true);
+        }
+        catch (InvalidOperationException)
+        {
+            // Never started or already gone.
+        }
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+            return;
+        lock (_output)
+            _output.AppendLine(line);
+    }
+
+    /// <summary>Loopback ports that were free a moment ago (bound to port 0, then released).</summary>
+    public static int[] FreePorts(int count)
+    {
+        var listeners = Enumerable.Range(0, count).Select(_ =>
+        {
+            var listener = new TcpListener(IPAddress.Loopback, 0);
+            listener.Start();
+            return listener;
+        }).ToList();
+        var ports = listeners.Select(l => ((IPEndPoint)l.LocalEndpoint).Port).ToArray();
+        foreach (var listener in listeners)
+            listener.Stop();
+        return ports;
+    }
+}
+
+/// <summary>Several node processes that are all killed together when the test ends, however it ends.</summary>
+internal sealed class NodeGroup : IDisposable
+{
+    private readonly List<NodeProcess> _nodes = new();
+
+    public NodeProcess Start(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? prefix = null)
+    {
+        var node = NodeProcess.Start(args, environment, prefix);
+        _nodes.Add(node);
+        return node;
+    }
+
+    public void Dispose()
+    {
+        foreach (var node in _nodes)
+            node.Dispose();
+    }
+}
