@@ -254,13 +254,22 @@ public sealed class DirectDataPlane : IDisposable
         try
         {
             // Never block the actor longer than a frame may take, even towards a host that does not answer.
-            if (!socket.ConnectAsync(address, port).Wait(_options.FrameTimeout))
+            // A non-blocking connect polled on this thread: a Task-based connect would wait for a thread-pool
+            // thread to complete it, which a busy pool can delay past the timeout although the peer accepted.
+            socket.Blocking = false;
+            try
+            {
+                socket.Connect(address, port);
+            }
+            catch (SocketException e) when (e.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
+            {
+            }
+            if (!socket.Poll((int)Math.Min(int.MaxValue, _options.FrameTimeout.TotalMicroseconds), SelectMode.SelectWrite))
                 throw new TimeoutException($"connecting to {endpoint} took more than {_options.FrameTimeout}");
-        }
-        catch (AggregateException e) when (e.InnerException is SocketException inner)
-        {
-            socket.Dispose();
-            throw inner;
+            var error = (SocketError)(int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error)!;
+            if (error != SocketError.Success)
+                throw new SocketException((int)error);
+            socket.Blocking = true;
         }
         catch
         {
