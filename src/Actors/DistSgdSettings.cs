@@ -11,10 +11,11 @@ namespace DistSgd.Actors;
 /// <param name="DirectHostname">Address the direct data plane listens on and advertises; empty = the node's remoting address.</param>
 /// <param name="DirectPort">Port of the direct data plane's listener; 0 picks a free one.</param>
 /// <param name="DirectFrameTimeout">How long a started frame may take to arrive, or a send to be accepted, before the connection is closed.</param>
+/// <param name="DirectMembersOnly">Accept data connections only from the addresses of current cluster members.</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
-                                     int DirectPort = 0, TimeSpan DirectFrameTimeout = default)
+                                     int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -36,7 +37,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             TransportOf(section),
             section.GetString("direct.hostname", ""),
             Port(section, "direct.port"),
-            Positive(section, "direct.frame-timeout"));
+            Positive(section, "direct.frame-timeout"),
+            section.GetBoolean("direct.members-only", true));
         return settings;
     }
 
@@ -65,7 +67,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         var settings = Create(system);
         var (bind, advertised) = DataPlaneAddress(system);
         return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
-                                    AdvertisedHost: advertised);
+                                    AdvertisedHost: advertised,
+                                    AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null);
     }
 
     private static PayloadTransport TransportOf(Config section)

@@ -103,8 +103,10 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <param name="Hostname">Address to listen on (0.0.0.0: every interface).</param>
 /// <param name="Port">Listening port; 0 picks a free one.</param>
 /// <param name="FrameTimeout">How long a started frame may take to arrive whole, and a send to be taken by the kernel.</param>
+/// <param name="AcceptFrom">Which source addresses may connect (cluster members); null accepts any.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
-                                      TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null);
+                                      TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
+                                      Func<IPAddress, bool>? AcceptFrom = null);
 
 /// <summary>
 /// The direct side of the payload seam: a TCP listener per node and one outgoing connection per destination,
@@ -140,6 +142,7 @@ public sealed class DirectDataPlane : IDisposable
     private long _closedConnections;
     private long _framesReceived;
     private long _arraysAllocated;
+    private long _refusedConnections;
 
     /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
     public DirectDataPlane(DataPlaneOptions options, Action<object> deliver)
@@ -167,6 +170,9 @@ public sealed class DirectDataPlane : IDisposable
     public long ClosedConnections => Interlocked.Read(ref _closedConnections);
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
+
+    /// <summary>Inbound connections refused at once because their source is not a cluster member.</summary>
+    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
 
     /// <summary>
     /// Sends one frame to <paramref name="endpoint"/>, connecting first if needed; false when the connection
@@ -296,6 +302,14 @@ public sealed class DirectDataPlane : IDisposable
             catch (Exception e) when (e is SocketException or ObjectDisposedException)
             {
                 return;
+            }
+            if (_options.AcceptFrom is { } acceptFrom && socket.RemoteEndPoint is IPEndPoint remote
+                && !acceptFrom(remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address))
+            {
+                // Not a cluster member: no byte of it is read.
+                Interlocked.Increment(ref _refusedConnections);
+                socket.Dispose();
+                continue;
             }
             socket.NoDelay = true;
             socket.ReceiveBufferSize = _options.SocketBufferSize;

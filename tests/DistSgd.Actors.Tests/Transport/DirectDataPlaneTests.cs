@@ -1,3 +1,4 @@
+using System.Net;
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -232,5 +233,32 @@ public sealed class DirectDataPlaneTests : IDisposable
         Assert.Equal(0, Next<DataConnectionLost>().Sender);
         Assert.True(worker.Send(_master.Endpoint, header with { Step = 2 }, Gradient(1f)));
         Assert.Equal(2, Next<GradientReply>().Step);
+    }
+
+    [Fact]
+    public void A_connection_from_an_address_that_is_not_a_member_is_closed_before_a_byte_is_read()
+    {
+        // Members live at 127.0.0.2 only: this test's client connects from 127.0.0.1.
+        var members = new[] { IPAddress.Parse("127.0.0.2") };
+        using var guarded = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0,
+                                                                     FrameTimeout: TimeSpan.FromMilliseconds(300),
+                                                                     AcceptFrom: members.Contains), _delivered.Add);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        _clients.Add(client);
+        client.Connect("127.0.0.1", int.Parse(guarded.Endpoint.Split(':')[1]));
+        client.Send(Frame(0, 1, Gradient(1f)));
+
+        Assert.True(ClosedByPeer(client));
+        NothingMore();
+        Assert.Equal(1, guarded.RefusedConnections);
+        Assert.Equal(0, guarded.FramesReceived);
+    }
+
+    [Fact]
+    public void The_member_check_knows_this_nodes_own_address_and_resolves_member_hosts()
+    {
+        Assert.Equal([IPAddress.Loopback], ClusterMemberAddresses.Addresses("127.0.0.1"));
+        Assert.Contains(ClusterMemberAddresses.Addresses("localhost"), a => IPAddress.IsLoopback(a));
+        Assert.Empty(ClusterMemberAddresses.Addresses("no-such-host.invalid"));
     }
 }
