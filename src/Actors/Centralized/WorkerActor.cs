@@ -66,7 +66,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Receive<JoinRun>(HandleJoin);
         Receive<ComputeGradient>(HandleCompute);
         Receive<RunEnded>(HandleRunEnded);
-        Receive<DataConnectionLost>(m => _log.Warning("data connection from the master closed ({0})", m.Reason));
+        // Info, not a warning: the master closes its connections at the end of every run, often before its
+        // RunEnded arrives; a master that is really lost shows in cluster membership and the master's own log.
+        Receive<DataConnectionLost>(m => _log.Info("data connection from the master closed ({0})", m.Reason));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;

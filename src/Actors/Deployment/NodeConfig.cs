@@ -31,14 +31,18 @@ public static class NodeConfig
 
     /// <param name="hostname">Address to bind (and advertise unless <paramref name="publicHostname"/> is given).</param>
     /// <param name="port">Remoting port; 0 picks a free one.</param>
+    /// <param name="quietShutdown">Log through <see cref="NodeLogger"/>, which a host can mute once the run has ended
+    /// (TestKit systems keep their own test loggers and leave this off).</param>
     public static Config Build(string hostname, int port, IEnumerable<string> roles, long frameSize,
-                               string? publicHostname = null, string logLevel = "WARNING", Config? overrides = null)
+                               string? publicHostname = null, string logLevel = "WARNING", Config? overrides = null,
+                               bool quietShutdown = false)
     {
         string roleList = string.Join(", ", roles.Select(r => $"\"{r}\""));
         var node = ConfigurationFactory.ParseString($$"""
             akka {
               loglevel = {{logLevel}}
               stdout-loglevel = {{logLevel}}
+              {{(quietShutdown ? $"loggers = [\"{typeof(NodeLogger).FullName}, {typeof(NodeLogger).Assembly.GetName().Name}\"]" : "")}}
               actor.provider = cluster
               # Association errors of nodes leaving at the end of a run are expected, not warnings.
               remote.log-remote-lifecycle-events = off

@@ -28,7 +28,7 @@ public sealed class SimulatedCluster : IAsyncDisposable
         try
         {
             foreach (var roles in nodeRoles)
-                nodes.Add(ActorSystem.Create(NodeConfig.SystemName, NodeConfig.Build("127.0.0.1", 0, roles, frameSize, logLevel: logLevel, overrides: overrides)));
+                nodes.Add(ActorSystem.Create(NodeConfig.SystemName, NodeConfig.Build("127.0.0.1", 0, roles, frameSize, logLevel: logLevel, overrides: overrides, quietShutdown: true)));
 
             var seed = Akka.Cluster.Cluster.Get(nodes[0]).SelfAddress;
             var allUp = nodes.Select(node =>
@@ -58,6 +58,9 @@ public sealed class SimulatedCluster : IAsyncDisposable
     /// </summary>
     public async ValueTask DisposeAsync()
     {
+        // The run is over: the associations the nodes now close are expected, not news.
+        foreach (var node in Nodes)
+            NodeLogger.MuteForShutdown(node);
         var shutdowns = Task.WhenAll(Nodes.Select(node => CoordinatedShutdown.Get(node).Run(CoordinatedShutdown.ClrExitReason.Instance)));
         await Task.WhenAny(shutdowns, Task.Delay(TimeSpan.FromSeconds(10)));
         await Task.WhenAll(Nodes.Select(n => n.Terminate()));

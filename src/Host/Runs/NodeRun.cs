@@ -106,7 +106,7 @@ public static class NodeRun
         if (seeds.Count > 0)
             flags = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => Quote(s.ToString())))}]")
                                         .WithFallback(flags);
-        var nodeDefaults = NodeConfig.Build(node.Host, node.Port, roleNames, frameSize, node.PublicHost, logLevel, overrides);
+        var nodeDefaults = NodeConfig.Build(node.Host, node.Port, roleNames, frameSize, node.PublicHost, logLevel, overrides, quietShutdown: true);
         return flags.WithFallback(nodeDefaults).WithFallback(AkkaClusterDefaults.Value);
     }
 
@@ -200,6 +200,8 @@ public static class NodeRun
         }
         finally
         {
+            // Our own lines have said how the run ended; Akka's chatter about closing associations is noise now.
+            NodeLogger.MuteForShutdown(system);
             var leaving = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
             await Task.WhenAny(leaving, Task.Delay(LeaveTimeout));
             await Task.WhenAny(system.Terminate(), Task.Delay(LeaveTimeout));
