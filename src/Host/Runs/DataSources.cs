@@ -52,9 +52,7 @@ public static class DataSources
         if (request.Path is not null && (request.Format is "csv" or "libsvm" || (request.Format == "auto" && !Directory.Exists(request.Path))))
         {
             string format = request.Format == "auto" ? GuessFormat(request.Path) : request.Format;
-            return format == "csv"
-                ? CsvReader.Load(request.Path, new CsvOptions { LabelColumn = request.LabelColumn, HasHeader = request.CsvHeader, Task = request.Task, ClassCount = classCount })
-                : LibSvmReader.Load(request.Path, new LibSvmOptions { Task = request.Task, ClassCount = classCount });
+            return ReadFile(request, request.Path, format, classCount);
         }
         return Load(request).Test;
     }
@@ -96,20 +94,10 @@ public static class DataSources
             return new LoadedData(train, test, $"IDX images from {path} ({train.Count} train, {test.Count} test)", IsImages: true);
         }
 
-        Dataset ReadFile(string file, int? classCount) => format switch
-        {
-            "csv" => CsvReader.Load(file, new CsvOptions
-            {
-                LabelColumn = request.LabelColumn, HasHeader = request.CsvHeader, Task = request.Task, ClassCount = classCount,
-            }),
-            "libsvm" => LibSvmReader.Load(file, new LibSvmOptions { Task = request.Task, ClassCount = classCount }),
-            _ => throw new ArgumentException($"--format: unknown format '{format}'; expected one of {string.Join(", ", Formats)}"),
-        };
-
-        var data = ReadFile(path, null);
+        var data = ReadFile(request, path, format, null);
         if (request.TestPath is not null)
         {
-            var test = ReadFile(request.TestPath, data.IsClassification ? data.ClassCount : null);
+            var test = ReadFile(request, request.TestPath, format, data.IsClassification ? data.ClassCount : null);
             if (test.FeatureCount != data.FeatureCount)
                 throw new DataFormatException(request.TestPath, $"the test data has {test.FeatureCount} features, the training data {path} has {data.FeatureCount}");
             return new LoadedData(data, test, $"{format.ToUpperInvariant()} {path} ({data.Count} train) and {request.TestPath} ({test.Count} test)", IsImages: false);
@@ -119,6 +107,17 @@ public static class DataSources
             $"{format.ToUpperInvariant()} {path} ({trainPart.Count} train / {testPart.Count} test, split {1 - request.TestFraction:0.##}/{request.TestFraction:0.##})",
             IsImages: false);
     }
+
+    /// <summary>One CSV or LIBSVM file, read with the request's label and task options.</summary>
+    private static Dataset ReadFile(DataRequest request, string file, string format, int? classCount) => format switch
+    {
+        "csv" => CsvReader.Load(file, new CsvOptions
+        {
+            LabelColumn = request.LabelColumn, HasHeader = request.CsvHeader, Task = request.Task, ClassCount = classCount,
+        }),
+        "libsvm" => LibSvmReader.Load(file, new LibSvmOptions { Task = request.Task, ClassCount = classCount }),
+        _ => throw new ArgumentException($"--format: unknown format '{format}'; expected one of {string.Join(", ", Formats)}"),
+    };
 
     private static string GuessFormat(string path)
     {
