@@ -12,10 +12,12 @@ namespace DistSgd.Actors;
 /// <param name="DirectPort">Port of the direct data plane's listener; 0 picks a free one.</param>
 /// <param name="DirectFrameTimeout">How long a started frame may take to arrive, or a send to be accepted, before the connection is closed.</param>
 /// <param name="DirectMembersOnly">Accept data connections only from the addresses of current cluster members.</param>
+/// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
-                                     int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true)
+                                     int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
+                                     int StandbyMasters = 0)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -38,7 +40,10 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetString("direct.hostname", ""),
             Port(section, "direct.port"),
             Positive(section, "direct.frame-timeout"),
-            section.GetBoolean("direct.members-only", true));
+            section.GetBoolean("direct.members-only", true),
+            section.GetInt("standby-masters", 0));
+        if (settings.StandbyMasters < 0)
+            throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         return settings;
     }
 

@@ -4,10 +4,29 @@ using DistSgd.Actors.Protocol;
 namespace DistSgd.Actors.Centralized;
 
 /// <summary>
-/// Worker → master (through the singleton proxy): this worker is ready to join a run. Sent again every
-/// second until a <see cref="JoinRun"/> arrives. No reply beyond the JoinRun.
+/// Worker → master (through the singleton proxy): this worker is ready to join a run. Sent every second for as
+/// long as the worker lives, so that a new master (the singleton moved) or a master that forgot this worker (it
+/// was unreachable for a while) learns about it; a master ignores a worker it already counts. No reply beyond a
+/// <see cref="JoinRun"/>.
 /// </summary>
-public sealed record RegisterWorker(IActorRef Worker) : IDistSgdMessage;
+/// <param name="Position">Where this worker stands in the run it last joined, or null before any run.</param>
+public sealed record RegisterWorker(IActorRef Worker, WorkerPosition? Position = null) : IDistSgdMessage;
+
+/// <summary>
+/// What a worker holds of the run it joined: the latest θ it was sent, tagged with its step (and the θ of the step
+/// before, when it took part in both), and the shard it computed on. A new master recovers θ, the step and the
+/// momentum from the worker with the highest step (<see cref="MasterRecovery"/>).
+/// </summary>
+/// <param name="Step">The step of the latest θ this worker holds; −1 when it holds none.</param>
+/// <param name="HasPrevious">The worker also holds θ of step <paramref name="Step"/> − 1.</param>
+public sealed record WorkerPosition(string RunId, int WorkerIndex, long Step, int Epoch, int StepInEpoch, int ShardIndex,
+                                    int ShardCount, bool HasPrevious);
+
+/// <summary>Master (a new one, recovering) → worker: send the θ you hold (<see cref="HeldParameters"/>, one per step held).</summary>
+public sealed record RequestHeldParameters(string RunId) : IDistSgdMessage;
+
+/// <summary>Worker → master: θ as this worker received it for <paramref name="Step"/> (before that step's update).</summary>
+public sealed record HeldParameters(string RunId, long Step, float[] Parameters) : IDistSgdMessage;
 
 /// <summary>
 /// Master → worker: take part in <paramref name="Plan"/> as worker <paramref name="WorkerIndex"/> of
@@ -30,7 +49,11 @@ public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) :
 /// <paramref name="StepInEpoch"/> of <paramref name="Epoch"/> at θ = <paramref name="Parameters"/>.
 /// Reply: <see cref="GradientReply"/> for the same run and step. The array is never modified after sending.
 /// </summary>
-public sealed record ComputeGradient(string RunId, long Step, int Epoch, int StepInEpoch, float[] Parameters) : IDistSgdMessage;
+/// <param name="ShardIndex">The shard this worker computes on in this epoch (its rank among the epoch's participants);
+/// −1 keeps the shard of its <see cref="JoinRun"/>.</param>
+/// <param name="ShardCount">How many shards the training set is cut into in this epoch (the epoch's participants).</param>
+public sealed record ComputeGradient(string RunId, long Step, int Epoch, int StepInEpoch, float[] Parameters,
+                                     int ShardIndex = -1, int ShardCount = 0) : IDistSgdMessage;
 
 /// <summary>
 /// Worker → master: the mean gradient over <paramref name="SampleCount"/> samples of its batch (empty

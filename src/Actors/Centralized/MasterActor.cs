@@ -26,13 +26,22 @@ public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialP
 /// sample count, updates θ, and goes on until the stop rule; then reports the final θ.
 /// </summary>
 /// <remarks>
-/// Participants are the registered workers that are still members: one that becomes unreachable or is
-/// removed stops being waited for, and a step never waits longer than distsgd.step-timeout.
+/// Participants are the registered workers that are still members: one that becomes unreachable, is removed or
+/// whose data connection drops stops being waited for at once, and a step never waits longer than
+/// distsgd.step-timeout. Each epoch's shards are cut among that epoch's participants (rank in worker-index order),
+/// so a lost worker's data goes to the others from the next epoch; a worker that (re)joins takes part from the
+/// next epoch. A master that starts while workers hold θ of its run (the singleton moved) recovers the run from
+/// them (<see cref="MasterRecovery"/>). A master that sees itself on the minority side of a partition applies and
+/// starts no step until the majority is back or the split brain resolver downs its node.
 /// </remarks>
 public sealed class MasterActor : ReceiveActor, IWithTimers
 {
     private sealed record StepTimedOut(long Step);
     private sealed record StartTimedOut;
+    private sealed record RecoveryWaitOver;
+
+    /// <summary>How long a new master waits, after the first worker reports θ of its run, for the others to register.</summary>
+    private static readonly TimeSpan RecoveryWait = TimeSpan.FromSeconds(1.5);
 
     private readonly MasterSetup _setup;
     private readonly DistSgdSettings _settings;
@@ -53,6 +62,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly ChunkAssembler _assembler;
     private readonly DirectDataPlane? _direct;
     private readonly Dictionary<int, string> _endpoints = new();
+    /// <summary>Workers accepted while the run is under way: they take part from the next epoch.</summary>
+    private readonly SortedDictionary<int, IActorRef> _joining = new();
+    /// <summary>This epoch's shard of each participant (its rank among the epoch's participants).</summary>
+    private readonly Dictionary<int, int> _shards = new();
+    /// <summary>Workers forgotten as unreachable, by address: they are invited again if they become reachable.</summary>
+    private readonly Dictionary<Address, List<IActorRef>> _unreachable = new();
+    private readonly MasterRecovery _recovery;
+    private int _shardCount;
+    private int _stepsThisEpoch;
+    private bool _recovering;
+    private bool _pausedInMinority;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -81,12 +101,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
-            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientReply, setup.WorkerCount), m => self.Tell(m));
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientReply, MaxWorkers), m => self.Tell(m));
         }
+        _recovery = new MasterRecovery(_plan.RunId);
+        _stepsThisEpoch = _plan.StepsPerEpoch;
         WaitingForWorkers();
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>Worker indices run from 0 to this − 1: the planned workers and as many replacements.</summary>
+    private int MaxWorkers => 2 * _setup.WorkerCount;
 
     public static Props Props(MasterSetup setup) =>
         Akka.Actor.Props.Create(() => new MasterActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
@@ -115,6 +140,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<JoinRefused>(m => Fail($"worker {m.WorkerIndex} refused to join: {m.Reason}"));
         Receive<StartTimedOut>(_ => Fail(
             $"only {_registered.Count} of {_setup.WorkerCount} workers registered and {_accepted.Count} joined within {_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout)"));
+        Receive<RecoveryWaitOver>(_ => RequestHeldParameters());
+        Receive<HeldParameters>(HandleHeldParameters);
         Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
         Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
@@ -132,8 +159,25 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void HandleRegister(RegisterWorker message)
     {
-        if (_registered.ContainsKey(message.Worker) || _participants.Count > 0)
+        if (_registered.ContainsKey(message.Worker) || _participants.Count > 0 || _recovering)
             return;
+        if (_recovery.Offer(message.Worker, message.Position))
+        {
+            // A worker holds θ of this run: it is under way and this master is its successor.
+            _registered[message.Worker] = -1;
+            Context.Watch(message.Worker);
+            if (_recovery.Positions.Count == 1)
+            {
+                _log.Warning("run {0} is under way (worker {1} holds θ of step {2}): recovering it from the workers",
+                             _plan.RunId, message.Position!.WorkerIndex, message.Position.Step);
+                Timers.StartSingleTimer(nameof(RecoveryWaitOver), new RecoveryWaitOver(), RecoveryWait);
+            }
+            if (_recovery.Positions.Count >= _setup.WorkerCount)
+                RequestHeldParameters();
+            return;
+        }
+        if (_recovery.IsUnderWay)
+            return;   // a worker that has not yet joined this run joins it later, as a replacement
         _registered[message.Worker] = -1;
         Context.Watch(message.Worker);
         _setup.Reporter.Tell(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_registered.Count}/{_setup.WorkerCount})"));
@@ -153,6 +197,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void HandleJoinAccepted(JoinAccepted message)
     {
+        if (_recovering && _joining.ContainsKey(message.WorkerIndex))
+        {
+            HandleJoinUnderWay(message);
+            return;
+        }
         if (message.RunId != _plan.RunId || !_participants.ContainsKey(message.WorkerIndex))
             return;
         if (_direct is not null)
@@ -168,10 +217,86 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_accepted.Count < _participants.Count)
             return;
         Timers.Cancel(nameof(StartTimedOut));
-        _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_participants.Count} workers"));
+        _setup.Reporter.Tell(new RunProgress.Note(_recovering
+            ? $"{Now} run {_plan.RunId} recovered at step {_step} (epoch {_epoch}, step {_stepInEpoch} of {_stepsThisEpoch}) with {_participants.Count} workers; training again"
+            : $"run {_plan.RunId} started with {_participants.Count} workers"));
         Become(Stepping);
         _runClock.Start();
         BeginStep();
+    }
+
+    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+
+    // ---- taking over a run under way (the singleton moved) --------------------------------------------
+
+    /// <summary>Asks the worker with the highest step for the θ it holds.</summary>
+    private void RequestHeldParameters()
+    {
+        Timers.Cancel(nameof(RecoveryWaitOver));
+        if (_recovery.Source is not { } source)
+        {
+            Fail("every worker that held θ of the run was lost before this master could recover it");
+            return;
+        }
+        _recovering = true;
+        _log.Info("recovering θ of step {0} from worker {1} at {2}", source.Position.Step, source.Position.WorkerIndex, source.Worker.Path.Address);
+        source.Worker.Tell(new RequestHeldParameters(_plan.RunId));
+    }
+
+    /// <summary>
+    /// θ of the source's step (and of the step before) arrived: θ, the step, the epoch's position and the momentum
+    /// (rebuilt from the two θ, <see cref="MomentumRecovery"/>) are restored, and the workers are asked to join again.
+    /// Workers that were computing in this epoch keep their shard until it ends; the others take part from the next.
+    /// </summary>
+    private void HandleHeldParameters(HeldParameters message)
+    {
+        if (!_recovering || !_recovery.Accept(message, _parameters.Length) || !_recovery.IsComplete)
+            return;
+        var source = _recovery.Source!.Value.Position;
+        _recovery.Parameters.CopyTo(_parameters, 0);
+        var velocity = new float[_setup.Optimizer.Momentum > 0 ? _parameters.Length : 0];
+        string momentum = velocity.Length == 0 ? "no momentum to recover"
+            : _recovery.Previous is { } previous
+              && MomentumRecovery.TryVelocity(_setup.Optimizer, previous, _parameters, _setup.Optimizer.Schedule.RateAt(source.Step - 1, _setup.Optimizer.LearningRate), velocity)
+                ? $"momentum rebuilt from θ of steps {source.Step - 1} and {source.Step}"
+                : "momentum restarts from 0 (the source did not hold two consecutive θ, or Nesterov momentum)";
+        _optimizer.Restore(new Numerics.Optim.SgdState(source.Step, velocity));
+        _step = source.Step;
+        _epoch = source.Epoch;
+        _stepInEpoch = source.StepInEpoch;
+        _shardCount = source.ShardCount;
+        _stepsThisEpoch = ShardBatches.StepsPerEpoch(_plan.TrainCount, _shardCount, _plan.BatchSizePerWorker);
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_step} recovered from worker {source.WorkerIndex}; {momentum}"));
+
+        foreach (var (worker, position) in _recovery.Positions)
+        {
+            _registered[worker] = position.WorkerIndex;
+            bool inThisEpoch = position.Epoch == _epoch && position.ShardCount == _shardCount && position.ShardIndex >= 0;
+            if (inThisEpoch)
+            {
+                _participants[position.WorkerIndex] = worker;
+                _shards[position.WorkerIndex] = position.ShardIndex;
+            }
+            else
+            {
+                _joining[position.WorkerIndex] = worker;
+            }
+        }
+        if (_participants.Count == 0)
+        {
+            // Nobody can finish this epoch's shards (its metrics are lost): the next epoch starts with whoever is here.
+            foreach (var (index, worker) in _joining)
+                _participants[index] = worker;
+            _joining.Clear();
+            _epoch++;
+            _stepInEpoch = 0;
+            _shardCount = 0;
+        }
+        foreach (var (index, worker) in _participants.Concat(_joining))
+            worker.Tell(new JoinRun(_plan, index, _shardCount, _direct?.Endpoint ?? ""));
+        // Joins of the workers that are not in this epoch are handled while stepping, like any replacement.
+        foreach (var index in _joining.Keys)
+            _accepted.Remove(index);
     }
 
     // ---- phase 2: synchronous steps ----------------------------------------------------------------
@@ -182,16 +307,108 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<StepTimedOut>(HandleStepTimeout);
         Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
         Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
+        Receive<ClusterEvent.ReachableMember>(m => HandleReachable(m.Member.Address));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
-        Receive<RegisterWorker>(_ => { });
-        Receive<JoinAccepted>(_ => { });
+        Receive<RegisterWorker>(HandleRegisterUnderWay);
+        Receive<JoinAccepted>(HandleJoinUnderWay);
+        Receive<JoinRefused>(m => ForgetWorker(Sender, $"refused to join: {m.Reason}"));
         Receive<MessageChunk>(HandleChunk);
         Receive<DataConnectionLost>(HandleConnectionLost);
+        Receive<HeldParameters>(_ => { });
+    }
+
+    /// <summary>A worker that registers while the run is under way (a new node, a restarted one) is invited; it takes part from the next epoch.</summary>
+    private void HandleRegisterUnderWay(RegisterWorker message)
+    {
+        if (_registered.ContainsKey(message.Worker) || _finished)
+            return;
+        var used = _registered.Values.ToHashSet();
+        int index = message.Position is { } p && p.RunId == _plan.RunId && p.WorkerIndex >= 0 && p.WorkerIndex < MaxWorkers && !used.Contains(p.WorkerIndex)
+            ? p.WorkerIndex
+            : Enumerable.Range(0, MaxWorkers).FirstOrDefault(i => !used.Contains(i), -1);
+        if (index < 0)
+            return;   // as many workers as the run takes
+        _registered[message.Worker] = index;
+        Context.Watch(message.Worker);
+        message.Worker.Tell(new JoinRun(_plan, index, _shardCount, _direct?.Endpoint ?? ""));
+    }
+
+    private void HandleJoinUnderWay(JoinAccepted message)
+    {
+        if (message.RunId != _plan.RunId || !_registered.TryGetValue(Sender, out int index) || index != message.WorkerIndex
+            || _participants.ContainsKey(index))
+            return;
+        if (_direct is not null)
+        {
+            if (message.DataEndpoint.Length == 0)
+                return;
+            _endpoints[index] = message.DataEndpoint;
+        }
+        _joining[index] = Sender;
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_epoch + 1}"));
+    }
+
+    /// <summary>Workers forgotten as unreachable that are reachable again are invited back (they still run, nothing was wrong but the network).</summary>
+    private void HandleReachable(Address address)
+    {
+        if (!_unreachable.Remove(address, out var workers))
+            return;
+        foreach (var worker in workers)
+            HandleRegisterUnderWay(new RegisterWorker(worker));
+        if (_pausedInMinority)
+            BeginStep();
+    }
+
+    /// <summary>The epoch's shards: the participants (and the workers that joined meanwhile), by rank in index order.</summary>
+    private void StartEpoch()
+    {
+        foreach (var (index, worker) in _joining)
+            _participants[index] = worker;
+        _joining.Clear();
+        bool changed = _shardCount != 0 && _shardCount != _participants.Count;
+        _shards.Clear();
+        int rank = 0;
+        foreach (int index in _participants.Keys)
+            _shards[index] = rank++;
+        _shardCount = _participants.Count;
+        _stepsThisEpoch = ShardBatches.StepsPerEpoch(_plan.TrainCount, _shardCount, _plan.BatchSizePerWorker);
+        if (changed)
+            _setup.Reporter.Tell(new RunProgress.Note(
+                $"{Now} epoch {_epoch}: the training set is cut into {_shardCount} shards for workers {string.Join(", ", _participants.Keys)} ({_stepsThisEpoch} steps)"));
+    }
+
+    /// <summary>
+    /// False on the minority side of a partition (keep-majority's rule: more than half the members reachable, or
+    /// exactly half including the lowest address): there the split brain resolver downs this node, and a master on
+    /// the other side takes over, so this one must not change θ meanwhile.
+    /// </summary>
+    private bool OnMajoritySide()
+    {
+        var state = Cluster.Get(Context.System).State;
+        if (ClusterMajority.IsOnMajoritySide(state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
+                                             state.Unreachable.Select(m => m.Address)))
+        {
+            if (_pausedInMinority)
+                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_step}"));
+            _pausedInMinority = false;
+            return true;
+        }
+        if (!_pausedInMinority)
+        {
+            _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _step);
+            _setup.Reporter.Tell(new RunProgress.Note($"{Now} master on the minority side of a partition: no update of θ until the majority is back"));
+        }
+        _pausedInMinority = true;
+        return false;
     }
 
     private void BeginStep()
     {
+        if (_finished || !OnMajoritySide())
+            return;
+        if (_stepInEpoch == 0 || _shardCount == 0)
+            StartEpoch();
         _gather.Begin(_step, _participants.Keys);
         _stepStarted = Stopwatch.GetTimestamp();
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
@@ -201,9 +418,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         }
         // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
-        var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, (float[])_parameters.Clone());
-        _payloads.Tell(_participants.Values, message, Self);
-        _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message) * _participants.Count;
+        var theta = (float[])_parameters.Clone();
+        foreach (var (index, worker) in _participants)
+        {
+            var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, theta, _shards[index], _shardCount);
+            _payloads.Tell(worker, message, Self);
+            _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message);
+        }
     }
 
     /// <summary>
@@ -213,10 +434,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void SendParametersDirect()
     {
-        var header = new FrameHeader(FrameKind.ComputeGradient, 0, _step, 0, _epoch, _stepInEpoch, 0, 0, 0, 0);
         List<int>? unreachable = null;
         foreach (int index in _participants.Keys)
         {
+            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _step, 0, _epoch, _stepInEpoch, _shardCount, 0, 0, 0, (ushort)_shards[index]);
             if (_endpoints.TryGetValue(index, out var endpoint) && _direct!.Send(endpoint, header, _parameters))
                 _epochTotals.BytesSent += FrameHeader.Size + (long)_parameters.Length * sizeof(float);
             else
@@ -237,7 +458,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void HandleConnectionLost(DataConnectionLost message)
     {
         _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
-        if (_gather.IsOpen && _gather.Forget(message.Sender) && _gather.IsComplete && _gather.Replies.Count > 0)
+        if (!_gather.IsOpen || !_gather.Forget(message.Sender))
+            return;
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_step}: the data connection of worker {message.Sender} dropped; the step goes on without it"));
+        if (_gather.IsComplete && _gather.Replies.Count > 0)
             FinishStep();
     }
 
@@ -275,6 +499,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void FinishStep()
     {
+        // On the minority side the gathered gradients are not applied: the step is asked again once the majority is back.
+        if (!OnMajoritySide())
+        {
+            Timers.Cancel(nameof(StepTimedOut));
+            _gather.Close();
+            return;
+        }
         Timers.Cancel(nameof(StepTimedOut));
         _gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
@@ -294,7 +525,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _step++;
         _stepInEpoch++;
         _stepRetries = 0;
-        if (_stepInEpoch == _plan.StepsPerEpoch)
+        // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
+        if (_optimizer.State.Step != _step)
+            _optimizer.Restore(new Numerics.Optim.SgdState(_step, _optimizer.State.Velocity));
+        if (_stepInEpoch >= _stepsThisEpoch)
         {
             if (EndEpoch())
                 return;
@@ -327,11 +561,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         _finished = true;
         Timers.CancelAll();
-        foreach (var worker in _participants.Values)
-            worker.Tell(new RunEnded(_plan.RunId));
-        _direct?.Dispose();
+        // The reporter first: a worker on this node passes RunEnded to the same reporter, which must see the result before it.
         _setup.Reporter.Tell(new RunProgress.RunCompleted((float[])_parameters.Clone(),
             new TrainingResult(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds)));
+        foreach (var worker in _registered.Keys)
+            worker.Tell(new RunEnded(_plan.RunId));
+        _direct?.Dispose();
         Become(Finished);
     }
 
@@ -341,11 +576,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         _finished = true;
         Timers.CancelAll();
-        foreach (var worker in _participants.Values)
-            worker.Tell(new RunEnded(_plan.RunId));
-        _direct?.Dispose();
         _log.Error("run {0} failed: {1}", _plan.RunId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
+        foreach (var worker in _registered.Keys)
+            worker.Tell(new RunEnded(_plan.RunId));
+        _direct?.Dispose();
         Become(Finished);
     }
 
@@ -358,17 +593,33 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void ForgetWorkersAt(Address address, string why)
     {
-        foreach (var worker in _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList())
+        var workers = _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList();
+        if (why == "unreachable" && workers.Count > 0)
+            _unreachable[address] = workers;
+        else if (why != "unreachable")
+            _unreachable.Remove(address);
+        foreach (var worker in workers)
             ForgetWorker(worker, why);
+        if (!_runClock.IsRunning || _finished)
+            return;
+        if (_pausedInMinority)
+            BeginStep();   // a removal may have given this side the majority
+        else if (why == "unreachable" && _gather.IsOpen)
+            OnMajoritySide();
     }
 
     private void ForgetWorker(IActorRef worker, string why)
     {
         if (!_registered.Remove(worker, out int index))
             return;
-        _setup.Reporter.Tell(new RunProgress.Note($"worker {index} at {worker.Path.Address} {why}"));
+        _recovery.Forget(worker);
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
+                                                  (_runClock.IsRunning && !_finished ? $" at step {_step}; not waited for" : "")));
+        if (_recovering && !_runClock.IsRunning && _recovery.Source is { } source && !_recovery.IsComplete)
+            source.Worker.Tell(new RequestHeldParameters(_plan.RunId));
         if (index < 0)
             return;
+        _joining.Remove(index);
         _participants.Remove(index);
         _accepted.Remove(index);
         if (_participants.Count == 0 && !_finished && _runClock.IsRunning)

@@ -37,6 +37,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _direct;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
+    private IActorRef? _joinedMaster;
+    private int _shardIndex = -1;
+    private int _shardCount;
+    /// <summary>The latest θ this worker was sent and the one before (a new master recovers from them).</summary>
+    private ComputeGradient? _latest;
+    private ComputeGradient? _previous;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -62,8 +68,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             if (_assembler.Add(chunk, Sender) is { } whole)
                 Self.Forward(whole);
         });
-        Receive<Reregister>(_ => _master.Tell(new RegisterWorker(Self)));
+        Receive<Reregister>(_ => _master.Tell(new RegisterWorker(Self, Position())));
         Receive<JoinRun>(HandleJoin);
+        Receive<RequestHeldParameters>(HandleRequestHeld);
+        Receive<Terminated>(HandleMasterTerminated);
         Receive<ComputeGradient>(HandleCompute);
         Receive<RunEnded>(HandleRunEnded);
         // Info, not a warning: the master closes its connections at the end of every run, often before its
@@ -85,6 +93,36 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Timers.StartPeriodicTimer(nameof(Reregister), new Reregister(), TimeSpan.FromSeconds(1));
     }
 
+    /// <summary>Where this worker stands in the run it joined, for a new master; null before any run.</summary>
+    private WorkerPosition? Position() =>
+        _plan is null ? null
+            : new WorkerPosition(_plan.RunId, _index, _latest?.Step ?? -1, _latest?.Epoch ?? 0, _latest?.StepInEpoch ?? 0,
+                                 _shardIndex, _shardCount, _previous is not null && _latest is not null && _previous.Step == _latest.Step - 1);
+
+    /// <summary>
+    /// The master this worker joined stopped (its node was downed or left): register again, with this worker's position,
+    /// until the singleton's new incarnation answers (<see cref="JoinRun"/>). θ stays held for it.
+    /// </summary>
+    private void HandleMasterTerminated(Terminated message)
+    {
+        if (!message.ActorRef.Equals(_joinedMaster) || _plan is null)
+            return;
+        _joinedMaster = null;
+        _log.Warning("the master of {0} stopped at step {1}; registering with its successor", _plan.RunId, _latest?.Step ?? -1);
+        Self.Tell(new Reregister());
+        Timers.StartPeriodicTimer(nameof(Reregister), new Reregister(), TimeSpan.FromSeconds(1));
+    }
+
+    /// <summary>A recovering master asks for θ: the step before first (when held), then the latest.</summary>
+    private void HandleRequestHeld(RequestHeldParameters message)
+    {
+        if (_plan?.RunId != message.RunId || _latest is null)
+            return;
+        if (_previous is not null && _previous.Step == _latest.Step - 1)
+            _payloads.Tell(Sender, new HeldParameters(message.RunId, _previous.Step, _previous.Parameters), Self);
+        _payloads.Tell(Sender, new HeldParameters(message.RunId, _latest.Step, _latest.Parameters), Self);
+    }
+
     protected override void PostStop() => _direct?.Dispose();
 
     private void HandleJoin(JoinRun message)
@@ -99,6 +137,15 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         Timers.Cancel(nameof(Reregister));
+        if (!Sender.Equals(_joinedMaster))
+        {
+            if (_joinedMaster is not null)
+                Context.Unwatch(_joinedMaster);
+            _joinedMaster = Sender;
+            Context.Watch(Sender);
+        }
+        if (_plan?.RunId != plan.RunId)
+            (_latest, _previous) = (null, null);
         if (_plan?.RunId != plan.RunId || _model is null)
         {
             _model = new Model(plan.Spec, MatrixKernels.Create(_threads));
@@ -107,8 +154,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _plan = plan;
         _index = message.WorkerIndex;
-        _batches = new ShardBatches(_train, message.WorkerIndex, message.WorkerCount, plan.BatchSizePerWorker, plan.Seed);
-        _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches.ShardSize);
+        // A worker joining a run under way computes on the shard its first ComputeGradient names.
+        if (message.WorkerIndex < message.WorkerCount)
+            UseShard(message.WorkerIndex, message.WorkerCount);
+        _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches?.ShardSize ?? 0);
         Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, OpenDataPlane(message)));
     }
 
@@ -133,14 +182,37 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         return _direct.Endpoint;
     }
 
+    /// <summary>This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches).</summary>
+    private void UseShard(int index, int count)
+    {
+        if (_batches is not null && index == _shardIndex && count == _shardCount)
+            return;
+        _batches = new ShardBatches(_train, index, count, _plan!.BatchSizePerWorker, _plan.Seed);
+        if (_shardCount > 0)
+            _log.Info("now computing on shard {0} of {1} ({2} samples)", index, count, _batches.ShardSize);
+        (_shardIndex, _shardCount) = (index, count);
+    }
+
     private void HandleCompute(ComputeGradient message)
     {
-        if (_plan is null || _model is null || _batches is null || message.RunId != _plan.RunId
-            || message.Parameters.Length != _model.ParameterCount)
+        if (_plan is null || _model is null || message.RunId != _plan.RunId
+            || message.Parameters.Length != _model.ParameterCount
+            || (message.ShardCount > 0 && (uint)message.ShardIndex >= (uint)message.ShardCount))
         {
             Dropped++;
             return;
         }
+        if (message.ShardCount > 0)
+            UseShard(message.ShardIndex, message.ShardCount);
+        if (_batches is null)
+        {
+            Dropped++;
+            return;
+        }
+        // Held for a successor master; the θ that falls out of the two held goes back to the data plane.
+        if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
+            _direct?.Return(old.Parameters);
+        (_previous, _latest) = (_latest, message);
         long started = Stopwatch.GetTimestamp();
         int rows = _batches.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
         if (_direct is not null)
@@ -172,7 +244,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        _direct!.Return(message.Parameters);   // θ is used: its array takes the next step's θ
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, (double)loss * rows, seconds, 0);
         if (!_direct!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
@@ -188,6 +259,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;
+        (_latest, _previous, _shardIndex, _shardCount) = (null, null, -1, 0);
+        if (_joinedMaster is not null)
+            Context.Unwatch(_joinedMaster);
+        _joinedMaster = null;
         _reporter?.Tell(message);
     }
 

@@ -35,6 +35,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string GradientShareManifest = "GS";
     private const string ParameterHashManifest = "PH";
     private const string ReplicaResyncManifest = "RS";
+    private const string RequestHeldParametersManifest = "RH";
+    private const string HeldParametersManifest = "HP";
 
     /// <summary>The longest parameter hash accepted (SHA-256 is 32 bytes).</summary>
     private const int MaxHashLength = 64;
@@ -60,6 +62,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         GradientShare => GradientShareManifest,
         ParameterHash => ParameterHashManifest,
         ReplicaResync => ReplicaResyncManifest,
+        RequestHeldParameters => RequestHeldParametersManifest,
+        HeldParameters => HeldParametersManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -70,11 +74,21 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             case ComputeGradient m:
             {
                 // Hot path: one exact-size buffer, header then the raw floats.
-                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + VectorSize(m.Parameters));
+                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 4 + 4 + VectorSize(m.Parameters));
                 writer.String(m.RunId);
                 writer.Int64(m.Step);
                 writer.Int32(m.Epoch);
                 writer.Int32(m.StepInEpoch);
+                writer.Int32(m.ShardIndex);
+                writer.Int32(m.ShardCount);
+                writer.Vector(m.Parameters);
+                return writer.Done();
+            }
+            case HeldParameters m:
+            {
+                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + VectorSize(m.Parameters));
+                writer.String(m.RunId);
+                writer.Int64(m.Step);
                 writer.Vector(m.Parameters);
                 return writer.Done();
             }
@@ -124,6 +138,21 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             {
                 case RegisterWorker m:
                     w.Write(Akka.Serialization.Serialization.SerializedActorPath(m.Worker));
+                    w.Write(m.Position is not null);
+                    if (m.Position is { } p)
+                    {
+                        w.Write(p.RunId);
+                        w.Write(p.WorkerIndex);
+                        w.Write(p.Step);
+                        w.Write(p.Epoch);
+                        w.Write(p.StepInEpoch);
+                        w.Write(p.ShardIndex);
+                        w.Write(p.ShardCount);
+                        w.Write(p.HasPrevious);
+                    }
+                    break;
+                case RequestHeldParameters m:
+                    w.Write(m.RunId);
                     break;
                 case JoinRun m:
                     WritePlan(w, m.Plan);
@@ -178,7 +207,14 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case ComputeGradientManifest:
                 {
                     var r = new FrameReader(bytes);
-                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), r.Vector());
+                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), ShardIndex: r.Int32(), ShardCount: r.Int32(), Parameters: r.Vector());
+                    r.End();
+                    return message;
+                }
+                case HeldParametersManifest:
+                {
+                    var r = new FrameReader(bytes);
+                    var message = new HeldParameters(r.String(), r.Int64(), r.Vector());
                     r.End();
                     return message;
                 }
@@ -215,7 +251,12 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             using var reader = new BinaryReader(new MemoryStream(bytes, writable: false), Encoding.UTF8);
             object result = manifest switch
             {
-                RegisterWorkerManifest => new RegisterWorker(system.Provider.ResolveActorRef(reader.ReadString())),
+                RegisterWorkerManifest => new RegisterWorker(system.Provider.ResolveActorRef(reader.ReadString()),
+                    reader.ReadBoolean()
+                        ? new WorkerPosition(reader.ReadString(), reader.ReadInt32(), reader.ReadInt64(), reader.ReadInt32(), reader.ReadInt32(),
+                                             reader.ReadInt32(), reader.ReadInt32(), reader.ReadBoolean())
+                        : null),
+                RequestHeldParametersManifest => new RequestHeldParameters(reader.ReadString()),
                 JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32(), ReadEndpoint(reader)),
                 JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32(), ReadEndpoint(reader)),
                 JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),

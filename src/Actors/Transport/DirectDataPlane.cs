@@ -43,14 +43,16 @@ public sealed record DataConnectionLost(int Sender, string Reason);
 /// <summary>
 /// The fixed 64-byte header of a data-plane frame, little-endian, followed by <see cref="Count"/> raw float32:
 /// <code>
-///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 0   8 u64 run id hash (FNV-1a of its UTF-8)
+///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 shard   8 u64 run id hash (FNV-1a of its UTF-8)
 /// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
 /// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
 /// 56 i32 float count   60 u32 0
 /// </code>
+/// A ComputeGradient frame carries the epoch's shard assignment: shard = the worker's shard index, sample count =
+/// the number of shards (0: keep the shard of the worker's JoinRun). Other kinds have shard 0.
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
-                                          int SampleCount, double LossSum, double ComputeSeconds, int Count)
+                                          int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0)
 {
     public const int Size = 64;
     public const uint Magic = 0x44475344;   // "DSGD" read little-endian
@@ -61,7 +63,7 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
         BinaryPrimitives.WriteUInt32LittleEndian(b, Magic);
         b[4] = (byte)Kind;
         b[5] = Version;
-        BinaryPrimitives.WriteUInt16LittleEndian(b[6..], 0);
+        BinaryPrimitives.WriteUInt16LittleEndian(b[6..], Shard);
         BinaryPrimitives.WriteUInt64LittleEndian(b[8..], RunHash);
         BinaryPrimitives.WriteInt64LittleEndian(b[16..], Step);
         BinaryPrimitives.WriteInt32LittleEndian(b[24..], Sender);
@@ -78,13 +80,14 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
     public static FrameHeader? Read(ReadOnlySpan<byte> b)
     {
         if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 3
-            || BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
+            || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
+            || BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
             BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
-            BinaryPrimitives.ReadInt32LittleEndian(b[56..]));
+            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]));
     }
 
     /// <summary>FNV-1a 64 of the run id's UTF-8: the same on every node and .NET version (string.GetHashCode is not).</summary>
@@ -426,7 +429,8 @@ public sealed class DirectDataPlane : IDisposable
         string runId = h.RunHash == _runHash ? _options.RunId : $"foreign run {h.RunHash:x16}";
         return h.Kind switch
         {
-            FrameKind.ComputeGradient => new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values),
+            FrameKind.ComputeGradient => new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values,
+                                                             h.SampleCount > 0 ? h.Shard : -1, h.SampleCount),
             FrameKind.GradientReply => new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
             _ => new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
         };

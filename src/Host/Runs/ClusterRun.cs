@@ -49,7 +49,7 @@ public static class ClusterRun
         }
         roles.Add([distsgd.MasterRole]);
         for (int i = 0; i < settings.Workers; i++)
-            roles.Add([distsgd.WorkerRole]);
+            roles.Add(i < distsgd.StandbyMasters ? [distsgd.WorkerRole, distsgd.MasterRole] : [distsgd.WorkerRole]);
         return roles;
     }
 
@@ -154,10 +154,16 @@ public static class ClusterRun
                     plan.Optimizer, plan.Training, plan.Train, plan.Test, reporters[i], settings.ThreadsPerWorker, evaluationThreads));
             return;
         }
-        CentralizedDeployment.StartMaster(cluster.Nodes[0], new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
-            plan.Optimizer, plan.Training, plan.Test, reporters[0], evaluationThreads));
-        for (int i = 1; i < cluster.Nodes.Count; i++)
-            CentralizedDeployment.StartWorker(cluster.Nodes[i], plan.Train, settings.ThreadsPerWorker);
+        // Node 0 hosts the master; worker nodes that also hold the master role (distsgd.standby-masters) stand by to take it over.
+        var distsgd = DistSgdSettings.Create(cluster.Nodes[0]);
+        for (int i = 0; i < cluster.Nodes.Count; i++)
+        {
+            if (Akka.Cluster.Cluster.Get(cluster.Nodes[i]).SelfRoles.Contains(distsgd.MasterRole))
+                CentralizedDeployment.StartMaster(cluster.Nodes[i], new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
+                    plan.Optimizer, plan.Training, plan.Test, reporters[i], evaluationThreads));
+            if (i > 0)
+                CentralizedDeployment.StartWorker(cluster.Nodes[i], plan.Train, settings.ThreadsPerWorker);
+        }
     }
 
     private static string DescribeReplicas(IReadOnlyList<PeerFinished> replicas, int peers)

@@ -249,7 +249,8 @@ public static class NodeRun
                         output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
                         peerFinished.TrySetResult(finished);
                         break;
-                    case RunEnded when !hostsMaster:
+                    // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
+                    case RunEnded:
                     case RunProgress.RunCompleted or RunProgress.RunFailed or NodeLost:
                         done.TrySetResult(message);
                         break;
@@ -257,6 +258,9 @@ public static class NodeRun
             }
         }
         var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+        // Downed by the split brain resolver (the minority side of a partition, or taken for crashed): the node stops.
+        _ = system.WhenTerminated.ContinueWith(_ => done.TrySetResult(new NodeLost(
+            "this node was downed and left the cluster before the run ended (split brain resolver: the other side goes on)")), TaskScheduler.Default);
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (decentralized)
         {
@@ -269,7 +273,7 @@ public static class NodeRun
                 CentralizedDeployment.StartMaster(system, new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
                     plan.Optimizer, plan.Training, plan.Test, reporter, evaluationThreads));
             if (hostsWorker)
-                CentralizedDeployment.StartWorker(system, plan.Train, settings.ThreadsPerWorker, expected: runPlan, reporter: hostsMaster ? null : reporter);
+                CentralizedDeployment.StartWorker(system, plan.Train, settings.ThreadsPerWorker, expected: runPlan, reporter: reporter);
             if (!hostsMaster)
                 WatchForTheMaster(system, distsgd, reporter);
         }
@@ -321,21 +325,26 @@ public static class NodeRun
 
     /// <summary>
     /// On a worker-only node, ends the node's part when no master-role node is Up within distsgd.start-timeout, or when
-    /// the master's node leaves before the run ended (its RunEnded arrives before it leaves).
+    /// the last node that may host the master leaves before the run ended (its RunEnded arrives before it leaves); while
+    /// another master-role node remains, the singleton moves there and this worker goes on with it.
     /// </summary>
     private static void WatchForTheMaster(ActorSystem system, DistSgdSettings distsgd, IActorRef reporter)
     {
         var cluster = Cluster.Get(system);
         bool seen = false;
+        var masters = new HashSet<Address>();
         var watcher = system.ActorOf(CallbackActor.Props(message =>
         {
             switch (message)
             {
                 case ClusterEvent.MemberUp up when up.Member.HasRole(distsgd.MasterRole):
                     seen = true;
+                    masters.Add(up.Member.Address);
                     break;
                 case ClusterEvent.MemberRemoved removed when removed.Member.HasRole(distsgd.MasterRole):
-                    reporter.Tell(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended"));
+                    masters.Remove(removed.Member.Address);
+                    if (masters.Count == 0)
+                        reporter.Tell(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended, and no other node may host the master (--roles worker,master)"));
                     break;
                 case "start-timeout" when !seen:
                     reporter.Tell(new NodeLost(
