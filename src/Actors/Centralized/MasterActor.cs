@@ -225,6 +225,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         BeginStep();
     }
 
+    /// <summary>Steps of an epoch cut into <paramref name="shards"/> shards: the largest shard's batch count (the plan's with every planned worker).</summary>
+    private int StepsPerEpoch(int shards) =>
+        shards == _setup.WorkerCount ? _plan.StepsPerEpoch : ShardBatches.StepsPerEpoch(_plan.TrainCount, shards, _plan.BatchSizePerWorker);
+
     private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
 
     // ---- taking over a run under way (the singleton moved) --------------------------------------------
@@ -265,7 +269,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _epoch = source.Epoch;
         _stepInEpoch = source.StepInEpoch;
         _shardCount = source.ShardCount;
-        _stepsThisEpoch = ShardBatches.StepsPerEpoch(_plan.TrainCount, _shardCount, _plan.BatchSizePerWorker);
+        _stepsThisEpoch = StepsPerEpoch(_shardCount);
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_step} recovered from worker {source.WorkerIndex}; {momentum}"));
 
         foreach (var (worker, position) in _recovery.Positions)
@@ -372,7 +376,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         foreach (int index in _participants.Keys)
             _shards[index] = rank++;
         _shardCount = _participants.Count;
-        _stepsThisEpoch = ShardBatches.StepsPerEpoch(_plan.TrainCount, _shardCount, _plan.BatchSizePerWorker);
+        _stepsThisEpoch = StepsPerEpoch(_shardCount);
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
                 $"{Now} epoch {_epoch}: the training set is cut into {_shardCount} shards for workers {string.Join(", ", _participants.Keys)} ({_stepsThisEpoch} steps)"));

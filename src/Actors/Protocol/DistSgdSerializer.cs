@@ -344,7 +344,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     /// <summary>Exact serialized size of a vector message: what the wire carries (before Akka's envelope).</summary>
     public static long PayloadBytes(IDistSgdMessage message) => message switch
     {
-        ComputeGradient m => HeaderSize(m.RunId) + 16 + VectorSize(m.Parameters),
+        ComputeGradient m => HeaderSize(m.RunId) + 24 + VectorSize(m.Parameters),
+        HeldParameters m => HeaderSize(m.RunId) + 8 + VectorSize(m.Parameters),
         IGradientContribution m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
         ReplicaResync m => ResyncSize(m),
         _ => 0,

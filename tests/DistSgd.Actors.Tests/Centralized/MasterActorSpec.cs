@@ -21,10 +21,10 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         _reporter = CreateTestProbe("reporter");
     }
 
-    private IActorRef StartMaster(int workers, int stepsPerEpoch = 3, int epochs = 1)
+    private IActorRef StartMaster(int workers, int stepsPerEpoch = 3, int epochs = 1, SgdOptions? optimizer = null)
     {
         var plan = new RunPlan("run", Spec, 4, 1, epochs, 100, stepsPerEpoch);
-        var setup = new MasterSetup(plan, workers, _theta0, new SgdOptions(1.0), new TrainingOptions(epochs, 4, 1), null, _reporter);
+        var setup = new MasterSetup(plan, workers, _theta0, optimizer ?? new SgdOptions(1.0), new TrainingOptions(epochs, 4, 1), null, _reporter);
         return Sys.ActorOf(MasterActor.Props(setup), "master");
     }
 
@@ -155,5 +155,92 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         master.Tell(new JoinRefused("run", 0, "this node has 10 training samples, the run expects 100"), probe.Ref);
         var failed = _reporter.FishForMessage<RunProgress.RunFailed>(m => m is RunProgress.RunFailed);
         Assert.Contains("10 training samples", failed.Reason);
+    }
+
+    [Fact]
+    public void A_lost_worker_s_shard_goes_to_the_others_from_the_next_epoch()
+    {
+        var master = StartMaster(workers: 2, stepsPerEpoch: 2, epochs: 2);
+        var workers = Join(master, 2);
+        var step0 = workers.Select(w => w.ExpectMsg<ComputeGradient>()).ToList();
+        Assert.Equal([(0, 2), (1, 2)], step0.Select(m => (m.ShardIndex, m.ShardCount)));
+
+        Sys.Stop(workers[1].Ref);   // worker 1 stops: not waited for, this step goes on with worker 0
+        master.Tell(new GradientReply("run", 0, 0, 4, 1, 0, Gradient(1f)), workers[0].Ref);
+        var step1 = workers[0].ExpectMsg<ComputeGradient>();
+        Assert.Equal((1L, 0, 2), (step1.Step, step1.ShardIndex, step1.ShardCount));   // the epoch keeps its shards
+        master.Tell(new GradientReply("run", 1, 0, 4, 1, 0, Gradient(1f)), workers[0].Ref);
+
+        // Epoch 2: the whole training set is worker 0's shard, 100 samples / 4 per batch = 25 steps.
+        var epoch2 = workers[0].ExpectMsg<ComputeGradient>();
+        Assert.Equal((2, 0, 0, 1), (epoch2.Epoch, epoch2.StepInEpoch, epoch2.ShardIndex, epoch2.ShardCount));
+        _reporter.FishForMessage<RunProgress.Note>(n => n is RunProgress.Note { Text: var t } && t.Contains("cut into 1 shards"));
+        for (int s = 1; s < 25; s++)
+        {
+            master.Tell(new GradientReply("run", epoch2.Step + s - 1, 0, 4, 1, 0, Gradient(0f)), workers[0].Ref);
+            Assert.Equal(s, workers[0].ExpectMsg<ComputeGradient>().StepInEpoch);
+        }
+        master.Tell(new GradientReply("run", epoch2.Step + 24, 0, 4, 1, 0, Gradient(0f)), workers[0].Ref);
+        Assert.Equal(27, _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Result.Epochs[^1].Step);
+    }
+
+    [Fact]
+    public void A_worker_that_registers_while_the_run_is_under_way_takes_part_from_the_next_epoch()
+    {
+        var master = StartMaster(workers: 1, stepsPerEpoch: 2, epochs: 2);
+        var first = Join(master, 1).Single();
+        first.ExpectMsg<ComputeGradient>();
+        var late = CreateTestProbe("late");
+        master.Tell(new RegisterWorker(late.Ref), late.Ref);
+        var join = late.ExpectMsg<JoinRun>();
+        Assert.Equal(1, join.WorkerIndex);
+        master.Tell(new JoinAccepted("run", 1), late.Ref);
+
+        master.Tell(new GradientReply("run", 0, 0, 4, 1, 0, Gradient(0f)), first.Ref);
+        Assert.Equal(1, first.ExpectMsg<ComputeGradient>().Step);
+        late.ExpectNoMsg(TimeSpan.FromMilliseconds(200));               // not in this epoch
+        master.Tell(new GradientReply("run", 1, 0, 4, 1, 0, Gradient(0f)), first.Ref);
+
+        var a = first.ExpectMsg<ComputeGradient>();
+        var b = late.ExpectMsg<ComputeGradient>();
+        Assert.Equal((2, 2L, 0, 2), (a.Epoch, a.Step, a.ShardIndex, a.ShardCount));
+        Assert.Equal((2, 2L, 1, 2), (b.Epoch, b.Step, b.ShardIndex, b.ShardCount));
+        Assert.Equal(a.Parameters, b.Parameters);
+    }
+
+    [Fact]
+    public void A_new_master_recovers_theta_the_step_and_the_momentum_from_the_worker_with_the_highest_step()
+    {
+        // The singleton moved: workers that hold θ of the run register with their positions.
+        var master = StartMaster(workers: 2, stepsPerEpoch: 10, epochs: 1, optimizer: new SgdOptions(1.0, momentum: 0.5));
+        var (ahead, behind) = (CreateTestProbe("ahead"), CreateTestProbe("behind"));
+        master.Tell(new RegisterWorker(ahead.Ref, new WorkerPosition("run", 1, 5, 1, 5, 1, 2, true)), ahead.Ref);
+        master.Tell(new RegisterWorker(behind.Ref, new WorkerPosition("run", 0, 4, 1, 4, 0, 2, true)), behind.Ref);
+
+        ahead.ExpectMsg<RequestHeldParameters>();
+        behind.ExpectNoMsg(TimeSpan.FromMilliseconds(200));               // an older step is never taken
+        var theta5 = _theta0;
+        var theta4 = _theta0.Select(v => v + 2f).ToArray();               // v₅ = (θ₄ − θ₅)/η = 2
+        master.Tell(new HeldParameters("run", 4, theta4), ahead.Ref);
+        master.Tell(new HeldParameters("run", 5, theta5), ahead.Ref);
+
+        Assert.Equal(0, behind.ExpectMsg<JoinRun>().WorkerIndex);         // workers keep their indices
+        Assert.Equal(1, ahead.ExpectMsg<JoinRun>().WorkerIndex);
+        master.Tell(new JoinAccepted("run", 0), behind.Ref);
+        master.Tell(new JoinAccepted("run", 1), ahead.Ref);
+
+        var redo = new[] { behind, ahead }.Select(w => w.ExpectMsg<ComputeGradient>()).ToList();
+        Assert.All(redo, m => Assert.Equal((5L, 1, 5), (m.Step, m.Epoch, m.StepInEpoch)));
+        Assert.Equal([(0, 2), (1, 2)], redo.Select(m => (m.ShardIndex, m.ShardCount)));
+        Assert.Equal(theta5, redo[0].Parameters);
+        _reporter.FishForMessage<RunProgress.Note>(n => n is RunProgress.Note { Text: var t } && t.Contains("θ of step 5 recovered from worker 1"));
+
+        // v₆ = μ·v₅ + g = 0.5·2 + 1 = 2;  θ₆ = θ₅ − 1·2
+        master.Tell(new GradientReply("run", 5, 0, 4, 1, 0, Gradient(1f)), behind.Ref);
+        master.Tell(new GradientReply("run", 5, 1, 4, 1, 0, Gradient(1f)), ahead.Ref);
+        var next = behind.ExpectMsg<ComputeGradient>();
+        Assert.Equal(6, next.Step);
+        for (int i = 0; i < theta5.Length; i++)
+            Assert.Equal(theta5[i] - 2f, next.Parameters[i], 4);
     }
 }

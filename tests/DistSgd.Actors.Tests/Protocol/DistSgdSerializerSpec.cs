@@ -25,7 +25,10 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["JoinRun"] = new JoinRun(Plan, 2, 4, "10.0.0.5:7000"),
         ["JoinAccepted"] = new JoinAccepted("run-1", 2, "127.0.0.1:40123"),
         ["JoinRefused"] = new JoinRefused("run-1", 2, "this node has 10 samples, the run expects 60000"),
-        ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f]),
+        ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f], 2, 3),
+        ["RegisterWorker with a position"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody, new WorkerPosition("run-1", 3, 12345678901, 4, 17, 1, 2, true)),
+        ["RequestHeldParameters"] = new RequestHeldParameters("run-1"),
+        ["HeldParameters"] = new HeldParameters("run-1", 12345678900, [1f, -2.5f, float.MaxValue]),
         ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
@@ -54,7 +57,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         {
             case ComputeGradient m:
                 var c = (ComputeGradient)back;
-                Assert.Equal((m.RunId, m.Step, m.Epoch, m.StepInEpoch), (c.RunId, c.Step, c.Epoch, c.StepInEpoch));
+                Assert.Equal((m.RunId, m.Step, m.Epoch, m.StepInEpoch, m.ShardIndex, m.ShardCount), (c.RunId, c.Step, c.Epoch, c.StepInEpoch, c.ShardIndex, c.ShardCount));
                 Assert.Equal(m.Parameters, c.Parameters);
                 Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
                 break;
@@ -76,6 +79,13 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 break;
             case RegisterWorker m:
                 Assert.Equal(m.Worker, ((RegisterWorker)back).Worker);
+                Assert.Equal(m.Position, ((RegisterWorker)back).Position);
+                break;
+            case HeldParameters m:
+                var held = (HeldParameters)back;
+                Assert.Equal((m.RunId, m.Step), (held.RunId, held.Step));
+                Assert.Equal(m.Parameters, held.Parameters);
+                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
                 break;
             case PeerReady m:
                 var r = (PeerReady)back;
