@@ -105,4 +105,36 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
         worker.Tell(new ComputeGradient("someone-else", 0, 1, 0, new float[Spec.ParameterCount]));
         ExpectNoMsg(TimeSpan.FromMilliseconds(500));
     }
+
+    [Fact]
+    public void Worker_computes_on_the_shard_each_step_names_and_hands_its_latest_two_thetas_to_a_successor_master()
+    {
+        var proxy = CreateTestProbe("proxy");
+        var oldMaster = CreateTestProbe("old-master");
+        var worker = Sys.ActorOf(WorkerActor.Props(proxy.Ref, Train));
+        proxy.ExpectMsg<RegisterWorker>();
+        oldMaster.Send(worker, new JoinRun(Plan, 1, 2));
+        oldMaster.ExpectMsg<JoinAccepted>();
+
+        var model = new Model(Spec, NaiveKernels.Instance);
+        var (theta3, theta4) = (new float[model.ParameterCount], new float[model.ParameterCount]);
+        model.Initialize(theta3, 3);
+        model.Initialize(theta4, 4);
+        // Worker 1 computes on shard 0 of 1 (the whole set) in this epoch: batch 12 of 100 samples holds 4 (96..99).
+        oldMaster.Send(worker, new ComputeGradient("run", 3, 1, 12, theta3, 0, 1));
+        Assert.Equal((3L, 1, 4), oldMaster.ExpectMsg<GradientReply>() is var r3 ? (r3.Step, r3.WorkerIndex, r3.SampleCount) : default);
+        oldMaster.Send(worker, new ComputeGradient("run", 4, 1, 13, theta4, 0, 1));
+        Assert.Equal(0, oldMaster.ExpectMsg<GradientReply>().SampleCount);   // past the end of its shard
+
+        // The master's node is lost: the worker registers again, telling where it stands.
+        Sys.Stop(oldMaster.Ref);
+        var again = proxy.FishForMessage<RegisterWorker>(m => m is RegisterWorker { Position: not null }, TimeSpan.FromSeconds(5));
+        Assert.Equal(new WorkerPosition("run", 1, 4, 1, 13, 0, 1, true), again.Position);
+
+        proxy.Send(worker, new RequestHeldParameters("run"));
+        var held = new[] { proxy.FishForMessage<HeldParameters>(m => m is HeldParameters), proxy.FishForMessage<HeldParameters>(m => m is HeldParameters) };
+        Assert.Equal([3L, 4L], held.Select(h => h.Step));
+        Assert.Equal(theta3, held[0].Parameters);
+        Assert.Equal(theta4, held[1].Parameters);
+    }
 }
