@@ -39,6 +39,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private sealed record StepTimedOut(long Step);
     private sealed record StartTimedOut;
     private sealed record RecoveryWaitOver;
+    private sealed record RecheckSuspect(IActorRef Worker);
 
     /// <summary>How long a new master waits, after the first worker reports θ of its run, for the others to register.</summary>
     private static readonly TimeSpan RecoveryWait = TimeSpan.FromSeconds(1.5);
@@ -66,6 +67,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly SortedDictionary<int, IActorRef> _joining = new();
     /// <summary>This epoch's shard of each participant (its rank among the epoch's participants).</summary>
     private readonly Dictionary<int, int> _shards = new();
+    /// <summary>Workers whose data connection failed, not yet known to the cluster as unreachable: invited again if they turn out alive.</summary>
+    private readonly Dictionary<IActorRef, Address> _suspects = new();
     /// <summary>Workers forgotten as unreachable, by address: they are invited again if they become reachable.</summary>
     private readonly Dictionary<Address, List<IActorRef>> _unreachable = new();
     private readonly MasterRecovery _recovery;
@@ -320,6 +323,48 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         Receive<MessageChunk>(HandleChunk);
         Receive<DataConnectionLost>(HandleConnectionLost);
         Receive<HeldParameters>(_ => { });
+        Receive<RecheckSuspect>(HandleRecheckSuspect);
+    }
+
+    /// <summary>
+    /// A worker whose data connection dropped or refused θ is taken out of the run at once, without waiting for the
+    /// failure detector (a crashed process closes its sockets within milliseconds): it is not waited for in this
+    /// step, and the next epoch's shards are cut without it. The caller finishes the step if it is complete.
+    /// If the cluster still counts it reachable a little later, it was a blip: it is invited back (next epoch).
+    /// </summary>
+    private void Suspect(int index, string why)
+    {
+        if (!_participants.TryGetValue(index, out var worker) && !_joining.TryGetValue(index, out worker))
+            return;
+        _registered.Remove(worker);
+        _participants.Remove(index);
+        _joining.Remove(index);
+        _accepted.Remove(index);
+        _suspects[worker] = worker.Path.Address;
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
+        Timers.StartSingleTimer(("recheck", worker), new RecheckSuspect(worker), _settings.DirectFrameTimeout);
+        if (_participants.Count == 0 && !_finished)
+            Fail($"every worker was lost (the last, worker {index}, {why})");
+    }
+
+    private void HandleRecheckSuspect(RecheckSuspect message)
+    {
+        if (!_suspects.TryGetValue(message.Worker, out var address) || _finished)
+            return;
+        var state = Cluster.Get(Context.System).State;
+        bool up = state.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up);
+        if (!up)
+        {
+            _suspects.Remove(message.Worker);
+            return;
+        }
+        if (state.Unreachable.Any(m => m.Address.Equals(address)))
+        {
+            Timers.StartSingleTimer(("recheck", message.Worker), message, _settings.DirectFrameTimeout);
+            return;
+        }
+        _suspects.Remove(message.Worker);
+        HandleRegisterUnderWay(new RegisterWorker(message.Worker));
     }
 
     /// <summary>A worker that registers while the run is under way (a new node, a restarted one) is invited; it takes part from the next epoch.</summary>
@@ -451,8 +496,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         foreach (int index in unreachable)
         {
-            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it this step", _step, index);
+            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _step, index);
             _gather.Forget(index);
+            Suspect(index, "could not be sent θ");
         }
         // With nobody reached the step stays open: its timeout asks again rather than taking an empty step.
         if (_gather.IsComplete && _gather.Replies.Count > 0)
@@ -464,7 +510,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
         if (!_gather.IsOpen || !_gather.Forget(message.Sender))
             return;
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_step}: the data connection of worker {message.Sender} dropped; the step goes on without it"));
+        Suspect(message.Sender, "dropped its data connection");
         if (_gather.IsComplete && _gather.Replies.Count > 0)
             FinishStep();
     }
@@ -598,6 +644,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void ForgetWorkersAt(Address address, string why)
     {
         var workers = _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList();
+        if (why == "removed")
+            foreach (var suspect in _suspects.Where(s => s.Value.Equals(address)).Select(s => s.Key).ToList())
+                _suspects.Remove(suspect);
         if (why == "unreachable" && workers.Count > 0)
             _unreachable[address] = workers;
         else if (why != "unreachable")
@@ -614,6 +663,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void ForgetWorker(IActorRef worker, string why)
     {
+        _suspects.Remove(worker);
         if (!_registered.Remove(worker, out int index))
             return;
         _recovery.Forget(worker);
