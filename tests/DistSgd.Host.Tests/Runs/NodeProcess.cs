@@ -85,6 +85,9 @@ internal sealed class NodeProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>SIGKILL (kill -9): the process dies at once, closing no connection gracefully and leaving no cluster.</summary>
+    public void KillNow() => Kill();
+
     /// <summary>Waits for the process to exit and returns its exit code; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
     public int WaitForExit(TimeSpan timeout)
     {

@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using DistSgd.Host.Runs;
+
+namespace DistSgd.Host.Tests.Runs;
+
+/// <summary>
+/// Faults in a cluster of separate `distsgd node` processes: a worker or the master's process is killed with
+/// SIGKILL mid-run, and the run still finishes. Bounded in time; speeds are measured by scripts/fault-tolerance.sh,
+/// not asserted here.
+/// </summary>
+[Collection(NodeProcessCollection.Name)]
+public class NodeFaultTests
+{
+    /// <summary>Long enough (200 steps an epoch) for a kill after epoch 1 to land mid-run; small enough for CI.</summary>
+    private static readonly string[] Run =
+        ["--dataset", "blobs", "--samples", "12000", "--epochs", "4", "--hidden", "32", "--batch-size", "16", "--workers", "3"];
+
+    private static string[] Node(int port, string seed, string roles, string output) =>
+        ["node", "--host", "127.0.0.1", "--port", $"{port}", "--seed-nodes", seed, "--roles", roles, .. Run, "--out", output];
+
+    /// <summary>The same run without a fault, on the simulated cluster (which gives the multi-process run's very model).</summary>
+    private static double FaultFreeAccuracy(TempFolder temp)
+    {
+        var run = CliRunner.Run(["train", .. Run, "--out", temp["fault-free"]]);
+        Assert.True(run.ExitCode == 0, run.Error);
+        return Accuracy(temp["fault-free"]);
+    }
+
+    private static double Accuracy(string folder)
+    {
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, RunFiles.SummaryFileName)));
+        return summary.RootElement.GetProperty("final_test_accuracy").GetDouble();
+    }
+
+    private static List<long> Numbers(string text, string pattern) =>
+        Regex.Matches(text, pattern).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+
+    [Fact]
+    public void A_worker_process_killed_mid_epoch_is_dropped_at_once_and_the_run_finishes_as_accurate()
+    {
+        using var temp = new TempFolder();
+        var ports = NodeProcess.FreePorts(4);
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var master = group.Start(Node(ports[0], seed, "master", temp["master"]));
+        var workers = ports.Skip(1).Select(p => group.Start(Node(p, seed, "worker", temp[$"worker-{p}"]))).ToList();
+
+        master.WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        workers[2].KillNow();
+
+        Assert.True(master.WaitForExit(NodeProcessTests.Bound) == 0, master.Output);
+        foreach (var worker in workers.Take(2))
+            Assert.True(worker.WaitForExit(NodeProcessTests.Bound) == 0, worker.Output);
+        // The log says when the loss was seen (a time of day, the step) and that the shards were cut again.
+        Assert.Matches(@"\d\d:\d\d:\d\d\.\d{3} step \d+: worker \d at \S+ dropped its data connection|\d\d:\d\d:\d\d\.\d{3} worker \d at \S+ unreachable", master.Output);
+        Assert.Contains("the training set is cut into 2 shards", master.Output);
+        Assert.Equal(4, File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Length - 1);
+        Assert.InRange(Accuracy(temp["master"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
+    }
+
+    [Fact]
+    public void The_master_s_process_killed_mid_run_moves_to_a_standby_node_which_recovers_from_the_workers_and_finishes()
+    {
+        using var temp = new TempFolder();
+        var ports = NodeProcess.FreePorts(4);
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var master = group.Start(Node(ports[0], seed, "master", temp["master"]));
+        // Two of the workers may host the master too (the standbys); the third is a worker only.
+        var workers = ports.Skip(1).Select((p, i) => group.Start(Node(p, seed, i < 2 ? "worker,master" : "worker", temp[$"node-{p}"]))).ToList();
+
+        master.WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        master.KillNow();
+
+        foreach (var worker in workers)
+            Assert.True(worker.WaitForExit(NodeProcessTests.Bound) == 0, worker.Output);
+        var successor = Assert.Single(workers, w => w.Output.Contains("new master: θ of step", StringComparison.Ordinal));
+        Assert.NotSame(workers[2], successor);   // only a node with the master role may host it
+        int folder = workers.IndexOf(successor);
+        Assert.True(File.Exists(Path.Combine(temp[$"node-{ports[folder + 1]}"], RunFiles.ModelFileName)), successor.Output);
+
+        // Every worker reports the step of the latest θ it holds. The old master had finished at most the step of the
+        // highest of those (it sends θ of step s + 1 only after finishing s): recovering exactly that highest step
+        // goes back at most one step, and never takes θ from a worker that is behind.
+        var held = workers.SelectMany(w => Numbers(w.Output, @"the master of \S+ stopped at step (\d+)")).ToList();
+        Assert.Equal(3, held.Count);
+        long recovered = Assert.Single(Numbers(successor.Output, @"new master: θ of step (\d+) recovered"));
+        Assert.Equal(held.Max(), recovered);
+
+        // The step column never goes back: the old master's last epoch ends before the new master's first.
+        long oldLast = File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Skip(1)
+                           .Select(l => long.Parse(l.Split(',')[1], CultureInfo.InvariantCulture)).Max();
+        var newSteps = File.ReadAllLines(Path.Combine(temp[$"node-{ports[folder + 1]}"], RunFiles.MetricsFileName)).Skip(1)
+                           .Select(l => long.Parse(l.Split(',')[1], CultureInfo.InvariantCulture)).ToList();
+        Assert.True(newSteps[0] > oldLast, $"old master's last epoch ended at step {oldLast}, the new master's first at {newSteps[0]}");
+        Assert.InRange(Accuracy(temp[$"node-{ports[folder + 1]}"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
+    }
+}
