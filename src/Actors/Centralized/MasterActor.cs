@@ -343,7 +343,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _suspects[worker] = worker.Path.Address;
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
         Timers.StartSingleTimer(("recheck", worker), new RecheckSuspect(worker), _settings.DirectFrameTimeout);
-        if (_participants.Count == 0 && !_finished)
+        if (_participants.Count == 0 && !_finished && OnMajoritySide())
             Fail($"every worker was lost (the last, worker {index}, {why})");
     }
 
@@ -676,6 +676,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _joining.Remove(index);
         _participants.Remove(index);
         _accepted.Remove(index);
+        // Cut off from every worker by a partition: wait (stepping nothing) to be downed or to see the majority again.
+        if (_participants.Count == 0 && !_finished && _runClock.IsRunning && !OnMajoritySide())
+            return;
         if (_participants.Count == 0 && !_finished && _runClock.IsRunning)
         {
             Fail($"every worker was lost (the last, worker {index}, {why})");

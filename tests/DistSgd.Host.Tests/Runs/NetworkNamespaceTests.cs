@@ -62,6 +62,9 @@ internal sealed class NetworkNamespaces : IDisposable
     /// <summary>The command prefix that runs a program on host <paramref name="host"/>.</summary>
     public IReadOnlyList<string> On(int host) => ["ip", "netns", "exec", Hosts[host]];
 
+    /// <summary>Cuts host <paramref name="host"/> off from every other (its link to the bridge goes down): a network partition.</summary>
+    public void Cut(int host) => Exec(Prefix + "h", "ip", "link", "set", $"{Prefix}b{host}", "down");
+
     public void Dispose()
     {
         foreach (string name in _created)

@@ -98,3 +98,51 @@ public class NodeFaultTests
         Assert.InRange(Accuracy(temp[$"node-{ports[folder + 1]}"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
     }
 }
+
+/// <summary>A network partition between hosts of their own (network namespaces): the master's host is cut off.</summary>
+[Collection(NodeProcessCollection.Name)]
+public class NodePartitionTests(Xunit.Abstractions.ITestOutputHelper log)
+{
+    private static readonly string[] Run =
+        ["--dataset", "blobs", "--samples", "12000", "--epochs", "4", "--hidden", "32", "--batch-size", "16", "--workers", "3"];
+
+    [Fact]
+    public void A_master_cut_off_on_the_minority_side_stops_updating_and_is_downed_while_the_majority_side_finishes()
+    {
+        var (namespaces, reason) = NetworkNamespaces.TryCreate(4);
+        if (namespaces is null)
+        {
+            log.WriteLine($"SKIPPED: {reason}");
+            Assert.Matches("needs root|not available|cannot be created|Linux feature", reason);
+            return;
+        }
+        using var cleanup = namespaces;
+        using var temp = new TempFolder();
+        string seed = $"{NetworkNamespaces.Address(0)}:4053";
+        using var group = new NodeGroup();
+        // Host 0: the master; hosts 1 and 2: workers that may host the master; host 3: a worker.
+        var nodes = Enumerable.Range(0, 4).Select(i =>
+            group.Start(["node", "--host", NetworkNamespaces.Address(i), "--port", "4053", "--seed-nodes", seed,
+                         "--roles", i == 0 ? "master" : i < 3 ? "worker,master" : "worker", .. Run, "--out", temp[$"host-{i}"]],
+                        prefix: namespaces.On(i))).ToList();
+
+        nodes[0].WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        namespaces.Cut(0);
+
+        // The minority side (the master alone) stops stepping, is downed by its own split brain resolver and exits 1.
+        Assert.Equal(1, nodes[0].WaitForExit(NodeProcessTests.Bound));
+        string old = nodes[0].Output;
+        int paused = old.IndexOf("master on the minority side of a partition", StringComparison.Ordinal);
+        Assert.True(paused >= 0, old);
+        Assert.DoesNotMatch(@"epoch +\d/4", old[paused..]);      // no epoch completed after it saw the minority
+        Assert.Contains("this node was downed", old);
+
+        // The majority side downs the master's host, moves the singleton and finishes the run.
+        foreach (var node in nodes.Skip(1))
+            Assert.True(node.WaitForExit(NodeProcessTests.Bound) == 0, node.Output);
+        var successor = Assert.Single(nodes.Skip(1), n => n.Output.Contains("new master: θ of step", StringComparison.Ordinal));
+        int host = nodes.IndexOf(successor);
+        Assert.InRange(host, 1, 2);
+        Assert.True(File.Exists(Path.Combine(temp[$"host-{host}"], RunFiles.ModelFileName)), successor.Output);
+    }
+}
