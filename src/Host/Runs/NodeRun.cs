@@ -42,12 +42,13 @@ public static class NodeRun
         "akka.cluster.downing-provider-class",
         "akka.cluster.split-brain-resolver.active-strategy",
         "akka.cluster.split-brain-resolver.stable-after",
+        "akka.cluster.down-removal-margin",
         "akka.cluster.failure-detector.acceptable-heartbeat-pause",
         "akka.cluster.run-coordinated-shutdown-when-down",
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer"];
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters"];
 
     public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
         => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();

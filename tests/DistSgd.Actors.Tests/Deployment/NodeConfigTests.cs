@@ -41,4 +41,19 @@ public class NodeConfigTests
         var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
         Assert.Contains(key, error.Message);
     }
+
+    [Fact]
+    public void Every_node_downs_a_crashed_node_in_seconds_by_keep_majority_and_a_file_can_slow_it_down()
+    {
+        var config = NodeConfig.Build("127.0.0.1", 2552, ["worker"], 4 << 20);
+        Assert.Equal("keep-majority", config.GetString("akka.cluster.split-brain-resolver.active-strategy"));
+        Assert.Equal(TimeSpan.FromSeconds(5), config.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+        Assert.Equal(TimeSpan.FromSeconds(1), config.GetTimeSpan("akka.cluster.down-removal-margin"));
+        Assert.Equal(TimeSpan.FromSeconds(2), config.GetTimeSpan("akka.cluster.failure-detector.acceptable-heartbeat-pause"));
+        Assert.Equal("on", config.GetString("akka.cluster.run-coordinated-shutdown-when-down"));
+
+        var slower = NodeConfig.Build("127.0.0.1", 2552, ["worker"], 4 << 20,
+            overrides: ConfigurationFactory.ParseString("akka.cluster.split-brain-resolver.stable-after = 20s"));
+        Assert.Equal(TimeSpan.FromSeconds(20), slower.GetTimeSpan("akka.cluster.split-brain-resolver.stable-after"));
+    }
 }
