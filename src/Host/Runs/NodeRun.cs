@@ -260,8 +260,11 @@ public static class NodeRun
         }
         var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
         // Downed by the split brain resolver (the minority side of a partition, or taken for crashed): the node stops.
-        _ = system.WhenTerminated.ContinueWith(_ => done.TrySetResult(new NodeLost(
-            "this node was downed and left the cluster before the run ended (split brain resolver: the other side goes on)")), TaskScheduler.Default);
+        _ = system.WhenTerminated.ContinueWith(_ =>
+        {
+            if (CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterDowningReason)
+                done.TrySetResult(new NodeLost("this node was downed and left the cluster before the run ended (split brain resolver: the other side goes on)"));
+        }, TaskScheduler.Default);
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (decentralized)
         {
