@@ -59,6 +59,21 @@ internal sealed class NetworkNamespaces : IDisposable
         }
     }
 
+    /// <summary>
+    /// Creates <paramref name="count"/> hosts for a test, or returns null having logged why the test is skipped: only
+    /// where namespaces cannot be created (not root, no iproute2, not Linux); any other reason fails the test.
+    /// </summary>
+    public static NetworkNamespaces? CreateOrSkip(int count, ITestOutputHelper log)
+    {
+        var (namespaces, reason) = TryCreate(count);
+        if (namespaces is null)
+        {
+            log.WriteLine($"SKIPPED: {reason}");
+            Assert.Matches("needs root|not available|cannot be created|Linux feature", reason);
+        }
+        return namespaces;
+    }
+
     /// <summary>The command prefix that runs a program on host <paramref name="host"/>.</summary>
     public IReadOnlyList<string> On(int host) => ["ip", "netns", "exec", Hosts[host]];
 
@@ -122,15 +137,9 @@ public class NetworkNamespaceTests(ITestOutputHelper log)
     {
         bool decentralized = mode == "decentralized";
         int hosts = 3;
-        var (namespaces, reason) = NetworkNamespaces.TryCreate(hosts);
+        using var namespaces = NetworkNamespaces.CreateOrSkip(hosts, log);
         if (namespaces is null)
-        {
-            // Skipped, and said why: only where namespaces cannot be created (not root, no iproute2, not Linux).
-            log.WriteLine($"SKIPPED: {reason}");
-            Assert.Matches("needs root|not available|cannot be created|Linux feature", reason);
             return;
-        }
-        using var cleanup = namespaces;
         using var temp = new TempFolder();
         string seed = $"{NetworkNamespaces.Address(0)}:4053";
         using var group = new NodeGroup();
