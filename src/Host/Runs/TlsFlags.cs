@@ -1,0 +1,58 @@
+using Akka.Configuration;
+using DistSgd.Actors.Security;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>
+/// The TLS flags of `train` and `node`: a PKCS#12 file with the node's key, certificate and CA certificate, and its
+/// password (from --tls-password, --tls-password-file, or DISTSGD_TLS_PASSWORD, in that order). They become
+/// Akka.Remote's own keys (<see cref="NodeTls"/>), over those of --config.
+/// </summary>
+public sealed record TlsFlags(string? Certificate, string? Password, string? PasswordFile)
+{
+    public static readonly TlsFlags None = new(null, null, null);
+
+    /// <summary>The variable that gives the password when no flag does (for `node` every flag has its variable anyway).</summary>
+    public const string PasswordVariable = "DISTSGD_TLS_PASSWORD";
+
+    /// <summary>The HOCON the flags stand for, or null when no certificate flag was given. Errors name the flag.</summary>
+    public Config? Overrides(string mode)
+    {
+        if (Password is not null && PasswordFile is not null)
+            throw new UsageException("--tls-password and --tls-password-file: give the password one way, not both");
+        if (Certificate is null)
+            return null;
+        if (mode == Modes.Sequential)
+            throw new UsageException("--tls-cert: sequential training runs in one process and opens no connection; TLS is for the distributed modes");
+        string password = Password ?? ReadPasswordFile() ?? Environment.GetEnvironmentVariable(PasswordVariable) ?? "";
+        return ConfigurationFactory.ParseString($"""
+            {NodeTls.EnableSslKey} = on
+            {NodeTls.CertificatePathKey} = {HoconFile.Quote(Path.GetFullPath(Certificate))}
+            {NodeTls.CertificatePasswordKey} = {HoconFile.Quote(password)}
+            """);
+    }
+
+    /// <summary>A password flag given while TLS stays off is a mistake worth naming.</summary>
+    public void CheckUsed(bool tlsOn)
+    {
+        if (!tlsOn && (Password is not null || PasswordFile is not null))
+            throw new UsageException(
+                $"{(Password is not null ? "--tls-password" : "--tls-password-file")}: given, but TLS is off: give the certificate with --tls-cert " +
+                $"(or {NodeTls.EnableSslKey} and {NodeTls.CertificatePathKey} in --config)");
+    }
+
+    private string? ReadPasswordFile()
+    {
+        if (PasswordFile is null)
+            return null;
+        try
+        {
+            // The file's last line break is not part of the password (echo and editors add one).
+            return File.ReadAllText(PasswordFile).TrimEnd('\r', '\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--tls-password-file: cannot read {PasswordFile}: {e.Message}");
+        }
+    }
+}
