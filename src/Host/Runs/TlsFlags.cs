@@ -18,18 +18,25 @@ public sealed record TlsFlags(string? Certificate, string? Password, string? Pas
     /// <summary>The HOCON the flags stand for, or null when no certificate flag was given. Errors name the flag.</summary>
     public Config? Overrides(string mode)
     {
-        if (Password is not null && PasswordFile is not null)
-            throw new UsageException("--tls-password and --tls-password-file: give the password one way, not both");
+        Validate(mode);
         if (Certificate is null)
             return null;
-        if (mode == Modes.Sequential)
-            throw new UsageException("--tls-cert: sequential training runs in one process and opens no connection; TLS is for the distributed modes");
         string password = Password ?? ReadPasswordFile() ?? Environment.GetEnvironmentVariable(PasswordVariable) ?? "";
         return ConfigurationFactory.ParseString($"""
             {NodeTls.EnableSslKey} = on
+            {NodeTls.MutualAuthenticationKey} = on
             {NodeTls.CertificatePathKey} = {HoconFile.Quote(Path.GetFullPath(Certificate))}
             {NodeTls.CertificatePasswordKey} = {HoconFile.Quote(password)}
             """);
+    }
+
+    /// <summary>Flag combinations that cannot work: two passwords, or a certificate for a run that opens no connection.</summary>
+    public void Validate(string mode)
+    {
+        if (Password is not null && PasswordFile is not null)
+            throw new UsageException("--tls-password and --tls-password-file: give the password one way, not both");
+        if (Certificate is not null && mode == Modes.Sequential)
+            throw new UsageException("--tls-cert: sequential training runs in one process and opens no connection; TLS is for the distributed modes");
     }
 
     /// <summary>A password flag given while TLS stays off is a mistake worth naming.</summary>

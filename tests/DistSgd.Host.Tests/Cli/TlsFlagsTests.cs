@@ -1,0 +1,53 @@
+using DistSgd.Host.Runs;
+using DistSgd.Host.Tests.Runs;
+
+namespace DistSgd.Host.Tests.Cli;
+
+/// <summary>The --tls-* flags: what a mistake says (exit 2, before any port is opened) and what a good file turns on.</summary>
+public sealed class TlsFlagsTests(TestCertificates certificates) : IClassFixture<TestCertificates>
+{
+    private static readonly string[] Small = ["--dataset", "blobs", "--samples", "100", "--hidden", "4", "--quiet"];
+
+    public static TheoryData<string, string[], string> Mistakes => new()
+    {
+        { "a file that is not there", ["--tls-cert", "{dir}/nowhere.pfx", "--tls-password", TestCertificates.Password], "nowhere.pfx' (--tls-cert" },
+        { "the wrong password", ["--tls-cert", "{master}", "--tls-password", "wrong"], "cannot open it with the password given" },
+        { "no password", ["--tls-cert", "{master}"], "wrong or missing password" },
+        { "a password without a certificate", ["--tls-password", "x"], "--tls-password: given, but TLS is off" },
+        { "two passwords", ["--tls-cert", "{master}", "--tls-password", "x", "--tls-password-file", "{pwfile}"], "not both" },
+        { "a password file that is not there", ["--tls-cert", "{master}", "--tls-password-file", "{dir}/none.txt"], "--tls-password-file: cannot read" },
+        { "a plain seed address", ["--tls-cert", "{master}", "--tls-password", TestCertificates.Password, "--seed-nodes", "akka.tcp://distsgd@127.0.0.1:4053"],
+          "TLS is on, so a seed node's address is akka.ssl.tcp://" },
+    };
+
+    [Theory]
+    [MemberData(nameof(Mistakes))]
+    public void A_TLS_mistake_is_refused_with_exit_2_naming_the_flag(string mistake, string[] flags, string expected)
+    {
+        var args = flags.Select(f => f.Replace("{dir}", certificates.Cluster).Replace("{master}", certificates.Node("master"))
+                                       .Replace("{pwfile}", certificates.PasswordFile)).ToArray();
+        var outcome = CliRunner.Run(["node", "--port", "0", .. Small, .. args]);
+        Assert.True(outcome.ExitCode == ExitCodes.BadInput, $"{mistake}: exit {outcome.ExitCode}\n{outcome.Output}\n{outcome.Error}");
+        Assert.Contains(expected, outcome.Error);
+    }
+
+    [Fact]
+    public void Sequential_training_refuses_a_certificate()
+    {
+        var outcome = CliRunner.Run(["train", "--mode", "sequential", .. Small, "--tls-cert", certificates.Node("master")]);
+        Assert.Equal(ExitCodes.BadInput, outcome.ExitCode);
+        Assert.Contains("--tls-cert: sequential training", outcome.Error);
+    }
+
+    [Fact]
+    public void A_good_certificate_turns_TLS_on_with_ssl_seed_addresses_and_the_password_never_shows()
+    {
+        var outcome = CliRunner.Run(["node", "--print-config", "--seed-nodes", "127.0.0.1:4053", .. Small,
+                                     "--tls-cert", certificates.Node("master"), "--tls-password-file", certificates.PasswordFile]);
+        Assert.True(outcome.ExitCode == 0, outcome.Error);
+        Assert.Contains("akka.remote.dot-netty.tcp.enable-ssl = on", outcome.Output);
+        Assert.Contains("akka.remote.dot-netty.tcp.ssl.require-mutual-authentication = on", outcome.Output);
+        Assert.Contains("akka.cluster.seed-nodes = [\"akka.ssl.tcp://distsgd@127.0.0.1:4053\"]", outcome.Output);
+        Assert.DoesNotContain(TestCertificates.Password, outcome.Output);
+    }
+}
