@@ -15,19 +15,23 @@ public sealed record TlsFlags(string? Certificate, string? Password, string? Pas
     /// <summary>The variable that gives the password when no flag does (for `node` every flag has its variable anyway).</summary>
     public const string PasswordVariable = "DISTSGD_TLS_PASSWORD";
 
-    /// <summary>The HOCON the flags stand for, or null when no certificate flag was given. Errors name the flag.</summary>
+    /// <summary>
+    /// The HOCON the flags stand for, or null when none was given: --tls-cert turns TLS on with that file; the password
+    /// (a flag, else DISTSGD_TLS_PASSWORD) applies to it or to the certificate of --config. Errors name the flag.
+    /// </summary>
     public Config? Overrides(string mode)
     {
         Validate(mode);
-        if (Certificate is null)
-            return null;
-        string password = Password ?? ReadPasswordFile() ?? Environment.GetEnvironmentVariable(PasswordVariable) ?? "";
-        return ConfigurationFactory.ParseString($"""
-            {NodeTls.EnableSslKey} = on
-            {NodeTls.MutualAuthenticationKey} = on
-            {NodeTls.CertificatePathKey} = {HoconFile.Quote(Path.GetFullPath(Certificate))}
-            {NodeTls.CertificatePasswordKey} = {HoconFile.Quote(password)}
-            """);
+        var keys = new List<string>();
+        if (Certificate is not null)
+        {
+            keys.Add($"{NodeTls.EnableSslKey} = on");
+            keys.Add($"{NodeTls.MutualAuthenticationKey} = on");
+            keys.Add($"{NodeTls.CertificatePathKey} = {HoconFile.Quote(Path.GetFullPath(Certificate))}");
+        }
+        if ((Password ?? ReadPasswordFile() ?? Environment.GetEnvironmentVariable(PasswordVariable)) is { } password)
+            keys.Add($"{NodeTls.CertificatePasswordKey} = {HoconFile.Quote(password)}");
+        return keys.Count == 0 ? null : ConfigurationFactory.ParseString(string.Join('\n', keys));
     }
 
     /// <summary>Flag combinations that cannot work: two passwords, or a certificate for a run that opens no connection.</summary>
