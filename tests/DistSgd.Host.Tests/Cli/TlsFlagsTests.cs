@@ -4,19 +4,19 @@ using DistSgd.Host.Tests.Runs;
 namespace DistSgd.Host.Tests.Cli;
 
 /// <summary>The --tls-* flags: what a mistake says (exit 2, before any port is opened) and what a good file turns on.</summary>
-public sealed class TlsFlagsTests(TestCertificates certificates) : IClassFixture<TestCertificates>
+public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixture<ScriptCertificates>
 {
     private static readonly string[] Small = ["--dataset", "blobs", "--samples", "100", "--hidden", "4", "--quiet"];
 
     public static TheoryData<string, string[], string> Mistakes => new()
     {
-        { "a file that is not there", ["--tls-cert", "{dir}/nowhere.pfx", "--tls-password", TestCertificates.Password], "nowhere.pfx' (--tls-cert" },
+        { "a file that is not there", ["--tls-cert", "{dir}/nowhere.pfx", "--tls-password", ScriptCertificates.Password], "nowhere.pfx' (--tls-cert" },
         { "the wrong password", ["--tls-cert", "{master}", "--tls-password", "wrong"], "cannot open it with the password given" },
         { "no password", ["--tls-cert", "{master}"], "wrong or missing password" },
         { "a password without a certificate", ["--tls-password", "x"], "--tls-password: given, but TLS is off" },
         { "two passwords", ["--tls-cert", "{master}", "--tls-password", "x", "--tls-password-file", "{pwfile}"], "not both" },
         { "a password file that is not there", ["--tls-cert", "{master}", "--tls-password-file", "{dir}/none.txt"], "--tls-password-file: cannot read" },
-        { "a plain seed address", ["--tls-cert", "{master}", "--tls-password", TestCertificates.Password, "--seed-nodes", "akka.tcp://distsgd@127.0.0.1:4053"],
+        { "a plain seed address", ["--tls-cert", "{master}", "--tls-password", ScriptCertificates.Password, "--seed-nodes", "akka.tcp://distsgd@127.0.0.1:4053"],
           "TLS is on, so a seed node's address is akka.ssl.tcp://" },
     };
 
@@ -48,6 +48,6 @@ public sealed class TlsFlagsTests(TestCertificates certificates) : IClassFixture
         Assert.Contains("akka.remote.dot-netty.tcp.enable-ssl = on", outcome.Output);
         Assert.Contains("akka.remote.dot-netty.tcp.ssl.require-mutual-authentication = on", outcome.Output);
         Assert.Contains("akka.cluster.seed-nodes = [\"akka.ssl.tcp://distsgd@127.0.0.1:4053\"]", outcome.Output);
-        Assert.DoesNotContain(TestCertificates.Password, outcome.Output);
+        Assert.DoesNotContain(ScriptCertificates.Password, outcome.Output);
     }
 }

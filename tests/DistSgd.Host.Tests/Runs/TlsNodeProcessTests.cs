@@ -8,7 +8,7 @@ namespace DistSgd.Host.Tests.Runs;
 
 /// <summary>A cluster of `distsgd node` processes with TLS: who may join and who may even deliver a message.</summary>
 [Collection(NodeProcessCollection.Name)]
-public sealed class TlsNodeProcessTests(TestCertificates certificates) : IClassFixture<TestCertificates>
+public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClassFixture<ScriptCertificates>
 {
     private static readonly TimeSpan Bound = NodeProcessTests.Bound;
     private static readonly TimeSpan ReplyWait = TimeSpan.FromSeconds(5);
@@ -33,7 +33,7 @@ public sealed class TlsNodeProcessTests(TestCertificates certificates) : IClassF
 
         // A node with a certificate of another CA, and a node without TLS, cannot join ...
         var intruder = group.Start([.. Node(ports[1], seed, "worker", "--workers", "1", "--join-timeout", "5"), .. Tls("intruder")],
-                                   TestCertificates.PasswordVariable);
+                                   ScriptCertificates.PasswordVariable);
         var plain = group.Start(Node(ports[2], seed, "worker", "--workers", "1", "--join-timeout", "5"));
         // ... nor deliver a message to the master's node, while a holder of the cluster CA's certificate can.
         var replies = await Task.WhenAll(Identify(ports[0], "intruder"), Identify(ports[0], null), Identify(ports[0], "probe")).WaitAsync(Bound);
@@ -50,7 +50,7 @@ public sealed class TlsNodeProcessTests(TestCertificates certificates) : IClassF
 
         // The right certificate joins, and the run (Akka.Remote and the data plane both over TLS) completes.
         var worker = group.Start([.. Node(ports[3], seed, "worker", "--workers", "1"), .. Tls("worker")],
-                                 TestCertificates.PasswordVariable);
+                                 ScriptCertificates.PasswordVariable);
         Assert.True(worker.WaitForExit(Bound) == 0, worker.Output);
         Assert.True(master.WaitForExit(Bound) == 0, master.Output);
         Assert.Contains($"worker registered: akka.ssl.tcp://distsgd@127.0.0.1:{ports[3]}", master.Output);
@@ -68,7 +68,7 @@ public sealed class TlsNodeProcessTests(TestCertificates certificates) : IClassF
             akka.stdout-loglevel = OFF
             akka.actor.provider = remote
             akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0, enable-ssl = {{(node is null ? "off" : "on")}} }
-            akka.remote.dot-netty.tcp.ssl.certificate { path = "{{certificates.Node(node ?? "probe")}}", password = "{{TestCertificates.Password}}" }
+            akka.remote.dot-netty.tcp.ssl.certificate { path = "{{certificates.Node(node ?? "probe")}}", password = "{{ScriptCertificates.Password}}" }
             """);
         using var system = node is null ? ActorSystem.Create("probe", config) : NodeConfig.CreateActorSystem(config, NodeTls.FromConfig(config));
         try

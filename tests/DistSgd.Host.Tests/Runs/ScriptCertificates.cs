@@ -7,13 +7,13 @@ namespace DistSgd.Host.Tests.Runs;
 /// nodes master, worker and probe, and "other" with intruder. Each .pfx holds the node's key and certificate and
 /// its CA's certificate; every file's password is <see cref="Password"/>.
 /// </summary>
-public sealed class TestCertificates : IDisposable
+public sealed class ScriptCertificates : IDisposable
 {
     public const string Password = "tls-test-password";
 
     private readonly TempFolder _folder = new();
 
-    public TestCertificates()
+    public ScriptCertificates()
     {
         MakeCerts(Cluster, "master", "worker", "probe");
         MakeCerts(Other, "intruder");
