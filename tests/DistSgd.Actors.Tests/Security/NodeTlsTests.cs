@@ -1,6 +1,8 @@
 using System.Security.Cryptography.X509Certificates;
 using Akka.Configuration;
+using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Security;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors.Tests.Security;
 
@@ -115,6 +117,30 @@ public sealed class NodeTlsTests : IDisposable
             """));
         var error = Assert.Throws<ConfigurationException>(() => NodeTls.FromConfig(config));
         Assert.Contains(key, error.Message);
+    }
+
+    [Fact]
+    public async Task A_node_started_with_TLS_gives_its_data_plane_the_same_identity_and_one_without_cannot_start_a_plain_one()
+    {
+        var config = ConfigurationFactory.ParseString($$"""
+            akka.actor.provider = cluster
+            akka.loglevel = OFF
+            akka.remote.dot-netty.tcp { hostname = "127.0.0.1", port = 0, enable-ssl = on }
+            akka.remote.dot-netty.tcp.ssl.certificate { path = "{{_ca.Node("node1")}}", password = "{{TestCertificates.Password}}" }
+            """).WithFallback(DistSgdConfig.ReferenceConfig);
+        var tls = NodeTls.FromConfig(config)!;
+        var system = NodeConfig.CreateActorSystem(config, tls);
+        try
+        {
+            Assert.Same(tls, DistSgdSettings.DataPlane(system, "run", 10, FrameKind.GradientReply, 1).Tls);
+            Assert.StartsWith("akka.ssl.tcp://", Akka.Cluster.Cluster.Get(system).SelfAddress.ToString());
+            // Remoting with TLS but no certificate for the data plane: refused, never a plain data plane.
+            Assert.Throws<InvalidOperationException>(() => NodeConfig.CreateActorSystem(config, null));
+        }
+        finally
+        {
+            await system.Terminate();
+        }
     }
 
     [Fact]

@@ -32,6 +32,25 @@ public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixtu
     }
 
     [Fact]
+    public void The_shipped_tls_conf_turns_TLS_on_once_its_path_names_a_certificate()
+    {
+        using var temp = new TempFolder();
+        string shipped = File.ReadAllText(Path.Combine(NodeCommandTests.RepositoryRoot(), "hocon", "tls.conf"));
+        Assert.Contains("/etc/distsgd/node1.pfx", shipped);
+        File.WriteAllText(temp["tls.conf"], shipped.Replace("/etc/distsgd/node1.pfx", certificates.Node("master")));
+
+        var outcome = CliRunner.Run(["node", "--print-config", .. Small, "--config", temp["tls.conf"], "--tls-password-file", certificates.PasswordFile]);
+        Assert.True(outcome.ExitCode == 0, outcome.Error);
+        Assert.Contains("akka.remote.dot-netty.tcp.enable-ssl = on", outcome.Output);
+        Assert.Contains($"akka.remote.dot-netty.tcp.ssl.certificate.path = {certificates.Node("master")}", outcome.Output);
+
+        // As shipped, the path names no file yet: the message says which key and file.
+        var unchanged = CliRunner.Run(["node", "--print-config", .. Small, "--config", Path.Combine(NodeCommandTests.RepositoryRoot(), "hocon", "tls.conf")]);
+        Assert.Equal(ExitCodes.BadInput, unchanged.ExitCode);
+        Assert.Contains("'/etc/distsgd/node1.pfx' (--tls-cert, or akka.remote.dot-netty.tcp.ssl.certificate.path): cannot read the file", unchanged.Error);
+    }
+
+    [Fact]
     public void Sequential_training_refuses_a_certificate()
     {
         var outcome = CliRunner.Run(["train", "--mode", "sequential", .. Small, "--tls-cert", certificates.Node("master")]);

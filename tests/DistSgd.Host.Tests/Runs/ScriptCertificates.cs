@@ -31,17 +31,8 @@ public sealed class ScriptCertificates : IDisposable
 
     public static IReadOnlyDictionary<string, string> PasswordVariable => new Dictionary<string, string> { ["DISTSGD_TLS_PASSWORD"] = Password };
 
-    /// <summary>The repository's scripts/ folder, found above the test assembly.</summary>
-    public static string Script(string name)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            string candidate = Path.Combine(dir.FullName, "scripts", name);
-            if (File.Exists(candidate))
-                return candidate;
-        }
-        throw new FileNotFoundException($"scripts/{name} not found above {AppContext.BaseDirectory}");
-    }
+    /// <summary>A script of the repository's scripts/ folder.</summary>
+    public static string Script(string name) => Path.Combine(Cli.NodeCommandTests.RepositoryRoot(), "scripts", name);
 
     private static void MakeCerts(string folder, params string[] nodes)
     {
