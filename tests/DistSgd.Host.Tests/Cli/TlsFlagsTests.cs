@@ -51,6 +51,18 @@ public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixtu
     }
 
     [Fact]
+    public void The_simulated_cluster_over_TLS_writes_the_same_model_as_without()
+    {
+        using var temp = new TempFolder();
+        string[] run = ["train", "--workers", "2", "--epochs", "2", "--hidden", "8", "--dataset", "blobs", "--samples", "300", "--quiet"];
+        var plain = CliRunner.Run([.. run, "--out", temp["plain"]]);
+        var tls = CliRunner.Run([.. run, "--out", temp["tls"], "--tls-cert", certificates.Node("master"), "--tls-password-file", certificates.PasswordFile]);
+        Assert.True(plain.ExitCode == 0, plain.Error);
+        Assert.True(tls.ExitCode == 0, tls.Error);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["plain"], RunFiles.ModelFileName)), File.ReadAllBytes(Path.Combine(temp["tls"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
     public void Sequential_training_refuses_a_certificate()
     {
         var outcome = CliRunner.Run(["train", "--mode", "sequential", .. Small, "--tls-cert", certificates.Node("master")]);
