@@ -48,7 +48,8 @@ public sealed record TlsFlags(string? Certificate, string? Password, string? Pas
     {
         if (!tlsOn && (Password is not null || PasswordFile is not null))
             throw new UsageException(
-                $"{(Password is not null ? "--tls-password" : "--tls-password-file")}: given, but TLS is off: give the certificate with --tls-cert " +
+                $"{(Password is not null ? "--tls-password" : "--tls-password-file")} (or its variable {(Password is not null ? PasswordVariable : PasswordVariable + "_FILE")}): " +
+                "given, but TLS is off: give the certificate with --tls-cert " +
                 $"(or {NodeTls.EnableSslKey} and {NodeTls.CertificatePathKey} in --config)");
     }
 

@@ -13,7 +13,7 @@ public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixtu
         { "a file that is not there", ["--tls-cert", "{dir}/nowhere.pfx", "--tls-password", ScriptCertificates.Password], "nowhere.pfx' (--tls-cert" },
         { "the wrong password", ["--tls-cert", "{master}", "--tls-password", "wrong"], "cannot open it with the password given" },
         { "no password", ["--tls-cert", "{master}"], "wrong or missing password" },
-        { "a password without a certificate", ["--tls-password", "x"], "--tls-password: given, but TLS is off" },
+        { "a password without a certificate", ["--tls-password", "x"], "--tls-password (or its variable DISTSGD_TLS_PASSWORD): given, but TLS is off" },
         { "two passwords", ["--tls-cert", "{master}", "--tls-password", "x", "--tls-password-file", "{pwfile}"], "not both" },
         { "a password file that is not there", ["--tls-cert", "{master}", "--tls-password-file", "{dir}/none.txt"], "--tls-password-file: cannot read" },
         { "a plain seed address", ["--tls-cert", "{master}", "--tls-password", ScriptCertificates.Password, "--seed-nodes", "akka.tcp://distsgd@127.0.0.1:4053"],
