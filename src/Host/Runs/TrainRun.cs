@@ -15,6 +15,7 @@ public static class TrainRun
     {
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
+        settings.Tls.Validate(settings.Mode);
         var run = Prepare(settings, output);
         Directory.CreateDirectory(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
