@@ -35,6 +35,7 @@ public class NodeConfigTests
     [InlineData("distsgd.step-timeout = -1s", "distsgd.step-timeout")]
     [InlineData("distsgd.step-timeout = soon", "distsgd.step-timeout")]
     [InlineData("distsgd.start-timeout = 0s", "distsgd.start-timeout")]
+    [InlineData("distsgd.standby-masters = -1", "distsgd.standby-masters")]
     public void A_bad_setting_names_its_key(string hocon, string key)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(DistSgdConfig.ReferenceConfig);
