@@ -45,6 +45,7 @@ public static class IdxReader
         using var stream = DataFile.OpenRead(path);
         Span<int> dims = stackalloc int[1];
         ReadHeader(stream, path, LabelsMagic, "labels (unsigned bytes, 1 dimension: count)", ["label count"], dims);
+        CheckFits(stream, path, $"{dims[0]} labels", dims[0]);
         var labels = GC.AllocateUninitializedArray<byte>(dims[0]);
         ReadPayload(stream, path, labels, $"{dims[0]} labels");
         return labels;
@@ -152,6 +153,7 @@ public static class IdxReader
         if (size > Array.MaxLength)
             throw new DataFormatException(path,
                 $"{dims[0]} images of {dims[1]}×{dims[2]} pixels need {size} bytes, more than one array can hold");
+        CheckFits(stream, path, Shape(dims[0], dims[1], dims[2]), size);
         return (dims[0], dims[1], dims[2]);
     }
 
@@ -192,7 +194,18 @@ public static class IdxReader
         CheckNoTrailingData(stream, path, shape, payload.Length);
     }
 
-    private static DataFormatException Truncated(string path, string shape, int expected, int found) =>
+    /// <summary>Refuses a header that promises more bytes than the file can hold, before anything that size is allocated.</summary>
+    private static void CheckFits(Stream stream, string path, string shape, long size)
+    {
+        long available = DataFile.MaxContentBytes(stream);
+        if (size <= available)
+            return;
+        throw stream.CanSeek
+            ? Truncated(path, shape, size, available)
+            : new DataFormatException(path, $"truncated data: the header promises {shape} = {size} bytes, more than the compressed file can hold (at most {available})");
+    }
+
+    private static DataFormatException Truncated(string path, string shape, long expected, long found) =>
         new(path, $"truncated data: the header promises {shape} = {expected} bytes, found {found}");
 
     private static void CheckNoTrailingData(Stream stream, string path, string shape, int size)
