@@ -269,7 +269,11 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         for (int i = 0; i < hidden.Length; i++)
             hidden[i] = r.ReadInt32();
         var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
+        _ = spec.ParameterCount;   // throws (ArgumentException) for a model no buffer can hold
         int batch = r.ReadInt32(), seed = r.ReadInt32(), epochs = r.ReadInt32(), trainCount = r.ReadInt32(), stepsPerEpoch = r.ReadInt32();
+        if (batch < 1 || epochs < 1 || trainCount < 1 || stepsPerEpoch < 1 || batch > trainCount)
+            throw new SerializationException(
+                $"DistSgdSerializer: a run plan with batch {batch}, {epochs} epochs, {trainCount} samples, {stepsPerEpoch} steps per epoch");
         return new RunPlan(runId, spec, batch, seed, epochs, trainCount, stepsPerEpoch, r.ReadString());
     }
 

@@ -143,6 +143,7 @@ public static class TrainRun
             FinalTrainLoss = final?.TrainLoss,
             FinalTestLoss = final?.TestLoss,
             FinalTestAccuracy = final?.TestAccuracy,
+            DroppedMessages = final?.Communication?.DroppedByKind,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
         });
         console.WriteLine(

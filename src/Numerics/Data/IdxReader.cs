@@ -149,10 +149,12 @@ public static class IdxReader
         Span<int> dims = stackalloc int[3];
         ReadHeader(stream, path, ImagesMagic, "images (unsigned bytes, 3 dimensions: count, rows, columns)",
                    ["image count", "row count", "column count"], dims);
-        long size = (long)dims[0] * dims[1] * dims[2];
+        // Three int32 sizes can overflow even a long (checked arithmetic would throw): bound the first product first.
+        long imageCountTimesRows = (long)dims[0] * dims[1];
+        long size = imageCountTimesRows > Array.MaxLength ? long.MaxValue : imageCountTimesRows * dims[2];
         if (size > Array.MaxLength)
             throw new DataFormatException(path,
-                $"{dims[0]} images of {dims[1]}×{dims[2]} pixels need {size} bytes, more than one array can hold");
+                $"{dims[0]} images of {dims[1]}×{dims[2]} pixels need {(double)dims[0] * dims[1] * dims[2]:G4} bytes, more than one array can hold");
         CheckFits(stream, path, Shape(dims[0], dims[1], dims[2]), size);
         return (dims[0], dims[1], dims[2]);
     }
