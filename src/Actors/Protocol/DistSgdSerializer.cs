@@ -229,7 +229,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 throw new SerializationException($"DistSgdSerializer: {bytes.Length - reader.BaseStream.Position} unexpected trailing bytes in a '{manifest}' message");
             return result;
         }
-        catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException or DecoderFallbackException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or ArgumentException or FormatException or DecoderFallbackException or IndexOutOfRangeException or OverflowException)
         {
             throw new SerializationException($"DistSgdSerializer: malformed '{manifest}' message of {bytes.Length} bytes: {e.Message}", e);
         }
