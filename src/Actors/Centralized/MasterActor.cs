@@ -77,7 +77,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _gather = new StepGather(_plan.RunId, _parameters.Length);
-        _drops = new DropLog(_log);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System);
         if (_settings.Transport == PayloadTransport.Direct)

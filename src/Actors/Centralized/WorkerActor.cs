@@ -61,7 +61,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _expected = expected;
         _reporter = reporter;
         _assembler = new ChunkAssembler(Context.System);
-        _drops = new DropLog(_log);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         Receive<MessageChunk>(chunk =>
         {
             if (_assembler.Add(chunk, Sender) is { } whole)

@@ -132,7 +132,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _buffer = new StepBuffer(_plan.RunId, _parameters.Length);
-        _drops = new DropLog(_log);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
         _ownGradient = _settings.Transport == PayloadTransport.Direct ? new float[_parameters.Length] : [];

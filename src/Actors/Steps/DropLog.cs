@@ -1,5 +1,3 @@
-using Akka.Event;
-
 namespace DistSgd.Actors.Steps;
 
 /// <summary>
@@ -12,13 +10,14 @@ public sealed class DropLog
 {
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(10);
 
-    private readonly ILoggingAdapter _log;
+    private readonly Action<string> _warn;
     private readonly TimeProvider _clock;
     private readonly Dictionary<GatherOutcome, (long LoggedAt, long Unlogged)> _kinds = new();
 
-    public DropLog(ILoggingAdapter log, TimeSpan? interval = null, TimeProvider? clock = null)
+    /// <param name="warn">Writes one warning (an actor passes its logger's Warning).</param>
+    public DropLog(Action<string> warn, TimeSpan? interval = null, TimeProvider? clock = null)
     {
-        _log = log;
+        _warn = warn;
         Interval = interval ?? DefaultInterval;
         _clock = clock ?? TimeProvider.System;
     }
@@ -35,11 +34,10 @@ public sealed class DropLog
             return false;
         }
         _kinds[reason] = (now, 0);
-        if (state.Unlogged > 0)
-            _log.Warning("dropped {0}: {1} (and {2} more {1} drops in the last {3:0}s, not logged one by one)",
-                         what, DroppedMessages.Name(reason), state.Unlogged, _clock.GetElapsedTime(state.LoggedAt, now).TotalSeconds);
-        else
-            _log.Warning("dropped {0}: {1}", what, DroppedMessages.Name(reason));
+        string kind = DroppedMessages.Name(reason);
+        _warn(state.Unlogged > 0
+            ? $"dropped {what}: {kind} (and {state.Unlogged} more {kind} drops in the last {_clock.GetElapsedTime(state.LoggedAt, now).TotalSeconds:0}s, not logged one by one)"
+            : $"dropped {what}: {kind}");
         return true;
     }
 }

@@ -25,6 +25,12 @@ public class DivergenceTests
         string summary = Path.Combine(results, RunFiles.SummaryFileName);
         byte[] goodModel = File.ReadAllBytes(model);
         byte[] goodSummary = File.ReadAllBytes(summary);
+        using (var json = System.Text.Json.JsonDocument.Parse(goodSummary))
+        {
+            // The per-kind breakdown of dropped messages: an object (empty in a clean run) in the distributed modes.
+            var dropped = json.RootElement.GetProperty("dropped_messages");
+            Assert.Equal(mode == "sequential" ? System.Text.Json.JsonValueKind.Null : System.Text.Json.JsonValueKind.Object, dropped.ValueKind);
+        }
 
         var diverged = CliRunner.Run(Flags(mode, "1e4", results));
 
