@@ -30,4 +30,24 @@ public static class InputChecks
                 $"--batch-size: expected at most {smallestShard} (the smallest shard: {train.Count} training samples over {settings.Workers} {nodes}; " +
                 $"the batch size is per {nodes[..^1]}), found {settings.BatchSize}");
     }
+
+    /// <summary>Refuses an --out that names a file; the folder itself is made once the data is read.</summary>
+    public static void CheckResultsFolder(string results)
+    {
+        if (File.Exists(results))
+            throw new UsageException($"--out: {results} is a file; expected a folder for the results (model.bin, metrics.csv, summary.json)");
+    }
+
+    /// <summary>Makes the results folder, before any training: a folder that cannot be made is bad input, not a failed run.</summary>
+    public static void CreateResultsFolder(string results)
+    {
+        try
+        {
+            Directory.CreateDirectory(results);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--out: cannot create the results folder {results}: {e.Message}");
+        }
+    }
 }

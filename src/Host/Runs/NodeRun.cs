@@ -134,6 +134,7 @@ public static class NodeRun
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
         CheckRoles(settings.Mode, node.Roles);
+        InputChecks.CheckResultsFolder(settings.Out);
         var seeds = node.SeedNodes.Select(ParseSeedNode).ToList();
         var overrides = ClusterRun.Overrides(settings);
         // A bad distsgd.* value fails here, naming its key, before the data is read or a port is opened.

@@ -18,8 +18,9 @@ public static class TrainRun
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
         if (settings.Mode != Modes.Sequential || settings.ConfigFile is not null)
             ClusterRun.TransportOf(settings);
+        InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
-        Directory.CreateDirectory(settings.Out);
+        InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
         var onEpoch = MetricsWriter(settings, run, output);

@@ -18,8 +18,17 @@ internal static class DataFile
     /// <summary>A readable stream over the file's (decompressed) content. The caller disposes it.</summary>
     public static Stream OpenRead(string path)
     {
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileBufferSize,
-                                  FileOptions.SequentialScan);
+        if (Directory.Exists(path))
+            throw new DataFormatException(path, "expected a data file, found a directory");
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileBufferSize, FileOptions.SequentialScan);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new DataFormatException(path, $"cannot read the file: {e.Message}", inner: e);
+        }
         try
         {
             Span<byte> magic = stackalloc byte[2];

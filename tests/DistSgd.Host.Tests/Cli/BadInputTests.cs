@@ -71,6 +71,31 @@ public class BadInputTests
         AssertRefused(temp, expected, "--mode", "sequential", flag, value);
     }
 
+    [Fact]
+    public void A_results_folder_that_is_a_file_or_cannot_be_made_is_refused_before_training()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllText(temp["taken"], "not a folder");
+        var outcome = CliRunner.Run(["train", .. Small, "--mode", "sequential", "--out", temp["taken"]]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains($"--out: {temp["taken"]} is a file; expected a folder", outcome.Error);
+        Assert.Equal("not a folder", File.ReadAllText(temp["taken"]));
+
+        string below = Path.Combine(temp["taken"], "run");   // a folder inside a file cannot be made
+        outcome = CliRunner.Run(["train", .. Small, "--mode", "sequential", "--out", below]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains($"--out: cannot create the results folder {below}", outcome.Error);
+        Assert.DoesNotContain("train loss", outcome.Output);
+    }
+
+    [Fact]
+    public void A_directory_given_as_a_csv_file_is_refused_naming_it()
+    {
+        using var temp = new TempFolder();
+        Directory.CreateDirectory(temp["data.csv"]);
+        AssertRefused(temp, $"{temp["data.csv"]}: expected a data file, found a directory", "--mode", "sequential", "--data", temp["data.csv"], "--format", "csv");
+    }
+
     // ---- config keys ---------------------------------------------------------------------------------
 
     [Theory]
