@@ -46,4 +46,23 @@ public class SerializerFuzzSpec : Akka.TestKit.Xunit2.TestKit
                                 typeof(SerializationException), n => (64L << 10) + 16L * n);
         Assert.Equal(0, report.Accepted);
     }
+
+    /// <summary>Thrown by nothing: a target that must not throw at all is checked against it.</summary>
+    private sealed class NothingIsDocumented : Exception;
+
+    [Fact]
+    public void Mutated_data_plane_headers_are_refused_without_an_exception()
+    {
+        var good = new byte[DistSgd.Actors.Transport.FrameHeader.Size];
+        new DistSgd.Actors.Transport.FrameHeader(DistSgd.Actors.Transport.FrameKind.GradientReply, 42, 7, 1, 2, 3, 64, 1.5, 0.01, 9).Write(good);
+        var report = Fuzzer.Run(seed: 64, Budget, [good], bytes =>
+        {
+            // The reader takes exactly one header's bytes off the socket; shorter or longer inputs are cut or padded.
+            var header = new byte[DistSgd.Actors.Transport.FrameHeader.Size];
+            bytes.AsSpan(0, Math.Min(bytes.Length, header.Length)).CopyTo(header);
+            if (DistSgd.Actors.Transport.FrameHeader.Read(header) is null)
+                throw new NothingIsDocumented();
+        }, typeof(NothingIsDocumented), n => 64L << 10);
+        Assert.True(report.Accepted > 0 && report.Refused > 0, $"{report}");
+    }
 }
