@@ -79,7 +79,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _gather = new StepGather(_plan.RunId, _parameters.Length);
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(Context.System);
+        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;

@@ -114,6 +114,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _index = message.WorkerIndex;
         _joinedMaster = Sender;
         _check.Join(plan.RunId, plan.Spec.ParameterCount);
+        _assembler.MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(plan.Spec.ParameterCount);
         _batches = new ShardBatches(_train, message.WorkerIndex, message.WorkerCount, plan.BatchSizePerWorker, plan.Seed);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches.ShardSize);
         Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, OpenDataPlane(message)));

@@ -304,6 +304,10 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
 
     private static int VectorSize(float[] vector) => 4 + vector.Length * sizeof(float);
 
+    /// <summary>The largest ComputeGradient or GradientReply of a model with <paramref name="parameterCount"/> parameters (a run id of up to 1024 bytes).</summary>
+    public static int LargestVectorMessage(int parameterCount) =>
+        (int)Math.Min(NodeLimits.LargestMessage, HeaderSize("") + 1024 + 32 + 4 + 4L * parameterCount);
+
     /// <summary>Exact serialized size of a vector message: what the wire carries (before Akka's envelope).</summary>
     public static long PayloadBytes(IDistSgdMessage message) => message switch
     {

@@ -84,6 +84,12 @@ public sealed class ChunkAssembler
     {
     }
 
+    /// <summary>
+    /// The largest message put together; a first piece announcing more is dropped before anything is allocated.
+    /// An actor that knows its model sets it to the size of one vector message (<see cref="DistSgdSerializer.LargestVectorMessage"/>).
+    /// </summary>
+    public int MaxMessageBytes { get; set; } = NodeLimits.LargestMessage;
+
     /// <summary>Pieces that did not fit what was announced, or of messages given up on.</summary>
     public long Dropped { get; private set; }
 
@@ -94,7 +100,7 @@ public sealed class ChunkAssembler
         if (!_partials.TryGetValue(key, out var partial))
         {
             // Every piece carries at least one byte: a count above the size is a hostile header, not a message.
-            if (chunk.Count < 2 || chunk.TotalBytes <= 0 || chunk.TotalBytes > NodeLimits.LargestMessage || chunk.Count > chunk.TotalBytes)
+            if (chunk.Count < 2 || chunk.TotalBytes <= 0 || chunk.TotalBytes > MaxMessageBytes || chunk.Count > chunk.TotalBytes)
             {
                 Dropped++;
                 return null;
