@@ -15,6 +15,7 @@ public static class TrainRun
     {
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
+        settings.Tls.Validate(settings.Mode);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
         if (settings.Mode != Modes.Sequential || settings.ConfigFile is not null)
             ClusterRun.TransportOf(settings);
