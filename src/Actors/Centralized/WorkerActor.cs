@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -37,12 +38,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _direct;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
-    private IActorRef? _joinedMaster;
     private int _shardIndex = -1;
     private int _shardCount;
     /// <summary>The latest θ this worker was sent and the one before (a new master recovers from them).</summary>
     private ComputeGradient? _latest;
     private ComputeGradient? _previous;
+    private IActorRef _joinedMaster = ActorRefs.Nobody;
+    private readonly ComputeRequestCheck _check = new();
+    private readonly DropLog _drops;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -63,6 +66,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _expected = expected;
         _reporter = reporter;
         _assembler = new ChunkAssembler(Context.System);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         Receive<MessageChunk>(chunk =>
         {
             if (_assembler.Add(chunk, Sender) is { } whole)
@@ -81,8 +85,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>Dropped messages (another run, before joining); for tests and metrics.</summary>
-    public long Dropped { get; private set; }
+    /// <summary>Dropped compute requests (another run, before joining, not from the master, malformed); for tests and metrics.</summary>
+    public long Dropped => _check.DroppedTotal;
 
     public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null) =>
         Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
@@ -107,7 +111,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         if (!message.ActorRef.Equals(_joinedMaster) || _plan is null)
             return;
-        _joinedMaster = null;
+        _joinedMaster = ActorRefs.Nobody;
         _log.Warning("the master of {0} stopped at step {1}; registering with its successor", _plan.RunId, _latest?.Step ?? -1);
         Self.Tell(new Reregister());
         Timers.StartPeriodicTimer(nameof(Reregister), new Reregister(), TimeSpan.FromSeconds(1));
@@ -139,7 +143,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         Timers.Cancel(nameof(Reregister));
         if (!Sender.Equals(_joinedMaster))
         {
-            if (_joinedMaster is not null)
+            if (!_joinedMaster.IsNobody())
                 Context.Unwatch(_joinedMaster);
             _joinedMaster = Sender;
             Context.Watch(Sender);
@@ -154,6 +158,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _plan = plan;
         _index = message.WorkerIndex;
+        _check.Join(plan.RunId, plan.Spec.ParameterCount);
+        _assembler.MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(plan.Spec.ParameterCount);
         // A worker joining a run under way computes on the shard its first ComputeGradient names.
         if (message.WorkerIndex < message.WorkerCount)
             UseShard(message.WorkerIndex, message.WorkerCount);
@@ -195,26 +201,26 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void HandleCompute(ComputeGradient message)
     {
-        if (_plan is null || _model is null || message.RunId != _plan.RunId
-            || message.Parameters.Length != _model.ParameterCount
-            || (message.ShardCount > 0 && (uint)message.ShardIndex >= (uint)message.ShardCount))
+        // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
+        bool fromMaster = Sender.Equals(_joinedMaster) || (_direct is not null && Sender.IsNobody());
+        var outcome = _check.Judge(message, fromMaster);
+        // A shard outside the epoch's count, or none at all (a worker that joined under way gets its shard with its first step).
+        if (outcome == GatherOutcome.Accepted && (message.ShardCount > 0 ? (uint)message.ShardIndex >= (uint)message.ShardCount : _batches is null))
+            outcome = GatherOutcome.NotParticipant;
+        if (outcome != GatherOutcome.Accepted || _model is null || _plan is null)
         {
-            Dropped++;
+            _direct?.Return(message.Parameters);
+            _drops.Record(outcome, $"θ for step {message.Step} (run {message.RunId}, {message.Parameters.Length} values) from {Sender.Path}");
             return;
         }
         if (message.ShardCount > 0)
             UseShard(message.ShardIndex, message.ShardCount);
-        if (_batches is null)
-        {
-            Dropped++;
-            return;
-        }
         // Held for a successor master; the θ that falls out of the two held goes back to the data plane.
         if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
             _direct?.Return(old.Parameters);
         (_previous, _latest) = (_latest, message);
         long started = Stopwatch.GetTimestamp();
-        int rows = _batches.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
+        int rows = _batches!.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
         if (_direct is not null)
         {
             ReplyDirect(message, rows, started);
@@ -260,9 +266,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _plan = null;
         _batches = null;
         (_latest, _previous, _shardIndex, _shardCount) = (null, null, -1, 0);
-        if (_joinedMaster is not null)
+        if (!_joinedMaster.IsNobody())
             Context.Unwatch(_joinedMaster);
-        _joinedMaster = null;
+        _joinedMaster = ActorRefs.Nobody;
+        _check.Leave();
         _reporter?.Tell(message);
     }
 
