@@ -257,6 +257,9 @@ public static class NodeRun
             }
         }
         var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+        // A node the cluster downs (the minority side of a partition) ends its part here instead of waiting for ever.
+        Cluster.Get(system).RegisterOnMemberRemoved(() => OnProgress(new NodeLost(
+            "this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)")));
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (decentralized)
         {

@@ -103,7 +103,8 @@ internal sealed class NodeProcess : IDisposable
         _process.Dispose();
     }
 
-    private void Kill()
+    /// <summary>Kills the process and its children at once (SIGKILL, as kill -9): no shutdown code runs.</summary>
+    public void Kill()
     {
         try
         {
