@@ -65,6 +65,9 @@ public sealed class MembershipAgreement
     /// <summary>Survivors whose report for the current lost set has not arrived.</summary>
     public IEnumerable<int> MissingReports => Survivors.Where(s => !_reports.TryGetValue(s, out var r) || !SameSet(r.Lost, _lost));
 
+    /// <summary>The latest report of <paramref name="nodeId"/>, whatever its lost set; null before any.</summary>
+    public MembershipReport? ReportOf(int nodeId) => _reports.GetValueOrDefault(nodeId);
+
     /// <summary>Adds suspects; true when the lost set grew (this peer must report again).</summary>
     public bool Suspect(IEnumerable<int> nodeIds)
     {

@@ -336,8 +336,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
             var suspects = _deferredSuspects.ToList();
             _deferredSuspects.Clear();
+            long begun = _step;
             Suspect(suspects, "was lost at the end of the last epoch");
-            return;
+            if (_agreement is not null || _step != begun)
+                return;   // agreeing, or already decided and begun again
         }
         if (_buffer.Gather.IsComplete)
             FinishStep();
@@ -744,10 +746,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             ApplyDecision(decision);
     }
 
-    /// <summary>Reports at once, except while the open step still waits for a survivor's share (for at most <see cref="ReportGrace"/>).</summary>
+    /// <summary>
+    /// Reports at once, except while the open step still waits for the share of a survivor that has sent it (for at
+    /// most <see cref="ReportGrace"/>): one that has not reported yet, or reported this step open or a later one. A
+    /// survivor that reported an earlier open step never sends one for this step before the agreement.
+    /// </summary>
     private bool ReadyToReport(MembershipAgreement agreement) =>
         _reportGraceOver || _phase != Phase.Stepping || !_buffer.Gather.IsOpen
-        || !agreement.Survivors.Any(_buffer.Gather.WaitingFor.Contains);
+        || !agreement.Survivors.Any(s => _buffer.Gather.WaitingFor.Contains(s) && !(agreement.ReportOf(s)?.OpenStep < _step));
 
     private MembershipReport OwnReport(IEnumerable<int> lost)
     {
