@@ -4,18 +4,18 @@
 # Prints, per try: the time from the kill to the survivors' agreement (after which they step again at once),
 # the steps of the run with and without the fault, and the final test accuracy of both.
 #
-# Usage: scripts/peer-loss.sh [-n PEERS] [-k NODE] [-e EPOCH] [-r TRIES] [-p FIRST_PORT] [--] [RUN FLAGS…]
+# Usage: scripts/peer-loss.sh [-n PEERS] [-k NODE] [-e EPOCH] [-d SECONDS] [-r TRIES] [-p FIRST_PORT] [--] [RUN FLAGS…]
 #   -n  peers (default 3)       -k  node id to kill (default 0, the lead: node 1 takes over)
-#   -e  kill once the lead has printed this epoch (default 1)   -r  tries (default 3)
+#   -e, -d  kill SECONDS (default 1.5, mid-epoch) after the lead has printed epoch EPOCH (default 1)   -r  tries (default 3)
 #   RUN FLAGS: the flags of the run (default: --dataset fashion-mnist --epochs 4)
 # Example: scripts/peer-loss.sh -n 3 -k 0 -r 3 -- --dataset fashion-mnist --epochs 4
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-peers=3 victim=0 epoch=1 tries=3 first_port=4153
-while getopts "n:k:e:r:p:" option; do
+peers=3 victim=0 epoch=1 delay=1.5 tries=3 first_port=4153
+while getopts "n:k:e:d:r:p:" option; do
   case $option in
-    n) peers=$OPTARG ;; k) victim=$OPTARG ;; e) epoch=$OPTARG ;; r) tries=$OPTARG ;; p) first_port=$OPTARG ;;
+    n) peers=$OPTARG ;; k) victim=$OPTARG ;; e) epoch=$OPTARG ;; d) delay=$OPTARG ;; r) tries=$OPTARG ;; p) first_port=$OPTARG ;;
     *) sed -n '2,12p' "$0" >&2; exit 2 ;;
   esac
 done
@@ -50,6 +50,7 @@ run() {
       grep -q "epoch *$epoch/" "$lead_log" 2>/dev/null && break
       sleep 0.05
     done
+    sleep "$delay"
     kill -KILL "${pids[$victim]}"
     date +%s.%N >"$work/$name-killed-at"
   fi
@@ -71,8 +72,13 @@ for t in $(seq "$tries"); do
   out=$(results "fault-$t")
   killed=$(cat "$work/fault-$t-killed-at")
   # The survivors' agreement line ("peers … lost: … go on"), timestamped by Akka's logger in UTC.
-  agreed=$(grep -h "lost: .* peers go on" "$work"/fault-"$t"-node-*.log | head -1 | sed -E 's/^\[WARNING\]\[([^]]+)\].*/\1/')
-  seconds=$(python3 -c "import sys,datetime; a=datetime.datetime.strptime(sys.argv[1], '%m/%d/%Y %H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc); print(f'{a.timestamp() - float(sys.argv[2]):.3f}')" "$agreed" "$killed")
+  agreed=$(grep -h "^\[WARNING\].*lost: .* peers go on" "$work"/fault-"$t"-node-*.log | sort -t] -k2 | head -1 | sed -E 's/^\[WARNING\]\[([^]]+)\].*/\1/')
+  # The first survivor that suspected the lost peer.
+  detected=$(grep -h "^\[WARNING\].*agreeing with the others on the survivors" "$work"/fault-"$t"-node-*.log | sort -t] -k2 | head -1 | sed -E 's/^\[WARNING\]\[([^]]+)\].*/\1/')
+  since() { python3 -c "import sys,datetime; a=datetime.datetime.strptime(sys.argv[1], '%m/%d/%Y %H:%M:%S.%fZ').replace(tzinfo=datetime.timezone.utc); print(f'{a.timestamp() - float(sys.argv[2]):.3f}')" "$1" "$2"; }
+  seconds=$(since "$agreed" "$killed")
+  seconds_detected=$(since "$detected" "$killed")
   hashes=$(grep -ho "replica sha256 [0-9a-f]*" "$work"/fault-"$t"-node-*.log | sort -u | wc -l)
-  echo "try $t: node $victim killed; agreement after ${seconds} s; $(steps "$out") steps; test accuracy $(accuracy "$out"); distinct replica hashes among the survivors: $hashes"
+  contested=$(grep -h "^\[WARNING\].*lost: .* peers go on" "$work"/fault-"$t"-node-*.log | head -1 | sed -E 's/.*go on \([^)]*\); //')
+  echo "try $t: node $victim killed; suspected after ${seconds_detected} s, agreement after ${seconds} s ($contested); $(steps "$out") steps; test accuracy $(accuracy "$out"); distinct replica hashes among the survivors: $hashes"
 done
