@@ -128,4 +128,47 @@ public class PeerLossSpec(ITestOutputHelper output)
         }
         Assert.True(result.Final!.TestAccuracy > 0.8, $"test accuracy {result.Final.TestAccuracy}");
     }
+
+    [Fact]
+    public async Task A_partitioned_peer_on_the_minority_side_stops_and_the_majority_trains_to_the_end()
+    {
+        const int peers = 3, batch = 5, epochs = 3;
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
+        // The throttler adapter lets the test black-hole Akka traffic between two nodes: a partition of the control
+        // plane, on the akka transport the shares too.
+        var partitionable = ConfigurationFactory.ParseString("""akka.remote.dot-netty.tcp.applied-adapters = ["trttl"]""");
+        var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
+        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
+            overrides: TestConfig.Transport("akka").WithFallback(partitionable).WithFallback(Crashable).WithFallback(TestConfig.FastPubSub));
+        var addresses = cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress).ToList();
+        // Node ids are the ranks of the addresses: the minority is the node with the highest one, node 2.
+        int minority = addresses.IndexOf(addresses.OrderBy(a => a.ToString(), StringComparer.Ordinal).Last());
+        var majority = new PeerRunProgress(expectedPeers: peers - 1);
+        var alone = new PeerRunProgress(expectedPeers: 1);
+        int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
+        var plan = new RunPlan("partition-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch);
+        var actors = cluster.Nodes.Select((node, i) => DecentralizedDeployment.StartPeer(node, new PeerSetup(
+            plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9), new TrainingOptions(epochs, batch, 3), train, test,
+            node.ActorOf(CallbackActor.Props(i == minority ? alone.OnProgress : majority.OnProgress))))).ToList();
+
+        var clock = Stopwatch.StartNew();
+        while ((await actors[minority].Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)).Step < stepsPerEpoch / 2)
+            Assert.True(clock.Elapsed < Limit, "the run did not reach the step to partition at");
+        var transport = ((Akka.Remote.IRemoteActorRefProvider)((ExtendedActorSystem)cluster.Nodes[minority]).Provider).Transport;
+        foreach (var other in addresses.Where((_, i) => i != minority))
+            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(other, Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both,
+                                                                                    Akka.Remote.Transport.Blackhole.Instance));
+
+        string reason = await alone.Failure.WaitAsync(Limit);
+        Assert.Contains("minority side of a partition", reason);
+        await majority.WaitAsync(Limit);
+        Assert.Equal(2, majority.Peers.Count);
+        Assert.Equal(majority.Peers[0].Hash, majority.Peers[1].Hash);
+        Assert.Equal(epochs, majority.Lead.Result.Epochs.Count);
+        Assert.Empty(alone.Peers);                                    // the minority never finished a run of its own
+        // As the Split Brain Resolver would: the minority's node goes, so that the majority can leave promptly.
+        await cluster.Nodes[minority].Terminate();
+        Akka.Cluster.Cluster.Get(cluster.Nodes[(minority + 1) % peers]).Down(addresses[minority]);
+        output.WriteLine($"partitioned at {clock.Elapsed.TotalSeconds:0.0} s into the run: {reason}");
+    }
 }

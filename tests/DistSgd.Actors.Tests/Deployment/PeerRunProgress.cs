@@ -21,6 +21,9 @@ internal sealed class PeerRunProgress(int expectedPeers)
 
     public IReadOnlyList<string> Notes => _notes.ToList();
 
+    /// <summary>Completes with the reason when a peer reported that the run failed.</summary>
+    public Task<string> Failure => _failed.Task;
+
     public bool IsOver => _failed.Task.IsCompleted || _allFinished.Task.IsCompleted;
 
     /// <summary>The callback every node's reporter (a CallbackActor) calls.</summary>
