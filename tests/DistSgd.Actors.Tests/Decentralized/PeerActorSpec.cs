@@ -263,4 +263,37 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Contains("minority side of a partition", failed.Reason);
         Assert.Equal(0, Replica(peer).Step);
     }
+
+    [Fact]
+    public void A_peer_that_ended_the_epoch_with_the_lost_peers_share_redoes_the_last_step_and_hashes_again()
+    {
+        var (peer, own) = Started();
+        var theta = _theta0;
+        for (long step = 0; step < Plan.StepsPerEpoch - 1; step++)
+        {
+            peer.Tell(own);
+            peer.Tell(Share(step, 0, 1f));
+            peer.Tell(Share(step, 1, 2f));
+            theta = Updated(theta, Share(step, 0, 1f), Share(step, 1, 2f), own);
+            own = Published<GradientShare>();
+        }
+        long last = Plan.StepsPerEpoch - 1;
+        peer.Tell(own);
+        peer.Tell(Share(last, 0, 1f));
+        peer.Tell(Share(last, 1, 2f));                               // node 1's last share reached this peer only
+        var first = Published<ParameterHash>();
+        Assert.Equal(1, first.Epoch);
+
+        // Node 0 still gathers the last step without node 1's share; node 1 is lost.
+        peer.Tell(new MembershipReport("run", 0, [1], last - 1, [0, 1, 2], last, [0, 2]));
+        var report = Published<MembershipReport>();
+        Assert.Equal(last, report.AppliedStep);
+        var again = Published<ParameterHash>();                      // the epoch end, redone
+        Assert.NotEqual(first.Hash, again.Hash);
+        Assert.Equal(Updated(theta, Share(last, 0, 1f), own), Replica(peer).Parameters);
+
+        // Node 0 applies the step the same way and hashes the same: the next epoch starts at step last + 2.
+        peer.Tell(new ParameterHash("run", 1, 0, again.Hash, false));
+        Assert.Equal(last + 2, Published<GradientShare>().Step);
+    }
 }
