@@ -41,4 +41,41 @@ public class PeerLossProcessTests
         Assert.Equal(4, summary.RootElement.GetProperty("epochs_run").GetInt32());
         Assert.Equal(5, File.ReadAllLines(Path.Combine(results, RunFiles.MetricsFileName)).Length);
     }
+
+    [Fact]
+    public void A_frozen_peer_is_dropped_by_the_majority_and_once_it_runs_again_it_stops_without_writing_results()
+    {
+        using var temp = new TempFolder();
+        // Quick failure detection and downing for the test: unreachable after ~2 s, downed 2 s later.
+        string config = Path.Combine(temp["config"], "fast-downing.conf");
+        Directory.CreateDirectory(Path.GetDirectoryName(config)!);
+        File.WriteAllText(config, """
+            akka.cluster.failure-detector.heartbeat-interval = 500ms
+            akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
+            akka.cluster.split-brain-resolver.active-strategy = keep-majority
+            akka.cluster.split-brain-resolver.stable-after = 2s
+            akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+            """);
+        var ports = NodeProcess.FreePorts(3).Order().ToArray();
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var peers = ports.Select(p => group.Start(["node", "--host", "127.0.0.1", "--port", $"{p}", "--seed-nodes", seed, "--roles", "peer",
+                                                   .. Run, "--config", config, "--out", temp[$"peer-{p}"]])).ToList();
+
+        peers[0].WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        peers[2].Freeze(stop: true);                                 // cut off: node 2 answers nothing, its sockets stay open
+        peers[0].WaitForOutput("peers 2 lost", NodeProcessTests.Bound);
+        Thread.Sleep(TimeSpan.FromSeconds(6));                       // past the failure detector and stable-after: downed
+        peers[2].Freeze(stop: false);
+
+        Assert.True(peers[2].WaitForExit(NodeProcessTests.Bound) == ExitCodes.TrainingFailed, peers[2].Output);
+        // Whichever it notices first: the others' reports, its own view of a minority, or its removal by the SBR.
+        Assert.Matches("count this peer .* as lost|minority side of a partition|removed from the cluster before the run ended", peers[2].Output);
+        Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
+        foreach (var peer in peers.Take(2))
+            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+        var hashes = peers.Take(2).Select(p => Regex.Match(p.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value).ToList();
+        Assert.Equal(hashes[0], hashes[1]);
+        Assert.True(File.Exists(Path.Combine(temp[$"peer-{ports[0]}"], RunFiles.ModelFileName)));
+    }
 }
