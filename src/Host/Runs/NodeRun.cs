@@ -271,12 +271,14 @@ public static class NodeRun
             }
         }
         var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
-        // Downed by the split brain resolver (the minority side of a partition, or taken for crashed): the node stops.
-        _ = system.WhenTerminated.ContinueWith(_ =>
+        // A node the cluster downs (the minority side of a partition) ends its part here instead of waiting for ever;
+        // a node leaving on SIGTERM or Ctrl+C (Akka's own handler may run first) is no news.
+        Cluster.Get(system).RegisterOnMemberRemoved(() =>
         {
-            if (CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterDowningReason)
-                done.TrySetResult(new NodeLost("this node was downed and left the cluster before the run ended (split brain resolver: the other side goes on)"));
-        }, TaskScheduler.Default);
+            var reason = CoordinatedShutdown.Get(system).ShutdownReason;
+            if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
+                OnProgress(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
+        });
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (decentralized)
         {
