@@ -25,6 +25,14 @@ public sealed class EarlyStopping
     /// <summary>Epochs since the loss last improved by at least MinDelta.</summary>
     public int EpochsWithoutImprovement { get; private set; }
 
+    /// <summary>Puts back the state saved in a checkpoint (<see cref="Best"/>, <see cref="EpochsWithoutImprovement"/>).</summary>
+    public void Restore(double best, int epochsWithoutImprovement)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epochsWithoutImprovement);
+        Best = best;
+        EpochsWithoutImprovement = epochsWithoutImprovement;
+    }
+
     /// <summary>Records one epoch's loss; true when training should stop.</summary>
     public bool Observe(double loss)
     {
