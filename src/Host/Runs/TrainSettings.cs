@@ -35,6 +35,15 @@ public sealed record TrainSettings
 
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
+
+    /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
+    public string? Resume { get; init; }
+
+    /// <summary>--checkpoint-every-steps, or null to keep distsgd.checkpoint.every-steps (0 = off).</summary>
+    public long? CheckpointEverySteps { get; init; }
+
+    /// <summary>--checkpoint-every-seconds, or null to keep distsgd.checkpoint.every-seconds (0 = off).</summary>
+    public double? CheckpointEverySeconds { get; init; }
 }
 
 /// <summary>The values of --mode.</summary>

@@ -66,7 +66,14 @@ public sealed class CheckpointSchedule
 }
 
 /// <summary>One checkpoint written (or that failed to be: <see cref="Error"/>), and what it cost.</summary>
-public sealed record CheckpointWritten(long Step, string Path, long Bytes, double Seconds, string? Error = null);
+public sealed record CheckpointWritten(long Step, string Path, long Bytes, double Seconds, string? Error = null)
+{
+    /// <summary>One line for the console: where it went, its size and what it cost, or the error.</summary>
+    public string Describe() => Error is { } error
+        ? $"checkpoint: WARNING: {error}"
+        : string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                        $"checkpoint: step {Step} written to {Path} ({Bytes / 1e6:F2} MB in {Seconds * 1000:F1} ms)");
+}
 
 /// <summary>
 /// What a run's coordinator (the sequential trainer, the centralized master, the lead peer) calls at every step
