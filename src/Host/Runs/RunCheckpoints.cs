@@ -119,6 +119,6 @@ public static class RunCheckpoints
         if (seconds is null || seconds.Count == 0)
             return null;
         return string.Create(CultureInfo.InvariantCulture,
-            $"checkpoints: {seconds.Count} written to {writer!.Store.Directory} ({writer.Schedule}), median {seconds[seconds.Count / 2] * 1000:F1} ms, {writer.Last!.Bytes / 1e6:F2} MB each");
+            $"checkpoints: {seconds.Count} written to {writer!.Store.Directory} ({writer.Schedule}), median {seconds[seconds.Count / 2] * 1000:F1} ms, {CheckpointWritten.Size(writer.Last!.Bytes)} each");
     }
 }

@@ -16,10 +16,11 @@ public static class TrainRun
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
         var run = Prepare(settings, output);
+        // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
+        var checkpoints = RunCheckpoints.Setup(settings, run, output);
         Directory.CreateDirectory(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
-        var checkpoints = RunCheckpoints.Setup(settings, run, output);
         var onEpoch = MetricsWriter(settings, run, output, checkpoints.ResumeFrom?.Epochs);
         TrainingResult result;
         float[] parameters = run.Parameters;

@@ -72,7 +72,12 @@ public sealed record CheckpointWritten(long Step, string Path, long Bytes, doubl
     public string Describe() => Error is { } error
         ? $"checkpoint: WARNING: {error}"
         : string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                        $"checkpoint: step {Step} written to {Path} ({Bytes / 1e6:F2} MB in {Seconds * 1000:F1} ms)");
+                        $"checkpoint: step {Step} written to {Path} ({Size(Bytes)} in {Seconds * 1000:F1} ms)");
+
+    /// <summary>"1.88 MB", "12.4 kB".</summary>
+    public static string Size(long bytes) => bytes >= 1_000_000
+        ? (bytes / 1e6).ToString("F2", System.Globalization.CultureInfo.InvariantCulture) + " MB"
+        : (bytes / 1e3).ToString("F1", System.Globalization.CultureInfo.InvariantCulture) + " kB";
 }
 
 /// <summary>
