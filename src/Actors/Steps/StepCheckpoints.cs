@@ -63,5 +63,5 @@ public sealed class StepCheckpoints
 
     private CheckpointWritten? Write(CheckpointWriter writer, long step, int epoch, int stepInEpoch, EpochTotals totals) =>
         writer.AtStepBoundary(step, stepInEpoch == 0, identity => Checkpoint.Capture(
-            identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs));
+            identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs, copy: false));
 }

@@ -129,11 +129,15 @@ internal static class ChecksummedFile
     public const int ChecksumLength = 32;
 
     /// <summary>Appends the SHA-256 of the buffer's contents and returns the whole file.</summary>
-    public static byte[] Seal(MemoryStream buffer)
+    public static byte[] Seal(MemoryStream buffer) => SealInPlace(buffer).ToArray();
+
+    /// <summary>Appends the SHA-256 of the buffer's contents and returns the whole file as a view of the buffer (no copy).</summary>
+    public static ReadOnlySpan<byte> SealInPlace(MemoryStream buffer)
     {
-        var checksum = SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
+        Span<byte> checksum = stackalloc byte[ChecksumLength];
+        SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), checksum);
         buffer.Write(checksum);
-        return buffer.ToArray();
+        return buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
     }
 
     /// <summary>Checks the magic and the checksum; returns the body (everything before the checksum).</summary>

@@ -40,15 +40,20 @@ public sealed record Checkpoint(string Identity, long Step, int Epoch, int StepI
                                 double BestLoss, int EpochsWithoutImprovement, EpochProgress Progress,
                                 IReadOnlyList<EpochMetrics> Epochs)
 {
-    /// <summary>A copy of the run's state at a step boundary (θ and the velocity are copied: the run goes on changing them).</summary>
-    public static Checkpoint Capture(string identity, long step, int epoch, int stepInEpoch, ReadOnlySpan<float> parameters,
+    /// <summary>
+    /// The run's state at a step boundary. With <paramref name="copy"/> θ and the velocity are copied (the run goes on
+    /// changing them); without, the record shares the run's arrays, for a caller that writes it before the next step.
+    /// </summary>
+    public static Checkpoint Capture(string identity, long step, int epoch, int stepInEpoch, float[] parameters,
                                      SgdOptimizer optimizer, EarlyStopping stopping, EpochProgress progress,
-                                     IEnumerable<EpochMetrics> epochs)
+                                     IEnumerable<EpochMetrics> epochs, bool copy = true)
     {
+        ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(optimizer);
         ArgumentNullException.ThrowIfNull(stopping);
-        return new Checkpoint(identity, step, epoch, stepInEpoch, parameters.ToArray(),
-                              new SgdState(optimizer.State.Step, (float[])optimizer.State.Velocity.Clone()),
+        var velocity = optimizer.State.Velocity;
+        return new Checkpoint(identity, step, epoch, stepInEpoch, copy ? (float[])parameters.Clone() : parameters,
+                              new SgdState(optimizer.State.Step, copy ? (float[])velocity.Clone() : velocity),
                               stopping.Best, stopping.EpochsWithoutImprovement, progress, epochs.ToList());
     }
 

@@ -25,18 +25,26 @@ public static class CheckpointFile
     private const int Version = 1;
     private const string What = "checkpoint";
 
-    /// <summary>Writes <paramref name="checkpoint"/> atomically to <paramref name="path"/>; returns the bytes written.</summary>
-    public static long Write(string path, Checkpoint checkpoint)
+    /// <summary>
+    /// Writes <paramref name="checkpoint"/> atomically to <paramref name="path"/>; returns the bytes written.
+    /// <paramref name="scratch"/>, when given, is reused for the bytes (no large allocation per checkpoint).
+    /// </summary>
+    public static long Write(string path, Checkpoint checkpoint, MemoryStream? scratch = null)
     {
-        var bytes = Serialize(checkpoint);
+        var buffer = scratch ?? new MemoryStream();
+        buffer.SetLength(0);
+        var bytes = ChecksummedFile.SealInPlace(SerializeBody(checkpoint, buffer));
         AtomicFile.Write(path, bytes);
         return bytes.Length;
     }
 
-    public static byte[] Serialize(Checkpoint checkpoint)
+    public static byte[] Serialize(Checkpoint checkpoint) => ChecksummedFile.Seal(SerializeBody(checkpoint, new MemoryStream()));
+
+    private static MemoryStream SerializeBody(Checkpoint checkpoint, MemoryStream buffer)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
-        using var buffer = new MemoryStream(64 + 8 * checkpoint.Parameters.Length + 128 * checkpoint.Epochs.Count);
+        buffer.Capacity = Math.Max(buffer.Capacity, 256 + 8 * checkpoint.Parameters.Length + 128 * checkpoint.Epochs.Count
+                                                    + 4 * checkpoint.Identity.Length + ChecksummedFile.ChecksumLength);
         using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(Magic);
@@ -68,7 +76,7 @@ public static class CheckpointFile
             foreach (var m in checkpoint.Epochs)
                 WriteMetrics(writer, m);
         }
-        return ChecksummedFile.Seal(buffer);
+        return buffer;
     }
 
     /// <summary>Reads and verifies a checkpoint; throws <see cref="DataFormatException"/> naming the file and what is wrong.</summary>

@@ -21,6 +21,9 @@ public sealed class CheckpointStore
     private const string Prefix = "step-";
     private const string Extension = ".ckpt";
 
+    /// <summary>The bytes of the checkpoint being written, reused: a checkpoint of the default MLP is 1.9 MB.</summary>
+    private readonly MemoryStream _scratch = new();
+
     public CheckpointStore(string directory, int keep = 3)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -47,12 +50,15 @@ public sealed class CheckpointStore
     /// <summary>The file a checkpoint of <paramref name="step"/> is written to.</summary>
     public string PathOf(long step) => Path.Combine(Directory, $"{Prefix}{step.ToString("D12", CultureInfo.InvariantCulture)}{Extension}");
 
-    /// <summary>Writes the checkpoint atomically, then deletes all but the newest <see cref="Keep"/>; returns its path and size.</summary>
+    /// <summary>
+    /// Writes the checkpoint atomically, then deletes all but the newest <see cref="Keep"/>; returns its path and size.
+    /// One writer at a time (the run's coordinator).
+    /// </summary>
     public (string Path, long Bytes) Write(Checkpoint checkpoint)
     {
         ArgumentNullException.ThrowIfNull(checkpoint);
         string path = PathOf(checkpoint.Step);
-        long bytes = CheckpointFile.Write(path, checkpoint);
+        long bytes = CheckpointFile.Write(path, checkpoint, _scratch);
         foreach (var (_, old) in List().Skip(Keep))
             File.Delete(old);
         return (path, bytes);

@@ -121,7 +121,8 @@ public sealed class CheckpointWriter
 
     /// <summary>
     /// At the boundary before <paramref name="step"/>: when a checkpoint is due, captures it with
-    /// <paramref name="capture"/> (given <see cref="Identity"/>) and writes it. Returns what happened, or null when none was due.
+    /// <paramref name="capture"/> (given <see cref="Identity"/>) and writes it, on the caller's thread, before returning (so the
+    /// capture may share the run's arrays). Returns what happened, or null when none was due.
     /// </summary>
     public CheckpointWritten? AtStepBoundary(long step, bool epochStart, Func<string, Checkpoint> capture)
     {

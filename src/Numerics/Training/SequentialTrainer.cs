@@ -118,7 +118,8 @@ public sealed class SequentialTrainer
     {
         long step = _optimizer.State.Step;
         checkpoints.AtStepBoundary(step, stepInEpoch == 0, identity =>
-            Checkpoint.Capture(identity, step, epoch, stepInEpoch, parameters, _optimizer, stopping, progress, epochs));
+            // Written before the next step changes θ: no copy needed.
+            Checkpoint.Capture(identity, step, epoch, stepInEpoch, parameters, _optimizer, stopping, progress, epochs, copy: false));
     }
 
     private void CheckCompatible(Dataset data)
