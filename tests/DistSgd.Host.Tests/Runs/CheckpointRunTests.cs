@@ -70,6 +70,11 @@ public class CheckpointRunTests
         var missing = CliRunner.Run([.. run, "--resume", temp["missing"]]);
         Assert.Equal(ExitCodes.BadInput, missing.ExitCode);
         Assert.Contains("no such directory", missing.Error);
+
+        File.WriteAllText(temp["bad.conf"], "distsgd.checkpoint.keep = 0\n");
+        var badKey = CliRunner.Run([.. run, "--config", temp["bad.conf"], "--out", temp["unused"]]);
+        Assert.Equal(ExitCodes.BadInput, badKey.ExitCode);
+        Assert.Contains("distsgd.checkpoint.keep: expected a number of checkpoints from 1 to 1000000, found '0'", badKey.Error);
     }
 
     [Theory]
