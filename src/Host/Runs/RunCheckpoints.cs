@@ -22,10 +22,11 @@ public static class RunCheckpoints
     public static string Identity(TrainSettings settings, PreparedRun run)
     {
         bool distributed = run.Distributed;
-        var hyperparameters = run.Plan.Hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
-            .Where(p => distributed || !p.StartsWith("workers=", StringComparison.Ordinal));
-        return RunIdentity.Of(new (string, string)[]
-        {
+        // The hyper-parameters are already "key=value;…"; a sequential run has no workers.
+        string hyperparameters = string.Join(';', run.Plan.Hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
+            .Where(p => distributed || !p.StartsWith("workers=", StringComparison.Ordinal)));
+        return RunIdentity.Of(
+        [
             ("mode", settings.Mode),
             ("model", run.Spec.ToString()),
             (distributed ? "batch size per worker" : "batch size", settings.BatchSize.ToString(CultureInfo.InvariantCulture)),
@@ -34,7 +35,7 @@ public static class RunCheckpoints
             ("training samples", run.Train.Count.ToString(CultureInfo.InvariantCulture)),
             ("steps per epoch", run.Plan.StepsPerEpoch.ToString(CultureInfo.InvariantCulture)),
             ("training data sha256", DataFingerprint(run.Train)),
-        }.Concat(hyperparameters.Select(p => (p[..Math.Max(0, p.IndexOf('='))], p[(p.IndexOf('=') + 1)..]))));
+        ]) + ";" + hyperparameters;
     }
 
     /// <summary>The first 16 hex digits of SHA-256 over the prepared training set's features and targets.</summary>

@@ -62,19 +62,7 @@ public static class ModelFile
     }
 
     /// <summary>Reads a model file; throws <see cref="DataFormatException"/> naming the file and the problem.</summary>
-    public static SavedModel Load(string path)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DataFormatException(path, $"cannot read the model file: {e.Message}", inner: e);
-        }
-        return Deserialize(bytes, path);
-    }
+    public static SavedModel Load(string path) => Deserialize(ChecksummedFile.ReadAll(path, "model file"), path);
 
     public static SavedModel Deserialize(byte[] bytes, string path)
     {
@@ -127,6 +115,19 @@ public static class ModelFile
 internal static class ChecksummedFile
 {
     public const int ChecksumLength = 32;
+
+    /// <summary>The whole file; a file that cannot be read is a <see cref="DataFormatException"/> naming it.</summary>
+    public static byte[] ReadAll(string path, string what)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataFormatException(path, $"cannot read the {what}: {e.Message}", inner: e);
+        }
+    }
 
     /// <summary>Appends the SHA-256 of the buffer's contents and returns the whole file.</summary>
     public static byte[] Seal(MemoryStream buffer) => SealInPlace(buffer).ToArray();

@@ -80,19 +80,7 @@ public static class CheckpointFile
     }
 
     /// <summary>Reads and verifies a checkpoint; throws <see cref="DataFormatException"/> naming the file and what is wrong.</summary>
-    public static Checkpoint Read(string path)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DataFormatException(path, $"cannot read the checkpoint: {e.Message}", inner: e);
-        }
-        return Deserialize(bytes, path);
-    }
+    public static Checkpoint Read(string path) => Deserialize(ChecksummedFile.ReadAll(path, What), path);
 
     public static Checkpoint Deserialize(byte[] bytes, string path)
     {
