@@ -8,8 +8,9 @@
 # lost (estimated: seconds between the newest checkpoint's write and the kill × steps per second of the killed
 # run), the final test accuracy of both runs and whether the two model files are byte-identical.
 #
-# Usage: scripts/resume-cluster.sh [-n WORKERS] [-p FIRST_PORT] [-k KILL_AFTER] [--] [RUN FLAGS…]
-#   -n  workers (default 2); one master besides
+# Usage: scripts/resume-cluster.sh [-m centralized|decentralized] [-n WORKERS] [-p FIRST_PORT] [-k KILL_AFTER] [--] [RUN FLAGS…]
+#   -m  mode (default centralized); decentralized: every peer resumes from the lead peer's folder
+#   -n  workers, one master besides (default 2); or peers
 #   -p  port of the master; the workers take the next ones (default 4153)
 #   -k  seconds after the first epoch line to kill every node (default 1)
 #   RUN FLAGS: train flags, the same for every node (default: --epochs 3, the default MLP on Fashion-MNIST;
@@ -18,13 +19,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-workers=2 first_port=4153 kill_after=1
-while getopts "n:p:k:" option; do
+workers=2 first_port=4153 kill_after=1 mode=centralized
+while getopts "m:n:p:k:" option; do
   case $option in
+    m) mode=$OPTARG ;;
     n) workers=$OPTARG ;;
     p) first_port=$OPTARG ;;
     k) kill_after=$OPTARG ;;
-    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,19p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -46,16 +48,19 @@ kill_all() {
 }
 trap kill_all EXIT
 
-start_cluster() { # name extra-flags…
-  local name=$1; shift
+start_cluster() { # name results-folder extra-flags…
+  local name=$1 results=$2; shift 2
   local seed="127.0.0.1:$first_port" port=$first_port
+  local first=master others=worker count=$workers
+  [[ $mode == decentralized ]] && { first=peer; others=peer; count=$((workers - 1)); }
   pids=()
-  dotnet "$dll" node --host 127.0.0.1 --port "$port" --seed-nodes "$seed" --roles master --workers "$workers" \
-    "${run_flags[@]}" "$@" >"$out/logs/$name-master.log" 2>&1 &
+  # The first node is the master, or the lead peer (the lowest address): it writes the results and the checkpoints.
+  dotnet "$dll" node --mode "$mode" --host 127.0.0.1 --port "$port" --seed-nodes "$seed" --roles $first --workers "$workers" \
+    "${run_flags[@]}" "$@" --out "$results" >"$out/logs/$name-master.log" 2>&1 &
   pids+=($!)
-  for i in $(seq "$workers"); do
-    dotnet "$dll" node --host 127.0.0.1 --port $((port + i)) --seed-nodes "$seed" --roles worker --workers "$workers" \
-      "${run_flags[@]}" "$@" >"$out/logs/$name-worker-$i.log" 2>&1 &
+  for i in $(seq "$count"); do
+    dotnet "$dll" node --mode "$mode" --host 127.0.0.1 --port $((port + i)) --seed-nodes "$seed" --roles $others --workers "$workers" \
+      "${run_flags[@]}" "$@" --out "$out/logs/$name-node-$i" >"$out/logs/$name-worker-$i.log" 2>&1 &
     pids+=($!)
   done
 }
@@ -79,11 +84,11 @@ wait_master() { # name
 accuracy() { grep -o 'test accuracy [0-9.]*%' "$1" | tail -1; }
 
 echo "1/3 uninterrupted run"
-start_cluster whole --out "$out/whole"
+start_cluster whole "$out/whole"
 wait_master whole
 
 echo "2/3 run killed (SIGKILL, every node) ${kill_after}s after its first epoch"
-start_cluster run --out "$out/run"
+start_cluster run "$out/run"
 wait_for "$out/logs/run-master.log" "^epoch " 600
 sleep "$kill_after"
 killed_at=$(date +%s.%N)
@@ -96,7 +101,7 @@ batch=$(grep -o 'global batch [0-9]*' "$out/logs/run-master.log" | head -1 | gre
 
 echo "3/3 the same commands with --resume"
 restarted_at=$(date +%s.%N)
-start_cluster resumed --resume "$out/run"
+start_cluster resumed "$out/run" --resume "$out/run"
 wait_for "$out/logs/resumed-master.log" "run .* started" 600
 training_at=$(date +%s.%N)
 wait_master resumed

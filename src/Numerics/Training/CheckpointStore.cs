@@ -51,7 +51,8 @@ public sealed class CheckpointStore
     public string PathOf(long step) => Path.Combine(Directory, $"{Prefix}{step.ToString("D12", CultureInfo.InvariantCulture)}{Extension}");
 
     /// <summary>
-    /// Writes the checkpoint atomically, then deletes all but the newest <see cref="Keep"/>; returns its path and size.
+    /// Writes the checkpoint atomically, then deletes the files of later steps and all but the newest <see cref="Keep"/>
+    /// of the others; returns its path and size.
     /// One writer at a time (the run's coordinator).
     /// </summary>
     public (string Path, long Bytes) Write(Checkpoint checkpoint)
@@ -59,7 +60,10 @@ public sealed class CheckpointStore
         ArgumentNullException.ThrowIfNull(checkpoint);
         string path = PathOf(checkpoint.Step);
         long bytes = CheckpointFile.Write(path, checkpoint, _scratch);
-        foreach (var (_, old) in List().Skip(Keep))
+        // A run never goes back: files of later steps are left by an earlier run in this folder (or are the damaged
+        // ones a resume passed over), and must not outlive this run's own checkpoints when the oldest are pruned.
+        var files = List();
+        foreach (var (_, old) in files.Where(f => f.Step > checkpoint.Step).Concat(files.Where(f => f.Step <= checkpoint.Step).Skip(Keep)))
             File.Delete(old);
         return (path, bytes);
     }

@@ -112,6 +112,10 @@ public class CheckpointTests
             store.Write(Sample(step));
         Assert.Equal([20L, 15L], store.List().Select(f => f.Step));
         Assert.Equal(temp.Path, CheckpointStore.Resolve(temp.Path));
+
+        // A new run in the same folder: the earlier run's later checkpoints must not crowd out (or outlive) its own.
+        store.Write(Sample(3));
+        Assert.Equal([3L], store.List().Select(f => f.Step));
     }
 
     [Fact]
