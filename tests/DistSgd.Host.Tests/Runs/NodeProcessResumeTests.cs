@@ -32,6 +32,7 @@ public class NodeProcessResumeTests
             while (!master.HasExited && store.List().FirstOrDefault().Step < 40 && clock.Elapsed < NodeProcessTests.Bound)
                 Thread.Sleep(10);
             finishedBeforeTheKill = master.HasExited;
+            Assert.True(store.List().Count > 0, $"no checkpoint within {NodeProcessTests.Bound.TotalSeconds:0}s; the master's output:\n{master.Output}");
         }   // kill -9 of every node process
         long killedAfter = store.List().First().Step;
         Assert.InRange(killedAfter, 5, 199);
