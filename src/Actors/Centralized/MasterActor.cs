@@ -106,8 +106,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                   _direct is null ? "Akka.Remote" : $"the direct data plane at {_direct.Endpoint}");
     }
 
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _finished = true;   // a failure may have left a step half applied: no last checkpoint of this state
+        base.PreRestart(reason, message);
+    }
+
     protected override void PostStop()
     {
+        // Stopped mid-run (SIGTERM, Ctrl+C, the singleton handed over): θ changes only when a step finishes, so this is a
+        // step boundary, and a last checkpoint keeps every step taken.
+        if (!_finished && _runClock.IsRunning)
+            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
         Cluster.Get(Context.System).Unsubscribe(Self);
         _direct?.Dispose();
     }

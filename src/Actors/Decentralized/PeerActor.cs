@@ -184,8 +184,17 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _log.Info("peer at {0} joining {1}, waiting for {2} peers", _selfAddress, _plan, _setup.PeerCount);
     }
 
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _phase = Phase.Finished;   // a failure may have left a step half applied: no last checkpoint of this state
+        base.PreRestart(reason, message);
+    }
+
     protected override void PostStop()
     {
+        // Stopped mid-step (SIGTERM, Ctrl+C): the replica changes only when a step finishes, so the lead keeps every step taken.
+        if (_phase == Phase.Stepping && _nodeId == _participants.Min)
+            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
         Cluster.Get(Context.System).Unsubscribe(Self);
         _direct?.Dispose();
     }

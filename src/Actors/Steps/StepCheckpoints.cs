@@ -61,7 +61,16 @@ public sealed class StepCheckpoints
         return Write(writer, step, epoch, stepInEpoch, totals);
     }
 
+    /// <summary>
+    /// A checkpoint of the boundary before <paramref name="step"/> now, whatever the schedule says: for a coordinator that
+    /// is being stopped between steps (θ changes only when a step finishes, so between steps its state is a boundary).
+    /// </summary>
+    public CheckpointWritten? Now(long step, int epoch, int stepInEpoch, EpochTotals totals) =>
+        _setup?.Writer?.WriteNow(step, Capture(step, epoch, stepInEpoch, totals));
+
     private CheckpointWritten? Write(CheckpointWriter writer, long step, int epoch, int stepInEpoch, EpochTotals totals) =>
-        writer.AtStepBoundary(step, stepInEpoch == 0, identity => Checkpoint.Capture(
-            identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs, copy: false));
+        writer.AtStepBoundary(step, stepInEpoch == 0, Capture(step, epoch, stepInEpoch, totals));
+
+    private Func<string, Checkpoint> Capture(long step, int epoch, int stepInEpoch, EpochTotals totals) => identity =>
+        Checkpoint.Capture(identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs, copy: false);
 }

@@ -105,7 +105,16 @@ public static class ClusterRun
         StartActors(settings, plan, runPlan, cluster, reporters, checkpoints);
 
         using var cancelled = cancellation.Register(() => done.TrySetCanceled());
-        var outcome = await done.Task;
+        object outcome;
+        try
+        {
+            outcome = await done.Task;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            await RunCheckpoints.StopCoordinatorsAsync(cluster.Nodes, decentralized);
+            throw;
+        }
         if (outcome is RunProgress.RunCompleted && decentralized)
         {
             await Task.WhenAny(allReplicas.Task, Task.Delay(ReplicaReportWait, cancellation));

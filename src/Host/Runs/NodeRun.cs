@@ -298,6 +298,7 @@ public static class NodeRun
         }
         catch (TaskCanceledException)
         {
+            await RunCheckpoints.StopCoordinatorsAsync([system], decentralized);
             console.WriteLine("interrupted: leaving the cluster");
             return ExitCodes.TrainingFailed;
         }

@@ -1,7 +1,11 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Akka.Actor;
+using Akka.Cluster;
 using DistSgd.Actors;
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Training;
@@ -111,6 +115,32 @@ public static class RunCheckpoints
     {
         string trimmed = Path.TrimEndingDirectorySeparator(resume);
         return Path.GetFileName(trimmed) == CheckpointStore.FolderName ? Path.GetDirectoryName(trimmed) is { Length: > 0 } parent ? parent : "." : trimmed;
+    }
+
+    /// <summary>
+    /// Stops a run's coordinators on these nodes before the nodes go down (Ctrl+C, SIGTERM): the master, or the peers in
+    /// node-id order (the lead first), while the workers are still there. Otherwise the coordinators see workers vanish
+    /// during the shutdown and take steps without them, and their last checkpoint (written as they stop) would hold a
+    /// state the uninterrupted run never had. Bounded: 5 s per actor.
+    /// </summary>
+    public static async Task StopCoordinatorsAsync(IEnumerable<ActorSystem> nodes, bool decentralized)
+    {
+        var timeout = TimeSpan.FromSeconds(5);
+        var coordinators = decentralized
+            ? nodes.OrderBy(n => Cluster.Get(n).SelfAddress.ToString(), StringComparer.Ordinal).Select(n => (n, $"/user/{DecentralizedDeployment.PeerName}"))
+            : nodes.Select(n => (n, $"/user/{CentralizedDeployment.MasterName}/{CentralizedDeployment.MasterName}"));
+        foreach (var (node, path) in coordinators)
+        {
+            try
+            {
+                var actor = await node.ActorSelection(path).ResolveOne(timeout);
+                await actor.GracefulStop(timeout);
+            }
+            catch (Exception e) when (e is ActorNotFoundException or TaskCanceledException or TimeoutException)
+            {
+                // Not on this node, or already gone.
+            }
+        }
     }
 
     /// <summary>"checkpoints: 5 written, median 12.3 ms, 1.88 MB each", or null when none was written.</summary>

@@ -46,6 +46,9 @@ public sealed class CheckpointSchedule
             || (Every > TimeSpan.Zero && _clock.GetElapsedTime(_lastTime) >= Every);
     }
 
+    /// <summary>The step of the last checkpoint written (or of the start), −1 before <see cref="Start"/>.</summary>
+    public long LastStep => _lastStep;
+
     public void Written(long step)
     {
         _lastStep = step;
@@ -127,8 +130,21 @@ public sealed class CheckpointWriter
     public CheckpointWritten? AtStepBoundary(long step, bool epochStart, Func<string, Checkpoint> capture)
     {
         ArgumentNullException.ThrowIfNull(capture);
-        if (!Schedule.Due(step, epochStart))
-            return null;
+        return Schedule.Due(step, epochStart) ? Write(step, capture) : null;
+    }
+
+    /// <summary>
+    /// Writes a checkpoint of the boundary before <paramref name="step"/> now, whatever the schedule says (a run that is
+    /// being stopped keeps every step it took); null when that step is already the last one written.
+    /// </summary>
+    public CheckpointWritten? WriteNow(long step, Func<string, Checkpoint> capture)
+    {
+        ArgumentNullException.ThrowIfNull(capture);
+        return step == Schedule.LastStep ? null : Write(step, capture);
+    }
+
+    private CheckpointWritten Write(long step, Func<string, Checkpoint> capture)
+    {
         long started = Stopwatch.GetTimestamp();
         CheckpointWritten outcome;
         try

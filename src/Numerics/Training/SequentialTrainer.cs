@@ -75,14 +75,17 @@ public sealed class SequentialTrainer
             int stepInEpoch = epoch == firstEpoch ? firstStepInEpoch : 0;
             for (int start = stepInEpoch * batchSize; start < order.Length; start += batchSize, stepInEpoch++)
             {
-                if (cancellation.IsCancellationRequested)
+                bool cancelled = cancellation.IsCancellationRequested;
+                // Stopped (Ctrl+C) at a step boundary: a last checkpoint keeps every step taken.
+                if (checkpoints is not null)
+                    AtStepBoundary(checkpoints, parameters, stopping, epochs, epoch, stepInEpoch,
+                                   new EpochProgress(stepInEpoch, start, lossSum, rate, earlierSeconds + _clock.GetElapsedTime(epochStart).TotalSeconds),
+                                   now: cancelled);
+                if (cancelled)
                 {
                     stopReason = StopReason.Cancelled;
                     break;
                 }
-                if (checkpoints is not null)
-                    AtStepBoundary(checkpoints, parameters, stopping, epochs, epoch, stepInEpoch,
-                                   new EpochProgress(stepInEpoch, start, lossSum, rate, earlierSeconds + _clock.GetElapsedTime(epochStart).TotalSeconds));
                 int rows = Math.Min(batchSize, order.Length - start);
                 BatchSampler.GatherBatch(train, order.Slice(start, rows), batchFeatures, batchTargets);
                 float loss = _model.LossAndGradient(parameters, batchFeatures.AsSpan(0, rows * train.FeatureCount),
@@ -112,14 +115,18 @@ public sealed class SequentialTrainer
         return new TrainingResult(epochs, stopReason, _clock.GetElapsedTime(started).TotalSeconds);
     }
 
-    /// <summary>A checkpoint before the step, when the schedule says so (a method of its own: no closure per step).</summary>
+    /// <summary>A checkpoint before the step, when the schedule says so or <paramref name="now"/> (a method of its own: no closure per step).</summary>
     private void AtStepBoundary(CheckpointWriter checkpoints, float[] parameters, EarlyStopping stopping, List<EpochMetrics> epochs,
-                                int epoch, int stepInEpoch, EpochProgress progress)
+                                int epoch, int stepInEpoch, EpochProgress progress, bool now)
     {
         long step = _optimizer.State.Step;
-        checkpoints.AtStepBoundary(step, stepInEpoch == 0, identity =>
-            // Written before the next step changes θ: no copy needed.
-            Checkpoint.Capture(identity, step, epoch, stepInEpoch, parameters, _optimizer, stopping, progress, epochs, copy: false));
+        // Written before the next step changes θ: no copy needed.
+        Func<string, Checkpoint> capture = identity =>
+            Checkpoint.Capture(identity, step, epoch, stepInEpoch, parameters, _optimizer, stopping, progress, epochs, copy: false);
+        if (now)
+            checkpoints.WriteNow(step, capture);
+        else
+            checkpoints.AtStepBoundary(step, stepInEpoch == 0, capture);
     }
 
     private void CheckCompatible(Dataset data)

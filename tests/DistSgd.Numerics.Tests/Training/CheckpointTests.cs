@@ -176,9 +176,10 @@ public class CheckpointTests
         var (_, stopped) = Run(null, writer, stop.Token);
         Assert.Equal(StopReason.Cancelled, stopped.StopReason);
 
+        // Stopped at the boundary after step 21 was taken: the last checkpoint keeps it (step 22, epoch 3, 2 steps into it).
         var choice = store.LatestValid();
-        Assert.Equal(21, choice.Checkpoint!.Step);
-        Assert.Equal((3, 1), (choice.Checkpoint.Epoch, choice.Checkpoint.StepInEpoch));
+        Assert.Equal(22, choice.Checkpoint!.Step);
+        Assert.Equal((3, 2), (choice.Checkpoint.Epoch, choice.Checkpoint.StepInEpoch));
         var (resumed, result) = Run(choice.Checkpoint, null);
 
         Assert.Equal(expected, resumed);
