@@ -68,7 +68,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         var (bind, advertised) = DataPlaneAddress(system);
         return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
                                     AdvertisedHost: advertised,
-                                    AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null);
+                                    AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
+                                    Tls: Security.NodeTls.Of(system));
     }
 
     private static PayloadTransport TransportOf(Config section)

@@ -5,6 +5,9 @@ namespace DistSgd.Host.Runs;
 /// <summary>Reads a user's HOCON override file, with errors that name the file.</summary>
 public static class HoconFile
 {
+    /// <summary>A string as a quoted HOCON value (backslashes and quotes escaped).</summary>
+    public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
     /// <summary>The parsed file, or null when no file was given.</summary>
     public static Config? Load(string? path)
     {

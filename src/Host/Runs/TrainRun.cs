@@ -15,6 +15,7 @@ public static class TrainRun
     {
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
+        settings.Tls.Validate(settings.Mode);
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, run, output);

@@ -44,6 +44,9 @@ public sealed record TrainSettings
 
     /// <summary>--checkpoint-every-seconds, or null to keep distsgd.checkpoint.every-seconds (0 = off).</summary>
     public double? CheckpointEverySeconds { get; init; }
+
+    /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
+    public TlsFlags Tls { get; init; } = TlsFlags.None;
 }
 
 /// <summary>The values of --mode.</summary>

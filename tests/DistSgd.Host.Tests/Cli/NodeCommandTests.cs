@@ -47,7 +47,8 @@ public class NodeCommandTests
     public void The_shipped_hocon_files_load()
     {
         string hocon = Path.Combine(RepositoryRoot(), "hocon");
-        foreach (string file in new[] { "local.conf", "node.conf", "tls.conf" })
+        // tls.conf names a certificate file to create first: TlsFlagsTests loads it with one.
+        foreach (string file in new[] { "local.conf", "node.conf" })
         {
             var outcome = Node("--config", Path.Combine(hocon, file), "--print-config");
             Assert.True(outcome.ExitCode == 0, $"{file}: {outcome.Error}");
