@@ -56,6 +56,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly DirectDataPlane? _direct;
     private readonly Dictionary<int, string> _endpoints = new();
     private readonly StepCheckpoints _checkpoints;
+    private readonly DropLog _drops;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -82,8 +83,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _checkpoints = new StepCheckpoints(setup.Checkpoints, _parameters, _optimizer, _stopping, _epochs);
         if (_checkpoints.Resume() is { } resumed)
             (_step, _epoch, _stepInEpoch, _epochTotals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(Context.System);
+        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
@@ -261,11 +263,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void HandleGradient(GradientReply reply)
     {
-        var outcome = _gather.Offer(reply);
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _direct is not null || (_participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(Sender));
+        var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
             _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
         else
-            _log.Debug("dropped gradient of worker {0} for step {1}: {2}", reply.WorkerIndex, reply.Step, outcome);
+            _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {Sender.Path}");
         if (_gather.IsComplete)
             FinishStep();
     }
@@ -325,7 +329,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
         var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true },
-                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0));
+                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0),
+                                             DroppedMessages.ByKind(_gather.Dropped, _direct?.BadFrames ?? 0));
         _epochs.Add(metrics);
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         _epochTotals = new EpochTotals();

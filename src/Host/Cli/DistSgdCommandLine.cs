@@ -376,6 +376,12 @@ public static class DistSgdCommandLine
             error.WriteLine($"error: {e.Message}");
             return ExitCodes.TrainingFailed;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A results file that cannot be written mid-run (disk full, folder removed): the run failed, said in one line.
+            error.WriteLine($"error: {e.Message}");
+            return ExitCodes.TrainingFailed;
+        }
     }
 
     private static Option<string> Choice(string name, string defaultValue, string[] choices, string description)

@@ -144,6 +144,7 @@ public static class NodeRun
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
         CheckRoles(settings.Mode, node.Roles);
+        InputChecks.CheckResultsFolder(settings.Out);
         var overrides = ClusterRun.Overrides(settings);
         // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.
         var tls = ClusterRun.NodeTlsOf(settings, overrides, node.PrintConfig ? TextWriter.Null : output);

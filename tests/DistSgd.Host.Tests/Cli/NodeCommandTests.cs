@@ -6,7 +6,7 @@ namespace DistSgd.Host.Tests.Cli;
 public class NodeCommandTests
 {
     private static CliRunner.Outcome Node(params string[] args) =>
-        CliRunner.Run(["node", "--dataset", "blobs", "--samples", "100", "--hidden", "4", .. args]);
+        CliRunner.Run(["node", "--dataset", "blobs", "--samples", "200", "--hidden", "4", .. args]);
 
     [Fact]
     public void A_malformed_hocon_file_is_named_with_the_line_of_the_problem()

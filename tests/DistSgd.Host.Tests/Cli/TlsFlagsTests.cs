@@ -6,7 +6,7 @@ namespace DistSgd.Host.Tests.Cli;
 /// <summary>The --tls-* flags: what a mistake says (exit 2, before any port is opened) and what a good file turns on.</summary>
 public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixture<ScriptCertificates>
 {
-    private static readonly string[] Small = ["--dataset", "blobs", "--samples", "100", "--hidden", "4", "--quiet"];
+    private static readonly string[] Small = ["--dataset", "blobs", "--samples", "200", "--hidden", "4", "--quiet"];
 
     public static TheoryData<string, string[], string> Mistakes => new()
     {
