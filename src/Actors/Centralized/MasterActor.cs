@@ -17,8 +17,10 @@ namespace DistSgd.Actors.Centralized;
 /// <param name="InitialParameters">θ₀, already initialised from the run's seed.</param>
 /// <param name="Test">The held-out set evaluated after every epoch, or null.</param>
 /// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
+/// <param name="Checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
 public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialParameters, SgdOptions Optimizer,
-                                 TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1);
+                                 TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1,
+                                 CheckpointSetup? Checkpoints = null);
 
 /// <summary>
 /// The seed's centralized master, run as a cluster singleton: owns θ and the optimizer state, broadcasts
@@ -76,6 +78,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private int _stepsThisEpoch;
     private bool _recovering;
     private bool _pausedInMinority;
+    private readonly StepCheckpoints _checkpoints;
     private readonly DropLog _drops;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
@@ -100,6 +103,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _gather = new StepGather(_plan.RunId, _parameters.Length);
+        _checkpoints = new StepCheckpoints(setup.Checkpoints, _parameters, _optimizer, _stopping, _epochs);
+        if (_checkpoints.Resume() is { } resumed)
+            (_step, _epoch, _stepInEpoch, _epochTotals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
@@ -130,8 +136,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
                   _direct is null ? "Akka.Remote" : $"the direct data plane at {_direct.Endpoint}");
     }
 
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _finished = true;   // a failure may have left a step half applied: no last checkpoint of this state
+        base.PreRestart(reason, message);
+    }
+
     protected override void PostStop()
     {
+        // Stopped mid-run (SIGTERM, Ctrl+C, the singleton handed over): θ changes only when a step finishes, so this is a
+        // step boundary, and a last checkpoint keeps every step taken.
+        if (!_finished && _runClock.IsRunning)
+            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
         Cluster.Get(Context.System).Unsubscribe(Self);
         _direct?.Dispose();
     }
@@ -460,6 +476,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         if (_stepInEpoch == 0 || _shardCount == 0)
             StartEpoch();
+        if (_checkpoints.AtStepBoundary(_step, _epoch, _stepInEpoch, _epochTotals) is { } checkpoint)
+            _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
         _gather.Begin(_step, _participants.Keys);
         _stepStarted = Stopwatch.GetTimestamp();
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);

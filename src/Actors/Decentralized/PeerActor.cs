@@ -23,9 +23,11 @@ namespace DistSgd.Actors.Decentralized;
 /// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
 /// <param name="Threads">Matrix-kernel threads of the gradient computation.</param>
 /// <param name="Mediator">The DistributedPubSub mediator to subscribe and publish through; null = this node's (tests put a probe here).</param>
+/// <param name="Checkpoints">The checkpoint every peer resumes from, and where the lead peer writes checkpoints; or null.</param>
 public sealed record PeerSetup(RunPlan Plan, int PeerCount, float[] InitialParameters, SgdOptions Optimizer,
                                TrainingOptions Training, Dataset Train, Dataset? Test, IActorRef Reporter,
-                               int Threads = 1, int EvaluationThreads = 1, IActorRef? Mediator = null);
+                               int Threads = 1, int EvaluationThreads = 1, IActorRef? Mediator = null,
+                               CheckpointSetup? Checkpoints = null);
 
 /// <summary>
 /// The seed's decentralized peer, one per node: holds a full replica (θ and optimizer state), computes the
@@ -95,6 +97,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly SortedDictionary<int, string> _peerEndpoints = new();
     /// <summary>Two arrays for this peer's own gradient: the last applied step's share stays intact while the next is computed.</summary>
     private readonly float[][] _ownGradients;
+    private readonly StepCheckpoints _checkpoints;
 
     // Start barrier: whose PeerReady reached us, and who acknowledged ours.
     private readonly SortedDictionary<string, IActorRef> _readyFrom = new(StringComparer.Ordinal);
@@ -160,6 +163,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _buffer = new StepBuffer(_plan.RunId, _parameters.Length);
+        _checkpoints = new StepCheckpoints(setup.Checkpoints, _parameters, _optimizer, _stopping, _epochs);
+        if (_checkpoints.Resume() is { } resumed)
+            (_step, _epoch, _stepInEpoch, _epochTotals, _buffer.FirstStep) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals, resumed.Step);
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
@@ -216,8 +222,17 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _log.Info("peer at {0} joining {1}, waiting for {2} peers", _selfAddress, _plan, _setup.PeerCount);
     }
 
+    protected override void PreRestart(Exception reason, object message)
+    {
+        _phase = Phase.Finished;   // a failure may have left a step half applied: no last checkpoint of this state
+        base.PreRestart(reason, message);
+    }
+
     protected override void PostStop()
     {
+        // Stopped mid-step (SIGTERM, Ctrl+C): the replica changes only when a step finishes, so the lead keeps every step taken.
+        if (_phase == Phase.Stepping && _nodeId == _participants.Min)
+            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
         Cluster.Get(Context.System).Unsubscribe(Self);
         _direct?.Dispose();
     }
@@ -321,6 +336,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     private void BeginStep()
     {
+        // The lead peer (lowest node id) writes the checkpoints: every replica is the same.
+        if (_nodeId == _participants.Min && _checkpoints.AtStepBoundary(_step, _epoch, _stepInEpoch, _epochTotals) is { } checkpoint)
+            _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
         _buffer.Begin(_step, _participants);
         _stepStarted = Stopwatch.GetTimestamp();
         _ownShare = ComputeShare();

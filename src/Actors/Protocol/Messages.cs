@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Protocol;
 
@@ -52,25 +53,8 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
         Compare("epochs", Epochs, other.Epochs);
         Compare("training samples", TrainCount, other.TrainCount);
         Compare("steps per epoch", StepsPerEpoch, other.StepsPerEpoch);
-        var mine = Pairs(Hyperparameters);
-        var theirs = Pairs(other.Hyperparameters);
-        foreach (string key in mine.Keys.Concat(theirs.Keys).Distinct())
-            Compare(key, mine.GetValueOrDefault(key, "(unset)"), theirs.GetValueOrDefault(key, "(unset)"));
+        differences.AddRange(RunIdentity.Differences(Hyperparameters, other.Hyperparameters, here, there));
         return differences;
-    }
-
-    private static Dictionary<string, string> Pairs(string text)
-    {
-        var pairs = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (string part in text.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            int equals = part.IndexOf('=');
-            if (equals > 0)
-                pairs[part[..equals]] = part[(equals + 1)..];
-            else
-                pairs[part] = "";
-        }
-        return pairs;
     }
 }
 

@@ -21,6 +21,23 @@ public sealed class EpochTotals
     public long BytesSent { get; set; }
     public long BytesReceived { get; set; }
 
+    public EpochTotals()
+    {
+    }
+
+    /// <summary>The totals of a resumed epoch: the sums of its steps before the checkpoint (<see cref="ToProgress"/>).</summary>
+    public EpochTotals(EpochProgress progress)
+    {
+        ArgumentNullException.ThrowIfNull(progress);
+        (Steps, Samples, LossSum, LearningRate) = (progress.Steps, progress.Samples, progress.LossSum, progress.LearningRate);
+        (Compute, Imbalance, Communication, Update) = (progress.ComputeSeconds, progress.ImbalanceSeconds, progress.CommunicationSeconds, progress.UpdateSeconds);
+        (BytesSent, BytesReceived) = (progress.BytesSent, progress.BytesReceived);
+    }
+
+    /// <summary>The sums so far, for a checkpoint (the per-step communication times behind the median are not kept).</summary>
+    public EpochProgress ToProgress() =>
+        new(Steps, Samples, LossSum, LearningRate, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived);
+
     /// <summary>Every step's communication time: the median is what a transport is judged by (the mean carries the pauses).</summary>
     private readonly List<double> _stepCommunication = new(1024);
 

@@ -43,12 +43,18 @@ public sealed class StepBuffer
 
     public long DroppedTotal => _dropped.Values.Sum() + Gather.DroppedTotal;
 
+    /// <summary>
+    /// The first step this buffer will open (a resumed run starts past 0): before it opens, shares of the
+    /// <see cref="Window"/> steps from it on are held, as a fresh run holds those from step 0.
+    /// </summary>
+    public long FirstStep { get; set; }
+
     /// <summary>Offers a contribution to the current step, or holds it for a later one.</summary>
     public GatherOutcome Offer(IGradientContribution share)
     {
         if (share.RunId != Gather.RunId || share.Step <= Gather.Step)
             return Gather.Offer(share);
-        if (share.Step > Gather.Step + Window)
+        if (share.Step > Math.Max(Gather.Step, FirstStep - 1) + Window)
             return Drop(GatherOutcome.FutureStep);
         if (!_held.TryGetValue(share.Step, out var step))
             _held[share.Step] = step = new SortedDictionary<int, IGradientContribution>();

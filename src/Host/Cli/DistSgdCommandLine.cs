@@ -141,6 +141,13 @@ public static class DistSgdCommandLine
         public readonly Option<int> Threads = new("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
         public readonly Option<string?> Out = new("--out") { Description = "Results folder (written by the node that ends the run); default runs/<timestamp>-<mode>." };
         public readonly Option<bool> Quiet = new("--quiet") { Description = "Print only the final line." };
+        public readonly Option<string?> Resume = new("--resume")
+        {
+            Description = "Continue the run whose results (or checkpoints) folder this is, from its newest valid checkpoint, with the same flags and data; " +
+                          "default --out: that folder. A damaged checkpoint is reported and skipped for the one before.",
+        };
+        public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
+        public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
 
         public TrainFlags()
         {
@@ -155,11 +162,13 @@ public static class DistSgdCommandLine
             Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
+            CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet })
+            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -190,12 +199,16 @@ public static class DistSgdCommandLine
                 MinDelta = p.GetValue(MinDelta),
                 Normalize = p.GetValue(Normalize)!,
                 Threads = p.GetValue(Threads),
-                Out = p.GetValue(Out) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
+                // A resumed run goes on writing where it was resumed from, unless told otherwise.
+                Out = p.GetValue(Out) ?? (p.GetValue(Resume) is { } resumed ? RunCheckpoints.ResultsFolderOf(resumed) : Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}")),
                 Quiet = p.GetValue(Quiet),
                 Workers = p.GetValue(Workers),
                 ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Resume = p.GetValue(Resume),
+                CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
+                CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
                 Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
             };
         }

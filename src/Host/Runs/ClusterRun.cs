@@ -34,8 +34,8 @@ public static class ClusterRun
 
     public static (float[] Parameters, TrainingResult Result) Run(TrainSettings settings, DistributedPlan plan,
                                                                   Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                  CancellationToken cancellation)
-        => RunAsync(settings, plan, onEpoch, output, cancellation).GetAwaiter().GetResult();
+                                                                  CancellationToken cancellation, CheckpointSetup? checkpoints = null)
+        => RunAsync(settings, plan, onEpoch, output, cancellation, checkpoints).GetAwaiter().GetResult();
 
     /// <summary>The role list of every node of the mode's simulated cluster.</summary>
     public static IReadOnlyList<string[]> NodeRoles(TrainSettings settings, DistSgdSettings distsgd)
@@ -55,7 +55,7 @@ public static class ClusterRun
 
     private static async Task<(float[], TrainingResult)> RunAsync(TrainSettings settings, DistributedPlan plan,
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                 CancellationToken cancellation)
+                                                                 CancellationToken cancellation, CheckpointSetup? checkpoints)
     {
         bool decentralized = settings.Mode == Modes.Decentralized;
         // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
@@ -103,10 +103,19 @@ public static class ClusterRun
         var reporters = cluster.Nodes.Select(node => node.ActorOf(CallbackActor.Props(OnProgress), "reporter")).ToList();
 
         var runPlan = plan.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings);
-        StartActors(settings, plan, runPlan, cluster, reporters);
+        StartActors(settings, plan, runPlan, cluster, reporters, checkpoints);
 
         using var cancelled = cancellation.Register(() => done.TrySetCanceled());
-        var outcome = await done.Task;
+        object outcome;
+        try
+        {
+            outcome = await done.Task;
+        }
+        catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+        {
+            await RunCheckpoints.StopCoordinatorsAsync(cluster.Nodes, decentralized);
+            throw;
+        }
         if (outcome is RunProgress.RunCompleted && decentralized)
         {
             await Task.WhenAny(allReplicas.Task, Task.Delay(ReplicaReportWait, cancellation));
@@ -156,7 +165,7 @@ public static class ClusterRun
 
     /// <summary>Starts the mode's actors on the cluster's nodes; each node reports to its own local reporter.</summary>
     private static void StartActors(TrainSettings settings, DistributedPlan plan, RunPlan runPlan, SimulatedCluster cluster,
-                                    IReadOnlyList<IActorRef> reporters)
+                                    IReadOnlyList<IActorRef> reporters, CheckpointSetup? checkpoints)
     {
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (settings.Mode == Modes.Decentralized)
@@ -164,7 +173,8 @@ public static class ClusterRun
             // Every peer gets the test set: which one leads (the lowest node id, by address) is decided at the start barrier.
             for (int i = 0; i < cluster.Nodes.Count; i++)
                 DecentralizedDeployment.StartPeer(cluster.Nodes[i], new PeerSetup(runPlan, settings.Workers, plan.InitialParameters,
-                    plan.Optimizer, plan.Training, plan.Train, plan.Test, reporters[i], settings.ThreadsPerWorker, evaluationThreads));
+                    plan.Optimizer, plan.Training, plan.Train, plan.Test, reporters[i], settings.ThreadsPerWorker, evaluationThreads,
+                    Checkpoints: checkpoints));
             return;
         }
         // Node 0 hosts the master; worker nodes that also hold the master role (distsgd.standby-masters) stand by to take it over.
@@ -173,7 +183,7 @@ public static class ClusterRun
         {
             if (Akka.Cluster.Cluster.Get(cluster.Nodes[i]).SelfRoles.Contains(distsgd.MasterRole))
                 CentralizedDeployment.StartMaster(cluster.Nodes[i], new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
-                    plan.Optimizer, plan.Training, plan.Test, reporters[i], evaluationThreads));
+                    plan.Optimizer, plan.Training, plan.Test, reporters[i], evaluationThreads, checkpoints));
             if (i > 0)
                 CentralizedDeployment.StartWorker(cluster.Nodes[i], plan.Train, settings.ThreadsPerWorker);
         }

@@ -51,7 +51,8 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters"];
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters",
+         "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
         => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();
@@ -231,9 +232,16 @@ public static class NodeRun
         bool decentralized = settings.Mode == Modes.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRoles.Master);
         bool hostsWorker = !decentralized && node.Roles.Contains(NodeRoles.Worker);
-        var onEpoch = TrainRun.MetricsWriter(settings, run, output);
         var plan = run.Plan;
         var runPlan = plan.ToRunPlan(node.RunId, settings);
+        // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
+        var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, run, output) : null;
+        if (checkpoints is null && settings.Resume is not null)
+            output.WriteLine("checkpoint: --resume is for the master's node; this worker computes at the θ and step the master sends");
+        if (decentralized && checkpoints?.ResumeFrom is { } resumed)
+            // Every peer must resume from the same step: a difference fails the start barrier, naming both steps.
+            runPlan = runPlan with { Hyperparameters = $"{runPlan.Hyperparameters};resume-from-step={resumed.Step}" };
+        var onEpoch = TrainRun.MetricsWriter(settings, run, output, checkpoints?.ResumeFrom?.Epochs);
 
         var gate = new object();
         var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -283,13 +291,13 @@ public static class NodeRun
         if (decentralized)
         {
             DecentralizedDeployment.StartPeer(system, new PeerSetup(runPlan, settings.Workers, plan.InitialParameters, plan.Optimizer,
-                plan.Training, plan.Train, plan.Test, reporter, settings.ThreadsPerWorker, evaluationThreads));
+                plan.Training, plan.Train, plan.Test, reporter, settings.ThreadsPerWorker, evaluationThreads, Checkpoints: checkpoints));
         }
         else
         {
             if (hostsMaster)
                 CentralizedDeployment.StartMaster(system, new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
-                    plan.Optimizer, plan.Training, plan.Test, reporter, evaluationThreads));
+                    plan.Optimizer, plan.Training, plan.Test, reporter, evaluationThreads, checkpoints));
             if (hostsWorker)
                 CentralizedDeployment.StartWorker(system, plan.Train, settings.ThreadsPerWorker, expected: runPlan, reporter: reporter);
             if (!hostsMaster)
@@ -312,6 +320,7 @@ public static class NodeRun
         }
         catch (TaskCanceledException)
         {
+            await RunCheckpoints.StopCoordinatorsAsync([system], decentralized);
             console.WriteLine("interrupted: leaving the cluster");
             return ExitCodes.TrainingFailed;
         }
@@ -323,6 +332,8 @@ public static class NodeRun
                 {
                     if (!resultsFolderMade)
                         Directory.CreateDirectory(settings.Out);
+                    if (RunCheckpoints.Describe(checkpoints?.Writer) is { } written)
+                        output.WriteLine(written);
                     TrainRun.WriteResults(settings, run, completed.Parameters, completed.Result, clock, console, command: "node");
                 }
                 return completed.Result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;

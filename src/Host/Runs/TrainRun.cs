@@ -21,21 +21,27 @@ public static class TrainRun
             ClusterRun.TransportOf(settings);
         InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
+        // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
+        var checkpoints = RunCheckpoints.Setup(settings, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
-        var onEpoch = MetricsWriter(settings, run, output);
+        var onEpoch = MetricsWriter(settings, run, output, checkpoints.ResumeFrom?.Epochs);
         TrainingResult result;
         float[] parameters = run.Parameters;
         if (run.Distributed)
         {
-            (parameters, result) = ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation);
+            (parameters, result) = ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation, checkpoints);
         }
         else
         {
             var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
-            result = trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation);
+            if (checkpoints.Writer is { } writer)
+                writer.Written += w => output.WriteLine(w.Describe());
+            result = trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer);
         }
+        if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
+            output.WriteLine(written);
         WriteResults(settings, run, parameters, result, clock, console);
         return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
     }
@@ -93,9 +99,11 @@ public static class TrainRun
         $"normalize={normalize}");
 
     /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
-    public static Action<EpochMetrics> MetricsWriter(TrainSettings settings, PreparedRun run, TextWriter output)
+    /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>
+    public static Action<EpochMetrics> MetricsWriter(TrainSettings settings, PreparedRun run, TextWriter output,
+                                                     IEnumerable<EpochMetrics>? earlier = null)
     {
-        var epochs = new List<EpochMetrics>();
+        var epochs = new List<EpochMetrics>(earlier ?? []);
         return metrics =>
         {
             epochs.Add(metrics);

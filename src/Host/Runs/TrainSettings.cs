@@ -36,6 +36,15 @@ public sealed record TrainSettings
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
 
+    /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
+    public string? Resume { get; init; }
+
+    /// <summary>--checkpoint-every-steps, or null to keep distsgd.checkpoint.every-steps (0 = off).</summary>
+    public long? CheckpointEverySteps { get; init; }
+
+    /// <summary>--checkpoint-every-seconds, or null to keep distsgd.checkpoint.every-seconds (0 = off).</summary>
+    public double? CheckpointEverySeconds { get; init; }
+
     /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
     public TlsFlags Tls { get; init; } = TlsFlags.None;
 }

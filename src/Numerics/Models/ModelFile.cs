@@ -22,7 +22,6 @@ public static class ModelFile
 {
     private static readonly byte[] Magic = "DSGDMODL"u8.ToArray();
     private const int Version = 1;
-    private const int ChecksumLength = 32;
 
     public static void Save(string path, SavedModel model)
     {
@@ -63,34 +62,15 @@ public static class ModelFile
             writer.Write(model.Parameters.Length);
             writer.Write(MemoryMarshal.AsBytes(model.Parameters.AsSpan()));
         }
-        var checksum = SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length));
-        buffer.Write(checksum);
-        return buffer.ToArray();
+        return ChecksummedFile.Seal(buffer);
     }
 
     /// <summary>Reads a model file; throws <see cref="DataFormatException"/> naming the file and the problem.</summary>
-    public static SavedModel Load(string path)
-    {
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new DataFormatException(path, $"cannot read the model file: {e.Message}", inner: e);
-        }
-        return Deserialize(bytes, path);
-    }
+    public static SavedModel Load(string path) => Deserialize(ChecksummedFile.ReadAll(path, "model file"), path);
 
     public static SavedModel Deserialize(byte[] bytes, string path)
     {
-        if (bytes.Length < Magic.Length + 4 + ChecksumLength || !bytes.AsSpan(0, Magic.Length).SequenceEqual(Magic))
-            throw new DataFormatException(path, "not a DistSgd model file (it does not start with \"DSGDMODL\")");
-        var body = bytes.AsSpan(0, bytes.Length - ChecksumLength);
-        if (!SHA256.HashData(body).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - ChecksumLength)))
-            throw new DataFormatException(path, "the checksum does not match: the model file is corrupted or truncated");
-
+        var body = ChecksummedFile.Verify(bytes, Magic, path, "model file");
         using var reader = new BinaryReader(new MemoryStream(bytes, 0, body.Length, writable: false));
         try
         {
@@ -104,7 +84,7 @@ public static class ModelFile
                 throw new DataFormatException(path, $"unknown model kind {(int)kind} or activation {(int)activation}");
             int inputs = reader.ReadInt32();
             int classes = reader.ReadInt32();
-            int hiddenCount = ReadCount(reader, path, "hidden-layer count", 1_000);
+            int hiddenCount = ChecksummedFile.ReadCount(reader, path, "hidden-layer count", 1_000);
             var hidden = new int[hiddenCount];
             for (int i = 0; i < hidden.Length; i++)
                 hidden[i] = reader.ReadInt32();
@@ -114,13 +94,13 @@ public static class ModelFile
             Standardizer? standardizer = null;
             if (reader.ReadBoolean())
             {
-                int n = ReadCount(reader, path, "statistics length", body.Length / 8);
-                standardizer = new Standardizer(ReadFloats(reader, n), ReadFloats(reader, n));
+                int n = ChecksummedFile.ReadCount(reader, path, "statistics length", body.Length / 8);
+                standardizer = new Standardizer(ChecksummedFile.ReadFloats(reader, n), ChecksummedFile.ReadFloats(reader, n));
             }
-            int count = ReadCount(reader, path, "parameter count", body.Length / 4);
+            int count = ChecksummedFile.ReadCount(reader, path, "parameter count", body.Length / 4);
             if (count != spec.ParameterCount)
                 throw new DataFormatException(path, $"{spec} has {spec.ParameterCount} parameters, the file holds {count}");
-            var parameters = ReadFloats(reader, count);
+            var parameters = ChecksummedFile.ReadFloats(reader, count);
             int nonFinite = Array.FindIndex(parameters, v => !float.IsFinite(v));
             if (nonFinite >= 0)
                 throw new DataFormatException(path, $"θ[{nonFinite}] is {parameters[nonFinite]}; expected finite parameters (the run that wrote this file diverged)");
@@ -133,8 +113,56 @@ public static class ModelFile
             throw new DataFormatException(path, $"invalid model file: {e.Message}", inner: e);
         }
     }
+}
 
-    private static int ReadCount(BinaryReader reader, string path, string what, int limit)
+/// <summary>
+/// The frame of DistSgd's binary files (model, checkpoint): an 8-byte magic, the body, then 32 bytes of SHA-256
+/// over everything before them; and the bounded reads every reader of such a body uses.
+/// </summary>
+internal static class ChecksummedFile
+{
+    public const int ChecksumLength = 32;
+
+    /// <summary>The whole file; a file that cannot be read is a <see cref="DataFormatException"/> naming it.</summary>
+    public static byte[] ReadAll(string path, string what)
+    {
+        try
+        {
+            return File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new DataFormatException(path, $"cannot read the {what}: {e.Message}", inner: e);
+        }
+    }
+
+    /// <summary>Appends the SHA-256 of the buffer's contents and returns the whole file.</summary>
+    public static byte[] Seal(MemoryStream buffer) => SealInPlace(buffer).ToArray();
+
+    /// <summary>Appends the SHA-256 of the buffer's contents and returns the whole file as a view of the buffer (no copy).</summary>
+    public static ReadOnlySpan<byte> SealInPlace(MemoryStream buffer)
+    {
+        Span<byte> checksum = stackalloc byte[ChecksumLength];
+        SHA256.HashData(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), checksum);
+        buffer.Write(checksum);
+        return buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+    }
+
+    /// <summary>Checks the magic and the checksum; returns the body (everything before the checksum).</summary>
+    public static ReadOnlySpan<byte> Verify(byte[] bytes, ReadOnlySpan<byte> magic, string path, string what)
+    {
+        if (bytes.Length < magic.Length || !bytes.AsSpan(0, magic.Length).SequenceEqual(magic))
+            throw new DataFormatException(path, $"not a DistSgd {what} (it does not start with \"{Encoding.ASCII.GetString(magic)}\")");
+        if (bytes.Length < magic.Length + 4 + ChecksumLength)
+            throw new DataFormatException(path, $"the {what} is {bytes.Length} bytes long, too short to hold a header and a checksum: it is truncated");
+        var body = bytes.AsSpan(0, bytes.Length - ChecksumLength);
+        if (!SHA256.HashData(body).AsSpan().SequenceEqual(bytes.AsSpan(bytes.Length - ChecksumLength)))
+            throw new DataFormatException(path, $"the checksum does not match: the {what} is corrupted or truncated");
+        return body;
+    }
+
+    /// <summary>Reads an int32 count and checks it against <paramref name="limit"/> before anything is allocated.</summary>
+    public static int ReadCount(BinaryReader reader, string path, string what, long limit)
     {
         int value = reader.ReadInt32();
         if (value < 0 || value > limit)
@@ -142,7 +170,7 @@ public static class ModelFile
         return value;
     }
 
-    private static float[] ReadFloats(BinaryReader reader, int count)
+    public static float[] ReadFloats(BinaryReader reader, int count)
     {
         var values = new float[count];
         reader.BaseStream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));

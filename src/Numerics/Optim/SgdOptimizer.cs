@@ -44,6 +44,9 @@ public sealed class SgdState
             int length = reader.ReadInt32();
             if (step < 0 || length < 0)
                 throw new InvalidDataException($"optimizer state has step {step} and velocity length {length}; both must be ≥ 0");
+            // The length is checked against what is left before anything is allocated: a corrupt length must not cost gigabytes.
+            if (stream.CanSeek && length > (stream.Length - stream.Position) / sizeof(float))
+                throw new InvalidDataException($"optimizer state has a velocity of {length} values, but only {stream.Length - stream.Position} bytes follow");
             var velocity = new float[length];
             reader.BaseStream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(velocity.AsSpan()));
             return new SgdState(step, velocity);

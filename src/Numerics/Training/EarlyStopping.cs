@@ -29,6 +29,14 @@ public sealed class EarlyStopping
     public bool WouldStop(double loss) =>
         Patience > 0 && (loss < Best - MinDelta ? 0 : EpochsWithoutImprovement + 1) >= Patience;
 
+    /// <summary>Puts back the state saved in a checkpoint (<see cref="Best"/>, <see cref="EpochsWithoutImprovement"/>).</summary>
+    public void Restore(double best, int epochsWithoutImprovement)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epochsWithoutImprovement);
+        Best = best;
+        EpochsWithoutImprovement = epochsWithoutImprovement;
+    }
+
     /// <summary>Records one epoch's loss; true when training should stop.</summary>
     public bool Observe(double loss)
     {

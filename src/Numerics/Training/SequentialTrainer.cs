@@ -30,11 +30,14 @@ public sealed class SequentialTrainer
 
     /// <summary>
     /// Trains θ in place on <paramref name="train"/>, evaluating on <paramref name="test"/> after every
-    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/>.
+    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/>. With <paramref name="resumeFrom"/>
+    /// it continues that checkpoint's run where it stopped (θ, optimizer, stop rule, epoch, batch, the epoch's
+    /// sums), bit for bit as if it had never stopped; <paramref name="checkpoints"/> is asked at every step boundary.
     /// </summary>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public TrainingResult Train(float[] parameters, Dataset train, Dataset? test = null,
-                                Action<EpochMetrics>? onEpoch = null, CancellationToken cancellation = default)
+                                Action<EpochMetrics>? onEpoch = null, CancellationToken cancellation = default,
+                                Checkpoint? resumeFrom = null, CheckpointWriter? checkpoints = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(train);
@@ -52,19 +55,38 @@ public sealed class SequentialTrainer
         long started = _clock.GetTimestamp();
         var stopReason = StopReason.EpochLimit;
 
-        for (int epoch = 1; epoch <= _options.Epochs; epoch++)
+        int firstEpoch = 1, firstStepInEpoch = 0;
+        var progress = EpochProgress.Empty;
+        if (resumeFrom is not null)
         {
-            if (cancellation.IsCancellationRequested)
-            {
-                stopReason = StopReason.Cancelled;
-                break;
-            }
+            resumeFrom.RestoreInto(parameters, _optimizer, stopping);
+            epochs.AddRange(resumeFrom.Epochs);
+            (firstEpoch, firstStepInEpoch, progress) = (resumeFrom.Epoch, resumeFrom.StepInEpoch, resumeFrom.Progress);
+        }
+        checkpoints?.Schedule.Start(_optimizer.State.Step);
+
+        for (int epoch = firstEpoch; epoch <= _options.Epochs && stopReason == StopReason.EpochLimit; epoch++)
+        {
             long epochStart = _clock.GetTimestamp();
             var order = sampler.EpochOrder(epoch);
-            double lossSum = 0;
-            double rate = _optimizer.CurrentLearningRate;
-            for (int start = 0; start < order.Length; start += batchSize)
+            // A resumed epoch goes on with the sums of its steps before the checkpoint; the others start from nothing.
+            double lossSum = epoch == firstEpoch ? progress.LossSum : 0;
+            double earlierSeconds = epoch == firstEpoch ? progress.ComputeSeconds : 0;
+            double rate = epoch == firstEpoch && firstStepInEpoch > 0 ? progress.LearningRate : _optimizer.CurrentLearningRate;
+            int stepInEpoch = epoch == firstEpoch ? firstStepInEpoch : 0;
+            for (int start = stepInEpoch * batchSize; start < order.Length; start += batchSize, stepInEpoch++)
             {
+                bool cancelled = cancellation.IsCancellationRequested;
+                // Stopped (Ctrl+C) at a step boundary: a last checkpoint keeps every step taken.
+                if (checkpoints is not null)
+                    AtStepBoundary(checkpoints, parameters, stopping, epochs, epoch, stepInEpoch,
+                                   new EpochProgress(stepInEpoch, start, lossSum, rate, earlierSeconds + _clock.GetElapsedTime(epochStart).TotalSeconds),
+                                   now: cancelled);
+                if (cancelled)
+                {
+                    stopReason = StopReason.Cancelled;
+                    break;
+                }
                 int rows = Math.Min(batchSize, order.Length - start);
                 BatchSampler.GatherBatch(train, order.Slice(start, rows), batchFeatures, batchTargets);
                 float loss = _model.LossAndGradient(parameters, batchFeatures.AsSpan(0, rows * train.FeatureCount),
@@ -75,7 +97,9 @@ public sealed class SequentialTrainer
                 _optimizer.Step(parameters, gradient);
                 lossSum += (double)loss * rows;
             }
-            double seconds = _clock.GetElapsedTime(epochStart).TotalSeconds;
+            if (stopReason == StopReason.Cancelled)
+                break;
+            double seconds = earlierSeconds + _clock.GetElapsedTime(epochStart).TotalSeconds;
             // The last step's update can overflow θ while its loss was still finite: that is divergence too, and no
             // epoch's metrics or model are reported from a non-finite θ. Σθ is finite exactly when every θᵢ is.
             if (!float.IsFinite(TensorPrimitives.Sum(parameters)))
@@ -91,12 +115,23 @@ public sealed class SequentialTrainer
             onEpoch?.Invoke(metrics);
 
             if (stopping.Observe(metrics.TrainLoss))
-            {
                 stopReason = StopReason.LossPlateau;
-                break;
-            }
         }
         return new TrainingResult(epochs, stopReason, _clock.GetElapsedTime(started).TotalSeconds);
+    }
+
+    /// <summary>A checkpoint before the step, when the schedule says so or <paramref name="now"/> (a method of its own: no closure per step).</summary>
+    private void AtStepBoundary(CheckpointWriter checkpoints, float[] parameters, EarlyStopping stopping, List<EpochMetrics> epochs,
+                                int epoch, int stepInEpoch, EpochProgress progress, bool now)
+    {
+        long step = _optimizer.State.Step;
+        // Written before the next step changes θ: no copy needed.
+        Func<string, Checkpoint> capture = identity =>
+            Checkpoint.Capture(identity, step, epoch, stepInEpoch, parameters, _optimizer, stopping, progress, epochs, copy: false);
+        if (now)
+            checkpoints.WriteNow(step, capture);
+        else
+            checkpoints.AtStepBoundary(step, stepInEpoch == 0, capture);
     }
 
     private void CheckCompatible(Dataset data)

@@ -30,6 +30,17 @@ public class StepBufferTests
     }
 
     [Fact]
+    public void A_resumed_buffer_holds_shares_of_its_first_step_before_opening_it()
+    {
+        // Resumed at step 120: a faster peer's share of step 120 may arrive before this peer passes the start barrier.
+        var buffer = new StepBuffer("run", 3) { FirstStep = 120 };
+        Assert.Equal(GatherOutcome.Buffered, buffer.Offer(Share(120, 1)));
+        Assert.Equal(GatherOutcome.FutureStep, buffer.Offer(Share(120 + StepBuffer.DefaultWindow, 1)));
+        buffer.Begin(120, [0, 1]);
+        Assert.Equal([1], buffer.Gather.Replies.Select(r => r.Participant));
+    }
+
+    [Fact]
     public void Before_the_first_step_shares_of_step_zero_are_held()
     {
         var buffer = new StepBuffer("run", 3);

@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using DistSgd.Host.Cli;
+using DistSgd.Host.Runs;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Host.Tests.Runs;
+
+/// <summary>`--resume` end to end: a stopped run continued from its newest valid checkpoint gives the very same model file.</summary>
+public class CheckpointRunTests
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
+
+    /// <summary>1600 training samples: 25 steps per epoch sequential (batch 64), 13 with 2 workers or peers.</summary>
+    private static readonly string[] Blobs = ["--dataset", "blobs", "--samples", "2000", "--epochs", "5", "--hidden", "16"];
+
+    private static byte[] Model(string folder) => File.ReadAllBytes(Path.Combine(folder, RunFiles.ModelFileName));
+
+    private static string Checkpoints(string folder) => Path.Combine(folder, CheckpointStore.FolderName);
+
+    [Fact]
+    public void A_sequential_run_resumes_mid_epoch_past_a_damaged_checkpoint_to_the_same_model()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllText(temp["keep.conf"], "distsgd.checkpoint.keep = 100\n");
+        string[] run = ["train", "--mode", "sequential", .. Blobs, "--checkpoint-every-steps", "10", "--config", temp["keep.conf"]];
+        var whole = CliRunner.Run([.. run, "--out", temp["whole"]]);
+        Assert.True(whole.ExitCode == 0, whole.Error);
+        Assert.Contains("checkpoint: step 60 written", whole.Output);
+
+        // What a crash just after step 70 leaves when it cut the newest checkpoint short: the one at 60
+        // (epoch 3, 10 steps into it) and a damaged one at 70.
+        var atSixty = CheckpointFile.Read(new CheckpointStore(Checkpoints(temp["whole"])).PathOf(60));
+        Assert.Equal((3, 10), (atSixty.Epoch, atSixty.StepInEpoch));
+        var kept = new CheckpointStore(Checkpoints(temp["stopped"]));
+        kept.Write(atSixty);
+        var damaged = File.ReadAllBytes(new CheckpointStore(Checkpoints(temp["whole"])).PathOf(70));
+        File.WriteAllBytes(kept.PathOf(70), damaged[..(damaged.Length - 40)]);
+
+        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
+        Assert.True(resumed.ExitCode == 0, resumed.Error);
+        Assert.Contains("checkpoint: skipped step-000000000070.ckpt: the checksum does not match", resumed.Output);
+        Assert.Contains("resuming from", resumed.Output);
+        Assert.Contains("step 60 (epoch 3, 10 steps into it)", resumed.Output);
+        Assert.Equal(Model(temp["whole"]), Model(temp["stopped"]));
+        // metrics.csv of the resumed folder has every epoch, the ones before the checkpoint included.
+        Assert.Equal(File.ReadAllLines(Path.Combine(temp["whole"], RunFiles.MetricsFileName)).Select(l => string.Join(',', l.Split(',')[..5])),
+                     File.ReadAllLines(Path.Combine(temp["stopped"], RunFiles.MetricsFileName)).Select(l => string.Join(',', l.Split(',')[..5])));
+    }
+
+    [Fact]
+    public void Resuming_with_other_flags_is_refused_naming_each_difference_and_a_folder_without_a_valid_checkpoint_exits_2()
+    {
+        using var temp = new TempFolder();
+        string[] run = ["train", "--mode", "sequential", "--dataset", "blobs", "--samples", "2000", "--epochs", "1", "--hidden", "16", "--checkpoint-every-steps", "10"];
+        Assert.Equal(0, CliRunner.Run([.. run, "--out", temp["run"]]).ExitCode);
+
+        var other = CliRunner.Run([.. run, "--lr", "0.1", "--seed", "2", "--resume", temp["run"]]);
+        Assert.Equal(ExitCodes.BadInput, other.ExitCode);
+        Assert.Contains("belongs to a different run", other.Error);
+        Assert.Contains("seed: 1 in the checkpoint vs 2 now", other.Error);
+        Assert.Contains("lr: 0.05 in the checkpoint vs 0.1 now", other.Error);
+
+        Directory.CreateDirectory(temp["empty"]);
+        File.WriteAllText(Path.Combine(temp["empty"], "step-000000000003.ckpt"), "nothing");
+        var none = CliRunner.Run([.. run, "--resume", temp["empty"], "--out", temp["unused"]]);
+        Assert.Equal(ExitCodes.BadInput, none.ExitCode);
+        Assert.Contains($"no valid checkpoint in {temp["empty"]}", none.Error);
+        Assert.Contains("not a DistSgd checkpoint", none.Error);
+
+        var missing = CliRunner.Run([.. run, "--resume", temp["missing"]]);
+        Assert.Equal(ExitCodes.BadInput, missing.ExitCode);
+        Assert.Contains("no such directory", missing.Error);
+
+        File.WriteAllText(temp["bad.conf"], "distsgd.checkpoint.keep = 0\n");
+        var badKey = CliRunner.Run([.. run, "--config", temp["bad.conf"], "--out", temp["unused"]]);
+        Assert.Equal(ExitCodes.BadInput, badKey.ExitCode);
+        Assert.Contains("distsgd.checkpoint.keep: expected a number of checkpoints from 1 to 1000000, found '0'", badKey.Error);
+    }
+
+    [Theory]
+    [InlineData("centralized")]
+    [InlineData("decentralized")]
+    public async Task A_simulated_cluster_stopped_mid_run_and_resumed_writes_the_same_model_as_one_never_stopped(string mode)
+    {
+        using var temp = new TempFolder();
+        string[] run = ["train", "--mode", mode, "--workers", "2", .. Blobs, "--checkpoint-every-steps", "4"];
+        var whole = CliRunner.Run([.. run, "--out", temp["whole"]]);
+        Assert.True(whole.ExitCode == 0, whole.Error);
+
+        // Stop the whole cluster (Ctrl+C) once it has written a checkpoint past step 20 of 65.
+        using var stop = new CancellationTokenSource();
+        var output = new StringWriter();
+        var first = Task.Run(() => DistSgdCommandLine.Run([.. run, "--out", temp["stopped"]], output, output, stop.Token));
+        var store = new CheckpointStore(Checkpoints(temp["stopped"]));
+        var clock = Stopwatch.StartNew();
+        while (!first.IsCompleted && store.List().FirstOrDefault().Step < 20 && clock.Elapsed < Bound)
+            await Task.Delay(20);
+        stop.Cancel();
+        try
+        {
+            await first.WaitAsync(Bound);
+        }
+        catch (OperationCanceledException)
+        {
+            // The cluster run ends with the cancellation: the expected way for this one.
+        }
+        long stoppedAt = store.List().First().Step;
+        Assert.InRange(stoppedAt, 4, 64);   // never at the very end: the last checkpoint always precedes the last step
+
+        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
+        Assert.True(resumed.ExitCode == 0, resumed.Error + resumed.Output);
+        Assert.Contains("resuming from", resumed.Output);
+        Assert.Equal(Model(temp["whole"]), Model(temp["stopped"]));
+    }
+}
