@@ -78,6 +78,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private int _stepsThisEpoch;
     private bool _recovering;
     private bool _pausedInMinority;
+    /// <summary>Members this master's own events say are unreachable: Cluster.State is updated by another actor and may lag them.</summary>
+    private readonly HashSet<Address> _unreachableMembers = new();
     private readonly StepCheckpoints _checkpoints;
     private readonly DropLog _drops;
 
@@ -419,6 +421,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>Workers forgotten as unreachable that are reachable again are invited back (they still run, nothing was wrong but the network).</summary>
     private void HandleReachable(Address address)
     {
+        _unreachableMembers.Remove(address);
         if (!_unreachable.Remove(address, out var workers))
             return;
         foreach (var worker in workers)
@@ -454,7 +457,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var state = Cluster.Get(Context.System).State;
         if (ClusterMajority.IsOnMajoritySide(state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
-                                             state.Unreachable.Select(m => m.Address)))
+                                             state.Unreachable.Select(m => m.Address).Concat(_unreachableMembers)))
         {
             if (_pausedInMinority)
                 _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_step}"));
@@ -666,6 +669,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void ForgetWorkersAt(Address address, string why)
     {
+        if (why == "unreachable")
+            _unreachableMembers.Add(address);
+        else
+            _unreachableMembers.Remove(address);
         var workers = _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList();
         if (why == "removed")
             foreach (var suspect in _suspects.Where(s => s.Value.Equals(address)).Select(s => s.Key).ToList())
