@@ -67,8 +67,9 @@ public static class ClusterRun
         output.WriteLine(decentralized
             ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}"
             : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
-        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60),
-                                                               Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING", overrides);
+        // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
+        var (logged, logLevel) = Results.RunLog.Into(settings.Out, overrides);
+        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
 
         // Progress arrives from actors on several nodes' threads: one lock keeps the output whole.

@@ -5,6 +5,7 @@ using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
+using DistSgd.Host.Results;
 
 namespace DistSgd.Host.Runs;
 
@@ -135,7 +136,10 @@ public static class TrainRun
             FinalTestLoss = final?.TestLoss,
             FinalTestAccuracy = final?.TestAccuracy,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
+            Versions = RunSummary.Versions(),
+            Totals = RunSummary.Totals(result),
         });
+        RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
         console.WriteLine(
             $"done: {result.Epochs.Count} epochs ({Describe(result.StopReason)}) in {result.TotalSeconds:F1} s" +
             (final is not null && spec.ClassCount > 0 ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {final.TestAccuracy * 100:F2}%") : "")
