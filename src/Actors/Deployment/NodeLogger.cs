@@ -21,6 +21,8 @@ public sealed class NodeLogger : DefaultLogger
     public static void MuteForShutdown(ActorSystem node)
     {
         Muted[node] = true;
+        // Akka's fallback console logger, which takes over once the loggers stop, would print the shutdown's INFO lines.
+        node.EventStream.SetLogLevel(LogLevel.WarningLevel);
         node.WhenTerminated.ContinueWith(_ => Muted.TryRemove(node, out bool _), TaskScheduler.Default);
     }
 
