@@ -53,6 +53,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly ChunkAssembler _assembler;
     private readonly DirectDataPlane? _direct;
     private readonly Dictionary<int, string> _endpoints = new();
+    private readonly ProgressMeter _meter;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -76,6 +77,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _gather = new StepGather(_plan.RunId, _parameters.Length);
+        _meter = new ProgressMeter(_plan.StepsPerEpoch);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System);
         if (_settings.Transport == PayloadTransport.Direct)
@@ -169,6 +171,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         Timers.Cancel(nameof(StartTimedOut));
         _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_participants.Count} workers"));
+        _meter.Start(_participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         Become(Stepping);
         _runClock.Start();
         BeginStep();
@@ -294,6 +297,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _step++;
         _stepInEpoch++;
         _stepRetries = 0;
+        if (_meter.StepDone(_gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
+            _setup.Reporter.Tell(progress);
         if (_stepInEpoch == _plan.StepsPerEpoch)
         {
             if (EndEpoch())
@@ -369,6 +374,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _setup.Reporter.Tell(new RunProgress.Note($"worker {index} at {worker.Path.Address} {why}"));
         if (index < 0)
             return;
+        _meter.SetState(index, why);
         _participants.Remove(index);
         _accepted.Remove(index);
         if (_participants.Count == 0 && !_finished && _runClock.IsRunning)

@@ -88,6 +88,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _nodeIds = new(StringComparer.Ordinal);
     private readonly SortedSet<int> _participants = new();
+    private ProgressMeter? _meter;
 
     // Epoch-end verification: hashes and resyncs may arrive before this peer ends the epoch.
     private readonly Dictionary<int, SortedDictionary<int, ParameterHash>> _hashes = new();
@@ -262,7 +263,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _batches = new ShardBatches(_setup.Train, _nodeId, _setup.PeerCount, _plan.BatchSizePerWorker, _plan.Seed);
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _nodeId, _setup.PeerCount, _selfAddress, _batches.ShardSize);
         if (_nodeId == 0)
+        {
             _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_setup.PeerCount} peers"));
+            // The lead peer (the lowest id) reports the live progress, as the master does.
+            _meter = new ProgressMeter(_plan.StepsPerEpoch);
+            _meter.Start(_nodeIds.Select(n => (n.Value, "peer", n.Key)));
+        }
         _phase = Phase.Stepping;
         _runClock.Start();
         BeginStep();
@@ -407,6 +413,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _step++;
         _stepInEpoch++;
         _stepRetries = 0;
+        if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
+            _setup.Reporter.Tell(progress);
         if (_stepInEpoch == _plan.StepsPerEpoch)
             EndEpoch();
         else
@@ -603,6 +611,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             return;
         _log.Warning("peer {0} at {1} {2}: no longer waited for", id, key, why);
         _setup.Reporter.Tell(new RunProgress.Note($"peer {id} at {key} {why}"));
+        _meter?.SetState(id, why);
         if (_phase == Phase.Stepping && _buffer.Gather.IsOpen && _buffer.Gather.Forget(id) && _buffer.Gather.IsComplete)
             FinishStep();
         else if (_phase == Phase.Verifying)

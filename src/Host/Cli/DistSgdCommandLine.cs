@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using DistSgd.Host.Display;
 using DistSgd.Host.Runs;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -131,6 +132,7 @@ public static class DistSgdCommandLine
         public readonly Option<int> Threads = new("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
         public readonly Option<string?> Out = new("--out") { Description = "Results folder (written by the node that ends the run); default runs/<timestamp>-<mode>." };
         public readonly Option<bool> Quiet = new("--quiet") { Description = "Print only the final line." };
+        public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts." };
 
         public TrainFlags()
         {
@@ -149,7 +151,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet })
+            foreach (var option in new Option[] { Mode, Workers, Transport, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -182,6 +184,7 @@ public static class DistSgdCommandLine
                 Threads = p.GetValue(Threads),
                 Out = p.GetValue(Out) ?? Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}"),
                 Quiet = p.GetValue(Quiet),
+                Json = p.GetValue(Json),
                 Workers = p.GetValue(Workers),
                 ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
@@ -200,7 +203,7 @@ public static class DistSgdCommandLine
         command.SetAction(p =>
         {
             var settings = flags.Read(p);
-            return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
+            return Guarded(error, () => TrainRun.Execute(settings, output, cancellation, RunDisplay.IsInteractive(output)));
         });
         return command;
     }

@@ -34,8 +34,9 @@ public static class ClusterRun
 
     public static (float[] Parameters, TrainingResult Result) Run(TrainSettings settings, DistributedPlan plan,
                                                                   Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                  CancellationToken cancellation)
-        => RunAsync(settings, plan, onEpoch, output, cancellation).GetAwaiter().GetResult();
+                                                                  CancellationToken cancellation,
+                                                                  Action<RunProgress.StepProgress>? onStep = null)
+        => RunAsync(settings, plan, onEpoch, output, cancellation, onStep).GetAwaiter().GetResult();
 
     /// <summary>The role list of every node of the mode's simulated cluster.</summary>
     public static IReadOnlyList<string[]> NodeRoles(TrainSettings settings, DistSgdSettings distsgd)
@@ -55,7 +56,8 @@ public static class ClusterRun
 
     private static async Task<(float[], TrainingResult)> RunAsync(TrainSettings settings, DistributedPlan plan,
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                 CancellationToken cancellation)
+                                                                 CancellationToken cancellation,
+                                                                 Action<RunProgress.StepProgress>? onStep)
     {
         bool decentralized = settings.Mode == Modes.Decentralized;
         // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
@@ -85,6 +87,9 @@ public static class ClusterRun
                 {
                     case RunProgress.EpochCompleted epoch:
                         onEpoch(epoch.Metrics);
+                        break;
+                    case RunProgress.StepProgress step:
+                        onStep?.Invoke(step);
                         break;
                     case RunProgress.Note note:
                         output.WriteLine($"cluster: {note.Text}");

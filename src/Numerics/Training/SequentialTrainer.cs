@@ -29,11 +29,13 @@ public sealed class SequentialTrainer
 
     /// <summary>
     /// Trains θ in place on <paramref name="train"/>, evaluating on <paramref name="test"/> after every
-    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/>.
+    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/> and each step to <paramref name="onStep"/>
+    /// (a progress display; it should return quickly, as it runs between the steps).
     /// </summary>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public TrainingResult Train(float[] parameters, Dataset train, Dataset? test = null,
-                                Action<EpochMetrics>? onEpoch = null, CancellationToken cancellation = default)
+                                Action<EpochMetrics>? onEpoch = null, CancellationToken cancellation = default,
+                                Action<StepReport>? onStep = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(train);
@@ -62,6 +64,7 @@ public sealed class SequentialTrainer
             var order = sampler.EpochOrder(epoch);
             double lossSum = 0;
             double rate = _optimizer.CurrentLearningRate;
+            long stepsPerEpoch = (order.Length + batchSize - 1) / batchSize;
             for (int start = 0; start < order.Length; start += batchSize)
             {
                 int rows = Math.Min(batchSize, order.Length - start);
@@ -73,6 +76,8 @@ public sealed class SequentialTrainer
                 rate = _optimizer.CurrentLearningRate;
                 _optimizer.Step(parameters, gradient);
                 lossSum += (double)loss * rows;
+                onStep?.Invoke(new StepReport(epoch, start / batchSize + 1, stepsPerEpoch, lossSum, start + rows,
+                                              _clock.GetElapsedTime(epochStart).TotalSeconds));
             }
             double seconds = _clock.GetElapsedTime(epochStart).TotalSeconds;
 
