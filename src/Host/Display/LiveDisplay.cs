@@ -74,15 +74,19 @@ public sealed class LiveDisplay : RunDisplay
         {
             lock (_gate)
                 _live = context;
-            // Akka's console logger writes to Console.Out: during the display its lines become notes.
-            Console.SetOut(_notes);
+            // Akka's console logger writes to Console.Out: during the display its lines become notes. (Only when this display
+            // owns the process's console: Console.Out is global.)
+            bool redirect = ReferenceEquals(_console, original);
+            if (redirect)
+                Console.SetOut(_notes);
             try
             {
                 result = training();
             }
             finally
             {
-                Console.SetOut(original);
+                if (redirect)
+                    Console.SetOut(original);
                 lock (_gate)
                 {
                     _live = null;

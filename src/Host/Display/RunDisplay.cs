@@ -86,6 +86,24 @@ public abstract class RunDisplay
 
         public override TextWriter Output => TextWriter.Null;
 
+        /// <summary>Akka's warnings (its console logger writes to Console.Out) go to standard error while the run lasts,
+        /// so that standard output holds JSON only.</summary>
+        public override T Run<T>(Func<T> training)
+        {
+            var original = Console.Out;
+            if (!ReferenceEquals(console, original))
+                return training();
+            Console.SetOut(Console.Error);
+            try
+            {
+                return training();
+            }
+            finally
+            {
+                Console.SetOut(original);
+            }
+        }
+
         public override void Epoch(EpochMetrics m, string line)
         {
             var c = m.Communication;
