@@ -134,7 +134,7 @@ public static class DistSgdCommandLine
         public readonly Option<int> Threads = new("--threads") { Description = "Threads for the matrix kernels; 0 = all cores.", DefaultValueFactory = _ => 0 };
         public readonly Option<string?> Out = new("--out") { Description = "Results folder (written by the node that ends the run); default runs/<timestamp>-<mode>." };
         public readonly Option<bool> Quiet = new("--quiet") { Description = "Print only the final line." };
-        public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts." };
+        public readonly Option<bool> Json = new("--json") { Description = "train: print one JSON object per epoch (and one at the end) instead of text, for scripts." };
 
         public TrainFlags()
         {

@@ -58,7 +58,8 @@ public static class RunPlots
 
     /// <summary>One line plot with markers, a legend when there is more than one line; NaN points are left out.</summary>
     public static string Save(string path, string title, string xLabel, string yLabel,
-                              IEnumerable<(string Label, double[] X, double[] Y)> lines, int width = Width, int height = Height)
+                              IEnumerable<(string Label, double[] X, double[] Y)> lines, int width = Width, int height = Height,
+                              double[]? xTicks = null)
     {
         var plot = new Plot();
         int count = 0;
@@ -73,6 +74,8 @@ public static class RunPlots
             scatter.LineWidth = 2;
             count++;
         }
+        if (xTicks is not null)
+            plot.Axes.Bottom.SetTicks(xTicks, xTicks.Select(t => t.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray());
         plot.Title(title);
         plot.XLabel(xLabel);
         plot.YLabel(yLabel);

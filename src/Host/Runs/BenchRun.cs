@@ -152,8 +152,11 @@ public static class BenchRun
     private static void Plot(string folder, IReadOnlyList<BenchRow> rows)
     {
         var distributed = rows.Where(r => r.Mode != Modes.Sequential).GroupBy(r => $"{r.Mode}, {r.Transport}").ToList();
+        double[] counts = rows.Select(r => (double)r.Workers).Distinct().Order().ToArray();
         RunPlots.Save(Path.Combine(folder, SpeedupPlot), "Speedup over sequential (same global batch)", "workers", "speedup (×)",
-            distributed.Select(g => (g.Key, g.Select(r => (double)r.Workers).ToArray(), g.Select(r => r.Speedup).ToArray())));
+            distributed.Select(g => (g.Key, g.Select(r => (double)r.Workers).ToArray(), g.Select(r => r.Speedup).ToArray()))
+                       .Append(("ideal (= workers)", counts, counts)),
+            xTicks: counts);
         var curves = rows.Where(r => r.Mode == Modes.Sequential)
             .Concat(distributed.Select(g => g.OrderBy(r => r.Workers).Last()))
             .Select(r => (r.Name, r.Time, r.Accuracy));
