@@ -14,7 +14,7 @@ public sealed record BenchSettings(TrainSettings Base, int[] WorkerCounts, int R
 /// <summary>One configuration's numbers: the median over the repeats.</summary>
 public sealed record BenchRow(string Mode, string Transport, int Workers, int BatchPerWorker, double SecondsPerEpoch, double SamplesPerSecond,
                               double Speedup, double Efficiency, double BytesPerStep, double FinalAccuracy, double FinalTestLoss,
-                              double[] Time, double[] Accuracy)
+                              double[] Time, double[] Accuracy, int Runs = 1)
 {
     public string Name => Mode == Modes.Sequential ? "sequential" : $"{Mode} {Workers}×{BatchPerWorker}, {Transport}";
 }
@@ -36,13 +36,16 @@ public static class BenchRun
 
     public static int Execute(BenchSettings bench, TextWriter output, CancellationToken cancellation = default)
     {
-        var rows = Measure(bench, output, cancellation);
+        string folder = bench.Base.Out;
+        // The table and plots are rewritten after every round of repeats: a long bench that is stopped keeps what it measured.
+        var rows = Measure(bench, output, cancellation, rows =>
+        {
+            AtomicFile.Write(Path.Combine(folder, TableFileName), Encoding.UTF8.GetBytes(Markdown(bench, rows)));
+            AtomicFile.Write(Path.Combine(folder, CsvFileName), Encoding.UTF8.GetBytes(Csv(rows)));
+            Plot(folder, rows);
+        });
         if (cancellation.IsCancellationRequested)
             return ExitCodes.TrainingFailed;
-        string folder = bench.Base.Out;
-        AtomicFile.Write(Path.Combine(folder, TableFileName), Encoding.UTF8.GetBytes(Markdown(bench, rows)));
-        AtomicFile.Write(Path.Combine(folder, CsvFileName), Encoding.UTF8.GetBytes(Csv(rows)));
-        Plot(folder, rows);
         output.WriteLine();
         output.Write(Markdown(bench, rows));
         output.WriteLine($"bench: results in {folder}/ ({TableFileName}, {CsvFileName}, {SpeedupPlot}, {AccuracyPlot}, runs/)");
@@ -65,7 +68,9 @@ public static class BenchRun
         return list;
     }
 
-    public static IReadOnlyList<BenchRow> Measure(BenchSettings bench, TextWriter output, CancellationToken cancellation)
+    /// <param name="onRound">Called with the rows so far after every round of repeats.</param>
+    public static IReadOnlyList<BenchRow> Measure(BenchSettings bench, TextWriter output, CancellationToken cancellation,
+                                                  Action<IReadOnlyList<BenchRow>>? onRound = null)
     {
         var configurations = Configurations(bench);
         var runs = configurations.Select(_ => new List<TrainOutcome>()).ToList();
@@ -82,7 +87,15 @@ public static class BenchRun
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                     $"bench: {Label(c)} (run {r}/{bench.Repeat}): {seconds:F2} s/epoch, {rate:N0} samples/s, test accuracy {Final(outcome.Result, m => m.TestAccuracy) * 100:F2}%"));
             }
+            if (!cancellation.IsCancellationRequested)
+                onRound?.Invoke(Rows(configurations, runs));
         }
+        return Rows(configurations, runs);
+    }
+
+    /// <summary>Each configuration's medians over the runs it has so far.</summary>
+    private static List<BenchRow> Rows(IReadOnlyList<TrainSettings> configurations, List<List<TrainOutcome>> runs)
+    {
         var rows = new List<BenchRow>();
         double sequential = double.NaN;
         for (int i = 0; i < configurations.Count; i++)
@@ -100,7 +113,7 @@ public static class BenchRun
                                   Median(steady.Select(s => s.Rate)), speedup, speedup / c.Workers, Median(steady.Select(s => s.BytesPerStep)),
                                   Median(runs[i].Select(o => Final(o.Result, m => m.TestAccuracy))),
                                   Median(runs[i].Select(o => Final(o.Result, m => m.TestLoss))),
-                                  RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray()));
+                                  RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count));
         }
         return rows;
     }
@@ -126,7 +139,7 @@ public static class BenchRun
         var b = bench.Base;
         var text = new StringBuilder();
         text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-            $"Global batch {b.BatchSize}, {b.Epochs} epochs, seed {b.Seed}; median of {bench.Repeat} run(s); s/epoch and samples/s over epochs 2+ (epoch 1 when only one); " +
+            $"Global batch {b.BatchSize}, {b.Epochs} epochs, seed {b.Seed}; median of {(rows.Count > 0 ? rows.Min(r => r.Runs) : 0)} run(s) each; s/epoch and samples/s over epochs 2+ (epoch 1 when only one); " +
             $"bytes per step sent + received at the master or lead peer."));
         text.AppendLine();
         text.AppendLine("| run | workers | s/epoch | samples/s | speedup | efficiency | MB/step | test accuracy |");
