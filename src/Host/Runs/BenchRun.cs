@@ -69,11 +69,16 @@ public static class BenchRun
     }
 
     /// <param name="onRound">Called with the rows so far after every round of repeats.</param>
+    /// <param name="train">Trains one configuration (<see cref="TrainRun.Train"/>; a test can watch what it returns).</param>
     public static IReadOnlyList<BenchRow> Measure(BenchSettings bench, TextWriter output, CancellationToken cancellation,
-                                                  Action<IReadOnlyList<BenchRow>>? onRound = null)
+                                                  Action<IReadOnlyList<BenchRow>>? onRound = null,
+                                                  Func<TrainSettings, TrainOutcome>? train = null)
     {
+        train ??= settings => TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
         var configurations = Configurations(bench);
-        var runs = configurations.Select(_ => new List<TrainOutcome>()).ToList();
+        // Only each run's metrics are kept: its outcome also holds the data set (Fashion-MNIST: 0.4 GB a run), and a bench
+        // of 39 runs that kept them was killed for memory.
+        var runs = configurations.Select(_ => new List<TrainingResult>()).ToList();
         // Repeats interleave (every configuration once, then again): a change in the machine's load spreads over all of them.
         for (int r = 1; r <= bench.Repeat && !cancellation.IsCancellationRequested; r++)
         {
@@ -81,11 +86,11 @@ public static class BenchRun
             {
                 var c = configurations[i];
                 var settings = c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{r}"), Quiet = true, Json = false };
-                var outcome = TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
-                runs[i].Add(outcome);
-                var (seconds, rate, _) = Steady(outcome.Result.Epochs);
+                var result = MetricsOf(train, settings);
+                runs[i].Add(result);
+                var (seconds, rate, _) = Steady(result.Epochs);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"bench: {Label(c)} (run {r}/{bench.Repeat}): {seconds:F2} s/epoch, {rate:N0} samples/s, test accuracy {Final(outcome.Result, m => m.TestAccuracy) * 100:F2}%"));
+                    $"bench: {Label(c)} (run {r}/{bench.Repeat}): {seconds:F2} s/epoch, {rate:N0} samples/s, test accuracy {Final(result, m => m.TestAccuracy) * 100:F2}%"));
             }
             if (!cancellation.IsCancellationRequested)
                 onRound?.Invoke(Rows(configurations, runs));
@@ -93,8 +98,13 @@ public static class BenchRun
         return Rows(configurations, runs);
     }
 
+    /// <summary>Trains and keeps only the metrics; in a frame of its own, so that no local of <see cref="Measure"/> (a Debug build
+    /// keeps every temporary to the method's end) holds the run's data into the next run.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static TrainingResult MetricsOf(Func<TrainSettings, TrainOutcome> train, TrainSettings settings) => train(settings).Result;
+
     /// <summary>Each configuration's medians over the runs it has so far.</summary>
-    private static List<BenchRow> Rows(IReadOnlyList<TrainSettings> configurations, List<List<TrainOutcome>> runs)
+    private static List<BenchRow> Rows(IReadOnlyList<TrainSettings> configurations, List<List<TrainingResult>> runs)
     {
         var rows = new List<BenchRow>();
         double sequential = double.NaN;
@@ -103,16 +113,16 @@ public static class BenchRun
             if (runs[i].Count == 0)
                 continue;
             var c = configurations[i];
-            var steady = runs[i].Select(o => Steady(o.Result.Epochs)).ToList();
+            var steady = runs[i].Select(r => Steady(r.Epochs)).ToList();
             double seconds = Median(steady.Select(s => s.Seconds));
             if (c.Mode == Modes.Sequential)
                 sequential = seconds;
             double speedup = sequential / seconds;
-            var first = runs[i][0].Result;
+            var first = runs[i][0];
             rows.Add(new BenchRow(c.Mode, c.Mode == Modes.Sequential ? "-" : c.Transport!, c.Workers, c.BatchSize, seconds,
                                   Median(steady.Select(s => s.Rate)), speedup, speedup / c.Workers, Median(steady.Select(s => s.BytesPerStep)),
-                                  Median(runs[i].Select(o => Final(o.Result, m => m.TestAccuracy))),
-                                  Median(runs[i].Select(o => Final(o.Result, m => m.TestLoss))),
+                                  Median(runs[i].Select(r => Final(r, m => m.TestAccuracy))),
+                                  Median(runs[i].Select(r => Final(r, m => m.TestLoss))),
                                   RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count));
         }
         return rows;

@@ -53,6 +53,66 @@ public class BenchRunTests
     }
 
     [Fact]
+    public void Bench_keeps_only_the_metrics_of_its_runs_not_their_data()
+    {
+        using var temp = new TempFolder();
+        var settings = new TrainSettings
+        {
+            Mode = Modes.Centralized,
+            Data = new DataRequest(DataSources.Blobs, null, null, "auto", 0.2, 0, false, Numerics.Data.LearningTask.Classification, 1, 200),
+            Model = Numerics.Models.ModelKind.Softmax,
+            Hidden = [],
+            Activation = Numerics.Models.Activation.Relu,
+            Epochs = 1,
+            BatchSize = 16,
+            LearningRate = 0.05,
+            Momentum = 0.9,
+            WeightDecay = 0,
+            Schedule = "constant",
+            Seed = 1,
+            Patience = 0,
+            MinDelta = 0,
+            Normalize = "auto",
+            Threads = 1,
+            Out = temp["bench"],
+            Quiet = true,
+        };
+        var data = new List<WeakReference>();
+        var aliveAtStart = new List<int>();
+        var rows = BenchRun.Measure(new BenchSettings(settings, [1], 1, ["direct"]), TextWriter.Null, CancellationToken.None, train: s =>
+        {
+            // While bench runs, the runs before this one must be gone: a bench that kept every run's outcome held
+            // 0.4 GB per Fashion-MNIST run and was killed for memory after 30 runs.
+            aliveAtStart.Add(AliveAfterCollecting(data));
+            return TrainAndWatch(s, data);
+        });
+        Assert.Equal(3, rows.Count);
+        Assert.Equal([0, 0, 0], aliveAtStart);
+    }
+
+    /// <summary>Collects until every watched object is gone, for at most 10 s (a finalizer may hold one briefly).</summary>
+    private static int AliveAfterCollecting(List<WeakReference> watched)
+    {
+        for (var waited = System.Diagnostics.Stopwatch.StartNew(); watched.Any(d => d.IsAlive) && waited.Elapsed < TimeSpan.FromSeconds(10);)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Thread.Sleep(50);
+        }
+        return watched.Count(d => d.IsAlive);
+    }
+
+    // Not inlined, so that the outcome stays in no local of the caller's frame.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static TrainOutcome TrainAndWatch(TrainSettings settings, List<WeakReference> data)
+    {
+        // Every configuration trains sequentially here: this watches what bench keeps, not what a cluster's nodes keep.
+        var outcome = TrainRun.Train(settings with { Mode = Modes.Sequential }, new DistSgd.Host.Display.RunDisplay.FinalLineOnly(TextWriter.Null));
+        data.Add(new WeakReference(outcome.Run.Train));
+        return outcome;
+    }
+
+    [Fact]
     public void Median_of_an_even_count_is_the_mean_of_the_middle_two() =>
         Assert.Equal(2.5, BenchRun.Median([4, 1, 2, 3]));
 }
