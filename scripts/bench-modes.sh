@@ -2,6 +2,8 @@
 # Compares the training modes on the same data, seed and per-worker batch: median of REPEAT runs of
 # the second epoch (the first includes JIT warm-up and cluster start). Prints a markdown table.
 # Usage: scripts/bench-modes.sh [REPEAT] [EPOCHS]   (defaults 3 and 2)
+#        BENCH_ONLY='regex' scripts/bench-modes.sh …   only the rows whose name matches (e.g. 'direct')
+# The TLS rows use a throw-away CA and node certificate made by scripts/make-certs.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${1:-3}
@@ -11,6 +13,10 @@ bin="dotnet src/Host/bin/Release/net10.0/distsgd.dll"
 out=$(mktemp -d)
 chunk64=$(mktemp --suffix=.conf); echo 'distsgd.akka-chunk-size = 64KiB' > "$chunk64"
 nobatch=$(mktemp --suffix=.conf); echo 'akka.remote.dot-netty.tcp.batching.enabled = false' > "$nobatch"
+certs=$(mktemp -d)
+DISTSGD_TLS_PASSWORD=bench scripts/make-certs.sh "$certs" node >/dev/null
+export DISTSGD_TLS_PASSWORD=bench
+tls="--tls-cert $certs/node.pfx"
 
 configs=(
   "sequential b64|--mode sequential --batch-size 64 --threads 1"
@@ -18,12 +24,15 @@ configs=(
   "sequential b256|--mode sequential --batch-size 256 --threads 1"
   "centralized 1 worker|--mode centralized --workers 1"
   "centralized 2 workers, direct|--mode centralized --workers 2 --transport direct"
+  "centralized 2 workers, direct, TLS|--mode centralized --workers 2 --transport direct $tls"
   "centralized 2 workers, akka|--mode centralized --workers 2 --transport akka"
+  "centralized 2 workers, akka, TLS|--mode centralized --workers 2 --transport akka $tls"
   "centralized 4 workers, direct|--mode centralized --workers 4 --transport direct"
   "centralized 4 workers, akka|--mode centralized --workers 4 --transport akka"
   "centralized 2 workers, akka, 64 KiB chunks|--mode centralized --workers 2 --transport akka --config $chunk64"
   "centralized 2 workers, akka, no batching|--mode centralized --workers 2 --transport akka --config $nobatch"
   "decentralized 2 peers, direct|--mode decentralized --workers 2 --transport direct"
+  "decentralized 2 peers, direct, TLS|--mode decentralized --workers 2 --transport direct $tls"
   "decentralized 2 peers, akka|--mode decentralized --workers 2 --transport akka"
   "decentralized 4 peers, direct|--mode decentralized --workers 4 --transport direct"
   "decentralized 4 peers, akka|--mode decentralized --workers 4 --transport akka"
@@ -35,6 +44,7 @@ echo "| run | global batch | s/epoch | samples/s | step ms | compute ms | comm m
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for entry in "${configs[@]}"; do
   name=${entry%%|*}; flags=${entry#*|}
+  [[ -z "${BENCH_ONLY:-}" || "$name" =~ $BENCH_ONLY ]] || continue
   rows=()
   for r in $(seq 1 "$repeat"); do
     dir="$out/$(echo "$name" | tr ' ,' '__')-$r"
@@ -51,4 +61,4 @@ for entry in "${configs[@]}"; do
     printf "| %s | %d | %.2f | %.0f | %.2f | %.2f | %.2f | %.0f%% | %.2f | %.2f | %.2f%% |\n",
            name, gb, s, sps, step, c / steps * 1000, m / steps * 1000, sh * 100, bs / steps / 1e6, br / steps / 1e6, acc * 100 }'
 done
-rm -rf "$out" "$chunk64" "$nobatch"
+rm -rf "$out" "$chunk64" "$nobatch" "$certs"

@@ -1,8 +1,12 @@
 using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Security.Authentication;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 
 namespace DistSgd.Bench;
 
@@ -19,6 +23,9 @@ namespace DistSgd.Bench;
 /// <item>async <see cref="NetworkStream"/> reads into a pooled byte[], then a copy into the float[];</item>
 /// <item><see cref="PipeReader"/> over the stream, segments copied into the float[].</item>
 /// </list>
+/// And the data plane with TLS on: blocking <see cref="SslStream"/> reads straight into the float[] over TLS 1.2/1.3
+/// with client certificates (ECDSA P-256, as scripts/make-certs.sh makes them), both directions encrypted.
+/// The plain blocking contestant is the baseline measured in the same run.
 /// The contestants interleave (one round trip each, in turn) so the machine's drift hits them alike.
 /// </remarks>
 public static class SocketRoundTrip
@@ -34,7 +41,12 @@ public static class SocketRoundTrip
         using var blocking = new Contestant("blocking Socket.Receive into float[]", bytes, Mode.Blocking);
         using var stream = new Contestant("async NetworkStream, pooled byte[] + copy", bytes, Mode.Stream);
         using var pipe = new Contestant("System.IO.Pipelines PipeReader + copy", bytes, Mode.Pipe);
-        var contestants = new[] { blocking, stream, pipe };
+        using var tls = new Contestant("TLS: blocking SslStream.Read into float[]", bytes, Mode.Tls);
+        CipherSuitesPolicy? aes128 = null;
+        if (OperatingSystem.IsLinux())
+            aes128 = new CipherSuitesPolicy([TlsCipherSuite.TLS_AES_128_GCM_SHA256, TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]);
+        using var tls128 = new Contestant("TLS, AES-128-GCM preferred", bytes, Mode.Tls, aes128);
+        var contestants = new[] { blocking, stream, pipe, tls, tls128 };
         for (int warm = 0; warm < 50; warm++)
             foreach (var c in contestants)
                 c.RoundTrip(payload);
@@ -43,7 +55,7 @@ public static class SocketRoundTrip
             foreach (var c in contestants)
                 samples[c].Add(c.RoundTrip(payload));
 
-        Console.WriteLine($"loopback round trip of {bytes:N0} bytes each way, {iterations} times, interleaved");
+        Console.WriteLine($"loopback round trip of {bytes:N0} bytes each way, {iterations} times, interleaved; TLS: {tls.Protocol}, {tls.Cipher} (and {tls128.Cipher})");
         Console.WriteLine("| socket layer | median ms | p90 ms | GB/s (both ways, median) |");
         Console.WriteLine("| --- | ---: | ---: | ---: |");
         foreach (var c in contestants)
@@ -55,7 +67,7 @@ public static class SocketRoundTrip
         return 0;
     }
 
-    private enum Mode { Blocking, Stream, Pipe }
+    private enum Mode { Blocking, Stream, Pipe, Tls }
 
     /// <summary>A client socket and an echo thread that reads a whole payload, then writes it back.</summary>
     private sealed class Contestant : IDisposable
@@ -68,8 +80,10 @@ public static class SocketRoundTrip
         private readonly byte[] _pooled;
         private readonly NetworkStream _clientStream;
         private readonly PipeReader _clientPipe;
+        private readonly SslStream? _clientTls;
+        private readonly SslStream? _serverTls;
 
-        public Contestant(string name, int bytes, Mode mode)
+        public Contestant(string name, int bytes, Mode mode, CipherSuitesPolicy? ciphers = null)
         {
             Name = name;
             _mode = mode;
@@ -85,11 +99,59 @@ public static class SocketRoundTrip
             _server.SendBufferSize = _server.ReceiveBufferSize = 4 << 20;
             _clientStream = new NetworkStream(_client);
             _clientPipe = PipeReader.Create(_clientStream, new StreamPipeReaderOptions(bufferSize: 256 << 10));
+            if (mode == Mode.Tls)
+                (_clientTls, _serverTls) = Handshake(_clientStream, new NetworkStream(_server), ciphers);
             _echo = new Thread(() => Echo(bytes)) { IsBackground = true };
             _echo.Start();
         }
 
         public string Name { get; }
+
+        public string Protocol => _clientTls?.SslProtocol.ToString() ?? "none";
+
+        public string Cipher => _clientTls?.NegotiatedCipherSuite.ToString() ?? "none";
+
+        /// <summary>A TLS connection as the data plane makes it: one CA, node certificates, client certificate required.</summary>
+        private static (SslStream Client, SslStream Server) Handshake(Stream client, Stream server, CipherSuitesPolicy? ciphers)
+        {
+            using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+            var caRequest = new CertificateRequest("CN=bench CA", caKey, HashAlgorithmName.SHA256);
+            caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1));
+            X509Certificate2 Node(string name)
+            {
+                using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+                var request = new CertificateRequest($"CN={name}", key, HashAlgorithmName.SHA256);
+                using var signed = request.Create(ca, DateTimeOffset.UtcNow.AddHours(-1), DateTimeOffset.UtcNow.AddHours(12), [1, 2, 3, (byte)name.Length]);
+                return signed.CopyWithPrivateKey(key);
+            }
+            var anchor = X509CertificateLoader.LoadCertificate(ca.RawData);
+            bool Validate(X509Certificate? certificate)
+            {
+                if (certificate is null)
+                    return false;
+                using var chain = new X509Chain();
+                chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+                chain.ChainPolicy.CustomTrustStore.Add(anchor);
+                chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+                return chain.Build(X509CertificateLoader.LoadCertificate(certificate.GetRawCertData()));
+            }
+            var clientTls = new SslStream(client);
+            var serverTls = new SslStream(server);
+            var protocols = SslProtocols.Tls12 | SslProtocols.Tls13;
+            var serving = serverTls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            {
+                ServerCertificate = Node("server"), ClientCertificateRequired = true, EnabledSslProtocols = protocols, CipherSuitesPolicy = ciphers,
+                RemoteCertificateValidationCallback = (_, c, _, _) => Validate(c),
+            });
+            clientTls.AuthenticateAsClient(new SslClientAuthenticationOptions
+            {
+                TargetHost = "localhost", ClientCertificates = [Node("client")], EnabledSslProtocols = protocols,
+                RemoteCertificateValidationCallback = (_, c, _, _) => Validate(c),
+            });
+            serving.GetAwaiter().GetResult();
+            return (clientTls, serverTls);
+        }
 
         private void Echo(int bytes)
         {
@@ -101,15 +163,18 @@ public static class SocketRoundTrip
                 {
                     for (int read = 0; read < span.Length;)
                     {
-                        int n = _server.Receive(span[read..]);
+                        int n = _serverTls is null ? _server.Receive(span[read..]) : _serverTls.Read(span[read..]);
                         if (n == 0)
                             return;
                         read += n;
                     }
-                    _server.Send(span);
+                    if (_serverTls is null)
+                        _server.Send(span);
+                    else
+                        _serverTls.Write(span);
                 }
             }
-            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
             {
             }
         }
@@ -118,10 +183,17 @@ public static class SocketRoundTrip
         public double RoundTrip(float[] payload)
         {
             long started = Stopwatch.GetTimestamp();
-            _client.Send(MemoryMarshal.AsBytes(payload.AsSpan()));
+            if (_clientTls is null)
+                _client.Send(MemoryMarshal.AsBytes(payload.AsSpan()));
+            else
+                _clientTls.Write(MemoryMarshal.AsBytes(payload.AsSpan()));
             var target = MemoryMarshal.AsBytes(_received.AsSpan());
             switch (_mode)
             {
+                case Mode.Tls:
+                    for (int read = 0; read < target.Length;)
+                        read += _clientTls!.Read(target[read..]);
+                    break;
                 case Mode.Blocking:
                     for (int read = 0; read < target.Length;)
                         read += _client.Receive(target[read..]);
@@ -153,6 +225,8 @@ public static class SocketRoundTrip
 
         public void Dispose()
         {
+            _clientTls?.Dispose();
+            _serverTls?.Dispose();
             _client.Dispose();
             _server.Dispose();
         }

@@ -29,16 +29,19 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         var settings = new DistSgdSettings(
             Positive(section, "step-timeout"),
             Positive(section, "start-timeout"),
-            section.GetString("roles.master", "master"),
-            section.GetString("roles.worker", "worker"),
-            section.GetString("roles.peer", "peer"),
+            Role(section, "roles.master", "master"),
+            Role(section, "roles.worker", "worker"),
+            Role(section, "roles.peer", "peer"),
             Positive(section, "ready-interval"),
             ChunkSize(section, "akka-chunk-size"),
             TransportOf(section),
             section.GetString("direct.hostname", ""),
             Port(section, "direct.port"),
             Positive(section, "direct.frame-timeout"),
-            section.GetBoolean("direct.members-only", true));
+            Switch(section, "direct.members-only", true));
+        if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
+            throw new ConfigurationException(
+                $"distsgd.roles: expected three different role names, found master = '{settings.MasterRole}', worker = '{settings.WorkerRole}', peer = '{settings.PeerRole}'");
         return settings;
     }
 
@@ -68,7 +71,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         var (bind, advertised) = DataPlaneAddress(system);
         return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
                                     AdvertisedHost: advertised,
-                                    AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null);
+                                    AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
+                                    Tls: Security.NodeTls.Of(system));
     }
 
     private static PayloadTransport TransportOf(Config section)
@@ -79,6 +83,27 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             "akka" => PayloadTransport.Akka,
             "direct" => PayloadTransport.Direct,
             _ => throw new ConfigurationException($"distsgd.transport: expected akka or direct, found '{value}'"),
+        };
+    }
+
+    private static string Role(Config section, string key, string fallback)
+    {
+        string value = section.GetString(key, fallback);
+        if (string.IsNullOrWhiteSpace(value) || value.Any(char.IsWhiteSpace) || value.Contains(','))
+            throw new ConfigurationException($"distsgd.{key}: expected a role name (no spaces or commas), found '{value}'");
+        return value;
+    }
+
+    private static bool Switch(Config section, string key, bool fallback)
+    {
+        if (!section.HasPath(key))
+            return fallback;
+        string value = section.GetString(key) ?? "";
+        return value.Trim().ToLowerInvariant() switch
+        {
+            "on" or "true" or "yes" => true,
+            "off" or "false" or "no" => false,
+            _ => throw new ConfigurationException($"distsgd.{key}: expected on or off, found '{value}'"),
         };
     }
 

@@ -53,6 +53,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly ChunkAssembler _assembler;
     private readonly DirectDataPlane? _direct;
     private readonly Dictionary<int, string> _endpoints = new();
+    private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
@@ -77,9 +78,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _gather = new StepGather(_plan.RunId, _parameters.Length);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         _meter = new ProgressMeter(_plan.StepsPerEpoch);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(Context.System);
+        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
@@ -246,11 +248,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     private void HandleGradient(GradientReply reply)
     {
-        var outcome = _gather.Offer(reply);
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _direct is not null || (_participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(Sender));
+        var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
             _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
         else
-            _log.Debug("dropped gradient of worker {0} for step {1}: {2}", reply.WorkerIndex, reply.Step, outcome);
+            _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {Sender.Path}");
         if (_gather.IsComplete)
             FinishStep();
     }
@@ -312,7 +316,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
         var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true },
-                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0));
+                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0),
+                                             DroppedMessages.ByKind(_gather.Dropped, _direct?.BadFrames ?? 0));
         _epochs.Add(metrics);
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         _epochTotals = new EpochTotals();

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -37,6 +38,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _direct;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
+    private IActorRef _joinedMaster = ActorRefs.Nobody;
+    private readonly ComputeRequestCheck _check = new();
+    private readonly DropLog _drops;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -57,6 +61,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _expected = expected;
         _reporter = reporter;
         _assembler = new ChunkAssembler(Context.System);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         Receive<MessageChunk>(chunk =>
         {
             if (_assembler.Add(chunk, Sender) is { } whole)
@@ -73,8 +78,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     public ITimerScheduler Timers { get; set; } = null!;
 
-    /// <summary>Dropped messages (another run, before joining); for tests and metrics.</summary>
-    public long Dropped { get; private set; }
+    /// <summary>Dropped compute requests (another run, before joining, not from the master, malformed); for tests and metrics.</summary>
+    public long Dropped => _check.DroppedTotal;
 
     public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null) =>
         Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
@@ -107,6 +112,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _plan = plan;
         _index = message.WorkerIndex;
+        _joinedMaster = Sender;
+        _check.Join(plan.RunId, plan.Spec.ParameterCount);
+        _assembler.MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(plan.Spec.ParameterCount);
         _batches = new ShardBatches(_train, message.WorkerIndex, message.WorkerCount, plan.BatchSizePerWorker, plan.Seed);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches.ShardSize);
         Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, OpenDataPlane(message)));
@@ -135,10 +143,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void HandleCompute(ComputeGradient message)
     {
-        if (_plan is null || _model is null || _batches is null || message.RunId != _plan.RunId
-            || message.Parameters.Length != _model.ParameterCount)
+        // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
+        bool fromMaster = Sender.Equals(_joinedMaster) || (_direct is not null && Sender.IsNobody());
+        var outcome = _check.Judge(message, fromMaster);
+        if (outcome != GatherOutcome.Accepted || _model is null || _batches is null || _plan is null)
         {
-            Dropped++;
+            _direct?.Return(message.Parameters);
+            _drops.Record(outcome, $"θ for step {message.Step} (run {message.RunId}, {message.Parameters.Length} values) from {Sender.Path}");
             return;
         }
         long started = Stopwatch.GetTimestamp();
@@ -188,6 +199,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;
+        _check.Leave();
         _reporter?.Tell(message);
     }
 

@@ -92,7 +92,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     // Epoch-end verification: hashes and resyncs may arrive before this peer ends the epoch.
     private readonly Dictionary<int, SortedDictionary<int, ParameterHash>> _hashes = new();
-    private readonly Dictionary<int, ReplicaResync> _resyncs = new();
+    private readonly Dictionary<(int Epoch, int Source), ReplicaResync> _resyncs = new();
+    private readonly ResyncCheck _resyncCheck = new();
+    private int _resyncSource = -1;
+    private readonly DropLog _drops;
     private readonly HashSet<int> _corruptAtEpoch = new();
 
     private readonly List<EpochMetrics> _epochs = new();
@@ -130,6 +133,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _evaluator = new Model(_plan.Spec, MatrixKernels.Create(setup.EvaluationThreads));
         _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
         _buffer = new StepBuffer(_plan.RunId, _parameters.Length);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
         _ownGradient = _settings.Transport == PayloadTransport.Direct ? new float[_parameters.Length] : [];
@@ -155,7 +159,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<ClusterEvent.MemberRemoved>(m => ForgetPeerAt(m.Member.Address, "removed"));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(
-            _nodeId, _optimizer.State.Step, (float[])_parameters.Clone(), _buffer.DroppedTotal + _droppedOther)));
+            _nodeId, _optimizer.State.Step, (float[])_parameters.Clone(), _buffer.DroppedTotal + _resyncCheck.DroppedTotal + _droppedOther)));
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _corruptAtEpoch.Add(m.Epoch));
     }
 
@@ -360,7 +364,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(share);
         var outcome = _buffer.Offer(share);
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
-            _log.Debug("dropped share of node {0} for step {1}: {2}", share.NodeId, share.Step, outcome);
+            _drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
         if (_phase == Phase.Stepping && _buffer.Gather.IsComplete)
             FinishStep();
     }
@@ -501,28 +505,39 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             return;
         }
         _phase = Phase.AwaitingResync;
+        _resyncSource = source;
         _stopAfterResync = agreed.VotesToStop;
         Timers.StartSingleTimer(nameof(ResyncTimedOut), new ResyncTimedOut(_epoch), _settings.StepTimeout);
-        if (_resyncs.Remove(_epoch, out var early) && early.SourceNodeId == source)
+        if (_resyncs.Remove((_epoch, source), out var early))
             ApplyResync(early);
     }
 
     private void HandleResync(ReplicaResync message)
     {
-        if (message.RunId != _plan.RunId || message.SourceNodeId == _nodeId || message.Epoch < _epoch || _phase == Phase.Finished)
+        // Its own publication coming back, one after the run, or one for an epoch this peer agreed on and left: normal.
+        if (message.SourceNodeId == _nodeId || _phase == Phase.Finished || (message.RunId == _plan.RunId && message.Epoch < _epoch))
             return;
+        if (message.RunId != _plan.RunId || message.Epoch > _epoch + 1 || !_participants.Contains(message.SourceNodeId))
+        {
+            var reason = message.RunId != _plan.RunId ? GatherOutcome.ForeignRun
+                       : message.Epoch > _epoch + 1 ? GatherOutcome.FutureStep : GatherOutcome.NotParticipant;
+            _drops.Record(_resyncCheck.Refuse(reason), $"replica resync from node {message.SourceNodeId} for epoch {message.Epoch} (run {message.RunId})");
+            return;
+        }
         _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(message);
         if (_phase == Phase.AwaitingResync && message.Epoch == _epoch)
             ApplyResync(message);
         else
-            _resyncs[message.Epoch] = message;   // the hash round of that epoch has not finished here yet
+            _resyncs[(message.Epoch, message.SourceNodeId)] = message;   // the hash round of that epoch has not finished here yet
     }
 
     private void ApplyResync(ReplicaResync message)
     {
-        if (message.Parameters.Length != _parameters.Length)
+        var outcome = _resyncCheck.Judge(message, _plan.RunId, _resyncSource, _parameters.Length, _optimizer.State.Velocity.Length);
+        if (outcome != GatherOutcome.Accepted)
         {
-            Fail($"node {message.SourceNodeId}'s replica has {message.Parameters.Length} parameters, this one {_parameters.Length}");
+            // Not applied; a good one may still come, else the resync timeout fails the run.
+            _drops.Record(outcome, $"replica resync from node {message.SourceNodeId} after epoch {message.Epoch}");
             return;
         }
         message.Parameters.CopyTo(_parameters, 0);
@@ -551,13 +566,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         var test = lead ? _setup.Test : null;
         var score = test is not null ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
         var metrics = _epochTotals.ToMetrics(_epoch, _step, score, test is { IsClassification: true },
-                                             _buffer.DroppedTotal + _droppedOther + (_direct?.BadFrames ?? 0));
+                                             _buffer.DroppedTotal + _resyncCheck.DroppedTotal + _droppedOther + (_direct?.BadFrames ?? 0),
+                                             DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _direct?.BadFrames ?? 0, _droppedOther));
         _epochs.Add(metrics);
         if (lead)
             _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         _epochTotals = new EpochTotals();
-        foreach (int epoch in _resyncs.Keys.Where(e => e <= _epoch).ToList())
-            _resyncs.Remove(epoch);
+        foreach (var key in _resyncs.Keys.Where(k => k.Epoch <= _epoch).ToList())
+            _resyncs.Remove(key);
 
         if (stop)
         {

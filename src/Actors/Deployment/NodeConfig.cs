@@ -1,4 +1,7 @@
+using Akka.Actor;
+using Akka.Actor.Setup;
 using Akka.Configuration;
+using DistSgd.Actors.Security;
 
 namespace DistSgd.Actors.Deployment;
 
@@ -72,5 +75,21 @@ public static class NodeConfig
             """);
         var config = overrides is null ? node : overrides.WithFallback(node);
         return config.WithFallback(DistSgdConfig.ReferenceConfig);
+    }
+
+    /// <summary>
+    /// Starts a node's ActorSystem from its whole configuration: plain, or, with <paramref name="tls"/> (read by
+    /// <see cref="NodeTls.FromConfig"/> from the same configuration), with TLS on Akka.Remote and on the data plane.
+    /// </summary>
+    public static ActorSystem CreateActorSystem(Config config, NodeTls? tls)
+    {
+        if (tls is null)
+        {
+            if (config.GetBoolean(NodeTls.EnableSslKey, false))
+                throw new InvalidOperationException($"{NodeTls.EnableSslKey} is on: load the node's certificate with NodeTls.FromConfig and pass it");
+            return ActorSystem.Create(SystemName, config);
+        }
+        var setup = BootstrapSetup.Create().WithConfig(NodeTls.WithoutSecrets(config)).And(tls.AkkaSetup()).And(new NodeTlsSetup(tls));
+        return ActorSystem.Create(SystemName, setup);
     }
 }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Security;
 
 namespace DistSgd.Actors.Deployment;
 
@@ -17,10 +18,12 @@ public sealed class SimulatedCluster : IAsyncDisposable
 
     /// <summary>
     /// Starts one node per entry of <paramref name="nodeRoles"/> and waits until every member is Up.
-    /// The first node is the seed; the others join it.
+    /// The first node is the seed; the others join it. With <paramref name="tls"/> (read from <paramref name="overrides"/>
+    /// by <see cref="NodeTls.FromConfig"/>) every node uses that certificate on Akka.Remote and on the data plane.
     /// </summary>
     public static async Task<SimulatedCluster> StartAsync(IReadOnlyList<string[]> nodeRoles, long frameSize,
-                                                          TimeSpan timeout, string logLevel = "WARNING", Config? overrides = null)
+                                                          TimeSpan timeout, string logLevel = "WARNING", Config? overrides = null,
+                                                          NodeTls? tls = null)
     {
         if (nodeRoles.Count == 0)
             throw new ArgumentException("a cluster needs at least one node", nameof(nodeRoles));
@@ -28,7 +31,7 @@ public sealed class SimulatedCluster : IAsyncDisposable
         try
         {
             foreach (var roles in nodeRoles)
-                nodes.Add(ActorSystem.Create(NodeConfig.SystemName, NodeConfig.Build("127.0.0.1", 0, roles, frameSize, logLevel: logLevel, overrides: overrides, quietShutdown: true)));
+                nodes.Add(NodeConfig.CreateActorSystem(NodeConfig.Build("127.0.0.1", 0, roles, frameSize, logLevel: logLevel, overrides: overrides, quietShutdown: true), tls));
 
             var seed = Akka.Cluster.Cluster.Get(nodes[0]).SelfAddress;
             var allUp = nodes.Select(node =>

@@ -229,7 +229,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 throw new SerializationException($"DistSgdSerializer: {bytes.Length - reader.BaseStream.Position} unexpected trailing bytes in a '{manifest}' message");
             return result;
         }
-        catch (Exception e) when (e is EndOfStreamException or ArgumentException or FormatException or DecoderFallbackException or IndexOutOfRangeException)
+        catch (Exception e) when (e is IOException or ArgumentException or FormatException or DecoderFallbackException or IndexOutOfRangeException or OverflowException)
         {
             throw new SerializationException($"DistSgdSerializer: malformed '{manifest}' message of {bytes.Length} bytes: {e.Message}", e);
         }
@@ -269,7 +269,11 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         for (int i = 0; i < hidden.Length; i++)
             hidden[i] = r.ReadInt32();
         var spec = new ModelSpec(kind, inputs, classes, hidden, activation);
+        _ = spec.ParameterCount;   // throws (ArgumentException) for a model no buffer can hold
         int batch = r.ReadInt32(), seed = r.ReadInt32(), epochs = r.ReadInt32(), trainCount = r.ReadInt32(), stepsPerEpoch = r.ReadInt32();
+        if (batch < 1 || epochs < 1 || trainCount < 1 || stepsPerEpoch < 1 || batch > trainCount)
+            throw new SerializationException(
+                $"DistSgdSerializer: a run plan with batch {batch}, {epochs} epochs, {trainCount} samples, {stepsPerEpoch} steps per epoch");
         return new RunPlan(runId, spec, batch, seed, epochs, trainCount, stepsPerEpoch, r.ReadString());
     }
 
@@ -299,6 +303,10 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private static int HeaderSize(string runId) => 4 + Encoding.UTF8.GetByteCount(runId);
 
     private static int VectorSize(float[] vector) => 4 + vector.Length * sizeof(float);
+
+    /// <summary>The largest ComputeGradient or GradientReply of a model with <paramref name="parameterCount"/> parameters (a run id of up to 1024 bytes).</summary>
+    public static int LargestVectorMessage(int parameterCount) =>
+        (int)Math.Min(NodeLimits.LargestMessage, HeaderSize("") + 1024 + 32 + 4 + 4L * parameterCount);
 
     /// <summary>Exact serialized size of a vector message: what the wire carries (before Akka's envelope).</summary>
     public static long PayloadBytes(IDistSgdMessage message) => message switch

@@ -54,7 +54,9 @@ public sealed class EpochTotals
     }
 
     /// <summary>The epoch's metrics; <paramref name="score"/> is the test-set score, or null without one.</summary>
-    public EpochMetrics ToMetrics(int epoch, long step, Score? score, bool classification, long droppedMessages)
+    /// <param name="droppedByKind">The run's dropped messages by kind so far (<see cref="DroppedMessages.ByKind"/>), or null.</param>
+    public EpochMetrics ToMetrics(int epoch, long step, Score? score, bool classification, long droppedMessages,
+                                  IReadOnlyDictionary<string, long>? droppedByKind = null)
     {
         double seconds = Compute + Communication + Update;
         return new EpochMetrics(
@@ -63,7 +65,7 @@ public sealed class EpochTotals
             score is { } c && classification ? c.Accuracy : double.NaN,
             seconds, Samples / Math.Max(seconds, 1e-9), LearningRate,
             new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages,
-                                  CommunicationMedian()));
+                                  CommunicationMedian()) { DroppedByKind = droppedByKind });
     }
 
     private double CommunicationMedian()

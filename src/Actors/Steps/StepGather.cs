@@ -74,9 +74,11 @@ public sealed class StepGather
         IsOpen = true;
     }
 
-    public GatherOutcome Offer(IGradientContribution reply)
+    /// <param name="fromParticipant">False when the actor knows the message did not come from the participant it
+    /// names (on the Akka transport, a sender other than that worker's actor): dropped as NotParticipant.</param>
+    public GatherOutcome Offer(IGradientContribution reply, bool fromParticipant = true)
     {
-        var outcome = Judge(reply);
+        var outcome = Judge(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
         {
             _replies[reply.Participant] = reply;
@@ -119,7 +121,7 @@ public sealed class StepGather
     /// <summary>Closes the step: later replies for it count as stale.</summary>
     public void Close() => IsOpen = false;
 
-    private GatherOutcome Judge(IGradientContribution reply)
+    private GatherOutcome Judge(IGradientContribution reply, bool fromParticipant)
     {
         if (reply.RunId != RunId)
             return GatherOutcome.ForeignRun;
@@ -129,7 +131,7 @@ public sealed class StepGather
             return GatherOutcome.FutureStep;
         if (_replies.ContainsKey(reply.Participant))
             return GatherOutcome.Duplicate;
-        if (!_waitingFor.Contains(reply.Participant))
+        if (!_waitingFor.Contains(reply.Participant) || !fromParticipant)
             return GatherOutcome.NotParticipant;
         if (reply.SampleCount < 0 || (reply.SampleCount == 0 ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
             return GatherOutcome.WrongLength;

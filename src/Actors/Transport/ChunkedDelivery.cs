@@ -84,6 +84,12 @@ public sealed class ChunkAssembler
     {
     }
 
+    /// <summary>
+    /// The largest message put together; a first piece announcing more is dropped before anything is allocated.
+    /// An actor that knows its model sets it to the size of one vector message (<see cref="DistSgdSerializer.LargestVectorMessage"/>).
+    /// </summary>
+    public int MaxMessageBytes { get; set; } = NodeLimits.LargestMessage;
+
     /// <summary>Pieces that did not fit what was announced, or of messages given up on.</summary>
     public long Dropped { get; private set; }
 
@@ -93,7 +99,8 @@ public sealed class ChunkAssembler
         var key = (sender, chunk.MessageId);
         if (!_partials.TryGetValue(key, out var partial))
         {
-            if (chunk.Count < 2 || chunk.TotalBytes <= 0 || chunk.TotalBytes > NodeLimits.LargestMessage)
+            // Every piece carries at least one byte: a count above the size is a hostile header, not a message.
+            if (chunk.Count < 2 || chunk.TotalBytes <= 0 || chunk.TotalBytes > MaxMessageBytes || chunk.Count > chunk.TotalBytes)
             {
                 Dropped++;
                 return null;
@@ -110,7 +117,16 @@ public sealed class ChunkAssembler
         if (!partial.IsComplete)
             return null;
         _partials.Remove(key);
-        return _deserialize(partial.Bytes, partial.Manifest);
+        try
+        {
+            return _deserialize(partial.Bytes, partial.Manifest);
+        }
+        catch (System.Runtime.Serialization.SerializationException)
+        {
+            // Malformed once put together: dropped like any malformed message, never thrown into the actor.
+            Dropped++;
+            return null;
+        }
     }
 
     private void EvictOldest(IActorRef sender)

@@ -1,11 +1,14 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using System.Security.Authentication;
 using System.Text;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Security;
 
 namespace DistSgd.Actors.Transport;
 
@@ -104,9 +107,11 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <param name="Port">Listening port; 0 picks a free one.</param>
 /// <param name="FrameTimeout">How long a started frame may take to arrive whole, and a send to be taken by the kernel.</param>
 /// <param name="AcceptFrom">Which source addresses may connect (cluster members); null accepts any.</param>
+/// <param name="Tls">When set, every connection is TLS 1.2/1.3 with this node's certificate, both sides' certificates
+/// checked against its CA (<see cref="NodeTls.Check"/>); null: plain TCP.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
-                                      Func<IPAddress, bool>? AcceptFrom = null);
+                                      Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null);
 
 /// <summary>
 /// The direct side of the payload seam: a TCP listener per node and one outgoing connection per destination,
@@ -125,6 +130,11 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// <para><b>Sending.</b> <see cref="Send"/> runs on the calling actor's thread and returns when the kernel has the
 /// bytes (blocking sockets, Nagle off); a failure or <see cref="DataPlaneOptions.FrameTimeout"/> closes the connection
 /// and returns false, and the next send reconnects.</para>
+/// <para><b>TLS</b> (<see cref="DataPlaneOptions.Tls"/>): each connection is an <see cref="SslStream"/> over the socket, the
+/// handshake bounded by the frame timeout and done on the reader thread (inbound) or the sending actor's thread
+/// (outbound); a peer without a certificate of this node's CA is refused before a frame is read, and counted in
+/// <see cref="RefusedConnections"/>. Reads decrypt straight into the record's array as well. Without TLS the sockets
+/// are used directly, exactly as before.</para>
 /// </remarks>
 public sealed class DirectDataPlane : IDisposable
 {
@@ -133,7 +143,7 @@ public sealed class DirectDataPlane : IDisposable
     private readonly ulong _runHash;
     private readonly Socket _listener;
     private readonly Thread _acceptThread;
-    private readonly Dictionary<string, Socket> _outgoing = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
     private readonly List<Socket> _incoming = new();
     private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
     private readonly ConcurrentQueue<float[]> _free = new();
@@ -171,7 +181,7 @@ public sealed class DirectDataPlane : IDisposable
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
-    /// <summary>Inbound connections refused at once because their source is not a cluster member.</summary>
+    /// <summary>Inbound connections refused before a frame was read: the source is not a cluster member, or (TLS) its handshake failed.</summary>
     public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
 
     /// <summary>
@@ -182,27 +192,34 @@ public sealed class DirectDataPlane : IDisposable
     {
         if (_disposed)
             return false;
-        Socket? socket = null;
+        Outgoing? connection = null;
         try
         {
-            if (!_outgoing.TryGetValue(endpoint, out socket))
+            if (!_outgoing.TryGetValue(endpoint, out connection))
             {
-                socket = Connect(endpoint);
-                _outgoing[endpoint] = socket;
+                connection = Connect(endpoint);
+                _outgoing[endpoint] = connection;
             }
             (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
-            socket.Send(_sendHeader);
-            if (!payload.IsEmpty)
-                socket.Send(MemoryMarshal.AsBytes(payload));
+            if (connection.Tls is { } tls)
+            {
+                tls.Write(_sendHeader);
+                if (!payload.IsEmpty)
+                    tls.Write(MemoryMarshal.AsBytes(payload));
+            }
+            else
+            {
+                connection.Socket.Send(_sendHeader);
+                if (!payload.IsEmpty)
+                    connection.Socket.Send(MemoryMarshal.AsBytes(payload));
+            }
             return true;
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException or IOException or FormatException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException or IOException or FormatException
+                                      or AuthenticationException)
         {
-            if (socket is not null)
-            {
-                _outgoing.Remove(endpoint);
-                socket.Dispose();
-            }
+            if (_outgoing.Remove(endpoint, out var broken))
+                broken.Dispose();
             return false;
         }
     }
@@ -224,8 +241,8 @@ public sealed class DirectDataPlane : IDisposable
     /// <summary>Closes the outgoing connection to <paramref name="endpoint"/> (the receiver sees the node as lost).</summary>
     public void Disconnect(string endpoint)
     {
-        if (_outgoing.Remove(endpoint, out var socket))
-            socket.Dispose();
+        if (_outgoing.Remove(endpoint, out var connection))
+            connection.Dispose();
     }
 
     public void Dispose()
@@ -234,8 +251,8 @@ public sealed class DirectDataPlane : IDisposable
             return;
         _disposed = true;
         _listener.Dispose();
-        foreach (var socket in _outgoing.Values)
-            socket.Dispose();
+        foreach (var connection in _outgoing.Values)
+            connection.Dispose();
         _outgoing.Clear();
         lock (_incoming)
         {
@@ -245,7 +262,20 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
-    private Socket Connect(string endpoint)
+    /// <summary>An outgoing connection: the socket, and its TLS stream when TLS is on.</summary>
+    private sealed class Outgoing(Socket socket, SslStream? tls) : IDisposable
+    {
+        public Socket Socket { get; } = socket;
+        public SslStream? Tls { get; } = tls;
+
+        public void Dispose()
+        {
+            Tls?.Dispose();
+            Socket.Dispose();
+        }
+    }
+
+    private Outgoing Connect(string endpoint)
     {
         int colon = endpoint.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), out int port))
@@ -276,13 +306,27 @@ public sealed class DirectDataPlane : IDisposable
             if (error != SocketError.Success)
                 throw new SocketException((int)error);
             socket.Blocking = true;
+            if (_options.Tls is not { } identity)
+                return new Outgoing(socket, null);
+            // The handshake's reads are bounded like a frame's; the server refuses us, or we it, before any payload.
+            socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
+            var tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+            try
+            {
+                tls.AuthenticateAsClient(identity.ClientOptions(endpoint[..colon]));
+            }
+            catch
+            {
+                tls.Dispose();
+                throw;
+            }
+            return new Outgoing(socket, tls);
         }
         catch
         {
             socket.Dispose();
             throw;
         }
-        return socket;
     }
 
     private static IPAddress ResolveAddress(string host) =>
@@ -332,14 +376,31 @@ public sealed class DirectDataPlane : IDisposable
         var headerBytes = new byte[FrameHeader.Size];
         int sender = -1;
         string reason = "closed by the sender";
+        SslStream? tls = null;
         try
         {
+            if (_options.Tls is { } identity && (tls = Authenticate(socket, identity)) is null)
+                return;
             while (!_disposed)
             {
-                // Between frames a connection may be idle for as long as a step takes: wait without the frame timeout.
-                if (!socket.Poll(250_000, SelectMode.SelectRead))
-                    continue;
-                int got = ReceiveExact(socket, headerBytes);
+                int got;
+                if (tls is null)
+                {
+                    // Between frames a connection may be idle for as long as a step takes: wait without the frame timeout.
+                    if (!socket.Poll(250_000, SelectMode.SelectRead))
+                        continue;
+                    got = ReceiveExact(socket, null, headerBytes);
+                }
+                else
+                {
+                    // The TLS stream may hold the next frame's bytes already decrypted, which a poll of the socket cannot
+                    // see: wait for the first bytes without a timeout, then give the rest of the frame the frame timeout.
+                    socket.ReceiveTimeout = 0;
+                    got = tls.Read(headerBytes);
+                    socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
+                    if (got > 0)
+                        got += ReceiveExact(socket, tls, headerBytes.AsSpan(got));
+                }
                 if (got == 0)
                     break;   // closed between frames
                 if (got < FrameHeader.Size)
@@ -363,7 +424,7 @@ public sealed class DirectDataPlane : IDisposable
                 sender = header.Sender;
                 var values = Rent(header.Count);
                 var payload = MemoryMarshal.AsBytes(values.AsSpan());
-                got = ReceiveExact(socket, payload);
+                got = ReceiveExact(socket, tls, payload);
                 if (got < payload.Length)
                 {
                     reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
@@ -373,9 +434,9 @@ public sealed class DirectDataPlane : IDisposable
                 _deliver(ToMessage(header, values));
             }
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
         {
-            reason = e is SocketException { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock }
+            reason = (e as SocketException ?? e.InnerException as SocketException) is { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock }
                 ? Bad($"no bytes for {_options.FrameTimeout.TotalMilliseconds:0} ms in the middle of a frame")
                 : $"connection error: {e.Message}";
         }
@@ -384,6 +445,7 @@ public sealed class DirectDataPlane : IDisposable
             Interlocked.Increment(ref _closedConnections);
             lock (_incoming)
                 _incoming.Remove(socket);
+            tls?.Dispose();
             ShutDown(socket);
             if (!_disposed && sender >= 0)
                 _deliver(new DataConnectionLost(sender, reason));
@@ -406,13 +468,33 @@ public sealed class DirectDataPlane : IDisposable
         return reason;
     }
 
-    /// <summary>Reads until <paramref name="buffer"/> is full or the peer closes; returns the bytes read.</summary>
-    private static int ReceiveExact(Socket socket, Span<byte> buffer)
+    /// <summary>
+    /// The server side of an inbound TLS connection, within the frame timeout; null (counted as refused) when the
+    /// peer does not complete it with a certificate of this node's CA.
+    /// </summary>
+    private SslStream? Authenticate(Socket socket, NodeTls identity)
+    {
+        var tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            tls.AuthenticateAsServer(identity.ServerOptions());
+            return tls;
+        }
+        catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _refusedConnections);
+            tls.Dispose();
+            return null;
+        }
+    }
+
+    /// <summary>Reads until <paramref name="buffer"/> is full or the peer closes; returns the bytes read (through <paramref name="tls"/> when set).</summary>
+    private static int ReceiveExact(Socket socket, SslStream? tls, Span<byte> buffer)
     {
         int read = 0;
         while (read < buffer.Length)
         {
-            int n = socket.Receive(buffer[read..]);
+            int n = tls is null ? socket.Receive(buffer[read..]) : tls.Read(buffer[read..]);
             if (n == 0)
                 return read;
             read += n;

@@ -108,6 +108,16 @@ public static class DistSgdCommandLine
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
         };
+        public readonly Option<string?> TlsCert = new("--tls-cert")
+        {
+            Description = "TLS between the nodes (Akka.Remote and the data plane, mutual authentication): a PKCS#12 file with this node's key and " +
+                          "certificate and the CA certificate every node's certificate must chain to (scripts/make-certs.sh makes them).",
+        };
+        public readonly Option<string?> TlsPassword = new("--tls-password")
+        {
+            Description = "Password of --tls-cert; better --tls-password-file or the DISTSGD_TLS_PASSWORD variable (a flag shows in the process list).",
+        };
+        public readonly Option<string?> TlsPasswordFile = new("--tls-password-file") { Description = "A file whose first line is the password of --tls-cert." };
         public readonly Option<int> ThreadsPerWorker = new("--threads-per-worker") { Description = "Matrix-kernel threads of each worker or peer.", DefaultValueFactory = _ => 1 };
         public readonly DataFlags Data = new();
         public readonly Option<string> Model = Choice("--model", "auto", ["auto", "linear", "softmax", "mlp"],
@@ -153,7 +163,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Json })
+            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -191,6 +201,7 @@ public static class DistSgdCommandLine
                 ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
             };
         }
     }
@@ -399,6 +410,12 @@ public static class DistSgdCommandLine
         }
         catch (Exception e) when (e is TrainingDivergedException or TrainingFailedException)
         {
+            error.WriteLine($"error: {e.Message}");
+            return ExitCodes.TrainingFailed;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A results file that cannot be written mid-run (disk full, folder removed): the run failed, said in one line.
             error.WriteLine($"error: {e.Message}");
             return ExitCodes.TrainingFailed;
         }

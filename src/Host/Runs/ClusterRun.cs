@@ -66,12 +66,13 @@ public static class ClusterRun
         // A bad distsgd.* value fails here, naming its key, before any node starts.
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = NodeRoles(settings, distsgd);
+        var tls = NodeTlsOf(settings, overrides, output);
         output.WriteLine(decentralized
             ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}"
             : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
         // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
         var (logged, logLevel) = Results.RunLog.Into(settings.Out, overrides);
-        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged);
+        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
 
         // Progress arrives from actors on several nodes' threads: one lock keeps the output whole.
@@ -126,14 +127,26 @@ public static class ClusterRun
         };
     }
 
-    /// <summary>The --config file's keys, with --transport over them when given.</summary>
+    /// <summary>The --config file's keys, with --transport and the --tls-* flags over them when given.</summary>
     public static Akka.Configuration.Config? Overrides(TrainSettings settings)
     {
         var overrides = HoconFile.Load(settings.ConfigFile);
+        if (settings.Tls.Overrides(settings.Mode) is { } tls)
+            overrides = overrides is null ? tls : tls.WithFallback(overrides);
         if (settings.Transport is not { } transport)
             return overrides;
         var flag = Akka.Configuration.ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
         return overrides is null ? flag : flag.WithFallback(overrides);
+    }
+
+    /// <summary>The node's TLS identity from the --tls-* flags or --config (null: plain TCP), said on <paramref name="output"/>.</summary>
+    public static Actors.Security.NodeTls? NodeTlsOf(TrainSettings settings, Akka.Configuration.Config? overrides, TextWriter output)
+    {
+        var tls = overrides is null ? null : Actors.Security.NodeTls.FromConfig(overrides);
+        settings.Tls.CheckUsed(tls is not null);
+        if (tls is not null)
+            output.WriteLine($"tls: on, certificate {tls.Certificate.Subject} from {tls.Path}, peers must chain to {tls.Authorities[0].Subject}");
+        return tls;
     }
 
     /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>

@@ -1,10 +1,15 @@
 using Akka.Configuration;
+using Akka.Configuration.Hocon;
+using DistSgd.Actors;
 
 namespace DistSgd.Host.Runs;
 
 /// <summary>Reads a user's HOCON override file, with errors that name the file.</summary>
 public static class HoconFile
 {
+    /// <summary>A string as a quoted HOCON value (backslashes and quotes escaped).</summary>
+    public static string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
     /// <summary>The parsed file, or null when no file was given.</summary>
     public static Config? Load(string? path)
     {
@@ -23,14 +28,66 @@ public static class HoconFile
         // override file is checked for that first, so the mistake is named with its line.
         if (Unbalanced(text) is { } problem)
             throw new UsageException($"--config: {path} is not valid HOCON: {problem}");
+        Config config;
         try
         {
-            return ConfigurationFactory.ParseString(text);
+            config = ConfigurationFactory.ParseString(text);
         }
         catch (Exception e)
         {
             throw new UsageException($"--config: {path} is not valid HOCON: {e.Message}");
         }
+        // A misspelt key (distsgd.step-timout) would otherwise be ignored silently and its default used.
+        if (UnknownDistSgdKey(config) is { } unknown)
+            throw new UsageException($"--config: {path}{LineOf(text, unknown)}: unknown key distsgd.{unknown}; expected one of " +
+                                     string.Join(", ", KnownDistSgdKeys().Select(k => "distsgd." + k)));
+        return config;
+    }
+
+    /// <summary>The distsgd.* keys of the embedded reference.conf (the dispatcher's, which Akka reads, aside).</summary>
+    public static IEnumerable<string> KnownDistSgdKeys() =>
+        LeafPaths(DistSgdConfig.ReferenceConfig.GetValue("distsgd"), "").Where(k => !IsDispatcherKey(k));
+
+    /// <summary>The first distsgd.* key of <paramref name="config"/> that the reference.conf does not have (relative to distsgd), or null.</summary>
+    public static string? UnknownDistSgdKey(Config config)
+    {
+        if (!config.HasPath("distsgd"))
+            return null;
+        var reference = DistSgdConfig.ReferenceConfig;
+        return LeafPaths(config.GetValue("distsgd"), "")
+            .FirstOrDefault(k => !IsDispatcherKey(k) && !reference.HasPath("distsgd." + k));
+    }
+
+    // The compute dispatcher takes any of Akka's dispatcher keys (throughput, executor settings).
+    private static bool IsDispatcherKey(string key) => key.StartsWith("compute-dispatcher", StringComparison.Ordinal);
+
+    private static IEnumerable<string> LeafPaths(HoconValue? value, string prefix)
+    {
+        if (value is null || !value.IsObject())
+        {
+            if (prefix.Length > 0)
+                yield return prefix;
+            yield break;
+        }
+        foreach (var (key, child) in value.GetObject().Items)
+        {
+            foreach (string path in LeafPaths(child, prefix.Length == 0 ? key : $"{prefix}.{key}"))
+                yield return path;
+        }
+    }
+
+    /// <summary>":N" for the first line that sets the key's last segment, or "" when it cannot be found.</summary>
+    private static string LineOf(string text, string key)
+    {
+        string last = key[(key.LastIndexOf('.') + 1)..];
+        var lines = text.Split('\n');
+        for (int i = 0; i < lines.Length; i++)
+        {
+            int at = lines[i].IndexOf(last, StringComparison.Ordinal);
+            if (at >= 0 && lines[i][(at + last.Length)..].TrimStart() is { Length: > 0 } rest && rest[0] is '=' or ':' or '{')
+                return $":{i + 1}:{at + 1}";
+        }
+        return "";
     }
 
     /// <summary>

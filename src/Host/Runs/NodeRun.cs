@@ -44,6 +44,9 @@ public static class NodeRun
         "akka.cluster.split-brain-resolver.stable-after",
         "akka.cluster.failure-detector.acceptable-heartbeat-pause",
         "akka.cluster.run-coordinated-shutdown-when-down",
+        Actors.Security.NodeTls.EnableSslKey,
+        Actors.Security.NodeTls.CertificatePathKey,
+        Actors.Security.NodeTls.MutualAuthenticationKey,
     ];
 
     private static readonly string[] DistSgdKeys =
@@ -66,13 +69,19 @@ public static class NodeRun
     }
 
     /// <summary>
-    /// Turns a --seed-nodes entry, host:port or a full akka.tcp://distsgd@host:port address, into an Akka address;
-    /// the message names the entry and what is expected.
+    /// Turns a --seed-nodes entry, host:port or a full akka.tcp://distsgd@host:port address (akka.ssl.tcp:// when
+    /// <paramref name="tls"/>: Akka names the TLS transport so), into an Akka address; the message names the entry and
+    /// what is expected.
     /// </summary>
-    public static Address ParseSeedNode(string text)
+    public static Address ParseSeedNode(string text, bool tls = false)
     {
         string trimmed = text.Trim();
-        string full = trimmed.Contains("://", StringComparison.Ordinal) ? trimmed : $"akka.tcp://{NodeConfig.SystemName}@{trimmed}";
+        string protocol = tls ? "akka.ssl.tcp" : "akka.tcp";
+        string full = trimmed.Contains("://", StringComparison.Ordinal) ? trimmed : $"{protocol}://{NodeConfig.SystemName}@{trimmed}";
+        if (!full.StartsWith(protocol + "://", StringComparison.Ordinal) && full.StartsWith("akka.", StringComparison.Ordinal))
+            throw new UsageException(
+                $"--seed-nodes: TLS is {(tls ? "on" : "off")}, so a seed node's address is {protocol}://{NodeConfig.SystemName}@host:port " +
+                $"(or host:port), found '{text}'");
         Address address;
         try
         {
@@ -96,7 +105,7 @@ public static class NodeRun
     public static Config BuildConfig(NodeSettings node, IReadOnlyList<string> roleNames, IReadOnlyList<Address> seeds,
                                      long frameSize, Config? overrides, string logLevel)
     {
-        string Quote(string s) => "\"" + s.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+        string Quote(string s) => HoconFile.Quote(s);
         var flags = ConfigurationFactory.ParseString($$"""
             akka.remote.dot-netty.tcp.hostname = {{Quote(node.Host)}}
             akka.remote.dot-netty.tcp.public-hostname = {{Quote(node.PublicHost ?? "")}}
@@ -134,8 +143,11 @@ public static class NodeRun
         var clock = Stopwatch.StartNew();
         var output = settings.Quiet ? TextWriter.Null : console;
         CheckRoles(settings.Mode, node.Roles);
-        var seeds = node.SeedNodes.Select(ParseSeedNode).ToList();
+        InputChecks.CheckResultsFolder(settings.Out);
         var overrides = ClusterRun.Overrides(settings);
+        // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.
+        var tls = ClusterRun.NodeTlsOf(settings, overrides, node.PrintConfig ? TextWriter.Null : output);
+        var seeds = node.SeedNodes.Select(s => ParseSeedNode(s, tls is not null)).ToList();
         // A bad distsgd.* value fails here, naming its key, before the data is read or a port is opened.
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roleNames = node.Roles.Select(r => r switch
@@ -161,7 +173,7 @@ public static class NodeRun
         ActorSystem system;
         try
         {
-            system = ActorSystem.Create(NodeConfig.SystemName, config);
+            system = NodeConfig.CreateActorSystem(config, tls);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

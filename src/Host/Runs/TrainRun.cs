@@ -26,8 +26,13 @@ public static class TrainRun
     {
         var clock = Stopwatch.StartNew();
         var output = display.Output;
+        settings.Tls.Validate(settings.Mode);
+        // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
+        if (settings.Mode != Modes.Sequential || settings.ConfigFile is not null)
+            ClusterRun.TransportOf(settings);
+        InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
-        Directory.CreateDirectory(settings.Out);
+        InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
         var onEpoch = MetricsWriter(settings, run, display);
@@ -71,6 +76,7 @@ public static class TrainRun
 
         string normalize = settings.Normalize == "auto" ? (raw.IsImages ? "scale" : "standardize") : settings.Normalize;
         float pixelMax = raw.IsImages && normalize != "none" ? PixelScaling.MaxPixelValue : 1f;
+        InputChecks.CheckAgainstData(settings, raw.Train);
         var transform = FeatureTransform.Fit(raw.Train, pixelMax, standardize: normalize == "standardize");
         var train = transform.Apply(raw.Train);
         var test = transform.Apply(raw.Test);
@@ -137,6 +143,11 @@ public static class TrainRun
                                           Stopwatch clock, string command = "train")
     {
         var spec = run.Spec;
+        int nonFinite = Array.FindIndex(parameters, v => !float.IsFinite(v));
+        if (nonFinite >= 0)
+            throw new TrainingDivergedException(
+                $"training diverged: θ[{nonFinite}] is {parameters[nonFinite]} at the end of the run, so no model is written " +
+                $"(whatever {settings.Out} held is kept). The learning rate {settings.LearningRate:G4} is probably too large; try a smaller --lr (e.g. {settings.LearningRate / 10:G4}).");
         var saved = new SavedModel(spec, parameters, run.Transform);
         ModelFile.Save(Path.Combine(settings.Out, RunFiles.ModelFileName), saved);
         var final = result.Final;
@@ -168,6 +179,7 @@ public static class TrainRun
             FinalTrainLoss = final?.TrainLoss,
             FinalTestLoss = final?.TestLoss,
             FinalTestAccuracy = final?.TestAccuracy,
+            DroppedMessages = final?.Communication?.DroppedByKind,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
             Versions = RunSummary.Versions(),
             Totals = RunSummary.Totals(result),

@@ -38,6 +38,9 @@ public sealed record TrainSettings
 
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
+
+    /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
+    public TlsFlags Tls { get; init; } = TlsFlags.None;
 }
 
 /// <summary>The values of --mode.</summary>

@@ -18,8 +18,17 @@ internal static class DataFile
     /// <summary>A readable stream over the file's (decompressed) content. The caller disposes it.</summary>
     public static Stream OpenRead(string path)
     {
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileBufferSize,
-                                  FileOptions.SequentialScan);
+        if (Directory.Exists(path))
+            throw new DataFormatException(path, "expected a data file, found a directory");
+        FileStream file;
+        try
+        {
+            file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileBufferSize, FileOptions.SequentialScan);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new DataFormatException(path, $"cannot read the file: {e.Message}", inner: e);
+        }
         try
         {
             Span<byte> magic = stackalloc byte[2];
@@ -49,6 +58,18 @@ internal static class DataFile
             throw new DataFormatException(path, $"the gzip data is corrupt ({e.Message})", inner: e);
         }
     }
+
+    /// <summary>
+    /// The most content bytes the rest of <paramref name="stream"/> can hold: what is left of a raw file, or, for gzip,
+    /// 1032 × the compressed bytes left (deflate's largest expansion ratio). A reader checks a length header against
+    /// it before allocating, so a hostile header cannot make it allocate gigabytes for a file of a few bytes.
+    /// </summary>
+    public static long MaxContentBytes(Stream stream) => stream switch
+    {
+        GZipStream gzip when gzip.BaseStream.CanSeek => (gzip.BaseStream.Length - gzip.BaseStream.Position + 64) * 1032,
+        { CanSeek: true } => stream.Length - stream.Position,
+        _ => long.MaxValue,
+    };
 
     /// <summary>Counts the bytes left in the stream (for the message about trailing data; not a hot path).</summary>
     public static long CountRemaining(Stream stream, string path)

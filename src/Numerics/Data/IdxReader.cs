@@ -45,6 +45,7 @@ public static class IdxReader
         using var stream = DataFile.OpenRead(path);
         Span<int> dims = stackalloc int[1];
         ReadHeader(stream, path, LabelsMagic, "labels (unsigned bytes, 1 dimension: count)", ["label count"], dims);
+        CheckFits(stream, path, $"{dims[0]} labels", dims[0]);
         var labels = GC.AllocateUninitializedArray<byte>(dims[0]);
         ReadPayload(stream, path, labels, $"{dims[0]} labels");
         return labels;
@@ -148,10 +149,13 @@ public static class IdxReader
         Span<int> dims = stackalloc int[3];
         ReadHeader(stream, path, ImagesMagic, "images (unsigned bytes, 3 dimensions: count, rows, columns)",
                    ["image count", "row count", "column count"], dims);
-        long size = (long)dims[0] * dims[1] * dims[2];
+        // Three int32 sizes can overflow even a long (checked arithmetic would throw): bound the first product first.
+        long imageCountTimesRows = (long)dims[0] * dims[1];
+        long size = imageCountTimesRows > Array.MaxLength ? long.MaxValue : imageCountTimesRows * dims[2];
         if (size > Array.MaxLength)
             throw new DataFormatException(path,
-                $"{dims[0]} images of {dims[1]}×{dims[2]} pixels need {size} bytes, more than one array can hold");
+                $"{dims[0]} images of {dims[1]}×{dims[2]} pixels need {(double)dims[0] * dims[1] * dims[2]:G4} bytes, more than one array can hold");
+        CheckFits(stream, path, Shape(dims[0], dims[1], dims[2]), size);
         return (dims[0], dims[1], dims[2]);
     }
 
@@ -192,7 +196,18 @@ public static class IdxReader
         CheckNoTrailingData(stream, path, shape, payload.Length);
     }
 
-    private static DataFormatException Truncated(string path, string shape, int expected, int found) =>
+    /// <summary>Refuses a header that promises more bytes than the file can hold, before anything that size is allocated.</summary>
+    private static void CheckFits(Stream stream, string path, string shape, long size)
+    {
+        long available = DataFile.MaxContentBytes(stream);
+        if (size <= available)
+            return;
+        throw stream.CanSeek
+            ? Truncated(path, shape, size, available)
+            : new DataFormatException(path, $"truncated data: the header promises {shape} = {size} bytes, more than the compressed file can hold (at most {available})");
+    }
+
+    private static DataFormatException Truncated(string path, string shape, long expected, long found) =>
         new(path, $"truncated data: the header promises {shape} = {expected} bytes, found {found}");
 
     private static void CheckNoTrailingData(Stream stream, string path, string shape, int size)

@@ -34,6 +34,9 @@ public static class LibSvmReader
 {
     private const float MaxClassLabel = 1 << 24;
 
+    /// <summary>The largest feature index read: every sample holds every feature, so an index is a length in disguise.</summary>
+    public const int MaxFeatureIndex = 1 << 24;
+
     public static Dataset Load(string path, LibSvmOptions? options = null)
     {
         options ??= new LibSvmOptions();
@@ -130,6 +133,9 @@ public static class LibSvmReader
             throw new DataFormatException(path,
                 "no sample has a feature, so the dimension cannot be inferred; declare FeatureCount");
 
+        if ((long)targets.Count * featureCount > Array.MaxLength)
+            throw new DataFormatException(path,
+                $"{targets.Count} samples × {featureCount} features need {(long)targets.Count * featureCount} dense values, more than one array can hold");
         var features = new float[(long)targets.Count * featureCount];
         var allIndices = indices.AsSpan();
         var allValues = values.AsSpan();
@@ -163,6 +169,9 @@ public static class LibSvmReader
         if (index < 1)
             throw new DataFormatException(path,
                 $"feature indices are 1-based: expected an index ≥ 1, found {index}", lineNumber, column);
+        if (index > MaxFeatureIndex)
+            throw new DataFormatException(path,
+                $"expected a feature index up to {MaxFeatureIndex} (features are stored densely), found {index}", lineNumber, column);
         if (index <= previous)
             throw new DataFormatException(path,
                 $"feature indices must ascend: expected an index above {previous}, found {index}", lineNumber, column);

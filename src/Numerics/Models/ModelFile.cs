@@ -29,6 +29,10 @@ public static class ModelFile
         ArgumentNullException.ThrowIfNull(model);
         if (model.Parameters.Length != model.Spec.ParameterCount)
             throw new ArgumentException($"{model.Spec} has {model.Spec.ParameterCount} parameters, the buffer holds {model.Parameters.Length}");
+        // A diverged θ never replaces a good model file.
+        int nonFinite = Array.FindIndex(model.Parameters, v => !float.IsFinite(v));
+        if (nonFinite >= 0)
+            throw new ArgumentException($"θ[{nonFinite}] is {model.Parameters[nonFinite]}: a model with non-finite parameters is not saved to {path}");
         AtomicFile.Write(path, Serialize(model));
     }
 
@@ -117,6 +121,9 @@ public static class ModelFile
             if (count != spec.ParameterCount)
                 throw new DataFormatException(path, $"{spec} has {spec.ParameterCount} parameters, the file holds {count}");
             var parameters = ReadFloats(reader, count);
+            int nonFinite = Array.FindIndex(parameters, v => !float.IsFinite(v));
+            if (nonFinite >= 0)
+                throw new DataFormatException(path, $"θ[{nonFinite}] is {parameters[nonFinite]}; expected finite parameters (the run that wrote this file diverged)");
             if (reader.BaseStream.Position != body.Length)
                 throw new DataFormatException(path, $"{body.Length - reader.BaseStream.Position} unexpected bytes after the parameters");
             return new SavedModel(spec, parameters, new FeatureTransform(pixelMax, standardizer));

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Numerics.Tensors;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -80,6 +81,10 @@ public sealed class SequentialTrainer
                                               _clock.GetElapsedTime(epochStart).TotalSeconds));
             }
             double seconds = _clock.GetElapsedTime(epochStart).TotalSeconds;
+            // The last step's update can overflow θ while its loss was still finite: that is divergence too, and no
+            // epoch's metrics or model are reported from a non-finite θ. Σθ is finite exactly when every θᵢ is.
+            if (!float.IsFinite(TensorPrimitives.Sum(parameters)))
+                throw Diverged(epoch, _optimizer.State.Step - 1, (float)(lossSum / train.Count));
 
             var score = test is null ? default : _model.Evaluate(parameters, test.Features, test.Targets, test.Count);
             var metrics = new EpochMetrics(

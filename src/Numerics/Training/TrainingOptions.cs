@@ -65,6 +65,9 @@ public sealed record StepTimeBreakdown(long Steps, double ComputeSeconds, double
     public double CommunicationShare => StepSeconds > 0 ? CommunicationSeconds / StepSeconds : 0;
 
     public double BytesPerStep => Steps > 0 ? (BytesSent + BytesReceived) / (double)Steps : 0;
+
+    /// <summary>The run's dropped messages so far by kind (foreign_run, stale_step, wrong_length, …); null when not kept.</summary>
+    public IReadOnlyDictionary<string, long>? DroppedByKind { get; init; }
 }
 
 /// <summary>Why training ended.</summary>

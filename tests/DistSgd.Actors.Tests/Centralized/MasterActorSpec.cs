@@ -156,4 +156,47 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         var failed = _reporter.FishForMessage<RunProgress.RunFailed>(m => m is RunProgress.RunFailed);
         Assert.Contains("10 training samples", failed.Reason);
     }
+
+    /// <summary>
+    /// Each kind of bad gradient, sent while step 0 waits for workers 0 and 1: it is dropped and counted by kind, never
+    /// applied, and the run goes on to the same θ as without it (a non-finite reply takes its worker out of the step).
+    /// </summary>
+    [Theory]
+    [InlineData("wrong_length")]
+    [InlineData("non_finite")]
+    [InlineData("foreign_run")]
+    [InlineData("stale_step")]
+    [InlineData("future_step")]
+    [InlineData("duplicate")]
+    [InlineData("not_participant")]
+    [InlineData("spoofed_sender")]
+    public void A_bad_gradient_is_dropped_counted_by_kind_and_never_applied(string kind)
+    {
+        var master = StartMaster(workers: 2, stepsPerEpoch: 1, epochs: 1);
+        var workers = Join(master, 2);
+        workers.ForEach(w => w.ExpectMsg<ComputeGradient>());
+        master.Tell(new GradientReply("run", 0, 0, 1, 1, 0, Gradient(1f)), workers[0].Ref);
+        var (bad, from) = kind switch
+        {
+            "wrong_length" => (new GradientReply("run", 0, 1, 1, 1, 0, new float[5]), workers[1]),
+            "non_finite" => (new GradientReply("run", 0, 1, 1, 1, 0, Gradient(float.NaN)), workers[1]),
+            "foreign_run" => (new GradientReply("other", 0, 1, 1, 1, 0, Gradient(100f)), workers[1]),
+            "stale_step" => (new GradientReply("run", -1, 1, 1, 1, 0, Gradient(100f)), workers[1]),
+            "future_step" => (new GradientReply("run", 5, 1, 1, 1, 0, Gradient(100f)), workers[1]),
+            "duplicate" => (new GradientReply("run", 0, 0, 1, 1, 0, Gradient(100f)), workers[0]),
+            "not_participant" => (new GradientReply("run", 0, 7, 1, 1, 0, Gradient(100f)), workers[1]),
+            _ => (new GradientReply("run", 0, 1, 1, 1, 0, Gradient(100f)), workers[0]),   // worker 0 speaking for worker 1
+        };
+        master.Tell(bad, from.Ref);
+        if (kind != "non_finite")
+            master.Tell(new GradientReply("run", 0, 1, 1, 1, 0, Gradient(3f)), workers[1].Ref);
+
+        var epoch = _reporter.FishForMessage<RunProgress.EpochCompleted>(m => m is RunProgress.EpochCompleted, TimeSpan.FromSeconds(5));
+        string counted = kind == "spoofed_sender" ? "not_participant" : kind;
+        Assert.Equal(1, epoch.Metrics.Communication!.DroppedByKind![counted]);
+        Assert.Equal(1, epoch.Metrics.Communication.DroppedMessages);
+        var done = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted, TimeSpan.FromSeconds(5));
+        // θ₁ = θ₀ − mean(1, 3) = θ₀ − 2, or θ₀ − 1 when worker 1's only answer was the non-finite one.
+        Assert.Equal(_theta0.Select(v => v - (kind == "non_finite" ? 1f : 2f)), done.Parameters);
+    }
 }

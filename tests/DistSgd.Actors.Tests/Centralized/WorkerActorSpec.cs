@@ -105,4 +105,47 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
         worker.Tell(new ComputeGradient("someone-else", 0, 1, 0, new float[Spec.ParameterCount]));
         ExpectNoMsg(TimeSpan.FromMilliseconds(500));
     }
+
+    /// <summary>
+    /// Each kind of bad compute request, after the worker answered step 3: it is dropped and counted, no gradient is
+    /// computed for it, and the next good request is answered as if it had never come.
+    /// </summary>
+    [Theory]
+    [InlineData("foreign_run")]
+    [InlineData("wrong_length")]
+    [InlineData("non_finite")]
+    [InlineData("stale_step")]
+    [InlineData("duplicate")]
+    [InlineData("not_participant")]
+    public void A_bad_compute_request_is_dropped_and_the_worker_goes_on(string kind)
+    {
+        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        ExpectMsg<RegisterWorker>();
+        worker.Tell(new JoinRun(Plan, 0, 2));
+        ExpectMsg<JoinAccepted>();
+        var theta = Enumerable.Range(0, Spec.ParameterCount).Select(i => i * 0.01f).ToArray();
+        worker.Tell(new ComputeGradient("run", 3, 1, 0, theta));
+        var first = FishForMessage<GradientReply>(m => m is GradientReply);
+        worker.Tell(new ComputeGradient("run", 3, 1, 0, theta));         // the master asking step 3 again: answered again
+        Assert.Equal(first.Gradient, FishForMessage<GradientReply>(m => m is GradientReply).Gradient);
+
+        var other = theta.Select(v => v + 1f).ToArray();
+        var bad = kind switch
+        {
+            "foreign_run" => new ComputeGradient("other", 4, 1, 1, other),
+            "wrong_length" => new ComputeGradient("run", 4, 1, 1, new float[5]),
+            "non_finite" => new ComputeGradient("run", 4, 1, 1, other.Select((v, i) => i == 3 ? float.PositiveInfinity : v).ToArray()),
+            "stale_step" => new ComputeGradient("run", 2, 1, 1, other),
+            "duplicate" => new ComputeGradient("run", 3, 1, 0, other),     // another θ for a step already served
+            _ => new ComputeGradient("run", 4, 1, 1, other),
+        };
+        var stranger = CreateTestProbe();
+        worker.Tell(bad, kind == "not_participant" ? stranger.Ref : TestActor);
+        ExpectNoMsg(TimeSpan.FromMilliseconds(300));
+        stranger.ExpectNoMsg(TimeSpan.Zero);
+
+        worker.Tell(new ComputeGradient("run", 4, 1, 1, theta));
+        var next = FishForMessage<GradientReply>(m => m is GradientReply);
+        Assert.Equal(4, next.Step);
+    }
 }

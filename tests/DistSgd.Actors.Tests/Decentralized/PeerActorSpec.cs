@@ -3,6 +3,7 @@ using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.TestKit;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -196,5 +197,36 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         // Node 1 never shares: after distsgd.step-timeout (1.5 s here) the step goes on without it.
         Assert.Equal(1, Published<GradientShare>().Step);
         Assert.Equal(Updated(_theta0, Share(0, 0, 1f), own), Replica(peer).Parameters);
+    }
+
+    /// <summary>
+    /// The kinds of bad share the other peer specs do not cover, each sent while step 0 waits: dropped, counted, never
+    /// applied; the replica after the step is what the good shares give (a non-finite share takes its node out of the step).
+    /// </summary>
+    [Theory]
+    [InlineData("wrong_length")]
+    [InlineData("non_finite")]
+    [InlineData("beyond_the_window")]
+    [InlineData("negative_samples")]
+    public void A_bad_share_is_dropped_and_never_applied(string kind)
+    {
+        var (peer, own) = Started();
+        var bad = kind switch
+        {
+            "wrong_length" => new GradientShare("run", 0, 1, 4, 1.0, 0, new float[4]),
+            "non_finite" => Share(0, 1, float.NaN),
+            "beyond_the_window" => Share(0 + StepBuffer.DefaultWindow + 1, 1, 100f),
+            _ => Share(0, 1, 100f, samples: -4),
+        };
+        peer.Tell(own);
+        peer.Tell(Share(0, 0, 1f));
+        peer.Tell(bad);
+        if (kind != "non_finite")
+            peer.Tell(Share(0, 1, 3f));
+        Assert.Equal(1, Published<GradientShare>().Step);
+        var replica = Replica(peer);
+        Assert.Equal(kind == "non_finite" ? Updated(_theta0, Share(0, 0, 1f), own) : Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 3f), own),
+                     replica.Parameters);
+        Assert.Equal(1, replica.Dropped);
     }
 }

@@ -19,7 +19,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
 
     public static TheoryData<string> MessageNames => new(Messages(TestActor: null).Keys);
 
-    private static Dictionary<string, IDistSgdMessage> Messages(IActorRef? TestActor) => new()
+    internal static Dictionary<string, IDistSgdMessage> Messages(IActorRef? TestActor) => new()
     {
         ["RegisterWorker"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody),
         ["JoinRun"] = new JoinRun(Plan, 2, 4, "10.0.0.5:7000"),

@@ -66,6 +66,17 @@ public class ChunkedDeliverySpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Hostile_pieces_allocate_nothing_and_a_malformed_whole_is_dropped_not_thrown()
+    {
+        var assembler = new ChunkAssembler(Sys) { MaxMessageBytes = 1000 };
+        Assert.Null(assembler.Add(new MessageChunk(1, 0, 2, 1001, 0, "GR", new byte[5]), TestActor));          // over the model's size
+        Assert.Null(assembler.Add(new MessageChunk(2, 0, 500, 10, 0, "GR", new byte[5]), TestActor));         // more pieces than bytes
+        Assert.Null(assembler.Add(new MessageChunk(3, 0, 2, 10, 0, "GR", new byte[5]), TestActor));
+        Assert.Null(assembler.Add(new MessageChunk(3, 1, 2, 10, 5, "GR", new byte[5]), TestActor));           // whole, but not a GradientReply
+        Assert.Equal(3, assembler.Dropped);
+    }
+
+    [Fact]
     public void A_sender_that_never_finishes_cannot_hold_more_than_a_few_partial_messages()
     {
         var assembler = new ChunkAssembler(Sys);

@@ -171,7 +171,7 @@ public class NodeProcessTests
             ["DISTSGD_HOST"] = "10.0.0.9",
             ["DISTSGD_PRINT_CONFIG"] = "1",
         };
-        using var node = NodeProcess.Start(["node", "--dataset", "blobs", "--samples", "100", "--hidden", "4", "--host", "0.0.0.0"], environment);
+        using var node = NodeProcess.Start(["node", "--dataset", "blobs", "--samples", "200", "--hidden", "4", "--host", "0.0.0.0"], environment);
         Assert.True(node.WaitForExit(Bound) == 0, node.Output);
         Assert.Contains("akka.remote.dot-netty.tcp.port = 4711", node.Output);
         Assert.Contains("akka.remote.dot-netty.tcp.hostname = 0.0.0.0", node.Output);
