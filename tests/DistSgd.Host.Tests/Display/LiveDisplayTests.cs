@@ -5,28 +5,8 @@ namespace DistSgd.Host.Tests.Display;
 
 public class LiveDisplayTests
 {
-    private static TrainSettings Settings(string outDir, string mode) => new()
-    {
-        Mode = mode,
-        Data = new DataRequest(DataSources.Blobs, null, null, "auto", 0.2, 0, false, Numerics.Data.LearningTask.Classification, 1, 600),
-        Model = Numerics.Models.ModelKind.Mlp,
-        Hidden = [16],
-        Activation = Numerics.Models.Activation.Relu,
-        Epochs = 2,
-        BatchSize = 32,
-        LearningRate = 0.05,
-        Momentum = 0.9,
-        WeightDecay = 0,
-        Schedule = "cosine",
-        Seed = 1,
-        Patience = 0,
-        MinDelta = 0,
-        Normalize = "auto",
-        Threads = 1,
-        Out = outDir,
-        Quiet = false,
-        Workers = 2,
-    };
+    private static TrainSettings Settings(string outDir, string mode) =>
+        BlobsSettings.Create(outDir, mode, samples: 600, hidden: [16], epochs: 2, batchSize: 32);
 
     [Fact]
     public void The_live_display_shows_the_nodes_the_master_reports_and_every_epoch()

@@ -56,27 +56,7 @@ public class BenchRunTests
     public void Bench_keeps_only_the_metrics_of_its_runs_not_their_data()
     {
         using var temp = new TempFolder();
-        var settings = new TrainSettings
-        {
-            Mode = Modes.Centralized,
-            Data = new DataRequest(DataSources.Blobs, null, null, "auto", 0.2, 0, false, Numerics.Data.LearningTask.Classification, 1, 200),
-            Model = Numerics.Models.ModelKind.Softmax,
-            Hidden = [],
-            Activation = Numerics.Models.Activation.Relu,
-            Epochs = 1,
-            BatchSize = 16,
-            LearningRate = 0.05,
-            Momentum = 0.9,
-            WeightDecay = 0,
-            Schedule = "constant",
-            Seed = 1,
-            Patience = 0,
-            MinDelta = 0,
-            Normalize = "auto",
-            Threads = 1,
-            Out = temp["bench"],
-            Quiet = true,
-        };
+        var settings = BlobsSettings.Create(temp["bench"], Modes.Centralized, samples: 200, hidden: [], epochs: 1, batchSize: 16) with { Quiet = true };
         var data = new List<WeakReference>();
         var aliveAtStart = new List<int>();
         var rows = BenchRun.Measure(new BenchSettings(settings, [1], 1, ["direct"]), TextWriter.Null, CancellationToken.None, train: s =>
