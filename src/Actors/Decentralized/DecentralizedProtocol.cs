@@ -51,6 +51,26 @@ public sealed record ReplicaResync(string RunId, int Epoch, int SourceNodeId, by
                                    float[] Parameters, float[] Velocity) : IDistSgdMessage;
 
 /// <summary>
+/// Peer → every peer (published on the run's topic) after it lost one or more participants (unreachable, removed,
+/// data connection closed, silent past distsgd.step-timeout), or on a report whose lost set is larger than its own:
+/// what it holds, so the survivors agree on the new membership and on exactly which shares the contested step uses
+/// (<see cref="MembershipAgreement"/>). Published once per lost set; a finished peer answers with one too. No reply:
+/// every survivor decides once it has every survivor's report for the same lost set.
+/// </summary>
+/// <param name="Lost">The participants this peer counts as lost (node ids); it names the agreement.</param>
+/// <param name="AppliedStep">The last step this replica applied (−1: none).</param>
+/// <param name="AppliedSenders">Whose shares that step used.</param>
+/// <param name="OpenStep">The step this peer gathers now (or opens next, between epochs).</param>
+/// <param name="HeldSenders">Whose shares of <paramref name="OpenStep"/> it holds.</param>
+public sealed record MembershipReport(string RunId, int NodeId, int[] Lost, long AppliedStep, int[] AppliedSenders,
+                                      long OpenStep, int[] HeldSenders) : IDistSgdMessage
+{
+    public override string ToString() =>
+        $"node {NodeId}: lost [{string.Join(",", Lost)}], applied step {AppliedStep} with [{string.Join(",", AppliedSenders)}], " +
+        $"holds [{string.Join(",", HeldSenders)}] of step {OpenStep}";
+}
+
+/// <summary>
 /// Peer → its node's local reporter when the run ends normally (every peer sends one, the lead peer also
 /// sends <see cref="Centralized.RunProgress.RunCompleted"/>): this replica's final θ and its hash. Local only.
 /// </summary>

@@ -39,10 +39,14 @@ public sealed record PeerSetup(RunPlan Plan, int PeerCount, float[] InitialParam
 /// A peer starts when it has received PeerReady from all expected peers (their publications reach it) and an
 /// acknowledgement from each of them (its publications reach them). Node ids are the peers' ranks by address,
 /// and a node's id is its shard.</para>
-/// <para><b>Steps.</b> A step waits for the participants that are members at its start; one that becomes
-/// unreachable or is removed stops being waited for, and distsgd.step-timeout bounds every step. Shares of
-/// the next steps are held in a <see cref="StepBuffer"/>; stale, foreign, duplicate, malformed ones are dropped
-/// and counted.</para>
+/// <para><b>Steps.</b> A step waits for every participant's share. Shares of the next steps are held in a
+/// <see cref="StepBuffer"/>; stale, foreign, duplicate, malformed ones are dropped and counted.</para>
+/// <para><b>Peer loss.</b> A participant that becomes unreachable or is removed, whose data connection closes, or
+/// that sends nothing within distsgd.step-timeout is suspected: the survivors stop stepping and agree, through
+/// <see cref="MembershipReport"/>s, on who is left and on exactly which shares the contested step uses
+/// (<see cref="MembershipAgreement"/>), redoing it where a replica applied other shares, so the replicas stay
+/// bit-identical. From the next epoch the survivors re-shard the training set among themselves. A minority side
+/// of a partition stops instead; a peer the others count as lost stops too.</para>
 /// <para><b>Epoch end.</b> Every peer publishes a <see cref="ParameterHash"/> and waits for every participant's.
 /// When they differ (a step that timed out on some peers only, a corrupted replica) the mismatch is logged as
 /// an error and reported, and every replica whose hash differs from the agreed source's
@@ -57,6 +61,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private sealed record StepTimedOut(long Step);
     private sealed record HashRoundTimedOut(int Epoch);
     private sealed record ResyncTimedOut(int Epoch);
+    private sealed record AgreementTimedOut;
+    private sealed record ReportGraceOver;
+
+    /// <summary>
+    /// How long a peer that lost someone waits for the other survivors' shares of its open step before it reports
+    /// what it holds (they were sent before anything else; a share missing then is left out of that step everywhere).
+    /// </summary>
+    private static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(1);
 
     private enum Phase { Joining, Stepping, Verifying, AwaitingResync, Finished }
 
@@ -81,7 +93,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly DirectDataPlane? _direct;
     private readonly Dictionary<string, string> _endpointsByAddress = new(StringComparer.Ordinal);
     private readonly SortedDictionary<int, string> _peerEndpoints = new();
-    private readonly float[] _ownGradient;
+    /// <summary>Two arrays for this peer's own gradient: the last applied step's share stays intact while the next is computed.</summary>
+    private readonly float[][] _ownGradients;
 
     // Start barrier: whose PeerReady reached us, and who acknowledged ours.
     private readonly SortedDictionary<string, IActorRef> _readyFrom = new(StringComparer.Ordinal);
@@ -97,6 +110,21 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private int _resyncSource = -1;
     private readonly DropLog _drops;
     private readonly HashSet<int> _corruptAtEpoch = new();
+
+    // Peer loss: the agreement in progress, and what redoing the last applied step needs.
+    private MembershipAgreement? _agreement;
+    private string _reportedFor = "";
+    private bool _reportGraceOver;
+    private readonly SortedSet<int> _deferredSuspects = new();
+    private readonly float[] _before;
+    private readonly float[] _beforeVelocity;
+    private long _beforeOptimizerStep;
+    private long _lastAppliedStep = -1;
+    private readonly List<GradientShare> _lastApplied = new();
+    private ParameterHash? _lastHash;
+    private int _stepsPerEpoch;
+    private long _skippedSteps;
+    private bool _reshard;
 
     private readonly List<EpochMetrics> _epochs = new();
     private readonly Stopwatch _runClock = new();
@@ -136,7 +164,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
-        _ownGradient = _settings.Transport == PayloadTransport.Direct ? new float[_parameters.Length] : [];
+        _ownGradients = _settings.Transport == PayloadTransport.Direct ? [new float[_parameters.Length], new float[_parameters.Length]] : [];
+        _before = new float[_parameters.Length];
+        _beforeVelocity = new float[_optimizer.State.Velocity.Length];
+        _stepsPerEpoch = _plan.StepsPerEpoch;
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
@@ -155,6 +186,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<ReplicaResync>(HandleResync);
         Receive<ResyncTimedOut>(m => HandleResyncTimeout(m.Epoch));
         Receive<DataConnectionLost>(HandleConnectionLost);
+        Receive<MembershipReport>(HandleReport);
+        Receive<AgreementTimedOut>(_ => HandleAgreementTimeout());
+        Receive<ReportGraceOver>(_ => HandleReportGraceOver());
         Receive<ClusterEvent.UnreachableMember>(m => ForgetPeerAt(m.Member.Address, "unreachable"));
         Receive<ClusterEvent.MemberRemoved>(m => ForgetPeerAt(m.Member.Address, "removed"));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
@@ -307,6 +341,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             _buffer.Offer(_ownShare);   // this peer's own share goes straight into its step buffer
         }
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
+        if (_deferredSuspects.Count > 0)
+        {
+            // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
+            var suspects = _deferredSuspects.ToList();
+            _deferredSuspects.Clear();
+            long begun = _step;
+            Suspect(suspects, "was lost at the end of the last epoch");
+            if (_agreement is not null || _step != begun)
+                return;   // agreeing, or already decided and begun again
+        }
         if (_buffer.Gather.IsComplete)
             FinishStep();
     }
@@ -320,7 +364,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         // Over the topic, a fresh array per share: the mediator hands it to remoting, which serializes it later on
         // another thread. Over the data plane, one reused array: the sends copy it into the kernel before they
         // return, and this peer's step buffer lets go of it when the step finishes, before the next share is computed.
-        var gradient = _direct is null ? new float[_parameters.Length] : _ownGradient;
+        var gradient = _direct is null ? new float[_parameters.Length] : FreeOwnGradient();
         float loss = _model.LossAndGradient(_parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         return new GradientShare(_plan.RunId, _step, _nodeId, rows, (double)loss * rows,
@@ -346,14 +390,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
     }
 
-    /// <summary>A closed data connection is a lost peer for the open step (like an unreachable member).</summary>
+    /// <summary>A closed data connection while steps run is a lost peer, like an unreachable member, and detected sooner.</summary>
     private void HandleConnectionLost(DataConnectionLost message)
     {
         if (_phase != Phase.Stepping)
             return;
         _log.Warning("data connection from peer {0} closed ({1})", message.Sender, message.Reason);
-        if (_buffer.Gather.IsOpen && _buffer.Gather.Forget(message.Sender) && _buffer.Gather.IsComplete)
-            FinishStep();
+        Suspect([message.Sender], $"closed its data connection ({message.Reason})");
     }
 
     private void HandleShare(GradientShare share)
@@ -365,13 +408,15 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         var outcome = _buffer.Offer(share);
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
-        if (_phase == Phase.Stepping && _buffer.Gather.IsComplete)
+        if (_agreement is not null)
+            AdvanceAgreement();   // this share may be the last one its report waited for
+        else if (_phase == Phase.Stepping && _buffer.Gather.IsComplete)
             FinishStep();
     }
 
     private void HandleStepTimeout(StepTimedOut message)
     {
-        if (_phase != Phase.Stepping || message.Step != _step || !_buffer.Gather.IsOpen)
+        if (_phase != Phase.Stepping || message.Step != _step || !_buffer.Gather.IsOpen || _agreement is not null)
             return;
         var missing = string.Join(", ", _buffer.Gather.WaitingFor);
         if (_buffer.Gather.Replies.Count == 0 && _buffer.Gather.NonFinite.Count == 0)
@@ -389,41 +434,62 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
             return;
         }
-        _log.Warning("step {0}: peers {1} sent no share within {2}; going on with {3} shares (replicas that got them will differ until the epoch's hash check repairs them)",
-                     _step, missing, _settings.StepTimeout, _buffer.Gather.Replies.Count);
-        FinishStep();
+        _log.Warning("step {0}: peers {1} sent no share within {2}", _step, missing, _settings.StepTimeout);
+        Suspect(_buffer.Gather.WaitingFor.ToList(), $"sent no share of step {_step} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
     }
 
     private void FinishStep()
+    {
+        if (!ApplyGathered())
+            return;
+        _step++;
+        _stepInEpoch++;
+        _stepRetries = 0;
+        if (_stepInEpoch == _stepsPerEpoch)
+            EndEpoch();
+        else
+            BeginStep();
+    }
+
+    /// <summary>Applies the gathered shares to the replica; false when the run failed (divergence).</summary>
+    private bool ApplyGathered()
     {
         Timers.Cancel(nameof(StepTimedOut));
         var gather = _buffer.Gather;
         gather.Close();
         double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
+        // What redoing this step after a peer loss needs: θ and the optimizer state before it, and the shares it used.
+        _parameters.CopyTo(_before, 0);
+        _optimizer.State.Velocity.CopyTo(_beforeVelocity, 0);
+        _beforeOptimizerStep = _optimizer.State.Step;
         var outcome = StepUpdate.Apply(gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
         if (_direct is not null)
         {
-            // The other peers' shares are summed and applied: their arrays take the next step's frames.
-            foreach (var share in gather.Replies)
-                if (!ReferenceEquals(share, _ownShare))
-                    _direct.Return(share.Gradient);
+            // The previous step's shares from other peers can no longer be redone: their arrays take the next frames.
+            foreach (var old in _lastApplied)
+                if (!IsOwnGradient(old.Gradient) && !gather.Replies.Any(r => ReferenceEquals(((GradientShare)r).Gradient, old.Gradient)))
+                    _direct.Return(old.Gradient);
         }
+        _lastApplied.Clear();
+        foreach (var share in gather.Replies)
+            _lastApplied.Add((GradientShare)share);
+        _lastAppliedStep = gather.Step;
         if (outcome.Divergence is not null)
         {
             Fail(outcome.Divergence);
-            return;
+            return false;
         }
-
-        _step++;
-        _stepInEpoch++;
-        _stepRetries = 0;
-        if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
+        if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
-        if (_stepInEpoch == _plan.StepsPerEpoch)
-            EndEpoch();
-        else
-            BeginStep();
+        return true;
     }
+
+    private bool IsOwnGradient(float[] gradient) =>
+        _ownGradients.Length > 0 && (ReferenceEquals(gradient, _ownGradients[0]) || ReferenceEquals(gradient, _ownGradients[1]));
+
+    /// <summary>The own-gradient array the last applied step does not use (that one may still be redone).</summary>
+    private float[] FreeOwnGradient() =>
+        _lastApplied.Any(s => ReferenceEquals(s.Gradient, _ownGradients[0])) ? _ownGradients[1] : _ownGradients[0];
 
     // ---- epoch end: hash round, repair, stop rule ---------------------------------------------------
 
@@ -434,10 +500,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             _parameters[0] += 1f;
             _log.Warning("test hook: replica of node {0} corrupted at the end of epoch {1}", _nodeId, _epoch);
         }
-        _ownVote = _stopping.Observe(_epochTotals.TrainLoss) || _epoch >= _plan.Epochs;
+        // Observed when the epoch is over (ProceedAfterEpoch): an epoch end redone after a peer loss votes again.
+        _ownVote = _stopping.WouldStop(_epochTotals.TrainLoss) || _epoch >= _plan.Epochs;
         _ownHash = ReplicaCheck.Hash(_parameters, _optimizer.State);
         _phase = Phase.Verifying;
-        Publish(new ParameterHash(_plan.RunId, _epoch, _nodeId, _ownHash, _ownVote));
+        _lastHash = new ParameterHash(_plan.RunId, _epoch, _nodeId, _ownHash, _ownVote);
+        Publish(_lastHash);
         Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_epoch), _settings.StepTimeout);
         TryCompleteHashRound(timedOut: false);
     }
@@ -451,7 +519,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         if (!_hashes.TryGetValue(message.Epoch, out var round))
             _hashes[message.Epoch] = round = new SortedDictionary<int, ParameterHash>();
-        round.TryAdd(message.NodeId, message);
+        round[message.NodeId] = message;   // the latest wins: a peer that redid its epoch end publishes again
         TryCompleteHashRound(timedOut: false);
     }
 
@@ -463,17 +531,18 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     private void TryCompleteHashRound(bool timedOut)
     {
-        if (_phase != Phase.Verifying)
+        if (_phase != Phase.Verifying || _agreement is not null)
             return;
         var round = _hashes.GetValueOrDefault(_epoch) ?? new SortedDictionary<int, ParameterHash>();
+        round[_nodeId] = new ParameterHash(_plan.RunId, _epoch, _nodeId, _ownHash, _ownVote);
         var missing = _participants.Where(p => !round.ContainsKey(p)).ToList();
-        if (missing.Count > 0 && !timedOut)
-            return;
-        Timers.Cancel(nameof(HashRoundTimedOut));
         if (missing.Count > 0)
-            _log.Warning("epoch {0}: no parameter hash from peers {1} within {2}; comparing the {3} that arrived",
-                         _epoch, string.Join(", ", missing), _settings.StepTimeout, round.Count);
-        round.TryAdd(_nodeId, new ParameterHash(_plan.RunId, _epoch, _nodeId, _ownHash, _ownVote));
+        {
+            if (timedOut)
+                Suspect(missing, $"sent no parameter hash for epoch {_epoch} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
+            return;
+        }
+        Timers.Cancel(nameof(HashRoundTimedOut));
         var hashes = round.Where(h => _participants.Contains(h.Key)).ToDictionary(h => h.Key, h => h.Value);
         foreach (int epoch in _hashes.Keys.Where(e => e <= _epoch).ToList())
             _hashes.Remove(epoch);
@@ -565,12 +634,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         bool lead = _nodeId == _participants.Min;
         var test = lead ? _setup.Test : null;
         var score = test is not null ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
-        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, test is { IsClassification: true },
+        var metrics = _epochTotals.ToMetrics(_epoch, _step - _skippedSteps, score, test is { IsClassification: true },
                                              _buffer.DroppedTotal + _resyncCheck.DroppedTotal + _droppedOther + (_direct?.BadFrames ?? 0),
                                              DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _direct?.BadFrames ?? 0, _droppedOther));
         _epochs.Add(metrics);
         if (lead)
             _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
+        _stopping.Observe(_epochTotals.TrainLoss);
         _epochTotals = new EpochTotals();
         foreach (var key in _resyncs.Keys.Where(k => k.Epoch <= _epoch).ToList())
             _resyncs.Remove(key);
@@ -582,6 +652,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         _epoch++;
         _stepInEpoch = 0;
+        if (_reshard)
+            Reshard();
         _phase = Phase.Stepping;
         BeginStep();
     }
@@ -610,6 +682,226 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
     }
 
+    // ---- peer loss: the survivors agree on the membership and on the contested step ---------------------
+
+    /// <summary>Counts <paramref name="nodeIds"/> as lost and starts (or widens) the agreement on the survivors.</summary>
+    private void Suspect(IReadOnlyCollection<int> nodeIds, string why)
+    {
+        if (_phase is Phase.Joining or Phase.Finished)
+            return;
+        var suspects = nodeIds.Where(id => id != _nodeId && _participants.Contains(id)).ToList();
+        if (suspects.Count == 0)
+            return;
+        bool started = _agreement is null;
+        _agreement ??= new MembershipAgreement(_participants, _nodeId);
+        if (!_agreement.Suspect(suspects))
+            return;
+        _log.Warning("peer {0} {1}: agreeing with the others on the survivors (lost so far: {2})",
+                     string.Join(", ", suspects), why, string.Join(", ", _agreement.Lost));
+        _setup.Reporter.Tell(new RunProgress.Note($"node {_nodeId}: peer {string.Join(", ", suspects)} {why}"));
+        StartAgreementTimers(started);
+        AdvanceAgreement();
+    }
+
+    private void StartAgreementTimers(bool started)
+    {
+        if (started)
+        {
+            _reportGraceOver = false;
+            Timers.StartSingleTimer(nameof(ReportGraceOver), new ReportGraceOver(), ReportGrace);
+        }
+        // Every widening gives the survivors still to report a whole timeout.
+        Timers.StartSingleTimer(nameof(AgreementTimedOut), new AgreementTimedOut(), _settings.StepTimeout);
+    }
+
+    private void HandleReport(MembershipReport report)
+    {
+        if (report.RunId != _plan.RunId || _phase is Phase.Joining or Phase.Finished || !_participants.Contains(report.NodeId))
+        {
+            _droppedOther++;
+            return;
+        }
+        if (report.NodeId == _nodeId)
+            return;   // this peer's own, offered when it was published
+        // A hash that peer published before this report may be redone after the agreement; it publishes its latest
+        // hash again once it has decided (after this report, so that copy arrives after it).
+        foreach (var round in _hashes.Values)
+            round.Remove(report.NodeId);
+        bool started = _agreement is null;
+        if (started && !report.Lost.Any(_participants.Contains))
+            return;   // an agreement this peer has applied already
+        _agreement ??= new MembershipAgreement(_participants, _nodeId);
+        var before = _agreement.Lost.ToList();
+        if (_agreement.Offer(report) || started)
+        {
+            _log.Warning("node {0} reports {1}; lost now: {2}", report.NodeId, report, string.Join(", ", _agreement.Lost));
+            if (_agreement.Lost.Except(before).Any())
+                _setup.Reporter.Tell(new RunProgress.Note($"node {_nodeId}: node {report.NodeId} counts peer {string.Join(", ", report.Lost)} as lost"));
+            StartAgreementTimers(started);
+        }
+        AdvanceAgreement();
+    }
+
+    private void AdvanceAgreement()
+    {
+        var agreement = _agreement!;
+        if (agreement.SelfExcluded)
+        {
+            Fail($"the other peers count this peer (node {_nodeId}) as lost (unreachable, or silent past distsgd.step-timeout) " +
+                 "and go on without it; it stops here");
+            return;
+        }
+        if (!agreement.HasQuorum)
+        {
+            Fail($"this peer reaches only {agreement.Survivors.Count()} of the run's {agreement.Participants.Count} peers " +
+                 $"(nodes {string.Join(", ", agreement.Survivors)}; lost {string.Join(", ", agreement.Lost)}): on the minority side " +
+                 "of a partition it stops, so that only the majority trains on and writes the results");
+            return;
+        }
+        string key = string.Join(",", agreement.Lost);
+        if (_reportedFor != key && ReadyToReport(agreement))
+        {
+            _reportedFor = key;
+            var report = OwnReport(agreement.Lost);
+            agreement.Offer(report);
+            Publish(report);
+        }
+        if (agreement.TryDecide() is { } decision)
+            ApplyDecision(decision);
+    }
+
+    /// <summary>
+    /// Reports at once, except while the open step still waits for the share of a survivor that has sent it (for at
+    /// most <see cref="ReportGrace"/>): one that has not reported yet, or reported this step open or a later one. A
+    /// survivor that reported an earlier open step never sends one for this step before the agreement.
+    /// </summary>
+    private bool ReadyToReport(MembershipAgreement agreement) =>
+        _reportGraceOver || _phase != Phase.Stepping || !_buffer.Gather.IsOpen
+        || !agreement.Survivors.Any(s => _buffer.Gather.WaitingFor.Contains(s) && !(agreement.ReportOf(s)?.OpenStep < _step));
+
+    private MembershipReport OwnReport(IEnumerable<int> lost)
+    {
+        var gather = _buffer.Gather;
+        bool gathering = _phase == Phase.Stepping && gather.IsOpen && gather.Step == _step;
+        return new MembershipReport(_plan.RunId, _nodeId, lost.ToArray(), _lastAppliedStep, _lastApplied.Select(s => s.NodeId).ToArray(),
+                                    _step, gathering ? gather.Replies.Select(r => r.Participant).ToArray() : []);
+    }
+
+    private void HandleReportGraceOver()
+    {
+        _reportGraceOver = true;
+        if (_agreement is not null)
+            AdvanceAgreement();
+    }
+
+    private void HandleAgreementTimeout()
+    {
+        if (_agreement is null || _phase == Phase.Finished)
+            return;
+        var silent = _agreement.MissingReports.Where(id => id != _nodeId).ToList();
+        if (silent.Count > 0)
+            Suspect(silent, $"sent no membership report within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
+        else
+            AdvanceAgreement();
+    }
+
+    /// <summary>
+    /// Applies the survivors' decision: drops the lost peers, applies the contested step with the agreed shares (or
+    /// redoes it, when this replica applied it with others), and goes on at the decision's next step number.
+    /// </summary>
+    private void ApplyDecision(MembershipDecision decision)
+    {
+        Timers.Cancel(nameof(AgreementTimedOut));
+        Timers.Cancel(nameof(ReportGraceOver));
+        _agreement = null;
+        _reportedFor = "";
+        if (decision.Problem is not null)
+        {
+            Fail(decision.Problem);
+            return;
+        }
+        bool wasLead = _nodeId == _participants.Min;
+        _participants.ExceptWith(decision.Lost);
+        _deferredSuspects.ExceptWith(decision.Lost);
+        _reshard = true;
+        bool redo = decision.RolledBack.Contains(_nodeId);
+        bool open = _lastAppliedStep != decision.Step;
+        string text = $"peers {string.Join(", ", decision.Lost)} lost: {decision.Survivors.Count} peers go on " +
+                      $"(nodes {string.Join(", ", decision.Survivors)}); step {decision.Step} uses the shares of nodes " +
+                      $"{string.Join(", ", decision.Senders)}" + (decision.RolledBack.Count > 0 ? $", redone by nodes {string.Join(", ", decision.RolledBack)}" : "");
+        _log.Warning(text);
+        if (_nodeId == _participants.Min)
+            _setup.Reporter.Tell(new RunProgress.Note(text));
+
+        _skippedSteps += decision.NextStep - (decision.Step + 1);
+        if (redo || open)
+        {
+            if (open && (_phase != Phase.Stepping || _buffer.Gather.Step != decision.Step))
+            {
+                Fail($"the survivors agreed on step {decision.Step}, but this peer applied step {_lastAppliedStep} and has step {_step} open");
+                return;
+            }
+            if (redo)
+            {
+                _before.CopyTo(_parameters, 0);
+                _optimizer.Restore(new SgdState(_beforeOptimizerStep, _beforeVelocity));
+                _epochTotals.UndoLastStep();
+            }
+            var shares = redo ? _lastApplied.ToList() : _buffer.Gather.Replies.Cast<GradientShare>().ToList();
+            var gather = _buffer.Gather;
+            gather.Begin(decision.Step, decision.Senders);
+            foreach (var share in shares.Where(s => decision.Senders.Contains(s.NodeId)))
+                gather.Offer(share);
+            if (!gather.IsComplete)
+            {
+                Fail($"step {decision.Step}: the agreed shares of nodes {string.Join(", ", decision.Senders)} are not all held here");
+                return;
+            }
+            if (!ApplyGathered())
+                return;
+            if (open)
+                _stepInEpoch++;
+        }
+        _step = decision.NextStep;
+        _stepRetries = 0;
+        if (!wasLead && _nodeId == _participants.Min)
+        {
+            _setup.Reporter.Tell(new RunProgress.Note($"node {_nodeId} leads the run now (lowest surviving node id): it evaluates and writes the results"));
+            foreach (var earlier in _epochs)
+                _setup.Reporter.Tell(new RunProgress.EpochCompleted(earlier));
+        }
+
+        if ((_phase == Phase.Stepping && _stepInEpoch == _stepsPerEpoch) || (redo && _phase != Phase.Stepping))
+        {
+            EndEpoch();
+            return;
+        }
+        // This peer's latest hash again: the others dropped what it published before its report.
+        if (_lastHash is not null)
+            Publish(_lastHash);
+        if (_phase == Phase.Stepping)
+        {
+            BeginStep();
+        }
+        else if (_phase == Phase.Verifying)
+        {
+            Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_epoch), _settings.StepTimeout);
+            TryCompleteHashRound(timedOut: false);
+        }
+    }
+
+    /// <summary>From the next epoch on, the survivors share the training set: shard = rank in the sorted surviving node ids.</summary>
+    private void Reshard()
+    {
+        _reshard = false;
+        _batches = ShardBatches.ForMember(_setup.Train, _nodeId, _participants, _plan.BatchSizePerWorker, _plan.Seed);
+        _stepsPerEpoch = ShardBatches.StepsPerEpoch(_setup.Train.Count, _participants.Count, _plan.BatchSizePerWorker);
+        _log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _nodeId, _epoch, _participants.Count,
+                  _batches.ShardSize, _stepsPerEpoch);
+        if (_nodeId == _participants.Min)
+            _setup.Reporter.Tell(new RunProgress.Note($"from epoch {_epoch} the training set is sharded among {_participants.Count} peers, {_stepsPerEpoch} steps per epoch"));
+    }
+
     // ---- membership ---------------------------------------------------------------------------------
 
     private void ForgetPeerAt(Address address, string why)
@@ -623,15 +915,19 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             _ackedBy.Remove(key);
             return;
         }
-        if (!_nodeIds.TryGetValue(key, out int id) || !_participants.Remove(id))
+        if (!_nodeIds.TryGetValue(key, out int id) || !_participants.Contains(id))
             return;
-        _log.Warning("peer {0} at {1} {2}: no longer waited for", id, key, why);
-        _setup.Reporter.Tell(new RunProgress.Note($"peer {id} at {key} {why}"));
         _meter?.SetState(id, why);
-        if (_phase == Phase.Stepping && _buffer.Gather.IsOpen && _buffer.Gather.Forget(id) && _buffer.Gather.IsComplete)
-            FinishStep();
-        else if (_phase == Phase.Verifying)
-            TryCompleteHashRound(timedOut: false);
+        bool hashIn = _hashes.GetValueOrDefault(_epoch)?.ContainsKey(id) == true;
+        if (_agreement is null && ((_phase == Phase.Verifying && hashIn) || _phase == Phase.AwaitingResync))
+        {
+            // Its part of this epoch is in (a peer that finished the run and left looks the same): the epoch ends
+            // without an agreement, and the next step, if any, starts one.
+            _deferredSuspects.Add(id);
+            _log.Info("peer {0} at {1} {2} after its hash for epoch {3} arrived", id, key, why, _epoch);
+            return;
+        }
+        Suspect([id], $"at {key} {why}");
     }
 
     private void Publish(object message) => _mediator.Tell(new Publish(_topic, message));

@@ -35,6 +35,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string GradientShareManifest = "GS";
     private const string ParameterHashManifest = "PH";
     private const string ReplicaResyncManifest = "RS";
+    private const string MembershipReportManifest = "MR";
 
     /// <summary>The longest parameter hash accepted (SHA-256 is 32 bytes).</summary>
     private const int MaxHashLength = 64;
@@ -60,6 +61,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         GradientShare => GradientShareManifest,
         ParameterHash => ParameterHashManifest,
         ReplicaResync => ReplicaResyncManifest,
+        MembershipReport => MembershipReportManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -162,6 +164,15 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     w.Write(m.Hash);
                     w.Write(m.VotesToStop);
                     break;
+                case MembershipReport m:
+                    w.Write(m.RunId);
+                    w.Write(m.NodeId);
+                    WriteIds(w, m.Lost);
+                    w.Write(m.AppliedStep);
+                    WriteIds(w, m.AppliedSenders);
+                    w.Write(m.OpenStep);
+                    WriteIds(w, m.HeldSenders);
+                    break;
                 default:
                     throw new ArgumentException($"DistSgdSerializer cannot serialize {obj.GetType()}");
             }
@@ -223,6 +234,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader)),
                 PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
                 ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadHash(reader), reader.ReadBoolean()),
+                MembershipReportManifest => new MembershipReport(reader.ReadString(), reader.ReadInt32(), ReadIds(reader), reader.ReadInt64(),
+                                                                 ReadIds(reader), reader.ReadInt64(), ReadIds(reader)),
                 _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
             };
             if (reader.BaseStream.Position != bytes.Length)
@@ -284,6 +297,27 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         if (endpoint.Length > 300)
             throw new SerializationException($"DistSgdSerializer: a data endpoint of {endpoint.Length} characters (at most 300)");
         return endpoint;
+    }
+
+    /// <summary>Node ids of a cluster: a few thousand at most, however the bytes claim otherwise.</summary>
+    private const int MaxNodeIds = 4096;
+
+    private static void WriteIds(BinaryWriter w, int[] ids)
+    {
+        w.Write(ids.Length);
+        foreach (int id in ids)
+            w.Write(id);
+    }
+
+    private static int[] ReadIds(BinaryReader r)
+    {
+        int count = r.ReadInt32();
+        if (count is < 0 or > MaxNodeIds)
+            throw new SerializationException($"DistSgdSerializer: a list of {count} node ids (expected 0 to {MaxNodeIds})");
+        var ids = new int[count];
+        for (int i = 0; i < count; i++)
+            ids[i] = r.ReadInt32();
+        return ids;
     }
 
     private static byte[] ReadHash(BinaryReader r)

@@ -34,6 +34,7 @@ public sealed class EpochTotals
     public double AddStep(IReadOnlyCollection<IGradientContribution> contributions, long samples, double wallSeconds,
                           double updateSeconds, double learningRate)
     {
+        _beforeLast = (Steps, Samples, LossSum, Compute, Imbalance, Communication, Update, LearningRate);
         double lossSum = 0, slowest = 0, computeSum = 0;
         foreach (var c in contributions)
         {
@@ -52,6 +53,21 @@ public sealed class EpochTotals
         LearningRate = learningRate;
         return lossSum;
     }
+
+    /// <summary>
+    /// Takes back the last <see cref="AddStep"/>, exactly (the sums as they were, not a subtraction): a peer that
+    /// redoes a step with other shares after a peer loss counts it once. Once per AddStep.
+    /// </summary>
+    public void UndoLastStep()
+    {
+        if (_beforeLast is not { } b)
+            throw new InvalidOperationException("no step to take back");
+        (Steps, Samples, LossSum, Compute, Imbalance, Communication, Update, LearningRate) = b;
+        _stepCommunication.RemoveAt(_stepCommunication.Count - 1);
+        _beforeLast = null;
+    }
+
+    private (long, long, double, double, double, double, double, double)? _beforeLast;
 
     /// <summary>The epoch's metrics; <paramref name="score"/> is the test-set score, or null without one.</summary>
     /// <param name="droppedByKind">The run's dropped messages by kind so far (<see cref="DroppedMessages.ByKind"/>), or null.</param>

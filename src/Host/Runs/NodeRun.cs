@@ -269,6 +269,14 @@ public static class NodeRun
             }
         }
         var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+        // A node the cluster downs (the minority side of a partition) ends its part here instead of waiting for ever;
+        // a node leaving on SIGTERM or Ctrl+C (Akka's own handler may run first) is no news.
+        Cluster.Get(system).RegisterOnMemberRemoved(() =>
+        {
+            var reason = CoordinatedShutdown.Get(system).ShutdownReason;
+            if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
+                OnProgress(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
+        });
         int evaluationThreads = Math.Max(1, settings.Threads);
         if (decentralized)
         {

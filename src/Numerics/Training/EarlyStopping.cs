@@ -25,6 +25,10 @@ public sealed class EarlyStopping
     /// <summary>Epochs since the loss last improved by at least MinDelta.</summary>
     public int EpochsWithoutImprovement { get; private set; }
 
+    /// <summary>What <see cref="Observe"/> would answer for <paramref name="loss"/>, without recording it.</summary>
+    public bool WouldStop(double loss) =>
+        Patience > 0 && (loss < Best - MinDelta ? 0 : EpochsWithoutImprovement + 1) >= Patience;
+
     /// <summary>Records one epoch's loss; true when training should stop.</summary>
     public bool Observe(double loss)
     {

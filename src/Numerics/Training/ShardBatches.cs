@@ -28,6 +28,20 @@ public sealed class ShardBatches
         _indices = new int[Math.Max(ShardSize, 1)];
     }
 
+    /// <summary>
+    /// The batches of <paramref name="member"/> when the training set is shared among <paramref name="members"/> (node ids
+    /// or worker indices, any order): its shard is its rank in the sorted set, so every member that knows the same set
+    /// computes the same assignment. After a member is lost the survivors re-shard with this.
+    /// </summary>
+    public static ShardBatches ForMember(Dataset train, int member, IEnumerable<int> members, int batchSize, int seed)
+    {
+        var sorted = members.Distinct().Order().ToList();
+        int rank = sorted.IndexOf(member);
+        if (rank < 0)
+            throw new ArgumentException($"{member} is not one of the members {string.Join(", ", sorted)}", nameof(member));
+        return new ShardBatches(train, rank, sorted.Count, batchSize, seed);
+    }
+
     public int ShardSize { get; }
 
     public int BatchSize { get; }

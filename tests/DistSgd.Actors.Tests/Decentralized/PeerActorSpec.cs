@@ -189,14 +189,112 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_step_whose_share_never_comes_goes_on_after_the_step_timeout()
+    public void A_peer_silent_past_the_step_timeout_is_dropped_once_the_survivors_agree()
+    {
+        var (peer, own0) = Started();
+        peer.Tell(own0);
+        peer.Tell(Share(0, 0, 1f));
+        // Node 1 never shares: after distsgd.step-timeout (1.5 s here) the peer reports what it holds, and steps no further.
+        var report = Published<MembershipReport>();
+        Assert.Equal((Self, -1L, 0L), (report.NodeId, report.AppliedStep, report.OpenStep));
+        Assert.Equal([1], report.Lost);
+        Assert.Equal([0, 2], report.HeldSenders);
+        Assert.Equal(0, Replica(peer).Step);
+
+        // Node 0 agrees. Nothing was applied yet, so the open step 0 starts again, numbered 1, without node 1.
+        peer.Tell(new MembershipReport("run", 0, [1], -1, [], 0, [0, 2]));
+        var own1 = Published<GradientShare>();
+        Assert.Equal(1, own1.Step);
+        Assert.Equal(own0.Gradient, own1.Gradient);                  // the same batch at the same θ
+        peer.Tell(own1);
+        peer.Tell(Share(0, 1, 9f));                                  // the lost peer's late share counts for nothing
+        peer.Tell(Share(1, 0, 1f));
+        Assert.Equal(2, Published<GradientShare>().Step);
+        Assert.Equal(Updated(_theta0, Share(1, 0, 1f), own1), Replica(peer).Parameters);
+    }
+
+    [Fact]
+    public void A_peer_that_applied_a_step_with_the_lost_peers_share_redoes_it_with_the_shares_every_survivor_holds()
+    {
+        var (peer, own0) = Started();
+        peer.Tell(own0);
+        peer.Tell(Share(0, 0, 1f));
+        peer.Tell(Share(0, 1, 4f));                                  // node 1's last share reached this peer …
+        var own1 = Published<GradientShare>();
+        Assert.Equal(1, own1.Step);
+        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 4f), own0), Replica(peer).Parameters);
+
+        // … but not node 0, which reports node 1 lost while it still gathers step 0.
+        peer.Tell(new MembershipReport("run", 0, [1], -1, [], 0, [0, 2]));
+        var report = Published<MembershipReport>();
+        Assert.Equal((0L, 1L), (report.AppliedStep, report.OpenStep));
+        Assert.Equal([1], report.Lost);
+        Assert.Equal([0, 1, 2], report.AppliedSenders);
+
+        // Step 0 is redone with the shares of nodes 0 and 2 only, as on node 0; the survivors go on at step 2.
+        var own2 = Published<GradientShare>();
+        Assert.Equal(2, own2.Step);
+        var theta1 = Updated(_theta0, Share(0, 0, 1f), own0);
+        Assert.Equal(theta1, Replica(peer).Parameters);
+        Assert.Equal(1, Replica(peer).Step);
+        peer.Tell(own2);
+        peer.Tell(Share(2, 0, 2f));
+        Assert.Equal(3, Published<GradientShare>().Step);
+        Assert.Equal(Updated(theta1, Share(2, 0, 2f), own2), Replica(peer).Parameters);
+    }
+
+    [Fact]
+    public void A_peer_on_the_minority_side_stops_instead_of_training_alone()
+    {
+        var reporter = CreateTestProbe("minority-reporter");
+        var setup = new PeerSetup(Plan, 3, _theta0, new SgdOptions(1.0), new TrainingOptions(5, 4, 1), Train, null, reporter.Ref, Mediator: _mediator.Ref);
+        var peer = Sys.ActorOf(PeerActor.Props(setup), "minority-peer");
+        var subscribe = _mediator.ExpectMsg<Subscribe>();
+        peer.Tell(new SubscribeAck(subscribe), _mediator.Ref);
+        peer.Tell(Published<PeerReady>());
+        peer.Tell(new PeerReady(Plan, AddressA, _peerA.Ref));
+        peer.Tell(new PeerReady(Plan, AddressB, _peerB.Ref));
+        peer.Tell(new PeerReadyAck("run", AddressA));
+        peer.Tell(new PeerReadyAck("run", AddressB));
+        peer.Tell(Published<GradientShare>());
+
+        // Neither other peer sends anything: this one alone is 1 of 3.
+        var failed = reporter.FishForMessage<RunProgress.RunFailed>(_ => true, TimeSpan.FromSeconds(10));
+        Assert.Contains("minority side of a partition", failed.Reason);
+        Assert.Equal(0, Replica(peer).Step);
+    }
+
+    [Fact]
+    public void A_peer_that_ended_the_epoch_with_the_lost_peers_share_redoes_the_last_step_and_hashes_again()
     {
         var (peer, own) = Started();
+        var theta = _theta0;
+        for (long step = 0; step < Plan.StepsPerEpoch - 1; step++)
+        {
+            peer.Tell(own);
+            peer.Tell(Share(step, 0, 1f));
+            peer.Tell(Share(step, 1, 2f));
+            theta = Updated(theta, Share(step, 0, 1f), Share(step, 1, 2f), own);
+            own = Published<GradientShare>();
+        }
+        long last = Plan.StepsPerEpoch - 1;
         peer.Tell(own);
-        peer.Tell(Share(0, 0, 1f));
-        // Node 1 never shares: after distsgd.step-timeout (1.5 s here) the step goes on without it.
-        Assert.Equal(1, Published<GradientShare>().Step);
-        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), own), Replica(peer).Parameters);
+        peer.Tell(Share(last, 0, 1f));
+        peer.Tell(Share(last, 1, 2f));                               // node 1's last share reached this peer only
+        var first = Published<ParameterHash>();
+        Assert.Equal(1, first.Epoch);
+
+        // Node 0 still gathers the last step without node 1's share; node 1 is lost.
+        peer.Tell(new MembershipReport("run", 0, [1], last - 1, [0, 1, 2], last, [0, 2]));
+        var report = Published<MembershipReport>();
+        Assert.Equal(last, report.AppliedStep);
+        var again = Published<ParameterHash>();                      // the epoch end, redone
+        Assert.NotEqual(first.Hash, again.Hash);
+        Assert.Equal(Updated(theta, Share(last, 0, 1f), own), Replica(peer).Parameters);
+
+        // Node 0 applies the step the same way and hashes the same: the next epoch starts at step last + 2.
+        peer.Tell(new ParameterHash("run", 1, 0, again.Hash, false));
+        Assert.Equal(last + 2, Published<GradientShare>().Step);
     }
 
     /// <summary>

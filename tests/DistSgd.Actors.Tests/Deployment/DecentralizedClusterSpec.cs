@@ -1,5 +1,4 @@
 using DistSgd.Actors.Steps;
-using System.Collections.Concurrent;
 using Akka.Actor;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
@@ -27,40 +26,23 @@ public class DecentralizedClusterSpec
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
                                                                     overrides: TestConfig.Transport(transport).WithFallback(TestConfig.FastPubSub));
-        var failed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var allFinished = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        RunProgress.RunCompleted? lead = null;
-        var finished = new ConcurrentBag<PeerFinished>();
-        var notes = new ConcurrentQueue<string>();
-        void OnProgress(object m)
-        {
-            switch (m)
-            {
-                case RunProgress.RunFailed f: failed.TrySetResult(f.Reason); break;
-                case RunProgress.RunCompleted c: Interlocked.Exchange(ref lead, c); break;
-                case PeerFinished p: finished.Add(p); break;
-                case RunProgress.Note n: notes.Enqueue(n.Text); break;
-            }
-            if (Volatile.Read(ref lead) is not null && finished.Count == peers)
-                allFinished.TrySetResult();
-        }
+        var progress = new PeerRunProgress(peers);
 
         var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch));
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, optimizer, new TrainingOptions(epochs, batch, seed), train, test,
-            node.ActorOf(CallbackActor.Props(OnProgress))))).ToList();
+            node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
         if (corruptNodeAtEpoch is { } epoch)
             actors[^1].Tell(new PeerQueries.CorruptReplicaAtEpochEnd(epoch));   // the last node: any node id
 
-        var first = await Task.WhenAny(allFinished.Task, failed.Task).WaitAsync(Limit);
-        if (first == failed.Task)
-            throw new Xunit.Sdk.XunitException($"the run failed: {failed.Task.Result}");
-        return new Outcome(lead!, finished.OrderBy(p => p.NodeId).ToList(), notes.ToList());
+        await progress.WaitAsync(Limit);
+        return new Outcome(progress.Lead, progress.Peers, progress.Notes);
     }
 
-    private static (Dataset Train, Dataset Test, ModelSpec Spec, float[] Theta0) Blobs(int seed)
+    /// <summary>Three Gaussian blobs in 6 dimensions, 75 % of <paramref name="samples"/> for training, and a small MLP's θ₀.</summary>
+    internal static (Dataset Train, Dataset Test, ModelSpec Spec, float[] Theta0) Blobs(int seed, int samples = 600)
     {
-        var data = Synthetic.GaussianBlobs(600, 6, 3, spread: 4, seed: 2);
+        var data = Synthetic.GaussianBlobs(samples, 6, 3, spread: 4, seed: 2);
         var (train, test) = DataSplit.TrainTestSplit(data, 0.25, seed: 2);
         var spec = new ModelSpec(ModelKind.Mlp, 6, 3, [8]);
         var theta0 = new float[spec.ParameterCount];

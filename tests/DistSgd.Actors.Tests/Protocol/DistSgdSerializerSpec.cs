@@ -34,6 +34,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
         ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
+        ["MembershipReport"] = new MembershipReport("run-1", 1, [3], 41, [0, 1, 2, 3], 42, [1]),
     };
 
     [Theory]
@@ -100,6 +101,13 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 Assert.Equal(m.Velocity, y.Velocity);
                 Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
                 break;
+            case MembershipReport m:
+                var report = (MembershipReport)back;
+                Assert.Equal((m.RunId, m.NodeId, m.AppliedStep, m.OpenStep), (report.RunId, report.NodeId, report.AppliedStep, report.OpenStep));
+                Assert.Equal(m.Lost, report.Lost);
+                Assert.Equal(m.AppliedSenders, report.AppliedSenders);
+                Assert.Equal(m.HeldSenders, report.HeldSenders);
+                break;
             default:
                 Assert.Equal(message, back);
                 break;
@@ -123,6 +131,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("PH", 20)]
     [InlineData("RS", 40)]
     [InlineData("PA", 6)]
+    [InlineData("MR", 30)]
     public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
@@ -135,6 +144,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             "PH" => new ParameterHash("run", 1, 1, new byte[32], false),
             "RS" => new ReplicaResync("run", 1, 0, new byte[32], 5, [1f, 2f], [3f, 4f]),
             "PA" => new PeerReadyAck("run", "akka.tcp://distsgd@h:1"),
+            "MR" => new MembershipReport("run", 1, [2], 5, [0, 1, 2], 6, [0, 1]),
             _ => new RunEnded("run"),
         });
         Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));

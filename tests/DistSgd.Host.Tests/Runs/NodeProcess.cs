@@ -85,6 +85,13 @@ internal sealed class NodeProcess : IDisposable
         kill.WaitForExit();
     }
 
+    /// <summary>Sends SIGSTOP (<paramref name="stop"/>) or SIGCONT: a frozen process keeps its connections open but answers nothing.</summary>
+    public void Freeze(bool stop)
+    {
+        using var signal = Process.Start("kill", [stop ? "-STOP" : "-CONT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        signal.WaitForExit();
+    }
+
     /// <summary>Waits for the process to exit and returns its exit code; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
     public int WaitForExit(TimeSpan timeout)
     {
@@ -103,7 +110,8 @@ internal sealed class NodeProcess : IDisposable
         _process.Dispose();
     }
 
-    private void Kill()
+    /// <summary>Kills the process and its children at once (SIGKILL, as kill -9): no shutdown code runs.</summary>
+    public void Kill()
     {
         try
         {

@@ -1,0 +1,113 @@
+using DistSgd.Actors.Decentralized;
+
+namespace DistSgd.Actors.Tests.Decentralized;
+
+public class MembershipAgreementTests
+{
+    private static MembershipReport Report(int node, int[] lost, long applied, int[] appliedSenders, long open, int[] held) =>
+        new("run", node, lost, applied, appliedSenders, open, held);
+
+    [Fact]
+    public void A_share_delivered_to_some_peers_only_is_left_out_and_the_peers_that_applied_it_redo_the_step()
+    {
+        // Node 3 crashed while sending its share of step 7: node 0 got it and finished step 7 (and opened step 8),
+        // nodes 1 and 2 did not and still gather step 7.
+        var reports = new[]
+        {
+            Report(0, [3], 7, [0, 1, 2, 3], 8, [0]),
+            Report(1, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2]),
+            Report(2, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2]),
+        };
+
+        var decision = MembershipAgreement.Decide([0, 1, 2, 3], reports);
+
+        Assert.Null(decision.Problem);
+        Assert.Equal([0, 1, 2], decision.Survivors);
+        Assert.Equal([3], decision.Lost);
+        Assert.Equal(7, decision.Step);
+        Assert.Equal([0, 1, 2], decision.Senders);
+        Assert.Equal([0], decision.RolledBack);
+        Assert.Equal(9, decision.NextStep);              // node 0's share of step 8 is stale for everyone
+        // The same decision whatever the order the reports arrived in.
+        Assert.Equal(decision.Senders, MembershipAgreement.Decide([0, 1, 2, 3], reports.Reverse().ToList()).Senders);
+    }
+
+    [Fact]
+    public void When_every_survivor_got_the_lost_peers_share_the_step_keeps_it_and_nobody_redoes_anything()
+    {
+        var decision = MembershipAgreement.Decide([0, 1, 2], [Report(0, [2], 4, [0, 1, 2], 5, [0]), Report(1, [2], 4, [0, 1, 2], 5, [1])]);
+
+        Assert.Equal((4L, 6L), (decision.Step, decision.NextStep));
+        Assert.Equal([0, 1, 2], decision.Senders);
+        Assert.Empty(decision.RolledBack);
+    }
+
+    [Fact]
+    public void When_no_survivor_finished_the_open_step_it_starts_again_without_the_lost_peer()
+    {
+        // Step 5 is open everywhere; node 1 holds the lost node 2's share, node 0 does not.
+        var decision = MembershipAgreement.Decide([0, 1, 2], [Report(0, [2], 4, [0, 1, 2], 5, [0, 1]), Report(1, [2], 4, [0, 1, 2], 5, [0, 1, 2])]);
+
+        Assert.Equal(4, decision.Step);                  // the last applied step stands as it is
+        Assert.Empty(decision.RolledBack);
+        Assert.Equal(6, decision.NextStep);              // step 5's shares are stale: the survivors compute again
+    }
+
+    [Fact]
+    public void Survivors_more_than_one_step_apart_are_a_problem_not_a_guess()
+    {
+        var decision = MembershipAgreement.Decide([0, 1, 2], [Report(0, [2], 6, [0, 1, 2], 7, []), Report(1, [2], 4, [0, 1, 2], 5, [])]);
+
+        Assert.Contains("node 1 applied step 4", decision.Problem);
+    }
+
+    [Fact]
+    public void A_decision_waits_for_every_survivors_report_for_the_same_lost_set()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2, 3, 4], self: 1);
+        Assert.True(agreement.Suspect([3]));
+        Assert.False(agreement.Suspect([3]));            // already counted
+        agreement.Offer(Report(1, [3], 2, [0, 1, 2, 3, 4], 3, [0, 1, 2, 4]));
+        agreement.Offer(Report(0, [3], 2, [0, 1, 2, 3, 4], 3, [0, 1, 2, 4]));
+        Assert.Null(agreement.TryDecide());
+        Assert.Equal([2, 4], agreement.MissingReports);
+
+        // Node 2 has lost node 4 as well: its report widens the lost set, and the earlier reports no longer count.
+        Assert.True(agreement.Offer(Report(2, [3, 4], 2, [0, 1, 2, 3, 4], 3, [0, 1, 2])));
+        Assert.Equal([3, 4], agreement.Lost);
+        Assert.Equal([0, 1], agreement.MissingReports);
+        agreement.Offer(Report(1, [3, 4], 2, [0, 1, 2, 3, 4], 3, [0, 1, 2, 4]));
+        Assert.Null(agreement.TryDecide());
+        agreement.Offer(Report(0, [3, 4], 2, [0, 1, 2, 3, 4], 3, [0, 1, 2, 4]));
+
+        var decision = agreement.TryDecide();
+        Assert.NotNull(decision);
+        Assert.Equal([0, 1, 2], decision.Survivors);
+        Assert.Equal([3, 4], decision.Lost);
+        Assert.Equal(2, decision.Step);
+        Assert.Equal(4, decision.NextStep);
+    }
+
+    [Fact]
+    public void A_peer_that_the_others_count_as_lost_knows_it()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2], self: 2);
+        agreement.Offer(Report(0, [2], 0, [0, 1, 2], 1, [0, 1]));
+
+        Assert.True(agreement.SelfExcluded);
+        Assert.Null(agreement.TryDecide());
+    }
+
+    [Theory]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 0, 1 }, true)]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 1, 2 }, true)]
+    [InlineData(new[] { 0, 1, 2 }, new[] { 2 }, false)]
+    [InlineData(new[] { 0, 1, 2, 3 }, new[] { 0, 3 }, true)]   // exactly half, with the lowest node id
+    [InlineData(new[] { 0, 1, 2, 3 }, new[] { 1, 2 }, false)]  // the other half
+    [InlineData(new[] { 0, 1 }, new[] { 0 }, true)]
+    [InlineData(new[] { 0, 1 }, new[] { 1 }, false)]
+    public void Only_a_majority_or_the_half_with_the_lowest_node_id_goes_on(int[] before, int[] survivors, bool goesOn)
+    {
+        Assert.Equal(goesOn, MembershipAgreement.HasQuorumOf(before, survivors));
+    }
+}

@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Configuration;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Deployment;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+using Xunit.Abstractions;
+
+namespace DistSgd.Actors.Tests.Deployment;
+
+/// <summary>Decentralized runs that lose a peer: its ActorSystem stops abruptly mid-epoch, as a killed process would.</summary>
+public class PeerLossSpec(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// A node that is terminated does not leave the cluster first (no CoordinatedShutdown): the others see its
+    /// connections close and, later, the failure detector mark it unreachable, as after kill -9.
+    /// </summary>
+    private static readonly Config Crashable = ConfigurationFactory.ParseString("""
+        akka.coordinated-shutdown.run-by-actor-system-terminate = off
+        akka.cluster.failure-detector.heartbeat-interval = 500ms
+        akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
+        """);
+
+    private sealed record Outcome(RunProgress.RunCompleted Lead, IReadOnlyList<PeerFinished> Peers, IReadOnlyList<string> Notes,
+                                  double? SecondsToTrainAgain);
+
+    /// <param name="killNode">The node id whose ActorSystem is terminated once the run is half-way through epoch 2; null: no fault.</param>
+    private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5)
+    {
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
+        var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
+        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
+            overrides: TestConfig.Transport(transport).WithFallback(Crashable).WithFallback(TestConfig.FastPubSub));
+        var progress = new PeerRunProgress(killNode is null ? peers : peers - 1);
+
+        int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
+        var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch);
+        var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
+            plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9), new TrainingOptions(epochs, batch, 3), train, test,
+            node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
+
+        double? secondsToTrainAgain = null;
+        if (killNode is { } victimId)
+        {
+            var ids = await Task.WhenAll(actors.Select(a => a.Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)));
+            // Node ids are decided at the start barrier: ask until every peer has one.
+            while (ids.Any(r => r.NodeId < 0))
+            {
+                await Task.Delay(20);
+                ids = await Task.WhenAll(actors.Select(a => a.Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)));
+            }
+            int victim = Array.FindIndex(ids, r => r.NodeId == victimId);
+            int witness = (victim + 1) % peers;
+            long killAt = stepsPerEpoch + stepsPerEpoch / 2;
+            var clock = Stopwatch.StartNew();
+            long step;
+            do
+            {
+                step = (await actors[witness].Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)).Step;
+                Assert.True(clock.Elapsed < Limit, "the run did not reach the step to kill at");
+            }
+            while (step < killAt);
+
+            var killed = Stopwatch.StartNew();
+            _ = cluster.Nodes[victim].Terminate();
+            // Training again: a survivor's replica is two steps past where it was at the kill (the contested step may
+            // be applied at the agreement itself).
+            while (killed.Elapsed < Limit && !progress.IsOver)
+            {
+                var now = (await actors[witness].Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)).Step;
+                if (now >= step + 2)
+                {
+                    secondsToTrainAgain = killed.Elapsed.TotalSeconds;
+                    break;
+                }
+                await Task.Delay(5);
+            }
+            output.WriteLine($"{transport}: node {victimId} killed at step {step}; training again after {secondsToTrainAgain:0.000} s");
+        }
+
+        await progress.WaitAsync(Limit);
+        if (killNode is not null)
+        {
+            // Down the dead node, as the Split Brain Resolver would, so that the survivors can leave promptly.
+            var dead = cluster.Nodes.First(n => n.WhenTerminated.IsCompleted);
+            var alive = cluster.Nodes.First(n => !n.WhenTerminated.IsCompleted);
+            Akka.Cluster.Cluster.Get(alive).Down(Akka.Cluster.Cluster.Get(dead).SelfAddress);
+        }
+        foreach (var note in progress.Notes)
+            output.WriteLine(note);
+        return new Outcome(progress.Lead, progress.Peers, progress.Notes, secondsToTrainAgain);
+    }
+
+    [Theory]
+    [InlineData("direct")]
+    [InlineData("akka")]
+    public async Task Killing_the_lead_peer_mid_epoch_leaves_the_others_training_to_the_end_with_identical_replicas(string transport)
+    {
+        var outcome = await Run(peers: 4, killNode: 0, transport);
+
+        Assert.Equal([1, 2, 3], outcome.Peers.Select(p => p.NodeId));
+        foreach (var peer in outcome.Peers)
+        {
+            Assert.Equal(outcome.Peers[0].Hash, peer.Hash);
+            Assert.Equal(outcome.Lead.Parameters, peer.Parameters);
+        }
+        Assert.Contains(outcome.Notes, n => n.Contains("node 1 leads the run now"));
+        Assert.Contains(outcome.Notes, n => n.Contains("sharded among 3 peers"));
+        Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
+        Assert.NotNull(outcome.SecondsToTrainAgain);
+
+        var result = outcome.Lead.Result;
+        Assert.Equal(4, result.Epochs.Count);
+        Assert.Equal(StopReason.EpochLimit, result.StopReason);
+        if (transport == "direct")
+        {
+            // Both transports give the same bits (DecentralizedClusterSpec): one fault-free run is the reference for both.
+            var clean = await Run(peers: 4, killNode: null, transport);
+            Assert.InRange(result.Final!.TestAccuracy, clean.Lead.Result.Final!.TestAccuracy - 0.05, 1.0);
+        }
+        Assert.True(result.Final!.TestAccuracy > 0.8, $"test accuracy {result.Final.TestAccuracy}");
+    }
+
+    [Fact]
+    public async Task A_partitioned_peer_on_the_minority_side_stops_and_the_majority_trains_to_the_end()
+    {
+        const int peers = 3, batch = 5, epochs = 3;
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
+        // The throttler adapter lets the test black-hole Akka traffic between two nodes: a partition of the control
+        // plane, on the akka transport the shares too.
+        var partitionable = ConfigurationFactory.ParseString("""akka.remote.dot-netty.tcp.applied-adapters = ["trttl"]""");
+        var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
+        await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
+            overrides: TestConfig.Transport("akka").WithFallback(partitionable).WithFallback(Crashable).WithFallback(TestConfig.FastPubSub));
+        var addresses = cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress).ToList();
+        // Node ids are the ranks of the addresses: the minority is the node with the highest one, node 2.
+        int minority = addresses.IndexOf(addresses.OrderBy(a => a.ToString(), StringComparer.Ordinal).Last());
+        var majority = new PeerRunProgress(expectedPeers: peers - 1);
+        var alone = new PeerRunProgress(expectedPeers: 1);
+        int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
+        var plan = new RunPlan("partition-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch);
+        var actors = cluster.Nodes.Select((node, i) => DecentralizedDeployment.StartPeer(node, new PeerSetup(
+            plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9), new TrainingOptions(epochs, batch, 3), train, test,
+            node.ActorOf(CallbackActor.Props(i == minority ? alone.OnProgress : majority.OnProgress))))).ToList();
+
+        var clock = Stopwatch.StartNew();
+        while ((await actors[minority].Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)).Step < stepsPerEpoch / 2)
+            Assert.True(clock.Elapsed < Limit, "the run did not reach the step to partition at");
+        var transport = ((Akka.Remote.IRemoteActorRefProvider)((ExtendedActorSystem)cluster.Nodes[minority]).Provider).Transport;
+        foreach (var other in addresses.Where((_, i) => i != minority))
+            await transport.ManagementCommand(new Akka.Remote.Transport.SetThrottle(other, Akka.Remote.Transport.ThrottleTransportAdapter.Direction.Both,
+                                                                                    Akka.Remote.Transport.Blackhole.Instance));
+
+        string reason = await alone.Failure.WaitAsync(Limit);
+        Assert.Contains("minority side of a partition", reason);
+        await majority.WaitAsync(Limit);
+        Assert.Equal(2, majority.Peers.Count);
+        Assert.Equal(majority.Peers[0].Hash, majority.Peers[1].Hash);
+        Assert.Equal(epochs, majority.Lead.Result.Epochs.Count);
+        Assert.Empty(alone.Peers);                                    // the minority never finished a run of its own
+        // As the Split Brain Resolver would: the minority's node goes, so that the majority can leave promptly.
+        await cluster.Nodes[minority].Terminate();
+        Akka.Cluster.Cluster.Get(cluster.Nodes[(minority + 1) % peers]).Down(addresses[minority]);
+        output.WriteLine($"partitioned at {clock.Elapsed.TotalSeconds:0.0} s into the run: {reason}");
+    }
+}

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using DistSgd.Host.Runs;
+
+namespace DistSgd.Host.Tests.Runs;
+
+/// <summary>A decentralized cluster of `distsgd node` processes that loses one to kill -9 mid-run.</summary>
+[Collection(NodeProcessCollection.Name)]
+public class PeerLossProcessTests
+{
+    private static readonly string[] Run =
+        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "6000", "--epochs", "4",
+         "--hidden", "16", "--batch-size", "16"];
+
+    [Fact]
+    public void Killing_the_lead_peer_process_leaves_the_other_two_finishing_with_identical_replicas_and_the_next_one_writes_the_results()
+    {
+        using var temp = new TempFolder();
+        var ports = NodeProcess.FreePorts(3).Order().ToArray();   // node ids are the ranks of the addresses: ports[0] is node 0, the lead
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var peers = ports.Select(p => group.Start(["node", "--host", "127.0.0.1", "--port", $"{p}", "--seed-nodes", seed, "--roles", "peer",
+                                                   .. Run, "--out", temp[$"peer-{p}"]])).ToList();
+
+        peers[0].WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        peers[0].Kill();
+
+        foreach (var peer in peers.Skip(1))
+            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+        var hashes = peers.Skip(1).Select(p => Regex.Match(p.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value).ToList();
+        Assert.All(hashes, h => Assert.NotEmpty(h));
+        Assert.Equal(hashes[0], hashes[1]);
+        Assert.Contains("peer 0", peers[1].Output);                  // the loss is in the new lead's log
+        Assert.Contains("node 1 leads the run now", peers[1].Output);
+
+        // Node 1 took over: it wrote the results, with every epoch; node 2 did not.
+        string results = temp[$"peer-{ports[1]}"];
+        Assert.True(File.Exists(Path.Combine(results, RunFiles.ModelFileName)), peers[1].Output);
+        Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(results, RunFiles.SummaryFileName)));
+        Assert.Equal(4, summary.RootElement.GetProperty("epochs_run").GetInt32());
+        Assert.Equal(5, File.ReadAllLines(Path.Combine(results, RunFiles.MetricsFileName)).Length);
+    }
+
+    [Fact]
+    public void A_frozen_peer_is_dropped_by_the_majority_and_once_it_runs_again_it_stops_without_writing_results()
+    {
+        using var temp = new TempFolder();
+        // Quick failure detection and downing for the test: unreachable after ~2 s, downed 2 s later.
+        string config = Path.Combine(temp["config"], "fast-downing.conf");
+        Directory.CreateDirectory(Path.GetDirectoryName(config)!);
+        File.WriteAllText(config, """
+            akka.cluster.failure-detector.heartbeat-interval = 500ms
+            akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
+            akka.cluster.split-brain-resolver.active-strategy = keep-majority
+            akka.cluster.split-brain-resolver.stable-after = 2s
+            akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+            """);
+        var ports = NodeProcess.FreePorts(3).Order().ToArray();
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var peers = ports.Select(p => group.Start(["node", "--host", "127.0.0.1", "--port", $"{p}", "--seed-nodes", seed, "--roles", "peer",
+                                                   .. Run, "--config", config, "--out", temp[$"peer-{p}"]])).ToList();
+
+        peers[0].WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        peers[2].Freeze(stop: true);                                 // cut off: node 2 answers nothing, its sockets stay open
+        peers[0].WaitForOutput("peers 2 lost", NodeProcessTests.Bound);
+        Thread.Sleep(TimeSpan.FromSeconds(6));                       // past the failure detector and stable-after: downed
+        peers[2].Freeze(stop: false);
+
+        Assert.True(peers[2].WaitForExit(NodeProcessTests.Bound) == ExitCodes.TrainingFailed, peers[2].Output);
+        // Whichever it notices first: the others' reports, its own view of a minority, or its removal by the SBR.
+        Assert.Matches("count this peer .* as lost|minority side of a partition|removed from the cluster before the run ended", peers[2].Output);
+        Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
+        foreach (var peer in peers.Take(2))
+            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+        var hashes = peers.Take(2).Select(p => Regex.Match(p.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value).ToList();
+        Assert.Equal(hashes[0], hashes[1]);
+        Assert.True(File.Exists(Path.Combine(temp[$"peer-{ports[0]}"], RunFiles.ModelFileName)));
+    }
+}
