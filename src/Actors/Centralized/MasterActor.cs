@@ -57,6 +57,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly Dictionary<int, string> _endpoints = new();
     private readonly StepCheckpoints _checkpoints;
     private readonly DropLog _drops;
+    private readonly ProgressMeter _meter;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -84,6 +85,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_checkpoints.Resume() is { } resumed)
             (_step, _epoch, _stepInEpoch, _epochTotals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
         _drops = new DropLog(text => _log.Warning("{0}", text));
+        _meter = new ProgressMeter(_plan.StepsPerEpoch);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
         if (_settings.Transport == PayloadTransport.Direct)
@@ -187,6 +189,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         Timers.Cancel(nameof(StartTimedOut));
         _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_participants.Count} workers"));
+        _meter.Start(_participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         Become(Stepping);
         _runClock.Start();
         BeginStep();
@@ -316,6 +319,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _step++;
         _stepInEpoch++;
         _stepRetries = 0;
+        if (_meter.StepDone(_gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
+            _setup.Reporter.Tell(progress);
         if (_stepInEpoch == _plan.StepsPerEpoch)
         {
             if (EndEpoch())
@@ -392,6 +397,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _setup.Reporter.Tell(new RunProgress.Note($"worker {index} at {worker.Path.Address} {why}"));
         if (index < 0)
             return;
+        _meter.SetState(index, why);
         _participants.Remove(index);
         _accepted.Remove(index);
         if (_participants.Count == 0 && !_finished && _runClock.IsRunning)
