@@ -82,6 +82,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly HashSet<Address> _unreachableMembers = new();
     private readonly StepCheckpoints _checkpoints;
     private readonly DropLog _drops;
+    private readonly ProgressMeter _meter;
 
     /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
     private const int MaxStepRetries = 2;
@@ -109,6 +110,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (_checkpoints.Resume() is { } resumed)
             (_step, _epoch, _stepInEpoch, _epochTotals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
         _drops = new DropLog(text => _log.Warning("{0}", text));
+        _meter = new ProgressMeter(_plan.StepsPerEpoch);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
         if (_settings.Transport == PayloadTransport.Direct)
@@ -243,6 +245,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _setup.Reporter.Tell(new RunProgress.Note(_recovering
             ? $"{Now} run {_plan.RunId} recovered at step {_step} (epoch {_epoch}, step {_stepInEpoch} of {_stepsThisEpoch}) with {_participants.Count} workers; training again"
             : $"run {_plan.RunId} started with {_participants.Count} workers"));
+        _meter.Start(_participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         Become(Stepping);
         _runClock.Start();
         BeginStep();
@@ -433,6 +436,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// <summary>The epoch's shards: the participants (and the workers that joined meanwhile), by rank in index order.</summary>
     private void StartEpoch()
     {
+        _meter.Start(_joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         foreach (var (index, worker) in _joining)
             _participants[index] = worker;
         _joining.Clear();
@@ -600,6 +604,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _step++;
         _stepInEpoch++;
         _stepRetries = 0;
+        if (_meter.StepDone(_gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
+            _setup.Reporter.Tell(progress);
         // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
         if (_optimizer.State.Step != _step)
             _optimizer.Restore(new Numerics.Optim.SgdState(_step, _optimizer.State.Velocity));
@@ -704,6 +710,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (index < 0)
             return;
         _joining.Remove(index);
+        _meter.SetState(index, why);
         _participants.Remove(index);
         _accepted.Remove(index);
         // Cut off from every worker by a partition: wait (stepping nothing) to be downed or to see the majority again.

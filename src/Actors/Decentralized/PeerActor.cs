@@ -104,6 +104,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _nodeIds = new(StringComparer.Ordinal);
     private readonly SortedSet<int> _participants = new();
+    private ProgressMeter? _meter;
 
     // Epoch-end verification: hashes and resyncs may arrive before this peer ends the epoch.
     private readonly Dictionary<int, SortedDictionary<int, ParameterHash>> _hashes = new();
@@ -315,7 +316,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _batches = new ShardBatches(_setup.Train, _nodeId, _setup.PeerCount, _plan.BatchSizePerWorker, _plan.Seed);
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _nodeId, _setup.PeerCount, _selfAddress, _batches.ShardSize);
         if (_nodeId == 0)
+        {
             _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_setup.PeerCount} peers"));
+            // The lead peer (the lowest id) reports the live progress, as the master does.
+            _meter = new ProgressMeter(_plan.StepsPerEpoch);
+            _meter.Start(_nodeIds.Select(n => (n.Value, "peer", n.Key)));
+        }
         _phase = Phase.Stepping;
         _runClock.Start();
         BeginStep();
@@ -491,6 +497,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             Fail(outcome.Divergence);
             return false;
         }
+        if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch + 1) is { } progress)
+            _setup.Reporter.Tell(progress);
         return true;
     }
 
@@ -927,6 +935,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         if (!_nodeIds.TryGetValue(key, out int id) || !_participants.Contains(id))
             return;
+        _meter?.SetState(id, why);
         bool hashIn = _hashes.GetValueOrDefault(_epoch)?.ContainsKey(id) == true;
         if (_agreement is null && ((_phase == Phase.Verifying && hashIn) || _phase == Phase.AwaitingResync))
         {

@@ -44,7 +44,9 @@ public static class NodeConfig
         var node = ConfigurationFactory.ParseString($$"""
             akka {
               loglevel = {{logLevel}}
-              stdout-loglevel = {{logLevel}}
+              # Akka's fallback console logger (before the loggers start, after they stop): warnings and errors only
+              # where NodeLogger sends the rest to distsgd.log-file.
+              stdout-loglevel = {{(quietShutdown ? "WARNING" : logLevel)}}
               {{(quietShutdown ? $"loggers = [\"{typeof(NodeLogger).FullName}, {typeof(NodeLogger).Assembly.GetName().Name}\"]" : "")}}
               actor.provider = cluster
               # Association errors of nodes leaving at the end of a run are expected, not warnings.

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
+using DistSgd.Host.Display;
 using DistSgd.Host.Runs;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -48,6 +49,8 @@ public static class DistSgdCommandLine
         var root = new RootCommand("DistSgd: data-parallel SGD training of neural networks, sequential or on an Akka.NET cluster.");
         root.Add(TrainCommand(output, error, cancellation));
         root.Add(EvalCommand(output, error));
+        root.Add(BenchCommand(output, error, cancellation));
+        root.Add(PredictCommand(output, error));
         root.Add(NodeCommand(output, error, cancellation));
         return root;
     }
@@ -148,6 +151,7 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
+        public readonly Option<bool> Json = new("--json") { Description = "train: print one JSON object per epoch (and one at the end) instead of text, for scripts." };
 
         public TrainFlags()
         {
@@ -168,7 +172,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds })
+            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -202,6 +206,7 @@ public static class DistSgdCommandLine
                 // A resumed run goes on writing where it was resumed from, unless told otherwise.
                 Out = p.GetValue(Out) ?? (p.GetValue(Resume) is { } resumed ? RunCheckpoints.ResultsFolderOf(resumed) : Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}")),
                 Quiet = p.GetValue(Quiet),
+                Json = p.GetValue(Json),
                 Workers = p.GetValue(Workers),
                 ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
@@ -224,7 +229,40 @@ public static class DistSgdCommandLine
         command.SetAction(p =>
         {
             var settings = flags.Read(p);
-            return Guarded(error, () => TrainRun.Execute(settings, output, cancellation));
+            return Guarded(error, () => TrainRun.Execute(settings, output, cancellation, RunDisplay.IsInteractive(output)));
+        });
+        return command;
+    }
+
+    // ---- bench ------------------------------------------------------------------------------------
+
+    private static Command BenchCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var command = new Command("bench",
+            "Train sequential, centralized and decentralized (on each transport and worker count) on the same data, seed and global batch, " +
+            "and write a comparison table (markdown, CSV) and plots to the results folder. The train flags set the run; --batch-size is " +
+            "the global batch (each worker takes its share); --mode, --workers, --transport and --json are not used.");
+        var flags = new TrainFlags();
+        flags.AddTo(command);
+        var counts = new Option<int[]>("--worker-counts")
+        {
+            Description = "Worker (and peer) counts to compare, comma-separated.",
+            DefaultValueFactory = _ => [1, 2, 4],
+            CustomParser = r => ParseCounts(r, "--worker-counts", 1, 64),
+        };
+        var repeat = new Option<int>("--repeat") { Description = "Runs of every configuration; the table reports medians.", DefaultValueFactory = _ => 1 };
+        var transports = Choice("--transports", "akka,direct", ["akka,direct", "akka", "direct", "direct,akka"], "Transports of the distributed modes, comma-separated.");
+        repeat.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 100, "from 1 to 100 repeats"));
+        command.Add(counts);
+        command.Add(repeat);
+        command.Add(transports);
+        command.SetAction(p =>
+        {
+            var settings = flags.Read(p);
+            if (p.GetValue(flags.Out) is null)
+                settings = settings with { Out = Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-bench") };
+            var bench = new BenchSettings(settings, p.GetValue(counts)!, p.GetValue(repeat), p.GetValue(transports)!.Split(','));
+            return Guarded(error, () => BenchRun.Execute(bench, output, cancellation));
         });
         return command;
     }
@@ -331,14 +369,7 @@ public static class DistSgdCommandLine
         command.SetAction(p => Guarded(error, () =>
         {
             string path = p.GetValue(modelPath)!;
-            var saved = ModelFile.Load(path);
-            var request = data.Read(p, seed: 1);
-            var raw = DataSources.LoadForEvaluation(request, saved.Spec.ClassCount > 0 ? saved.Spec.ClassCount : null);
-            var evaluation = saved.Transform.Apply(raw);
-            if (evaluation.FeatureCount != saved.Spec.InputCount)
-                throw new UsageException($"{raw.Name} has {evaluation.FeatureCount} features, the model {saved.Spec} expects {saved.Spec.InputCount}");
-            if (evaluation.ClassCount != saved.Spec.ClassCount && !(evaluation.IsClassification && evaluation.ClassCount < saved.Spec.ClassCount))
-                throw new UsageException($"{raw.Name} has {evaluation.ClassCount} classes, the model {saved.Spec} predicts {saved.Spec.ClassCount}");
+            var (_, saved, raw, evaluation) = ModelOnData.Load(path, data.Read(p, seed: 1));
             var scoring = new Model(saved.Spec, KernelChoice.Create(0));
             var score = scoring.Evaluate(saved.Parameters, evaluation.Features, evaluation.Targets, evaluation.Count);
             output.WriteLine($"model: {saved.Spec} from {path}");
@@ -348,6 +379,25 @@ public static class DistSgdCommandLine
                 : string.Create(CultureInfo.InvariantCulture, $"mean squared error {score.MeanLoss:G6} ({score.Count} samples)"));
             return ExitCodes.Ok;
         }));
+        return command;
+    }
+
+    // ---- predict ----------------------------------------------------------------------------------
+
+    private static Command PredictCommand(TextWriter output, TextWriter error)
+    {
+        var command = new Command("predict",
+            "Load a model file and print its prediction for each sample of a data set (class and probabilities, or the value of a regression), " +
+            "the accuracy against the data's labels and a confusion matrix. The data is read as eval reads it and scaled as the model file says.");
+        var modelPath = new Option<string>("--model") { Description = "The model file written by train (model.bin).", Required = true };
+        var limit = new Option<int>("--limit") { Description = "Samples to list one by one; 0 = all (the accuracy and the matrix cover every sample).", DefaultValueFactory = _ => 10 };
+        limit.Validators.Add(r => Check<int>(r, v => v >= 0, "a count ≥ 0 (0 = all)"));
+        var data = new DataFlags();
+        command.Add(modelPath);
+        command.Add(limit);
+        data.AddTo(command);
+        command.SetAction(p => Guarded(error, () =>
+            PredictRun.Execute(ModelOnData.Load(p.GetValue(modelPath)!, data.Read(p, seed: 1)), p.GetValue(limit), output)));
         return command;
     }
 
@@ -408,6 +458,22 @@ public static class DistSgdCommandLine
             return;
         string found = string.Join(' ', result.Tokens.Select(t => t.Value));
         result.AddError($"{result.Option.Name}: expected {expected}, found '{found}'");
+    }
+
+    private static int[] ParseCounts(ArgumentResult result, string flag, int min, int max)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        var counts = new List<int>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, NumberStyles.Integer, CultureInfo.InvariantCulture, out int count) || count < min || count > max)
+            {
+                result.AddError($"{flag}: expected comma-separated counts from {min} to {max} (e.g. 1,2,4), found '{text}'");
+                return [];
+            }
+            counts.Add(count);
+        }
+        return counts.Distinct().ToArray();
     }
 
     private static int[] ParseHidden(ArgumentResult result)

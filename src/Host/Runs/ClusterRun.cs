@@ -34,8 +34,9 @@ public static class ClusterRun
 
     public static (float[] Parameters, TrainingResult Result) Run(TrainSettings settings, DistributedPlan plan,
                                                                   Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                  CancellationToken cancellation, CheckpointSetup? checkpoints = null)
-        => RunAsync(settings, plan, onEpoch, output, cancellation, checkpoints).GetAwaiter().GetResult();
+                                                                  CancellationToken cancellation, CheckpointSetup? checkpoints = null,
+                                                                  Action<RunProgress.StepProgress>? onStep = null)
+        => RunAsync(settings, plan, onEpoch, output, cancellation, checkpoints, onStep).GetAwaiter().GetResult();
 
     /// <summary>The role list of every node of the mode's simulated cluster.</summary>
     public static IReadOnlyList<string[]> NodeRoles(TrainSettings settings, DistSgdSettings distsgd)
@@ -55,7 +56,8 @@ public static class ClusterRun
 
     private static async Task<(float[], TrainingResult)> RunAsync(TrainSettings settings, DistributedPlan plan,
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
-                                                                 CancellationToken cancellation, CheckpointSetup? checkpoints)
+                                                                 CancellationToken cancellation, CheckpointSetup? checkpoints,
+                                                                 Action<RunProgress.StepProgress>? onStep)
     {
         bool decentralized = settings.Mode == Modes.Decentralized;
         // A decentralized ReplicaResync carries θ and the momentum velocity: two vectors in one frame.
@@ -68,8 +70,9 @@ public static class ClusterRun
         output.WriteLine(decentralized
             ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}"
             : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
-        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60),
-                                                               Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING", overrides, tls);
+        // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
+        var (logged, logLevel) = Results.RunLog.Into(settings.Out, overrides);
+        await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
 
         // Progress arrives from actors on several nodes' threads: one lock keeps the output whole.
@@ -85,6 +88,9 @@ public static class ClusterRun
                 {
                     case RunProgress.EpochCompleted epoch:
                         onEpoch(epoch.Metrics);
+                        break;
+                    case RunProgress.StepProgress step:
+                        onStep?.Invoke(step);
                         break;
                     case RunProgress.Note note:
                         output.WriteLine($"cluster: {note.Text}");

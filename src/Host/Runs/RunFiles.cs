@@ -51,6 +51,6 @@ public static class RunFiles
         AtomicFile.Write(Path.Combine(directory, SummaryFileName), json);
     }
 
-    private static string Number(double value) =>
+    public static string Number(double value) =>
         double.IsNaN(value) ? "" : value.ToString("R", CultureInfo.InvariantCulture);
 }

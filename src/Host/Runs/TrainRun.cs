@@ -5,16 +5,27 @@ using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
+using DistSgd.Actors.Steps;
+using DistSgd.Host.Display;
+using DistSgd.Host.Results;
 
 namespace DistSgd.Host.Runs;
 
 /// <summary>Runs `distsgd train`: loads and prepares the data, trains, writes the results folder.</summary>
 public static class TrainRun
 {
-    public static int Execute(TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
+    /// <param name="interactive">The console is a terminal: show the live display (unless --quiet or --json).</param>
+    public static int Execute(TrainSettings settings, TextWriter console, CancellationToken cancellation = default, bool interactive = false)
+    {
+        var outcome = Train(settings, RunDisplay.Create(settings, console, interactive), cancellation);
+        return outcome.Result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
+    }
+
+    /// <summary>Prepares the data and model, trains (sequential or on the simulated cluster) and writes the results folder.</summary>
+    public static TrainOutcome Train(TrainSettings settings, RunDisplay display, CancellationToken cancellation = default)
     {
         var clock = Stopwatch.StartNew();
-        var output = settings.Quiet ? TextWriter.Null : console;
+        var output = display.Output;
         settings.Tls.Validate(settings.Mode);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
         if (settings.Mode != Modes.Sequential || settings.ConfigFile is not null)
@@ -26,24 +37,38 @@ public static class TrainRun
         InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
-        var onEpoch = MetricsWriter(settings, run, output, checkpoints.ResumeFrom?.Epochs);
-        TrainingResult result;
-        float[] parameters = run.Parameters;
-        if (run.Distributed)
+        var onEpoch = MetricsWriter(settings, run, display, checkpoints.ResumeFrom?.Epochs);
+        var (parameters, result) = display.Run(() =>
         {
-            (parameters, result) = ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation, checkpoints);
-        }
-        else
-        {
+            if (run.Distributed)
+                return ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null);
+            var parameters = run.Parameters;
             var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
             if (checkpoints.Writer is { } writer)
                 writer.Written += w => output.WriteLine(w.Describe());
-            result = trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer);
-        }
+            return (parameters, trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer,
+                                              display.ShowsSteps ? StepReporter(display) : null));
+        });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
-        WriteResults(settings, run, parameters, result, clock, console);
-        return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
+        display.Final(WriteResultFiles(settings, run, parameters, result, clock), settings.Out);
+        return new TrainOutcome(run, parameters, result);
+    }
+
+    /// <summary>A sequential run's steps as <see cref="RunProgress.StepProgress"/>, at most every <see cref="ProgressMeter.DefaultInterval"/>.</summary>
+    private static Action<StepReport> StepReporter(RunDisplay display)
+    {
+        long interval = (long)(ProgressMeter.DefaultInterval.TotalSeconds * Stopwatch.Frequency);
+        long last = 0;
+        return step =>
+        {
+            long now = Stopwatch.GetTimestamp();
+            if (now - last < interval && step.StepInEpoch != 1 && step.StepInEpoch != step.StepsPerEpoch)
+                return;
+            last = now;
+            display.Step(new RunProgress.StepProgress(step.Epoch, step.StepInEpoch, step.StepsPerEpoch, step.LossSum / Math.Max(1, step.Samples),
+                                                      step.Samples / Math.Max(step.Seconds, 1e-9), []));
+        };
     }
 
     /// <summary>
@@ -101,20 +126,31 @@ public static class TrainRun
     /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
     /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>
     public static Action<EpochMetrics> MetricsWriter(TrainSettings settings, PreparedRun run, TextWriter output,
+                                                     IEnumerable<EpochMetrics>? earlier = null) =>
+        MetricsWriter(settings, run, new RunDisplay.PlainLines(output), earlier);
+
+    /// <summary>The per-epoch callback: shows the epoch and rewrites metrics.csv.</summary>
+    /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>
+    public static Action<EpochMetrics> MetricsWriter(TrainSettings settings, PreparedRun run, RunDisplay display,
                                                      IEnumerable<EpochMetrics>? earlier = null)
     {
         var epochs = new List<EpochMetrics>(earlier ?? []);
         return metrics =>
         {
             epochs.Add(metrics);
-            output.WriteLine(FormatEpoch(metrics, settings.Epochs, run.Spec.ClassCount > 0));
+            display.Epoch(metrics, RunDisplay.FormatEpoch(metrics, settings.Epochs, run.Spec.ClassCount > 0));
             RunFiles.WriteMetrics(settings.Out, epochs);
         };
     }
 
-    /// <summary>Writes model.bin and summary.json (metrics.csv is written after every epoch) and prints the final line.</summary>
+    /// <summary>Writes model.bin, summary.json and the plots (metrics.csv is written after every epoch) and prints the final line.</summary>
     public static void WriteResults(TrainSettings settings, PreparedRun run, float[] parameters, TrainingResult result,
-                                    Stopwatch clock, TextWriter console, string command = "train")
+                                    Stopwatch clock, TextWriter console, string command = "train") =>
+        console.WriteLine(WriteResultFiles(settings, run, parameters, result, clock, command));
+
+    /// <summary>Writes model.bin, summary.json and the plots; returns the run's final line.</summary>
+    public static string WriteResultFiles(TrainSettings settings, PreparedRun run, float[] parameters, TrainingResult result,
+                                          Stopwatch clock, string command = "train")
     {
         var spec = run.Spec;
         int nonFinite = Array.FindIndex(parameters, v => !float.IsFinite(v));
@@ -155,12 +191,15 @@ public static class TrainRun
             FinalTestAccuracy = final?.TestAccuracy,
             DroppedMessages = final?.Communication?.DroppedByKind,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
+            Versions = RunSummary.Versions(),
+            Totals = RunSummary.Totals(result),
         });
-        console.WriteLine(
+        RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
+        return (
             $"done: {result.Epochs.Count} epochs ({Describe(result.StopReason)}) in {result.TotalSeconds:F1} s" +
             (final is not null && spec.ClassCount > 0 ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {final.TestAccuracy * 100:F2}%") : "")
             + (final is not null && spec.ClassCount == 0 ? string.Create(CultureInfo.InvariantCulture, $", test loss {final.TestLoss:G5}") : "") +
-            $"; model written to {Path.Combine(settings.Out, RunFiles.ModelFileName)}");
+            $"; results in {settings.Out}/ (model.bin, metrics.csv, summary.json, plots)");
     }
 
     public static ModelSpec BuildSpec(TrainSettings settings, Dataset train)
@@ -185,20 +224,6 @@ public static class TrainRun
         return new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: schedule);
     }
 
-    private static string FormatEpoch(EpochMetrics m, int epochs, bool classification)
-    {
-        var text = string.Create(CultureInfo.InvariantCulture,
-            $"epoch {m.Epoch,3}/{epochs}  train loss {m.TrainLoss:F4}  test loss {m.TestLoss:F4}");
-        if (classification)
-            text += string.Create(CultureInfo.InvariantCulture, $"  test acc {m.TestAccuracy * 100:F2}%");
-        text += string.Create(CultureInfo.InvariantCulture,
-            $"  {m.Seconds:F2} s  {m.SamplesPerSecond,9:N0} samples/s  lr {m.LearningRate:G3}");
-        if (m.Communication is { } c && c.Steps > 0)
-            text += string.Create(CultureInfo.InvariantCulture,
-                $"  | step {c.StepSeconds / c.Steps * 1000:F2} ms = compute {c.ComputeSeconds / c.Steps * 1000:F2} + comm {c.CommunicationSeconds / c.Steps * 1000:F2} (median {c.CommunicationMedianSeconds * 1000:F2}) + update {c.UpdateSeconds / c.Steps * 1000:F2}, {c.BytesPerStep / 1e6:F2} MB/step");
-        return text;
-    }
-
     private static string Describe(StopReason reason) => reason switch
     {
         StopReason.LossPlateau => "loss stopped improving",
@@ -206,6 +231,9 @@ public static class TrainRun
         _ => "epoch limit",
     };
 }
+
+/// <summary>A finished run: what it trained on, its final θ and its metrics.</summary>
+public sealed record TrainOutcome(PreparedRun Run, float[] Parameters, TrainingResult Result);
 
 /// <summary>A run ready to train: its data (after preprocessing), model, θ₀ and options.</summary>
 public sealed record PreparedRun(LoadedData Raw, string Normalize, FeatureTransform Transform, Dataset Train, Dataset Test,

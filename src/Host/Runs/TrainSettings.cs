@@ -24,6 +24,9 @@ public sealed record TrainSettings
     public required string Out { get; init; }
     public required bool Quiet { get; init; }
 
+    /// <summary>--json: one JSON object per epoch on standard output instead of text.</summary>
+    public bool Json { get; init; }
+
     /// <summary>Worker (centralized) or peer (decentralized) nodes of the simulated cluster.</summary>
     public int Workers { get; init; } = 1;
 

@@ -30,14 +30,16 @@ public sealed class SequentialTrainer
 
     /// <summary>
     /// Trains θ in place on <paramref name="train"/>, evaluating on <paramref name="test"/> after every
-    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/>. With <paramref name="resumeFrom"/>
+    /// epoch when given, and reports each epoch to <paramref name="onEpoch"/> and each step to <paramref name="onStep"/>
+    /// (a progress display; it should return quickly, as it runs between the steps). With <paramref name="resumeFrom"/>
     /// it continues that checkpoint's run where it stopped (θ, optimizer, stop rule, epoch, batch, the epoch's
     /// sums), bit for bit as if it had never stopped; <paramref name="checkpoints"/> is asked at every step boundary.
     /// </summary>
     /// <exception cref="TrainingDivergedException">The loss became NaN or infinite.</exception>
     public TrainingResult Train(float[] parameters, Dataset train, Dataset? test = null,
                                 Action<EpochMetrics>? onEpoch = null, CancellationToken cancellation = default,
-                                Checkpoint? resumeFrom = null, CheckpointWriter? checkpoints = null)
+                                Checkpoint? resumeFrom = null, CheckpointWriter? checkpoints = null,
+                                Action<StepReport>? onStep = null)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(train);
@@ -74,6 +76,7 @@ public sealed class SequentialTrainer
             double earlierSeconds = epoch == firstEpoch ? progress.ComputeSeconds : 0;
             double rate = epoch == firstEpoch && firstStepInEpoch > 0 ? progress.LearningRate : _optimizer.CurrentLearningRate;
             int stepInEpoch = epoch == firstEpoch ? firstStepInEpoch : 0;
+            long stepsPerEpoch = (order.Length + batchSize - 1) / batchSize;
             for (int start = stepInEpoch * batchSize; start < order.Length; start += batchSize, stepInEpoch++)
             {
                 bool cancelled = cancellation.IsCancellationRequested;
@@ -96,6 +99,8 @@ public sealed class SequentialTrainer
                 rate = _optimizer.CurrentLearningRate;
                 _optimizer.Step(parameters, gradient);
                 lossSum += (double)loss * rows;
+                onStep?.Invoke(new StepReport(epoch, start / batchSize + 1, stepsPerEpoch, lossSum, start + rows,
+                                              earlierSeconds + _clock.GetElapsedTime(epochStart).TotalSeconds));
             }
             if (stopReason == StopReason.Cancelled)
                 break;

@@ -95,3 +95,9 @@ public sealed class TrainingDivergedException(string message) : Exception(messag
         $"training diverged at epoch {epoch}, step {step + 1}: the loss is {loss}. " +
         $"The learning rate {rate:G4} is probably too large; try a smaller --lr (e.g. {baseRate / 10:G4}).";
 }
+
+/// <summary>
+/// One finished step of a sequential epoch, for a progress display: <see cref="LossSum"/> over the
+/// <see cref="Samples"/> of the epoch so far, <see cref="Seconds"/> since the epoch began.
+/// </summary>
+public readonly record struct StepReport(int Epoch, long StepInEpoch, long StepsPerEpoch, double LossSum, long Samples, double Seconds);

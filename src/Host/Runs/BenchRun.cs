@@ -1,0 +1,206 @@
+using System.Globalization;
+using System.Text;
+using DistSgd.Host.Display;
+using DistSgd.Host.Results;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>What `distsgd bench` was asked to compare.</summary>
+/// <param name="Base">The run's flags; its --batch-size is the global batch every configuration keeps.</param>
+public sealed record BenchSettings(TrainSettings Base, int[] WorkerCounts, int Repeat, string[] Transports);
+
+/// <summary>One configuration's numbers: the median over the repeats.</summary>
+public sealed record BenchRow(string Mode, string Transport, int Workers, int BatchPerWorker, double SecondsPerEpoch, double SamplesPerSecond,
+                              double Speedup, double Efficiency, double BytesPerStep, double FinalAccuracy, double FinalTestLoss,
+                              double[] Time, double[] Accuracy, int Runs = 1)
+{
+    public string Name => Mode == Modes.Sequential ? "sequential" : $"{Mode} {Workers}×{BatchPerWorker}, {Transport}";
+}
+
+/// <summary>
+/// `distsgd bench`: trains sequential, centralized and decentralized (each distributed mode on every transport and
+/// worker count) on the same data, seed and global batch with <see cref="TrainRun.Train"/>, and writes a comparison
+/// (bench.md, bench.csv, speedup.png, accuracy-by-time.png) to the results folder.
+/// </summary>
+public static class BenchRun
+{
+    public const string TableFileName = "bench.md";
+    public const string CsvFileName = "bench.csv";
+    public const string SpeedupPlot = "speedup.png";
+    public const string AccuracyPlot = "accuracy-by-time.png";
+
+    public const string CsvHeader =
+        "mode,transport,workers,batch_per_worker,seconds_per_epoch,samples_per_second,speedup,efficiency,bytes_per_step,final_test_accuracy,final_test_loss";
+
+    public static int Execute(BenchSettings bench, TextWriter output, CancellationToken cancellation = default)
+    {
+        string folder = bench.Base.Out;
+        // The table and plots are rewritten after every round of repeats: a long bench that is stopped keeps what it measured.
+        var rows = Measure(bench, output, cancellation, rows =>
+        {
+            AtomicFile.Write(Path.Combine(folder, TableFileName), Encoding.UTF8.GetBytes(Markdown(bench, rows)));
+            AtomicFile.Write(Path.Combine(folder, CsvFileName), Encoding.UTF8.GetBytes(Csv(rows)));
+            Plot(folder, rows);
+        });
+        if (cancellation.IsCancellationRequested)
+            return ExitCodes.TrainingFailed;
+        output.WriteLine();
+        output.Write(Markdown(bench, rows));
+        output.WriteLine($"bench: results in {folder}/ ({TableFileName}, {CsvFileName}, {SpeedupPlot}, {AccuracyPlot}, runs/)");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The configurations in table order: sequential, then each mode × worker count × transport.</summary>
+    public static IReadOnlyList<TrainSettings> Configurations(BenchSettings bench)
+    {
+        var b = bench.Base;
+        var list = new List<TrainSettings> { b with { Mode = Modes.Sequential, Workers = 1, Threads = b.ThreadsPerWorker, Transport = null } };
+        foreach (string mode in new[] { Modes.Centralized, Modes.Decentralized })
+            foreach (int workers in bench.WorkerCounts)
+                foreach (string transport in bench.Transports)
+                {
+                    if (b.BatchSize % workers != 0)
+                        throw new UsageException($"--batch-size {b.BatchSize} is the global batch of every configuration: it must divide by each of --worker-counts, found {workers}");
+                    list.Add(b with { Mode = mode, Workers = workers, BatchSize = b.BatchSize / workers, Transport = transport });
+                }
+        return list;
+    }
+
+    /// <param name="onRound">Called with the rows so far after every round of repeats.</param>
+    /// <param name="train">Trains one configuration (<see cref="TrainRun.Train"/>; a test can watch what it returns).</param>
+    public static IReadOnlyList<BenchRow> Measure(BenchSettings bench, TextWriter output, CancellationToken cancellation,
+                                                  Action<IReadOnlyList<BenchRow>>? onRound = null,
+                                                  Func<TrainSettings, TrainOutcome>? train = null)
+    {
+        train ??= settings => TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
+        var configurations = Configurations(bench);
+        // Only each run's metrics are kept: its outcome also holds the data set (Fashion-MNIST: 0.4 GB a run), and a bench
+        // of 39 runs that kept them was killed for memory.
+        var runs = configurations.Select(_ => new List<TrainingResult>()).ToList();
+        // Repeats interleave (every configuration once, then again): a change in the machine's load spreads over all of them.
+        for (int r = 1; r <= bench.Repeat && !cancellation.IsCancellationRequested; r++)
+        {
+            for (int i = 0; i < configurations.Count && !cancellation.IsCancellationRequested; i++)
+            {
+                var c = configurations[i];
+                var settings = c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{r}"), Quiet = true, Json = false };
+                var result = MetricsOf(train, settings);
+                runs[i].Add(result);
+                var (seconds, rate, _) = Steady(result.Epochs);
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"bench: {Label(c)} (run {r}/{bench.Repeat}): {seconds:F2} s/epoch, {rate:N0} samples/s, test accuracy {Final(result, m => m.TestAccuracy) * 100:F2}%"));
+            }
+            if (!cancellation.IsCancellationRequested)
+                onRound?.Invoke(Rows(configurations, runs));
+        }
+        return Rows(configurations, runs);
+    }
+
+    /// <summary>Trains and keeps only the metrics; in a frame of its own, so that no local of <see cref="Measure"/> (a Debug build
+    /// keeps every temporary to the method's end) holds the run's data into the next run.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static TrainingResult MetricsOf(Func<TrainSettings, TrainOutcome> train, TrainSettings settings) => train(settings).Result;
+
+    /// <summary>Each configuration's medians over the runs it has so far.</summary>
+    private static List<BenchRow> Rows(IReadOnlyList<TrainSettings> configurations, List<List<TrainingResult>> runs)
+    {
+        var rows = new List<BenchRow>();
+        double sequential = double.NaN;
+        for (int i = 0; i < configurations.Count; i++)
+        {
+            if (runs[i].Count == 0)
+                continue;
+            var c = configurations[i];
+            var steady = runs[i].Select(r => Steady(r.Epochs)).ToList();
+            double seconds = Median(steady.Select(s => s.Seconds));
+            if (c.Mode == Modes.Sequential)
+                sequential = seconds;
+            double speedup = sequential / seconds;
+            var first = runs[i][0];
+            rows.Add(new BenchRow(c.Mode, c.Mode == Modes.Sequential ? "-" : c.Transport!, c.Workers, c.BatchSize, seconds,
+                                  Median(steady.Select(s => s.Rate)), speedup, speedup / c.Workers, Median(steady.Select(s => s.BytesPerStep)),
+                                  Median(runs[i].Select(r => Final(r, m => m.TestAccuracy))),
+                                  Median(runs[i].Select(r => Final(r, m => m.TestLoss))),
+                                  RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count));
+        }
+        return rows;
+    }
+
+    /// <summary>
+    /// Seconds per epoch, samples/s and bytes per step over the epochs after the first (which carries the JIT warm-up and the
+    /// first connections), or of the first when there is only one.
+    /// </summary>
+    public static (double Seconds, double Rate, double BytesPerStep) Steady(IReadOnlyList<EpochMetrics> epochs)
+    {
+        var measured = epochs.Count > 1 ? epochs.Skip(1).ToList() : epochs.ToList();
+        if (measured.Count == 0)
+            return (double.NaN, double.NaN, double.NaN);
+        double seconds = measured.Sum(m => m.Seconds);
+        double samples = measured.Sum(m => m.SamplesPerSecond * m.Seconds);
+        long steps = measured.Sum(m => m.Communication?.Steps ?? 0);
+        long bytes = measured.Sum(m => (m.Communication?.BytesSent ?? 0) + (m.Communication?.BytesReceived ?? 0));
+        return (seconds / measured.Count, samples / seconds, steps > 0 ? (double)bytes / steps : 0);
+    }
+
+    public static string Markdown(BenchSettings bench, IReadOnlyList<BenchRow> rows)
+    {
+        var b = bench.Base;
+        var text = new StringBuilder();
+        text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"Global batch {b.BatchSize}, {b.Epochs} epochs, seed {b.Seed}; median of {(rows.Count > 0 ? rows.Min(r => r.Runs) : 0)} run(s) each; s/epoch and samples/s over epochs 2+ (epoch 1 when only one); " +
+            $"bytes per step sent + received at the master or lead peer."));
+        text.AppendLine();
+        text.AppendLine("| run | workers | s/epoch | samples/s | speedup | efficiency | MB/step | test accuracy |");
+        text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        foreach (var r in rows)
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {r.Workers} | {r.SecondsPerEpoch:F3} | {r.SamplesPerSecond:N0} | {r.Speedup:F2}× | {r.Efficiency * 100:F0}% | {r.BytesPerStep / 1e6:F3} | {(double.IsFinite(r.FinalAccuracy) ? $"{r.FinalAccuracy * 100:F2}%" : "-")} |"));
+        return text.ToString();
+    }
+
+    public static string Csv(IReadOnlyList<BenchRow> rows)
+    {
+        var text = new StringBuilder().AppendLine(CsvHeader);
+        foreach (var r in rows)
+            text.AppendLine(string.Join(',', r.Mode, r.Transport, r.Workers.ToString(CultureInfo.InvariantCulture),
+                r.BatchPerWorker.ToString(CultureInfo.InvariantCulture), RunFiles.Number(r.SecondsPerEpoch), RunFiles.Number(r.SamplesPerSecond),
+                RunFiles.Number(r.Speedup), RunFiles.Number(r.Efficiency), RunFiles.Number(r.BytesPerStep), RunFiles.Number(r.FinalAccuracy), RunFiles.Number(r.FinalTestLoss)));
+        return text.ToString();
+    }
+
+    /// <summary>Speedup against workers (one line per mode and transport, sequential at 1) and test accuracy against training
+    /// time (the largest worker count of each mode and transport, and sequential).</summary>
+    private static void Plot(string folder, IReadOnlyList<BenchRow> rows)
+    {
+        var distributed = rows.Where(r => r.Mode != Modes.Sequential).GroupBy(r => $"{r.Mode}, {r.Transport}").ToList();
+        double[] counts = rows.Select(r => (double)r.Workers).Distinct().Order().ToArray();
+        RunPlots.Save(Path.Combine(folder, SpeedupPlot), "Speedup over sequential (same global batch)", "workers", "speedup (×)",
+            distributed.Select(g => (g.Key, g.Select(r => (double)r.Workers).ToArray(), g.Select(r => r.Speedup).ToArray()))
+                       .Append(("ideal (= workers)", counts, counts)),
+            xTicks: counts);
+        var curves = rows.Where(r => r.Mode == Modes.Sequential)
+            .Concat(distributed.Select(g => g.OrderBy(r => r.Workers).Last()))
+            .Select(r => (r.Name, r.Time, r.Accuracy));
+        RunPlots.Save(Path.Combine(folder, AccuracyPlot), "Test accuracy by training time", "training time (s)", "test accuracy (%)", curves);
+    }
+
+    private static string Label(TrainSettings c) =>
+        c.Mode == Modes.Sequential ? "sequential" : $"{c.Mode} {c.Workers} × {c.BatchSize}, {c.Transport}";
+
+    private static string Slug(TrainSettings c) =>
+        c.Mode == Modes.Sequential ? "sequential" : $"{c.Mode}-{c.Workers}-{c.Transport}";
+
+    private static double Final(TrainingResult result, Func<EpochMetrics, double> value) =>
+        result.Epochs.Count > 0 ? value(result.Epochs[^1]) : double.NaN;
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Where(v => !double.IsNaN(v)).Order().ToList();
+        if (sorted.Count == 0)
+            return double.NaN;
+        int mid = sorted.Count / 2;
+        return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}
