@@ -530,6 +530,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     private void HandleHash(ParameterHash message)
     {
+        // The topic hands this peer its own publication too, maybe after it has completed that round without it
+        // (its own hash is always counted): not a message to judge, let alone a drop.
+        if (message.RunId == _plan.RunId && message.NodeId == _nodeId && message.Epoch < _epoch)
+            return;
         if (message.RunId != _plan.RunId || message.Epoch < _epoch || _phase == Phase.Finished)
         {
             _droppedOther++;
@@ -734,6 +738,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     private void HandleReport(MembershipReport report)
     {
+        if (report.RunId == _plan.RunId && report.NodeId == _nodeId && _phase == Phase.Finished)
+            return;   // its own report, echoed by the topic after this peer finished
         if (report.RunId != _plan.RunId || _phase is Phase.Joining or Phase.Finished || !_participants.Contains(report.NodeId))
         {
             _droppedOther++;
