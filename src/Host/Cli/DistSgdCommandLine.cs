@@ -253,16 +253,24 @@ public static class DistSgdCommandLine
         var repeat = new Option<int>("--repeat") { Description = "Runs of every configuration; the table reports medians.", DefaultValueFactory = _ => 1 };
         var transports = Choice("--transports", "akka,direct", ["akka,direct", "akka", "direct", "direct,akka"], "Transports of the distributed modes, comma-separated.");
         repeat.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 100, "from 1 to 100 repeats"));
+        // Internal: the child process of one bench run (BenchChildRuns) names that run's results folder.
+        var only = new Option<string?>(BenchChildRuns.OnlyOption) { Hidden = true };
         command.Add(counts);
         command.Add(repeat);
         command.Add(transports);
+        command.Add(only);
         command.SetAction(p =>
         {
             var settings = flags.Read(p);
             if (p.GetValue(flags.Out) is null)
                 settings = settings with { Out = Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-bench") };
             var bench = new BenchSettings(settings, p.GetValue(counts)!, p.GetValue(repeat), p.GetValue(transports)!.Split(','));
-            return Guarded(error, () => BenchRun.Execute(bench, output, cancellation));
+            if (p.GetValue(only) is { } run)
+                return Guarded(error, () => BenchChildRuns.RunOne(bench, run, cancellation));
+            // From the distsgd program every configuration runs in a child process (memory: see BenchChildRuns);
+            // in a test host, where there is no distsgd to start, in this process.
+            var measure = BenchChildRuns.CanStartChildren ? BenchChildRuns.Runner(bench.Base.Out, cancellation) : null;
+            return Guarded(error, () => BenchRun.Execute(bench, output, cancellation, measure));
         });
         return command;
     }

@@ -34,7 +34,10 @@ public static class BenchRun
     public const string CsvHeader =
         "mode,transport,workers,batch_per_worker,seconds_per_epoch,samples_per_second,speedup,efficiency,bytes_per_step,final_test_accuracy,final_test_loss";
 
-    public static int Execute(BenchSettings bench, TextWriter output, CancellationToken cancellation = default)
+    /// <param name="measure">Trains one configuration and returns its metrics; default in this process
+    /// (<see cref="BenchChildRuns.Runner"/> runs each in a child process).</param>
+    public static int Execute(BenchSettings bench, TextWriter output, CancellationToken cancellation = default,
+                              Func<TrainSettings, TrainingResult>? measure = null)
     {
         string folder = bench.Base.Out;
         // The table and plots are rewritten after every round of repeats: a long bench that is stopped keeps what it measured.
@@ -43,7 +46,7 @@ public static class BenchRun
             AtomicFile.Write(Path.Combine(folder, TableFileName), Encoding.UTF8.GetBytes(Markdown(bench, rows)));
             AtomicFile.Write(Path.Combine(folder, CsvFileName), Encoding.UTF8.GetBytes(Csv(rows)));
             Plot(folder, rows);
-        });
+        }, measure: measure);
         if (cancellation.IsCancellationRequested)
             return ExitCodes.TrainingFailed;
         output.WriteLine();
@@ -72,9 +75,11 @@ public static class BenchRun
     /// <param name="train">Trains one configuration (<see cref="TrainRun.Train"/>; a test can watch what it returns).</param>
     public static IReadOnlyList<BenchRow> Measure(BenchSettings bench, TextWriter output, CancellationToken cancellation,
                                                   Action<IReadOnlyList<BenchRow>>? onRound = null,
-                                                  Func<TrainSettings, TrainOutcome>? train = null)
+                                                  Func<TrainSettings, TrainOutcome>? train = null,
+                                                  Func<TrainSettings, TrainingResult>? measure = null)
     {
         train ??= settings => TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
+        measure ??= settings => MetricsOf(train, settings);
         var configurations = Configurations(bench);
         // Only each run's metrics are kept: its outcome also holds the data set (Fashion-MNIST: 0.4 GB a run), and a bench
         // of 39 runs that kept them was killed for memory.
@@ -85,8 +90,7 @@ public static class BenchRun
             for (int i = 0; i < configurations.Count && !cancellation.IsCancellationRequested; i++)
             {
                 var c = configurations[i];
-                var settings = c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{r}"), Quiet = true, Json = false };
-                var result = MetricsOf(train, settings);
+                var result = measure(RunSettings(bench, c, r));
                 runs[i].Add(result);
                 var (seconds, rate, _) = Steady(result.Epochs);
                 output.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -97,6 +101,18 @@ public static class BenchRun
         }
         return Rows(configurations, runs);
     }
+
+    /// <summary>Every run of the bench: each configuration's settings for each round, with its own results folder.</summary>
+    public static IEnumerable<(TrainSettings Settings, int Round)> Runs(BenchSettings bench)
+    {
+        var configurations = Configurations(bench);
+        for (int r = 1; r <= bench.Repeat; r++)
+            foreach (var c in configurations)
+                yield return (RunSettings(bench, c, r), r);
+    }
+
+    private static TrainSettings RunSettings(BenchSettings bench, TrainSettings c, int round) =>
+        c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}"), Quiet = true, Json = false };
 
     /// <summary>Trains and keeps only the metrics; in a frame of its own, so that no local of <see cref="Measure"/> (a Debug build
     /// keeps every temporary to the method's end) holds the run's data into the next run.</summary>

@@ -7,6 +7,31 @@ namespace DistSgd.Host.Tests.Runs;
 
 public class BenchRunTests
 {
+    /// <summary>
+    /// From the distsgd program each configuration runs in a child process (in-process, Akka.NET kept every terminated
+    /// simulated cluster and its data reachable: 21 GB for the default bench): the table comes from the children's epochs.
+    /// </summary>
+    [Fact]
+    public void Bench_from_the_program_runs_each_configuration_in_a_child_process()
+    {
+        using var temp = new TempFolder();
+        using var bench = NodeProcess.Start(["bench", "--dataset", "blobs", "--samples", "400", "--hidden", "8", "--epochs", "2",
+                                             "--batch-size", "32", "--worker-counts", "2", "--transports", "direct", "--out", temp["bench"]]);
+        Assert.True(bench.WaitForExit(TimeSpan.FromSeconds(120)) == 0, bench.Output);
+        foreach (string run in new[] { "sequential-1", "centralized-2-direct-1", "decentralized-2-direct-1" })
+            Assert.True(File.Exists(Path.Combine(temp["bench"], "runs", run, BenchChildRuns.EpochsFileName)), $"{run}: no {BenchChildRuns.EpochsFileName}\n{bench.Output}");
+        var csv = File.ReadAllLines(Path.Combine(temp["bench"], BenchRun.CsvFileName));
+        Assert.Equal(4, csv.Length);
+        var header = BenchRun.CsvHeader.Split(',');
+        foreach (var row in csv.Skip(1).Select(l => l.Split(',')))
+        {
+            double rate = double.Parse(row[Array.IndexOf(header, "samples_per_second")], CultureInfo.InvariantCulture);
+            double accuracy = double.Parse(row[Array.IndexOf(header, "final_test_accuracy")], CultureInfo.InvariantCulture);
+            Assert.True(rate > 0 && accuracy is > 0 and <= 1, string.Join(',', row));
+        }
+        Assert.Contains("| centralized 2×16, direct | 2 |", bench.Output);
+    }
+
     [Fact]
     public void Bench_compares_the_modes_on_a_tiny_data_set_and_writes_the_table_and_plots()
     {
