@@ -16,8 +16,8 @@ namespace DistSgd.Host.Runs;
 /// </summary>
 /// <remarks>
 /// The child is the same command line with <see cref="OnlyOption"/> naming the run's results folder: it recomputes
-/// the configurations, trains the one whose folder that is (in-process) and writes its epochs to
-/// <see cref="EpochsFileName"/> there, which the parent reads back.
+/// the configurations, trains the one whose folder that is (in-process) and writes its result to
+/// <see cref="EpochsFileName"/> there (its whole <see cref="TrainingResult"/>), which the parent reads back.
 /// </remarks>
 public static class BenchChildRuns
 {
@@ -59,12 +59,11 @@ public static class BenchChildRuns
         string file = Path.Combine(settings.Out, EpochsFileName);
         if (process.ExitCode != 0 || !File.Exists(file))
             throw new TrainingFailedException($"bench run in {settings.Out} exited {process.ExitCode}: {error.ToString().Trim()}");
-        var epochs = JsonSerializer.Deserialize<List<EpochMetrics>>(File.ReadAllText(file), Json)
-                     ?? throw new TrainingFailedException($"{file}: no epochs");
-        return new TrainingResult(epochs, StopReason.EpochLimit, epochs.Sum(e => e.Seconds));
+        return JsonSerializer.Deserialize<TrainingResult>(File.ReadAllText(file), Json)
+               ?? throw new TrainingFailedException($"{file}: no training result");
     };
 
-    /// <summary>The child's side: trains the configuration whose results folder is <paramref name="only"/> and writes its epochs there.</summary>
+    /// <summary>The child's side: trains the configuration whose results folder is <paramref name="only"/> and writes its result there.</summary>
     public static int RunOne(BenchSettings bench, string only, CancellationToken cancellation)
     {
         foreach (var (settings, _) in BenchRun.Runs(bench))
@@ -73,7 +72,7 @@ public static class BenchChildRuns
                 continue;
             var outcome = TrainRun.Train(settings, new Display.RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
             AtomicFile.Write(Path.Combine(settings.Out, EpochsFileName),
-                             Encoding.UTF8.GetBytes(JsonSerializer.Serialize(outcome.Result.Epochs, Json)));
+                             Encoding.UTF8.GetBytes(JsonSerializer.Serialize(outcome.Result, Json)));
             return ExitCodes.Ok;
         }
         throw new UsageException($"{OnlyOption}: '{only}' is not the results folder of any configuration of this bench");
