@@ -67,9 +67,8 @@ public static class ClusterRun
         var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
         var roles = NodeRoles(settings, distsgd);
         var tls = NodeTlsOf(settings, overrides, output);
-        output.WriteLine(decentralized
-            ? $"cluster: starting {roles.Count} nodes on 127.0.0.1 ({settings.Workers} peers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}"
-            : $"cluster: starting {roles.Count} nodes on 127.0.0.1 (1 master, {settings.Workers} workers), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
+        string members = decentralized ? $"{settings.Workers} peers" : $"1 master, {settings.Workers} workers";
+        output.WriteLine($"cluster: starting {roles.Count} nodes on 127.0.0.1 ({members}), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(distsgd)}");
         // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
         var (logged, logLevel) = Results.RunLog.Into(settings.Out, overrides);
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
