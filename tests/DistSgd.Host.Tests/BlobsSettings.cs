@@ -1,11 +1,12 @@
 using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 
 namespace DistSgd.Host.Tests;
 
 /// <summary>The settings of a small run on the synthetic blobs, for tests that call the run code without the command line.</summary>
 internal static class BlobsSettings
 {
-    public static TrainSettings Create(string outDir, string mode, int samples, int[] hidden, int epochs, int batchSize) => new()
+    public static TrainSettings Create(string outDir, RunMode mode, int samples, int[] hidden, int epochs, int batchSize) => new()
     {
         Mode = mode,
         Data = new DataRequest(DataSources.Blobs, null, null, "auto", 0.2, 0, false, Numerics.Data.LearningTask.Classification, 1, samples),
@@ -25,6 +26,6 @@ internal static class BlobsSettings
         Threads = 1,
         Out = outDir,
         Quiet = false,
-        Workers = 2,
+        ComputeNodes = 2,
     };
 }

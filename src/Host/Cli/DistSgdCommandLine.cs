@@ -3,6 +3,7 @@ using System.CommandLine.Parsing;
 using System.Globalization;
 using DistSgd.Host.Display;
 using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
@@ -93,7 +94,7 @@ public static class DistSgdCommandLine
     /// <summary>The flags that describe a run (mode, model, data, hyper-parameters, results); shared by train and node.</summary>
     private sealed class TrainFlags
     {
-        public readonly Option<string> Mode = Choice("--mode", Modes.Centralized, Modes.All,
+        public readonly Option<string> Mode = Choice("--mode", RunMode.Centralized.Name(), RunModes.Names,
             "How to train: centralized (a master and --workers worker nodes), decentralized (--workers equal peer nodes " +
             "all-gathering gradients over DistributedPubSub), sequential (one process, one model; train only).");
         public readonly Option<int> Workers = new("--workers")
@@ -187,7 +188,7 @@ public static class DistSgdCommandLine
             string modeName = p.GetValue(Mode)!;
             return new TrainSettings
             {
-                Mode = modeName,
+                Mode = RunModes.Parse(modeName),
                 Data = dataRequest,
                 Model = Enum.Parse<ModelKind>(modelName, ignoreCase: true),
                 Hidden = p.GetValue(Hidden)!,
@@ -207,8 +208,8 @@ public static class DistSgdCommandLine
                 Out = p.GetValue(Out) ?? (p.GetValue(Resume) is { } resumed ? RunCheckpoints.ResultsFolderOf(resumed) : Path.Combine("runs", $"{DateTime.Now:yyyyMMdd-HHmmss}-{modeName}")),
                 Quiet = p.GetValue(Quiet),
                 Json = p.GetValue(Json),
-                Workers = p.GetValue(Workers),
-                ThreadsPerWorker = p.GetValue(ThreadsPerWorker),
+                ComputeNodes = p.GetValue(Workers),
+                ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
                 Resume = p.GetValue(Resume),
@@ -318,7 +319,7 @@ public static class DistSgdCommandLine
             string roleText = p.GetValue(roles)!;
             var roleList = roleText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct().ToList();
             if (roleList.Count == 0)
-                roleList.Add(settings.Mode == Modes.Decentralized ? NodeRoles.Peer : NodeRoles.Worker);
+                roleList.Add(settings.Mode == RunMode.Decentralized ? NodeRoles.Peer : NodeRoles.Worker);
             var node = new NodeSettings
             {
                 Host = p.GetValue(host)!,

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using DistSgd.Actors.Steps;
-using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Training;
 using Spectre.Console;
 using Spectre.Console.Rendering;

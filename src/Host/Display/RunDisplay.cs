@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using DistSgd.Actors.Steps;
-using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Display;

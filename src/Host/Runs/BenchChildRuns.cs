@@ -3,6 +3,7 @@ using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
@@ -70,7 +71,7 @@ public static class BenchChildRuns
         {
             if (!Path.GetFullPath(settings.Out).Equals(Path.GetFullPath(only), StringComparison.Ordinal))
                 continue;
-            var outcome = TrainRun.Train(settings, new Display.RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
+            var outcome = BenchRun.TrainOne(settings, cancellation);
             AtomicFile.Write(Path.Combine(settings.Out, EpochsFileName),
                              Encoding.UTF8.GetBytes(JsonSerializer.Serialize(outcome.Result, Json)));
             return ExitCodes.Ok;

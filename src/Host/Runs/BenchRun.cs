@@ -2,21 +2,18 @@ using System.Globalization;
 using System.Text;
 using DistSgd.Host.Display;
 using DistSgd.Host.Results;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
 
-/// <summary>What `distsgd bench` was asked to compare.</summary>
-/// <param name="Base">The run's flags; its --batch-size is the global batch every configuration keeps.</param>
-public sealed record BenchSettings(TrainSettings Base, int[] WorkerCounts, int Repeat, string[] Transports);
-
 /// <summary>One configuration's numbers: the median over the repeats.</summary>
-public sealed record BenchRow(string Mode, string Transport, int Workers, int BatchPerWorker, double SecondsPerEpoch, double SamplesPerSecond,
+public sealed record BenchRow(RunMode Mode, string Transport, int ComputeNodes, int BatchPerComputeNode, double SecondsPerEpoch, double SamplesPerSecond,
                               double Speedup, double Efficiency, double BytesPerStep, double FinalAccuracy, double FinalTestLoss,
                               double[] Time, double[] Accuracy, int Runs = 1)
 {
-    public string Name => Mode == Modes.Sequential ? "sequential" : $"{Mode} {Workers}×{BatchPerWorker}, {Transport}";
+    public string Name => Mode == RunMode.Sequential ? "sequential" : $"{Mode.Name()} {ComputeNodes}×{BatchPerComputeNode}, {Transport}";
 }
 
 /// <summary>
@@ -59,14 +56,14 @@ public static class BenchRun
     public static IReadOnlyList<TrainSettings> Configurations(BenchSettings bench)
     {
         var b = bench.Base;
-        var list = new List<TrainSettings> { b with { Mode = Modes.Sequential, Workers = 1, Threads = b.ThreadsPerWorker, Transport = null } };
-        foreach (string mode in new[] { Modes.Centralized, Modes.Decentralized })
-            foreach (int workers in bench.WorkerCounts)
+        var list = new List<TrainSettings> { b with { Mode = RunMode.Sequential, ComputeNodes = 1, Threads = b.ThreadsPerComputeNode, Transport = null } };
+        foreach (var mode in new[] { RunMode.Centralized, RunMode.Decentralized })
+            foreach (int workers in bench.ComputeNodeCounts)
                 foreach (string transport in bench.Transports)
                 {
                     if (b.BatchSize % workers != 0)
                         throw new UsageException($"--batch-size {b.BatchSize} is the global batch of every configuration: it must divide by each of --worker-counts, found {workers}");
-                    list.Add(b with { Mode = mode, Workers = workers, BatchSize = b.BatchSize / workers, Transport = transport });
+                    list.Add(b with { Mode = mode, ComputeNodes = workers, BatchSize = b.BatchSize / workers, Transport = transport });
                 }
         return list;
     }
@@ -78,7 +75,7 @@ public static class BenchRun
                                                   Func<TrainSettings, TrainOutcome>? train = null,
                                                   Func<TrainSettings, TrainingResult>? measure = null)
     {
-        train ??= settings => TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
+        train ??= settings => TrainOne(settings, cancellation);
         measure ??= settings => MetricsOf(train, settings);
         var configurations = Configurations(bench);
         // Only each run's metrics are kept: its outcome also holds the data set (Fashion-MNIST: 0.4 GB a run), and a bench
@@ -101,6 +98,10 @@ public static class BenchRun
         }
         return Rows(configurations, runs);
     }
+
+    /// <summary>Trains one configuration as `train --quiet` would, showing nothing (in this process, or in a bench child).</summary>
+    public static TrainOutcome TrainOne(TrainSettings settings, CancellationToken cancellation) =>
+        TrainRun.Train(settings, new RunDisplay.FinalLineOnly(TextWriter.Null), cancellation);
 
     /// <summary>Every run of the bench: each configuration's settings for each round, with its own results folder.</summary>
     public static IEnumerable<(TrainSettings Settings, int Round)> Runs(BenchSettings bench)
@@ -131,12 +132,12 @@ public static class BenchRun
             var c = configurations[i];
             var steady = runs[i].Select(r => Steady(r.Epochs)).ToList();
             double seconds = Median(steady.Select(s => s.Seconds));
-            if (c.Mode == Modes.Sequential)
+            if (c.Mode == RunMode.Sequential)
                 sequential = seconds;
             double speedup = sequential / seconds;
             var first = runs[i][0];
-            rows.Add(new BenchRow(c.Mode, c.Mode == Modes.Sequential ? "-" : c.Transport!, c.Workers, c.BatchSize, seconds,
-                                  Median(steady.Select(s => s.Rate)), speedup, speedup / c.Workers, Median(steady.Select(s => s.BytesPerStep)),
+            rows.Add(new BenchRow(c.Mode, c.Mode == RunMode.Sequential ? "-" : c.Transport!, c.ComputeNodes, c.BatchSize, seconds,
+                                  Median(steady.Select(s => s.Rate)), speedup, speedup / c.ComputeNodes, Median(steady.Select(s => s.BytesPerStep)),
                                   Median(runs[i].Select(r => Final(r, m => m.TestAccuracy))),
                                   Median(runs[i].Select(r => Final(r, m => m.TestLoss))),
                                   RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count));
@@ -172,7 +173,7 @@ public static class BenchRun
         text.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var r in rows)
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Name} | {r.Workers} | {r.SecondsPerEpoch:F3} | {r.SamplesPerSecond:N0} | {r.Speedup:F2}× | {r.Efficiency * 100:F0}% | {r.BytesPerStep / 1e6:F3} | {(double.IsFinite(r.FinalAccuracy) ? $"{r.FinalAccuracy * 100:F2}%" : "-")} |"));
+                $"| {r.Name} | {r.ComputeNodes} | {r.SecondsPerEpoch:F3} | {r.SamplesPerSecond:N0} | {r.Speedup:F2}× | {r.Efficiency * 100:F0}% | {r.BytesPerStep / 1e6:F3} | {(double.IsFinite(r.FinalAccuracy) ? $"{r.FinalAccuracy * 100:F2}%" : "-")} |"));
         return text.ToString();
     }
 
@@ -180,8 +181,8 @@ public static class BenchRun
     {
         var text = new StringBuilder().AppendLine(CsvHeader);
         foreach (var r in rows)
-            text.AppendLine(string.Join(',', r.Mode, r.Transport, r.Workers.ToString(CultureInfo.InvariantCulture),
-                r.BatchPerWorker.ToString(CultureInfo.InvariantCulture), RunFiles.Number(r.SecondsPerEpoch), RunFiles.Number(r.SamplesPerSecond),
+            text.AppendLine(string.Join(',', r.Mode.Name(), r.Transport, r.ComputeNodes.ToString(CultureInfo.InvariantCulture),
+                r.BatchPerComputeNode.ToString(CultureInfo.InvariantCulture), RunFiles.Number(r.SecondsPerEpoch), RunFiles.Number(r.SamplesPerSecond),
                 RunFiles.Number(r.Speedup), RunFiles.Number(r.Efficiency), RunFiles.Number(r.BytesPerStep), RunFiles.Number(r.FinalAccuracy), RunFiles.Number(r.FinalTestLoss)));
         return text.ToString();
     }
@@ -190,23 +191,23 @@ public static class BenchRun
     /// time (the largest worker count of each mode and transport, and sequential).</summary>
     private static void Plot(string folder, IReadOnlyList<BenchRow> rows)
     {
-        var distributed = rows.Where(r => r.Mode != Modes.Sequential).GroupBy(r => $"{r.Mode}, {r.Transport}").ToList();
-        double[] counts = rows.Select(r => (double)r.Workers).Distinct().Order().ToArray();
+        var distributed = rows.Where(r => r.Mode != RunMode.Sequential).GroupBy(r => $"{r.Mode.Name()}, {r.Transport}").ToList();
+        double[] counts = rows.Select(r => (double)r.ComputeNodes).Distinct().Order().ToArray();
         RunPlots.Save(Path.Combine(folder, SpeedupPlot), "Speedup over sequential (same global batch)", "workers", "speedup (×)",
-            distributed.Select(g => (g.Key, g.Select(r => (double)r.Workers).ToArray(), g.Select(r => r.Speedup).ToArray()))
+            distributed.Select(g => (g.Key, g.Select(r => (double)r.ComputeNodes).ToArray(), g.Select(r => r.Speedup).ToArray()))
                        .Append(("ideal (= workers)", counts, counts)),
             xTicks: counts);
-        var curves = rows.Where(r => r.Mode == Modes.Sequential)
-            .Concat(distributed.Select(g => g.OrderBy(r => r.Workers).Last()))
+        var curves = rows.Where(r => r.Mode == RunMode.Sequential)
+            .Concat(distributed.Select(g => g.OrderBy(r => r.ComputeNodes).Last()))
             .Select(r => (r.Name, r.Time, r.Accuracy));
         RunPlots.Save(Path.Combine(folder, AccuracyPlot), "Test accuracy by training time", "training time (s)", "test accuracy (%)", curves);
     }
 
     private static string Label(TrainSettings c) =>
-        c.Mode == Modes.Sequential ? "sequential" : $"{c.Mode} {c.Workers} × {c.BatchSize}, {c.Transport}";
+        c.Mode == RunMode.Sequential ? "sequential" : $"{c.Mode.Name()} {c.ComputeNodes} × {c.BatchSize}, {c.Transport}";
 
     private static string Slug(TrainSettings c) =>
-        c.Mode == Modes.Sequential ? "sequential" : $"{c.Mode}-{c.Workers}-{c.Transport}";
+        c.Mode == RunMode.Sequential ? "sequential" : $"{c.Mode.Name()}-{c.ComputeNodes}-{c.Transport}";
 
     private static double Final(TrainingResult result, Func<EpochMetrics, double> value) =>
         result.Epochs.Count > 0 ? value(result.Epochs[^1]) : double.NaN;

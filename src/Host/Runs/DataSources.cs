@@ -1,10 +1,7 @@
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
 
 namespace DistSgd.Host.Runs;
-
-/// <summary>Which data a run reads: a built-in data set by name, or a path with an optional format.</summary>
-public sealed record DataRequest(string Dataset, string? Path, string? TestPath, string Format, double TestFraction,
-                                 int LabelColumn, bool CsvHeader, LearningTask Task, int Seed, int SyntheticCount);
 
 /// <summary>The raw (untransformed) training and test sets of a run, and how to describe them to a user.</summary>
 /// <param name="IsImages">Pixel data (0–255), scaled rather than standardised by default.</param>

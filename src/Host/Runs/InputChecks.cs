@@ -1,3 +1,4 @@
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
 
 namespace DistSgd.Host.Runs;
@@ -12,22 +13,22 @@ public static class InputChecks
     /// <summary>Throws a <see cref="UsageException"/> when --workers or --batch-size cannot fit <paramref name="train"/>.</summary>
     public static void CheckAgainstData(TrainSettings settings, Dataset train)
     {
-        if (settings.Mode == Modes.Sequential)
+        if (settings.Mode == RunMode.Sequential)
         {
             if (settings.BatchSize > train.Count)
                 throw new UsageException(
                     $"--batch-size: expected at most {train.Count} (the training set's samples), found {settings.BatchSize}");
             return;
         }
-        string nodes = settings.Mode == Modes.Decentralized ? "peers" : "workers";
-        if (settings.Workers > train.Count)
+        string nodes = settings.Mode == RunMode.Decentralized ? "peers" : "workers";
+        if (settings.ComputeNodes > train.Count)
             throw new UsageException(
-                $"--workers: expected at most {train.Count} (every {nodes[..^1]} needs a training sample; the training set has {train.Count}), found {settings.Workers}");
+                $"--workers: expected at most {train.Count} (every {nodes[..^1]} needs a training sample; the training set has {train.Count}), found {settings.ComputeNodes}");
         // Shards are contiguous and balanced (DataSplit.ShardRange): the smallest holds ⌊samples / workers⌋.
-        int smallestShard = train.Count / settings.Workers;
+        int smallestShard = train.Count / settings.ComputeNodes;
         if (settings.BatchSize > smallestShard)
             throw new UsageException(
-                $"--batch-size: expected at most {smallestShard} (the smallest shard: {train.Count} training samples over {settings.Workers} {nodes}; " +
+                $"--batch-size: expected at most {smallestShard} (the smallest shard: {train.Count} training samples over {settings.ComputeNodes} {nodes}; " +
                 $"the batch size is per {nodes[..^1]}), found {settings.BatchSize}");
     }
 

@@ -6,8 +6,8 @@ using DistSgd.Actors;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Deployment;
-using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
@@ -58,15 +58,15 @@ public static class NodeRun
         => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();
 
     /// <summary>Checks that the roles fit the mode; the message names the flag.</summary>
-    public static void CheckRoles(string mode, IReadOnlyList<string> roles)
+    public static void CheckRoles(RunMode mode, IReadOnlyList<string> roles)
     {
-        if (mode == Modes.Sequential)
+        if (mode == RunMode.Sequential)
             throw new UsageException("--mode: a node takes part in a centralized or decentralized run; sequential training runs in one process (distsgd train --mode sequential)");
         if (roles.Count == 0)
             throw new UsageException($"--roles: expected one or more of {string.Join(", ", NodeRoles.All)}, found none");
-        if (mode == Modes.Decentralized && roles.Any(r => r != NodeRoles.Peer))
+        if (mode == RunMode.Decentralized && roles.Any(r => r != NodeRoles.Peer))
             throw new UsageException($"--roles: a decentralized node holds the role peer only, found '{string.Join(',', roles)}'");
-        if (mode == Modes.Centralized && roles.Contains(NodeRoles.Peer))
+        if (mode == RunMode.Centralized && roles.Contains(NodeRoles.Peer))
             throw new UsageException($"--roles: a centralized node holds master, worker or both, found '{string.Join(',', roles)}' (peer is for --mode decentralized)");
     }
 
@@ -146,12 +146,12 @@ public static class NodeRun
         var output = settings.Quiet ? TextWriter.Null : console;
         CheckRoles(settings.Mode, node.Roles);
         InputChecks.CheckResultsFolder(settings.Out);
-        var overrides = ClusterRun.Overrides(settings);
+        // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a port is opened.
+        var config = EffectiveConfig.Load(settings);
         // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.
-        var tls = ClusterRun.NodeTlsOf(settings, overrides, node.PrintConfig ? TextWriter.Null : output);
+        var tls = config.NodeTls(settings, node.PrintConfig ? TextWriter.Null : output);
         var seeds = node.SeedNodes.Select(s => ParseSeedNode(s, tls is not null)).ToList();
-        // A bad distsgd.* value fails here, naming its key, before the data is read or a port is opened.
-        var distsgd = DistSgdSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
+        var distsgd = config.DistSgd;
         var roleNames = node.Roles.Select(r => r switch
         {
             NodeRoles.Master => distsgd.MasterRole,
@@ -161,13 +161,12 @@ public static class NodeRun
 
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
         var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
-        bool decentralized = settings.Mode == Modes.Decentralized;
-        long frame = NodeConfig.FrameSizeFor(decentralized ? 2 * run.Spec.ParameterCount : run.Spec.ParameterCount);
+        long frame = run.Setup.FrameSize(settings.Mode);
         string logLevel = Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING";
-        var config = BuildConfig(node, roleNames, seeds, frame, overrides, logLevel);
+        var akka = BuildConfig(node, roleNames, seeds, frame, config.Overrides, logLevel);
         if (node.PrintConfig)
         {
-            console.WriteLine(DescribeConfig(config));
+            console.WriteLine(DescribeConfig(akka));
             return ExitCodes.Ok;
         }
         TimeSpan joinTimeout = node.JoinTimeout ?? distsgd.StartTimeout;
@@ -175,7 +174,7 @@ public static class NodeRun
         ActorSystem system;
         try
         {
-            system = NodeConfig.CreateActorSystem(config, tls);
+            system = NodeConfig.CreateActorSystem(akka, tls);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -189,14 +188,15 @@ public static class NodeRun
             var cluster = Cluster.Get(system);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cluster.RegisterOnMemberUp(() => up.TrySetResult());
-            if (config.GetStringList("akka.cluster.seed-nodes").Count == 0)
+            var seedNodes = akka.GetStringList("akka.cluster.seed-nodes");
+            if (seedNodes.Count == 0)
             {
                 output.WriteLine($"cluster: no seed nodes given: {cluster.SelfAddress} starts a new cluster");
                 cluster.Join(cluster.SelfAddress);
             }
             else
             {
-                output.WriteLine($"cluster: {cluster.SelfAddress} ({string.Join(", ", node.Roles)}) joining through {string.Join(", ", config.GetStringList("akka.cluster.seed-nodes"))}");
+                output.WriteLine($"cluster: {cluster.SelfAddress} ({string.Join(", ", node.Roles)}) joining through {string.Join(", ", seedNodes)}");
             }
             var joined = await Task.WhenAny(up.Task, Task.Delay(joinTimeout, cancellation).ContinueWith(_ => { }, TaskScheduler.Default));
             if (joined != up.Task)
@@ -204,13 +204,13 @@ public static class NodeRun
                 if (cancellation.IsCancellationRequested)
                     throw new TrainingFailedException("interrupted before the node joined the cluster");
                 throw new UsageException(
-                    $"--seed-nodes: could not join the cluster through {string.Join(", ", config.GetStringList("akka.cluster.seed-nodes"))} " +
+                    $"--seed-nodes: could not join the cluster through {string.Join(", ", seedNodes)} " +
                     $"within {joinTimeout.TotalSeconds:0}s (--join-timeout, default distsgd.start-timeout): no seed node let this node in. " +
                     "Check that the first seed node is running, that each address matches its --public-host (or --host) and --port exactly, " +
                     "and that the port is open in the firewall");
             }
             output.WriteLine($"cluster: {cluster.SelfAddress} is Up");
-            return await RunOnNode(system, node, settings, run, distsgd, clock, console, output, cancellation);
+            return await RunOnNode(system, node, settings, config, run, clock, console, output, cancellation);
         }
         finally
         {
@@ -225,131 +225,103 @@ public static class NodeRun
     /// <summary>What ends a node's part in the run, besides the coordinator's own reports.</summary>
     private sealed record NodeLost(string Reason);
 
-    private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, PreparedRun run,
-                                             DistSgdSettings distsgd, Stopwatch clock, TextWriter console, TextWriter output,
+    private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
+                                             PreparedRun run, Stopwatch clock, TextWriter console, TextWriter output,
                                              CancellationToken cancellation)
     {
-        bool decentralized = settings.Mode == Modes.Decentralized;
+        bool decentralized = settings.Mode == RunMode.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRoles.Master);
-        bool hostsWorker = !decentralized && node.Roles.Contains(NodeRoles.Worker);
-        var plan = run.Plan;
-        var runPlan = plan.ToRunPlan(node.RunId, settings);
+        var plan = run.Setup.ToRunPlan(node.RunId, settings);
         // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
-        var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, run, output) : null;
+        var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, config, run, output) : null;
         if (checkpoints is null && settings.Resume is not null)
             output.WriteLine("checkpoint: --resume is for the master's node; this worker computes at the θ and step the master sends");
         if (decentralized && checkpoints?.ResumeFrom is { } resumed)
             // Every peer must resume from the same step: a difference fails the start barrier, naming both steps.
-            runPlan = runPlan with { Hyperparameters = $"{runPlan.Hyperparameters};resume-from-step={resumed.Step}" };
-        var onEpoch = TrainRun.MetricsWriter(settings, run, output, checkpoints?.ResumeFrom?.Epochs);
+            plan = plan with { Hyperparameters = $"{plan.Hyperparameters};resume-from-step={resumed.Step}" };
+        var writeEpoch = TrainRun.MetricsWriter(settings, run, output, checkpoints?.ResumeFrom?.Epochs);
 
-        var gate = new object();
-        var done = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         bool resultsFolderMade = false;
-        void OnProgress(object message)
+        var peerFinished = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var sink = new ProgressSink(output, metrics =>
         {
-            lock (gate)
+            if (!resultsFolderMade)
             {
-                switch (message)
-                {
-                    case RunProgress.EpochCompleted epoch:
-                        if (!resultsFolderMade)
-                        {
-                            // Only the node that reports epochs (the master, or the lead peer) writes results.
-                            Directory.CreateDirectory(settings.Out);
-                            output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
-                            resultsFolderMade = true;
-                        }
-                        onEpoch(epoch.Metrics);
-                        break;
-                    case RunProgress.Note note:
-                        output.WriteLine($"cluster: {note.Text}");
-                        break;
-                    case PeerFinished finished:
-                        output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
-                        peerFinished.TrySetResult(finished);
-                        break;
-                    // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
-                    case RunEnded:
-                    case RunProgress.RunCompleted or RunProgress.RunFailed or NodeLost:
-                        done.TrySetResult(message);
-                        break;
-                }
+                // Only the node that reports epochs (the master, or the lead peer) writes results.
+                Directory.CreateDirectory(settings.Out);
+                output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+                resultsFolderMade = true;
             }
-        }
-        var reporter = system.ActorOf(CallbackActor.Props(OnProgress), "reporter");
+            writeEpoch(metrics);
+        })
+        {
+            OnPeerFinished = finished =>
+            {
+                output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
+                peerFinished.TrySetResult(finished);
+            },
+            // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
+            AlsoEnds = message => message is RunEnded or NodeLost,
+        };
+        var coordinators = RunCoordinators.Start([system], settings, run.Setup, plan, checkpoints, sink);
         // A node the cluster downs (the minority side of a partition) ends its part here instead of waiting for ever;
         // a node leaving on SIGTERM or Ctrl+C (Akka's own handler may run first) is no news.
         Cluster.Get(system).RegisterOnMemberRemoved(() =>
         {
             var reason = CoordinatedShutdown.Get(system).ShutdownReason;
             if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
-                OnProgress(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
+                sink.Report(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
         });
-        int evaluationThreads = Math.Max(1, settings.Threads);
-        if (decentralized)
-        {
-            DecentralizedDeployment.StartPeer(system, new PeerSetup(runPlan, settings.Workers, plan.InitialParameters, plan.Optimizer,
-                plan.Training, plan.Train, plan.Test, reporter, settings.ThreadsPerWorker, evaluationThreads, Checkpoints: checkpoints));
-        }
-        else
-        {
-            if (hostsMaster)
-                CentralizedDeployment.StartMaster(system, new MasterSetup(runPlan, settings.Workers, plan.InitialParameters,
-                    plan.Optimizer, plan.Training, plan.Test, reporter, evaluationThreads, checkpoints));
-            if (hostsWorker)
-                CentralizedDeployment.StartWorker(system, plan.Train, settings.ThreadsPerWorker, expected: runPlan, reporter: reporter);
-            if (!hostsMaster)
-                WatchForTheMaster(system, distsgd, reporter);
-        }
+        if (!decentralized && !hostsMaster)
+            WatchForTheMaster(system, config.DistSgd, coordinators.Reporters[0]);
+        var distsgd = config.DistSgd;
         output.WriteLine(decentralized
-            ? $"cluster: peer waiting for {settings.Workers} peers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
+            ? $"cluster: peer waiting for {settings.ComputeNodes} peers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
             : hostsMaster
-                ? $"cluster: master waiting for {settings.Workers} workers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
+                ? $"cluster: master waiting for {settings.ComputeNodes} workers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
                 : "cluster: worker waiting for the master");
 
-        using var cancelled = cancellation.Register(() => done.TrySetCanceled());
+        // A peer that is not the lead ends on its own PeerFinished; the lead's RunCompleted follows in the same handler.
+        async Task<object> NodeEnded()
+        {
+            var first = await Task.WhenAny(sink.Ended, peerFinished.Task);
+            if (first == peerFinished.Task && !sink.Ended.IsCompleted)
+                await Task.WhenAny(sink.Ended, Task.Delay(LeadReportWait, CancellationToken.None));
+            return sink.Ended.IsCompleted ? await sink.Ended : await peerFinished.Task;
+        }
+
         object outcome;
         try
         {
-            var first = await Task.WhenAny(done.Task, peerFinished.Task);
-            if (first == peerFinished.Task && !done.Task.IsCompleted)
-                await Task.WhenAny(done.Task, Task.Delay(LeadReportWait, CancellationToken.None));
-            outcome = done.Task.IsCompletedSuccessfully ? done.Task.Result : peerFinished.Task.IsCompleted ? peerFinished.Task.Result : await done.Task;
+            outcome = await coordinators.AwaitAsync(NodeEnded(), cancellation);
         }
-        catch (TaskCanceledException)
+        catch (OperationCanceledException)
         {
-            await RunCheckpoints.StopCoordinatorsAsync([system], decentralized);
             console.WriteLine("interrupted: leaving the cluster");
             return ExitCodes.TrainingFailed;
         }
 
         switch (outcome)
         {
-            case RunProgress.RunCompleted completed:
-                lock (gate)
-                {
-                    if (!resultsFolderMade)
-                        Directory.CreateDirectory(settings.Out);
-                    if (RunCheckpoints.Describe(checkpoints?.Writer) is { } written)
-                        output.WriteLine(written);
-                    TrainRun.WriteResults(settings, run, completed.Parameters, completed.Result, clock, console, command: "node");
-                }
-                return completed.Result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
             case PeerFinished:
-                console.WriteLine($"done: run {runPlan.RunId} ended; the lead peer (lowest node id) writes the results");
+                console.WriteLine($"done: run {plan.RunId} ended; the lead peer (lowest node id) writes the results");
                 return ExitCodes.Ok;
             case RunEnded:
-                console.WriteLine($"done: run {runPlan.RunId} ended; the master writes the results");
+                console.WriteLine($"done: run {plan.RunId} ended; the master writes the results");
                 return ExitCodes.Ok;
-            case RunProgress.RunFailed failed:
-                throw new TrainingFailedException(failed.Reason);
             case NodeLost lost:
                 throw new TrainingFailedException(lost.Reason);
-            default:
-                throw new InvalidOperationException($"unexpected outcome {outcome}");
         }
+        var (parameters, result) = RunCoordinators.Completed(outcome);
+        sink.Locked(() =>
+        {
+            if (!resultsFolderMade)
+                Directory.CreateDirectory(settings.Out);
+            if (RunCheckpoints.Describe(checkpoints?.Writer) is { } written)
+                output.WriteLine(written);
+            TrainRun.WriteResults(settings, config, run, parameters, result, clock, console, command: "node");
+        });
+        return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
     }
 
     /// <summary>

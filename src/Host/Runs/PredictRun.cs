@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 

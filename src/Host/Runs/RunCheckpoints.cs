@@ -1,12 +1,9 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using Akka.Actor;
-using Akka.Cluster;
 using DistSgd.Actors;
-using DistSgd.Actors.Centralized;
-using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Steps;
+using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Training;
 
@@ -27,17 +24,17 @@ public static class RunCheckpoints
     {
         bool distributed = run.Distributed;
         // The hyper-parameters are already "key=value;…"; a sequential run has no workers.
-        string hyperparameters = string.Join(';', run.Plan.Hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
+        string hyperparameters = string.Join(';', run.Setup.Hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries)
             .Where(p => distributed || !p.StartsWith("workers=", StringComparison.Ordinal)));
         return RunIdentity.Of(
         [
-            ("mode", settings.Mode),
+            ("mode", settings.Mode.Name()),
             ("model", run.Spec.ToString()),
             (distributed ? "batch size per worker" : "batch size", settings.BatchSize.ToString(CultureInfo.InvariantCulture)),
             ("seed", settings.Seed.ToString(CultureInfo.InvariantCulture)),
             ("epochs", settings.Epochs.ToString(CultureInfo.InvariantCulture)),
             ("training samples", run.Train.Count.ToString(CultureInfo.InvariantCulture)),
-            ("steps per epoch", run.Plan.StepsPerEpoch.ToString(CultureInfo.InvariantCulture)),
+            ("steps per epoch", run.Setup.StepsPerEpoch.ToString(CultureInfo.InvariantCulture)),
             ("training data sha256", DataFingerprint(run.Train)),
         ]) + ";" + hyperparameters;
     }
@@ -55,31 +52,26 @@ public static class RunCheckpoints
     /// The checkpoint to resume from (--resume) and the writer of this run's checkpoints, for the node that holds the run's
     /// state (the sequential trainer, the master, every peer: only the lead peer writes).
     /// </summary>
-    public static CheckpointSetup Setup(TrainSettings settings, PreparedRun run, TextWriter output)
+    public static CheckpointSetup Setup(TrainSettings settings, EffectiveConfig config, PreparedRun run, TextWriter output)
     {
-        var (schedule, _) = Schedule(settings);
+        var (schedule, keep) = Schedule(settings, config);
         if (schedule.IsOff && settings.Resume is null)
             return new CheckpointSetup(null, null);
         string identity = Identity(settings, run);
-        return new CheckpointSetup(Resume(settings, identity, output), Writer(settings, identity));
+        var resume = Resume(settings, identity, output);
+        // The writer of <out>/checkpoints, or none when every trigger is off.
+        var writer = schedule.IsOff ? null
+            : new CheckpointWriter(new CheckpointStore(Path.Combine(settings.Out, CheckpointStore.FolderName), keep), schedule, identity);
+        return new CheckpointSetup(resume, writer);
     }
 
     /// <summary>When checkpoints are written: distsgd.checkpoint.* of the configuration, with the --checkpoint-* flags over them.</summary>
-    public static (CheckpointSchedule Schedule, int Keep) Schedule(TrainSettings settings)
+    public static (CheckpointSchedule Schedule, int Keep) Schedule(TrainSettings settings, EffectiveConfig config)
     {
-        var overrides = ClusterRun.Overrides(settings);
-        var config = CheckpointSettings.Create(overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig));
-        return (new CheckpointSchedule(settings.CheckpointEverySteps ?? config.EverySteps,
-                                       TimeSpan.FromSeconds(settings.CheckpointEverySeconds ?? config.EverySeconds),
-                                       config.AtEpochEnd), config.Keep);
-    }
-
-    /// <summary>The writer of &lt;out&gt;/checkpoints, or null when every trigger is off.</summary>
-    public static CheckpointWriter? Writer(TrainSettings settings, string identity)
-    {
-        var (schedule, keep) = Schedule(settings);
-        return schedule.IsOff ? null
-            : new CheckpointWriter(new CheckpointStore(Path.Combine(settings.Out, CheckpointStore.FolderName), keep), schedule, identity);
+        var checkpoint = config.Checkpoint;
+        return (new CheckpointSchedule(settings.CheckpointEverySteps ?? checkpoint.EverySteps,
+                                       TimeSpan.FromSeconds(settings.CheckpointEverySeconds ?? checkpoint.EverySeconds),
+                                       checkpoint.AtEpochEnd), checkpoint.Keep);
     }
 
     /// <summary>
@@ -115,32 +107,6 @@ public static class RunCheckpoints
     {
         string trimmed = Path.TrimEndingDirectorySeparator(resume);
         return Path.GetFileName(trimmed) == CheckpointStore.FolderName ? Path.GetDirectoryName(trimmed) is { Length: > 0 } parent ? parent : "." : trimmed;
-    }
-
-    /// <summary>
-    /// Stops a run's coordinators on these nodes before the nodes go down (Ctrl+C, SIGTERM): the master, or the peers in
-    /// node-id order (the lead first), while the workers are still there. Otherwise the coordinators see workers vanish
-    /// during the shutdown and take steps without them, and their last checkpoint (written as they stop) would hold a
-    /// state the uninterrupted run never had. Bounded: 5 s per actor.
-    /// </summary>
-    public static async Task StopCoordinatorsAsync(IEnumerable<ActorSystem> nodes, bool decentralized)
-    {
-        var timeout = TimeSpan.FromSeconds(5);
-        var coordinators = decentralized
-            ? nodes.OrderBy(n => Cluster.Get(n).SelfAddress.ToString(), StringComparer.Ordinal).Select(n => (n, $"/user/{DecentralizedDeployment.PeerName}"))
-            : nodes.Select(n => (n, $"/user/{CentralizedDeployment.MasterName}/{CentralizedDeployment.MasterName}"));
-        foreach (var (node, path) in coordinators)
-        {
-            try
-            {
-                var actor = await node.ActorSelection(path).ResolveOne(timeout);
-                await actor.GracefulStop(timeout);
-            }
-            catch (Exception e) when (e is ActorNotFoundException or TaskCanceledException or TimeoutException)
-            {
-                // Not on this node, or already gone.
-            }
-        }
     }
 
     /// <summary>"checkpoints: 5 written, median 12.3 ms, 1.88 MB each", or null when none was written.</summary>

@@ -8,6 +8,7 @@ using DistSgd.Numerics.Training;
 using DistSgd.Actors.Steps;
 using DistSgd.Host.Display;
 using DistSgd.Host.Results;
+using DistSgd.Host.Settings;
 
 namespace DistSgd.Host.Runs;
 
@@ -28,12 +29,11 @@ public static class TrainRun
         var output = display.Output;
         settings.Tls.Validate(settings.Mode);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
-        if (settings.Mode != Modes.Sequential || settings.ConfigFile is not null)
-            ClusterRun.TransportOf(settings);
+        var config = EffectiveConfig.Load(settings);
         InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
-        var checkpoints = RunCheckpoints.Setup(settings, run, output);
+        var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
 
@@ -41,7 +41,7 @@ public static class TrainRun
         var (parameters, result) = display.Run(() =>
         {
             if (run.Distributed)
-                return ClusterRun.Run(settings, run.Plan, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null);
+                return ClusterRun.Run(settings, config, run.Setup, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null);
             var parameters = run.Parameters;
             var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
             if (checkpoints.Writer is { } writer)
@@ -51,7 +51,7 @@ public static class TrainRun
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
-        display.Final(WriteResultFiles(settings, run, parameters, result, clock), settings.Out);
+        display.Final(WriteResultFiles(settings, config, run, parameters, result, clock), settings.Out);
         return new TrainOutcome(run, parameters, result);
     }
 
@@ -88,25 +88,25 @@ public static class TrainRun
         var test = transform.Apply(raw.Test);
 
         var spec = BuildSpec(settings, train);
-        var kernels = KernelChoice.Create(settings.Mode == Modes.Sequential ? settings.Threads : settings.ThreadsPerWorker);
+        var kernels = KernelChoice.Create(settings.Mode == RunMode.Sequential ? settings.Threads : settings.ThreadsPerComputeNode);
         var model = new Model(spec, kernels);
         var parameters = new float[model.ParameterCount];
         model.Initialize(parameters, settings.Seed);
 
-        bool distributed = settings.Mode != Modes.Sequential;
+        bool distributed = settings.Mode.IsDistributed();
         var options = new TrainingOptions(settings.Epochs, settings.BatchSize, settings.Seed, settings.Patience, settings.MinDelta);
         long stepsPerEpoch = distributed
-            ? ShardBatches.StepsPerEpoch(train.Count, settings.Workers, settings.BatchSize)
+            ? ShardBatches.StepsPerEpoch(train.Count, settings.ComputeNodes, settings.BatchSize)
             : options.StepsPerEpoch(train.Count);
         var optimizerOptions = BuildOptimizerOptions(settings, stepsPerEpoch * settings.Epochs, stepsPerEpoch);
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
-            ? $"run: {settings.Mode}, {settings.Workers} {(settings.Mode == Modes.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.Workers * settings.BatchSize}, " +
+            ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
-            : $"run: {settings.Mode}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
+            : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
-        var plan = new DistributedPlan(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch, Hyperparameters(settings, normalize));
-        return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, plan);
+        var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch, Hyperparameters(settings, normalize));
+        return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, setup);
     }
 
     /// <summary>
@@ -114,7 +114,7 @@ public static class TrainRun
     /// in the "key=value;…" form of <see cref="DistSgd.Actors.Protocol.RunPlan.Hyperparameters"/>.
     /// </summary>
     public static string Hyperparameters(TrainSettings settings, string normalize) => string.Join(';',
-        $"workers={settings.Workers}",
+        $"workers={settings.ComputeNodes}",
         string.Create(CultureInfo.InvariantCulture, $"lr={settings.LearningRate:R}"),
         string.Create(CultureInfo.InvariantCulture, $"momentum={settings.Momentum:R}"),
         string.Create(CultureInfo.InvariantCulture, $"weight-decay={settings.WeightDecay:R}"),
@@ -144,12 +144,12 @@ public static class TrainRun
     }
 
     /// <summary>Writes model.bin, summary.json and the plots (metrics.csv is written after every epoch) and prints the final line.</summary>
-    public static void WriteResults(TrainSettings settings, PreparedRun run, float[] parameters, TrainingResult result,
+    public static void WriteResults(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
                                     Stopwatch clock, TextWriter console, string command = "train") =>
-        console.WriteLine(WriteResultFiles(settings, run, parameters, result, clock, command));
+        console.WriteLine(WriteResultFiles(settings, config, run, parameters, result, clock, command));
 
     /// <summary>Writes model.bin, summary.json and the plots; returns the run's final line.</summary>
-    public static string WriteResultFiles(TrainSettings settings, PreparedRun run, float[] parameters, TrainingResult result,
+    public static string WriteResultFiles(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
                                           Stopwatch clock, string command = "train")
     {
         var spec = run.Spec;
@@ -165,16 +165,16 @@ public static class TrainRun
         RunFiles.WriteSummary(settings.Out, new
         {
             Command = command,
-            settings.Mode,
+            Mode = settings.Mode.Name(),
             Data = run.Raw.Description,
             TrainSamples = run.Train.Count,
             TestSamples = run.Test.Count,
             Model = spec.ToString(),
             Parameters = run.Model.ParameterCount,
             Optimizer = run.OptimizerOptions.ToString(),
-            Workers = distributed ? settings.Workers : 1,
-            Transport = distributed ? ClusterRun.TransportOf(settings) : null,
-            GlobalBatchSize = distributed ? settings.Workers * settings.BatchSize : settings.BatchSize,
+            Workers = distributed ? settings.ComputeNodes : 1,
+            Transport = distributed ? config.TransportName : null,
+            GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
             settings.Seed,
@@ -238,18 +238,7 @@ public sealed record TrainOutcome(PreparedRun Run, float[] Parameters, TrainingR
 /// <summary>A run ready to train: its data (after preprocessing), model, θ₀ and options.</summary>
 public sealed record PreparedRun(LoadedData Raw, string Normalize, FeatureTransform Transform, Dataset Train, Dataset Test,
                                  ModelSpec Spec, string KernelsName, Model Model, float[] Parameters, TrainingOptions Options,
-                                 SgdOptions OptimizerOptions, bool Distributed, DistributedPlan Plan);
-
-/// <summary>The program's exit codes: 0 ok, 1 training failed, 2 bad usage or input.</summary>
-public static class ExitCodes
-{
-    public const int Ok = 0;
-    public const int TrainingFailed = 1;
-    public const int BadInput = 2;
-}
-
-/// <summary>A request that cannot be carried out as given; the message names the flag and what it accepts.</summary>
-public sealed class UsageException(string message) : Exception(message);
+                                 SgdOptions OptimizerOptions, bool Distributed, TrainingSetup Setup);
 
 /// <summary>Chooses the matrix kernels for a run.</summary>
 public static class KernelChoice

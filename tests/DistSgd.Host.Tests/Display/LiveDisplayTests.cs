@@ -1,11 +1,12 @@
 using DistSgd.Host.Display;
 using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 
 namespace DistSgd.Host.Tests.Display;
 
 public class LiveDisplayTests
 {
-    private static TrainSettings Settings(string outDir, string mode) =>
+    private static TrainSettings Settings(string outDir, RunMode mode) =>
         BlobsSettings.Create(outDir, mode, samples: 600, hidden: [16], epochs: 2, batchSize: 32);
 
     [Fact]
@@ -13,7 +14,7 @@ public class LiveDisplayTests
     {
         using var temp = new TempFolder();
         var console = new StringWriter();
-        var settings = Settings(temp["run"], Modes.Centralized);
+        var settings = Settings(temp["run"], RunMode.Centralized);
         var outcome = TrainRun.Train(settings, new LiveDisplay(console, settings));
         Assert.Equal(2, outcome.Result.Epochs.Count);
         string shown = console.ToString();
@@ -28,7 +29,7 @@ public class LiveDisplayTests
     public void A_redirected_console_gets_plain_lines_and_json_and_quiet_are_honoured()
     {
         using var temp = new TempFolder();
-        var settings = Settings(temp["run"], Modes.Sequential);
+        var settings = Settings(temp["run"], RunMode.Sequential);
         Assert.IsType<RunDisplay.PlainLines>(RunDisplay.Create(settings, TextWriter.Null, interactive: false));
         Assert.IsType<LiveDisplay>(RunDisplay.Create(settings, TextWriter.Null, interactive: true));
         Assert.IsType<RunDisplay.JsonLines>(RunDisplay.Create(settings with { Json = true }, TextWriter.Null, interactive: true));

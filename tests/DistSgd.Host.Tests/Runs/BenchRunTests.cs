@@ -1,6 +1,7 @@
 using System.Globalization;
 using DistSgd.Host.Results;
 using DistSgd.Host.Runs;
+using DistSgd.Host.Settings;
 using DistSgd.Host.Tests.Results;
 
 namespace DistSgd.Host.Tests.Runs;
@@ -81,7 +82,7 @@ public class BenchRunTests
     public void Bench_keeps_only_the_metrics_of_its_runs_not_their_data()
     {
         using var temp = new TempFolder();
-        var settings = BlobsSettings.Create(temp["bench"], Modes.Centralized, samples: 200, hidden: [], epochs: 1, batchSize: 16) with { Quiet = true };
+        var settings = BlobsSettings.Create(temp["bench"], RunMode.Centralized, samples: 200, hidden: [], epochs: 1, batchSize: 16) with { Quiet = true };
         var data = new List<WeakReference>();
         var aliveAtStart = new List<int>();
         var rows = BenchRun.Measure(new BenchSettings(settings, [1], 1, ["direct"]), TextWriter.Null, CancellationToken.None, train: s =>
@@ -112,7 +113,7 @@ public class BenchRunTests
     private static TrainOutcome TrainAndWatch(TrainSettings settings, List<WeakReference> data)
     {
         // Every configuration trains sequentially here: this watches what bench keeps, not what a cluster's nodes keep.
-        var outcome = TrainRun.Train(settings with { Mode = Modes.Sequential }, new DistSgd.Host.Display.RunDisplay.FinalLineOnly(TextWriter.Null));
+        var outcome = TrainRun.Train(settings with { Mode = RunMode.Sequential }, new DistSgd.Host.Display.RunDisplay.FinalLineOnly(TextWriter.Null));
         data.Add(new WeakReference(outcome.Run.Train));
         return outcome;
     }

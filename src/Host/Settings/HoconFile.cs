@@ -2,7 +2,7 @@ using Akka.Configuration;
 using Akka.Configuration.Hocon;
 using DistSgd.Actors;
 
-namespace DistSgd.Host.Runs;
+namespace DistSgd.Host.Settings;
 
 /// <summary>Reads a user's HOCON override file, with errors that name the file.</summary>
 public static class HoconFile

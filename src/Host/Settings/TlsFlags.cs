@@ -1,7 +1,7 @@
 using Akka.Configuration;
 using DistSgd.Actors.Security;
 
-namespace DistSgd.Host.Runs;
+namespace DistSgd.Host.Settings;
 
 /// <summary>
 /// The TLS flags of `train` and `node`: a PKCS#12 file with the node's key, certificate and CA certificate, and its
@@ -19,7 +19,7 @@ public sealed record TlsFlags(string? Certificate, string? Password, string? Pas
     /// The HOCON the flags stand for, or null when none was given: --tls-cert turns TLS on with that file; the password
     /// (a flag, else DISTSGD_TLS_PASSWORD) applies to it or to the certificate of --config. Errors name the flag.
     /// </summary>
-    public Config? Overrides(string mode)
+    public Config? Overrides(RunMode mode)
     {
         Validate(mode);
         var keys = new List<string>();
@@ -35,11 +35,11 @@ public sealed record TlsFlags(string? Certificate, string? Password, string? Pas
     }
 
     /// <summary>Flag combinations that cannot work: two passwords, or a certificate for a run that opens no connection.</summary>
-    public void Validate(string mode)
+    public void Validate(RunMode mode)
     {
         if (Password is not null && PasswordFile is not null)
             throw new UsageException("--tls-password and --tls-password-file: give the password one way, not both");
-        if (Certificate is not null && mode == Modes.Sequential)
+        if (Certificate is not null && mode == RunMode.Sequential)
             throw new UsageException("--tls-cert: sequential training runs in one process and opens no connection; TLS is for the distributed modes");
     }
 

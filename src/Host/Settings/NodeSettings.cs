@@ -1,4 +1,4 @@
-namespace DistSgd.Host.Runs;
+namespace DistSgd.Host.Settings;
 
 /// <summary>
 /// How `distsgd node` places this process in a cluster (the run itself is a <see cref="TrainSettings"/>, described

@@ -1,0 +1,102 @@
+using DistSgd.Numerics.Models;
+
+namespace DistSgd.Host.Settings;
+
+/// <summary>Everything `distsgd train` was asked to do, validated by the command line before it gets here.</summary>
+public sealed record TrainSettings
+{
+    public required RunMode Mode { get; init; }
+    public required DataRequest Data { get; init; }
+    public required ModelKind Model { get; init; }
+    public required int[] Hidden { get; init; }
+    public required Activation Activation { get; init; }
+    public required int Epochs { get; init; }
+    public required int BatchSize { get; init; }
+    public required double LearningRate { get; init; }
+    public required double Momentum { get; init; }
+    public required double WeightDecay { get; init; }
+    public required string Schedule { get; init; }
+    public required int Seed { get; init; }
+    public required int Patience { get; init; }
+    public required double MinDelta { get; init; }
+    public required string Normalize { get; init; }
+    public required int Threads { get; init; }
+    public required string Out { get; init; }
+    public required bool Quiet { get; init; }
+
+    /// <summary>--json: one JSON object per epoch on standard output instead of text.</summary>
+    public bool Json { get; init; }
+
+    /// <summary>
+    /// --workers: the nodes that compute gradients, one shard each: workers (centralized) or peers (decentralized).
+    /// The master is not one of them.
+    /// </summary>
+    public int ComputeNodes { get; init; } = 1;
+
+    /// <summary>--threads-per-worker: matrix-kernel threads of each compute node (worker or peer).</summary>
+    public int ThreadsPerComputeNode { get; init; } = 1;
+
+    /// <summary>A HOCON file whose keys override the defaults on every node, or null.</summary>
+    public string? ConfigFile { get; init; }
+
+    /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
+    public string? Transport { get; init; }
+
+    /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
+    public string? Resume { get; init; }
+
+    /// <summary>--checkpoint-every-steps, or null to keep distsgd.checkpoint.every-steps (0 = off).</summary>
+    public long? CheckpointEverySteps { get; init; }
+
+    /// <summary>--checkpoint-every-seconds, or null to keep distsgd.checkpoint.every-seconds (0 = off).</summary>
+    public double? CheckpointEverySeconds { get; init; }
+
+    /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
+    public TlsFlags Tls { get; init; } = TlsFlags.None;
+}
+
+/// <summary>How a run trains: --mode, parsed once by the command line.</summary>
+public enum RunMode
+{
+    /// <summary>One process, one model.</summary>
+    Sequential,
+
+    /// <summary>A master (cluster singleton) and worker nodes.</summary>
+    Centralized,
+
+    /// <summary>Equal peer nodes, each with its own replica.</summary>
+    Decentralized,
+}
+
+/// <summary>
+/// The names of <see cref="RunMode"/>: the values of --mode, and how a mode is written wherever a user reads it
+/// (the run's lines, summary.json, bench.csv, a checkpoint's run identity).
+/// </summary>
+public static class RunModes
+{
+    /// <summary>The values of --mode, in the order its help and its errors list them.</summary>
+    public static readonly string[] Names = [Name(RunMode.Centralized), Name(RunMode.Decentralized), Name(RunMode.Sequential)];
+
+    /// <summary>The mode's name on the command line ("centralized").</summary>
+    public static string Name(this RunMode mode) => mode switch
+    {
+        RunMode.Sequential => "sequential",
+        RunMode.Centralized => "centralized",
+        RunMode.Decentralized => "decentralized",
+        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
+    };
+
+    /// <summary>The mode a --mode value names; the command line has already refused any other value.</summary>
+    public static RunMode Parse(string name)
+    {
+        foreach (var mode in Enum.GetValues<RunMode>())
+        {
+            if (mode.Name() == name)
+                return mode;
+        }
+        throw new UsageException($"--mode: expected one of {string.Join(", ", Names)}, found '{name}'");
+    }
+
+    /// <summary>True for the modes that run on a cluster.</summary>
+    public static bool IsDistributed(this RunMode mode) => mode != RunMode.Sequential;
+}
