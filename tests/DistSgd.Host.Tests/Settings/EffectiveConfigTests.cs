@@ -9,10 +9,7 @@ public class EffectiveConfigTests
     public void Transport_flag_wins_over_the_config_file()
     {
         using var temp = new TempFolder();
-        string file = temp["overrides.conf"];
-        File.WriteAllText(file, "distsgd.transport = akka\ndistsgd.step-timeout = 7s\n");
-        var settings = BlobsSettings.Create(temp["run"], RunMode.Centralized, samples: 100, hidden: [], epochs: 1, batchSize: 8)
-            with { ConfigFile = file, Transport = "direct" };
+        var settings = WithConfigFile(temp, "distsgd.transport = akka\ndistsgd.step-timeout = 7s\n") with { Transport = "direct" };
 
         var config = EffectiveConfig.Load(settings);
 
@@ -37,14 +34,19 @@ public class EffectiveConfigTests
     public void A_misspelt_key_fails_naming_the_file_and_the_key()
     {
         using var temp = new TempFolder();
-        string file = temp["typo.conf"];
-        File.WriteAllText(file, "distsgd.step-timout = 7s\n");
-        var settings = BlobsSettings.Create(temp["run"], RunMode.Centralized, samples: 100, hidden: [], epochs: 1, batchSize: 8)
-            with { ConfigFile = file };
+        var settings = WithConfigFile(temp, "distsgd.step-timout = 7s\n");
 
         var error = Assert.Throws<UsageException>(() => EffectiveConfig.Load(settings));
 
-        Assert.Contains(file, error.Message);
+        Assert.Contains(settings.ConfigFile!, error.Message);
         Assert.Contains("distsgd.step-timout", error.Message);
+    }
+
+    /// <summary>A small centralized run's settings with a --config file holding <paramref name="text"/>.</summary>
+    private static TrainSettings WithConfigFile(TempFolder temp, string text)
+    {
+        string file = temp["overrides.conf"];
+        File.WriteAllText(file, text);
+        return BlobsSettings.Create(temp["run"], RunMode.Centralized, samples: 100, hidden: [], epochs: 1, batchSize: 8) with { ConfigFile = file };
     }
 }
