@@ -49,7 +49,7 @@ public static class ClusterRun
         bool decentralized = settings.Mode == RunMode.Decentralized;
         long frame = setup.FrameSize(settings.Mode);
         var roles = NodeRoles(settings, config.DistSgd);
-        var tls = config.NodeTls(settings, output);
+        var tls = config.TlsIdentity(settings, output);
         string members = decentralized ? $"{settings.ComputeNodes} peers" : $"1 master, {settings.ComputeNodes} workers";
         output.WriteLine($"cluster: starting {roles.Count} nodes on 127.0.0.1 ({members}), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(config.DistSgd)}");
         // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.

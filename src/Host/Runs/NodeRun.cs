@@ -149,7 +149,7 @@ public static class NodeRun
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a port is opened.
         var config = EffectiveConfig.Load(settings);
         // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.
-        var tls = config.NodeTls(settings, node.PrintConfig ? TextWriter.Null : output);
+        var tls = config.TlsIdentity(settings, node.PrintConfig ? TextWriter.Null : output);
         var seeds = node.SeedNodes.Select(s => ParseSeedNode(s, tls is not null)).ToList();
         var distsgd = config.DistSgd;
         var roleNames = node.Roles.Select(r => r switch

@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using DistSgd.Actors;
 using DistSgd.Actors.Steps;
 using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
@@ -66,7 +65,7 @@ public static class RunCheckpoints
     }
 
     /// <summary>When checkpoints are written: distsgd.checkpoint.* of the configuration, with the --checkpoint-* flags over them.</summary>
-    public static (CheckpointSchedule Schedule, int Keep) Schedule(TrainSettings settings, EffectiveConfig config)
+    private static (CheckpointSchedule Schedule, int Keep) Schedule(TrainSettings settings, EffectiveConfig config)
     {
         var checkpoint = config.Checkpoint;
         return (new CheckpointSchedule(settings.CheckpointEverySteps ?? checkpoint.EverySteps,

@@ -50,9 +50,9 @@ public sealed class EffectiveConfig
     }
 
     /// <summary>The node's TLS identity from the --tls-* flags or --config (null: plain TCP), said on <paramref name="output"/>.</summary>
-    public NodeTls? NodeTls(TrainSettings settings, TextWriter output)
+    public NodeTls? TlsIdentity(TrainSettings settings, TextWriter output)
     {
-        var tls = Overrides is null ? null : Actors.Security.NodeTls.FromConfig(Overrides);
+        var tls = Overrides is null ? null : NodeTls.FromConfig(Overrides);
         settings.Tls.CheckUsed(tls is not null);
         if (tls is not null)
             output.WriteLine($"tls: on, certificate {tls.Certificate.Subject} from {tls.Path}, peers must chain to {tls.Authorities[0].Subject}");
