@@ -303,8 +303,8 @@ public static class DistSgdCommandLine
         var runId = new Option<string>("--run-id") { Description = "The run's id, the same on every node (a decentralized run's topic is named after it).", DefaultValueFactory = _ => "distsgd" };
         var printConfig = new Option<bool>("--print-config") { Description = "Print the effective configuration (distsgd.* and the Akka remoting and cluster keys) and exit." };
         port.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 65535, "a port from 0 to 65535"));
-        roles.Validators.Add(r => Check<string>(r, v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).All(NodeRoles.All.Contains),
-                                                  $"comma-separated roles among {string.Join(", ", NodeRoles.All)}"));
+        roles.Validators.Add(r => Check<string>(r, v => v.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).All(NodeRoles.Names.Contains),
+                                                  $"comma-separated roles among {string.Join(", ", NodeRoles.Names)}"));
         joinTimeout.Validators.Add(r => Check<double?>(r, v => v is > 0 and <= 86_400, "a number of seconds > 0"));
         runId.Validators.Add(r => Check<string>(r, v => v.Length is > 0 and <= 64 && v.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
                                                 "1 to 64 letters, digits, '-' or '_'"));
@@ -317,9 +317,10 @@ public static class DistSgdCommandLine
         {
             var settings = flags.Read(p);
             string roleText = p.GetValue(roles)!;
-            var roleList = roleText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct().ToList();
+            var roleList = roleText.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Distinct()
+                                   .Select(NodeRoles.Parse).ToList();
             if (roleList.Count == 0)
-                roleList.Add(settings.Mode == RunMode.Decentralized ? NodeRoles.Peer : NodeRoles.Worker);
+                roleList.Add(settings.Mode == RunMode.Decentralized ? NodeRole.Peer : NodeRole.Worker);
             var node = new NodeSettings
             {
                 Host = p.GetValue(host)!,

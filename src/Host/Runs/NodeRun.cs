@@ -58,16 +58,16 @@ public static class NodeRun
         => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();
 
     /// <summary>Checks that the roles fit the mode; the message names the flag.</summary>
-    public static void CheckRoles(RunMode mode, IReadOnlyList<string> roles)
+    public static void CheckRoles(RunMode mode, IReadOnlyList<NodeRole> roles)
     {
         if (mode == RunMode.Sequential)
             throw new UsageException("--mode: a node takes part in a centralized or decentralized run; sequential training runs in one process (distsgd train --mode sequential)");
         if (roles.Count == 0)
-            throw new UsageException($"--roles: expected one or more of {string.Join(", ", NodeRoles.All)}, found none");
-        if (mode == RunMode.Decentralized && roles.Any(r => r != NodeRoles.Peer))
-            throw new UsageException($"--roles: a decentralized node holds the role peer only, found '{string.Join(',', roles)}'");
-        if (mode == RunMode.Centralized && roles.Contains(NodeRoles.Peer))
-            throw new UsageException($"--roles: a centralized node holds master, worker or both, found '{string.Join(',', roles)}' (peer is for --mode decentralized)");
+            throw new UsageException($"--roles: expected one or more of {string.Join(", ", NodeRoles.Names)}, found none");
+        if (mode == RunMode.Decentralized && roles.Any(r => r != NodeRole.Peer))
+            throw new UsageException($"--roles: a decentralized node holds the role peer only, found '{NodeRoles.Describe(roles)}'");
+        if (mode == RunMode.Centralized && roles.Contains(NodeRole.Peer))
+            throw new UsageException($"--roles: a centralized node holds master, worker or both, found '{NodeRoles.Describe(roles)}' (peer is for --mode decentralized)");
     }
 
     /// <summary>
@@ -154,8 +154,8 @@ public static class NodeRun
         var distsgd = config.DistSgd;
         var roleNames = node.Roles.Select(r => r switch
         {
-            NodeRoles.Master => distsgd.MasterRole,
-            NodeRoles.Worker => distsgd.WorkerRole,
+            NodeRole.Master => distsgd.MasterRole,
+            NodeRole.Worker => distsgd.WorkerRole,
             _ => distsgd.PeerRole,
         }).Distinct().ToList();
 
@@ -196,7 +196,7 @@ public static class NodeRun
             }
             else
             {
-                output.WriteLine($"cluster: {cluster.SelfAddress} ({string.Join(", ", node.Roles)}) joining through {string.Join(", ", seedNodes)}");
+                output.WriteLine($"cluster: {cluster.SelfAddress} ({NodeRoles.Describe(node.Roles, ", ")}) joining through {string.Join(", ", seedNodes)}");
             }
             var joined = await Task.WhenAny(up.Task, Task.Delay(joinTimeout, cancellation).ContinueWith(_ => { }, TaskScheduler.Default));
             if (joined != up.Task)
@@ -230,7 +230,7 @@ public static class NodeRun
                                              CancellationToken cancellation)
     {
         bool decentralized = settings.Mode == RunMode.Decentralized;
-        bool hostsMaster = !decentralized && node.Roles.Contains(NodeRoles.Master);
+        bool hostsMaster = !decentralized && node.Roles.Contains(NodeRole.Master);
         var plan = run.Setup.ToRunPlan(node.RunId, settings);
         // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
         var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, config, run, output) : null;

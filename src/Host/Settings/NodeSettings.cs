@@ -18,8 +18,8 @@ public sealed record NodeSettings
     /// <summary>Seed node addresses (akka.tcp://distsgd@host:port); empty = this node starts a new cluster.</summary>
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
-    /// <summary>The roles this node holds: master, worker, peer (the CLI names, mapped to distsgd.roles.*).</summary>
-    public required IReadOnlyList<string> Roles { get; init; }
+    /// <summary>The roles this node holds (mapped to distsgd.roles.* in the node's configuration).</summary>
+    public required IReadOnlyList<NodeRole> Roles { get; init; }
 
     /// <summary>How long to try joining the cluster through the seed nodes before giving up; null = distsgd.start-timeout.</summary>
     public TimeSpan? JoinTimeout { get; init; }
@@ -31,11 +31,34 @@ public sealed record NodeSettings
     public required string RunId { get; init; }
 }
 
-/// <summary>The values of --roles.</summary>
+/// <summary>A role a `distsgd node` holds (--roles), parsed once by the command line.</summary>
+public enum NodeRole
+{
+    /// <summary>May host the master (centralized): the singleton runs on the oldest such node.</summary>
+    Master,
+
+    /// <summary>Computes gradients for the master (centralized).</summary>
+    Worker,
+
+    /// <summary>Holds a replica and all-gathers with the other peers (decentralized).</summary>
+    Peer,
+}
+
+/// <summary>The names of <see cref="NodeRole"/>: the values of --roles, and how a role is written in the node's lines.</summary>
 public static class NodeRoles
 {
-    public const string Master = "master";
-    public const string Worker = "worker";
-    public const string Peer = "peer";
-    public static readonly string[] All = [Master, Worker, Peer];
+    private static readonly FlagValues<NodeRole> Values = new("--roles", "comma-separated roles among",
+        [(NodeRole.Master, "master"), (NodeRole.Worker, "worker"), (NodeRole.Peer, "peer")]);
+
+    /// <summary>The values of --roles, in the order its help and its errors list them.</summary>
+    public static string[] Names => Values.Names;
+
+    /// <summary>The role's name on the command line ("worker").</summary>
+    public static string Name(this NodeRole role) => Values.Name(role);
+
+    /// <summary>The role a --roles entry names; the command line has already refused any other value.</summary>
+    public static NodeRole Parse(string name) => Values.Parse(name);
+
+    /// <summary>"master,worker": the roles as --roles takes them.</summary>
+    public static string Describe(IEnumerable<NodeRole> roles, string separator = ",") => string.Join(separator, roles.Select(Name));
 }

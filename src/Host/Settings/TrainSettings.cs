@@ -74,28 +74,17 @@ public enum RunMode
 /// </summary>
 public static class RunModes
 {
+    private static readonly FlagValues<RunMode> Values = new("--mode", "one of",
+        [(RunMode.Centralized, "centralized"), (RunMode.Decentralized, "decentralized"), (RunMode.Sequential, "sequential")]);
+
     /// <summary>The values of --mode, in the order its help and its errors list them.</summary>
-    public static readonly string[] Names = [Name(RunMode.Centralized), Name(RunMode.Decentralized), Name(RunMode.Sequential)];
+    public static string[] Names => Values.Names;
 
     /// <summary>The mode's name on the command line ("centralized").</summary>
-    public static string Name(this RunMode mode) => mode switch
-    {
-        RunMode.Sequential => "sequential",
-        RunMode.Centralized => "centralized",
-        RunMode.Decentralized => "decentralized",
-        _ => throw new ArgumentOutOfRangeException(nameof(mode), mode, null),
-    };
+    public static string Name(this RunMode mode) => Values.Name(mode);
 
     /// <summary>The mode a --mode value names; the command line has already refused any other value.</summary>
-    public static RunMode Parse(string name)
-    {
-        foreach (var mode in Enum.GetValues<RunMode>())
-        {
-            if (mode.Name() == name)
-                return mode;
-        }
-        throw new UsageException($"--mode: expected one of {string.Join(", ", Names)}, found '{name}'");
-    }
+    public static RunMode Parse(string name) => Values.Parse(name);
 
     /// <summary>True for the modes that run on a cluster.</summary>
     public static bool IsDistributed(this RunMode mode) => mode != RunMode.Sequential;
