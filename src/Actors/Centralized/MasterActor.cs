@@ -47,8 +47,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     private readonly ParticipantTracker<IActorRef> _tracker;
     private readonly PartitionSide _side = new();
     private readonly MasterStep _step;
-    /// <summary>Made in PreStart: Akka sets <see cref="Timers"/> after the constructor.</summary>
-    private StepLoop _loop = null!;
 
     public MasterActor(MasterSetup setup)
     {
@@ -74,7 +72,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
 
     protected override void PreStart()
     {
-        _loop = _step.Loop = new StepLoop(_replica, _step, Timers, _settings.StepTimeout);
+        _step.UseTimers(Timers);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         Timers.StartSingleTimer(nameof(StartTimedOut), new StartTimedOut(), _settings.StartTimeout);
@@ -165,7 +163,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         Receive<ClusterEvent.IClusterDomainEvent>(m =>
         {
             if (Membership(m) is { } change && (change.Cause is not null || change.Regained.Count > 0) && _replica.IsRunning)
-                _loop.Begin();
+                _step.Loop.Begin();
         });
     }
 
@@ -173,7 +171,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     private void UnderWay()
     {
         Receive<GradientReply>(m => _step.Offer(m, Sender));
-        Receive<StepLoop.StepTimedOut>(m => _loop.HandleTimeout(m));
+        Receive<StepLoop.StepTimedOut>(m => _step.Loop.HandleTimeout(m));
         Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
         Receive<RegisterWorker>(HandleRegisterUnderWay);
         Receive<JoinAccepted>(HandleJoinUnderWay);
@@ -248,7 +246,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         _step.Started();
         Become(Stepping);
         _replica.Start();
-        _loop.Begin();
+        _step.Loop.Begin();
     }
 
     /// <summary>A worker that registers while the run is under way (a new node, a restarted one) is invited; it takes part from the next epoch.</summary>

@@ -64,8 +64,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         }
     }
 
-    /// <summary>Made by the master once its timers exist; <see cref="IStepExchange.AskAgain"/> begins the step again through it.</summary>
-    public StepLoop Loop { get; set; } = null!;
+    /// <summary>The step loop over this exchange; made by <see cref="UseTimers"/>.</summary>
+    public StepLoop Loop { get; private set; } = null!;
+
+    /// <summary>Makes the <see cref="Loop"/> once the master's timers exist (Akka sets them after the constructor).</summary>
+    public void UseTimers(ITimerScheduler timers) => Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
 
     /// <summary>True when payloads go over the data plane (distsgd.transport = direct).</summary>
     public bool UsesDataPlane => _dataPlane is not null;
