@@ -136,4 +136,17 @@ public class StepLoopTests
         loop.HandleTimeout(new StepLoop.StepTimedOut(0));
         Assert.DoesNotContain(exchange.Calls, c => c.StartsWith("ask again") || c.StartsWith("fail"));
     }
+
+    [Fact]
+    public void A_non_finite_gradient_is_an_answer_the_step_is_not_asked_again_for()
+    {
+        var (loop, exchange, gather, replica, _) = Make();
+        loop.Begin();
+        var nan = Reply(0, 0) with { Gradient = Enumerable.Repeat(float.NaN, replica.Parameters.Length).ToArray() };
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(nan));
+        loop.HandleTimeout(new StepLoop.StepTimedOut(0));
+
+        Assert.DoesNotContain(exchange.Calls, c => c.StartsWith("ask again"));
+        Assert.Contains(exchange.Calls, c => c.StartsWith("fail") && c.Contains("diverged", StringComparison.OrdinalIgnoreCase));
+    }
 }
