@@ -177,7 +177,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
-            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
+            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
         }
 
         Receive<SubscribeAck>(HandleSubscribed);
