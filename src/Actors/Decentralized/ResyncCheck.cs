@@ -1,7 +1,7 @@
 using System.Numerics.Tensors;
-using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Steps;
 
-namespace DistSgd.Actors.Steps;
+namespace DistSgd.Actors.Decentralized;
 
 /// <summary>
 /// A peer's rules for a <see cref="ReplicaResync"/>, which overwrites its whole replica: it is applied only when it
