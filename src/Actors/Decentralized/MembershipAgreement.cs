@@ -38,6 +38,7 @@ public sealed class MembershipAgreement
     private readonly SortedSet<int> _participants;
     private readonly SortedSet<int> _lost = new();
     private readonly Dictionary<int, MembershipReport> _reports = new();
+    private readonly SortedSet<int> _reportedFor = new();
 
     /// <param name="participants">The participants before the loss (this peer included).</param>
     public MembershipAgreement(IEnumerable<int> participants, int self)
@@ -67,6 +68,26 @@ public sealed class MembershipAgreement
 
     /// <summary>The latest report of <paramref name="nodeId"/>, whatever its lost set; null before any.</summary>
     public MembershipReport? ReportOf(int nodeId) => _reports.GetValueOrDefault(nodeId);
+
+    /// <summary>True when this peer has not reported for its current lost set yet.</summary>
+    public bool OwnReportDue => !_reportedFor.SetEquals(_lost);
+
+    /// <summary>
+    /// Whether this peer may report now: at once, except while its open step (<paramref name="openStep"/>, whose gather
+    /// still waits for <paramref name="waitingFor"/>; null when it gathers nothing) waits for the share of a survivor
+    /// that has sent it (for at most the report grace): one that has not reported yet, or reported this step open or a
+    /// later one. A survivor that reported an earlier open step never sends one for this step before the agreement.
+    /// </summary>
+    public bool MayReport(bool graceOver, IReadOnlyCollection<int>? waitingFor, long openStep) =>
+        graceOver || waitingFor is null || !Survivors.Any(s => waitingFor.Contains(s) && !(ReportOf(s)?.OpenStep < openStep));
+
+    /// <summary>Records this peer's own report for the current lost set (offered like any other survivor's).</summary>
+    public void Reported(MembershipReport own)
+    {
+        _reportedFor.Clear();
+        _reportedFor.UnionWith(_lost);
+        Offer(own);
+    }
 
     /// <summary>Adds suspects; true when the lost set grew (this peer must report again).</summary>
     public bool Suspect(IEnumerable<int> nodeIds)

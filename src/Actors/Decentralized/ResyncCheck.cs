@@ -7,10 +7,25 @@ namespace DistSgd.Actors.Decentralized;
 /// A peer's rules for a <see cref="ReplicaResync"/>, which overwrites its whole replica: it is applied only when it
 /// is for this run, from the source the hash round agreed on, of the replica's shape and finite. Anything else is
 /// dropped and counted; a peer that never gets a good one fails at distsgd.step-timeout, as when none arrives.
+/// A resync may arrive before this peer's hash round of that epoch is over: it is held until then.
 /// </summary>
 public sealed class ResyncCheck
 {
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
+    private readonly Dictionary<(int Epoch, int Source), ReplicaResync> _held = new();
+
+    /// <summary>Holds a resync whose epoch's hash round has not finished here (the latest from a source wins).</summary>
+    public void Hold(ReplicaResync message) => _held[(message.Epoch, message.SourceNodeId)] = message;
+
+    /// <summary>The held resync of <paramref name="epoch"/> from <paramref name="source"/>, taken out; null when none came.</summary>
+    public ReplicaResync? TakeHeld(int epoch, int source) => _held.Remove((epoch, source), out var held) ? held : null;
+
+    /// <summary>Forgets the held resyncs of <paramref name="epoch"/> and earlier: that hash round is over.</summary>
+    public void ForgetThrough(int epoch)
+    {
+        foreach (var key in _held.Keys.Where(k => k.Epoch <= epoch).ToList())
+            _held.Remove(key);
+    }
 
     /// <summary>Resyncs dropped so far, by reason.</summary>
     public IReadOnlyDictionary<GatherOutcome, long> Dropped => _dropped;

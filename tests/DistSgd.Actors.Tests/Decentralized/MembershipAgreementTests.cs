@@ -98,6 +98,25 @@ public class MembershipAgreementTests
         Assert.Null(agreement.TryDecide());
     }
 
+    [Fact]
+    public void A_peer_reports_once_per_lost_set_and_not_while_its_step_waits_for_a_survivor_that_sent_its_share()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2, 3], self: 0);
+        agreement.Suspect([3]);
+        Assert.True(agreement.OwnReportDue);
+        // Step 5 still waits for node 2, which has not reported: its share may be on the way.
+        Assert.False(agreement.MayReport(graceOver: false, waitingFor: [2], openStep: 5));
+        Assert.True(agreement.MayReport(graceOver: true, waitingFor: [2], openStep: 5));
+        Assert.True(agreement.MayReport(graceOver: false, waitingFor: null, openStep: 5));   // gathers nothing
+        agreement.Offer(Report(2, [3], 3, [0, 1, 2, 3], 4, [0, 1, 2]));                     // node 2 is a step behind
+        Assert.True(agreement.MayReport(graceOver: false, waitingFor: [2], openStep: 5));
+
+        agreement.Reported(Report(0, [3], 4, [0, 1, 2, 3], 5, [0, 1]));
+        Assert.False(agreement.OwnReportDue);
+        agreement.Offer(Report(1, [2, 3], 4, [0, 1, 2, 3], 5, [0, 1]));                     // the lost set grows
+        Assert.True(agreement.OwnReportDue);
+    }
+
     [Theory]
     [InlineData(new[] { 0, 1, 2 }, new[] { 0, 1 }, true)]
     [InlineData(new[] { 0, 1, 2 }, new[] { 1, 2 }, true)]
