@@ -87,10 +87,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly StepUndo _undo;
     private readonly OpenStep _open = new();
 
-    // The direct data plane (distsgd.transport = direct): shares travel over TCP, not the topic.
-    private readonly DirectDataPlane? _direct;
-    /// <summary>Two arrays for this peer's own gradient: the last applied step's share stays intact while the next is computed.</summary>
-    private readonly float[][] _ownGradients;
+    private readonly ShareExchange _shares;
 
     private readonly HashRound _hashRound = new();
     private readonly ResyncCheck _resyncCheck = new();
@@ -101,7 +98,6 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly SortedSet<int> _deferredSuspects = new();
 
     private IReadOnlyDictionary<string, int> _nodeIds = new Dictionary<string, int>();
-    private IReadOnlyDictionary<int, string> _peerEndpoints = new Dictionary<int, string>();
     private int _nodeId = -1;
     private ProgressMeter? _meter;
     private ShardBatches? _batches;
@@ -140,13 +136,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _targets = new float[_plan.BatchSizePerWorker];
         _undo = new StepUndo(_parameters.Length, _optimizer.State.Velocity.Length);
         _stepsPerEpoch = _plan.StepsPerEpoch;
-        _ownGradients = [];
-        if (_settings.Transport == PayloadTransport.Direct)
-        {
-            var self = Self;
-            _ownGradients = [new float[_parameters.Length], new float[_parameters.Length]];
-            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
-        }
+        var self = Self;
+        var direct = _settings.Transport != PayloadTransport.Direct ? null
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
+        _shares = new ShareExchange(_mediator, _topic, direct, _parameters.Length);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
         Become(() => Joining(barrier));
     }
@@ -182,7 +175,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_checkpointOnStop && _nodeId == _participants.Min)
             _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
         Cluster.Get(Context.System).Unsubscribe(Self);
-        _direct?.Dispose();
+        _shares.Dispose();
     }
 
     // ---- behaviours ---------------------------------------------------------------------------------
@@ -346,7 +339,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     // ---- start barrier ------------------------------------------------------------------------------
 
-    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _direct?.Endpoint ?? ""));
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _shares.Endpoint));
 
     /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
     /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>
@@ -366,10 +359,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
                      string.Join("; ", _plan.Differences(message.Plan, "here", $"at {message.NodeAddress}")));
             return false;
         }
-        if ((_direct is null) != (message.DataEndpoint.Length == 0))
+        if (_shares.IsDirect == (message.DataEndpoint.Length == 0))
         {
             mismatch($"the peer at {message.NodeAddress} uses the {(message.DataEndpoint.Length == 0 ? "akka" : "direct")} transport, this peer " +
-                     $"the {(_direct is null ? "akka" : "direct")} one (distsgd.transport must be the same on every peer)");
+                     $"the {(_shares.IsDirect ? "direct" : "akka")} one (distsgd.transport must be the same on every peer)");
             return false;
         }
         message.Peer.Tell(new PeerReadyAck(_plan.RunId, _selfAddress));
@@ -389,7 +382,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Timers.Cancel(nameof(StartTimedOut));
         _nodeIds = passed.NodeIds;
         _participants.UnionWith(passed.NodeIds.Values);
-        _peerEndpoints = passed.Endpoints;
+        _shares.Connect(passed.Endpoints);
         _nodeId = passed.NodeIdOf(_selfAddress);
         _batches = new ShardBatches(_setup.Train, _nodeId, _setup.PeerCount, _plan.BatchSizePerWorker, _plan.Seed);
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _nodeId, _setup.PeerCount, _selfAddress, _batches.ShardSize);
@@ -417,7 +410,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _open.Retries = 0;
         _open.OwnShare = ComputeShare();
         SendShare(_open.OwnShare);
-        if (_direct is not null)
+        if (_shares.IsDirect)
             _buffer.Offer(_open.OwnShare);   // the topic hands a peer its own share; the data plane does not
         Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
         if (_deferredSuspects.Count > 0)
@@ -438,41 +431,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         int rows = _batches!.Gather(_epoch, _stepInEpoch, _features, _targets);
         if (rows == 0)
             return new GradientShare(_plan.RunId, _step, _nodeId, 0, 0, 0, []);
-        // Over the topic, a fresh array per share: the mediator hands it to remoting, which serializes it later on
-        // another thread. Over the data plane, one reused array: the sends copy it into the kernel before they
-        // return, and this peer's step buffer lets go of it when the step finishes, before the next share is computed.
-        var gradient = _direct is null ? new float[_parameters.Length] : _undo.Uses(_ownGradients[0]) ? _ownGradients[1] : _ownGradients[0];
+        var gradient = _shares.GradientArray(_undo);
         float loss = _model.LossAndGradient(_parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         return new GradientShare(_plan.RunId, _step, _nodeId, rows, (double)loss * rows,
                                  Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
-    /// <summary>
-    /// This peer's share to every other participant: published on the topic, or sent to every data endpoint in node-id
-    /// order. A peer that cannot be reached is not forgotten here: its own
-    /// reader sees the connection close and stops waiting for this one.
-    /// </summary>
-    private void SendShare(GradientShare share)
-    {
-        if (_direct is null)
-        {
-            Publish(share);
-            _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(share) * (_participants.Count - 1);
-            return;
-        }
-        var header = new FrameHeader(FrameKind.GradientShare, 0, share.Step, share.NodeId, _epoch, _stepInEpoch,
-                                     share.SampleCount, share.LossSum, share.ComputeSeconds, 0);
-        foreach (var (nodeId, endpoint) in _peerEndpoints)
-        {
-            if (nodeId == _nodeId || !_participants.Contains(nodeId))
-                continue;
-            if (_direct.Send(endpoint, header, share.Gradient))
-                _epochTotals.BytesSent += FrameHeader.Size + (long)share.Gradient.Length * sizeof(float);
-            else
-                _log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, nodeId, endpoint);
-        }
-    }
+    private void SendShare(GradientShare share) =>
+        _epochTotals.BytesSent += _shares.Send(share, _epoch, _stepInEpoch, _nodeId, _participants, (node, endpoint) =>
+            _log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
 
     private void OfferShare(GradientShare share)
     {
@@ -494,10 +462,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
                 return;
             }
             _log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", _step, _settings.StepTimeout);
-            if (_direct is null)
-                Publish(_open.OwnShare!);
-            else
-                SendShare(_open.OwnShare!);
+            SendShare(_open.OwnShare!);
             Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
             return;
         }
@@ -527,7 +492,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _undo.Capture(_parameters, _optimizer.State);
         var outcome = StepUpdate.Apply(gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
         // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
-        _undo.Applied(gather.Step, gather.Replies, _direct is null ? null : ReturnFrameArray);
+        _undo.Applied(gather.Step, gather.Replies, _shares.Release);
         if (outcome.Divergence is not null)
         {
             Fail(outcome.Divergence);
@@ -536,12 +501,6 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
         return true;
-    }
-
-    private void ReturnFrameArray(float[] gradient)
-    {
-        if (!ReferenceEquals(gradient, _ownGradients[0]) && !ReferenceEquals(gradient, _ownGradients[1]))
-            _direct!.Return(gradient);
     }
 
     // ---- epoch end: hash round, repair, stop rule ---------------------------------------------------
@@ -666,8 +625,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         var test = lead ? _setup.Test : null;
         var score = test is not null ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
         var metrics = _epochTotals.ToMetrics(_epoch, _step - _skippedSteps, score, test is { IsClassification: true },
-                                             DroppedTotal + (_direct?.BadFrames ?? 0),
-                                             DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _direct?.BadFrames ?? 0, _droppedOther));
+                                             DroppedTotal + (_shares.BadFrames),
+                                             DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _shares.BadFrames, _droppedOther));
         _epochs.Add(metrics);
         if (lead)
             _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
@@ -691,7 +650,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         Become(Finished);
         Timers.CancelAll();
-        _direct?.Dispose();
+        _shares.Dispose();
         _mediator.Tell(new Unsubscribe(_topic, Self));
         _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _nodeId, _plan.RunId, _epochs.Count, reason, ReplicaCheck.Short(hash));
         _setup.Reporter.Tell(new PeerFinished(_nodeId, (float[])_parameters.Clone(), hash));
@@ -704,7 +663,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         Become(Finished);
         Timers.CancelAll();
-        _direct?.Dispose();
+        _shares.Dispose();
         _log.Error("run {0} failed on peer {1}: {2}", _plan.RunId, _nodeId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
     }
@@ -797,17 +756,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private void AdvanceAgreement(PeerLossRound round)
     {
         var agreement = round.Agreement;
-        if (agreement.SelfExcluded)
+        if (agreement.Problem() is { } problem)
         {
-            Fail($"the other peers count this peer (node {_nodeId}) as lost (unreachable, or silent past distsgd.step-timeout) " +
-                 "and go on without it; it stops here");
-            return;
-        }
-        if (!agreement.HasQuorum)
-        {
-            Fail($"this peer reaches only {agreement.Survivors.Count()} of the run's {agreement.Participants.Count} peers " +
-                 $"(nodes {string.Join(", ", agreement.Survivors)}; lost {string.Join(", ", agreement.Lost)}): on the minority side " +
-                 "of a partition it stops, so that only the majority trains on and writes the results");
+            Fail(problem);
             return;
         }
         var gather = _buffer.Gather;
@@ -851,9 +802,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _participants.ExceptWith(decision.Lost);
         _deferredSuspects.ExceptWith(decision.Lost);
         _reshard = true;
-        string text = $"peers {string.Join(", ", decision.Lost)} lost: {decision.Survivors.Count} peers go on " +
-                      $"(nodes {string.Join(", ", decision.Survivors)}); step {decision.Step} uses the shares of nodes " +
-                      $"{string.Join(", ", decision.Senders)}" + (decision.RolledBack.Count > 0 ? $", redone by nodes {string.Join(", ", decision.RolledBack)}" : "");
+        string text = decision.Describe();
         _log.Warning(text);
         if (_nodeId == _participants.Min)
             _setup.Reporter.Tell(new RunProgress.Note(text));
