@@ -1,5 +1,6 @@
 using Akka.Actor;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors.Centralized;
 
@@ -53,7 +54,12 @@ public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) :
 /// −1 keeps the shard of its <see cref="JoinRun"/>.</param>
 /// <param name="ShardCount">How many shards the training set is cut into in this epoch (the epoch's participants).</param>
 public sealed record ComputeGradient(string RunId, long Step, int Epoch, int StepInEpoch, float[] Parameters,
-                                     int ShardIndex = -1, int ShardCount = 0) : IDistSgdMessage;
+                                     int ShardIndex = -1, int ShardCount = 0) : IDistSgdMessage
+{
+    /// <summary>The request a data-plane frame carries (<see cref="FrameDecoder"/>): the frame's sample count is the shard count.</summary>
+    public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
+        new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount);
+}
 
 /// <summary>
 /// Worker → master: the mean gradient over <paramref name="SampleCount"/> samples of its batch (empty
@@ -63,6 +69,10 @@ public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int
                                    double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
 {
     int IGradientContribution.Participant => WorkerIndex;
+
+    /// <summary>The reply a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
+    public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
+        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values);
 }
 
 /// <summary>Master → workers: the run is over (finished or failed); stop computing for it.</summary>

@@ -2,11 +2,11 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Data;
-using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Training;
 
@@ -36,9 +36,8 @@ public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialP
 /// them (<see cref="MasterRecovery"/>). A master that sees itself on the minority side of a partition applies and
 /// starts no step until the majority is back or the split brain resolver downs its node.
 /// </remarks>
-public sealed class MasterActor : ReceiveActor, IWithTimers
+public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
 {
-    private sealed record StepTimedOut(long Step);
     private sealed record StartTimedOut;
     private sealed record RecoveryWaitOver;
     private sealed record RecheckSuspect(IActorRef Worker);
@@ -50,20 +49,17 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly DistSgdSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly RunPlan _plan;
-    private readonly float[] _parameters;
-    private readonly float[] _average;
-    private readonly SgdOptimizer _optimizer;
-    private readonly Model _evaluator;
-    private readonly EarlyStopping _stopping;
+    private readonly Replica _replica;
     private readonly StepGather _gather;
+    /// <summary>Made in PreStart: Akka sets <see cref="Timers"/> after the constructor.</summary>
+    private StepLoop _loop = null!;
+    private readonly ParticipantTracker<IActorRef> _tracker;
     private readonly Dictionary<IActorRef, int> _registered = new();
     private readonly SortedDictionary<int, IActorRef> _participants = new();
     private readonly HashSet<int> _accepted = new();
-    private readonly List<EpochMetrics> _epochs = new();
-    private readonly Stopwatch _runClock = new();
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
-    private readonly DirectDataPlane? _direct;
+    private readonly DirectDataPlane? _dataPlane;
     private readonly Dictionary<int, string> _endpoints = new();
     /// <summary>Workers accepted while the run is under way: they take part from the next epoch.</summary>
     private readonly SortedDictionary<int, IActorRef> _joining = new();
@@ -71,28 +67,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private readonly Dictionary<int, int> _shards = new();
     /// <summary>Workers whose data connection failed, not yet known to the cluster as unreachable: invited again if they turn out alive.</summary>
     private readonly Dictionary<IActorRef, Address> _suspects = new();
-    /// <summary>Workers forgotten as unreachable, by address: they are invited again if they become reachable.</summary>
-    private readonly Dictionary<Address, List<IActorRef>> _unreachable = new();
     private readonly MasterRecovery _recovery;
     private int _shardCount;
-    private int _stepsThisEpoch;
     private bool _recovering;
     private bool _pausedInMinority;
-    /// <summary>Members this master's own events say are unreachable: Cluster.State is updated by another actor and may lag them.</summary>
-    private readonly HashSet<Address> _unreachableMembers = new();
-    private readonly StepCheckpoints _checkpoints;
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
 
-    /// <summary>Times a step is asked again when no gradient at all arrived before the run fails.</summary>
-    private const int MaxStepRetries = 2;
-
-    private long _step;
-    private int _stepRetries;
-    private int _epoch = 1;
-    private int _stepInEpoch;
-    private long _stepStarted;
-    private EpochTotals _epochTotals = new();
     private bool _finished;
 
     public MasterActor(MasterSetup setup)
@@ -100,26 +81,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _setup = setup;
         _plan = setup.Plan;
         _settings = DistSgdSettings.Create(Context.System);
-        _parameters = (float[])setup.InitialParameters.Clone();
-        _average = new float[_parameters.Length];
-        _optimizer = new SgdOptimizer(setup.Optimizer, _parameters.Length);
-        _evaluator = new Model(_plan.Spec, Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads));
-        _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
-        _gather = new StepGather(_plan.RunId, _parameters.Length);
-        _checkpoints = new StepCheckpoints(setup.Checkpoints, _parameters, _optimizer, _stopping, _epochs);
-        if (_checkpoints.Resume() is { } resumed)
-            (_step, _epoch, _stepInEpoch, _epochTotals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
+        _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
+                               Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
+        int parameterCount = _replica.Parameters.Length;
+        _gather = new StepGather(_plan.RunId, parameterCount);
+        _tracker = new ParticipantTracker<IActorRef>(address => _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList());
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _meter = new ProgressMeter(_plan.StepsPerEpoch);
         _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(_parameters.Length) };
+        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(parameterCount) };
         if (_settings.Transport == PayloadTransport.Direct)
         {
             var self = Self;
-            _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientReply, MaxWorkers), m => self.Tell(m));
+            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientReply, MaxWorkers), GradientReply.FromFrame, m => self.Tell(m));
         }
         _recovery = new MasterRecovery(_plan.RunId);
-        _stepsThisEpoch = _plan.StepsPerEpoch;
         WaitingForWorkers();
     }
 
@@ -133,11 +109,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        _loop = new StepLoop(_replica, this, Timers, _settings.StepTimeout);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         Timers.StartSingleTimer(nameof(StartTimedOut), new StartTimedOut(), _settings.StartTimeout);
         _log.Info("master of {0} waiting for {1} workers; payloads over {2}", _plan, _setup.WorkerCount,
-                  _direct is null ? "Akka.Remote" : $"the direct data plane at {_direct.Endpoint}");
+                  _dataPlane is null ? "Akka.Remote" : $"the direct data plane at {_dataPlane.Endpoint}");
     }
 
     protected override void PreRestart(Exception reason, object message)
@@ -150,10 +127,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         // Stopped mid-run (SIGTERM, Ctrl+C, the singleton handed over): θ changes only when a step finishes, so this is a
         // step boundary, and a last checkpoint keeps every step taken.
-        if (!_finished && _runClock.IsRunning)
-            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
+        if (!_finished && _replica.IsRunning)
+            _replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
-        _direct?.Dispose();
+        _dataPlane?.Dispose();
+        _replica.Dispose();
     }
 
     // ---- phase 1: registration and joining ---------------------------------------------------------
@@ -167,10 +145,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             $"only {_registered.Count} of {_setup.WorkerCount} workers registered and {_accepted.Count} joined within {_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout)"));
         Receive<RecoveryWaitOver>(_ => RequestHeldParameters());
         Receive<HeldParameters>(HandleHeldParameters);
-        Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
-        Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
+        Receive<ClusterEvent.UnreachableMember>(HandleMembership);
+        Receive<ClusterEvent.MemberRemoved>(HandleMembership);
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
         Receive<GradientReply>(m => _gather.Offer(m));
         Receive<MessageChunk>(HandleChunk);
         Receive<DataConnectionLost>(_ => { });
@@ -215,7 +193,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         {
             _registered[worker] = index;
             _participants[index] = worker;
-            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _direct?.Endpoint ?? ""));
+            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _dataPlane?.Endpoint ?? ""));
             index++;
         }
     }
@@ -229,7 +207,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         }
         if (message.RunId != _plan.RunId || !_participants.ContainsKey(message.WorkerIndex))
             return;
-        if (_direct is not null)
+        if (_dataPlane is not null)
         {
             if (message.DataEndpoint.Length == 0)
             {
@@ -243,12 +221,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         Timers.Cancel(nameof(StartTimedOut));
         _setup.Reporter.Tell(new RunProgress.Note(_recovering
-            ? $"{Now} run {_plan.RunId} recovered at step {_step} (epoch {_epoch}, step {_stepInEpoch} of {_stepsThisEpoch}) with {_participants.Count} workers; training again"
+            ? $"{Now} run {_plan.RunId} recovered at step {_replica.Step} (epoch {_replica.Epoch}, step {_replica.StepInEpoch} of {_replica.StepsPerEpoch}) with {_participants.Count} workers; training again"
             : $"run {_plan.RunId} started with {_participants.Count} workers"));
         _meter.Start(_participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         Become(Stepping);
-        _runClock.Start();
-        BeginStep();
+        _replica.Start();
+        _loop.Begin();
     }
 
     /// <summary>Steps of an epoch cut into <paramref name="shards"/> shards: the largest shard's batch count (the plan's with every planned worker).</summary>
@@ -280,28 +258,26 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     /// </summary>
     private void HandleHeldParameters(HeldParameters message)
     {
-        if (!_recovering || !_recovery.Accept(message, _parameters.Length) || !_recovery.IsComplete)
+        if (!_recovering || !_recovery.Accept(message, _replica.Parameters.Length) || !_recovery.IsComplete)
             return;
         var source = _recovery.Source!.Value.Position;
-        _recovery.Parameters.CopyTo(_parameters, 0);
-        var velocity = new float[_setup.Optimizer.Momentum > 0 ? _parameters.Length : 0];
+        _recovery.Parameters.CopyTo(_replica.Parameters, 0);
+        var velocity = new float[_setup.Optimizer.Momentum > 0 ? _replica.Parameters.Length : 0];
         string momentum = velocity.Length == 0 ? "no momentum to recover"
             : _recovery.Previous is { } previous
-              && MomentumRecovery.TryVelocity(_setup.Optimizer, previous, _parameters, _setup.Optimizer.Schedule.RateAt(source.Step - 1, _setup.Optimizer.LearningRate), velocity)
+              && MomentumRecovery.TryVelocity(_setup.Optimizer, previous, _replica.Parameters, _setup.Optimizer.Schedule.RateAt(source.Step - 1, _setup.Optimizer.LearningRate), velocity)
                 ? $"momentum rebuilt from θ of steps {source.Step - 1} and {source.Step}"
                 : "momentum restarts from 0 (the source did not hold two consecutive θ, or Nesterov momentum)";
-        _optimizer.Restore(new Numerics.Optim.SgdState(source.Step, velocity));
-        _step = source.Step;
-        _epoch = source.Epoch;
-        _stepInEpoch = source.StepInEpoch;
+        _replica.Optimizer.Restore(new Numerics.Optim.SgdState(source.Step, velocity));
+        _replica.MoveTo(source.Step, source.Epoch, source.StepInEpoch);
         _shardCount = source.ShardCount;
-        _stepsThisEpoch = StepsPerEpoch(_shardCount);
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_step} recovered from worker {source.WorkerIndex}; {momentum}"));
+        _replica.StepsPerEpoch = StepsPerEpoch(_shardCount);
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_replica.Step} recovered from worker {source.WorkerIndex}; {momentum}"));
 
         foreach (var (worker, position) in _recovery.Positions)
         {
             _registered[worker] = position.WorkerIndex;
-            bool inThisEpoch = position.Epoch == _epoch && position.ShardCount == _shardCount && position.ShardIndex >= 0;
+            bool inThisEpoch = position.Epoch == _replica.Epoch && position.ShardCount == _shardCount && position.ShardIndex >= 0;
             if (inThisEpoch)
             {
                 _participants[position.WorkerIndex] = worker;
@@ -318,12 +294,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             foreach (var (index, worker) in _joining)
                 _participants[index] = worker;
             _joining.Clear();
-            _epoch++;
-            _stepInEpoch = 0;
+            _replica.NextEpoch();
             _shardCount = 0;
         }
         foreach (var (index, worker) in _participants.Concat(_joining))
-            worker.Tell(new JoinRun(_plan, index, _shardCount, _direct?.Endpoint ?? ""));
+            worker.Tell(new JoinRun(_plan, index, _shardCount, _dataPlane?.Endpoint ?? ""));
         // Joins of the workers that are not in this epoch are handled while stepping, like any replacement.
         foreach (var index in _joining.Keys)
             _accepted.Remove(index);
@@ -334,12 +309,12 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     private void Stepping()
     {
         Receive<GradientReply>(HandleGradient);
-        Receive<StepTimedOut>(HandleStepTimeout);
-        Receive<ClusterEvent.UnreachableMember>(m => ForgetWorkersAt(m.Member.Address, "unreachable"));
-        Receive<ClusterEvent.MemberRemoved>(m => ForgetWorkersAt(m.Member.Address, "removed"));
-        Receive<ClusterEvent.ReachableMember>(m => HandleReachable(m.Member.Address));
+        Receive<StepLoop.StepTimedOut>(m => _loop.HandleTimeout(m));
+        Receive<ClusterEvent.UnreachableMember>(HandleMembership);
+        Receive<ClusterEvent.MemberRemoved>(HandleMembership);
+        Receive<ClusterEvent.ReachableMember>(HandleMembership);
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, "stopped"));
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
         Receive<RegisterWorker>(HandleRegisterUnderWay);
         Receive<JoinAccepted>(HandleJoinUnderWay);
         Receive<JoinRefused>(m => ForgetWorker(Sender, $"refused to join: {m.Reason}"));
@@ -364,7 +339,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _joining.Remove(index);
         _accepted.Remove(index);
         _suspects[worker] = worker.Path.Address;
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
         Timers.StartSingleTimer(("recheck", worker), new RecheckSuspect(worker), _settings.DirectFrameTimeout);
         if (_participants.Count == 0 && !_finished && OnMajoritySide())
             Fail($"every worker was lost (the last, worker {index}, {why})");
@@ -403,7 +378,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;   // as many workers as the run takes
         _registered[message.Worker] = index;
         Context.Watch(message.Worker);
-        message.Worker.Tell(new JoinRun(_plan, index, _shardCount, _direct?.Endpoint ?? ""));
+        message.Worker.Tell(new JoinRun(_plan, index, _shardCount, _dataPlane?.Endpoint ?? ""));
     }
 
     private void HandleJoinUnderWay(JoinAccepted message)
@@ -411,26 +386,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         if (message.RunId != _plan.RunId || !_registered.TryGetValue(Sender, out int index) || index != message.WorkerIndex
             || _participants.ContainsKey(index))
             return;
-        if (_direct is not null)
+        if (_dataPlane is not null)
         {
             if (message.DataEndpoint.Length == 0)
                 return;
             _endpoints[index] = message.DataEndpoint;
         }
         _joining[index] = Sender;
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_epoch + 1}"));
-    }
-
-    /// <summary>Workers forgotten as unreachable that are reachable again are invited back (they still run, nothing was wrong but the network).</summary>
-    private void HandleReachable(Address address)
-    {
-        _unreachableMembers.Remove(address);
-        if (!_unreachable.Remove(address, out var workers))
-            return;
-        foreach (var worker in workers)
-            HandleRegisterUnderWay(new RegisterWorker(worker));
-        if (_pausedInMinority)
-            BeginStep();
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
     }
 
     /// <summary>The epoch's shards: the participants (and the workers that joined meanwhile), by rank in index order.</summary>
@@ -446,10 +409,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         foreach (int index in _participants.Keys)
             _shards[index] = rank++;
         _shardCount = _participants.Count;
-        _stepsThisEpoch = StepsPerEpoch(_shardCount);
+        _replica.StepsPerEpoch = StepsPerEpoch(_shardCount);
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
-                $"{Now} epoch {_epoch}: the training set is cut into {_shardCount} shards for workers {string.Join(", ", _participants.Keys)} ({_stepsThisEpoch} steps)"));
+                $"{Now} epoch {_replica.Epoch}: the training set is cut into {_shardCount} shards for workers {string.Join(", ", _participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
     }
 
     /// <summary>
@@ -461,47 +424,109 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
     {
         var state = Cluster.Get(Context.System).State;
         if (ClusterMajority.IsOnMajoritySide(state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
-                                             state.Unreachable.Select(m => m.Address).Concat(_unreachableMembers)))
+                                             state.Unreachable.Select(m => m.Address).Concat(_tracker.UnreachableMembers)))
         {
             if (_pausedInMinority)
-                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_step}"));
+                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
             _pausedInMinority = false;
             return true;
         }
         if (!_pausedInMinority)
         {
-            _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _step);
+            _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _replica.Step);
             _setup.Reporter.Tell(new RunProgress.Note($"{Now} master on the minority side of a partition: no update of θ until the majority is back"));
         }
         _pausedInMinority = true;
         return false;
     }
 
-    private void BeginStep()
+    // ---- the master's side of the step loop (StepLoop) ------------------------------------------------
+
+    StepGather? IStepExchange.Open()
     {
         if (_finished || !OnMajoritySide())
-            return;
-        if (_stepInEpoch == 0 || _shardCount == 0)
+            return null;
+        if (_replica.StepInEpoch == 0 || _shardCount == 0)
             StartEpoch();
-        if (_checkpoints.AtStepBoundary(_step, _epoch, _stepInEpoch, _epochTotals) is { } checkpoint)
+        if (_replica.CheckpointIfDue() is { } checkpoint)
             _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
-        _gather.Begin(_step, _participants.Keys);
-        _stepStarted = Stopwatch.GetTimestamp();
-        Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
-        if (_direct is not null)
+        _gather.Begin(_replica.Step, _participants.Keys);
+        return _gather;
+    }
+
+    /// <summary>θ to every participant: over the data plane, or in a <see cref="ComputeGradient"/> over Akka.</summary>
+    void IStepExchange.Broadcast()
+    {
+        if (_dataPlane is not null)
         {
             SendParametersDirect();
             return;
         }
         // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
-        var theta = (float[])_parameters.Clone();
+        var theta = _replica.CopyOfParameters();
         foreach (var (index, worker) in _participants)
         {
-            var message = new ComputeGradient(_plan.RunId, _step, _epoch, _stepInEpoch, theta, _shards[index], _shardCount);
+            var message = new ComputeGradient(_plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _shards[index], _shardCount);
             _payloads.Tell(worker, message, Self);
-            _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(message);
+            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(message);
         }
     }
+
+    bool IStepExchange.AfterBegin() => true;
+
+    void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
+    {
+        _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
+        _loop.Begin();
+    }
+
+    string IStepExchange.NothingArrived(IReadOnlyCollection<int> missing) =>
+        $"no worker answered step {_replica.Step} within {StepLoop.MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s); waiting for workers {string.Join(", ", missing)}";
+
+    bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
+    {
+        _log.Warning("step {0}: workers {1} did not answer within {2}; going on with {3} gradients",
+                     _replica.Step, string.Join(", ", missing), _settings.StepTimeout, _gather.Replies.Count);
+        return true;
+    }
+
+    /// <summary>On the minority side the gathered gradients are not applied: the step is asked again once the majority is back.</summary>
+    bool IStepExchange.BeforeApply(StepGather gather) => OnMajoritySide();
+
+    void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
+    {
+        if (_dataPlane is not null)
+        {
+            // The step's gradients are averaged and applied: their arrays take the next step's frames.
+            foreach (var reply in gather.Replies)
+                _dataPlane.Return(reply.Gradient);
+        }
+        if (diverged)
+            return;
+        long next = _replica.Step + 1;
+        if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
+            _setup.Reporter.Tell(progress);
+        // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
+        if (_replica.Optimizer.State.Step != next)
+            _replica.Optimizer.Restore(new Numerics.Optim.SgdState(next, _replica.Optimizer.State.Velocity));
+    }
+
+    /// <summary>Evaluates, reports and applies the stop rule; true when the run goes on.</summary>
+    bool IStepExchange.EndEpoch()
+    {
+        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + (_dataPlane?.BadFrames ?? 0),
+                                                     DroppedMessages.ByKind(_gather.Dropped, _dataPlane?.BadFrames ?? 0));
+        _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
+        if (plateau || _replica.AtEpochLimit)
+        {
+            Finish(plateau ? StopReason.LossPlateau : StopReason.EpochLimit);
+            return false;
+        }
+        _replica.NextEpoch();
+        return true;
+    }
+
+    void IStepExchange.Fail(string reason) => Fail(reason);
 
     /// <summary>
     /// θ to every participant over the data plane, in worker-index order; the send copies θ into the kernel before
@@ -513,9 +538,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         List<int>? unreachable = null;
         foreach (int index in _participants.Keys)
         {
-            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _step, 0, _epoch, _stepInEpoch, _shardCount, 0, 0, 0, (ushort)_shards[index]);
-            if (_endpoints.TryGetValue(index, out var endpoint) && _direct!.Send(endpoint, header, _parameters))
-                _epochTotals.BytesSent += FrameHeader.Size + (long)_parameters.Length * sizeof(float);
+            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _shardCount, 0, 0, 0, (ushort)_shards[index]);
+            if (_endpoints.TryGetValue(index, out var endpoint) && _dataPlane!.Send(endpoint, header, _replica.Parameters))
+                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
             else
                 (unreachable ??= new List<int>()).Add(index);
         }
@@ -523,13 +548,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         foreach (int index in unreachable)
         {
-            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _step, index);
+            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _replica.Step, index);
             _gather.Forget(index);
             Suspect(index, "could not be sent θ");
         }
         // With nobody reached the step stays open: its timeout asks again rather than taking an empty step.
         if (_gather.IsComplete && _gather.Replies.Count > 0)
-            FinishStep();
+            _loop.Finish();
     }
 
     private void HandleConnectionLost(DataConnectionLost message)
@@ -539,104 +564,19 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         Suspect(message.Sender, "dropped its data connection");
         if (_gather.IsComplete && _gather.Replies.Count > 0)
-            FinishStep();
+            _loop.Finish();
     }
 
     private void HandleGradient(GradientReply reply)
     {
         // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
-        bool fromParticipant = _direct is not null || (_participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(Sender));
+        bool fromParticipant = _dataPlane is not null || (_participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(Sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
+            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {Sender.Path}");
-        if (_gather.IsComplete)
-            FinishStep();
-    }
-
-    private void HandleStepTimeout(StepTimedOut message)
-    {
-        if (message.Step != _step || !_gather.IsOpen)
-            return;
-        var missing = string.Join(", ", _gather.WaitingFor);
-        if (_gather.Replies.Count == 0)
-        {
-            if (++_stepRetries > MaxStepRetries)
-            {
-                Fail($"no worker answered step {_step} within {MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s); waiting for workers {missing}");
-                return;
-            }
-            _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _step, _settings.StepTimeout, missing);
-            BeginStep();
-            return;
-        }
-        _log.Warning("step {0}: workers {1} did not answer within {2}; going on with {3} gradients",
-                     _step, missing, _settings.StepTimeout, _gather.Replies.Count);
-        FinishStep();
-    }
-
-    private void FinishStep()
-    {
-        // On the minority side the gathered gradients are not applied: the step is asked again once the majority is back.
-        if (!OnMajoritySide())
-        {
-            Timers.Cancel(nameof(StepTimedOut));
-            _gather.Close();
-            return;
-        }
-        Timers.Cancel(nameof(StepTimedOut));
-        _gather.Close();
-        double wall = Stopwatch.GetElapsedTime(_stepStarted).TotalSeconds;
-        var outcome = StepUpdate.Apply(_gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
-        if (_direct is not null)
-        {
-            // The step's gradients are averaged and applied: their arrays take the next step's frames.
-            foreach (var reply in _gather.Replies)
-                _direct.Return(reply.Gradient);
-        }
-        if (outcome.Divergence is not null)
-        {
-            Fail(outcome.Divergence);
-            return;
-        }
-
-        _step++;
-        _stepInEpoch++;
-        _stepRetries = 0;
-        if (_meter.StepDone(_gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch) is { } progress)
-            _setup.Reporter.Tell(progress);
-        // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
-        if (_optimizer.State.Step != _step)
-            _optimizer.Restore(new Numerics.Optim.SgdState(_step, _optimizer.State.Velocity));
-        if (_stepInEpoch >= _stepsThisEpoch)
-        {
-            if (EndEpoch())
-                return;
-        }
-        BeginStep();
-    }
-
-    /// <summary>Evaluates, reports and applies the stop rule; true when the run is over.</summary>
-    private bool EndEpoch()
-    {
-        var score = _setup.Test is { } test ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
-        var metrics = _epochTotals.ToMetrics(_epoch, _step, score, _setup.Test is { IsClassification: true },
-                                             _gather.DroppedTotal + (_direct?.BadFrames ?? 0),
-                                             DroppedMessages.ByKind(_gather.Dropped, _direct?.BadFrames ?? 0));
-        _epochs.Add(metrics);
-        _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
-        _epochTotals = new EpochTotals();
-
-        bool plateau = _stopping.Observe(metrics.TrainLoss);
-        if (plateau || _epoch >= _plan.Epochs)
-        {
-            Finish(plateau ? StopReason.LossPlateau : StopReason.EpochLimit);
-            return true;
-        }
-        _epoch++;
-        _stepInEpoch = 0;
-        return false;
+        _loop.TryFinish();
     }
 
     private void Finish(StopReason reason)
@@ -644,11 +584,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _finished = true;
         Timers.CancelAll();
         // The reporter first: a worker on this node passes RunEnded to the same reporter, which must see the result before it.
-        _setup.Reporter.Tell(new RunProgress.RunCompleted((float[])_parameters.Clone(),
-            new TrainingResult(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds)));
+        _setup.Reporter.Tell(new RunProgress.RunCompleted(_replica.CopyOfParameters(), _replica.Result(reason)));
         foreach (var worker in _registered.Keys)
             worker.Tell(new RunEnded(_plan.RunId));
-        _direct?.Dispose();
+        _dataPlane?.Dispose();
         Become(Finished);
     }
 
@@ -662,7 +601,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
         foreach (var worker in _registered.Keys)
             worker.Tell(new RunEnded(_plan.RunId));
-        _direct?.Dispose();
+        _dataPlane?.Dispose();
         Become(Finished);
     }
 
@@ -673,27 +612,27 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
 
     // ---- membership ---------------------------------------------------------------------------------
 
-    private void ForgetWorkersAt(Address address, string why)
+    /// <summary>
+    /// A cluster event, through the <see cref="ParticipantTracker{TId}"/>: the workers on an unreachable or removed
+    /// member are forgotten; those forgotten as unreachable that are reachable again are invited back (they still run,
+    /// nothing was wrong but the network) and take part from the next epoch.
+    /// </summary>
+    private void HandleMembership(ClusterEvent.IClusterDomainEvent clusterEvent)
     {
-        if (why == "unreachable")
-            _unreachableMembers.Add(address);
-        else
-            _unreachableMembers.Remove(address);
-        var workers = _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList();
-        if (why == "removed")
-            foreach (var suspect in _suspects.Where(s => s.Value.Equals(address)).Select(s => s.Key).ToList())
+        if (_tracker.On(clusterEvent) is not { } change)
+            return;
+        if (change.Cause == LossCause.Removed)
+            foreach (var suspect in _suspects.Where(s => s.Value.Equals(change.Member)).Select(s => s.Key).ToList())
                 _suspects.Remove(suspect);
-        if (why == "unreachable" && workers.Count > 0)
-            _unreachable[address] = workers;
-        else if (why != "unreachable")
-            _unreachable.Remove(address);
-        foreach (var worker in workers)
-            ForgetWorker(worker, why);
-        if (!_runClock.IsRunning || _finished)
+        foreach (var lost in change.Lost)
+            ForgetWorker(lost.Id, lost.Describe());
+        foreach (var worker in change.Regained)
+            HandleRegisterUnderWay(new RegisterWorker(worker));
+        if (!_replica.IsRunning || _finished || (change.Cause is null && change.Regained.Count == 0))
             return;
         if (_pausedInMinority)
-            BeginStep();   // a removal may have given this side the majority
-        else if (why == "unreachable" && _gather.IsOpen)
+            _loop.Begin();   // a removal or a member back may have given this side the majority
+        else if (change.Cause == LossCause.Unreachable && _gather.IsOpen)
             OnMajoritySide();
     }
 
@@ -704,8 +643,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
             return;
         _recovery.Forget(worker);
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
-                                                  (_runClock.IsRunning && !_finished ? $" at step {_step}; not waited for" : "")));
-        if (_recovering && !_runClock.IsRunning && _recovery.Source is { } source && !_recovery.IsComplete)
+                                                  (_replica.IsRunning && !_finished ? $" at step {_replica.Step}; not waited for" : "")));
+        if (_recovering && !_replica.IsRunning && _recovery.Source is { } source && !_recovery.IsComplete)
             source.Worker.Tell(new RequestHeldParameters(_plan.RunId));
         if (index < 0)
             return;
@@ -714,14 +653,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers
         _participants.Remove(index);
         _accepted.Remove(index);
         // Cut off from every worker by a partition: wait (stepping nothing) to be downed or to see the majority again.
-        if (_participants.Count == 0 && !_finished && _runClock.IsRunning && !OnMajoritySide())
+        if (_participants.Count == 0 && !_finished && _replica.IsRunning && !OnMajoritySide())
             return;
-        if (_participants.Count == 0 && !_finished && _runClock.IsRunning)
+        if (_participants.Count == 0 && !_finished && _replica.IsRunning)
         {
             Fail($"every worker was lost (the last, worker {index}, {why})");
             return;
         }
         if (_gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
-            FinishStep();
+            _loop.Finish();
     }
 }

@@ -182,7 +182,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _direct?.Dispose();
         var self = Self;
-        _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), m => self.Tell(m));
+        _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
         return _direct.Endpoint;

@@ -1,6 +1,7 @@
 using DistSgd.Actors.Steps;
 using Akka.Actor;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors.Decentralized;
 
@@ -33,6 +34,10 @@ public sealed record GradientShare(string RunId, long Step, int NodeId, int Samp
                                    double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
 {
     int IGradientContribution.Participant => NodeId;
+
+    /// <summary>The share a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
+    public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
+        new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values);
 }
 
 /// <summary>

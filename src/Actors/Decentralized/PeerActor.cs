@@ -138,7 +138,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _stepsPerEpoch = _plan.StepsPerEpoch;
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), m => self.Tell(m));
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
         _shares = new ShareExchange(_mediator, _topic, direct, _parameters.Length);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
         Become(() => Joining(barrier));

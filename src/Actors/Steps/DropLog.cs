@@ -4,7 +4,7 @@ namespace DistSgd.Actors.Steps;
 /// Logs dropped messages as warnings, rate-limited per kind: the first drop of a kind is logged at once, later ones
 /// at most once per <see cref="Interval"/>, saying how many went unlogged in between. A buggy or hostile node that
 /// floods an actor with bad messages costs a line per kind every few seconds, not a line per message. The counting
-/// itself stays with whoever judged the message (<see cref="StepGather.Dropped"/>, <see cref="ComputeRequestCheck"/>).
+/// itself stays with whoever judged the message (<see cref="StepGather.Dropped"/>, the worker's <c>ComputeRequestCheck</c>).
 /// </summary>
 public sealed class DropLog
 {

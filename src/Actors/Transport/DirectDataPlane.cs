@@ -6,8 +6,6 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Authentication;
 using System.Text;
-using DistSgd.Actors.Centralized;
-using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Security;
 
 namespace DistSgd.Actors.Transport;
@@ -18,20 +16,24 @@ public enum PayloadTransport
     /// <summary>Inside Akka messages and DistributedPubSub: the reference path.</summary>
     Akka,
 
-    /// <summary>Over TCP connections between the nodes (<see cref="DirectDataPlane"/>); Akka keeps the control plane.</summary>
+    /// <summary>
+    /// Over the data plane (<see cref="DirectDataPlane"/>): TCP connections between the nodes; Akka keeps the control
+    /// plane. "direct" is the data plane's name in the user's configuration (distsgd.transport = direct,
+    /// <c>--transport direct</c>); in the code it is the data plane, and one of its TCP connections a data connection.
+    /// </summary>
     Direct,
 }
 
 /// <summary>The vector message a data-plane frame carries; the actor receives the matching record.</summary>
 public enum FrameKind : byte
 {
-    /// <summary>Master → worker: <see cref="Centralized.ComputeGradient"/> (θ).</summary>
+    /// <summary>Master → worker: <c>ComputeGradient</c> (θ).</summary>
     ComputeGradient = 1,
 
-    /// <summary>Worker → master: <see cref="Centralized.GradientReply"/>.</summary>
+    /// <summary>Worker → master: <c>GradientReply</c>.</summary>
     GradientReply = 2,
 
-    /// <summary>Peer → peer: <see cref="Decentralized.GradientShare"/>.</summary>
+    /// <summary>Peer → peer: <c>GradientShare</c>.</summary>
     GradientShare = 3,
 }
 
@@ -42,6 +44,13 @@ public enum FrameKind : byte
 /// new connection, is accepted again.
 /// </summary>
 public sealed record DataConnectionLost(int Sender, string Reason);
+
+/// <summary>
+/// Turns a frame that arrived whole into the mode's message (ComputeGradient, GradientReply, GradientShare):
+/// the data plane knows frames, the modes know their messages. <paramref name="runId"/> is the run's id, or a
+/// foreign one that cannot match when the frame's run hash differs.
+/// </summary>
+public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values);
 
 /// <summary>
 /// The fixed 64-byte header of a data-plane frame, little-endian, followed by <see cref="Count"/> raw float32:
@@ -143,6 +152,7 @@ public sealed class DirectDataPlane : IDisposable
 {
     private readonly DataPlaneOptions _options;
     private readonly Action<object> _deliver;
+    private readonly FrameDecoder _decode;
     private readonly ulong _runHash;
     private readonly Socket _listener;
     private readonly Thread _acceptThread;
@@ -157,10 +167,12 @@ public sealed class DirectDataPlane : IDisposable
     private long _arraysAllocated;
     private long _refusedConnections;
 
+    /// <param name="decode">Turns each frame into the owning actor's message (the mode's <c>FromFrame</c>).</param>
     /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
-    public DirectDataPlane(DataPlaneOptions options, Action<object> deliver)
+    public DirectDataPlane(DataPlaneOptions options, FrameDecoder decode, Action<object> deliver)
     {
         _options = options;
+        _decode = decode;
         _deliver = deliver;
         _runHash = FrameHeader.HashRunId(options.RunId);
         var address = ResolveAddress(options.Hostname);
@@ -509,13 +521,7 @@ public sealed class DirectDataPlane : IDisposable
     {
         // A foreign run keeps a run id that cannot match, so the step's gather drops and counts it as ForeignRun.
         string runId = h.RunHash == _runHash ? _options.RunId : $"foreign run {h.RunHash:x16}";
-        return h.Kind switch
-        {
-            FrameKind.ComputeGradient => new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values,
-                                                             h.SampleCount > 0 ? h.Shard : -1, h.SampleCount),
-            FrameKind.GradientReply => new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
-            _ => new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values),
-        };
+        return _decode(h, runId, values);
     }
 
     private static void ShutDown(Socket socket)

@@ -48,7 +48,7 @@ public sealed class MasterDirectSpec : Akka.TestKit.Xunit2.TestKit
             Assert.NotEqual("", join.MasterEndpoint);
             masterEndpoint = join.MasterEndpoint;
             int i = join.WorkerIndex;
-            planes[i] = new DirectDataPlane(Options(FrameKind.ComputeGradient), inboxes[i].Add);
+            planes[i] = new DirectDataPlane(Options(FrameKind.ComputeGradient), ComputeGradient.FromFrame, inboxes[i].Add);
             master.Tell(new JoinAccepted("run", i, planes[i].Endpoint), probe.Ref);
         }
         try

@@ -26,7 +26,7 @@ public sealed class DirectDataPlaneTests : IDisposable
     {
         // A master of 2 workers: accepts gradient replies from senders 0 and 1 of at most 1000 floats.
         _master = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0,
-                                                           FrameTimeout: TimeSpan.FromMilliseconds(300)), _delivered.Add);
+                                                           FrameTimeout: TimeSpan.FromMilliseconds(300)), GradientReply.FromFrame, _delivered.Add);
     }
 
     public void Dispose()
@@ -223,7 +223,7 @@ public sealed class DirectDataPlaneTests : IDisposable
     public void Send_reconnects_after_the_receiver_came_back()
     {
         using var worker = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.ComputeGradient, 1, "127.0.0.1", 0,
-                                                                    TimeSpan.FromSeconds(1)), _ => { });
+                                                                    TimeSpan.FromSeconds(1)), ComputeGradient.FromFrame, _ => { });
         var header = new FrameHeader(FrameKind.GradientReply, 0, 1, 0, 1, 0, 8, 1, 0, 0);
         Assert.True(worker.Send(_master.Endpoint, header, Gradient(1f)));
         Assert.Equal(1, Next<GradientReply>().Step);
@@ -242,7 +242,7 @@ public sealed class DirectDataPlaneTests : IDisposable
         var members = new[] { IPAddress.Parse("127.0.0.2") };
         using var guarded = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0,
                                                                      FrameTimeout: TimeSpan.FromMilliseconds(300),
-                                                                     AcceptFrom: members.Contains), _delivered.Add);
+                                                                     AcceptFrom: members.Contains), GradientReply.FromFrame, _delivered.Add);
         var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         _clients.Add(client);
         client.Connect("127.0.0.1", int.Parse(guarded.Endpoint.Split(':')[1]));

@@ -37,6 +37,7 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     private DirectDataPlane Plane(NodeTls? tls, FrameKind accepts = FrameKind.GradientReply, Action<object>? deliver = null)
     {
         var plane = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, accepts, SenderCount: 2, "127.0.0.1", 0, FrameTimeout, Tls: tls),
+                                        accepts == FrameKind.ComputeGradient ? ComputeGradient.FromFrame : GradientReply.FromFrame,
                                         deliver ?? (_ => { }));
         _owned.Add(plane);
         return plane;

@@ -1,7 +1,7 @@
 using System.Numerics.Tensors;
-using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Steps;
 
-namespace DistSgd.Actors.Steps;
+namespace DistSgd.Actors.Centralized;
 
 /// <summary>
 /// A worker's rules for the θ it is asked to compute a gradient at (<see cref="ComputeGradient"/>), the counterpart

@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Steps;
+
+/// <summary>
+/// The replica of a run that a coordinator holds, the same for the centralized master and for every
+/// decentralized peer: θ, the optimizer and its state, the stop rule, the evaluator, the checkpoints, where the run
+/// stands (step, epoch, step in the epoch, steps per epoch), the open epoch's totals and the finished epochs'
+/// metrics, and the run clock. It applies a gathered step, closes an epoch and produces the run's result; the
+/// actor owns one and decides when. A plain class: no ActorSystem needed to test it.
+/// </summary>
+/// <remarks>
+/// It owns the evaluator's matrix kernels (a <see cref="PackedKernels"/> with more than one thread owns a pool of
+/// threads) and disposes them in <see cref="Dispose"/>, which the actor calls when it stops.
+/// </remarks>
+public sealed class Replica : IDisposable
+{
+    private readonly float[] _average;
+    private readonly Model _evaluator;
+    private readonly StepCheckpoints _checkpoints;
+    private readonly List<EpochMetrics> _epochs = new();
+    private readonly Stopwatch _runClock = new();
+
+    /// <param name="plan">The run.</param>
+    /// <param name="initialParameters">θ₀ (copied).</param>
+    /// <param name="optimizer">The optimizer's options.</param>
+    /// <param name="training">The stop rule's options.</param>
+    /// <param name="evaluationKernels">The evaluator's kernels; the replica owns them and disposes them.</param>
+    /// <param name="checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
+    public Replica(RunPlan plan, float[] initialParameters, SgdOptions optimizer, TrainingOptions training,
+                   IMatrixKernels evaluationKernels, CheckpointSetup? checkpoints)
+    {
+        Plan = plan;
+        Parameters = (float[])initialParameters.Clone();
+        _average = new float[Parameters.Length];
+        Optimizer = new SgdOptimizer(optimizer, Parameters.Length);
+        _evaluator = new Model(plan.Spec, evaluationKernels);
+        Stopping = new EarlyStopping(training.Patience, training.MinDelta);
+        _checkpoints = new StepCheckpoints(checkpoints, Parameters, Optimizer, Stopping, _epochs);
+        StepsPerEpoch = plan.StepsPerEpoch;
+        if (_checkpoints.Resume() is { } resumed)
+            (Step, Epoch, StepInEpoch, Totals) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals);
+    }
+
+    public RunPlan Plan { get; }
+
+    /// <summary>θ, changed in place by each step.</summary>
+    public float[] Parameters { get; }
+
+    public SgdOptimizer Optimizer { get; }
+
+    /// <summary>The stop rule (early stopping on the training loss).</summary>
+    public EarlyStopping Stopping { get; }
+
+    /// <summary>The next step to take (the run's step number; θ holds the result of the steps before it).</summary>
+    public long Step { get; private set; }
+
+    /// <summary>The open epoch, from 1.</summary>
+    public int Epoch { get; private set; } = 1;
+
+    /// <summary>Steps of the open epoch already taken.</summary>
+    public int StepInEpoch { get; private set; }
+
+    /// <summary>Steps of the open epoch: the largest shard's batch count among this epoch's participants.</summary>
+    public int StepsPerEpoch { get; set; }
+
+    /// <summary>The open epoch's sums (loss, samples, times, bytes).</summary>
+    public EpochTotals Totals { get; private set; } = new();
+
+    /// <summary>The finished epochs' metrics, in order.</summary>
+    public IReadOnlyList<EpochMetrics> Epochs => _epochs;
+
+    /// <summary>True from the first step on (a run that never started has nothing to checkpoint or report).</summary>
+    public bool IsRunning => _runClock.IsRunning;
+
+    /// <summary>True when the open epoch has taken all its steps.</summary>
+    public bool EpochIsDone => StepInEpoch >= StepsPerEpoch;
+
+    /// <summary>True when the open epoch is the plan's last.</summary>
+    public bool AtEpochLimit => Epoch >= Plan.Epochs;
+
+    /// <summary>Starts the run clock: the first step begins.</summary>
+    public void Start() => _runClock.Start();
+
+    /// <summary>
+    /// Applies the gathered step: ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order, θ ← optimizer(θ, ḡ), the step added to the
+    /// epoch's totals (<see cref="StepUpdate.Apply"/>). Does not advance the step: <see cref="Advance"/> does.
+    /// </summary>
+    public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) =>
+        StepUpdate.Apply(gather, _average, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step);
+
+    /// <summary>The step is taken: on to the next one of the epoch.</summary>
+    public void Advance()
+    {
+        Step++;
+        StepInEpoch++;
+    }
+
+    /// <summary>Goes on at <paramref name="step"/> in the same epoch (step numbers the survivors of a peer loss skipped).</summary>
+    public void SkipTo(long step) => Step = step;
+
+    /// <summary>Puts the run at a position recovered from elsewhere (a new master taking over from the workers).</summary>
+    public void MoveTo(long step, int epoch, int stepInEpoch) => (Step, Epoch, StepInEpoch) = (step, epoch, stepInEpoch);
+
+    /// <summary>θ on <paramref name="test"/>; null without a test set.</summary>
+    public Score? Evaluate(Dataset? test) =>
+        test is null ? null : _evaluator.Evaluate(Parameters, test.Features, test.Targets, test.Count);
+
+    /// <summary>
+    /// Closes the open epoch: its metrics (θ scored on <paramref name="test"/> when given, <paramref name="steps"/> as
+    /// the step count reported) are recorded, the stop rule observes its training loss, and a new epoch's totals begin.
+    /// The epoch number is not advanced: <see cref="NextEpoch"/> does, unless the run stops.
+    /// </summary>
+    /// <returns>The metrics, and whether the stop rule saw a plateau.</returns>
+    public (EpochMetrics Metrics, bool Plateau) CloseEpoch(Dataset? test, long steps, long droppedMessages,
+                                                           IReadOnlyDictionary<string, long>? droppedByKind)
+    {
+        var metrics = Totals.ToMetrics(Epoch, steps, Evaluate(test), test is { IsClassification: true }, droppedMessages, droppedByKind);
+        _epochs.Add(metrics);
+        bool plateau = Stopping.Observe(Totals.TrainLoss);
+        Totals = new EpochTotals();
+        return (metrics, plateau);
+    }
+
+    /// <summary>On to the next epoch, at its first step.</summary>
+    public void NextEpoch()
+    {
+        Epoch++;
+        StepInEpoch = 0;
+    }
+
+    /// <summary>A checkpoint at the boundary before <see cref="Step"/> when the schedule says one is due; what was written, or null.</summary>
+    public CheckpointWritten? CheckpointIfDue() => _checkpoints.AtStepBoundary(Step, Epoch, StepInEpoch, Totals);
+
+    /// <summary>A checkpoint of the boundary before <see cref="Step"/> now (a coordinator stopped between steps).</summary>
+    public CheckpointWritten? CheckpointNow() => _checkpoints.Now(Step, Epoch, StepInEpoch, Totals);
+
+    /// <summary>A copy of θ (for a message or a result: θ keeps changing in place).</summary>
+    public float[] CopyOfParameters() => (float[])Parameters.Clone();
+
+    /// <summary>The run's result so far, stopped for <paramref name="reason"/>.</summary>
+    public TrainingResult Result(StopReason reason) => new(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds);
+
+    /// <summary>Disposes the evaluator's kernels (their worker threads).</summary>
+    public void Dispose() => (_evaluator.Kernels as IDisposable)?.Dispose();
+}

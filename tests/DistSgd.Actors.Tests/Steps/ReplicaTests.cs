@@ -1,0 +1,90 @@
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Tests.Steps;
+
+public class ReplicaTests
+{
+    internal static readonly ModelSpec Spec = new(ModelKind.Softmax, 2, 2, []);
+    private static readonly RunPlan Plan = new("r", Spec, 4, 1, 2, 8, 2);
+
+    /// <summary>Kernels that record their disposal, computing with the managed default.</summary>
+    private sealed class DisposableKernels : IMatrixKernels, IDisposable
+    {
+        public bool Disposed { get; private set; }
+
+        public string Name => "test";
+
+        public void Gemm(bool transposeA, bool transposeB, int m, int n, int k, float alpha, ReadOnlySpan<float> a, int lda,
+                         ReadOnlySpan<float> b, int ldb, float beta, Span<float> c, int ldc) =>
+            MatrixKernels.Default.Gemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+
+        public void Dispose() => Disposed = true;
+    }
+
+    /// <summary>A replica of a 2-step-per-epoch run at θ = 0 with η = 0.5.</summary>
+    internal static Replica Make(IMatrixKernels? kernels = null, int epochs = 2) =>
+        new(Plan with { Epochs = epochs }, new float[Spec.ParameterCount], new SgdOptions(0.5), new TrainingOptions(epochs, 4, 1),
+            kernels ?? new DisposableKernels(), null);
+
+    [Fact]
+    public void Disposing_the_replica_disposes_its_evaluation_kernels()
+    {
+        var kernels = new DisposableKernels();
+        var replica = Make(kernels);
+        Assert.False(kernels.Disposed);
+        replica.Dispose();
+        Assert.True(kernels.Disposed);
+    }
+
+    [Fact]
+    public void A_gathered_step_updates_theta_and_advances_through_the_epoch()
+    {
+        using var replica = Make();
+        var gather = new StepGather(Plan.RunId, Spec.ParameterCount);
+        gather.Begin(0, [0, 1]);
+        var ones = Enumerable.Repeat(1f, Spec.ParameterCount).ToArray();
+        gather.Offer(new GradientReply("r", 0, 0, 2, 2.0, 0, ones));
+        gather.Offer(new GradientReply("r", 0, 1, 2, 2.0, 0, ones));
+        gather.Close();
+
+        var outcome = replica.Apply(gather, 0.01);
+        replica.Advance();
+
+        Assert.Null(outcome.Divergence);
+        Assert.Equal(4, outcome.Samples);
+        Assert.All(replica.Parameters, p => Assert.Equal(-0.5f, p));   // θ ← 0 − 0.5·1
+        Assert.Equal((1L, 1, 1), (replica.Step, replica.Epoch, replica.StepInEpoch));
+        Assert.False(replica.EpochIsDone);
+        replica.Advance();
+        Assert.True(replica.EpochIsDone);
+    }
+
+    [Fact]
+    public void Closing_an_epoch_records_its_metrics_and_starts_new_totals()
+    {
+        using var replica = Make();
+        var gather = new StepGather(Plan.RunId, Spec.ParameterCount);
+        gather.Begin(0, [0]);
+        gather.Offer(new GradientReply("r", 0, 0, 4, 8.0, 0, new float[Spec.ParameterCount]));
+        gather.Close();
+        replica.Apply(gather, 0.01);
+        replica.Advance();
+
+        var (metrics, plateau) = replica.CloseEpoch(null, replica.Step, 0, null);
+
+        Assert.False(plateau);
+        Assert.Equal(2.0, metrics.TrainLoss);
+        Assert.Equal([metrics], replica.Epochs);
+        Assert.Equal(0, replica.Totals.Samples);
+        Assert.False(replica.AtEpochLimit);
+        replica.NextEpoch();
+        Assert.Equal((2, 0), (replica.Epoch, replica.StepInEpoch));
+        Assert.True(replica.AtEpochLimit);
+    }
+}
