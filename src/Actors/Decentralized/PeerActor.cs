@@ -3,6 +3,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
@@ -42,13 +43,12 @@ namespace DistSgd.Actors.Decentralized;
 /// peers stop at the same epoch. The lead peer (lowest node id still participating) evaluates on the test set and
 /// reports the epoch and the run's result.</para>
 /// </remarks>
-public sealed class PeerActor : ReceiveActor, IWithTimers
+public sealed class PeerActor : ReceiveActor, IWithTimers, IStepExchange
 {
     /// <summary>A timer's message: one that arrives after its phase is over is ignored.</summary>
     private interface ITimerTick;
     private sealed record PublishReady : ITimerTick;
     private sealed record StartTimedOut : ITimerTick;
-    private sealed record StepTimedOut(long Step) : ITimerTick;
     private sealed record HashRoundTimedOut(int Epoch) : ITimerTick;
     private sealed record ResyncTimedOut(int Epoch) : ITimerTick;
     private sealed record AgreementTimedOut : ITimerTick;
@@ -60,9 +60,6 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     /// </summary>
     private static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(1);
 
-    /// <summary>Times a peer republishes its share when nothing at all arrived before the run fails.</summary>
-    private const int MaxStepRetries = 2;
-
     private readonly PeerSetup _setup;
     private readonly RunPlan _plan;
     private readonly DistSgdSettings _settings;
@@ -71,23 +68,19 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private readonly string _topic;
     private readonly string _selfAddress;
 
-    // The replica and what it computes with.
-    private readonly float[] _parameters;
-    private readonly float[] _average;
-    private readonly SgdOptimizer _optimizer;
+    private readonly Replica _replica;
+    /// <summary>Made in PreStart: Akka sets <see cref="Timers"/> after the constructor.</summary>
+    private StepLoop _loop = null!;
+    /// <summary>The gradient of this peer's shard: its own kernels (the replica's evaluator has others).</summary>
     private readonly Model _model;
-    private readonly Model _evaluator;
-    private readonly EarlyStopping _stopping;
-    private readonly StepCheckpoints _checkpoints;
-    private readonly List<EpochMetrics> _epochs = new();
-    private readonly Stopwatch _runClock = new();
     private readonly float[] _features;
     private readonly float[] _targets;
     private readonly StepBuffer _buffer;
     private readonly StepUndo _undo;
-    private readonly OpenStep _open = new();
-
     private readonly ShareExchange _shares;
+    private readonly ParticipantTracker<int> _tracker;
+    /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
+    private GradientShare? _ownShare;
 
     private readonly HashRound _hashRound = new();
     private readonly ResyncCheck _resyncCheck = new();
@@ -101,13 +94,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private int _nodeId = -1;
     private ProgressMeter? _meter;
     private ShardBatches? _batches;
-    private long _step;
-    private int _epoch = 1;
-    private int _stepInEpoch;
-    private int _stepsPerEpoch;
     private long _skippedSteps;
     private bool _reshard;
-    private EpochTotals _epochTotals = new();
     private ParameterHash? _lastHash;
     private long _droppedOther;
     /// <summary>Whether stopping the actor writes a checkpoint: only between steps (Stepping, or Agreeing in the steps).</summary>
@@ -121,25 +109,20 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _mediator = setup.Mediator ?? DistributedPubSub.Get(Context.System).Mediator;
         _topic = DecentralizedDeployment.Topic(_plan.RunId);
         _selfAddress = Cluster.Get(Context.System).SelfAddress.ToString();
-        _parameters = (float[])setup.InitialParameters.Clone();
-        _average = new float[_parameters.Length];
-        _optimizer = new SgdOptimizer(setup.Optimizer, _parameters.Length);
+        _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
+                               MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
+        int parameterCount = _replica.Parameters.Length;
         _model = new Model(_plan.Spec, MatrixKernels.Create(setup.Threads));
-        _evaluator = new Model(_plan.Spec, MatrixKernels.Create(setup.EvaluationThreads));
-        _stopping = new EarlyStopping(setup.Training.Patience, setup.Training.MinDelta);
-        _buffer = new StepBuffer(_plan.RunId, _parameters.Length);
-        _checkpoints = new StepCheckpoints(setup.Checkpoints, _parameters, _optimizer, _stopping, _epochs);
-        if (_checkpoints.Resume() is { } resumed)
-            (_step, _epoch, _stepInEpoch, _epochTotals, _buffer.FirstStep) = (resumed.Step, resumed.Epoch, resumed.StepInEpoch, resumed.Totals, resumed.Step);
+        _buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = _replica.Step };
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
         _targets = new float[_plan.BatchSizePerWorker];
-        _undo = new StepUndo(_parameters.Length, _optimizer.State.Velocity.Length);
-        _stepsPerEpoch = _plan.StepsPerEpoch;
+        _undo = new StepUndo(parameterCount, _replica.Optimizer.State.Velocity.Length);
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, _parameters.Length, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
-        _shares = new ShareExchange(_mediator, _topic, direct, _parameters.Length);
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
+        _shares = new ShareExchange(_mediator, _topic, direct, parameterCount);
+        _tracker = new ParticipantTracker<int>(address => _nodeIds.TryGetValue(address.ToString(), out int id) && _participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
         Become(() => Joining(barrier));
     }
@@ -151,6 +134,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
 
     protected override void PreStart()
     {
+        _loop = new StepLoop(_replica, this, Timers, _settings.StepTimeout);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         if (_setup.DataMismatch() is { } problem)
@@ -173,9 +157,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         // Stopped mid-step (SIGTERM, Ctrl+C): the replica changes only when a step finishes, so the lead keeps every step taken.
         if (_checkpointOnStop && _nodeId == _participants.Min)
-            _checkpoints.Now(_step, _epoch, _stepInEpoch, _epochTotals);
+            _replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
         _shares.Dispose();
+        _replica.Dispose();
+        (_model.Kernels as IDisposable)?.Dispose();
     }
 
     // ---- behaviours ---------------------------------------------------------------------------------
@@ -213,10 +199,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<GradientShare>(share =>
         {
             OfferShare(share);
-            if (_buffer.Gather.IsComplete)
-                FinishStep();
+            _loop.TryFinish();
         });
-        Receive<StepTimedOut>(m => m.Step == _step && _buffer.Gather.IsOpen, _ => StepTimeout());
+        Receive<StepLoop.StepTimedOut>(_loop.HandleTimeout);
         Receive<DataConnectionLost>(m => OpenAgreement(null, [m.Sender], ConnectionClosed(m)));
         OnPeerLost((id, why) => OpenAgreement(null, [id], why));
         Receive<MembershipReport>(m => ReportArrived(m, null));
@@ -231,10 +216,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             if (HoldHash(m))
                 TryCompleteHashRound(wait, timedOut: false);
         });
-        Receive<HashRoundTimedOut>(m => m.Epoch == _epoch, _ => TryCompleteHashRound(wait, timedOut: true));
+        Receive<HashRoundTimedOut>(m => m.Epoch == _replica.Epoch, _ => TryCompleteHashRound(wait, timedOut: true));
         OnPeerLost((id, why) =>
         {
-            if (_hashRound.Holds(_epoch, id))
+            if (_hashRound.Holds(_replica.Epoch, id))
                 DeferLoss(id, why);   // its part of this epoch is in (a peer that finished the run and left looks the same)
             else
                 OpenAgreement(wait, [id], why);
@@ -251,12 +236,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         {
             if (!AcceptResync(m))
                 return;
-            if (m.Epoch == _epoch)
+            if (m.Epoch == _replica.Epoch)
                 ApplyResync(wait, m);
             else
                 _resyncCheck.Hold(m);
         });
-        Receive<ResyncTimedOut>(m => m.Epoch == _epoch, m => ResyncTimeout(m.Epoch));
+        Receive<ResyncTimedOut>(m => m.Epoch == _replica.Epoch, m => ResyncTimeout(m.Epoch));
         OnPeerLost(DeferLoss);
         Receive<MembershipReport>(m => ReportArrived(m, wait));
         Receive<GradientShare>(OfferShare);
@@ -282,7 +267,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (round.InterruptedSteps)
             Receive<DataConnectionLost>(m => Suspect(round, [m.Sender], ConnectionClosed(m), started: false));
         if (round.EpochEnd is ResyncWait)
-            Receive<ResyncTimedOut>(m => m.Epoch == _epoch, m => ResyncTimeout(m.Epoch));
+            Receive<ResyncTimedOut>(m => m.Epoch == _replica.Epoch, m => ResyncTimeout(m.Epoch));
         Common();
     }
 
@@ -292,7 +277,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<PeerReady>(m => AnswerReady(m, _ => { }));
         Receive<GradientShare>(_ => { });
         Receive<ReplicaResync>(_ => { });
-        Receive<ParameterHash>(m => m.RunId != _plan.RunId || m.NodeId != _nodeId || m.Epoch >= _epoch, _ => _droppedOther++);
+        Receive<ParameterHash>(m => m.RunId != _plan.RunId || m.NodeId != _nodeId || m.Epoch >= _replica.Epoch, _ => _droppedOther++);
         // Its own report, echoed by the topic after this peer finished, is no drop.
         Receive<MembershipReport>(m => m.RunId != _plan.RunId || m.NodeId != _nodeId, _ => _droppedOther++);
         Common();
@@ -309,7 +294,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             if (AcceptResync(m))
                 _resyncCheck.Hold(m);   // the hash round of that epoch has not finished here yet
         });
-        Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_nodeId, _optimizer.State.Step, (float[])_parameters.Clone(), DroppedTotal)));
+        Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_nodeId, _replica.Optimizer.State.Step, _replica.CopyOfParameters(), DroppedTotal)));
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _corruptAtEpoch.Add(m.Epoch));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
@@ -318,21 +303,22 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Receive<SubscribeAck>(_ => { });
         Receive<PeerReadyAck>(_ => { });
         Receive<ITimerTick>(_ => { });
+        Receive<StepLoop.StepTimedOut>(_ => { });
     }
 
-    /// <summary>An unreachable or removed participant, by node id, to <paramref name="lost"/>; anything else is ignored.</summary>
+    /// <summary>The participants an unreachable or removed member held (<see cref="ParticipantTracker{TId}"/>), each to <paramref name="lost"/>.</summary>
     private void OnPeerLost(Action<int, string> lost)
     {
-        void Lost(Address address, string why)
+        void Lost(MembershipChange<int> change)
         {
-            string key = address.ToString();
-            if (!_nodeIds.TryGetValue(key, out int id) || !_participants.Contains(id))
-                return;
-            _meter?.SetState(id, why);
-            lost(id, $"at {key} {why}");
+            foreach (var participant in change.Lost)
+            {
+                _meter?.SetState(participant.Id, participant.Describe());
+                lost(participant.Id, $"at {change.Member} {participant.Describe()}");
+            }
         }
-        Receive<ClusterEvent.UnreachableMember>(m => Lost(m.Member.Address, "unreachable"));
-        Receive<ClusterEvent.MemberRemoved>(m => Lost(m.Member.Address, "removed"));
+        Receive<ClusterEvent.UnreachableMember>(m => Lost(_tracker.Unreachable(m.Member.Address)));
+        Receive<ClusterEvent.MemberRemoved>(m => Lost(_tracker.Removed(m.Member.Address)));
     }
 
     private long DroppedTotal => _buffer.DroppedTotal + _resyncCheck.DroppedTotal + _droppedOther;
@@ -394,132 +380,122 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             _meter.Start(_nodeIds.Select(n => (n.Value, "peer", n.Key)));
         }
         Become(Stepping);
-        _runClock.Start();
-        BeginStep();
+        _replica.Start();
+        _loop.Begin();
     }
 
     // ---- synchronous steps --------------------------------------------------------------------------
 
-    private void BeginStep()
+    StepGather IStepExchange.Open()
     {
         // The lead peer (lowest node id) writes the checkpoints: every replica is the same.
-        if (_nodeId == _participants.Min && _checkpoints.AtStepBoundary(_step, _epoch, _stepInEpoch, _epochTotals) is { } checkpoint)
+        if (_nodeId == _participants.Min && _replica.CheckpointIfDue() is { } checkpoint)
             _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
-        _buffer.Begin(_step, _participants);
-        _open.Started = Stopwatch.GetTimestamp();
-        _open.Retries = 0;
-        _open.OwnShare = ComputeShare();
-        SendShare(_open.OwnShare);
+        _buffer.Begin(_replica.Step, _participants);
+        return _buffer.Gather;
+    }
+
+    void IStepExchange.Broadcast()
+    {
+        _ownShare = ComputeShare();
+        SendShare(_ownShare);
         if (_shares.IsDirect)
-            _buffer.Offer(_open.OwnShare);   // the topic hands a peer its own share; the data plane does not
-        Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
-        if (_deferredSuspects.Count > 0)
-        {
-            // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
-            var suspects = _deferredSuspects.ToList();
-            _deferredSuspects.Clear();
-            if (OpenAgreement(null, suspects, "was lost at the end of the last epoch"))
-                return;   // agreeing, or already decided and gone on
-        }
-        if (_buffer.Gather.IsComplete)
-            FinishStep();
+            _buffer.Offer(_ownShare);   // the topic hands a peer its own share; the data plane does not
+    }
+
+    bool IStepExchange.AfterBegin()
+    {
+        if (_deferredSuspects.Count == 0)
+            return true;
+        // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
+        var suspects = _deferredSuspects.ToList();
+        _deferredSuspects.Clear();
+        return !OpenAgreement(null, suspects, "was lost at the end of the last epoch");   // agreeing, or already decided and gone on
     }
 
     private GradientShare ComputeShare()
     {
         long started = Stopwatch.GetTimestamp();
-        int rows = _batches!.Gather(_epoch, _stepInEpoch, _features, _targets);
+        long step = _replica.Step;
+        int rows = _batches!.Gather(_replica.Epoch, _replica.StepInEpoch, _features, _targets);
         if (rows == 0)
-            return new GradientShare(_plan.RunId, _step, _nodeId, 0, 0, 0, []);
+            return new GradientShare(_plan.RunId, step, _nodeId, 0, 0, 0, []);
         var gradient = _shares.GradientArray(_undo);
-        float loss = _model.LossAndGradient(_parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
+        float loss = _model.LossAndGradient(_replica.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
-        return new GradientShare(_plan.RunId, _step, _nodeId, rows, (double)loss * rows,
+        return new GradientShare(_plan.RunId, step, _nodeId, rows, (double)loss * rows,
                                  Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
     private void SendShare(GradientShare share) =>
-        _epochTotals.BytesSent += _shares.Send(share, _epoch, _stepInEpoch, _nodeId, _participants, (node, endpoint) =>
+        _replica.Totals.BytesSent += _shares.Send(share, _replica.Epoch, _replica.StepInEpoch, _nodeId, _participants, (node, endpoint) =>
             _log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
 
     private void OfferShare(GradientShare share)
     {
         if (share.NodeId != _nodeId)
-            _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(share);
+            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(share);
         var outcome = _buffer.Offer(share);
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
     }
 
-    private void StepTimeout()
+    void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {
-        var gather = _buffer.Gather;
-        if (gather.Replies.Count == 0 && gather.NonFinite.Count == 0)
-        {
-            if (++_open.Retries > MaxStepRetries)
-            {
-                Fail($"no share of step {_step} arrived within {MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s), not even this peer's own");
-                return;
-            }
-            _log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", _step, _settings.StepTimeout);
-            SendShare(_open.OwnShare!);
-            Timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_step), _settings.StepTimeout);
-            return;
-        }
-        _log.Warning("step {0}: peers {1} sent no share within {2}", _step, string.Join(", ", gather.WaitingFor), _settings.StepTimeout);
-        OpenAgreement(null, gather.WaitingFor.ToList(), $"sent no share of step {_step} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
+        _log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", _replica.Step, _settings.StepTimeout);
+        SendShare(_ownShare!);
+        _loop.RestartTimeout();
     }
 
-    private void FinishStep()
+    string IStepExchange.NothingArrived(IReadOnlyCollection<int> missing) =>
+        $"no share of step {_replica.Step} arrived within {StepLoop.MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s), not even this peer's own";
+
+    bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
     {
-        if (!ApplyGathered())
-            return;
-        _step++;
-        _stepInEpoch++;
-        if (_stepInEpoch == _stepsPerEpoch)
-            StartHashRound();
-        else
-            BeginStep();
+        _log.Warning("step {0}: peers {1} sent no share within {2}", _replica.Step, string.Join(", ", missing), _settings.StepTimeout);
+        OpenAgreement(null, missing, $"sent no share of step {_replica.Step} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
+        return false;
     }
 
-    /// <summary>Applies the gathered shares to the replica; false when the run failed (divergence).</summary>
-    private bool ApplyGathered()
+    bool IStepExchange.BeforeApply(StepGather gather)
     {
-        Timers.Cancel(nameof(StepTimedOut));
-        var gather = _buffer.Gather;
-        gather.Close();
-        double wall = Stopwatch.GetElapsedTime(_open.Started).TotalSeconds;
-        _undo.Capture(_parameters, _optimizer.State);
-        var outcome = StepUpdate.Apply(gather, _average, _optimizer, _parameters, _epochTotals, wall, _epoch, _step);
-        // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
-        _undo.Applied(gather.Step, gather.Replies, _shares.Release);
-        if (outcome.Divergence is not null)
-        {
-            Fail(outcome.Divergence);
-            return false;
-        }
-        if (_meter?.StepDone(gather.Replies, wall, _epochTotals, _epoch, _stepInEpoch + 1) is { } progress)
-            _setup.Reporter.Tell(progress);
+        _undo.Capture(_replica.Parameters, _replica.Optimizer.State);
         return true;
     }
+
+    void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
+    {
+        // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
+        _undo.Applied(gather.Step, gather.Replies, _shares.Release);
+        if (!diverged && _meter?.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
+            _setup.Reporter.Tell(progress);
+    }
+
+    bool IStepExchange.EndEpoch()
+    {
+        StartHashRound();
+        return false;
+    }
+
+    void IStepExchange.Fail(string reason) => Fail(reason);
 
     // ---- epoch end: hash round, repair, stop rule ---------------------------------------------------
 
     /// <summary>Starts the epoch's hash round: this replica's hash and stop vote to every peer.</summary>
     private void StartHashRound()
     {
-        if (_corruptAtEpoch.Remove(_epoch))
+        if (_corruptAtEpoch.Remove(_replica.Epoch))
         {
-            _parameters[0] += 1f;
-            _log.Warning("test hook: replica of node {0} corrupted at the end of epoch {1}", _nodeId, _epoch);
+            _replica.Parameters[0] += 1f;
+            _log.Warning("test hook: replica of node {0} corrupted at the end of epoch {1}", _nodeId, _replica.Epoch);
         }
         // Observed when the epoch is over (ProceedAfterEpoch): an epoch end redone after a peer loss votes again.
-        bool vote = _stopping.WouldStop(_epochTotals.TrainLoss) || _epoch >= _plan.Epochs;
-        _lastHash = new ParameterHash(_plan.RunId, _epoch, _nodeId, ReplicaCheck.Hash(_parameters, _optimizer.State), vote);
+        bool vote = _replica.Stopping.WouldStop(_replica.Totals.TrainLoss) || _replica.AtEpochLimit;
+        _lastHash = new ParameterHash(_plan.RunId, _replica.Epoch, _nodeId, ReplicaCheck.Hash(_replica.Parameters, _replica.Optimizer.State), vote);
         Publish(_lastHash);
         var wait = new HashWait(_lastHash);
         Become(() => Verifying(wait));
-        Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_epoch), _settings.StepTimeout);
+        Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_replica.Epoch), _settings.StepTimeout);
         TryCompleteHashRound(wait, timedOut: false);
     }
 
@@ -528,9 +504,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         // The topic hands this peer its own publication too, maybe after it has completed that round without it
         // (its own hash is always counted): not a message to judge, let alone a drop.
-        if (message.RunId == _plan.RunId && message.NodeId == _nodeId && message.Epoch < _epoch)
+        if (message.RunId == _plan.RunId && message.NodeId == _nodeId && message.Epoch < _replica.Epoch)
             return false;
-        if (message.RunId != _plan.RunId || message.Epoch < _epoch)
+        if (message.RunId != _plan.RunId || message.Epoch < _replica.Epoch)
         {
             _droppedOther++;
             return false;
@@ -544,7 +520,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         if (_hashRound.TryComplete(wait.Own, _participants, out var missing) is not { } agreed)
         {
             if (timedOut)
-                OpenAgreement(wait, missing, $"sent no parameter hash for epoch {_epoch} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
+                OpenAgreement(wait, missing, $"sent no parameter hash for epoch {_replica.Epoch} within distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0.#}s)");
             return;
         }
         Timers.Cancel(nameof(HashRoundTimedOut));
@@ -553,16 +529,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             ProceedAfterEpoch(agreed.VotesToStop, wait.Own.Hash);
             return;
         }
-        string report = agreed.Describe(_epoch);
+        string report = agreed.Describe(_replica.Epoch);
         _log.Error(report);
         if (_nodeId == _participants.Min)
             _setup.Reporter.Tell(new RunProgress.Note(report));
         if (agreed.Source == _nodeId)
         {
-            var resync = new ReplicaResync(_plan.RunId, _epoch, _nodeId, wait.Own.Hash, _optimizer.State.Step,
-                                           (float[])_parameters.Clone(), (float[])_optimizer.State.Velocity.Clone());
+            var resync = new ReplicaResync(_plan.RunId, _replica.Epoch, _nodeId, wait.Own.Hash, _replica.Optimizer.State.Step,
+                                           _replica.CopyOfParameters(), (float[])_replica.Optimizer.State.Velocity.Clone());
             Publish(resync);
-            _epochTotals.BytesSent += DistSgdSerializer.PayloadBytes(resync) * (_participants.Count - 1);
+            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(resync) * (_participants.Count - 1);
         }
         if (agreed.Matches(wait.Own.Hash))
         {
@@ -571,8 +547,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         var resyncWait = new ResyncWait(wait.Own, agreed.Source, agreed.VotesToStop);
         Become(() => Resyncing(resyncWait));
-        Timers.StartSingleTimer(nameof(ResyncTimedOut), new ResyncTimedOut(_epoch), _settings.StepTimeout);
-        if (_resyncCheck.TakeHeld(_epoch, agreed.Source) is { } early)
+        Timers.StartSingleTimer(nameof(ResyncTimedOut), new ResyncTimedOut(_replica.Epoch), _settings.StepTimeout);
+        if (_resyncCheck.TakeHeld(_replica.Epoch, agreed.Source) is { } early)
             ApplyResync(resyncWait, early);
     }
 
@@ -580,31 +556,31 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private bool AcceptResync(ReplicaResync message)
     {
         // Its own publication coming back, or one for an epoch this peer agreed on and left: normal.
-        if (message.SourceNodeId == _nodeId || (message.RunId == _plan.RunId && message.Epoch < _epoch))
+        if (message.SourceNodeId == _nodeId || (message.RunId == _plan.RunId && message.Epoch < _replica.Epoch))
             return false;
-        if (message.RunId != _plan.RunId || message.Epoch > _epoch + 1 || !_participants.Contains(message.SourceNodeId))
+        if (message.RunId != _plan.RunId || message.Epoch > _replica.Epoch + 1 || !_participants.Contains(message.SourceNodeId))
         {
             var reason = message.RunId != _plan.RunId ? GatherOutcome.ForeignRun
-                       : message.Epoch > _epoch + 1 ? GatherOutcome.FutureStep : GatherOutcome.NotParticipant;
+                       : message.Epoch > _replica.Epoch + 1 ? GatherOutcome.FutureStep : GatherOutcome.NotParticipant;
             _drops.Record(_resyncCheck.Refuse(reason), $"replica resync from node {message.SourceNodeId} for epoch {message.Epoch} (run {message.RunId})");
             return false;
         }
-        _epochTotals.BytesReceived += DistSgdSerializer.PayloadBytes(message);
+        _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(message);
         return true;
     }
 
     private void ApplyResync(ResyncWait wait, ReplicaResync message)
     {
-        var outcome = _resyncCheck.Judge(message, _plan.RunId, wait.Source, _parameters.Length, _optimizer.State.Velocity.Length);
+        var outcome = _resyncCheck.Judge(message, _plan.RunId, wait.Source, _replica.Parameters.Length, _replica.Optimizer.State.Velocity.Length);
         if (outcome != GatherOutcome.Accepted)
         {
             // Not applied; a good one may still come, else the resync timeout fails the run.
             _drops.Record(outcome, $"replica resync from node {message.SourceNodeId} after epoch {message.Epoch}");
             return;
         }
-        message.Parameters.CopyTo(_parameters, 0);
-        _optimizer.Restore(new SgdState(message.OptimizerStep, message.Velocity));
-        var hash = ReplicaCheck.Hash(_parameters, _optimizer.State);
+        message.Parameters.CopyTo(_replica.Parameters, 0);
+        _replica.Optimizer.Restore(new SgdState(message.OptimizerStep, message.Velocity));
+        var hash = ReplicaCheck.Hash(_replica.Parameters, _replica.Optimizer.State);
         if (!hash.AsSpan().SequenceEqual(message.Hash))
         {
             Fail($"the replica copied from node {message.SourceNodeId} after epoch {message.Epoch} does not match its hash");
@@ -622,28 +598,21 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     private void ProceedAfterEpoch(bool stop, byte[] hash)
     {
         bool lead = _nodeId == _participants.Min;
-        var test = lead ? _setup.Test : null;
-        var score = test is not null ? _evaluator.Evaluate(_parameters, test.Features, test.Targets, test.Count) : (Score?)null;
-        var metrics = _epochTotals.ToMetrics(_epoch, _step - _skippedSteps, score, test is { IsClassification: true },
-                                             DroppedTotal + (_shares.BadFrames),
-                                             DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _shares.BadFrames, _droppedOther));
-        _epochs.Add(metrics);
+        var (metrics, _) = _replica.CloseEpoch(lead ? _setup.Test : null, _replica.Step - _skippedSteps, DroppedTotal + _shares.BadFrames,
+                                               DroppedMessages.ByKind(_buffer.Dropped.Concat(_resyncCheck.Dropped), _shares.BadFrames, _droppedOther));
         if (lead)
             _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
-        _stopping.Observe(_epochTotals.TrainLoss);
-        _epochTotals = new EpochTotals();
-        _resyncCheck.ForgetThrough(_epoch);
+        _resyncCheck.ForgetThrough(_replica.Epoch);
         if (stop)
         {
-            Finish(_epoch >= _plan.Epochs ? StopReason.EpochLimit : StopReason.LossPlateau, lead, hash);
+            Finish(_replica.AtEpochLimit ? StopReason.EpochLimit : StopReason.LossPlateau, lead, hash);
             return;
         }
-        _epoch++;
-        _stepInEpoch = 0;
+        _replica.NextEpoch();
         if (_reshard)
             Reshard();
         Become(Stepping);
-        BeginStep();
+        _loop.Begin();
     }
 
     private void Finish(StopReason reason, bool lead, byte[] hash)
@@ -652,11 +621,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         Timers.CancelAll();
         _shares.Dispose();
         _mediator.Tell(new Unsubscribe(_topic, Self));
-        _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _nodeId, _plan.RunId, _epochs.Count, reason, ReplicaCheck.Short(hash));
-        _setup.Reporter.Tell(new PeerFinished(_nodeId, (float[])_parameters.Clone(), hash));
+        _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _nodeId, _plan.RunId, _replica.Epochs.Count, reason, ReplicaCheck.Short(hash));
+        _setup.Reporter.Tell(new PeerFinished(_nodeId, _replica.CopyOfParameters(), hash));
         if (lead)
-            _setup.Reporter.Tell(new RunProgress.RunCompleted((float[])_parameters.Clone(),
-                new TrainingResult(_epochs.ToList(), reason, _runClock.Elapsed.TotalSeconds)));
+            _setup.Reporter.Tell(new RunProgress.RunCompleted(_replica.CopyOfParameters(), _replica.Result(reason)));
     }
 
     private void Fail(string reason)
@@ -681,7 +649,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         // The epoch ends without an agreement, and the next step, if any, starts one.
         _deferredSuspects.Add(id);
-        _log.Info("peer {0} {1} after its hash for epoch {2} arrived", id, why, _epoch);
+        _log.Info("peer {0} {1} after its hash for epoch {2} arrived", id, why, _replica.Epoch);
     }
 
     /// <summary>
@@ -763,11 +731,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         }
         var gather = _buffer.Gather;
         bool gathering = round.InterruptedSteps && gather.IsOpen;
-        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering ? gather.WaitingFor : null, _step))
+        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering ? gather.WaitingFor : null, _replica.Step))
         {
-            bool holds = gathering && gather.Step == _step;
+            bool holds = gathering && gather.Step == _replica.Step;
             var report = new MembershipReport(_plan.RunId, _nodeId, agreement.Lost.ToArray(), _undo.AppliedStep, _undo.Shares.Select(s => s.NodeId).ToArray(),
-                                              _step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
+                                              _replica.Step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
             agreement.Reported(report);
             Publish(report);
         }
@@ -792,7 +760,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         Timers.Cancel(nameof(AgreementTimedOut));
         Timers.Cancel(nameof(ReportGraceOver));
-        var plan = DecisionPlan.For(decision, _nodeId, _undo.AppliedStep, _step, round.InterruptedSteps, _buffer.Gather.Step, _stepInEpoch, _stepsPerEpoch);
+        var plan = DecisionPlan.For(decision, _nodeId, _undo.AppliedStep, _replica.Step, round.InterruptedSteps, _buffer.Gather.Step, _replica.StepInEpoch, _replica.StepsPerEpoch);
         if (plan.Problem is not null)
         {
             Fail(plan.Problem);
@@ -809,11 +777,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         _skippedSteps += plan.SkippedSteps;
         if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
             return;
-        _step = plan.NextStep;
+        _loop.GoOnAt(plan.NextStep);
         if (!wasLead && _nodeId == _participants.Min)
         {
             _setup.Reporter.Tell(new RunProgress.Note($"node {_nodeId} leads the run now (lowest surviving node id): it evaluates and writes the results"));
-            foreach (var earlier in _epochs)
+            foreach (var earlier in _replica.Epochs)
                 _setup.Reporter.Tell(new RunProgress.EpochCompleted(earlier));
         }
         if (plan.Then == AfterDecision.EndEpoch)
@@ -832,8 +800,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         if (plan.Redo)
         {
-            _undo.Restore(_parameters, _optimizer);
-            _epochTotals.UndoLastStep();
+            _undo.Restore(_replica.Parameters, _replica.Optimizer);
+            _replica.Totals.UndoLastStep();
         }
         var gather = _buffer.Gather;
         var shares = plan.Redo ? _undo.Shares.ToList() : gather.Replies.Cast<GradientShare>().ToList();
@@ -845,10 +813,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
             Fail($"step {decision.Step}: the agreed shares of nodes {string.Join(", ", decision.Senders)} are not all held here");
             return false;
         }
-        if (!ApplyGathered())
+        if (!_loop.Apply())
             return false;
         if (plan.ApplyOpen)
-            _stepInEpoch++;
+            _replica.Advance();   // a step of the epoch; the step number is the decision's (below)
         return true;
     }
 
@@ -859,17 +827,17 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
         {
             case HashWait wait:
                 Become(() => Verifying(wait));
-                Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_epoch), _settings.StepTimeout);
+                Timers.StartSingleTimer(nameof(HashRoundTimedOut), new HashRoundTimedOut(_replica.Epoch), _settings.StepTimeout);
                 TryCompleteHashRound(wait, timedOut: false);
                 break;
             case ResyncWait wait:
                 Become(() => Resyncing(wait));
-                if (_resyncCheck.TakeHeld(_epoch, wait.Source) is { } held)
+                if (_resyncCheck.TakeHeld(_replica.Epoch, wait.Source) is { } held)
                     ApplyResync(wait, held);   // it came while the survivors agreed
                 break;
             default:
                 Become(Stepping);
-                BeginStep();
+                _loop.Begin();
                 break;
         }
     }
@@ -879,11 +847,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers
     {
         _reshard = false;
         _batches = ShardBatches.ForMember(_setup.Train, _nodeId, _participants, _plan.BatchSizePerWorker, _plan.Seed);
-        _stepsPerEpoch = ShardBatches.StepsPerEpoch(_setup.Train.Count, _participants.Count, _plan.BatchSizePerWorker);
-        _log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _nodeId, _epoch, _participants.Count,
-                  _batches.ShardSize, _stepsPerEpoch);
+        _replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(_setup.Train.Count, _participants.Count, _plan.BatchSizePerWorker);
+        _log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _nodeId, _replica.Epoch, _participants.Count,
+                  _batches.ShardSize, _replica.StepsPerEpoch);
         if (_nodeId == _participants.Min)
-            _setup.Reporter.Tell(new RunProgress.Note($"from epoch {_epoch} the training set is sharded among {_participants.Count} peers, {_stepsPerEpoch} steps per epoch"));
+            _setup.Reporter.Tell(new RunProgress.Note($"from epoch {_replica.Epoch} the training set is sharded among {_participants.Count} peers, {_replica.StepsPerEpoch} steps per epoch"));
     }
 
     private void Publish(object message) => _mediator.Tell(new Publish(_topic, message));

@@ -28,13 +28,3 @@ internal sealed class PeerLossRound(MembershipAgreement agreement, object? epoch
     /// <summary>Set once the open step waited long enough for survivors' shares; this peer reports what it holds then.</summary>
     public bool GraceOver { get; set; }
 }
-
-/// <summary>The step this peer has open: its own share (sent again when nothing arrives), when it began, and how often it was resent.</summary>
-internal sealed class OpenStep
-{
-    public GradientShare? OwnShare { get; set; }
-
-    public long Started { get; set; }
-
-    public int Retries { get; set; }
-}
