@@ -33,6 +33,30 @@ public sealed class HashRound
             $"; re-synchronising every differing replica from node {Source}";
     }
 
+    /// <summary>What became of an arriving hash (<see cref="Admit"/>).</summary>
+    public enum Arrival
+    {
+        /// <summary>Held for its epoch's round.</summary>
+        Held,
+        /// <summary>This peer's own, handed back by the topic after its round was over: nothing to judge, let alone a drop.</summary>
+        OwnEcho,
+        /// <summary>Of another run or of an epoch already over: dropped (and counted).</summary>
+        Dropped,
+    }
+
+    /// <summary>Holds <paramref name="hash"/> when it is of this run and of <paramref name="epoch"/> (this peer's) or later.</summary>
+    public Arrival Admit(ParameterHash hash, string runId, int self, int epoch)
+    {
+        // The topic hands a peer its own publication too, maybe after it has completed that round without it (its own
+        // hash is always counted).
+        if (hash.RunId == runId && hash.NodeId == self && hash.Epoch < epoch)
+            return Arrival.OwnEcho;
+        if (hash.RunId != runId || hash.Epoch < epoch)
+            return Arrival.Dropped;
+        Offer(hash);
+        return Arrival.Held;
+    }
+
     /// <summary>Holds a participant's hash; the latest wins (a peer that redid its epoch end publishes again).</summary>
     public void Offer(ParameterHash hash)
     {

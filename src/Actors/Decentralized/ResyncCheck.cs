@@ -40,10 +40,21 @@ public sealed class ResyncCheck
         return outcome;
     }
 
-    /// <summary>Counts a resync the peer refused before judging it (another run, an epoch too far ahead, no participant).</summary>
-    public GatherOutcome Refuse(GatherOutcome reason)
+    /// <summary>
+    /// Whether a resync that arrived is one to apply now or hold (Accepted), one to ignore (null: this peer's own coming
+    /// back, or one of an epoch this peer agreed on and left), or one to refuse before judging it (counted: another run,
+    /// an epoch too far ahead, a source that is no participant).
+    /// </summary>
+    public GatherOutcome? Admit(ReplicaResync message, string runId, int self, int epoch, IReadOnlyCollection<int> participants)
     {
-        _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
+        if (message.SourceNodeId == self || (message.RunId == runId && message.Epoch < epoch))
+            return null;
+        var reason = message.RunId != runId ? GatherOutcome.ForeignRun
+                   : message.Epoch > epoch + 1 ? GatherOutcome.FutureStep
+                   : !participants.Contains(message.SourceNodeId) ? GatherOutcome.NotParticipant
+                   : GatherOutcome.Accepted;
+        if (reason != GatherOutcome.Accepted)
+            _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
         return reason;
     }
 

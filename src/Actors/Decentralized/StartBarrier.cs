@@ -1,3 +1,5 @@
+using DistSgd.Actors.Protocol;
+
 namespace DistSgd.Actors.Decentralized;
 
 /// <summary>
@@ -76,6 +78,21 @@ public sealed class StartBarrier
             endpoints[ids[address]] = _endpoints[address];
         }
         return new Passed(ids, endpoints);
+    }
+
+    /// <summary>
+    /// Why a peer that announced this run cannot train with this one (another run configuration, another transport),
+    /// or null when it can. <paramref name="direct"/>: whether this peer uses the data plane.
+    /// </summary>
+    public static string? Mismatch(RunPlan plan, bool direct, PeerReady message)
+    {
+        if (message.Plan != plan)
+            return $"the peer at {message.NodeAddress} runs a different run configuration: " +
+                   string.Join("; ", plan.Differences(message.Plan, "here", $"at {message.NodeAddress}"));
+        if (direct == (message.DataEndpoint.Length == 0))
+            return $"the peer at {message.NodeAddress} uses the {(message.DataEndpoint.Length == 0 ? "akka" : "direct")} transport, this peer " +
+                   $"the {(direct ? "direct" : "akka")} one (distsgd.transport must be the same on every peer)";
+        return null;
     }
 
     /// <summary>Why the barrier has not passed, for the failure at distsgd.start-timeout.</summary>

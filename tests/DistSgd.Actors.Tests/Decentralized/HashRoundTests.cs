@@ -62,4 +62,17 @@ public class HashRoundTests
         Assert.True(agreed.AllEqual);
         Assert.Equal([0, 1], agreed.Hashes.Keys.Order());
     }
+
+    [Fact]
+    public void A_hash_of_another_run_or_an_epoch_over_is_dropped_and_the_peers_own_late_echo_is_not()
+    {
+        var round = new HashRound();
+        Assert.Equal(HashRound.Arrival.Held, round.Admit(Hash(3, 1, Good), "run", self: 0, epoch: 3));
+        Assert.Equal(HashRound.Arrival.Held, round.Admit(Hash(4, 1, Good), "run", self: 0, epoch: 3));   // a faster peer
+        Assert.Equal(HashRound.Arrival.Dropped, round.Admit(Hash(2, 1, Good), "run", self: 0, epoch: 3));
+        Assert.Equal(HashRound.Arrival.Dropped, round.Admit(new ParameterHash("other", 3, 1, Good, false), "run", self: 0, epoch: 3));
+        Assert.Equal(HashRound.Arrival.OwnEcho, round.Admit(Hash(2, 0, Good), "run", self: 0, epoch: 3));
+        Assert.True(round.Holds(4, 1));
+        Assert.False(round.Holds(2, 1));
+    }
 }

@@ -1,4 +1,7 @@
+using Akka.Actor;
 using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Models;
 
 namespace DistSgd.Actors.Tests.Decentralized;
 
@@ -69,5 +72,17 @@ public class StartBarrierTests
         barrier.Ready(B, "");
         barrier.Ready(C, "");
         Assert.EndsWith($"all 3 peers ready; no acknowledgement from {B}, {C}", barrier.TimeoutProblem(TimeSpan.FromSeconds(30)));
+    }
+
+    [Fact]
+    public void A_peer_with_another_configuration_or_transport_cannot_train_with_this_one()
+    {
+        var plan = new RunPlan("run", new ModelSpec(ModelKind.Softmax, 2, 3), 4, 1, 5, 42, 4);
+        var peer = ActorRefs.Nobody;
+        Assert.Null(StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan, A, peer)));
+        Assert.Null(StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer, "a:9")));
+        Assert.Contains("uses the direct transport, this peer the akka one", StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan, A, peer, "a:9")));
+        Assert.Contains("uses the akka transport, this peer the direct one", StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer)));
+        Assert.StartsWith($"the peer at {A} runs a different run configuration: ", StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan with { Seed = 2 }, A, peer)));
     }
 }
