@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.PublishSubscribe;
@@ -7,9 +6,7 @@ using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
-using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
-using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
