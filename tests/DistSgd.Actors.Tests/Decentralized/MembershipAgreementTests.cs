@@ -117,6 +117,27 @@ public class MembershipAgreementTests
         Assert.True(agreement.OwnReportDue);
     }
 
+    [Fact]
+    public void A_peer_stops_when_the_others_count_it_lost_or_it_is_on_the_minority_side()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2], self: 2);
+        Assert.Null(agreement.Problem());
+        agreement.Suspect([0, 1]);
+        Assert.StartsWith("this peer reaches only 1 of the run's 3 peers (nodes 2; lost 0, 1): on the minority side", agreement.Problem());
+
+        var excluded = new MembershipAgreement([0, 1, 2], self: 2);
+        excluded.Offer(Report(0, [2], 0, [0, 1, 2], 1, [0, 1]));
+        Assert.StartsWith("the other peers count this peer (node 2) as lost", excluded.Problem());
+    }
+
+    [Fact]
+    public void A_decision_says_who_goes_on_which_shares_the_step_uses_and_who_redoes_it()
+    {
+        var decision = MembershipAgreement.Decide([0, 1, 2, 3], [Report(0, [3], 7, [0, 1, 2, 3], 8, [0]), Report(1, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2]),
+                                                                 Report(2, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2])]);
+        Assert.Equal("peers 3 lost: 3 peers go on (nodes 0, 1, 2); step 7 uses the shares of nodes 0, 1, 2, redone by nodes 0", decision.Describe());
+    }
+
     [Theory]
     [InlineData(new[] { 0, 1, 2 }, new[] { 0, 1 }, true)]
     [InlineData(new[] { 0, 1, 2 }, new[] { 1, 2 }, true)]
