@@ -1,26 +1,13 @@
-using System.Diagnostics;
 using Akka.Actor;
 using Akka.Cluster;
 using Akka.Event;
 using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
-using DistSgd.Actors.Transport;
 using DistSgd.Actors.Steps;
-using DistSgd.Numerics.Data;
-using DistSgd.Numerics.Optim;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Centralized;
-
-/// <summary>Everything the master of a centralized run starts from; local to the node hosting it.</summary>
-/// <param name="WorkerCount">Workers to wait for before the first step.</param>
-/// <param name="InitialParameters">θ₀, already initialised from the run's seed.</param>
-/// <param name="Test">The held-out set evaluated after every epoch, or null.</param>
-/// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
-/// <param name="Checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
-public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialParameters, SgdOptions Optimizer,
-                                 TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1,
-                                 CheckpointSetup? Checkpoints = null);
 
 /// <summary>
 /// The seed's centralized master, run as a cluster singleton: owns θ and the optimizer state, broadcasts
@@ -35,46 +22,31 @@ public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialP
 /// next epoch. A master that starts while workers hold θ of its run (the singleton moved) recovers the run from
 /// them (<see cref="MasterRecovery"/>). A master that sees itself on the minority side of a partition applies and
 /// starts no step until the majority is back or the split brain resolver downs its node.
+/// <para>States (each a behaviour): <see cref="Registering"/> (workers register and accept the run) or
+/// <see cref="Recovering"/> (θ of a run under way is taken from the workers), then <see cref="Stepping"/>, with
+/// <see cref="Paused"/> on the minority side of a partition, and <see cref="Finished"/>. The workers are the
+/// <see cref="WorkerRoster"/>'s, the replica and its position the <see cref="Replica"/>'s, the step the
+/// <see cref="StepLoop"/>'s (with <see cref="MasterStep"/> as its <see cref="IStepExchange"/>), membership churn the
+/// <see cref="ParticipantTracker{TId}"/>'s.</para>
 /// </remarks>
-public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
+public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
 {
     private sealed record StartTimedOut;
     private sealed record RecoveryWaitOver;
-    private sealed record RecheckSuspect(IActorRef Worker);
+    private sealed record RecheckEvicted(IActorRef Worker);
 
     /// <summary>How long a new master waits, after the first worker reports θ of its run, for the others to register.</summary>
     private static readonly TimeSpan RecoveryWait = TimeSpan.FromSeconds(1.5);
 
     private readonly MasterSetup _setup;
+    private readonly RunPlan _plan;
     private readonly DistSgdSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly RunPlan _plan;
     private readonly Replica _replica;
-    private readonly StepGather _gather;
-    /// <summary>Made in PreStart: Akka sets <see cref="Timers"/> after the constructor.</summary>
-    private StepLoop _loop = null!;
+    private readonly WorkerRoster _roster = new();
     private readonly ParticipantTracker<IActorRef> _tracker;
-    private readonly Dictionary<IActorRef, int> _registered = new();
-    private readonly SortedDictionary<int, IActorRef> _participants = new();
-    private readonly HashSet<int> _accepted = new();
-    private readonly ChunkSender _payloads;
-    private readonly ChunkAssembler _assembler;
-    private readonly DirectDataPlane? _dataPlane;
-    private readonly Dictionary<int, string> _endpoints = new();
-    /// <summary>Workers accepted while the run is under way: they take part from the next epoch.</summary>
-    private readonly SortedDictionary<int, IActorRef> _joining = new();
-    /// <summary>This epoch's shard of each participant (its rank among the epoch's participants).</summary>
-    private readonly Dictionary<int, int> _shards = new();
-    /// <summary>Workers whose data connection failed, not yet known to the cluster as unreachable: invited again if they turn out alive.</summary>
-    private readonly Dictionary<IActorRef, Address> _suspects = new();
-    private readonly MasterRecovery _recovery;
-    private int _shardCount;
-    private bool _recovering;
-    private bool _pausedInMinority;
-    private readonly DropLog _drops;
-    private readonly ProgressMeter _meter;
-
-    private bool _finished;
+    private readonly PartitionSide _side = new();
+    private readonly MasterStep _step;
 
     public MasterActor(MasterSetup setup)
     {
@@ -83,20 +55,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
         _settings = DistSgdSettings.Create(Context.System);
         _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
                                Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
-        int parameterCount = _replica.Parameters.Length;
-        _gather = new StepGather(_plan.RunId, parameterCount);
-        _tracker = new ParticipantTracker<IActorRef>(address => _registered.Keys.Where(w => w.Path.Address.Equals(address)).ToList());
-        _drops = new DropLog(text => _log.Warning("{0}", text));
-        _meter = new ProgressMeter(_plan.StepsPerEpoch);
-        _payloads = new ChunkSender(Context.System, _settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(Context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(parameterCount) };
-        if (_settings.Transport == PayloadTransport.Direct)
-        {
-            var self = Self;
-            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientReply, MaxWorkers), GradientReply.FromFrame, m => self.Tell(m));
-        }
-        _recovery = new MasterRecovery(_plan.RunId);
-        WaitingForWorkers();
+        _tracker = new ParticipantTracker<IActorRef>(_roster.At);
+        _step = new MasterStep(setup, _settings, _replica, _roster, this, Context, MaxWorkers);
+        Registering(new MasterRecovery(_plan.RunId));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -104,22 +65,24 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
     /// <summary>Worker indices run from 0 to this − 1: the planned workers and as many replacements.</summary>
     private int MaxWorkers => 2 * _setup.WorkerCount;
 
+    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+
     public static Props Props(MasterSetup setup) =>
         Akka.Actor.Props.Create(() => new MasterActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
     protected override void PreStart()
     {
-        _loop = new StepLoop(_replica, this, Timers, _settings.StepTimeout);
+        _step.UseTimers(Timers);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         Timers.StartSingleTimer(nameof(StartTimedOut), new StartTimedOut(), _settings.StartTimeout);
         _log.Info("master of {0} waiting for {1} workers; payloads over {2}", _plan, _setup.WorkerCount,
-                  _dataPlane is null ? "Akka.Remote" : $"the direct data plane at {_dataPlane.Endpoint}");
+                  _step.UsesDataPlane ? $"the direct data plane at {_step.DataEndpoint}" : "Akka.Remote");
     }
 
     protected override void PreRestart(Exception reason, object message)
     {
-        _finished = true;   // a failure may have left a step half applied: no last checkpoint of this state
+        _replica.Stop();   // a failure may have left a step half applied: no last checkpoint of this state
         base.PreRestart(reason, message);
     }
 
@@ -127,233 +90,321 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
     {
         // Stopped mid-run (SIGTERM, Ctrl+C, the singleton handed over): θ changes only when a step finishes, so this is a
         // step boundary, and a last checkpoint keeps every step taken.
-        if (!_finished && _replica.IsRunning)
+        if (_replica.IsRunning)
             _replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
-        _dataPlane?.Dispose();
+        _step.Dispose();
         _replica.Dispose();
     }
 
-    // ---- phase 1: registration and joining ---------------------------------------------------------
+    // ---- states ---------------------------------------------------------------------------------------
 
-    private void WaitingForWorkers()
+    /// <summary>Workers register; once all planned ones have, each gets its index and is asked to join.</summary>
+    private void Registering(MasterRecovery recovery)
     {
-        Receive<RegisterWorker>(HandleRegister);
-        Receive<JoinAccepted>(HandleJoinAccepted);
+        Starting(worker => recovery.Forget(worker));
+        Receive<RegisterWorker>(m => HandleRegister(m, recovery));
+        Receive<JoinAccepted>(m => HandleJoinAccepted(m, recovered: false));
+        Receive<RecoveryWaitOver>(_ => RequestHeldParameters(recovery));
+        Receive<HeldParameters>(_ => { });
+    }
+
+    /// <summary>The run is under way (the singleton moved): θ is taken from the worker that holds the latest, then the workers join again.</summary>
+    private void Recovering(MasterRecovery recovery)
+    {
+        Starting(worker =>
+        {
+            recovery.Forget(worker);
+            if (recovery is { IsComplete: false, Source: { } source })
+                source.Worker.Tell(new RequestHeldParameters(_plan.RunId));   // the source may have changed
+        });
+        Receive<RegisterWorker>(_ => { });
+        Receive<JoinAccepted>(m =>
+        {
+            if (_roster.Joining.ContainsKey(m.WorkerIndex))
+                HandleJoinUnderWay(m);
+            else
+                HandleJoinAccepted(m, recovered: true);
+        });
+        Receive<HeldParameters>(m => HandleHeldParameters(m, recovery));
+        Receive<RecoveryWaitOver>(_ => { });
+    }
+
+    /// <summary>What <see cref="Registering"/> and <see cref="Recovering"/> share: the start's timeout, refusals and losses.</summary>
+    private void Starting(Action<IActorRef> forgotten)
+    {
         Receive<JoinRefused>(m => Fail($"worker {m.WorkerIndex} refused to join: {m.Reason}"));
         Receive<StartTimedOut>(_ => Fail(
-            $"only {_registered.Count} of {_setup.WorkerCount} workers registered and {_accepted.Count} joined within {_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout)"));
-        Receive<RecoveryWaitOver>(_ => RequestHeldParameters());
-        Receive<HeldParameters>(HandleHeldParameters);
-        Receive<ClusterEvent.UnreachableMember>(HandleMembership);
-        Receive<ClusterEvent.MemberRemoved>(HandleMembership);
+            $"only {_roster.Registered.Count} of {_setup.WorkerCount} workers registered and {_roster.AcceptedCount} joined within {_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout)"));
+        Receive<ClusterEvent.UnreachableMember>(m => Membership(m, forgotten));
+        Receive<ClusterEvent.MemberRemoved>(m => Membership(m, forgotten));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
-        Receive<GradientReply>(m => _gather.Offer(m));
-        Receive<MessageChunk>(HandleChunk);
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe(), forgotten));
+        Receive<GradientReply>(_step.OfferEarly);
         Receive<DataConnectionLost>(_ => { });
+        Common();
     }
 
-    private void HandleChunk(MessageChunk chunk)
+    /// <summary>Synchronous steps (the <see cref="StepLoop"/>).</summary>
+    private void Stepping()
     {
-        if (_assembler.Add(chunk, Sender) is { } whole)
-            Self.Forward(whole);
+        UnderWay();
+        Receive<ClusterEvent.IClusterDomainEvent>(m =>
+        {
+            if (Membership(m)?.Cause == LossCause.Unreachable && _step.IsGathering && _replica.IsRunning)
+                FollowMajority();
+        });
     }
 
-    private void HandleRegister(RegisterWorker message)
+    /// <summary>On the minority side of a partition: θ does not change; a membership change may give this side the majority back.</summary>
+    private void Paused()
     {
-        if (_registered.ContainsKey(message.Worker) || _participants.Count > 0 || _recovering)
+        UnderWay();
+        Receive<ClusterEvent.IClusterDomainEvent>(m =>
+        {
+            if (Membership(m) is { } change && (change.Cause is not null || change.Regained.Count > 0) && _replica.IsRunning)
+                _step.Loop.Begin();
+        });
+    }
+
+    /// <summary>What <see cref="Stepping"/> and <see cref="Paused"/> share: gradients, timeouts, losses and (re)joins under way.</summary>
+    private void UnderWay()
+    {
+        Receive<GradientReply>(m => _step.Offer(m, Sender));
+        Receive<StepLoop.StepTimedOut>(m => _step.Loop.HandleTimeout(m));
+        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
+        Receive<RegisterWorker>(HandleRegisterUnderWay);
+        Receive<JoinAccepted>(HandleJoinUnderWay);
+        Receive<JoinRefused>(m => ForgetWorker(Sender, $"refused to join: {m.Reason}"));
+        Receive<DataConnectionLost>(_step.ConnectionLost);
+        Receive<HeldParameters>(_ => { });
+        Receive<RecheckEvicted>(HandleRecheckEvicted);
+        Common();
+    }
+
+    private void Finished() => ReceiveAny(_ => { });
+
+    /// <summary>Handled alike in every state but <see cref="Finished"/>.</summary>
+    private void Common()
+    {
+        Receive<MessageChunk>(chunk =>
+        {
+            if (_step.Reassemble(chunk, Sender) is { } whole)
+                Self.Forward(whole);
+        });
+    }
+
+    // ---- registration and joining -------------------------------------------------------------------
+
+    private void HandleRegister(RegisterWorker message, MasterRecovery recovery)
+    {
+        if (_roster.IsRegistered(message.Worker) || _roster.Participants.Count > 0)
             return;
-        if (_recovery.Offer(message.Worker, message.Position))
+        if (recovery.Offer(message.Worker, message.Position))
         {
             // A worker holds θ of this run: it is under way and this master is its successor.
-            _registered[message.Worker] = -1;
+            _roster.Register(message.Worker);
             Context.Watch(message.Worker);
-            if (_recovery.Positions.Count == 1)
+            if (recovery.Positions.Count == 1)
             {
                 _log.Warning("run {0} is under way (worker {1} holds θ of step {2}): recovering it from the workers",
                              _plan.RunId, message.Position!.WorkerIndex, message.Position.Step);
                 Timers.StartSingleTimer(nameof(RecoveryWaitOver), new RecoveryWaitOver(), RecoveryWait);
             }
-            if (_recovery.Positions.Count >= _setup.WorkerCount)
-                RequestHeldParameters();
+            if (recovery.Positions.Count >= _setup.WorkerCount)
+                RequestHeldParameters(recovery);
             return;
         }
-        if (_recovery.IsUnderWay)
+        if (recovery.IsUnderWay)
             return;   // a worker that has not yet joined this run joins it later, as a replacement
-        _registered[message.Worker] = -1;
+        _roster.Register(message.Worker);
         Context.Watch(message.Worker);
-        _setup.Reporter.Tell(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_registered.Count}/{_setup.WorkerCount})"));
-        if (_registered.Count < _setup.WorkerCount)
+        _setup.Reporter.Tell(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_roster.Registered.Count}/{_setup.WorkerCount})"));
+        if (_roster.Registered.Count < _setup.WorkerCount)
             return;
-
-        // Indices by address: the same cluster gives the same shards, whatever the registration order.
-        int index = 0;
-        foreach (var worker in _registered.Keys.OrderBy(w => w.Path.Address.ToString(), StringComparer.Ordinal).ThenBy(w => w.Path.ToString(), StringComparer.Ordinal).ToList())
-        {
-            _registered[worker] = index;
-            _participants[index] = worker;
-            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _dataPlane?.Endpoint ?? ""));
-            index++;
-        }
+        foreach (var (index, worker) in _roster.NumberByAddress())
+            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _step.DataEndpoint));
     }
 
-    private void HandleJoinAccepted(JoinAccepted message)
+    /// <param name="recovered">Whether the run was recovered from the workers (it goes on) rather than started.</param>
+    private void HandleJoinAccepted(JoinAccepted message, bool recovered)
     {
-        if (_recovering && _joining.ContainsKey(message.WorkerIndex))
+        if (message.RunId != _plan.RunId || !_roster.Participants.ContainsKey(message.WorkerIndex))
+            return;
+        if (_step.UsesDataPlane && message.DataEndpoint.Length == 0)
         {
-            HandleJoinUnderWay(message);
+            Fail($"worker {message.WorkerIndex} at {Sender.Path.Address} joined without a data endpoint; this run's payloads use the direct transport");
             return;
         }
-        if (message.RunId != _plan.RunId || !_participants.ContainsKey(message.WorkerIndex))
-            return;
-        if (_dataPlane is not null)
-        {
-            if (message.DataEndpoint.Length == 0)
-            {
-                Fail($"worker {message.WorkerIndex} at {Sender.Path.Address} joined without a data endpoint; this run's payloads use the direct transport");
-                return;
-            }
-            _endpoints[message.WorkerIndex] = message.DataEndpoint;
-        }
-        _accepted.Add(message.WorkerIndex);
-        if (_accepted.Count < _participants.Count)
+        _roster.Accept(message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null);
+        if (!_roster.AllAccepted)
             return;
         Timers.Cancel(nameof(StartTimedOut));
-        _setup.Reporter.Tell(new RunProgress.Note(_recovering
-            ? $"{Now} run {_plan.RunId} recovered at step {_replica.Step} (epoch {_replica.Epoch}, step {_replica.StepInEpoch} of {_replica.StepsPerEpoch}) with {_participants.Count} workers; training again"
-            : $"run {_plan.RunId} started with {_participants.Count} workers"));
-        _meter.Start(_participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
+        _setup.Reporter.Tell(new RunProgress.Note(recovered
+            ? $"{Now} run {_plan.RunId} recovered at step {_replica.Step} (epoch {_replica.Epoch}, step {_replica.StepInEpoch} of {_replica.StepsPerEpoch}) with {_roster.Participants.Count} workers; training again"
+            : $"run {_plan.RunId} started with {_roster.Participants.Count} workers"));
+        _step.Started();
         Become(Stepping);
         _replica.Start();
-        _loop.Begin();
+        _step.Loop.Begin();
     }
 
-    /// <summary>Steps of an epoch cut into <paramref name="shards"/> shards: the largest shard's batch count (the plan's with every planned worker).</summary>
-    private int StepsPerEpoch(int shards) =>
-        shards == _setup.WorkerCount ? _plan.StepsPerEpoch : ShardBatches.StepsPerEpoch(_plan.TrainCount, shards, _plan.BatchSizePerWorker);
+    /// <summary>A worker that registers while the run is under way (a new node, a restarted one) is invited; it takes part from the next epoch.</summary>
+    private void HandleRegisterUnderWay(RegisterWorker message)
+    {
+        if (_roster.IsRegistered(message.Worker))
+            return;
+        int? held = message.Position is { } p && p.RunId == _plan.RunId ? p.WorkerIndex : null;
+        if (_roster.FreeIndex(held, MaxWorkers) is not { } index)
+            return;   // as many workers as the run takes
+        _roster.Register(message.Worker, index);
+        Context.Watch(message.Worker);
+        message.Worker.Tell(new JoinRun(_plan, index, _roster.ShardCount, _step.DataEndpoint));
+    }
 
-    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+    private void HandleJoinUnderWay(JoinAccepted message)
+    {
+        if (message.RunId != _plan.RunId || (_step.UsesDataPlane && message.DataEndpoint.Length == 0)
+            || !_roster.JoinUnderWay(Sender, message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null))
+            return;
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
+    }
 
     // ---- taking over a run under way (the singleton moved) --------------------------------------------
 
     /// <summary>Asks the worker with the highest step for the θ it holds.</summary>
-    private void RequestHeldParameters()
+    private void RequestHeldParameters(MasterRecovery recovery)
     {
         Timers.Cancel(nameof(RecoveryWaitOver));
-        if (_recovery.Source is not { } source)
+        if (recovery.Source is not { } source)
         {
             Fail("every worker that held θ of the run was lost before this master could recover it");
             return;
         }
-        _recovering = true;
+        Become(() => Recovering(recovery));
         _log.Info("recovering θ of step {0} from worker {1} at {2}", source.Position.Step, source.Position.WorkerIndex, source.Worker.Path.Address);
         source.Worker.Tell(new RequestHeldParameters(_plan.RunId));
     }
 
     /// <summary>
-    /// θ of the source's step (and of the step before) arrived: θ, the step, the epoch's position and the momentum
-    /// (rebuilt from the two θ, <see cref="MomentumRecovery"/>) are restored, and the workers are asked to join again.
-    /// Workers that were computing in this epoch keep their shard until it ends; the others take part from the next.
+    /// θ of the source's step (and of the step before) arrived: the replica takes the run over
+    /// (<see cref="MasterRecovery.RestoreInto"/>), and the workers are asked to join again. Workers that were
+    /// computing in this epoch keep their shard until it ends; the others take part from the next.
     /// </summary>
-    private void HandleHeldParameters(HeldParameters message)
+    private void HandleHeldParameters(HeldParameters message, MasterRecovery recovery)
     {
-        if (!_recovering || !_recovery.Accept(message, _replica.Parameters.Length) || !_recovery.IsComplete)
+        if (!recovery.Accept(message, _replica.Parameters.Length) || !recovery.IsComplete)
             return;
-        var source = _recovery.Source!.Value.Position;
-        _recovery.Parameters.CopyTo(_replica.Parameters, 0);
-        var velocity = new float[_setup.Optimizer.Momentum > 0 ? _replica.Parameters.Length : 0];
-        string momentum = velocity.Length == 0 ? "no momentum to recover"
-            : _recovery.Previous is { } previous
-              && MomentumRecovery.TryVelocity(_setup.Optimizer, previous, _replica.Parameters, _setup.Optimizer.Schedule.RateAt(source.Step - 1, _setup.Optimizer.LearningRate), velocity)
-                ? $"momentum rebuilt from θ of steps {source.Step - 1} and {source.Step}"
-                : "momentum restarts from 0 (the source did not hold two consecutive θ, or Nesterov momentum)";
-        _replica.Optimizer.Restore(new Numerics.Optim.SgdState(source.Step, velocity));
-        _replica.MoveTo(source.Step, source.Epoch, source.StepInEpoch);
-        _shardCount = source.ShardCount;
-        _replica.StepsPerEpoch = StepsPerEpoch(_shardCount);
+        var source = recovery.Source!.Value.Position;
+        string momentum = recovery.RestoreInto(_replica, _setup.Optimizer);
+        _replica.StepsPerEpoch = _step.StepsPerEpoch(source.ShardCount);
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_replica.Step} recovered from worker {source.WorkerIndex}; {momentum}"));
-
-        foreach (var (worker, position) in _recovery.Positions)
-        {
-            _registered[worker] = position.WorkerIndex;
-            bool inThisEpoch = position.Epoch == _replica.Epoch && position.ShardCount == _shardCount && position.ShardIndex >= 0;
-            if (inThisEpoch)
-            {
-                _participants[position.WorkerIndex] = worker;
-                _shards[position.WorkerIndex] = position.ShardIndex;
-            }
-            else
-            {
-                _joining[position.WorkerIndex] = worker;
-            }
-        }
-        if (_participants.Count == 0)
-        {
-            // Nobody can finish this epoch's shards (its metrics are lost): the next epoch starts with whoever is here.
-            foreach (var (index, worker) in _joining)
-                _participants[index] = worker;
-            _joining.Clear();
+        // Nobody can finish this epoch's shards (its metrics are lost): the next epoch starts with whoever is here.
+        if (!_roster.Recover(recovery.Positions.Select(p => (p.Key, p.Value)), _replica.Epoch, source.ShardCount))
             _replica.NextEpoch();
-            _shardCount = 0;
-        }
-        foreach (var (index, worker) in _participants.Concat(_joining))
-            worker.Tell(new JoinRun(_plan, index, _shardCount, _dataPlane?.Endpoint ?? ""));
-        // Joins of the workers that are not in this epoch are handled while stepping, like any replacement.
-        foreach (var index in _joining.Keys)
-            _accepted.Remove(index);
+        foreach (var (index, worker) in _roster.Participants.Concat(_roster.Joining))
+            worker.Tell(new JoinRun(_plan, index, _roster.ShardCount, _step.DataEndpoint));
     }
 
-    // ---- phase 2: synchronous steps ----------------------------------------------------------------
+    // ---- membership ---------------------------------------------------------------------------------
 
-    private void Stepping()
+    /// <summary>
+    /// True on the majority side of a partition (keep-majority's rule: more than half the members reachable, or
+    /// exactly half including the lowest address), as this master's own events and the cluster's state tell.
+    /// </summary>
+    private bool SeesMajority()
     {
-        Receive<GradientReply>(HandleGradient);
-        Receive<StepLoop.StepTimedOut>(m => _loop.HandleTimeout(m));
-        Receive<ClusterEvent.UnreachableMember>(HandleMembership);
-        Receive<ClusterEvent.MemberRemoved>(HandleMembership);
-        Receive<ClusterEvent.ReachableMember>(HandleMembership);
-        Receive<ClusterEvent.IReachabilityEvent>(_ => { });
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
-        Receive<RegisterWorker>(HandleRegisterUnderWay);
-        Receive<JoinAccepted>(HandleJoinUnderWay);
-        Receive<JoinRefused>(m => ForgetWorker(Sender, $"refused to join: {m.Reason}"));
-        Receive<MessageChunk>(HandleChunk);
-        Receive<DataConnectionLost>(HandleConnectionLost);
-        Receive<HeldParameters>(_ => { });
-        Receive<RecheckSuspect>(HandleRecheckSuspect);
+        var state = Cluster.Get(Context.System).State;
+        return ClusterMajority.IsOnMajoritySide(
+            state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
+            state.Unreachable.Select(m => m.Address).Concat(_tracker.UnreachableMembers));
     }
 
     /// <summary>
-    /// A worker whose data connection dropped or refused θ is taken out of the run at once, without waiting for the
-    /// failure detector (a crashed process closes its sockets within milliseconds): it is not waited for in this
-    /// step, and the next epoch's shards are cut without it. The caller finishes the step if it is complete.
-    /// If the cluster still counts it reachable a little later, it was a blip: it is invited back (next epoch).
+    /// Moves between <see cref="Stepping"/> and <see cref="Paused"/> as the side of a partition this master is on
+    /// changes, and says whether it may change θ: on the minority side the split brain resolver downs its node and a
+    /// master on the other side takes over, so this one must not change θ meanwhile.
     /// </summary>
-    private void Suspect(int index, string why)
+    public bool FollowMajority()
     {
-        if (!_participants.TryGetValue(index, out var worker) && !_joining.TryGetValue(index, out worker))
+        bool majority = SeesMajority();
+        switch (_side.Observe(majority))
+        {
+            case SideChange.LostMajority:
+                _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _replica.Step);
+                _setup.Reporter.Tell(new RunProgress.Note($"{Now} master on the minority side of a partition: no update of θ until the majority is back"));
+                Become(Paused);
+                break;
+            case SideChange.RegainedMajority:
+                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
+                Become(Stepping);
+                break;
+        }
+        return majority;
+    }
+
+    /// <summary>
+    /// A cluster event, through the <see cref="ParticipantTracker{TId}"/>: the workers on an unreachable or removed
+    /// member are forgotten; those forgotten as unreachable that are reachable again are invited back (they still run,
+    /// nothing was wrong but the network) and take part from the next epoch.
+    /// </summary>
+    private MembershipChange<IActorRef>? Membership(ClusterEvent.IClusterDomainEvent clusterEvent, Action<IActorRef>? forgotten = null)
+    {
+        if (_tracker.On(clusterEvent) is not { } change)
+            return null;
+        if (change.Cause == LossCause.Removed)
+            _roster.ForgetEvictedAt(change.Member);
+        foreach (var lost in change.Lost)
+            ForgetWorker(lost.Id, lost.Describe(), forgotten);
+        foreach (var worker in change.Regained)
+            HandleRegisterUnderWay(new RegisterWorker(worker));
+        return change;
+    }
+
+    private void ForgetWorker(IActorRef worker, string why, Action<IActorRef>? forgotten = null)
+    {
+        if (_roster.Forget(worker) is not { } index)
             return;
-        _registered.Remove(worker);
-        _participants.Remove(index);
-        _joining.Remove(index);
-        _accepted.Remove(index);
-        _suspects[worker] = worker.Path.Address;
+        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
+                                                  (_replica.IsRunning ? $" at step {_replica.Step}; not waited for" : "")));
+        forgotten?.Invoke(worker);
+        if (index == WorkerRoster.NoIndex)
+            return;
+        // Cut off from every worker by a partition: wait (stepping nothing) to be downed or to see the majority again.
+        if (_roster.Participants.Count == 0 && _replica.IsRunning)
+        {
+            _step.Lost(index, why, gathering: false);
+            if (FollowMajority())
+                Fail($"every worker was lost (the last, worker {index}, {why})");
+            return;
+        }
+        _step.Lost(index, why);
+    }
+
+    /// <summary>
+    /// A worker whose data connection dropped or refused θ is evicted at once, without waiting for the failure
+    /// detector (a crashed process closes its sockets within milliseconds): it is not waited for in this step, and
+    /// the next epoch's shards are cut without it. The caller finishes the step if it is complete. If the cluster
+    /// still counts it reachable a little later, it was a blip: it is invited back (next epoch).
+    /// </summary>
+    public void Evict(int index, string why)
+    {
+        if (_roster.Evict(index) is not { } worker)
+            return;
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
-        Timers.StartSingleTimer(("recheck", worker), new RecheckSuspect(worker), _settings.DirectFrameTimeout);
-        if (_participants.Count == 0 && !_finished && OnMajoritySide())
+        Timers.StartSingleTimer(("recheck", worker), new RecheckEvicted(worker), _settings.DirectFrameTimeout);
+        if (_roster.Participants.Count == 0 && FollowMajority())
             Fail($"every worker was lost (the last, worker {index}, {why})");
     }
 
-    private void HandleRecheckSuspect(RecheckSuspect message)
+    private void HandleRecheckEvicted(RecheckEvicted message)
     {
-        if (!_suspects.TryGetValue(message.Worker, out var address) || _finished)
+        if (_roster.EvictedAt(message.Worker) is not { } address)
             return;
         var state = Cluster.Get(Context.System).State;
-        bool up = state.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up);
-        if (!up)
+        if (!state.Members.Any(m => m.Address.Equals(address) && m.Status == MemberStatus.Up))
         {
-            _suspects.Remove(message.Worker);
+            _roster.ForgetEvicted(message.Worker);
             return;
         }
         if (state.Unreachable.Any(m => m.Address.Equals(address)))
@@ -361,306 +412,35 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IStepExchange
             Timers.StartSingleTimer(("recheck", message.Worker), message, _settings.DirectFrameTimeout);
             return;
         }
-        _suspects.Remove(message.Worker);
+        _roster.ForgetEvicted(message.Worker);
         HandleRegisterUnderWay(new RegisterWorker(message.Worker));
     }
 
-    /// <summary>A worker that registers while the run is under way (a new node, a restarted one) is invited; it takes part from the next epoch.</summary>
-    private void HandleRegisterUnderWay(RegisterWorker message)
+    // ---- the end ------------------------------------------------------------------------------------
+
+    public void Finish(StopReason reason)
     {
-        if (_registered.ContainsKey(message.Worker) || _finished)
-            return;
-        var used = _registered.Values.ToHashSet();
-        int index = message.Position is { } p && p.RunId == _plan.RunId && p.WorkerIndex >= 0 && p.WorkerIndex < MaxWorkers && !used.Contains(p.WorkerIndex)
-            ? p.WorkerIndex
-            : Enumerable.Range(0, MaxWorkers).FirstOrDefault(i => !used.Contains(i), -1);
-        if (index < 0)
-            return;   // as many workers as the run takes
-        _registered[message.Worker] = index;
-        Context.Watch(message.Worker);
-        message.Worker.Tell(new JoinRun(_plan, index, _shardCount, _dataPlane?.Endpoint ?? ""));
-    }
-
-    private void HandleJoinUnderWay(JoinAccepted message)
-    {
-        if (message.RunId != _plan.RunId || !_registered.TryGetValue(Sender, out int index) || index != message.WorkerIndex
-            || _participants.ContainsKey(index))
-            return;
-        if (_dataPlane is not null)
-        {
-            if (message.DataEndpoint.Length == 0)
-                return;
-            _endpoints[index] = message.DataEndpoint;
-        }
-        _joining[index] = Sender;
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
-    }
-
-    /// <summary>The epoch's shards: the participants (and the workers that joined meanwhile), by rank in index order.</summary>
-    private void StartEpoch()
-    {
-        _meter.Start(_joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
-        foreach (var (index, worker) in _joining)
-            _participants[index] = worker;
-        _joining.Clear();
-        bool changed = _shardCount != 0 && _shardCount != _participants.Count;
-        _shards.Clear();
-        int rank = 0;
-        foreach (int index in _participants.Keys)
-            _shards[index] = rank++;
-        _shardCount = _participants.Count;
-        _replica.StepsPerEpoch = StepsPerEpoch(_shardCount);
-        if (changed)
-            _setup.Reporter.Tell(new RunProgress.Note(
-                $"{Now} epoch {_replica.Epoch}: the training set is cut into {_shardCount} shards for workers {string.Join(", ", _participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
-    }
-
-    /// <summary>
-    /// False on the minority side of a partition (keep-majority's rule: more than half the members reachable, or
-    /// exactly half including the lowest address): there the split brain resolver downs this node, and a master on
-    /// the other side takes over, so this one must not change θ meanwhile.
-    /// </summary>
-    private bool OnMajoritySide()
-    {
-        var state = Cluster.Get(Context.System).State;
-        if (ClusterMajority.IsOnMajoritySide(state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
-                                             state.Unreachable.Select(m => m.Address).Concat(_tracker.UnreachableMembers)))
-        {
-            if (_pausedInMinority)
-                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
-            _pausedInMinority = false;
-            return true;
-        }
-        if (!_pausedInMinority)
-        {
-            _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _replica.Step);
-            _setup.Reporter.Tell(new RunProgress.Note($"{Now} master on the minority side of a partition: no update of θ until the majority is back"));
-        }
-        _pausedInMinority = true;
-        return false;
-    }
-
-    // ---- the master's side of the step loop (StepLoop) ------------------------------------------------
-
-    StepGather? IStepExchange.Open()
-    {
-        if (_finished || !OnMajoritySide())
-            return null;
-        if (_replica.StepInEpoch == 0 || _shardCount == 0)
-            StartEpoch();
-        if (_replica.CheckpointIfDue() is { } checkpoint)
-            _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
-        _gather.Begin(_replica.Step, _participants.Keys);
-        return _gather;
-    }
-
-    /// <summary>θ to every participant: over the data plane, or in a <see cref="ComputeGradient"/> over Akka.</summary>
-    void IStepExchange.Broadcast()
-    {
-        if (_dataPlane is not null)
-        {
-            SendParametersDirect();
-            return;
-        }
-        // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
-        var theta = _replica.CopyOfParameters();
-        foreach (var (index, worker) in _participants)
-        {
-            var message = new ComputeGradient(_plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _shards[index], _shardCount);
-            _payloads.Tell(worker, message, Self);
-            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(message);
-        }
-    }
-
-    bool IStepExchange.AfterBegin() => true;
-
-    void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
-    {
-        _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
-        _loop.Begin();
-    }
-
-    string IStepExchange.NothingArrived(IReadOnlyCollection<int> missing) =>
-        $"no worker answered step {_replica.Step} within {StepLoop.MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s); waiting for workers {string.Join(", ", missing)}";
-
-    bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
-    {
-        _log.Warning("step {0}: workers {1} did not answer within {2}; going on with {3} gradients",
-                     _replica.Step, string.Join(", ", missing), _settings.StepTimeout, _gather.Replies.Count);
-        return true;
-    }
-
-    /// <summary>On the minority side the gathered gradients are not applied: the step is asked again once the majority is back.</summary>
-    bool IStepExchange.BeforeApply(StepGather gather) => OnMajoritySide();
-
-    void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
-    {
-        if (_dataPlane is not null)
-        {
-            // The step's gradients are averaged and applied: their arrays take the next step's frames.
-            foreach (var reply in gather.Replies)
-                _dataPlane.Return(reply.Gradient);
-        }
-        if (diverged)
-            return;
-        long next = _replica.Step + 1;
-        if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
-            _setup.Reporter.Tell(progress);
-        // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
-        if (_replica.Optimizer.State.Step != next)
-            _replica.Optimizer.Restore(new Numerics.Optim.SgdState(next, _replica.Optimizer.State.Velocity));
-    }
-
-    /// <summary>Evaluates, reports and applies the stop rule; true when the run goes on.</summary>
-    bool IStepExchange.EndEpoch()
-    {
-        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + (_dataPlane?.BadFrames ?? 0),
-                                                     DroppedMessages.ByKind(_gather.Dropped, _dataPlane?.BadFrames ?? 0));
-        _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
-        if (plateau || _replica.AtEpochLimit)
-        {
-            Finish(plateau ? StopReason.LossPlateau : StopReason.EpochLimit);
-            return false;
-        }
-        _replica.NextEpoch();
-        return true;
-    }
-
-    void IStepExchange.Fail(string reason) => Fail(reason);
-
-    /// <summary>
-    /// θ to every participant over the data plane, in worker-index order; the send copies θ into the kernel before
-    /// it returns, so no copy of θ is made. A worker that cannot be reached is lost for this step (like an
-    /// unreachable member) and is sent to again, on a new connection, next step.
-    /// </summary>
-    private void SendParametersDirect()
-    {
-        List<int>? unreachable = null;
-        foreach (int index in _participants.Keys)
-        {
-            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _shardCount, 0, 0, 0, (ushort)_shards[index]);
-            if (_endpoints.TryGetValue(index, out var endpoint) && _dataPlane!.Send(endpoint, header, _replica.Parameters))
-                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
-            else
-                (unreachable ??= new List<int>()).Add(index);
-        }
-        if (unreachable is null)
-            return;
-        foreach (int index in unreachable)
-        {
-            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _replica.Step, index);
-            _gather.Forget(index);
-            Suspect(index, "could not be sent θ");
-        }
-        // With nobody reached the step stays open: its timeout asks again rather than taking an empty step.
-        if (_gather.IsComplete && _gather.Replies.Count > 0)
-            _loop.Finish();
-    }
-
-    private void HandleConnectionLost(DataConnectionLost message)
-    {
-        _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
-        if (!_gather.IsOpen || !_gather.Forget(message.Sender))
-            return;
-        Suspect(message.Sender, "dropped its data connection");
-        if (_gather.IsComplete && _gather.Replies.Count > 0)
-            _loop.Finish();
-    }
-
-    private void HandleGradient(GradientReply reply)
-    {
-        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
-        bool fromParticipant = _dataPlane is not null || (_participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(Sender));
-        var outcome = _gather.Offer(reply, fromParticipant);
-        if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
-        else
-            _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {Sender.Path}");
-        _loop.TryFinish();
-    }
-
-    private void Finish(StopReason reason)
-    {
-        _finished = true;
-        Timers.CancelAll();
         // The reporter first: a worker on this node passes RunEnded to the same reporter, which must see the result before it.
         _setup.Reporter.Tell(new RunProgress.RunCompleted(_replica.CopyOfParameters(), _replica.Result(reason)));
-        foreach (var worker in _registered.Keys)
-            worker.Tell(new RunEnded(_plan.RunId));
-        _dataPlane?.Dispose();
-        Become(Finished);
+        End();
     }
 
-    private void Fail(string reason)
+    public void Fail(string reason)
     {
-        if (_finished)
-            return;
-        _finished = true;
-        Timers.CancelAll();
         _log.Error("run {0} failed: {1}", _plan.RunId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
-        foreach (var worker in _registered.Keys)
+        End();
+    }
+
+    /// <summary>The run is over: the workers are told, nothing is waited for any more, and only <see cref="Finished"/> is left.</summary>
+    private void End()
+    {
+        Timers.CancelAll();
+        _replica.Stop();
+        foreach (var worker in _roster.Registered)
             worker.Tell(new RunEnded(_plan.RunId));
-        _dataPlane?.Dispose();
+        _roster.Clear();
+        _step.Dispose();
         Become(Finished);
-    }
-
-    private void Finished()
-    {
-        ReceiveAny(_ => { });
-    }
-
-    // ---- membership ---------------------------------------------------------------------------------
-
-    /// <summary>
-    /// A cluster event, through the <see cref="ParticipantTracker{TId}"/>: the workers on an unreachable or removed
-    /// member are forgotten; those forgotten as unreachable that are reachable again are invited back (they still run,
-    /// nothing was wrong but the network) and take part from the next epoch.
-    /// </summary>
-    private void HandleMembership(ClusterEvent.IClusterDomainEvent clusterEvent)
-    {
-        if (_tracker.On(clusterEvent) is not { } change)
-            return;
-        if (change.Cause == LossCause.Removed)
-            foreach (var suspect in _suspects.Where(s => s.Value.Equals(change.Member)).Select(s => s.Key).ToList())
-                _suspects.Remove(suspect);
-        foreach (var lost in change.Lost)
-            ForgetWorker(lost.Id, lost.Describe());
-        foreach (var worker in change.Regained)
-            HandleRegisterUnderWay(new RegisterWorker(worker));
-        if (!_replica.IsRunning || _finished || (change.Cause is null && change.Regained.Count == 0))
-            return;
-        if (_pausedInMinority)
-            _loop.Begin();   // a removal or a member back may have given this side the majority
-        else if (change.Cause == LossCause.Unreachable && _gather.IsOpen)
-            OnMajoritySide();
-    }
-
-    private void ForgetWorker(IActorRef worker, string why)
-    {
-        _suspects.Remove(worker);
-        if (!_registered.Remove(worker, out int index))
-            return;
-        _recovery.Forget(worker);
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
-                                                  (_replica.IsRunning && !_finished ? $" at step {_replica.Step}; not waited for" : "")));
-        if (_recovering && !_replica.IsRunning && _recovery.Source is { } source && !_recovery.IsComplete)
-            source.Worker.Tell(new RequestHeldParameters(_plan.RunId));
-        if (index < 0)
-            return;
-        _joining.Remove(index);
-        _meter.SetState(index, why);
-        _participants.Remove(index);
-        _accepted.Remove(index);
-        // Cut off from every worker by a partition: wait (stepping nothing) to be downed or to see the majority again.
-        if (_participants.Count == 0 && !_finished && _replica.IsRunning && !OnMajoritySide())
-            return;
-        if (_participants.Count == 0 && !_finished && _replica.IsRunning)
-        {
-            Fail($"every worker was lost (the last, worker {index}, {why})");
-            return;
-        }
-        if (_gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
-            _loop.Finish();
     }
 }

@@ -1,4 +1,6 @@
 using Akka.Actor;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Optim;
 
 namespace DistSgd.Actors.Centralized;
 
@@ -65,4 +67,24 @@ public sealed class MasterRecovery(string runId)
 
     /// <summary>θ of the step before, or null when the source did not hold it.</summary>
     public float[]? Previous => Source is { } s && _held.TryGetValue(s.Position.Step - 1, out var previous) ? previous : null;
+
+    /// <summary>
+    /// Puts the recovered run into <paramref name="replica"/>: θ of the source's step, the optimizer's step and its
+    /// momentum (rebuilt from the two θ, <see cref="MomentumRecovery"/>, when the source held both), and the run's
+    /// position. Returns what happened to the momentum, for the run's notes. Call once <see cref="IsComplete"/>.
+    /// </summary>
+    public string RestoreInto(Replica replica, SgdOptions options)
+    {
+        var source = Source!.Value.Position;
+        Parameters.CopyTo(replica.Parameters, 0);
+        var velocity = new float[options.Momentum > 0 ? replica.Parameters.Length : 0];
+        string momentum = velocity.Length == 0 ? "no momentum to recover"
+            : Previous is { } previous
+              && MomentumRecovery.TryVelocity(options, previous, replica.Parameters, options.Schedule.RateAt(source.Step - 1, options.LearningRate), velocity)
+                ? $"momentum rebuilt from θ of steps {source.Step - 1} and {source.Step}"
+                : "momentum restarts from 0 (the source did not hold two consecutive θ, or Nesterov momentum)";
+        replica.Optimizer.Restore(new SgdState(source.Step, velocity));
+        replica.MoveTo(source.Step, source.Epoch, source.StepInEpoch);
+        return momentum;
+    }
 }

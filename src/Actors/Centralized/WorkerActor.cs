@@ -35,7 +35,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
     private readonly DistSgdSettings _settings;
-    private DirectDataPlane? _direct;
+    private DirectDataPlane? _dataPlane;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
     private int _shardIndex = -1;
@@ -127,7 +127,18 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _payloads.Tell(Sender, new HeldParameters(message.RunId, _latest.Step, _latest.Parameters), Self);
     }
 
-    protected override void PostStop() => _direct?.Dispose();
+    protected override void PostStop()
+    {
+        _dataPlane?.Dispose();
+        DisposeModel();
+    }
+
+    /// <summary>The model's kernels own worker threads (a <see cref="PackedKernels"/> with more than one thread).</summary>
+    private void DisposeModel()
+    {
+        (_model?.Kernels as IDisposable)?.Dispose();
+        _model = null;
+    }
 
     private void HandleJoin(JoinRun message)
     {
@@ -152,6 +163,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             (_latest, _previous) = (null, null);
         if (_plan?.RunId != plan.RunId || _model is null)
         {
+            DisposeModel();
             _model = new Model(plan.Spec, MatrixKernels.Create(_threads));
             _features = new float[plan.BatchSizePerWorker * plan.Spec.InputCount];
             _targets = new float[plan.BatchSizePerWorker];
@@ -176,16 +188,16 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _masterEndpoint = message.MasterEndpoint;
         if (_masterEndpoint.Length == 0)
         {
-            _direct?.Dispose();
-            _direct = null;
+            _dataPlane?.Dispose();
+            _dataPlane = null;
             return "";
         }
-        _direct?.Dispose();
+        _dataPlane?.Dispose();
         var self = Self;
-        _direct = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
-        return _direct.Endpoint;
+        return _dataPlane.Endpoint;
     }
 
     /// <summary>This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches).</summary>
@@ -202,14 +214,14 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private void HandleCompute(ComputeGradient message)
     {
         // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
-        bool fromMaster = Sender.Equals(_joinedMaster) || (_direct is not null && Sender.IsNobody());
+        bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
         // A shard outside the epoch's count, or none at all (a worker that joined under way gets its shard with its first step).
         if (outcome == GatherOutcome.Accepted && (message.ShardCount > 0 ? (uint)message.ShardIndex >= (uint)message.ShardCount : _batches is null))
             outcome = GatherOutcome.NotParticipant;
         if (outcome != GatherOutcome.Accepted || _model is null || _plan is null)
         {
-            _direct?.Return(message.Parameters);
+            _dataPlane?.Return(message.Parameters);
             _drops.Record(outcome, $"θ for step {message.Step} (run {message.RunId}, {message.Parameters.Length} values) from {Sender.Path}");
             return;
         }
@@ -217,11 +229,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             UseShard(message.ShardIndex, message.ShardCount);
         // Held for a successor master; the θ that falls out of the two held goes back to the data plane.
         if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
-            _direct?.Return(old.Parameters);
+            _dataPlane?.Return(old.Parameters);
         (_previous, _latest) = (_latest, message);
         long started = Stopwatch.GetTimestamp();
         int rows = _batches!.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
-        if (_direct is not null)
+        if (_dataPlane is not null)
         {
             ReplyDirect(message, rows, started);
             return;
@@ -252,7 +264,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, (double)loss * rows, seconds, 0);
-        if (!_direct!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+        if (!_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
     }
 
@@ -260,8 +272,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         if (_plan?.RunId != message.RunId)
             return;
-        _direct?.Dispose();
-        _direct = null;
+        _dataPlane?.Dispose();
+        _dataPlane = null;
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;

@@ -76,7 +76,7 @@ public sealed class Replica : IDisposable
     /// <summary>The finished epochs' metrics, in order.</summary>
     public IReadOnlyList<EpochMetrics> Epochs => _epochs;
 
-    /// <summary>True from the first step on (a run that never started has nothing to checkpoint or report).</summary>
+    /// <summary>True from the first step until the run is over (a run that never started or that ended has nothing to checkpoint).</summary>
     public bool IsRunning => _runClock.IsRunning;
 
     /// <summary>True when the open epoch has taken all its steps.</summary>
@@ -87,6 +87,9 @@ public sealed class Replica : IDisposable
 
     /// <summary>Starts the run clock: the first step begins.</summary>
     public void Start() => _runClock.Start();
+
+    /// <summary>The run is over (finished, failed, or its coordinator restarts): <see cref="IsRunning"/> is false from now on.</summary>
+    public void Stop() => _runClock.Stop();
 
     /// <summary>
     /// Applies the gathered step: ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order, θ ← optimizer(θ, ḡ), the step added to the

@@ -19,10 +19,14 @@ namespace DistSgd.Actors.Steps;
 /// <para>The decentralized peer: <see cref="IStepExchange.Open"/> opens its <see cref="StepBuffer"/> and returns its
 /// gather; <see cref="IStepExchange.Broadcast"/> computes and sends its share (and offers it to its own buffer on
 /// the direct transport); <see cref="IStepExchange.AfterBegin"/> handles the peers lost while it compared hashes;
+/// <see cref="IStepExchange.AskAgain"/> sends its share again and calls <see cref="RestartTimeout"/>;
 /// <see cref="IStepExchange.GoOnWithout"/> suspects the silent and returns false; <see cref="IStepExchange.BeforeApply"/>
-/// keeps the undo copy; <see cref="IStepExchange.EndEpoch"/> starts the hash round and returns false, and the peer
-/// calls <see cref="Begin"/> when the round is over. Redoing the contested step after an agreement uses
-/// <see cref="Apply"/> without <see cref="Finish"/>.</para>
+/// keeps the undo copy; <see cref="IStepExchange.AfterApply"/> returns the previous step's arrays to the data plane,
+/// keeps the shares applied and meters the step; <see cref="IStepExchange.EndEpoch"/> starts the hash round and
+/// returns false, and the peer calls <see cref="Begin"/> when the round is over (after
+/// <see cref="Replica.CloseEpoch"/> and <see cref="Replica.NextEpoch"/>). Applying the survivors' decision: redo or
+/// apply the contested step with <see cref="Apply"/> (not <see cref="Finish"/>), <see cref="Replica.Advance"/> if
+/// it was open here, then <see cref="GoOnAt"/> the decision's next step.</para>
 /// </remarks>
 public sealed class StepLoop
 {

@@ -1,7 +1,7 @@
 using Akka.Actor;
-using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Membership;
 
-namespace DistSgd.Actors.Tests.Centralized;
+namespace DistSgd.Actors.Tests.Membership;
 
 public class ClusterMajorityTests
 {
@@ -22,5 +22,17 @@ public class ClusterMajorityTests
         var members = new[] { Node(1), Node(2), Node(3), Node(4) };
         Assert.True(ClusterMajority.IsOnMajoritySide(members, [Node(3), Node(4)]));
         Assert.False(ClusterMajority.IsOnMajoritySide(members, [Node(1), Node(2)]));
+    }
+
+    [Fact]
+    public void A_side_change_is_reported_once_when_it_happens()
+    {
+        var side = new PartitionSide();
+        Assert.Equal(SideChange.None, side.Observe(true));
+        Assert.Equal(SideChange.LostMajority, side.Observe(false));
+        Assert.Equal(SideChange.None, side.Observe(false));
+        Assert.False(side.OnMajoritySide);
+        Assert.Equal(SideChange.RegainedMajority, side.Observe(true));
+        Assert.Equal(SideChange.None, side.Observe(true));
     }
 }

@@ -1,0 +1,18 @@
+using Akka.Actor;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Centralized;
+
+/// <summary>Everything the master of a centralized run starts from; local to the node hosting it.</summary>
+/// <param name="WorkerCount">Workers to wait for before the first step.</param>
+/// <param name="InitialParameters">θ₀, already initialised from the run's seed.</param>
+/// <param name="Test">The held-out set evaluated after every epoch, or null.</param>
+/// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
+/// <param name="Checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
+public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialParameters, SgdOptions Optimizer,
+                                 TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1,
+                                 CheckpointSetup? Checkpoints = null);

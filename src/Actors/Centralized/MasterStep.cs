@@ -1,0 +1,258 @@
+using Akka.Actor;
+using Akka.Event;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Centralized;
+
+/// <summary>What the master's step needs of the master itself: the partition rule, evictions and the run's end.</summary>
+internal interface IMasterControl
+{
+    /// <summary>True when this master may change θ (the majority side); moves it between stepping and paused.</summary>
+    bool FollowMajority();
+
+    /// <summary>Takes a worker the data plane cannot reach out of the run at once.</summary>
+    void Evict(int index, string why);
+
+    void Finish(StopReason reason);
+
+    void Fail(string reason);
+}
+
+/// <summary>
+/// The master's side of the <see cref="StepLoop"/>: opens each step among the epoch's participants (cutting a new
+/// epoch's shards first), sends θ to them over Akka or the data plane, takes their gradients in, and closes an epoch
+/// with the stop rule. It owns the step's gather and the payload path (chunked Akka messages or the data plane);
+/// the <see cref="MasterActor"/> owns the states and the workers.
+/// </summary>
+internal sealed class MasterStep : IStepExchange, IDisposable
+{
+    private readonly MasterSetup _setup;
+    private readonly DistSgdSettings _settings;
+    private readonly Replica _replica;
+    private readonly WorkerRoster _roster;
+    private readonly IMasterControl _control;
+    private readonly IActorRef _self;
+    private readonly ILoggingAdapter _log;
+    private readonly StepGather _gather;
+    private readonly ChunkSender _payloads;
+    private readonly ChunkAssembler _assembler;
+    private readonly DirectDataPlane? _dataPlane;
+    private readonly DropLog _drops;
+    private readonly ProgressMeter _meter;
+
+    public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
+                      IActorContext context, int maxWorkers)
+    {
+        (_setup, _settings, _replica, _roster, _control) = (setup, settings, replica, roster, control);
+        var plan = setup.Plan;
+        _self = context.Self;
+        _log = context.GetLogger();
+        int parameterCount = replica.Parameters.Length;
+        _gather = new StepGather(plan.RunId, parameterCount);
+        _drops = new DropLog(text => _log.Warning("{0}", text));
+        _meter = new ProgressMeter(plan.StepsPerEpoch);
+        _payloads = new ChunkSender(context.System, settings.AkkaChunkSize);
+        _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(parameterCount) };
+        if (settings.Transport == PayloadTransport.Direct)
+        {
+            var self = _self;
+            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers),
+                                             GradientReply.FromFrame, m => self.Tell(m));
+        }
+    }
+
+    /// <summary>The step loop over this exchange; made by <see cref="UseTimers"/>.</summary>
+    public StepLoop Loop { get; private set; } = null!;
+
+    /// <summary>Makes the <see cref="Loop"/> once the master's timers exist (Akka sets them after the constructor).</summary>
+    public void UseTimers(ITimerScheduler timers) => Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
+
+    /// <summary>True when payloads go over the data plane (distsgd.transport = direct).</summary>
+    public bool UsesDataPlane => _dataPlane is not null;
+
+    /// <summary>The data plane's endpoint for the workers' <see cref="JoinRun"/>; empty over Akka.</summary>
+    public string DataEndpoint => _dataPlane?.Endpoint ?? "";
+
+    /// <summary>True while a step waits for gradients.</summary>
+    public bool IsGathering => _gather.IsOpen;
+
+    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The run starts with the roster's participants: the live progress shows them.</summary>
+    public void Started() => _meter.Start(_roster.Participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
+
+    /// <summary>A whole message out of an Akka chunk, or null while more chunks are due.</summary>
+    public object? Reassemble(MessageChunk chunk, IActorRef sender) => _assembler.Add(chunk, sender);
+
+    /// <summary>A gradient that arrived before the first step (counted as dropped if it is not for one).</summary>
+    public void OfferEarly(GradientReply reply) => _gather.Offer(reply);
+
+    public void Offer(GradientReply reply, IActorRef sender)
+    {
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
+        var outcome = _gather.Offer(reply, fromParticipant);
+        if (outcome == GatherOutcome.Accepted)
+            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
+        else
+            _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
+        Loop.TryFinish();
+    }
+
+    /// <summary>
+    /// A worker is lost: the live progress says why, and (when <paramref name="gathering"/>) the step no longer waits
+    /// for it, finishing if that was the last one it waited for.
+    /// </summary>
+    public void Lost(int index, string why, bool gathering = true)
+    {
+        _meter.SetState(index, why);
+        if (gathering && _gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
+            Loop.Finish();
+    }
+
+    public void ConnectionLost(DataConnectionLost message)
+    {
+        _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
+        if (!_gather.IsOpen || !_gather.Forget(message.Sender))
+            return;
+        _control.Evict(message.Sender, "dropped its data connection");
+        FinishIfAnswered();
+    }
+
+    StepGather? IStepExchange.Open()
+    {
+        if (!_replica.IsRunning || !_control.FollowMajority())
+            return null;
+        if (_replica.StepInEpoch == 0 || _roster.ShardCount == 0)
+            StartEpoch();
+        if (_replica.CheckpointIfDue() is { } checkpoint)
+            _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
+        _gather.Begin(_replica.Step, _roster.Participants.Keys);
+        return _gather;
+    }
+
+    /// <summary>θ to every participant: over the data plane, or in a <see cref="ComputeGradient"/> over Akka.</summary>
+    void IStepExchange.Broadcast()
+    {
+        if (_dataPlane is not null)
+        {
+            SendParametersDirect(_dataPlane);
+            return;
+        }
+        // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
+        var theta = _replica.CopyOfParameters();
+        foreach (var (index, worker) in _roster.Participants)
+        {
+            var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _roster.ShardOf(index), _roster.ShardCount);
+            _payloads.Tell(worker, message, _self);
+            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(message);
+        }
+    }
+
+    bool IStepExchange.AfterBegin() => true;
+
+    void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
+    {
+        _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
+        Loop.Begin();
+    }
+
+    string IStepExchange.NothingArrived(IReadOnlyCollection<int> missing) =>
+        $"no worker answered step {_replica.Step} within {StepLoop.MaxStepRetries + 1} × distsgd.step-timeout ({_settings.StepTimeout.TotalSeconds:0}s); waiting for workers {string.Join(", ", missing)}";
+
+    bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
+    {
+        _log.Warning("step {0}: workers {1} did not answer within {2}; going on with {3} gradients",
+                     _replica.Step, string.Join(", ", missing), _settings.StepTimeout, _gather.Replies.Count);
+        return true;
+    }
+
+    /// <summary>On the minority side the gathered gradients are not applied: the step is asked again once the majority is back.</summary>
+    bool IStepExchange.BeforeApply(StepGather gather) => _control.FollowMajority();
+
+    void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
+    {
+        // The step's gradients are averaged and applied: their arrays take the next step's frames.
+        foreach (var reply in _dataPlane is null ? [] : gather.Replies)
+            _dataPlane!.Return(reply.Gradient);
+        if (diverged)
+            return;
+        if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
+            _setup.Reporter.Tell(progress);
+        // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
+        long next = _replica.Step + 1;
+        if (_replica.Optimizer.State.Step != next)
+            _replica.Optimizer.Restore(new Numerics.Optim.SgdState(next, _replica.Optimizer.State.Velocity));
+    }
+
+    /// <summary>Evaluates, reports and applies the stop rule; true when the run goes on.</summary>
+    bool IStepExchange.EndEpoch()
+    {
+        long badFrames = _dataPlane?.BadFrames ?? 0;
+        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + badFrames, DroppedMessages.ByKind(_gather.Dropped, badFrames));
+        _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
+        if (plateau || _replica.AtEpochLimit)
+        {
+            _control.Finish(plateau ? StopReason.LossPlateau : StopReason.EpochLimit);
+            return false;
+        }
+        _replica.NextEpoch();
+        return true;
+    }
+
+    void IStepExchange.Fail(string reason) => _control.Fail(reason);
+
+    /// <summary>Steps of an epoch cut into <paramref name="shards"/> shards: the largest shard's batch count (the plan's with every planned worker).</summary>
+    public int StepsPerEpoch(int shards) => shards == _setup.WorkerCount ? _setup.Plan.StepsPerEpoch
+        : ShardBatches.StepsPerEpoch(_setup.Plan.TrainCount, shards, _setup.Plan.BatchSizePerWorker);
+
+    /// <summary>The epoch's shards: the participants (and the workers that joined meanwhile), by rank in index order.</summary>
+    private void StartEpoch()
+    {
+        _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
+        bool changed = _roster.StartEpoch();
+        _replica.StepsPerEpoch = StepsPerEpoch(_roster.ShardCount);
+        if (changed)
+            _setup.Reporter.Tell(new RunProgress.Note(
+                $"{Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
+    }
+
+    /// <summary>
+    /// θ to every participant over the data plane, in worker-index order; the send copies θ into the kernel before
+    /// it returns, so no copy of θ is made. A worker that cannot be reached is evicted (like an unreachable member)
+    /// and sent to again, on a new connection, if it is invited back.
+    /// </summary>
+    private void SendParametersDirect(DirectDataPlane dataPlane)
+    {
+        var unreached = new List<int>();
+        foreach (int index in _roster.Participants.Keys)
+        {
+            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));
+            if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
+                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
+            else
+                unreached.Add(index);
+        }
+        foreach (int index in unreached)
+        {
+            _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _replica.Step, index);
+            _gather.Forget(index);
+            _control.Evict(index, "could not be sent θ");
+        }
+        if (unreached.Count > 0)
+            FinishIfAnswered();
+    }
+
+    /// <summary>With nobody reached the step stays open: its timeout asks again rather than taking an empty step.</summary>
+    private void FinishIfAnswered()
+    {
+        if (_gather.IsComplete && _gather.Replies.Count > 0)
+            Loop.Finish();
+    }
+
+    /// <summary>Closes the data plane (the run is over, or the master stops).</summary>
+    public void Dispose() => _dataPlane?.Dispose();
+}
