@@ -332,6 +332,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         _setup.Reporter.Tell(new PeerFinished(_nodeId, _replica.CopyOfParameters(), hash));
         if (lead)
             _setup.Reporter.Tell(new RunProgress.RunCompleted(_replica.CopyOfParameters(), _replica.Result(reason)));
+        _replica.Stop();
     }
 
     private void Fail(string reason)
@@ -339,6 +340,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         Become(Finished);
         Timers.CancelAll();
         _shares.Dispose();
+        _replica.Stop();
         _log.Error("run {0} failed on peer {1}: {2}", _plan.RunId, _nodeId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
     }
