@@ -77,7 +77,7 @@ public sealed record MembershipReport(string RunId, int NodeId, int[] Lost, long
 
 /// <summary>
 /// Peer → its node's local reporter when the run ends normally (every peer sends one, the lead peer also
-/// sends <see cref="Centralized.RunProgress.RunCompleted"/>): this replica's final θ and its hash. Local only.
+/// sends <see cref="RunProgress.RunCompleted"/>): this replica's final θ and its hash. Local only.
 /// </summary>
 public sealed record PeerFinished(int NodeId, float[] Parameters, byte[] Hash);
 

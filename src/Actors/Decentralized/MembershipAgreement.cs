@@ -12,7 +12,14 @@ namespace DistSgd.Actors.Decentralized;
 /// <param name="NextStep">The step number the survivors go on with (Step + 2: shares already sent for Step + 1 become stale).</param>
 /// <param name="Problem">Why the reports cannot be reconciled (a bug, not a fault), or null.</param>
 public sealed record MembershipDecision(IReadOnlyList<int> Survivors, IReadOnlyList<int> Lost, long Step, IReadOnlyList<int> Senders,
-                                        IReadOnlyList<int> RolledBack, long NextStep, string? Problem = null);
+                                        IReadOnlyList<int> RolledBack, long NextStep, string? Problem = null)
+{
+    /// <summary>The decision in words, for the log and the lead's note.</summary>
+    public string Describe() =>
+        $"peers {string.Join(", ", Lost)} lost: {Survivors.Count} peers go on (nodes {string.Join(", ", Survivors)}); " +
+        $"step {Step} uses the shares of nodes {string.Join(", ", Senders)}" +
+        (RolledBack.Count > 0 ? $", redone by nodes {string.Join(", ", RolledBack)}" : "");
+}
 
 /// <summary>
 /// The peers' agreement on a new membership after a loss, as a plain class the actor drives: it collects suspicions
@@ -38,6 +45,7 @@ public sealed class MembershipAgreement
     private readonly SortedSet<int> _participants;
     private readonly SortedSet<int> _lost = new();
     private readonly Dictionary<int, MembershipReport> _reports = new();
+    private readonly SortedSet<int> _reportedFor = new();
 
     /// <param name="participants">The participants before the loss (this peer included).</param>
     public MembershipAgreement(IEnumerable<int> participants, int self)
@@ -62,11 +70,44 @@ public sealed class MembershipAgreement
     /// <summary>Whether the survivors may go on (majority, or half with the lowest node id).</summary>
     public bool HasQuorum => HasQuorumOf(_participants, Survivors.ToList());
 
+    /// <summary>Why this peer must stop (the others count it as lost, or it is on the minority side), or null while it may go on.</summary>
+    public string? Problem()
+    {
+        if (SelfExcluded)
+            return $"the other peers count this peer (node {Self}) as lost (unreachable, or silent past distsgd.step-timeout) " +
+                   "and go on without it; it stops here";
+        if (!HasQuorum)
+            return $"this peer reaches only {Survivors.Count()} of the run's {Participants.Count} peers " +
+                   $"(nodes {string.Join(", ", Survivors)}; lost {string.Join(", ", Lost)}): on the minority side " +
+                   "of a partition it stops, so that only the majority trains on and writes the results";
+        return null;
+    }
+
     /// <summary>Survivors whose report for the current lost set has not arrived.</summary>
     public IEnumerable<int> MissingReports => Survivors.Where(s => !_reports.TryGetValue(s, out var r) || !SameSet(r.Lost, _lost));
 
     /// <summary>The latest report of <paramref name="nodeId"/>, whatever its lost set; null before any.</summary>
     public MembershipReport? ReportOf(int nodeId) => _reports.GetValueOrDefault(nodeId);
+
+    /// <summary>True when this peer has not reported for its current lost set yet.</summary>
+    public bool OwnReportDue => !_reportedFor.SetEquals(_lost);
+
+    /// <summary>
+    /// Whether this peer may report now: at once, except while its open step (<paramref name="openStep"/>, whose gather
+    /// still waits for <paramref name="waitingFor"/>; null when it gathers nothing) waits for the share of a survivor
+    /// that has sent it (for at most the report grace): one that has not reported yet, or reported this step open or a
+    /// later one. A survivor that reported an earlier open step never sends one for this step before the agreement.
+    /// </summary>
+    public bool MayReport(bool graceOver, IReadOnlyCollection<int>? waitingFor, long openStep) =>
+        graceOver || waitingFor is null || !Survivors.Any(s => waitingFor.Contains(s) && !(ReportOf(s)?.OpenStep < openStep));
+
+    /// <summary>Records this peer's own report for the current lost set (offered like any other survivor's).</summary>
+    public void Reported(MembershipReport own)
+    {
+        _reportedFor.Clear();
+        _reportedFor.UnionWith(_lost);
+        Offer(own);
+    }
 
     /// <summary>Adds suspects; true when the lost set grew (this peer must report again).</summary>
     public bool Suspect(IEnumerable<int> nodeIds)

@@ -27,8 +27,6 @@ public class NamespaceLayerTests
         // DistSgdSerializer knows every message: it belongs above the modes (a Serialization namespace), with the
         // payload sizes the modes count moved down to Protocol.
         ("Protocol", "Centralized"), ("Protocol", "Decentralized"), ("Protocol", "Transport"),
-        // Steps/ResyncCheck judges a Decentralized message: it moves to Decentralized (the peer's redesign).
-        ("Steps", "Decentralized"),
     ];
 
     /// <summary>The layer of a namespace below the root (its first part; "" is the root's own).</summary>

@@ -98,6 +98,46 @@ public class MembershipAgreementTests
         Assert.Null(agreement.TryDecide());
     }
 
+    [Fact]
+    public void A_peer_reports_once_per_lost_set_and_not_while_its_step_waits_for_a_survivor_that_sent_its_share()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2, 3], self: 0);
+        agreement.Suspect([3]);
+        Assert.True(agreement.OwnReportDue);
+        // Step 5 still waits for node 2, which has not reported: its share may be on the way.
+        Assert.False(agreement.MayReport(graceOver: false, waitingFor: [2], openStep: 5));
+        Assert.True(agreement.MayReport(graceOver: true, waitingFor: [2], openStep: 5));
+        Assert.True(agreement.MayReport(graceOver: false, waitingFor: null, openStep: 5));   // gathers nothing
+        agreement.Offer(Report(2, [3], 3, [0, 1, 2, 3], 4, [0, 1, 2]));                     // node 2 is a step behind
+        Assert.True(agreement.MayReport(graceOver: false, waitingFor: [2], openStep: 5));
+
+        agreement.Reported(Report(0, [3], 4, [0, 1, 2, 3], 5, [0, 1]));
+        Assert.False(agreement.OwnReportDue);
+        agreement.Offer(Report(1, [2, 3], 4, [0, 1, 2, 3], 5, [0, 1]));                     // the lost set grows
+        Assert.True(agreement.OwnReportDue);
+    }
+
+    [Fact]
+    public void A_peer_stops_when_the_others_count_it_lost_or_it_is_on_the_minority_side()
+    {
+        var agreement = new MembershipAgreement([0, 1, 2], self: 2);
+        Assert.Null(agreement.Problem());
+        agreement.Suspect([0, 1]);
+        Assert.StartsWith("this peer reaches only 1 of the run's 3 peers (nodes 2; lost 0, 1): on the minority side", agreement.Problem());
+
+        var excluded = new MembershipAgreement([0, 1, 2], self: 2);
+        excluded.Offer(Report(0, [2], 0, [0, 1, 2], 1, [0, 1]));
+        Assert.StartsWith("the other peers count this peer (node 2) as lost", excluded.Problem());
+    }
+
+    [Fact]
+    public void A_decision_says_who_goes_on_which_shares_the_step_uses_and_who_redoes_it()
+    {
+        var decision = MembershipAgreement.Decide([0, 1, 2, 3], [Report(0, [3], 7, [0, 1, 2, 3], 8, [0]), Report(1, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2]),
+                                                                 Report(2, [3], 6, [0, 1, 2, 3], 7, [0, 1, 2])]);
+        Assert.Equal("peers 3 lost: 3 peers go on (nodes 0, 1, 2); step 7 uses the shares of nodes 0, 1, 2, redone by nodes 0", decision.Describe());
+    }
+
     [Theory]
     [InlineData(new[] { 0, 1, 2 }, new[] { 0, 1 }, true)]
     [InlineData(new[] { 0, 1, 2 }, new[] { 1, 2 }, true)]

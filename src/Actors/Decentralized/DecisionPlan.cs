@@ -1,0 +1,51 @@
+namespace DistSgd.Actors.Decentralized;
+
+/// <summary>Where a survivor goes once it has carried out the survivors' decision.</summary>
+public enum AfterDecision
+{
+    /// <summary>Open the decision's next step (<see cref="MembershipDecision.NextStep"/>).</summary>
+    NextStep,
+    /// <summary>End the epoch (again): the contested step was its last, or this peer redid a step the epoch end already hashed.</summary>
+    EndEpoch,
+    /// <summary>Go back to what the agreement interrupted: the hash round, or the wait for a replica resync.</summary>
+    Resume,
+}
+
+/// <summary>
+/// What one survivor does with the survivors' <see cref="MembershipDecision"/>: redo its last applied step with the
+/// agreed shares (<see cref="Redo"/>), or apply its open step with them (<see cref="ApplyOpen"/>), or neither; then go
+/// on at <see cref="NextStep"/>. Pure (<see cref="For"/>), so the rules are unit-tested apart from the actor.
+/// </summary>
+/// <param name="Redo">This replica applied the contested step with other shares: restore it (<see cref="StepUndo"/>) and apply the step again.</param>
+/// <param name="ApplyOpen">The contested step is the one this peer gathers: apply it with the agreed shares; it counts as a step of the epoch.</param>
+/// <param name="NextStep">The step number the survivors go on with.</param>
+/// <param name="SkippedSteps">Step numbers no replica applies (shares already sent for them are stale).</param>
+/// <param name="Then">Where the peer goes once the step is (re)applied.</param>
+/// <param name="Problem">Why this peer cannot carry out the decision (it must stop), or null.</param>
+public sealed record DecisionPlan(bool Redo, bool ApplyOpen, long NextStep, long SkippedSteps, AfterDecision Then, string? Problem = null)
+{
+    /// <param name="decision">The survivors' decision.</param>
+    /// <param name="self">This peer's node id.</param>
+    /// <param name="appliedStep">The last step this replica applied (−1: none).</param>
+    /// <param name="step">The step this peer has open (stepping), or opens next (at the epoch end).</param>
+    /// <param name="stepping">True when the agreement interrupted the steps, false when it interrupted the epoch end.</param>
+    /// <param name="gatherStep">The step this peer's gather holds shares of.</param>
+    /// <param name="stepInEpoch">Steps of the epoch this replica applied.</param>
+    /// <param name="stepsPerEpoch">Steps of the epoch.</param>
+    public static DecisionPlan For(MembershipDecision decision, int self, long appliedStep, long step, bool stepping, long gatherStep,
+                                   int stepInEpoch, int stepsPerEpoch)
+    {
+        long skipped = decision.NextStep - (decision.Step + 1);
+        if (decision.Problem is not null)
+            return new DecisionPlan(false, false, decision.NextStep, skipped, AfterDecision.NextStep, decision.Problem);
+        bool redo = decision.RolledBack.Contains(self);
+        bool open = appliedStep != decision.Step;
+        if (open && (!stepping || gatherStep != decision.Step))
+            return new DecisionPlan(false, false, decision.NextStep, skipped, AfterDecision.NextStep,
+                                    $"the survivors agreed on step {decision.Step}, but this peer applied step {appliedStep} and has step {step} open");
+        var then = stepping
+            ? (stepInEpoch + (open ? 1 : 0) == stepsPerEpoch ? AfterDecision.EndEpoch : AfterDecision.NextStep)
+            : (redo ? AfterDecision.EndEpoch : AfterDecision.Resume);
+        return new DecisionPlan(redo, open, decision.NextStep, skipped, then);
+    }
+}

@@ -1,0 +1,107 @@
+using DistSgd.Actors.Protocol;
+
+namespace DistSgd.Actors.Decentralized;
+
+/// <summary>
+/// The peers' start barrier as a plain class the joining <see cref="PeerActor"/> drives: whose <see cref="PeerReady"/>
+/// reached this peer (their publications reach it) and who acknowledged this peer's (its publications reach them).
+/// It passes when every expected peer has done both, and then numbers the peers.
+/// </summary>
+/// <remarks>Node ids are the peers' ranks by address (ordinal): every peer computes the same ids, and a node's id is its shard.</remarks>
+public sealed class StartBarrier
+{
+    private readonly SortedSet<string> _readyFrom = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, string> _endpoints = new(StringComparer.Ordinal);
+
+    /// <param name="runId">The run the peers announce.</param>
+    /// <param name="selfAddress">This peer's cluster address.</param>
+    /// <param name="peerCount">Peers the barrier waits for, this one included.</param>
+    public StartBarrier(string runId, string selfAddress, int peerCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(peerCount);
+        RunId = runId;
+        SelfAddress = selfAddress;
+        PeerCount = peerCount;
+    }
+
+    public string RunId { get; }
+
+    public string SelfAddress { get; }
+
+    public int PeerCount { get; }
+
+    /// <summary>Peers whose <see cref="PeerReady"/> arrived.</summary>
+    public int Seen => _readyFrom.Count;
+
+    /// <summary>
+    /// The barrier once passed: every peer's node id by address, and every node's data endpoint ("" on the Akka transport),
+    /// or why the run cannot start (more peers announced the run than expected).
+    /// </summary>
+    public sealed record Passed(IReadOnlyDictionary<string, int> NodeIds, IReadOnlyDictionary<int, string> Endpoints, string? Problem = null)
+    {
+        public int NodeIdOf(string address) => NodeIds[address];
+    }
+
+    /// <summary>Records a <see cref="PeerReady"/> (its endpoint, the latest wins); true when this peer is newly seen.</summary>
+    public bool Ready(string address, string dataEndpoint)
+    {
+        _endpoints[address] = dataEndpoint;
+        return _readyFrom.Add(address);
+    }
+
+    /// <summary>Records a <see cref="PeerReadyAck"/>; true when it is the first from that peer.</summary>
+    public bool Acknowledged(string address) => _ackedBy.Add(address);
+
+    /// <summary>A member that left before the barrier passed: neither its readiness nor its acknowledgement counts.</summary>
+    public void Forget(string address)
+    {
+        _readyFrom.Remove(address);
+        _ackedBy.Remove(address);
+    }
+
+    /// <summary>
+    /// The node ids once every expected peer (this one included) is ready and has acknowledged this one; null before.
+    /// </summary>
+    public Passed? TryPass()
+    {
+        if (_readyFrom.Count < PeerCount || !_readyFrom.Contains(SelfAddress) || !_ackedBy.IsSupersetOf(_readyFrom))
+            return null;
+        if (_readyFrom.Count > PeerCount)
+            return new Passed(new Dictionary<string, int>(), new Dictionary<int, string>(),
+                              $"{_readyFrom.Count} peers announced run {RunId}, {PeerCount} expected: {string.Join(", ", _readyFrom)}");
+        var ids = new Dictionary<string, int>(StringComparer.Ordinal);
+        var endpoints = new SortedDictionary<int, string>();
+        foreach (string address in _readyFrom)
+        {
+            ids[address] = ids.Count;
+            endpoints[ids[address]] = _endpoints[address];
+        }
+        return new Passed(ids, endpoints);
+    }
+
+    /// <summary>
+    /// Why a peer that announced this run cannot train with this one (another run configuration, another transport),
+    /// or null when it can. <paramref name="direct"/>: whether this peer uses the data plane.
+    /// </summary>
+    public static string? Mismatch(RunPlan plan, bool direct, PeerReady message)
+    {
+        if (message.Plan != plan)
+            return $"the peer at {message.NodeAddress} runs a different run configuration: " +
+                   string.Join("; ", plan.Differences(message.Plan, "here", $"at {message.NodeAddress}"));
+        if (direct == (message.DataEndpoint.Length == 0))
+            return $"the peer at {message.NodeAddress} uses the {(message.DataEndpoint.Length == 0 ? "akka" : "direct")} transport, this peer " +
+                   $"the {(direct ? "direct" : "akka")} one (distsgd.transport must be the same on every peer)";
+        return null;
+    }
+
+    /// <summary>Why the barrier has not passed, for the failure at distsgd.start-timeout.</summary>
+    public string TimeoutProblem(TimeSpan startTimeout)
+    {
+        var missingReady = _readyFrom.Count < PeerCount ? $"PeerReady from {_readyFrom.Count} of {PeerCount} peers" : null;
+        var unacked = _readyFrom.Where(a => !_ackedBy.Contains(a)).ToList();
+        return $"the start barrier did not pass within {startTimeout.TotalSeconds:0}s (distsgd.start-timeout): " +
+               (missingReady ?? $"all {PeerCount} peers ready") +
+               (unacked.Count > 0 ? $"; no acknowledgement from {string.Join(", ", unacked)}" : "");
+    }
+}

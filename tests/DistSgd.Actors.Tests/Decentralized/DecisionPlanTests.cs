@@ -1,0 +1,47 @@
+using DistSgd.Actors.Decentralized;
+
+namespace DistSgd.Actors.Tests.Decentralized;
+
+public class DecisionPlanTests
+{
+    // 3 peers, node 1 lost; the contested step is 7, the survivors go on at 9.
+    private static MembershipDecision Decision(int[] rolledBack, string? problem = null) =>
+        new([0, 2], [1], 7, [0, 2], rolledBack, 9, problem);
+
+    [Fact]
+    public void A_peer_that_applied_the_step_with_other_shares_redoes_it_and_goes_on_stepping()
+    {
+        var plan = DecisionPlan.For(Decision(rolledBack: [2]), self: 2, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 3, stepsPerEpoch: 10);
+        Assert.Equal(new DecisionPlan(true, false, 9, 1, AfterDecision.NextStep), plan);
+    }
+
+    [Fact]
+    public void A_peer_still_gathering_the_step_applies_it_and_ends_the_epoch_when_it_was_the_last()
+    {
+        var plan = DecisionPlan.For(Decision(rolledBack: []), self: 0, appliedStep: 6, step: 7, stepping: true, gatherStep: 7, stepInEpoch: 9, stepsPerEpoch: 10);
+        Assert.Equal(new DecisionPlan(false, true, 9, 1, AfterDecision.EndEpoch), plan);
+
+        plan = DecisionPlan.For(Decision(rolledBack: []), self: 0, appliedStep: 6, step: 7, stepping: true, gatherStep: 7, stepInEpoch: 4, stepsPerEpoch: 10);
+        Assert.Equal(AfterDecision.NextStep, plan.Then);
+    }
+
+    [Fact]
+    public void At_the_epoch_end_a_redo_hashes_again_and_otherwise_the_peer_resumes_what_it_did()
+    {
+        var redo = DecisionPlan.For(Decision(rolledBack: [0]), self: 0, appliedStep: 7, step: 8, stepping: false, gatherStep: 7, stepInEpoch: 10, stepsPerEpoch: 10);
+        Assert.Equal((true, AfterDecision.EndEpoch), (redo.Redo, redo.Then));
+
+        var keep = DecisionPlan.For(Decision(rolledBack: [2]), self: 0, appliedStep: 7, step: 8, stepping: false, gatherStep: 7, stepInEpoch: 10, stepsPerEpoch: 10);
+        Assert.Equal(new DecisionPlan(false, false, 9, 1, AfterDecision.Resume), keep);
+    }
+
+    [Fact]
+    public void A_decision_this_peer_cannot_carry_out_is_a_problem()
+    {
+        var notGathering = DecisionPlan.For(Decision(rolledBack: []), self: 0, appliedStep: 6, step: 7, stepping: false, gatherStep: 6, stepInEpoch: 10, stepsPerEpoch: 10);
+        Assert.Equal("the survivors agreed on step 7, but this peer applied step 6 and has step 7 open", notGathering.Problem);
+
+        var unreconciled = DecisionPlan.For(Decision(rolledBack: [], problem: "apart"), self: 0, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 1, stepsPerEpoch: 10);
+        Assert.Equal("apart", unreconciled.Problem);
+    }
+}
