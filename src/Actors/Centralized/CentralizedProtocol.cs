@@ -27,7 +27,11 @@ public sealed record WorkerPosition(string RunId, int WorkerIndex, long Step, in
 public sealed record RequestHeldParameters(string RunId) : IDistSgdMessage;
 
 /// <summary>Worker → master: θ as this worker received it for <paramref name="Step"/> (before that step's update).</summary>
-public sealed record HeldParameters(string RunId, long Step, float[] Parameters) : IDistSgdMessage;
+public sealed record HeldParameters(string RunId, long Step, float[] Parameters) : IPayloadMessage
+{
+    /// <inheritdoc/>
+    public int PayloadBytes => WireFormat.Header(RunId) + 8 + WireFormat.Vector(Parameters);
+}
 
 /// <summary>
 /// Master → worker: take part in <paramref name="Plan"/> as worker <paramref name="WorkerIndex"/> of
@@ -54,8 +58,11 @@ public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) :
 /// −1 keeps the shard of its <see cref="JoinRun"/>.</param>
 /// <param name="ShardCount">How many shards the training set is cut into in this epoch (the epoch's participants).</param>
 public sealed record ComputeGradient(string RunId, long Step, int Epoch, int StepInEpoch, float[] Parameters,
-                                     int ShardIndex = -1, int ShardCount = 0) : IDistSgdMessage
+                                     int ShardIndex = -1, int ShardCount = 0) : IPayloadMessage
 {
+    /// <inheritdoc/>
+    public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 4 + 4 + WireFormat.Vector(Parameters);
+
     /// <summary>The request a data-plane frame carries (<see cref="FrameDecoder"/>): the frame's sample count is the shard count.</summary>
     public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
         new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount);
@@ -66,8 +73,11 @@ public sealed record ComputeGradient(string RunId, long Step, int Epoch, int Ste
 /// when the shard ran out), the summed loss of those samples, and how long computing took.
 /// </summary>
 public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int SampleCount, double LossSum,
-                                   double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
+                                   double ComputeSeconds, float[] Gradient) : IPayloadMessage, IGradientContribution
 {
+    /// <inheritdoc/>
+    public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 8 + 8 + WireFormat.Vector(Gradient);
+
     int IGradientContribution.Participant => WorkerIndex;
 
     /// <summary>The reply a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>

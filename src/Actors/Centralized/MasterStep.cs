@@ -55,7 +55,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _meter = new ProgressMeter(plan.StepsPerEpoch);
         _payloads = new ChunkSender(context.System, settings.AkkaChunkSize);
-        _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(parameterCount) };
+        _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = WireFormat.LargestVectorMessage(parameterCount) };
         if (settings.Transport == PayloadTransport.Direct)
         {
             var self = _self;
@@ -96,7 +96,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(reply);
+            _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
         Loop.TryFinish();
@@ -148,7 +148,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         {
             var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _roster.ShardOf(index), _roster.ShardCount);
             _payloads.Tell(worker, message, _self);
-            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(message);
+            _replica.Totals.BytesSent += WireFormat.PayloadBytes(message);
         }
     }
 

@@ -171,7 +171,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _plan = plan;
         _index = message.WorkerIndex;
         _check.Join(plan.RunId, plan.Spec.ParameterCount);
-        _assembler.MaxMessageBytes = DistSgdSerializer.LargestVectorMessage(plan.Spec.ParameterCount);
+        _assembler.MaxMessageBytes = WireFormat.LargestVectorMessage(plan.Spec.ParameterCount);
         // A worker joining a run under way computes on the shard its first ComputeGradient names.
         if (message.WorkerIndex < message.WorkerCount)
             UseShard(message.WorkerIndex, message.WorkerCount);

@@ -31,8 +31,11 @@ public sealed record PeerReadyAck(string RunId, string NodeAddress) : IDistSgdMe
 /// included, adds it to its step buffer.
 /// </summary>
 public sealed record GradientShare(string RunId, long Step, int NodeId, int SampleCount, double LossSum,
-                                   double ComputeSeconds, float[] Gradient) : IDistSgdMessage, IGradientContribution
+                                   double ComputeSeconds, float[] Gradient) : IPayloadMessage, IGradientContribution
 {
+    /// <inheritdoc/>
+    public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 8 + 8 + WireFormat.Vector(Gradient);
+
     int IGradientContribution.Participant => NodeId;
 
     /// <summary>The share a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
@@ -53,7 +56,12 @@ public sealed record ParameterHash(string RunId, int Epoch, int NodeId, byte[] H
 /// <paramref name="Hash"/>. Peers whose hash differs adopt it; the others ignore it. No reply.
 /// </summary>
 public sealed record ReplicaResync(string RunId, int Epoch, int SourceNodeId, byte[] Hash, long OptimizerStep,
-                                   float[] Parameters, float[] Velocity) : IDistSgdMessage;
+                                   float[] Parameters, float[] Velocity) : IPayloadMessage
+{
+    /// <inheritdoc/>
+    public int PayloadBytes =>
+        WireFormat.Header(RunId) + 4 + 4 + WireFormat.Bytes(Hash) + 8 + WireFormat.Vector(Parameters) + WireFormat.Vector(Velocity);
+}
 
 /// <summary>
 /// Peer → every peer (published on the run's topic) after it lost one or more participants (unreachable, removed,

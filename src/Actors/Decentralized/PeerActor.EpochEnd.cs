@@ -60,7 +60,7 @@ public sealed partial class PeerActor
             var resync = new ReplicaResync(_plan.RunId, _replica.Epoch, _nodeId, wait.Own.Hash, _replica.Optimizer.State.Step,
                                            _replica.CopyOfParameters(), (float[])_replica.Optimizer.State.Velocity.Clone());
             Publish(resync);
-            _replica.Totals.BytesSent += DistSgdSerializer.PayloadBytes(resync) * (_participants.Count - 1);
+            _replica.Totals.BytesSent += WireFormat.PayloadBytes(resync) * (_participants.Count - 1);
         }
         if (agreed.Matches(wait.Own.Hash))
         {
@@ -82,7 +82,7 @@ public sealed partial class PeerActor
             _drops.Record(refused, $"replica resync from node {message.SourceNodeId} for epoch {message.Epoch} (run {message.RunId})");
         if (outcome != GatherOutcome.Accepted)
             return false;
-        _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(message);
+        _replica.Totals.BytesReceived += WireFormat.PayloadBytes(message);
         return true;
     }
 

@@ -113,7 +113,7 @@ public sealed partial class PeerActor
     private void OfferShare(GradientShare share)
     {
         if (share.NodeId != _nodeId)
-            _replica.Totals.BytesReceived += DistSgdSerializer.PayloadBytes(share);
+            _replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
         var outcome = _buffer.Offer(share);
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");

@@ -47,7 +47,7 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
         if (direct is null)
         {
             mediator.Tell(new Publish(topic, share));
-            return DistSgdSerializer.PayloadBytes(share) * (participants.Count - 1);
+            return WireFormat.PayloadBytes(share) * (participants.Count - 1);
         }
         var header = new FrameHeader(FrameKind.GradientShare, 0, share.Step, share.NodeId, epoch, stepInEpoch,
                                      share.SampleCount, share.LossSum, share.ComputeSeconds, 0);

@@ -5,7 +5,7 @@ using DistSgd.Numerics.Training;
 namespace DistSgd.Actors.Protocol;
 
 /// <summary>
-/// Marker of every message DistSgd sends between nodes; bound to <see cref="DistSgdSerializer"/> in the
+/// Marker of every message DistSgd sends between nodes; bound to <c>Codec.DistSgdSerializer</c> in the
 /// embedded reference.conf, so no project message can fall back to Akka's JSON serializer.
 /// </summary>
 public interface IDistSgdMessage
@@ -63,7 +63,7 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
 /// peer's share to every peer (decentralized). The step bookkeeping (<see cref="Steps.StepGather"/>) judges
 /// and orders both kinds the same way.
 /// </summary>
-public interface IGradientContribution
+public interface IGradientContribution : IPayloadMessage
 {
     string RunId { get; }
 

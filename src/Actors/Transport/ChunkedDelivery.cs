@@ -41,7 +41,7 @@ public sealed class ChunkSender
                 target.Tell(message, sender);
             return;
         }
-        var serializer = (DistSgdSerializer)_serialization.FindSerializerFor(message);
+        var serializer = (SerializerWithStringManifest)_serialization.FindSerializerFor(message);
         var bytes = serializer.ToBinary(message);
         string manifest = serializer.Manifest(message);
         if (bytes.Length <= _chunkSize)
@@ -80,15 +80,15 @@ public sealed class ChunkAssembler
     public ChunkAssembler(Func<byte[], string, object> deserialize) => _deserialize = deserialize;
 
     public ChunkAssembler(ActorSystem system)
-        : this((bytes, manifest) => system.Serialization.Deserialize(bytes, DistSgdSerializer.SerializerId, manifest))
+        : this((bytes, manifest) => system.Serialization.Deserialize(bytes, WireFormat.SerializerId, manifest))
     {
     }
 
     /// <summary>
     /// The largest message put together; a first piece announcing more is dropped before anything is allocated.
-    /// An actor that knows its model sets it to the size of one vector message (<see cref="DistSgdSerializer.LargestVectorMessage"/>).
+    /// An actor that knows its model sets it to the size of one vector message (<see cref="WireFormat.LargestVectorMessage"/>).
     /// </summary>
-    public int MaxMessageBytes { get; set; } = NodeLimits.LargestMessage;
+    public int MaxMessageBytes { get; set; } = WireFormat.LargestMessage;
 
     /// <summary>Pieces that did not fit what was announced, or of messages given up on.</summary>
     public long Dropped { get; private set; }
@@ -163,11 +163,4 @@ public sealed class ChunkAssembler
             return true;
         }
     }
-}
-
-/// <summary>Upper bounds on what a node accepts from the network.</summary>
-public static class NodeLimits
-{
-    /// <summary>The largest message a node reassembles (the largest frame Akka.Remote could carry).</summary>
-    public const int LargestMessage = 1 << 30;
 }

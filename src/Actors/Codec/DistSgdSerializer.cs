@@ -7,9 +7,10 @@ using Akka.Serialization;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Transport;
 using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Models;
 
-namespace DistSgd.Actors.Protocol;
+namespace DistSgd.Actors.Codec;
 
 /// <summary>
 /// The one serializer of every <see cref="IDistSgdMessage"/>: a compact binary layout per message type,
@@ -20,7 +21,7 @@ namespace DistSgd.Actors.Protocol;
 public sealed class DistSgdSerializer : SerializerWithStringManifest
 {
     /// <summary>Akka reserves 0–100 for its own serializers.</summary>
-    public const int SerializerId = 4711;
+    public const int SerializerId = WireFormat.SerializerId;
 
     private const string RegisterWorkerManifest = "RW";
     private const string JoinRunManifest = "JR";
@@ -76,7 +77,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             case ComputeGradient m:
             {
                 // Hot path: one exact-size buffer, header then the raw floats.
-                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 4 + 4 + VectorSize(m.Parameters));
+                var writer = new FrameWriter(m.PayloadBytes);
                 writer.String(m.RunId);
                 writer.Int64(m.Step);
                 writer.Int32(m.Epoch);
@@ -88,7 +89,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             }
             case HeldParameters m:
             {
-                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + VectorSize(m.Parameters));
+                var writer = new FrameWriter(m.PayloadBytes);
                 writer.String(m.RunId);
                 writer.Int64(m.Step);
                 writer.Vector(m.Parameters);
@@ -97,7 +98,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             case IGradientContribution m:
             {
                 // GradientReply and GradientShare: run, step, participant, samples, loss sum, compute seconds, gradient.
-                var writer = new FrameWriter(HeaderSize(m.RunId) + 8 + 4 + 4 + 8 + 8 + VectorSize(m.Gradient));
+                var writer = new FrameWriter(m.PayloadBytes);
                 writer.String(m.RunId);
                 writer.Int64(m.Step);
                 writer.Int32(m.Participant);
@@ -109,7 +110,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             }
             case MessageChunk m:
             {
-                var writer = new FrameWriter(8 + 4 * 4 + HeaderSize(m.Manifest) + 4 + m.Bytes.Length);
+                var writer = new FrameWriter(8 + 4 * 4 + WireFormat.Header(m.Manifest) + WireFormat.Bytes(m.Bytes));
                 writer.Int64(m.MessageId);
                 writer.Int32(m.Index);
                 writer.Int32(m.Count);
@@ -121,7 +122,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             }
             case ReplicaResync m:
             {
-                var writer = new FrameWriter(ResyncSize(m));
+                var writer = new FrameWriter(m.PayloadBytes);
                 writer.String(m.RunId);
                 writer.Int32(m.Epoch);
                 writer.Int32(m.SourceNodeId);
@@ -239,7 +240,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case MessageChunkManifest:
                 {
                     var r = new FrameReader(bytes);
-                    var message = new MessageChunk(r.Int64(), r.Int32(), r.Int32(), r.Int32(), r.Int32(), r.String(), r.Bytes(NodeLimits.LargestMessage));
+                    var message = new MessageChunk(r.Int64(), r.Int32(), r.Int32(), r.Int32(), r.Int32(), r.String(), r.Bytes(WireFormat.LargestMessage));
                     r.End();
                     return message;
                 }
@@ -371,27 +372,6 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
             throw new EndOfStreamException($"a parameter hash of {length} bytes is truncated to {hash.Length}");
         return hash;
     }
-
-    private static int ResyncSize(ReplicaResync m) =>
-        HeaderSize(m.RunId) + 4 + 4 + 4 + m.Hash.Length + 8 + VectorSize(m.Parameters) + VectorSize(m.Velocity);
-
-    private static int HeaderSize(string runId) => 4 + Encoding.UTF8.GetByteCount(runId);
-
-    private static int VectorSize(float[] vector) => 4 + vector.Length * sizeof(float);
-
-    /// <summary>The largest ComputeGradient or GradientReply of a model with <paramref name="parameterCount"/> parameters (a run id of up to 1024 bytes).</summary>
-    public static int LargestVectorMessage(int parameterCount) =>
-        (int)Math.Min(NodeLimits.LargestMessage, HeaderSize("") + 1024 + 32 + 4 + 4L * parameterCount);
-
-    /// <summary>Exact serialized size of a vector message: what the wire carries (before Akka's envelope).</summary>
-    public static long PayloadBytes(IDistSgdMessage message) => message switch
-    {
-        ComputeGradient m => HeaderSize(m.RunId) + 24 + VectorSize(m.Parameters),
-        HeldParameters m => HeaderSize(m.RunId) + 8 + VectorSize(m.Parameters),
-        IGradientContribution m => HeaderSize(m.RunId) + 32 + VectorSize(m.Gradient),
-        ReplicaResync m => ResyncSize(m),
-        _ => 0,
-    };
 
     /// <summary>Writes little-endian primitives into one pre-sized array.</summary>
     private struct FrameWriter(int size)

@@ -3,10 +3,11 @@ using Akka.Actor;
 using Akka.Serialization;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Codec;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Models;
 
-namespace DistSgd.Actors.Tests.Protocol;
+namespace DistSgd.Actors.Tests.Codec;
 
 public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
 {
@@ -60,13 +61,13 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 var c = (ComputeGradient)back;
                 Assert.Equal((m.RunId, m.Step, m.Epoch, m.StepInEpoch, m.ShardIndex, m.ShardCount), (c.RunId, c.Step, c.Epoch, c.StepInEpoch, c.ShardIndex, c.ShardCount));
                 Assert.Equal(m.Parameters, c.Parameters);
-                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                Assert.Equal(WireFormat.PayloadBytes(m), bytes.Length);
                 break;
             case GradientReply m:
                 var g = (GradientReply)back;
                 Assert.Equal((m.RunId, m.Step, m.WorkerIndex, m.SampleCount, m.LossSum, m.ComputeSeconds), (g.RunId, g.Step, g.WorkerIndex, g.SampleCount, g.LossSum, g.ComputeSeconds));
                 Assert.Equal(m.Gradient, g.Gradient);
-                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                Assert.Equal(WireFormat.PayloadBytes(m), bytes.Length);
                 break;
             case JoinRun m:
                 var j = (JoinRun)back;
@@ -86,7 +87,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 var held = (HeldParameters)back;
                 Assert.Equal((m.RunId, m.Step), (held.RunId, held.Step));
                 Assert.Equal(m.Parameters, held.Parameters);
-                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                Assert.Equal(WireFormat.PayloadBytes(m), bytes.Length);
                 break;
             case PeerReady m:
                 var r = (PeerReady)back;
@@ -96,7 +97,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 var s = (GradientShare)back;
                 Assert.Equal((m.RunId, m.Step, m.NodeId, m.SampleCount, m.LossSum, m.ComputeSeconds), (s.RunId, s.Step, s.NodeId, s.SampleCount, s.LossSum, s.ComputeSeconds));
                 Assert.Equal(m.Gradient, s.Gradient);
-                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                Assert.Equal(WireFormat.PayloadBytes(m), bytes.Length);
                 break;
             case ParameterHash m:
                 var h = (ParameterHash)back;
@@ -109,7 +110,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 Assert.Equal(m.Hash, y.Hash);
                 Assert.Equal(m.Parameters, y.Parameters);
                 Assert.Equal(m.Velocity, y.Velocity);
-                Assert.Equal(DistSgdSerializer.PayloadBytes(m), bytes.Length);
+                Assert.Equal(WireFormat.PayloadBytes(m), bytes.Length);
                 break;
             case MembershipReport m:
                 var report = (MembershipReport)back;

@@ -1,8 +1,9 @@
 using System.Runtime.Serialization;
+using DistSgd.Actors.Codec;
 using DistSgd.Actors.Protocol;
 using DistSgd.Tests.Fuzz;
 
-namespace DistSgd.Actors.Tests.Protocol;
+namespace DistSgd.Actors.Tests.Codec;
 
 /// <summary>
 /// Random and mutated bytes under every manifest of <see cref="DistSgdSerializer"/>, a third of a second each,
