@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace DistSgd.Numerics.Tensors;
 
@@ -236,6 +237,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                             int mrHere = Math.Min(mr, mc - ir);
                             float* aSliver = packA + (nint)ir * kc;
                             float* cTile = cBlock + (nint)ir * ldc + jr;
+                            PrefetchTile(cTile, ldc, mrHere, nrHere);
                             if (copyB)
                             {
                                 runCopyB(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock, copiedB);
@@ -266,6 +268,23 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Starts fetching a C tile's rows before the micro-kernel runs: it writes them only after its k
+    /// loop, and a C not in cache (dW = Xᵀ·dY writes 784×256 floats) would otherwise stall every tile.
+    /// Done here, not in the kernels: the prefetches there made the JIT spill the accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, int ldc, int rows, int columns)
+    {
+        if (!Sse.IsSupported) return;
+        for (int i = 0; i < rows; i++, c += ldc)
+        {
+            for (int j = 0; j < columns; j += 16)
+                Sse.Prefetch0(c + j);
+            Sse.Prefetch0(c + columns - 1); // the row's last line, when it does not start on a line boundary
         }
     }
 
