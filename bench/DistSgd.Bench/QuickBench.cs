@@ -22,7 +22,7 @@ public static class QuickBench
 
     /// <summary>With --best a cell is the fastest sample instead of the median: on a loaded machine the fastest is the one least disturbed.</summary>
     private static bool s_best;
-    private const double SampleSeconds = 0.02;
+    private static double s_sampleSeconds = 0.02;
 
     private sealed record Contestant(string Label, Action<GemmShape, float[], float[], float[]> Run);
 
@@ -37,6 +37,8 @@ public static class QuickBench
         bool mathNet = args.Contains("--mathnet");
         s_rounds = IntOption(args, "--rounds", 5);
         s_best = args.Contains("--best");
+        s_sampleSeconds = IntOption(args, "--sample-ms", 20) / 1000.0;
+        string[]? shapes = Option(args, "--shapes")?.Split(',');
         ThreadClock.CpuTime = (Option(args, "--clock") ?? (ThreadClock.CpuTime ? "cpu" : "wall")) == "cpu";
 
         var kernels = kernelName switch
@@ -93,6 +95,7 @@ public static class QuickBench
             double stepFlops = 0, stepPeakSeconds = 0;
             foreach (var shape in GemmShape.Mlp(batch))
             {
+                if (shapes != null && !shapes.Any(x => shape.Name.StartsWith(x, StringComparison.Ordinal))) continue;
                 var (peak, rates) = MeasureRow(shape, contestants);
                 if (GemmShape.InTrainingStep(shape))
                 {
@@ -239,13 +242,13 @@ public static class QuickBench
         for (int calls = 0; calls < 50 || sw.Elapsed.TotalSeconds < 0.05; calls++) call();
     }
 
-    /// <summary>Repetitions that take about <see cref="SampleSeconds"/>.</summary>
+    /// <summary>Repetitions that take about <see cref="s_sampleSeconds"/>.</summary>
     private static int Reps(Action call)
     {
         var sw = Stopwatch.StartNew();
         int calls = 0;
         while (sw.Elapsed.TotalSeconds < 0.005) { call(); calls++; }
-        return Math.Max(1, (int)(calls * SampleSeconds / sw.Elapsed.TotalSeconds));
+        return Math.Max(1, (int)(calls * s_sampleSeconds / sw.Elapsed.TotalSeconds));
     }
 
     private static double Sample(Action call, double flopsPerCall, int reps)

@@ -279,13 +279,18 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(float* c, int ldc, int rows, int columns)
     {
-        if (!Sse.IsSupported) return;
         for (int i = 0; i < rows; i++, c += ldc)
-        {
-            for (int j = 0; j < columns; j += 16)
-                Sse.Prefetch0(c + j);
-            Sse.Prefetch0(c + columns - 1); // the row's last line, when it does not start on a line boundary
-        }
+            PrefetchRow(c, columns);
+    }
+
+    /// <summary>Prefetches the cache lines of one row of <paramref name="columns"/> floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row, int columns)
+    {
+        if (!Sse.IsSupported) return;
+        for (int j = 0; j < columns; j += 16)
+            Sse.Prefetch0(row + j);
+        Sse.Prefetch0(row + columns - 1); // the row's last line, when it does not start on a line boundary
     }
 
     public void Dispose()
