@@ -13,7 +13,11 @@ namespace DistSgd.Numerics.Tensors;
 /// in L2/L3) → row blocks (MC; op(A) block packed, stays in L2) → NR-wide slivers of B (one stays
 /// in L1) → MR-high slivers of A → micro-kernel. When op(B) = B and m ≤ MC (the forward pass at
 /// batch 64), B is not packed but read in place: each sliver is then used by consecutive tiles
-/// only, and packing would be a whole extra pass over the largest operand.</para>
+/// only, and packing would be a whole extra pass over the largest operand. A kernel with a
+/// <see cref="GemmMicroKernel.RunCopyB"/> variant (AVX2) has the first tile of each sliver store the
+/// rows it reads as a packed sliver, which the sliver's other tiles then read from L1: rows ldb
+/// apart fall into few L1 sets. The kernels, the packing and this loop are AggressiveOptimization,
+/// compiled optimized at their first call: their tier-0 code runs many times slower.</para>
 /// <para>Determinism: an element of C is always computed by one thread, summing p in ascending
 /// order within each k block, and the k blocks (which depend on k alone) in ascending order, each
 /// folded in as C ← round(α·acc) + round(β'·C) with β' = β for the first block and 1 after. Threads
