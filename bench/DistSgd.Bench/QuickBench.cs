@@ -13,12 +13,16 @@ namespace DistSgd.Bench;
 /// loop and then every kernel run for about 20 ms each. A cell is the median of its 5 samples, and
 /// its percentage is relative to the median of the peak samples taken in the same rounds.
 /// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet,
-/// --compare-pack-b (adds the same kernel with B always packed).
+/// --compare-pack-b (adds the same kernel with B always packed), --clock cpu|wall (default: thread CPU
+/// time on Linux, see <see cref="ThreadClock"/>).
 /// </remarks>
 public static class QuickBench
 {
-    private const int Rounds = 5;
-    private const double SampleSeconds = 0.02;
+    private static int s_rounds = 5;
+
+    /// <summary>With --best a cell is the fastest sample instead of the median: on a loaded machine the fastest is the one least disturbed.</summary>
+    private static bool s_best;
+    private static double s_sampleSeconds = 0.02;
 
     private sealed record Contestant(string Label, Action<GemmShape, float[], float[], float[]> Run);
 
@@ -31,6 +35,11 @@ public static class QuickBench
         int threads = IntOption(args, "--threads", Environment.ProcessorCount);
         int[] batches = (Option(args, "--batch") ?? "64,256").Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
         bool mathNet = args.Contains("--mathnet");
+        s_rounds = IntOption(args, "--rounds", 5);
+        s_best = args.Contains("--best");
+        s_sampleSeconds = IntOption(args, "--sample-ms", 20) / 1000.0;
+        string[]? shapes = Option(args, "--shapes")?.Split(',');
+        ThreadClock.CpuTime = (Option(args, "--clock") ?? (ThreadClock.CpuTime ? "cpu" : "wall")) == "cpu";
 
         var kernels = kernelName switch
         {
@@ -52,6 +61,12 @@ public static class QuickBench
                 var packing = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false };
                 disposables.Add(packing);
                 contestants.Add(new("always pack B", Gemm(packing)));
+                var sliver = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false, PackBPerSliver = true };
+                disposables.Add(sliver);
+                contestants.Add(new("pack B per sliver", Gemm(sliver)));
+                var inPlace = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { CopyBInFirstTile = false };
+                disposables.Add(inPlace);
+                contestants.Add(new("B in place (old)", Gemm(inPlace)));
             }
             if (threads > 1 && kernels.Count == 1)
             {
@@ -66,8 +81,11 @@ public static class QuickBench
         }
 
         Console.WriteLine($"blocking KC={kc} MC={mc} NC={nc}; {Environment.ProcessorCount} logical cores; " +
-                          $"cells: median GFLOP/s of {Rounds} interleaved samples and % of the one-core Vector256 FMA peak measured in the same rounds");
+                          $"cells: {(s_best ? "best" : "median")} GFLOP/s of {s_rounds} interleaved samples ({ThreadClock.Description}) and % of the one-core Vector256 FMA peak measured in the same rounds; " +
+                          $"load average {LoadAverage()}");
         PrintPeaks();
+        foreach (var kernel in kernels)
+            PrintKernelAlone(kernel, Math.Min(kc, 256));
         Console.WriteLine();
         Console.WriteLine($"{"shape",-30} {"MFLOP",7} {"peak",6} | " + string.Join(" | ", contestants.Select(c => $"{c.Label,16}")));
 
@@ -77,6 +95,7 @@ public static class QuickBench
             double stepFlops = 0, stepPeakSeconds = 0;
             foreach (var shape in GemmShape.Mlp(batch))
             {
+                if (shapes != null && !shapes.Any(x => shape.Name.StartsWith(x, StringComparison.Ordinal))) continue;
                 var (peak, rates) = MeasureRow(shape, contestants);
                 if (GemmShape.InTrainingStep(shape))
                 {
@@ -129,12 +148,12 @@ public static class QuickBench
             for (var warm = Stopwatch.StartNew(); warm.Elapsed.TotalSeconds < 1.0;) step.Run();
             foreach (var call in calls) Warm(call);
             var reps = calls.Select(Reps).ToArray();
-            var samples = new double[2, Rounds];
-            for (int r = 0; r < Rounds; r++)
+            var samples = new double[2, s_rounds];
+            for (int r = 0; r < s_rounds; r++)
                 for (int i = 0; i < 2; i++)
                     samples[i, r] = Sample(calls[i], flops[i], reps[i]);
-            double peak = Median(Enumerable.Range(0, Rounds).Select(r => samples[0, r]).ToArray());
-            double gflops = Median(Enumerable.Range(0, Rounds).Select(r => samples[1, r]).ToArray());
+            double peak = Median(Enumerable.Range(0, s_rounds).Select(r => samples[0, r]).ToArray());
+            double gflops = Median(Enumerable.Range(0, s_rounds).Select(r => samples[1, r]).ToArray());
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 200; i++) step.Run();
             double allocated = (GC.GetAllocatedBytesForCurrentThread() - before) / 200.0;
@@ -152,18 +171,50 @@ public static class QuickBench
     private static void PrintPeaks()
     {
         const long iterations = 200_000;
-        var p256 = new double[Rounds];
-        var p512 = new double[Rounds];
+        var p256 = new double[s_rounds];
+        var p512 = new double[s_rounds];
         Warm(() => FmaPeak.Run256(iterations));
         Warm(() => FmaPeak.Run512(iterations));
         int reps256 = Reps(() => FmaPeak.Run256(iterations)), reps512 = Reps(() => FmaPeak.Run512(iterations));
-        for (int r = 0; r < Rounds; r++)
+        for (int r = 0; r < s_rounds; r++)
         {
             p256[r] = Sample(() => FmaPeak.Run256(iterations), FmaPeak.Flops256(iterations), reps256);
             p512[r] = Sample(() => FmaPeak.Run512(iterations), FmaPeak.Flops512(iterations), reps512);
         }
         string v512 = System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? $"{Median(p512):F1} GFLOP/s" : "not supported";
         Console.WriteLine($"FMA peak, one core, 12 accumulators: Vector256 {Median(p256):F1} GFLOP/s, Vector512 {v512}");
+    }
+
+    /// <summary>
+    /// The micro-kernel alone on operands that stay in L1 (one A sliver, one packed B sliver, one C tile,
+    /// kc steps): the ceiling a GEMM built on it can reach, interleaved with the FMA peak.
+    /// </summary>
+    private static unsafe void PrintKernelAlone(GemmMicroKernel kernel, int kc)
+    {
+        const long peakIterations = 100_000;
+        var a = GC.AllocateArray<float>(kernel.Mr * kc + 16, pinned: true);
+        var b = GC.AllocateArray<float>(kernel.Nr * kc + 16, pinned: true);
+        var c = GC.AllocateArray<float>(kernel.Mr * kernel.Nr + 16, pinned: true);
+        a.AsSpan().Fill(0.5f);
+        b.AsSpan().Fill(0.25f);
+        double flops = 2.0 * kernel.Mr * kernel.Nr * kc * 100;
+        void Tiles()
+        {
+            fixed (float* pa = a, pb = b, pc = c)
+                for (int i = 0; i < 100; i++)
+                    kernel.Run(pa, pb, kernel.Nr, kc, pc, kernel.Nr, 1f, 0f);
+        }
+        var calls = new List<Action> { () => FmaPeak.Run256(peakIterations), Tiles };
+        var flopsPerCall = new[] { FmaPeak.Flops256(peakIterations), flops };
+        foreach (var call in calls) Warm(call);
+        var reps = calls.Select(Reps).ToArray();
+        var samples = new double[2][];
+        for (int i = 0; i < 2; i++) samples[i] = new double[s_rounds];
+        for (int r = 0; r < s_rounds; r++)
+            for (int i = 0; i < 2; i++)
+                samples[i][r] = Sample(calls[i], flopsPerCall[i], reps[i]);
+        double peak = Median(samples[0]), rate = Median(samples[1]);
+        Console.WriteLine($"micro-kernel {kernel.Name} alone (L1-resident, kc={kc}): {rate:F1} GFLOP/s, {rate / peak * 100:F0}% of {peak:F1}");
     }
 
     /// <summary>Peak and every contestant, interleaved round by round; medians.</summary>
@@ -176,11 +227,11 @@ public static class QuickBench
         var flops = new[] { FmaPeak.Flops256(peakIterations) }.Concat(contestants.Select(_ => shape.Flops)).ToArray();
         foreach (var call in calls) Warm(call);
         var reps = calls.Select(Reps).ToArray();
-        var samples = new double[calls.Count, Rounds];
-        for (int r = 0; r < Rounds; r++)
+        var samples = new double[calls.Count, s_rounds];
+        for (int r = 0; r < s_rounds; r++)
             for (int i = 0; i < calls.Count; i++)
                 samples[i, r] = Sample(calls[i], flops[i], reps[i]);
-        var medians = Enumerable.Range(0, calls.Count).Select(i => Median(Enumerable.Range(0, Rounds).Select(r => samples[i, r]).ToArray())).ToArray();
+        var medians = Enumerable.Range(0, calls.Count).Select(i => Median(Enumerable.Range(0, s_rounds).Select(r => samples[i, r]).ToArray())).ToArray();
         return (medians[0], medians[1..]);
     }
 
@@ -191,30 +242,34 @@ public static class QuickBench
         for (int calls = 0; calls < 50 || sw.Elapsed.TotalSeconds < 0.05; calls++) call();
     }
 
-    /// <summary>Repetitions that take about <see cref="SampleSeconds"/>.</summary>
+    /// <summary>Repetitions that take about <see cref="s_sampleSeconds"/>.</summary>
     private static int Reps(Action call)
     {
         var sw = Stopwatch.StartNew();
         int calls = 0;
         while (sw.Elapsed.TotalSeconds < 0.005) { call(); calls++; }
-        return Math.Max(1, (int)(calls * SampleSeconds / sw.Elapsed.TotalSeconds));
+        return Math.Max(1, (int)(calls * s_sampleSeconds / sw.Elapsed.TotalSeconds));
     }
 
     private static double Sample(Action call, double flopsPerCall, int reps)
     {
-        long t0 = Stopwatch.GetTimestamp();
+        double t0 = ThreadClock.Now();
         for (int r = 0; r < reps; r++) call();
-        return flopsPerCall * reps / Stopwatch.GetElapsedTime(t0).TotalSeconds / 1e9;
+        return flopsPerCall * reps / (ThreadClock.Now() - t0) / 1e9;
     }
 
     private static double Median(double[] values)
     {
         var sorted = (double[])values.Clone();
         Array.Sort(sorted);
-        return sorted[sorted.Length / 2];
+        return s_best ? sorted[^1] : sorted[sorted.Length / 2];
     }
 
     private static string Cell(double gflops, double peak) => $"{gflops,6:F1} {gflops / peak * 100,4:F0}%".PadLeft(16);
+
+    /// <summary>The 1-minute load average (Linux), so a table says how busy the machine was.</summary>
+    private static string LoadAverage() =>
+        File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "n/a";
 
     private static string? Option(string[] args, string name)
     {

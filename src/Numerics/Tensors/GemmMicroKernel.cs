@@ -6,13 +6,15 @@ namespace DistSgd.Numerics.Tensors;
 internal sealed unsafe class GemmMicroKernel
 {
     private GemmMicroKernel(string name, string isa, int mr, int nr,
-                            delegate*<float*, float*, int, int, float*, int, float, float, void> run)
+                            delegate*<float*, float*, int, int, float*, int, float, float, void> run,
+                            delegate*<float*, float*, int, int, float*, int, float, float, float*, void> runCopyB = null)
     {
         Name = name;
         Isa = isa;
         Mr = mr;
         Nr = nr;
         Run = run;
+        RunCopyB = runCopyB;
     }
 
     /// <summary>e.g. "avx512-12x32".</summary>
@@ -27,6 +29,12 @@ internal sealed unsafe class GemmMicroKernel
 
     /// <summary>run(aSliver, b, ldb, kc, c, ldc, α, β): C[0..MR, 0..NR] ← α·Σₚ a·b + β·C (B rows ldb apart).</summary>
     public delegate*<float*, float*, int, int, float*, int, float, float, void> Run { get; }
+
+    /// <summary>
+    /// runCopyB(aSliver, b, ldb, kc, c, ldc, α, β, bCopy): <see cref="Run"/> that also stores the B rows
+    /// it reads as a packed sliver at bCopy (p·NR + j); null when this kernel has no such variant.
+    /// </summary>
+    public delegate*<float*, float*, int, int, float*, int, float, float, float*, void> RunCopyB { get; }
 
     private static bool HasAvx2Fma => Fma.IsSupported && Avx2.IsSupported;
 
@@ -51,7 +59,7 @@ internal sealed unsafe class GemmMicroKernel
         }
         if (HasAvx2Fma)
         {
-            list.Add(new("avx2-6x16", "avx2", 6, 16, &GemmMicroKernels.Avx2_6x16));
+            list.Add(new("avx2-6x16", "avx2", 6, 16, &GemmMicroKernels.Avx2_6x16, &GemmMicroKernels.Avx2_6x16CopyB));
             list.Add(new("avx2-4x24", "avx2", 4, 24, &GemmMicroKernels.Avx2_4x24));
             if (HasAvx512)
             {

@@ -37,6 +37,7 @@ internal static unsafe class GemmMicroKernels
         (alphaAcc + beta * Vector512.Load(c)).Store(c);
 
     /// <summary>Portable fallback for any MR×NR, plain multiply-then-add (no FMA hardware assumed).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Scalar(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, int mr, int nr)
     {
         Span<float> acc = stackalloc float[mr * nr];
@@ -58,6 +59,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>4×32 tile with 8 Vector512 accumulators: per p, 2 loads of B, 4 broadcasts of packed A, 8 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_4x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
@@ -103,6 +105,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>6×16 tile with 6 Vector512 accumulators: per p, 1 loads of B, 6 broadcasts of packed A, 6 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
@@ -153,6 +156,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>10×16 tile with 10 Vector512 accumulators: per p, 1 loads of B, 10 broadcasts of packed A, 10 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_10x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
@@ -223,6 +227,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>12×16 tile with 12 Vector512 accumulators: per p, 1 loads of B, 12 broadcasts of packed A, 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_12x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
@@ -303,7 +308,21 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>6×16 tile with 12 Vector256 accumulators: per p, 2 loads of B, 6 broadcasts of packed A, 12 FMAs.</summary>
-    internal static void Avx2_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Avx2_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta) =>
+        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, null, copyB: false);
+
+    /// <summary>
+    /// <see cref="Avx2_6x16"/> that also stores the B rows it reads as a packed sliver (bCopy[p·16 + j]),
+    /// so the tiles after it read B contiguously from L1: the first tile of a sliver read in place packs
+    /// it while the FMAs run, and nobody makes a separate pass over B.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Avx2_6x16CopyB(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, float* bCopy) =>
+        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, bCopy, copyB: true);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Avx2_6x16Core(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, float* bCopy, bool copyB)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default;
@@ -311,10 +330,17 @@ internal static unsafe class GemmMicroKernels
         Vector256<float> c30 = default; Vector256<float> c31 = default;
         Vector256<float> c40 = default; Vector256<float> c41 = default;
         Vector256<float> c50 = default; Vector256<float> c51 = default;
+        nint stride = ldb;
         for (int p = 0; p < kc; p++)
         {
             Vector256<float> b0 = Vector256.Load(b + 0);
             Vector256<float> b1 = Vector256.Load(b + 8);
+            if (copyB)
+            {
+                b0.Store(bCopy);
+                b1.Store(bCopy + 8);
+                bCopy += 16;
+            }
             Vector256<float> a0 = Vector256.Create(a[0]);
             c00 = Fma(a0, b0, c00); c01 = Fma(a0, b1, c01);
             Vector256<float> a1 = Vector256.Create(a[1]);
@@ -328,7 +354,7 @@ internal static unsafe class GemmMicroKernels
             Vector256<float> a5 = Vector256.Create(a[5]);
             c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
             a += 6;
-            b += ldb;
+            b += stride;
         }
         if (beta == 0f)
         {
@@ -360,6 +386,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>8×16 tile with 16 Vector256 accumulators: per p, 2 loads of B, 8 broadcasts of packed A, 16 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_8x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
@@ -429,6 +456,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>12×16 tile with 24 Vector256 accumulators: per p, 2 loads of B, 12 broadcasts of packed A, 24 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_12x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
@@ -522,6 +550,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>4×24 tile with 12 Vector256 accumulators: per p, 3 loads of B, 4 broadcasts of packed A, 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_4x24(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default; Vector256<float> c02 = default;
@@ -572,6 +601,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>8×24 tile with 24 Vector256 accumulators: per p, 3 loads of B, 8 broadcasts of packed A, 24 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_8x24(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default; Vector256<float> c02 = default;
@@ -650,6 +680,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>6×32 tile with 12 Vector512 accumulators: per p, 2 loads of B, 6 broadcasts of packed A, 12 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_6x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
@@ -707,6 +738,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>8×32 tile with 16 Vector512 accumulators: per p, 2 loads of B, 8 broadcasts of packed A, 16 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_8x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
@@ -776,6 +808,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>12×32 tile with 24 Vector512 accumulators: per p, 2 loads of B, 12 broadcasts of packed A, 24 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_12x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
@@ -869,6 +902,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>14×32 tile with 28 Vector512 accumulators: per p, 2 loads of B, 14 broadcasts of packed A, 28 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_14x32(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default; Vector512<float> c01 = default;
@@ -974,6 +1008,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>8×16 tile with 8 Vector512 accumulators: per p, 1 loads of B, 8 broadcasts of packed A, 8 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_8x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;
@@ -1034,6 +1069,7 @@ internal static unsafe class GemmMicroKernels
     }
 
     /// <summary>16×16 tile with 16 Vector512 accumulators: per p, 1 loads of B, 16 broadcasts of packed A, 16 FMAs.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx512_16x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta)
     {
         Vector512<float> c00 = default;

@@ -21,6 +21,7 @@ namespace DistSgd.Numerics.Tensors;
 internal static unsafe class GemmPacking
 {
     /// <summary>Packs op(A)[i0..i0+mc, p0..p0+kc]; op(A) = A (m×k, stride lda) or Aᵀ (A stored k×m).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackA(bool transposeA, float* a, int lda, int i0, int p0, int mc, int kc, int mr, float* dst)
     {
         for (int s = 0; s * mr < mc; s++)
@@ -38,6 +39,7 @@ internal static unsafe class GemmPacking
     }
 
     /// <summary>Packs op(B)[p0..p0+kc, j0..j0+nc]; op(B) = B (k×n, stride ldb) or Bᵀ (B stored n×k).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void PackB(bool transposeB, float* b, int ldb, int p0, int j0, int kc, int nc, int nr, float* dst)
     {
         for (int s = 0; s * nr < nc; s++)
@@ -55,6 +57,7 @@ internal static unsafe class GemmPacking
     /// <summary>
     /// dst[p·width + x] = src[p·stride + x] for x &lt; count, 0 for count ≤ x &lt; width; p &lt; runs.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void CopyRuns(float* src, int stride, int runs, int count, int width, float* dst)
     {
         if (count == width && (width & 7) == 0 && Vector256.IsHardwareAccelerated)
@@ -62,6 +65,16 @@ internal static unsafe class GemmPacking
             for (int p = 0; p < runs; p++, src += stride, dst += width)
                 for (int x = 0; x < width; x += 8)
                     Vector256.Load(src + x).Store(dst + x);
+            return;
+        }
+        if (count == 6 && width == 6 && Vector128.IsHardwareAccelerated)
+        {
+            // The AVX2 6-row sliver (dW = Xᵀ·dY packs A this way): 4 + 2 floats per p.
+            for (int p = 0; p < runs; p++, src += stride, dst += width)
+            {
+                Vector128.Load(src).Store(dst);
+                *(double*)(dst + 4) = *(double*)(src + 4);
+            }
             return;
         }
         for (int p = 0; p < runs; p++, src += stride, dst += width)
@@ -76,6 +89,7 @@ internal static unsafe class GemmPacking
     /// dst[p·width + r] = src[r·stride + p] for r &lt; rows, 0 for rows ≤ r &lt; width; p &lt; length.
     /// Eight stored rows at a time are read eight floats wide and transposed in registers.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void TransposeRuns(float* src, int stride, int rows, int length, int width, float* dst)
     {
         int p = 0;
@@ -124,6 +138,13 @@ internal static unsafe class GemmPacking
         if (lanes == 8)
         {
             v.Store(d);
+            return;
+        }
+        if (lanes == 6)
+        {
+            // The AVX2 6-row sliver: 4 + 2 floats, not 6 element extractions.
+            v.GetLower().Store(d);
+            *(double*)(d + 4) = v.GetUpper().AsDouble().ToScalar();
             return;
         }
         // Only the first `lanes` floats belong to this group; the rest is the next packed row.

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
+
 namespace DistSgd.Numerics.Tensors;
 
 /// <summary>
@@ -10,7 +13,11 @@ namespace DistSgd.Numerics.Tensors;
 /// in L2/L3) → row blocks (MC; op(A) block packed, stays in L2) → NR-wide slivers of B (one stays
 /// in L1) → MR-high slivers of A → micro-kernel. When op(B) = B and m ≤ MC (the forward pass at
 /// batch 64), B is not packed but read in place: each sliver is then used by consecutive tiles
-/// only, and packing would be a whole extra pass over the largest operand.</para>
+/// only, and packing would be a whole extra pass over the largest operand. A kernel with a
+/// <see cref="GemmMicroKernel.RunCopyB"/> variant (AVX2) has the first tile of each sliver store the
+/// rows it reads as a packed sliver, which the sliver's other tiles then read from L1: rows ldb
+/// apart fall into few L1 sets. The kernels, the packing and this loop are AggressiveOptimization,
+/// compiled optimized at their first call: their tier-0 code runs many times slower.</para>
 /// <para>Determinism: an element of C is always computed by one thread, summing p in ascending
 /// order within each k block, and the k blocks (which depend on k alone) in ascending order, each
 /// folded in as C ← round(α·acc) + round(β'·C) with β' = β for the first block and 1 after. Threads
@@ -86,6 +93,18 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
 
     /// <summary>Whether an untransposed B may be read in place instead of packed (see <see cref="Serial"/>); for measuring.</summary>
     internal bool ReadBInPlace { get; init; } = true;
+
+    /// <summary>
+    /// With a single row block (m ≤ MC), pack op(B) one NR-wide sliver at a time, just before the
+    /// tiles that use it, instead of the whole block up front (see <see cref="Serial"/>); for measuring.
+    /// </summary>
+    internal bool PackBPerSliver { get; init; }
+
+    /// <summary>
+    /// When B is read in place and the kernel has <see cref="GemmMicroKernel.RunCopyB"/>, the first tile of
+    /// each sliver packs it as it goes and the other tiles read the packed copy (see <see cref="Serial"/>); for measuring.
+    /// </summary>
+    internal bool CopyBInFirstTile { get; init; } = true;
 
     /// <summary>The micro-kernel in use, e.g. "avx512-12x32".</summary>
     public string MicroKernel => _kernel.Name;
@@ -169,6 +188,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     }
 
     /// <summary>The whole blocked product on the calling thread.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private void Serial(bool transposeA, bool transposeB, int m, int n, int k,
                         float alpha, float* a, int lda, float* b, int ldb,
                         float beta, float* c, int ldc)
@@ -181,10 +201,14 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
         // per call, so packing it costs a full extra pass over B for nothing: when op(B) = B, the
         // kernel reads B in place (rows ldb apart) and only a ragged last sliver is packed.
         bool bInPlace = ReadBInPlace && !transposeB && m <= _mc;
+        bool perSliver = !bInPlace && PackBPerSliver && m <= _mc;
         float* packA = Buffer(ref t_packA, mcMax * kcMax);
-        float* packB = Buffer(ref t_packB, (bInPlace ? nr : ncMax) * kcMax); // in place: only a ragged last sliver
+        // In place: a ragged last sliver, then the copy a first tile makes of its sliver (RunCopyB).
+        float* packB = Buffer(ref t_packB, (bInPlace ? 2 * nr : perSliver ? nr : ncMax) * kcMax);
+        float* copiedB = packB + (nint)nr * kcMax;
         float* edge = stackalloc float[mr * nr];
         var run = _kernel.Run;
+        var runCopyB = CopyBInFirstTile ? _kernel.RunCopyB : null;
 
         for (int jc = 0; jc < n; jc += _nc)
         {
@@ -194,7 +218,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
             {
                 int kc = Math.Min(kcMax, k - pc);
                 float betaBlock = pc == 0 ? beta : 1f;
-                if (ncFull < nc)
+                if (ncFull < nc && !perSliver)
                     GemmPacking.PackB(transposeB, b, ldb, pc, jc + ncFull, kc, nc - ncFull, nr, packB);
                 for (int ic = 0; ic < m; ic += _mc)
                 {
@@ -204,14 +228,28 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrHere = Math.Min(nr, nc - jr);
-                        float* bSliver = jr < ncFull ? b + (nint)pc * ldb + jc + jr : packB + (nint)(jr - ncFull) * kc;
+                        if (perSliver)
+                            GemmPacking.PackB(transposeB, b, ldb, pc, jc + jr, kc, nrHere, nr, packB);
+                        float* bSliver = jr < ncFull ? b + (nint)pc * ldb + jc + jr
+                                       : perSliver ? packB : packB + (nint)(jr - ncFull) * kc;
                         int bStride = jr < ncFull ? ldb : nr;
+                        // A sliver read in place is packed by its first tile when more tiles follow:
+                        // a stride of ldb floats maps B's rows onto a few L1 sets, the packed copy onto all.
+                        bool copyB = runCopyB != null && jr < ncFull && mc > mr;
                         for (int ir = 0; ir < mc; ir += mr)
                         {
                             int mrHere = Math.Min(mr, mc - ir);
                             float* aSliver = packA + (nint)ir * kc;
                             float* cTile = cBlock + (nint)ir * ldc + jr;
-                            if (mrHere == mr && nrHere == nr)
+                            PrefetchTile(cTile, ldc, mrHere, nrHere);
+                            if (copyB)
+                            {
+                                runCopyB(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock, copiedB);
+                                bSliver = copiedB;
+                                bStride = nr;
+                                copyB = false;
+                            }
+                            else if (mrHere == mr && nrHere == nr)
                             {
                                 run(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock);
                             }
@@ -235,6 +273,28 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>
+    /// Starts fetching a C tile's rows before the micro-kernel runs: it writes them only after its k
+    /// loop, and a C not in cache (dW = Xᵀ·dY writes 784×256 floats) would otherwise stall every tile.
+    /// Done here, not in the kernels: the prefetches there made the JIT spill the accumulators.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(float* c, int ldc, int rows, int columns)
+    {
+        for (int i = 0; i < rows; i++, c += ldc)
+            PrefetchRow(c, columns);
+    }
+
+    /// <summary>Prefetches the cache lines of one row of <paramref name="columns"/> floats.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRow(float* row, int columns)
+    {
+        if (!Sse.IsSupported) return;
+        for (int j = 0; j < columns; j += 16)
+            Sse.Prefetch0(row + j);
+        Sse.Prefetch0(row + columns - 1); // the row's last line, when it does not start on a line boundary
     }
 
     public void Dispose()

@@ -16,6 +16,8 @@ public class PackedKernelsTests
         (1, 1, 1), (2, 7, 16), (7, 2, 17), (16, 17, 33), (17, 33, 7), (33, 16, 65),
         (64, 65, 64), (65, 64, 257), (1, 300, 785), (300, 1, 65), (257, 33, 300), (7, 785, 17),
         (13, 47, 785), (96, 64, 9),
+        // The MLP's last layer (n = 10 and its transposes), k = 1, and one exact 6×16 tile.
+        (64, 10, 128), (128, 10, 64), (64, 128, 10), (13, 10, 1), (6, 16, 1), (12, 32, 24),
     ];
 
     // Five scalings, so that over 4 transpose combinations × 2 paddings every pairing occurs.
@@ -208,6 +210,42 @@ public class PackedKernelsTests
         inPlace.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c1, n);
         packing.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0f, c2, n);
         Assert.Equal(c2, c1);
+    }
+
+    /// <summary>Where op(B) = B is read from: how <see cref="PackedKernels"/> may place B, by name.</summary>
+    public static TheoryData<string, string> BPlacements()
+    {
+        var data = new TheoryData<string, string>();
+        foreach (var kernel in GemmMicroKernel.Available())
+            foreach (var placement in new[] { "in-place-no-copy", "packed-block", "packed-per-sliver" })
+                data.Add(kernel.Name, placement);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(BPlacements))]
+    public void Every_placement_of_B_gives_the_bits_of_B_read_in_place_and_copied_by_the_first_tile(string kernelName, string placement)
+    {
+        // Packing is a copy, so where B is read from must not move a bit: the default (in place, the
+        // first tile of a sliver packing it for the others), plain in place, packed up front, packed per sliver.
+        var kernel = GemmMicroKernel.Find(kernelName)!;
+        PackedKernels Build(string how) => new(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                               PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops)
+        {
+            CopyBInFirstTile = how == "default",
+            ReadBInPlace = how is "default" or "in-place-no-copy",
+            PackBPerSliver = how == "packed-per-sliver",
+        };
+        using var reference = Build("default");
+        using var other = Build(placement);
+        foreach (var (m, n, k, ldb) in new[] { (64, 256, 784, 256), (37, 70, 300, 72), (7, 33, 17, 33), (12, 10, 5, 10), (100, 48, 64, 51) })
+        {
+            var (a, b) = (Random(m * k, m + n), Random(k * ldb, k));
+            var (c1, c2) = (Random(m * n, 1), Random(m * n, 1));
+            reference.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0.5f, c1, n);
+            other.Gemm(false, false, m, n, k, 1.5f, a, k, b, ldb, 0.5f, c2, n);
+            Assert.True(c1.AsSpan().SequenceEqual(c2), $"{kernelName} {placement}: m={m} n={n} k={k} differs");
+        }
     }
 
     [Fact]
