@@ -139,7 +139,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         Receive<ClusterEvent.UnreachableMember>(m => Membership(m, forgotten));
         Receive<ClusterEvent.MemberRemoved>(m => Membership(m, forgotten));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe(), forgotten));
+        Receive<Terminated>(m => ForgetWorker(new(m.ActorRef, LossCause.Stopped), forgotten));
         Receive<GradientReply>(_step.OfferEarly);
         Receive<DataConnectionLost>(_ => { });
         Common();
@@ -172,10 +172,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     {
         Receive<GradientReply>(m => _step.Offer(m, Sender));
         Receive<StepLoop.StepTimedOut>(m => _step.Loop.HandleTimeout(m));
-        Receive<Terminated>(m => ForgetWorker(m.ActorRef, LossCause.Stopped.Describe()));
+        Receive<Terminated>(m => ForgetWorker(new(m.ActorRef, LossCause.Stopped)));
         Receive<RegisterWorker>(HandleRegisterUnderWay);
         Receive<JoinAccepted>(HandleJoinUnderWay);
-        Receive<JoinRefused>(m => ForgetWorker(Sender, $"refused to join: {m.Reason}"));
+        Receive<JoinRefused>(m => ForgetWorker(new(Sender, LossCause.Refused, m.Reason)));
         Receive<DataConnectionLost>(_step.ConnectionLost);
         Receive<HeldParameters>(_ => { });
         Receive<RecheckEvicted>(HandleRecheckEvicted);
@@ -355,16 +355,18 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (change.Cause == LossCause.Removed)
             _roster.ForgetEvictedAt(change.Member);
         foreach (var lost in change.Lost)
-            ForgetWorker(lost.Id, lost.Describe(), forgotten);
+            ForgetWorker(lost, forgotten);
         foreach (var worker in change.Regained)
             HandleRegisterUnderWay(new RegisterWorker(worker));
         return change;
     }
 
-    private void ForgetWorker(IActorRef worker, string why, Action<IActorRef>? forgotten = null)
+    private void ForgetWorker(ParticipantLost<IActorRef> lost, Action<IActorRef>? forgotten = null)
     {
+        var worker = lost.Id;
         if (_roster.Forget(worker) is not { } index)
             return;
+        string why = lost.Describe();
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
                                                   (_replica.IsRunning ? $" at step {_replica.Step}; not waited for" : "")));
         forgotten?.Invoke(worker);
@@ -387,10 +389,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     /// the next epoch's shards are cut without it. The caller finishes the step if it is complete. If the cluster
     /// still counts it reachable a little later, it was a blip: it is invited back (next epoch).
     /// </summary>
-    public void Evict(int index, string why)
+    public void Evict(int index, LossCause cause)
     {
         if (_roster.Evict(index) is not { } worker)
             return;
+        string why = cause.Describe();
         _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
         Timers.StartSingleTimer(("recheck", worker), new RecheckEvicted(worker), _settings.DirectFrameTimeout);
         if (_roster.Participants.Count == 0 && FollowMajority())

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
@@ -14,7 +15,7 @@ internal interface IMasterControl
     bool FollowMajority();
 
     /// <summary>Takes a worker the data plane cannot reach out of the run at once.</summary>
-    void Evict(int index, string why);
+    void Evict(int index, LossCause cause);
 
     void Finish(StopReason reason);
 
@@ -118,7 +119,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
         if (!_gather.IsOpen || !_gather.Forget(message.Sender))
             return;
-        _control.Evict(message.Sender, "dropped its data connection");
+        _control.Evict(message.Sender, LossCause.ConnectionClosed);
         FinishIfAnswered();
     }
 
@@ -240,7 +241,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         {
             _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _replica.Step, index);
             _gather.Forget(index);
-            _control.Evict(index, "could not be sent θ");
+            _control.Evict(index, LossCause.SendFailed);
         }
         if (unreached.Count > 0)
             FinishIfAnswered();

@@ -25,26 +25,28 @@ public enum LossCause
 /// <summary>The words for a <see cref="LossCause"/>.</summary>
 public static class LossCauses
 {
-    /// <summary>The cause in words, for notes, logs and the live progress ("unreachable", "closed its data connection", …).</summary>
+    /// <summary>The cause in words, for notes, logs and the live progress ("unreachable", "dropped its data connection", …).</summary>
     public static string Describe(this LossCause cause) => cause switch
     {
         LossCause.Unreachable => "unreachable",
         LossCause.Removed => "removed",
         LossCause.Stopped => "stopped",
-        LossCause.ConnectionClosed => "closed its data connection",
-        LossCause.SendFailed => "could not be sent to",
+        LossCause.ConnectionClosed => "dropped its data connection",
+        LossCause.SendFailed => "could not be sent its payload",
         LossCause.Silent => "silent",
-        _ => "refused to join",
+        LossCause.Refused => "refused to join",
+        _ => throw new ArgumentOutOfRangeException(nameof(cause), cause, "no words for this loss cause"),
     };
 }
 
 /// <summary>A participant of the run is lost: it is no longer waited for.</summary>
 /// <typeparam name="TId">How the mode names a participant: the master its worker's actor (a worker has no index before
 /// the run starts), a peer its node id.</typeparam>
-public sealed record ParticipantLost<TId>(TId Id, LossCause Cause) where TId : notnull
+/// <param name="Detail">What the cause alone does not say (a refusal's reason), or null.</param>
+public sealed record ParticipantLost<TId>(TId Id, LossCause Cause, string? Detail = null) where TId : notnull
 {
-    /// <summary>The cause in words, for notes and logs.</summary>
-    public string Describe() => Cause.Describe();
+    /// <summary>The cause in words (with the detail), for notes and logs.</summary>
+    public string Describe() => Detail is null ? Cause.Describe() : $"{Cause.Describe()}: {Detail}";
 }
 
 /// <summary>What one cluster membership event means for the run's participants.</summary>

@@ -68,4 +68,14 @@ public class ParticipantTrackerTests
         Assert.Equal("stopped", new ParticipantLost<int>(3, LossCause.Stopped).Describe());
         Assert.All(Enum.GetValues<LossCause>(), cause => Assert.False(string.IsNullOrEmpty(cause.Describe())));
     }
+
+    [Fact]
+    public void A_loss_names_its_detail_after_its_cause()
+    {
+        Assert.Equal("refused to join: 784 features here, 20 in the plan",
+                     new ParticipantLost<int>(1, LossCause.Refused, "784 features here, 20 in the plan").Describe());
+        // The master's notes and the tests of a crashed worker read these words.
+        Assert.Equal("dropped its data connection", LossCause.ConnectionClosed.Describe());
+        Assert.StartsWith("could not be sent", LossCause.SendFailed.Describe());
+    }
 }
