@@ -6,7 +6,6 @@ using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
-using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
@@ -22,9 +21,11 @@ namespace DistSgd.Actors.Decentralized;
 /// <para>A state machine: <see cref="Joining"/> (the <see cref="StartBarrier"/>), <see cref="Stepping"/>,
 /// <see cref="Verifying"/> (the epoch-end <see cref="HashRound"/>), <see cref="Resyncing"/>, <see cref="Agreeing"/>
 /// (the <see cref="MembershipAgreement"/> after a peer loss) and <see cref="Finished"/>; each behaviour receives only
-/// what its phase handles, and <see cref="Common"/> what every phase handles. The decisions are plain classes beside it.
-/// This file holds the state, the behaviours and the end of the run; their handlers are in PeerActor.Steps.cs (the start
-/// barrier and the peer's side of the <see cref="StepLoop"/>), PeerActor.EpochEnd.cs and PeerActor.PeerLoss.cs.</para>
+/// what its phase handles, and <see cref="Common"/> what every phase handles. The actor does the start barrier's I/O
+/// and routes each phase's messages to the class that handles them: <see cref="PeerStep"/> (its side of the
+/// <see cref="StepLoop"/>), <see cref="EpochEndRound"/> (the hash round and resync) and <see cref="PeerLossRound"/>
+/// (the agreement), which share the run's state in a <see cref="PeerRun"/> and ask the actor for what only it can
+/// do through <see cref="IPeerControl"/>. The decisions are the pure classes beside them.</para>
 /// <para><b>Start barrier.</b> After its SubscribeAck a peer publishes <see cref="PeerReady"/> every
 /// distsgd.ready-interval; every peer acknowledges each one it receives with a direct <see cref="PeerReadyAck"/>.
 /// A peer starts when it has received PeerReady from all expected peers and an acknowledgement from each of them.</para>
@@ -42,23 +43,8 @@ namespace DistSgd.Actors.Decentralized;
 /// peers stop at the same epoch. The lead peer (lowest node id still participating) evaluates on the test set and
 /// reports the epoch and the run's result.</para>
 /// </remarks>
-public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
+public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 {
-    /// <summary>A timer's message: one that arrives after its phase is over is ignored.</summary>
-    private interface ITimerTick;
-    private sealed record PublishReady : ITimerTick;
-    private sealed record StartTimedOut : ITimerTick;
-    private sealed record HashRoundTimedOut(int Epoch) : ITimerTick;
-    private sealed record ResyncTimedOut(int Epoch) : ITimerTick;
-    private sealed record AgreementTimedOut : ITimerTick;
-    private sealed record ReportGraceOver : ITimerTick;
-
-    /// <summary>
-    /// How long a peer that lost someone waits for the other survivors' shares of its open step before it reports
-    /// what it holds (they were sent before anything else; a share missing then is left out of that step everywhere).
-    /// </summary>
-    private static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(1);
-
     private readonly PeerSetup _setup;
     private readonly RunPlan _plan;
     private readonly DistSgdSettings _settings;
@@ -66,37 +52,12 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
     private readonly IActorRef _mediator;
     private readonly string _topic;
     private readonly string _selfAddress;
-
-    private readonly Replica _replica;
-    /// <summary>Made in PreStart: Akka sets <see cref="Timers"/> after the constructor.</summary>
-    private StepLoop _loop = null!;
-    /// <summary>The gradient of this peer's shard: its own kernels (the replica's evaluator has others).</summary>
-    private readonly Model _model;
-    private readonly float[] _features;
-    private readonly float[] _targets;
-    private readonly StepBuffer _buffer;
-    private readonly StepUndo _undo;
-    private readonly ShareExchange _shares;
+    private readonly PeerRun _run;
     private readonly ParticipantTracker<int> _tracker;
-    /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
-    private GradientShare? _ownShare;
-
-    private readonly HashRound _hashRound = new();
-    private readonly ResyncCheck _resyncCheck = new();
-    private readonly DropLog _drops;
-    private readonly HashSet<int> _corruptAtEpoch = new();
-    private readonly SortedSet<int> _participants = new();
-    /// <summary>Participants lost at an epoch end after their hash arrived: the next step agrees without them.</summary>
-    private readonly SortedSet<int> _deferredSuspects = new();
-
-    private IReadOnlyDictionary<string, int> _nodeIds = new Dictionary<string, int>();
-    private int _nodeId = -1;
-    private ProgressMeter? _meter;
-    private ShardBatches? _batches;
-    private long _skippedSteps;
-    private bool _reshard;
-    private ParameterHash? _lastHash;
-    private long _droppedOther;
+    /// <summary>Made in PreStart (Akka sets <see cref="Timers"/> after the constructor), as are the two below.</summary>
+    private PeerStep _step = null!;
+    private EpochEndRound _epochEnd = null!;
+    private PeerLossRound _loss = null!;
     /// <summary>Whether stopping the actor writes a checkpoint: only between steps (Stepping, or Agreeing in the steps).</summary>
     private bool _checkpointOnStop;
 
@@ -108,20 +69,18 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         _mediator = setup.Mediator ?? DistributedPubSub.Get(Context.System).Mediator;
         _topic = DecentralizedDeployment.Topic(_plan.RunId);
         _selfAddress = Cluster.Get(Context.System).SelfAddress.ToString();
-        _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
-                               MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
-        int parameterCount = _replica.Parameters.Length;
-        _model = new Model(_plan.Spec, MatrixKernels.Create(setup.Threads));
-        _buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = _replica.Step };
-        _drops = new DropLog(text => _log.Warning("{0}", text));
-        _features = new float[_plan.BatchSizePerWorker * _plan.Spec.InputCount];
-        _targets = new float[_plan.BatchSizePerWorker];
-        _undo = new StepUndo(parameterCount, _replica.Optimizer.State.Velocity.Length);
+        var replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
+                                  MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
+        int parameterCount = replica.Parameters.Length;
+        var buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = replica.Step };
+        var drops = new DropLog(text => _log.Warning("{0}", text));
+        var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
             : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
-        _shares = new ShareExchange(_mediator, _topic, direct, parameterCount);
-        _tracker = new ParticipantTracker<int>(address => _nodeIds.TryGetValue(address.ToString(), out int id) && _participants.Contains(id) ? [id] : []);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount);
+        _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops);
+        _tracker = new ParticipantTracker<int>(address => _run.NodeIds.TryGetValue(address.ToString(), out int id) && _run.Participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
         Become(() => Joining(barrier));
     }
@@ -131,9 +90,13 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
     public static Props Props(PeerSetup setup) =>
         Akka.Actor.Props.Create(() => new PeerActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
+    private Replica Replica => _run.Replica;
+
     protected override void PreStart()
     {
-        _loop = new StepLoop(_replica, this, Timers, _settings.StepTimeout);
+        _step = new PeerStep(_run, this, Timers);
+        _epochEnd = new EpochEndRound(_run, this, Timers, _step);
+        _loss = new PeerLossRound(_run, this, Timers, _step, _epochEnd);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
         if (_setup.DataMismatch() is { } problem)
@@ -155,12 +118,12 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
     protected override void PostStop()
     {
         // Stopped mid-step (SIGTERM, Ctrl+C): the replica changes only when a step finishes, so the lead keeps every step taken.
-        if (_checkpointOnStop && _nodeId == _participants.Min)
-            _replica.CheckpointNow();
+        if (_checkpointOnStop && _run.IsLead)
+            Replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
-        _shares.Dispose();
-        _replica.Dispose();
-        (_model.Kernels as IDisposable)?.Dispose();
+        _run.Shares.Dispose();
+        Replica.Dispose();
+        _step?.Dispose();
     }
 
     // ---- behaviours ---------------------------------------------------------------------------------
@@ -188,7 +151,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         Receive<StartTimedOut>(_ => Fail(barrier.TimeoutProblem(_settings.StartTimeout)));
         Receive<ClusterEvent.UnreachableMember>(m => barrier.Forget(m.Member.Address.ToString()));
         Receive<ClusterEvent.MemberRemoved>(m => barrier.Forget(m.Member.Address.ToString()));
-        Receive<MembershipReport>(_ => _droppedOther++);
+        Receive<MembershipReport>(_ => _run.DroppedOther++);
         Common();
     }
 
@@ -197,13 +160,13 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         _checkpointOnStop = true;
         Receive<GradientShare>(share =>
         {
-            OfferShare(share);
-            _loop.TryFinish();
+            _step.Offer(share);
+            _step.Loop.TryFinish();
         });
-        Receive<StepLoop.StepTimedOut>(_loop.HandleTimeout);
-        Receive<DataConnectionLost>(m => OpenAgreement(null, [m.Sender], ConnectionClosed(m)));
-        OnPeerLost((id, why) => OpenAgreement(null, [id], why));
-        Receive<MembershipReport>(m => ReportArrived(m, null));
+        Receive<StepLoop.StepTimedOut>(_step.Loop.HandleTimeout);
+        Receive<DataConnectionLost>(m => _loss.Open(null, [m.Sender], _loss.ConnectionClosed(m)));
+        OnPeerLost((id, why) => _loss.Open(null, [id], why));
+        Receive<MembershipReport>(m => _loss.ReportArrived(m, null));
         Common();
     }
 
@@ -212,61 +175,49 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         _checkpointOnStop = false;
         Receive<ParameterHash>(m =>
         {
-            if (HoldHash(m))
-                TryCompleteHashRound(wait, timedOut: false);
+            if (_epochEnd.Hold(m))
+                _epochEnd.TryComplete(wait, timedOut: false);
         });
-        Receive<HashRoundTimedOut>(m => m.Epoch == _replica.Epoch, _ => TryCompleteHashRound(wait, timedOut: true));
+        Receive<HashRoundTimedOut>(m => m.Epoch == Replica.Epoch, _ => _epochEnd.TryComplete(wait, timedOut: true));
         OnPeerLost((id, why) =>
         {
-            if (_hashRound.Holds(_replica.Epoch, id))
-                DeferLoss(id, why);   // its part of this epoch is in (a peer that finished the run and left looks the same)
+            if (_run.HashRound.Holds(Replica.Epoch, id))
+                _loss.Defer(id, why);   // its part of this epoch is in (a peer that finished the run and left looks the same)
             else
-                OpenAgreement(wait, [id], why);
+                _loss.Open(wait, [id], why);
         });
-        Receive<MembershipReport>(m => ReportArrived(m, wait));
-        Receive<GradientShare>(OfferShare);
+        Receive<MembershipReport>(m => _loss.ReportArrived(m, wait));
+        Receive<GradientShare>(_step.Offer);
         Common();
     }
 
     private void Resyncing(ResyncWait wait)
     {
         _checkpointOnStop = false;
-        Receive<ReplicaResync>(m =>
-        {
-            if (!AcceptResync(m))
-                return;
-            if (m.Epoch == _replica.Epoch)
-                ApplyResync(wait, m);
-            else
-                _resyncCheck.Hold(m);
-        });
-        Receive<ResyncTimedOut>(m => m.Epoch == _replica.Epoch, m => ResyncTimeout(m.Epoch));
-        OnPeerLost(DeferLoss);
-        Receive<MembershipReport>(m => ReportArrived(m, wait));
-        Receive<GradientShare>(OfferShare);
+        Receive<ReplicaResync>(m => _epochEnd.Arrived(wait, m));
+        Receive<ResyncTimedOut>(m => m.Epoch == Replica.Epoch, m => _epochEnd.ResyncTimeout(m.Epoch));
+        OnPeerLost(_loss.Defer);
+        Receive<MembershipReport>(m => _loss.ReportArrived(m, wait));
+        Receive<GradientShare>(_step.Offer);
         Common();
     }
 
-    private void Agreeing(PeerLossRound round)
+    private void Agreeing(AgreementWait round)
     {
         _checkpointOnStop = round.InterruptedSteps;
         Receive<GradientShare>(share =>
         {
-            OfferShare(share);
-            AdvanceAgreement(round);   // this share may be the last one its report waited for
+            _step.Offer(share);
+            _loss.Advance(round);   // this share may be the last one its report waited for
         });
-        Receive<MembershipReport>(m => ReportArrived(m, round));
-        Receive<AgreementTimedOut>(_ => AgreementTimeout(round));
-        Receive<ReportGraceOver>(_ =>
-        {
-            round.GraceOver = true;
-            AdvanceAgreement(round);
-        });
-        OnPeerLost((id, why) => Suspect(round, [id], why, started: false));
+        Receive<MembershipReport>(m => _loss.ReportArrived(m, round));
+        Receive<AgreementTimedOut>(_ => _loss.Timeout(round));
+        Receive<ReportGraceOver>(_ => _loss.GraceOver(round));
+        OnPeerLost((id, why) => _loss.Suspect(round, [id], why, started: false));
         if (round.InterruptedSteps)
-            Receive<DataConnectionLost>(m => Suspect(round, [m.Sender], ConnectionClosed(m), started: false));
+            Receive<DataConnectionLost>(m => _loss.Suspect(round, [m.Sender], _loss.ConnectionClosed(m), started: false));
         if (round.EpochEnd is ResyncWait)
-            Receive<ResyncTimedOut>(m => m.Epoch == _replica.Epoch, m => ResyncTimeout(m.Epoch));
+            Receive<ResyncTimedOut>(m => m.Epoch == Replica.Epoch, m => _epochEnd.ResyncTimeout(m.Epoch));
         Common();
     }
 
@@ -276,9 +227,9 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         Receive<PeerReady>(m => AnswerReady(m, _ => { }));
         Receive<GradientShare>(_ => { });
         Receive<ReplicaResync>(_ => { });
-        Receive<ParameterHash>(m => m.RunId != _plan.RunId || m.NodeId != _nodeId || m.Epoch >= _replica.Epoch, _ => _droppedOther++);
+        Receive<ParameterHash>(m => m.RunId != _plan.RunId || m.NodeId != _run.NodeId || m.Epoch >= Replica.Epoch, _ => _run.DroppedOther++);
         // Its own report, echoed by the topic after this peer finished, is no drop.
-        Receive<MembershipReport>(m => m.RunId != _plan.RunId || m.NodeId != _nodeId, _ => _droppedOther++);
+        Receive<MembershipReport>(m => m.RunId != _plan.RunId || m.NodeId != _run.NodeId, _ => _run.DroppedOther++);
         Common();
     }
 
@@ -286,22 +237,22 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
     private void Common()
     {
         Receive<PeerReady>(m => AnswerReady(m, Fail));
-        Receive<GradientShare>(OfferShare);
-        Receive<ParameterHash>(m => HoldHash(m));
+        Receive<GradientShare>(m => _step.Offer(m));   // a lambda: Joining is built in the constructor, before PreStart makes _step
+        Receive<ParameterHash>(m => _epochEnd.Hold(m));
         Receive<ReplicaResync>(m =>
         {
-            if (AcceptResync(m))
-                _resyncCheck.Hold(m);   // the hash round of that epoch has not finished here yet
+            if (_epochEnd.Accept(m))
+                _run.ResyncCheck.Hold(m);   // the hash round of that epoch has not finished here yet
         });
-        Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_nodeId, _replica.Optimizer.State.Step, _replica.CopyOfParameters(), DroppedTotal)));
-        Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _corruptAtEpoch.Add(m.Epoch));
+        Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_run.NodeId, Replica.Optimizer.State.Step, Replica.CopyOfParameters(), _run.DroppedTotal)));
+        Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });
         Receive<MembershipReport>(_ => { });
         Receive<SubscribeAck>(_ => { });
         Receive<PeerReadyAck>(_ => { });
-        Receive<ITimerTick>(_ => { });
+        Receive<IPeerTimerTick>(_ => { });
         Receive<StepLoop.StepTimedOut>(_ => { });
     }
 
@@ -312,7 +263,7 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         {
             foreach (var participant in change.Lost)
             {
-                _meter?.SetState(participant.Id, participant.Describe());
+                _run.Meter?.SetState(participant.Id, participant.Describe());
                 lost(participant.Id, $"at {change.Member} {participant.Describe()}");
             }
         }
@@ -320,28 +271,101 @@ public sealed partial class PeerActor : ReceiveActor, IWithTimers, IStepExchange
         Receive<ClusterEvent.MemberRemoved>(m => Lost(_tracker.Removed(m.Member.Address)));
     }
 
-    private long DroppedTotal => _buffer.DroppedTotal + _resyncCheck.DroppedTotal + _droppedOther;
+    // ---- start barrier ------------------------------------------------------------------------------
 
-    private void Finish(StopReason reason, bool lead, byte[] hash)
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint));
+
+    /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
+    /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>
+    private bool AnswerReady(PeerReady message, Action<string> mismatch)
+    {
+        if (message.Plan.RunId != _plan.RunId)
+        {
+            _run.DroppedOther++;
+            return false;
+        }
+        if (StartBarrier.Mismatch(_plan, _run.Shares.IsDirect, message) is { } problem)
+        {
+            // Straight to the other peer, whose subscription may not have reached this node yet: it fails too, naming
+            // the same difference, instead of waiting for distsgd.start-timeout.
+            if (message.Plan != _plan)
+                message.Peer.Tell(new PeerReady(_plan, _selfAddress, Self));
+            mismatch(problem);
+            return false;
+        }
+        message.Peer.Tell(new PeerReadyAck(_plan.RunId, _selfAddress));
+        return true;
+    }
+
+    private void TryPassBarrier(StartBarrier barrier)
+    {
+        if (barrier.TryPass() is not { } passed)
+            return;
+        if (passed.Problem is not null)
+        {
+            Fail(passed.Problem);
+            return;
+        }
+        Timers.Cancel(nameof(PublishReady));
+        Timers.Cancel(nameof(StartTimedOut));
+        _run.NodeIds = passed.NodeIds;
+        _run.Participants.UnionWith(passed.NodeIds.Values);
+        _run.Shares.Connect(passed.Endpoints);
+        _run.NodeId = passed.NodeIdOf(_selfAddress);
+        var batches = _step.Started();
+        _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _run.NodeId, _setup.PeerCount, _selfAddress, batches.ShardSize);
+        if (_run.NodeId == 0)
+        {
+            _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_setup.PeerCount} peers"));
+            // The lead peer (the lowest id) reports the live progress, as the master does.
+            _run.Meter = new ProgressMeter(_plan.StepsPerEpoch);
+            _run.Meter.Start(_run.NodeIds.Select(n => (n.Value, "peer", n.Key)));
+        }
+        Become(Stepping);
+        Replica.Start();
+        _step.Loop.Begin();
+    }
+
+    // ---- what the collaborators ask of the actor (IPeerControl) -------------------------------------
+
+    void IPeerControl.BecomeStepping() => Become(Stepping);
+
+    void IPeerControl.BecomeVerifying(HashWait wait) => Become(() => Verifying(wait));
+
+    void IPeerControl.BecomeResyncing(ResyncWait wait) => Become(() => Resyncing(wait));
+
+    void IPeerControl.BecomeAgreeing(AgreementWait wait) => Become(() => Agreeing(wait));
+
+    void IPeerControl.StartHashRound() => _epochEnd.Start();
+
+    bool IPeerControl.OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why) => _loss.Open(epochEnd, nodeIds, why);
+
+    bool IPeerControl.OpenDeferredAgreement() => _loss.OpenDeferred();
+
+    void IPeerControl.Finish(StopReason reason, bool lead, byte[] hash)
     {
         Become(Finished);
         Timers.CancelAll();
-        _shares.Dispose();
+        _run.Shares.Dispose();
         _mediator.Tell(new Unsubscribe(_topic, Self));
-        _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _nodeId, _plan.RunId, _replica.Epochs.Count, reason, ReplicaCheck.Short(hash));
-        _setup.Reporter.Tell(new PeerFinished(_nodeId, _replica.CopyOfParameters(), hash));
+        _log.Info("peer {0} finished run {1} after {2} epochs ({3}); replica hash {4}", _run.NodeId, _plan.RunId, Replica.Epochs.Count, reason, ReplicaCheck.Short(hash));
+        _setup.Reporter.Tell(new PeerFinished(_run.NodeId, Replica.CopyOfParameters(), hash));
         if (lead)
-            _setup.Reporter.Tell(new RunProgress.RunCompleted(_replica.CopyOfParameters(), _replica.Result(reason)));
-        _replica.Stop();
+            _setup.Reporter.Tell(new RunProgress.RunCompleted(Replica.CopyOfParameters(), Replica.Result(reason)));
+        Replica.Stop();
     }
+
+    void IPeerControl.Fail(string reason) => Fail(reason);
+
+    void IPeerControl.Publish(object message) => Publish(message);
 
     private void Fail(string reason)
     {
         Become(Finished);
         Timers.CancelAll();
-        _shares.Dispose();
-        _replica.Stop();
-        _log.Error("run {0} failed on peer {1}: {2}", _plan.RunId, _nodeId, reason);
+        _run.Shares.Dispose();
+        Replica.Stop();
+        _log.Error("run {0} failed on peer {1}: {2}", _plan.RunId, _run.NodeId, reason);
         _setup.Reporter.Tell(new RunProgress.RunFailed(reason));
     }
 

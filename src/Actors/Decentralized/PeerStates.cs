@@ -1,3 +1,5 @@
+using DistSgd.Numerics.Training;
+
 namespace DistSgd.Actors.Decentralized;
 
 // The data each PeerActor behaviour carries (Joining carries a StartBarrier, Stepping the run's position, which every
@@ -17,7 +19,7 @@ internal sealed record ResyncWait(ParameterHash Own, int Source, bool VotesToSto
 /// whether the report grace is over.
 /// </summary>
 /// <param name="EpochEnd">The interrupted epoch end (a <see cref="HashWait"/> or <see cref="ResyncWait"/>); null when it interrupted the steps.</param>
-internal sealed class PeerLossRound(MembershipAgreement agreement, object? epochEnd)
+internal sealed class AgreementWait(MembershipAgreement agreement, object? epochEnd)
 {
     public MembershipAgreement Agreement { get; } = agreement;
 
@@ -27,4 +29,60 @@ internal sealed class PeerLossRound(MembershipAgreement agreement, object? epoch
 
     /// <summary>Set once the open step waited long enough for survivors' shares; this peer reports what it holds then.</summary>
     public bool GraceOver { get; set; }
+}
+
+/// <summary>A PeerActor timer's message: one that arrives after its phase is over is ignored.</summary>
+internal interface IPeerTimerTick;
+
+/// <summary>Publish <see cref="PeerReady"/> again (Joining).</summary>
+internal sealed record PublishReady : IPeerTimerTick;
+
+/// <summary>The start barrier was not passed within distsgd.start-timeout.</summary>
+internal sealed record StartTimedOut : IPeerTimerTick;
+
+/// <summary>Not every participant's hash of <paramref name="Epoch"/> arrived within distsgd.step-timeout.</summary>
+internal sealed record HashRoundTimedOut(int Epoch) : IPeerTimerTick;
+
+/// <summary>The agreed source's resync of <paramref name="Epoch"/> did not arrive within distsgd.step-timeout.</summary>
+internal sealed record ResyncTimedOut(int Epoch) : IPeerTimerTick;
+
+/// <summary>Not every survivor reported within distsgd.step-timeout.</summary>
+internal sealed record AgreementTimedOut : IPeerTimerTick;
+
+/// <summary>The open step waited long enough for the survivors' shares: this peer reports what it holds.</summary>
+internal sealed record ReportGraceOver : IPeerTimerTick;
+
+/// <summary>
+/// What the collaborators of the <see cref="PeerActor"/> (<see cref="PeerStep"/>, <see cref="EpochEndRound"/>,
+/// <see cref="PeerLossRound"/>) ask of the actor: its behaviour changes, the topic, the run's end, and the two
+/// hand-overs between them (the epoch end, the agreement), which the actor routes to the collaborator that owns each.
+/// </summary>
+internal interface IPeerControl
+{
+    void BecomeStepping();
+
+    void BecomeVerifying(HashWait wait);
+
+    void BecomeResyncing(ResyncWait wait);
+
+    void BecomeAgreeing(AgreementWait wait);
+
+    /// <summary>Publishes <paramref name="message"/> on the run's topic, to every peer (this one included).</summary>
+    void Publish(object message);
+
+    /// <summary>Starts the epoch's hash round (<see cref="EpochEndRound.Start"/>).</summary>
+    void StartHashRound();
+
+    /// <summary>
+    /// Counts <paramref name="nodeIds"/> as lost and starts the agreement on the survivors (<see cref="PeerLossRound.Open"/>);
+    /// false when none of them is a participant.
+    /// </summary>
+    bool OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why);
+
+    /// <summary>Opens the agreement on the peers lost while this one compared hashes, if any (<see cref="PeerLossRound.OpenDeferred"/>).</summary>
+    bool OpenDeferredAgreement();
+
+    void Finish(StopReason reason, bool lead, byte[] hash);
+
+    void Fail(string reason);
 }

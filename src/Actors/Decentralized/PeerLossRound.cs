@@ -1,0 +1,246 @@
+using Akka.Actor;
+using Akka.Event;
+using DistSgd.Actors.Steps;
+using DistSgd.Actors.Transport;
+
+namespace DistSgd.Actors.Decentralized;
+
+/// <summary>
+/// The peer after a peer loss: opens and widens the <see cref="MembershipAgreement"/> on the survivors, publishes
+/// this peer's <see cref="MembershipReport"/> when it may, and carries out the survivors' decision
+/// (<see cref="DecisionPlan"/>, redoing the contested step with <see cref="StepUndo"/> where this replica applied
+/// other shares), then goes back to what the agreement interrupted. The decisions are the pure classes'; this class
+/// does their I/O, and the <see cref="PeerActor"/> routes the Agreeing messages to it.
+/// </summary>
+internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerScheduler timers, PeerStep step, EpochEndRound epochEnd)
+{
+    /// <summary>
+    /// How long a peer that lost someone waits for the other survivors' shares of its open step before it reports
+    /// what it holds (they were sent before anything else; a share missing then is left out of that step everywhere).
+    /// </summary>
+    private static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(1);
+
+    /// <summary>Participants lost at an epoch end after their hash arrived: the next step agrees without them.</summary>
+    private readonly SortedSet<int> _deferredSuspects = new();
+
+    private Replica Replica => run.Replica;
+
+    public string ConnectionClosed(DataConnectionLost message)
+    {
+        // A closed data connection while steps run is a lost peer, like an unreachable member, and detected sooner.
+        run.Log.Warning("data connection from peer {0} closed ({1})", message.Sender, message.Reason);
+        return $"closed its data connection ({message.Reason})";
+    }
+
+    public void Defer(int id, string why)
+    {
+        // The epoch ends without an agreement, and the next step, if any, starts one.
+        _deferredSuspects.Add(id);
+        run.Log.Info("peer {0} {1} after its hash for epoch {2} arrived", id, why, Replica.Epoch);
+    }
+
+    /// <summary>Opens the agreement on the peers lost while this one compared hashes; false when there were none (or none counts).</summary>
+    public bool OpenDeferred()
+    {
+        if (_deferredSuspects.Count == 0)
+            return false;
+        // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
+        var suspects = _deferredSuspects.ToList();
+        _deferredSuspects.Clear();
+        return Open(null, suspects, "was lost at the end of the last epoch");
+    }
+
+    /// <summary>
+    /// Counts <paramref name="nodeIds"/> as lost and starts the agreement on the survivors, interrupting the steps
+    /// (<paramref name="epochEnd"/> null) or the epoch end; false when none of them is a participant (nothing changes).
+    /// </summary>
+    public bool Open(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why)
+    {
+        var suspects = nodeIds.Where(id => id != run.NodeId && run.Participants.Contains(id)).ToList();
+        if (suspects.Count == 0)
+            return false;
+        var round = new AgreementWait(new MembershipAgreement(run.Participants, run.NodeId), epochEnd);
+        control.BecomeAgreeing(round);
+        Suspect(round, suspects, why, started: true);
+        return true;
+    }
+
+    /// <summary>Widens the agreement by <paramref name="nodeIds"/>; when the lost set grew, reports and restarts the timeout.</summary>
+    public void Suspect(AgreementWait round, IReadOnlyCollection<int> nodeIds, string why, bool started)
+    {
+        var suspects = nodeIds.Where(id => id != run.NodeId && run.Participants.Contains(id)).ToList();
+        if (suspects.Count == 0 || !round.Agreement.Suspect(suspects))
+            return;
+        run.Log.Warning("peer {0} {1}: agreeing with the others on the survivors (lost so far: {2})",
+                        string.Join(", ", suspects), why, string.Join(", ", round.Agreement.Lost));
+        run.Report(new RunProgress.Note($"node {run.NodeId}: peer {string.Join(", ", suspects)} {why}"));
+        StartTimers(started);
+        Advance(round);
+    }
+
+    private void StartTimers(bool started)
+    {
+        if (started)
+            timers.StartSingleTimer(nameof(ReportGraceOver), new ReportGraceOver(), ReportGrace);
+        // Every widening gives the survivors still to report a whole timeout.
+        timers.StartSingleTimer(nameof(AgreementTimedOut), new AgreementTimedOut(), run.Settings.StepTimeout);
+    }
+
+    /// <summary>
+    /// A survivor's report: outside an agreement (<paramref name="interrupted"/> the epoch-end state, or null in the steps)
+    /// it opens one unless it names nobody this peer still counts; inside one (<paramref name="interrupted"/> the round) it is offered.
+    /// </summary>
+    public void ReportArrived(MembershipReport report, object? interrupted)
+    {
+        if (report.RunId != run.Plan.RunId || !run.Participants.Contains(report.NodeId))
+        {
+            run.DroppedOther++;
+            return;
+        }
+        if (report.NodeId == run.NodeId)
+            return;   // this peer's own, offered when it was published
+        // A hash that peer published before this report may be redone after the agreement; it publishes its latest
+        // hash again once it has decided (after this report, so that copy arrives after it).
+        run.HashRound.Withdraw(report.NodeId);
+        bool started = interrupted is not AgreementWait;
+        if (started && !report.Lost.Any(run.Participants.Contains))
+            return;   // an agreement this peer has applied already
+        var round = interrupted as AgreementWait ?? new AgreementWait(new MembershipAgreement(run.Participants, run.NodeId), interrupted);
+        if (started)
+            control.BecomeAgreeing(round);
+        var before = round.Agreement.Lost.ToList();
+        if (round.Agreement.Offer(report) || started)
+        {
+            run.Log.Warning("node {0} reports {1}; lost now: {2}", report.NodeId, report, string.Join(", ", round.Agreement.Lost));
+            if (round.Agreement.Lost.Except(before).Any())
+                run.Report(new RunProgress.Note($"node {run.NodeId}: node {report.NodeId} counts peer {string.Join(", ", report.Lost)} as lost"));
+            StartTimers(started);
+        }
+        Advance(round);
+    }
+
+    /// <summary>The report grace is over: this peer reports what it holds.</summary>
+    public void GraceOver(AgreementWait round)
+    {
+        round.GraceOver = true;
+        Advance(round);
+    }
+
+    public void Advance(AgreementWait round)
+    {
+        var agreement = round.Agreement;
+        if (agreement.Problem() is { } problem)
+        {
+            control.Fail(problem);
+            return;
+        }
+        var gather = run.Buffer.Gather;
+        bool gathering = round.InterruptedSteps && gather.IsOpen;
+        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering ? gather.WaitingFor : null, Replica.Step))
+        {
+            bool holds = gathering && gather.Step == Replica.Step;
+            var undo = run.Undo;
+            var report = new MembershipReport(run.Plan.RunId, run.NodeId, agreement.Lost.ToArray(), undo.AppliedStep, undo.Shares.Select(s => s.NodeId).ToArray(),
+                                              Replica.Step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
+            agreement.Reported(report);
+            control.Publish(report);
+        }
+        if (agreement.TryDecide() is { } decision)
+            ApplyDecision(round, decision);
+    }
+
+    public void Timeout(AgreementWait round)
+    {
+        var silent = round.Agreement.MissingReports.Where(id => id != run.NodeId).ToList();
+        if (silent.Count > 0)
+            Suspect(round, silent, $"sent no membership report within distsgd.step-timeout ({run.Settings.StepTimeout.TotalSeconds:0.#}s)", started: false);
+        else
+            Advance(round);
+    }
+
+    /// <summary>
+    /// Carries out the survivors' decision (<see cref="DecisionPlan"/>): drops the lost peers, applies the contested step
+    /// with the agreed shares (or redoes it, when this replica applied it with others), and goes on at the decision's next step.
+    /// </summary>
+    private void ApplyDecision(AgreementWait round, MembershipDecision decision)
+    {
+        timers.Cancel(nameof(AgreementTimedOut));
+        timers.Cancel(nameof(ReportGraceOver));
+        var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch);
+        if (plan.Problem is not null)
+        {
+            control.Fail(plan.Problem);
+            return;
+        }
+        bool wasLead = run.IsLead;
+        run.Participants.ExceptWith(decision.Lost);
+        _deferredSuspects.ExceptWith(decision.Lost);
+        step.ReshardNextEpoch();
+        string text = decision.Describe();
+        run.Log.Warning(text);
+        if (run.IsLead)
+            run.Report(new RunProgress.Note(text));
+        run.SkippedSteps += plan.SkippedSteps;
+        if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
+            return;
+        step.Loop.GoOnAt(plan.NextStep);
+        if (!wasLead && run.IsLead)
+        {
+            run.Report(new RunProgress.Note($"node {run.NodeId} leads the run now (lowest surviving node id): it evaluates and writes the results"));
+            foreach (var earlier in Replica.Epochs)
+                run.Report(new RunProgress.EpochCompleted(earlier));
+        }
+        if (plan.Then == AfterDecision.EndEpoch)
+        {
+            epochEnd.Start();
+            return;
+        }
+        // This peer's latest hash again: the others dropped what it published before its report.
+        if (epochEnd.LastHash is not null)
+            control.Publish(epochEnd.LastHash);
+        Resume(round.EpochEnd);
+    }
+
+    /// <summary>Applies the contested step with the agreed shares, first undoing it when this replica applied it with others.</summary>
+    private bool ApplyAgreedShares(MembershipDecision decision, DecisionPlan plan)
+    {
+        if (plan.Redo)
+        {
+            run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
+            Replica.Totals.UndoLastStep();
+        }
+        var gather = run.Buffer.Gather;
+        var shares = plan.Redo ? run.Undo.Shares.ToList() : gather.Replies.Cast<GradientShare>().ToList();
+        gather.Begin(decision.Step, decision.Senders);
+        foreach (var share in shares.Where(s => decision.Senders.Contains(s.NodeId)))
+            gather.Offer(share);
+        if (!gather.IsComplete)
+        {
+            control.Fail($"step {decision.Step}: the agreed shares of nodes {string.Join(", ", decision.Senders)} are not all held here");
+            return false;
+        }
+        if (!step.Loop.Apply())
+            return false;
+        if (plan.ApplyOpen)
+            Replica.Advance();   // a step of the epoch; the step number is the decision's (below)
+        return true;
+    }
+
+    /// <summary>Goes back to what the agreement interrupted: the next step, the hash round, or the wait for a resync.</summary>
+    private void Resume(object? interrupted)
+    {
+        switch (interrupted)
+        {
+            case HashWait wait:
+                epochEnd.Verify(wait);
+                break;
+            case ResyncWait wait:
+                epochEnd.AwaitResync(wait);   // applied at once if it came while the survivors agreed
+                break;
+            default:
+                control.BecomeStepping();
+                step.Loop.Begin();
+                break;
+        }
+    }
+}

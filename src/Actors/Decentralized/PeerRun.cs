@@ -1,0 +1,53 @@
+using Akka.Actor;
+using Akka.Event;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+
+namespace DistSgd.Actors.Decentralized;
+
+/// <summary>
+/// The run as one peer sees it, shared by the <see cref="PeerActor"/> and the collaborators it drives
+/// (<see cref="PeerStep"/>, <see cref="EpochEndRound"/>, <see cref="PeerLossRound"/>): the replica and the parts
+/// around it, who takes part, and the counts the epoch metrics report. It decides nothing; each field has one writer.
+/// </summary>
+internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggingAdapter log, Replica replica,
+                              StepBuffer buffer, StepUndo undo, ShareExchange shares, DropLog drops)
+{
+    public PeerSetup Setup { get; } = setup;
+    public RunPlan Plan => Setup.Plan;
+    public DistSgdSettings Settings { get; } = settings;
+    public ILoggingAdapter Log { get; } = log;
+    public Replica Replica { get; } = replica;
+    public StepBuffer Buffer { get; } = buffer;
+    public StepUndo Undo { get; } = undo;
+    public ShareExchange Shares { get; } = shares;
+    public DropLog Drops { get; } = drops;
+    public HashRound HashRound { get; } = new();
+    public ResyncCheck ResyncCheck { get; } = new();
+
+    /// <summary>The node ids still taking part (the start barrier fills it; an agreement on a peer loss shrinks it).</summary>
+    public SortedSet<int> Participants { get; } = new();
+
+    /// <summary>Every peer's node id by its address, from the start barrier.</summary>
+    public IReadOnlyDictionary<string, int> NodeIds { get; set; } = new Dictionary<string, int>();
+
+    /// <summary>This peer's node id; -1 before the start barrier.</summary>
+    public int NodeId { get; set; } = -1;
+
+    /// <summary>The live progress the lead peer reports, or null on the others.</summary>
+    public ProgressMeter? Meter { get; set; }
+
+    /// <summary>Steps of the epoch the survivors of a peer loss skipped (left out of the epoch's step count).</summary>
+    public long SkippedSteps { get; set; }
+
+    /// <summary>Messages of other runs, stale hashes and reports, counted as drops.</summary>
+    public long DroppedOther { get; set; }
+
+    /// <summary>Whether this peer leads (the lowest node id still participating): it checkpoints, evaluates and reports.</summary>
+    public bool IsLead => NodeId == Participants.Min;
+
+    public long DroppedTotal => Buffer.DroppedTotal + ResyncCheck.DroppedTotal + DroppedOther;
+
+    /// <summary>Tells the local reporter (epochs, notes, the run's end).</summary>
+    public void Report(object message) => Setup.Reporter.Tell(message);
+}

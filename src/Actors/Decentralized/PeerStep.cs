@@ -1,0 +1,159 @@
+using System.Diagnostics;
+using Akka.Actor;
+using Akka.Event;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Decentralized;
+
+/// <summary>
+/// The peer's side of the <see cref="StepLoop"/>: computes this peer's share of each step on its shard, sends it to
+/// every participant, takes the others' shares in, keeps the undo copy and meters the step; at an epoch's end it
+/// hands over to the hash round. It owns the loop, the gradient computation and the shard; the <see cref="PeerActor"/>
+/// owns the states.
+/// </summary>
+internal sealed class PeerStep : IStepExchange, IDisposable
+{
+    private readonly PeerRun _run;
+    private readonly IPeerControl _control;
+    /// <summary>The gradient of this peer's shard: its own kernels (the replica's evaluator has others).</summary>
+    private readonly Model _model;
+    private readonly float[] _features;
+    private readonly float[] _targets;
+    private ShardBatches? _batches;
+    /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
+    private GradientShare? _ownShare;
+    private bool _reshard;
+
+    public PeerStep(PeerRun run, IPeerControl control, ITimerScheduler timers)
+    {
+        (_run, _control) = (run, control);
+        _model = new Model(run.Plan.Spec, MatrixKernels.Create(run.Setup.Threads));
+        _features = new float[run.Plan.BatchSizePerWorker * run.Plan.Spec.InputCount];
+        _targets = new float[run.Plan.BatchSizePerWorker];
+        Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
+    }
+
+    public StepLoop Loop { get; }
+
+    private Replica Replica => _run.Replica;
+
+    /// <summary>The start barrier passed: this peer's shard of the first epochs, among every peer.</summary>
+    public ShardBatches Started()
+    {
+        var plan = _run.Plan;
+        _batches = new ShardBatches(_run.Setup.Train, _run.NodeId, _run.Setup.PeerCount, plan.BatchSizePerWorker, plan.Seed);
+        return _batches;
+    }
+
+    StepGather IStepExchange.Open()
+    {
+        // The lead peer (lowest node id) writes the checkpoints: every replica is the same.
+        if (_run.IsLead && Replica.CheckpointIfDue() is { } checkpoint)
+            _run.Report(new RunProgress.Note(checkpoint.Describe()));
+        _run.Buffer.Begin(Replica.Step, _run.Participants);
+        return _run.Buffer.Gather;
+    }
+
+    void IStepExchange.Broadcast()
+    {
+        _ownShare = ComputeShare();
+        SendShare(_ownShare);
+        if (_run.Shares.IsDirect)
+            _run.Buffer.Offer(_ownShare);   // the topic hands a peer its own share; the data plane does not
+    }
+
+    bool IStepExchange.AfterBegin() => !_control.OpenDeferredAgreement();   // agreeing, or already decided and gone on
+
+    private GradientShare ComputeShare()
+    {
+        long started = Stopwatch.GetTimestamp();
+        long step = Replica.Step;
+        var plan = _run.Plan;
+        int rows = _batches!.Gather(Replica.Epoch, Replica.StepInEpoch, _features, _targets);
+        if (rows == 0)
+            return new GradientShare(plan.RunId, step, _run.NodeId, 0, 0, 0, []);
+        var gradient = _run.Shares.GradientArray(_run.Undo);
+        float loss = _model.LossAndGradient(Replica.Parameters, _features.AsSpan(0, rows * plan.Spec.InputCount),
+                                            _targets.AsSpan(0, rows), rows, gradient);
+        return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows,
+                                 Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+    }
+
+    private void SendShare(GradientShare share) =>
+        Replica.Totals.BytesSent += _run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.NodeId, _run.Participants, (node, endpoint) =>
+            _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
+
+    /// <summary>A share that arrived, for the open step, a later one, or to drop (counted).</summary>
+    public void Offer(GradientShare share)
+    {
+        if (share.NodeId != _run.NodeId)
+            Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
+        var outcome = _run.Buffer.Offer(share);
+        if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
+            _run.Drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
+    }
+
+    void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
+    {
+        _run.Log.Warning("step {0}: no share arrived within {1}, not even this peer's own; publishing it again", Replica.Step, _run.Settings.StepTimeout);
+        SendShare(_ownShare!);
+        Loop.RestartTimeout();
+    }
+
+    string IStepExchange.NothingArrived(IReadOnlyCollection<int> missing) =>
+        $"no share of step {Replica.Step} arrived within {StepLoop.MaxStepRetries + 1} × distsgd.step-timeout ({_run.Settings.StepTimeout.TotalSeconds:0}s), not even this peer's own";
+
+    bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
+    {
+        _run.Log.Warning("step {0}: peers {1} sent no share within {2}", Replica.Step, string.Join(", ", missing), _run.Settings.StepTimeout);
+        _control.OpenAgreement(null, missing, $"sent no share of step {Replica.Step} within distsgd.step-timeout ({_run.Settings.StepTimeout.TotalSeconds:0.#}s)");
+        return false;
+    }
+
+    bool IStepExchange.BeforeApply(StepGather gather)
+    {
+        _run.Undo.Capture(Replica.Parameters, Replica.Optimizer.State);
+        return true;
+    }
+
+    void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
+    {
+        // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
+        _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
+        if (!diverged && _run.Meter?.StepDone(gather.Replies, wallSeconds, Replica.Totals, Replica.Epoch, Replica.StepInEpoch + 1) is { } progress)
+            _run.Report(progress);
+    }
+
+    bool IStepExchange.EndEpoch()
+    {
+        _control.StartHashRound();
+        return false;
+    }
+
+    void IStepExchange.Fail(string reason) => _control.Fail(reason);
+
+    /// <summary>The participants changed: the next epoch is re-sharded among them (<see cref="ReshardIfDue"/>).</summary>
+    public void ReshardNextEpoch() => _reshard = true;
+
+    /// <summary>From the next epoch on, the survivors share the training set: shard = rank in the sorted surviving node ids.</summary>
+    public void ReshardIfDue()
+    {
+        if (!_reshard)
+            return;
+        _reshard = false;
+        var plan = _run.Plan;
+        var train = _run.Setup.Train;
+        _batches = ShardBatches.ForMember(train, _run.NodeId, _run.Participants, plan.BatchSizePerWorker, plan.Seed);
+        Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
+        _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _run.NodeId, Replica.Epoch, _run.Participants.Count,
+                      _batches.ShardSize, Replica.StepsPerEpoch);
+        if (_run.IsLead)
+            _run.Report(new RunProgress.Note($"from epoch {Replica.Epoch} the training set is sharded among {_run.Participants.Count} peers, {Replica.StepsPerEpoch} steps per epoch"));
+    }
+
+    public void Dispose() => (_model.Kernels as IDisposable)?.Dispose();
+}
