@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Optim;
@@ -62,7 +63,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         if (run.HashRound.TryComplete(wait.Own, run.Participants, out var missing) is not { } agreed)
         {
             if (timedOut)
-                control.OpenAgreement(wait, missing, $"sent no parameter hash for epoch {Replica.Epoch} within distsgd.step-timeout ({run.Settings.StepTimeout.TotalSeconds:0.#}s)");
+                control.OpenAgreement(wait, missing, LossCause.Silent, $"no parameter hash for epoch {Replica.Epoch} within distsgd.step-timeout ({run.Settings.StepTimeout.TotalSeconds:0.#}s)");
             return;
         }
         timers.Cancel(nameof(HashRoundTimedOut));

@@ -164,8 +164,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             _step.Loop.TryFinish();
         });
         Receive<StepLoop.StepTimedOut>(_step.Loop.HandleTimeout);
-        Receive<DataConnectionLost>(m => _loss.Open(null, [m.Sender], _loss.ConnectionClosed(m)));
-        OnPeerLost((id, why) => _loss.Open(null, [id], why));
+        Receive<DataConnectionLost>(m => Open(null, _loss.ConnectionClosed(m)));
+        OnPeerLost(lost => Open(null, lost));
         Receive<MembershipReport>(m => _loss.ReportArrived(m, null));
         Common();
     }
@@ -179,12 +179,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                 _epochEnd.TryComplete(wait, timedOut: false);
         });
         Receive<HashRoundTimedOut>(m => m.Epoch == Replica.Epoch, _ => _epochEnd.TryComplete(wait, timedOut: true));
-        OnPeerLost((id, why) =>
+        OnPeerLost(lost =>
         {
-            if (_run.HashRound.Holds(Replica.Epoch, id))
-                _loss.Defer(id, why);   // its part of this epoch is in (a peer that finished the run and left looks the same)
+            if (_run.HashRound.Holds(Replica.Epoch, lost.Id))
+                _loss.Defer(lost);   // its part of this epoch is in (a peer that finished the run and left looks the same)
             else
-                _loss.Open(wait, [id], why);
+                Open(wait, lost);
         });
         Receive<MembershipReport>(m => _loss.ReportArrived(m, wait));
         Receive<GradientShare>(_step.Offer);
@@ -213,9 +213,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<MembershipReport>(m => _loss.ReportArrived(m, round));
         Receive<AgreementTimedOut>(_ => _loss.Timeout(round));
         Receive<ReportGraceOver>(_ => _loss.GraceOver(round));
-        OnPeerLost((id, why) => _loss.Suspect(round, [id], why, started: false));
+        OnPeerLost(lost => _loss.Suspect(round, [lost.Id], lost.Cause, lost.Detail, started: false));
         if (round.InterruptedSteps)
-            Receive<DataConnectionLost>(m => _loss.Suspect(round, [m.Sender], _loss.ConnectionClosed(m), started: false));
+            Receive<DataConnectionLost>(m => { var lost = _loss.ConnectionClosed(m); _loss.Suspect(round, [lost.Id], lost.Cause, lost.Detail, started: false); });
         if (round.EpochEnd is ResyncWait)
             Receive<ResyncTimedOut>(m => m.Epoch == Replica.Epoch, m => _epochEnd.ResyncTimeout(m.Epoch));
         Common();
@@ -257,14 +257,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     }
 
     /// <summary>The participants an unreachable or removed member held (<see cref="ParticipantTracker{TId}"/>), each to <paramref name="lost"/>.</summary>
-    private void OnPeerLost(Action<int, string> lost)
+    private void OnPeerLost(Action<ParticipantLost<int>> lost)
     {
         void Lost(MembershipChange<int> change)
         {
             foreach (var participant in change.Lost)
             {
                 _run.Meter?.SetState(participant.Id, participant.Describe());
-                lost(participant.Id, $"at {change.Member} {participant.Describe()}");
+                lost(participant with { Detail = $"at {change.Member}" });
             }
         }
         Receive<ClusterEvent.UnreachableMember>(m => Lost(_tracker.Unreachable(m.Member.Address)));
@@ -338,7 +338,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     void IPeerControl.StartHashRound() => _epochEnd.Start();
 
-    bool IPeerControl.OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why) => _loss.Open(epochEnd, nodeIds, why);
+    bool IPeerControl.OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, LossCause cause, string detail) =>
+        _loss.Open(epochEnd, nodeIds, cause, detail);
+
+    private bool Open(object? epochEnd, ParticipantLost<int> lost) => _loss.Open(epochEnd, [lost.Id], lost.Cause, lost.Detail);
 
     bool IPeerControl.OpenDeferredAgreement() => _loss.OpenDeferred();
 

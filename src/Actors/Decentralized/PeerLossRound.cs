@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 
@@ -20,23 +21,23 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
     /// </summary>
     private static readonly TimeSpan ReportGrace = TimeSpan.FromSeconds(1);
 
-    /// <summary>Participants lost at an epoch end after their hash arrived: the next step agrees without them.</summary>
-    private readonly SortedSet<int> _deferredSuspects = new();
+    /// <summary>Participants lost at an epoch end after their hash arrived, with why: the next step agrees without them.</summary>
+    private readonly SortedDictionary<int, ParticipantLost<int>> _deferredSuspects = new();
 
     private Replica Replica => run.Replica;
 
-    public string ConnectionClosed(DataConnectionLost message)
+    public ParticipantLost<int> ConnectionClosed(DataConnectionLost message)
     {
         // A closed data connection while steps run is a lost peer, like an unreachable member, and detected sooner.
         run.Log.Warning("data connection from peer {0} closed ({1})", message.Sender, message.Reason);
-        return $"closed its data connection ({message.Reason})";
+        return new ParticipantLost<int>(message.Sender, LossCause.ConnectionClosed, message.Reason);
     }
 
-    public void Defer(int id, string why)
+    public void Defer(ParticipantLost<int> lost)
     {
         // The epoch ends without an agreement, and the next step, if any, starts one.
-        _deferredSuspects.Add(id);
-        run.Log.Info("peer {0} {1} after its hash for epoch {2} arrived", id, why, Replica.Epoch);
+        _deferredSuspects[lost.Id] = lost;
+        run.Log.Info("peer {0} {1} after its hash for epoch {2} arrived", lost.Id, lost.Describe(), Replica.Epoch);
     }
 
     /// <summary>Opens the agreement on the peers lost while this one compared hashes; false when there were none (or none counts).</summary>
@@ -45,29 +46,31 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (_deferredSuspects.Count == 0)
             return false;
         // Lost while this peer compared hashes: now that a step waits for them, the survivors agree without them.
-        var suspects = _deferredSuspects.ToList();
+        var suspects = _deferredSuspects.Values.ToList();
         _deferredSuspects.Clear();
-        return Open(null, suspects, "was lost at the end of the last epoch");
+        // One agreement for all of them; each one's cause is in the log line Defer wrote.
+        return Open(null, suspects.Select(s => s.Id).ToList(), suspects[0].Cause, "lost at the end of the last epoch");
     }
 
     /// <summary>
     /// Counts <paramref name="nodeIds"/> as lost and starts the agreement on the survivors, interrupting the steps
     /// (<paramref name="epochEnd"/> null) or the epoch end; false when none of them is a participant (nothing changes).
     /// </summary>
-    public bool Open(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why)
+    public bool Open(object? epochEnd, IReadOnlyCollection<int> nodeIds, LossCause cause, string? detail = null)
     {
         var suspects = nodeIds.Where(id => id != run.NodeId && run.Participants.Contains(id)).ToList();
         if (suspects.Count == 0)
             return false;
         var round = new AgreementWait(new MembershipAgreement(run.Participants, run.NodeId), epochEnd);
         control.BecomeAgreeing(round);
-        Suspect(round, suspects, why, started: true);
+        Suspect(round, suspects, cause, detail, started: true);
         return true;
     }
 
     /// <summary>Widens the agreement by <paramref name="nodeIds"/>; when the lost set grew, reports and restarts the timeout.</summary>
-    public void Suspect(AgreementWait round, IReadOnlyCollection<int> nodeIds, string why, bool started)
+    public void Suspect(AgreementWait round, IReadOnlyCollection<int> nodeIds, LossCause cause, string? detail, bool started)
     {
+        string why = cause.Describe(detail);
         var suspects = nodeIds.Where(id => id != run.NodeId && run.Participants.Contains(id)).ToList();
         if (suspects.Count == 0 || !round.Agreement.Suspect(suspects))
             return;
@@ -153,7 +156,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
     {
         var silent = round.Agreement.MissingReports.Where(id => id != run.NodeId).ToList();
         if (silent.Count > 0)
-            Suspect(round, silent, $"sent no membership report within distsgd.step-timeout ({run.Settings.StepTimeout.TotalSeconds:0.#}s)", started: false);
+            Suspect(round, silent, LossCause.Silent, $"no membership report within distsgd.step-timeout ({run.Settings.StepTimeout.TotalSeconds:0.#}s)", started: false);
         else
             Advance(round);
     }
@@ -174,7 +177,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         }
         bool wasLead = run.IsLead;
         run.Participants.ExceptWith(decision.Lost);
-        _deferredSuspects.ExceptWith(decision.Lost);
+        foreach (int id in decision.Lost)
+            _deferredSuspects.Remove(id);
         step.ReshardNextEpoch();
         string text = decision.Describe();
         run.Log.Warning(text);

@@ -1,3 +1,4 @@
+using DistSgd.Actors.Membership;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Decentralized;
@@ -77,7 +78,7 @@ internal interface IPeerControl
     /// Counts <paramref name="nodeIds"/> as lost and starts the agreement on the survivors (<see cref="PeerLossRound.Open"/>);
     /// false when none of them is a participant.
     /// </summary>
-    bool OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, string why);
+    bool OpenAgreement(object? epochEnd, IReadOnlyCollection<int> nodeIds, LossCause cause, string detail);
 
     /// <summary>Opens the agreement on the peers lost while this one compared hashes, if any (<see cref="PeerLossRound.OpenDeferred"/>).</summary>
     bool OpenDeferredAgreement();

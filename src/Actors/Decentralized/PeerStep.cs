@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
+using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Models;
@@ -110,7 +111,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     bool IStepExchange.GoOnWithout(IReadOnlyCollection<int> missing)
     {
         _run.Log.Warning("step {0}: peers {1} sent no share within {2}", Replica.Step, string.Join(", ", missing), _run.Settings.StepTimeout);
-        _control.OpenAgreement(null, missing, $"sent no share of step {Replica.Step} within distsgd.step-timeout ({_run.Settings.StepTimeout.TotalSeconds:0.#}s)");
+        _control.OpenAgreement(null, missing, LossCause.Silent, $"no share of step {Replica.Step} within distsgd.step-timeout ({_run.Settings.StepTimeout.TotalSeconds:0.#}s)");
         return false;
     }
 

@@ -37,6 +37,9 @@ public static class LossCauses
         LossCause.Refused => "refused to join",
         _ => throw new ArgumentOutOfRangeException(nameof(cause), cause, "no words for this loss cause"),
     };
+
+    /// <summary>The cause in words followed by what it alone does not say (<paramref name="detail"/>), when there is one.</summary>
+    public static string Describe(this LossCause cause, string? detail) => detail is null ? cause.Describe() : $"{cause.Describe()}: {detail}";
 }
 
 /// <summary>A participant of the run is lost: it is no longer waited for.</summary>
@@ -46,7 +49,7 @@ public static class LossCauses
 public sealed record ParticipantLost<TId>(TId Id, LossCause Cause, string? Detail = null) where TId : notnull
 {
     /// <summary>The cause in words (with the detail), for notes and logs.</summary>
-    public string Describe() => Detail is null ? Cause.Describe() : $"{Cause.Describe()}: {Detail}";
+    public string Describe() => Cause.Describe(Detail);
 }
 
 /// <summary>What one cluster membership event means for the run's participants.</summary>

@@ -53,8 +53,10 @@ public class NodeFaultTests
 
         Assert.True(master.WaitForExit(NodeProcessTests.Bound) == 0, master.Output);
         Assert.True(workers[0].WaitForExit(NodeProcessTests.Bound) == 0, workers[0].Output);
-        // The log says when the loss was seen (a time of day, the step) and that the shards were cut again.
-        Assert.Matches(@"\d\d:\d\d:\d\d\.\d{3} step \d+: worker \d at \S+ dropped its data connection|\d\d:\d\d:\d\d\.\d{3} worker \d at \S+ unreachable", master.Output);
+        // The log says when the loss was seen (a time of day, the step) and that the shards were cut again. Which path
+        // sees it first is a race: the killed process's socket closing, the master's next send of θ failing, or the
+        // failure detector; each is a loss seen at once (the first two) or within seconds (the last).
+        Assert.Matches(@"\d\d:\d\d:\d\d\.\d{3} step \d+: worker \d at \S+ (dropped its data connection|could not be sent)|\d\d:\d\d:\d\d\.\d{3} worker \d at \S+ unreachable", master.Output);
         Assert.Contains("the training set is cut into 1 shards", master.Output);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Length - 1);
         Assert.InRange(Accuracy(temp["master"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
