@@ -19,7 +19,7 @@ internal sealed record ResyncWait(ParameterHash Own, int Source, bool VotesToSto
 /// The <c>Agreeing</c> behaviour's data: the agreement on the survivors after a peer loss, what it interrupted, and
 /// whether the report grace is over.
 /// </summary>
-/// <param name="EpochEnd">The interrupted epoch end (a <see cref="HashWait"/> or <see cref="ResyncWait"/>); null when it interrupted the steps.</param>
+/// <param name="epochEnd">The interrupted epoch end (a <see cref="HashWait"/> or <see cref="ResyncWait"/>); null when it interrupted the steps.</param>
 internal sealed class AgreementWait(MembershipAgreement agreement, object? epochEnd)
 {
     public MembershipAgreement Agreement { get; } = agreement;

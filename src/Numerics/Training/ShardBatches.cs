@@ -46,7 +46,11 @@ public sealed class ShardBatches
 
     public int BatchSize { get; }
 
-    /// <summary>Steps a worker with <paramref name="shardSize"/> samples takes per epoch at this batch size.</summary>
+    /// <summary>
+    /// Steps every worker takes per epoch when <paramref name="trainCount"/> samples are split into
+    /// <paramref name="workerCount"/> shards and each step takes <paramref name="batchSize"/> samples per worker:
+    /// enough for the largest shard (a smaller shard's last batches are short or empty, see <see cref="Gather"/>).
+    /// </summary>
     public static int StepsPerEpoch(int trainCount, int workerCount, int batchSize)
     {
         var (_, largest) = DataSplit.ShardRange(trainCount, workerCount, 0); // shard 0 is never smaller than the others

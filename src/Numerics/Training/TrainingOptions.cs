@@ -1,13 +1,13 @@
 namespace DistSgd.Numerics.Training;
 
 /// <summary>How long and in what pieces to train; validated at construction.</summary>
-/// <param name="Epochs">Upper bound on the number of passes over the training data.</param>
-/// <param name="BatchSize">Samples per step (the global batch in the distributed modes).</param>
-/// <param name="Seed">Seeds the initialisation and every epoch's shuffle.</param>
-/// <param name="Patience">Stop after this many epochs without improvement of the training loss; 0 = never.</param>
-/// <param name="MinDelta">The smallest decrease of the loss that counts as an improvement.</param>
 public sealed record TrainingOptions
 {
+    /// <param name="epochs">Upper bound on the number of passes over the training data.</param>
+    /// <param name="batchSize">Samples per step (the global batch in the distributed modes).</param>
+    /// <param name="seed">Seeds the initialisation and every epoch's shuffle.</param>
+    /// <param name="patience">Stop after this many epochs without improvement of the training loss; 0 = never.</param>
+    /// <param name="minDelta">The smallest decrease of the loss that counts as an improvement.</param>
     public TrainingOptions(int epochs, int batchSize, int seed, int patience = 0, double minDelta = 0)
     {
         if (epochs < 1)
