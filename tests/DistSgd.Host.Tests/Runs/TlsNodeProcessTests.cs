@@ -61,9 +61,11 @@ public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClas
 
     /// <summary>
     /// Sends Identify from a fresh ActorSystem in this process to the node's reporter actor: true when the node
-    /// answered, false when the connection was refused (the probe's remoting reports an association error or a
-    /// disassociation from the node). Neither within <see cref="Decision"/> fails the test: a slow node is not a
-    /// refusing one. <paramref name="node"/> names the certificate; null = no TLS.
+    /// answered, false when the connection was refused: the probe's remoting reports an association error or a
+    /// disassociation from the node, or the Identify it could not deliver went to its own dead letters, which answer
+    /// with no subject (the node itself would name its reporter, which exists: the "probe" case). Neither within
+    /// <see cref="Decision"/> fails the test: a slow node is not a refusing one. <paramref name="node"/> names the
+    /// certificate; null = no TLS.
     /// </summary>
     private async Task<bool> Identify(int port, string? node)
     {
