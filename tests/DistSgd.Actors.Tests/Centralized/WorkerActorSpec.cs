@@ -151,7 +151,7 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("not_participant")]
     public void A_bad_compute_request_is_dropped_and_the_worker_goes_on(string kind)
     {
-        var worker = Sys.ActorOf(WorkerActor.Props(TestActor, Train));
+        var worker = ActorOfAsTestActorRef<WorkerActor>(WorkerActor.Props(TestActor, Train));
         ExpectMsg<RegisterWorker>();
         worker.Tell(new JoinRun(Plan, 0, 2));
         ExpectMsg<JoinAccepted>();
@@ -160,6 +160,7 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
         var first = FishForMessage<GradientReply>(m => m is GradientReply);
         worker.Tell(new ComputeGradient("run", 3, 1, 0, theta));         // the master asking step 3 again: answered again
         Assert.Equal(first.Gradient, FishForMessage<GradientReply>(m => m is GradientReply).Gradient);
+        Assert.Equal(0, worker.UnderlyingActor.Dropped);
 
         var other = theta.Select(v => v + 1f).ToArray();
         var bad = kind switch
@@ -179,5 +180,6 @@ public class WorkerActorSpec : Akka.TestKit.Xunit2.TestKit
         worker.Tell(new ComputeGradient("run", 4, 1, 1, theta));
         var next = FishForMessage<GradientReply>(m => m is GradientReply);
         Assert.Equal(4, next.Step);
+        Assert.Equal(1, worker.UnderlyingActor.Dropped);                // the bad one, counted once
     }
 }

@@ -125,6 +125,27 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void Peer_weights_each_share_by_its_sample_count()
+    {
+        var (peer, own) = Started();
+        Assert.Equal(4, own.SampleCount);
+        // Unequal counts (1, 3 and its own 4) and unequal gradients: a plain mean, or a count given to the wrong node,
+        // gives another θ.
+        var a = new GradientShare("run", 0, 0, 1, 1.0, 0.001, Enumerable.Range(0, 9).Select(i => 1f + i).ToArray());
+        var b = Share(0, 1, -2f, samples: 3);
+        peer.Tell(own);
+        peer.Tell(a);
+        peer.Tell(b);
+        Assert.Equal(1, Published<GradientShare>().Step);
+
+        // θ1 = θ0 − lr·(1·g_a + 3·g_b + 4·g_own) / 8 with lr 1, worked out here in double.
+        var expected = _theta0.Select((t, i) => t - (1.0 * a.Gradient[i] + 3.0 * b.Gradient[i] + 4.0 * own.Gradient[i]) / 8.0).ToArray();
+        var actual = Replica(peer).Parameters;
+        for (int i = 0; i < expected.Length; i++)
+            Assert.Equal(expected[i], actual[i], 1e-5);
+    }
+
+    [Fact]
     public void Peer_holds_a_share_of_the_next_step_until_that_step()
     {
         var (peer, own0) = Started();

@@ -54,13 +54,24 @@ public sealed class TlsFlagsTests(ScriptCertificates certificates) : IClassFixtu
     public void The_simulated_cluster_over_TLS_writes_the_same_model_as_without()
     {
         using var temp = new TempFolder();
-        string[] run = ["train", "--workers", "2", "--epochs", "2", "--hidden", "8", "--dataset", "blobs", "--samples", "300", "--quiet"];
+        string[] run = ["train", "--workers", "2", "--epochs", "2", "--hidden", "8", "--dataset", "blobs", "--samples", "300"];
         var plain = CliRunner.Run([.. run, "--out", temp["plain"]]);
         var tls = CliRunner.Run([.. run, "--out", temp["tls"], "--tls-cert", certificates.Node("master"), "--tls-password-file", certificates.PasswordFile]);
         Assert.True(plain.ExitCode == 0, plain.Error);
         Assert.True(tls.ExitCode == 0, tls.Error);
+        // TLS was really on in the second run and off in the first: the identity was loaded, and every node's
+        // Akka.Remote listened on akka.ssl.tcp (NodeTlsTests checks that the data plane takes its TLS from there).
+        Assert.Contains("tls: on, certificate CN=master", tls.Output);
+        Assert.DoesNotContain("tls: on", plain.Output);
+        Assert.Equal(3, ListeningOn(temp["tls"], "akka.ssl.tcp"));
+        Assert.Equal(0, ListeningOn(temp["tls"], "akka.tcp"));
+        Assert.Equal(3, ListeningOn(temp["plain"], "akka.tcp"));
         Assert.Equal(File.ReadAllBytes(Path.Combine(temp["plain"], RunFiles.ModelFileName)), File.ReadAllBytes(Path.Combine(temp["tls"], RunFiles.ModelFileName)));
     }
+
+    /// <summary>How many nodes of the run in <paramref name="folder"/> started remoting on <paramref name="scheme"/> (its distsgd.log).</summary>
+    private static int ListeningOn(string folder, string scheme) =>
+        File.ReadLines(Path.Combine(folder, DistSgd.Host.Results.RunLog.FileName)).Count(l => l.Contains($"Remoting started; listening on addresses : [{scheme}://", StringComparison.Ordinal));
 
     [Fact]
     public void Sequential_training_refuses_a_certificate()

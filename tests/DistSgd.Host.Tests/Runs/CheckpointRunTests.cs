@@ -95,6 +95,7 @@ public class CheckpointRunTests
         var clock = Stopwatch.StartNew();
         while (!first.IsCompleted && store.List().FirstOrDefault().Step < 20 && clock.Elapsed < Bound)
             await Task.Delay(20);
+        bool finishedBeforeTheStop = first.IsCompleted;
         stop.Cancel();
         try
         {
@@ -105,6 +106,9 @@ public class CheckpointRunTests
             // The cluster run ends with the cancellation: the expected way for this one.
         }
         long stoppedAt = store.List().First().Step;
+        // The stop must land mid-run, or --resume below would continue nothing.
+        Assert.False(finishedBeforeTheStop, $"the run finished before the stop (newest checkpoint: step {stoppedAt})\n{output}");
+        Assert.False(File.Exists(Path.Combine(temp["stopped"], RunFiles.ModelFileName)), $"the stopped run wrote its model\n{output}");
         Assert.InRange(stoppedAt, 4, 64);   // never at the very end: the last checkpoint always precedes the last step
 
         var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);

@@ -23,13 +23,30 @@ internal sealed class NetworkNamespaces : IDisposable
 
     public static string Address(int host) => $"10.77.0.{host + 1}";
 
-    /// <summary>Creates <paramref name="count"/> hosts, or returns why they cannot be created here.</summary>
-    public static (NetworkNamespaces? Namespaces, string? Reason) TryCreate(int count)
+    /// <summary>
+    /// Why tests that need namespaces are skipped in this process, or null where they must run: only where the
+    /// process may not create them (not Linux, or without CAP_SYS_ADMIN and CAP_NET_ADMIN, i.e. not root). Where it
+    /// may, any failure of <c>ip</c> (iproute2 missing included) fails the test instead.
+    /// </summary>
+    public static string? SkipReason() =>
+        SkipReason(OperatingSystem.IsLinux(), OperatingSystem.IsLinux() ? File.ReadAllText("/proc/self/status") : null, Environment.UserName);
+
+    /// <summary>The decision of <see cref="SkipReason()"/> from the OS and the text of /proc/self/status.</summary>
+    internal static string? SkipReason(bool linux, string? processStatus, string user)
     {
-        if (!OperatingSystem.IsLinux())
-            return (null, $"network namespaces are a Linux feature; this is {System.Runtime.InteropServices.RuntimeInformation.OSDescription}");
-        if (Environment.UserName != "root" && Ip("netns", "list").ExitCode != 0)
-            return (null, $"creating network namespaces needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN); running as {Environment.UserName}");
+        if (!linux)
+            return $"network namespaces are a Linux feature; this is {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
+        const int netAdmin = 12, sysAdmin = 21;   // capability numbers (linux/capability.h)
+        var line = processStatus?.Split('\n').FirstOrDefault(l => l.StartsWith("CapEff:", StringComparison.Ordinal));
+        if (line is null || !ulong.TryParse(line["CapEff:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, null, out ulong effective))
+            return "cannot read this process's capabilities (CapEff in /proc/self/status)";
+        bool capable = (effective >> netAdmin & 1) == 1 && (effective >> sysAdmin & 1) == 1;
+        return capable ? null : $"creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); running as {user} without them";
+    }
+
+    /// <summary>Creates <paramref name="count"/> hosts; throws, naming the <c>ip</c> command that failed and its error, when one fails.</summary>
+    public static NetworkNamespaces Create(int count)
+    {
         var namespaces = new NetworkNamespaces($"dsgd{Environment.ProcessId % 100000}{Random.Shared.Next(100, 999)}");
         try
         {
@@ -50,28 +67,13 @@ internal sealed class NetworkNamespaces : IDisposable
                 namespaces.Exec(host, "ip", "addr", "add", $"{Address(i)}/24", "dev", "eth0");
                 namespaces.Exec(host, "ip", "link", "set", "eth0", "up");
             }
-            return (namespaces, null);
+            return namespaces;
         }
-        catch (InvalidOperationException e)
+        catch
         {
             namespaces.Dispose();
-            return (null, $"network namespaces cannot be created here: {e.Message}");
+            throw;
         }
-    }
-
-    /// <summary>
-    /// Creates <paramref name="count"/> hosts for a test, or returns null having logged why the test is skipped: only
-    /// where namespaces cannot be created (not root, no iproute2, not Linux); any other reason fails the test.
-    /// </summary>
-    public static NetworkNamespaces? CreateOrSkip(int count, ITestOutputHelper log)
-    {
-        var (namespaces, reason) = TryCreate(count);
-        if (namespaces is null)
-        {
-            log.WriteLine($"SKIPPED: {reason}");
-            Assert.Matches("needs root|not available|cannot be created|Linux feature", reason);
-        }
-        return namespaces;
     }
 
     /// <summary>The command prefix that runs a program on host <paramref name="host"/>.</summary>
@@ -99,7 +101,7 @@ internal sealed class NetworkNamespaces : IDisposable
     private static void Check((int ExitCode, string Error) result)
     {
         if (result.ExitCode != 0)
-            throw new InvalidOperationException(result.Error.Trim());
+            throw new InvalidOperationException($"this process may create network namespaces, yet {result.Error.Trim()}");
     }
 
     private static (int ExitCode, string Error) Ip(params string[] args)
@@ -126,20 +128,33 @@ internal sealed class NetworkNamespaces : IDisposable
     }
 }
 
+/// <summary>
+/// A test that needs network namespaces (<see cref="NetworkNamespaces"/>): skipped, with the reason, only where this
+/// process may not create them (<see cref="NetworkNamespaces.SkipReason()"/>); as root it runs, and fails if they fail.
+/// </summary>
+public sealed class NamespaceFactAttribute : FactAttribute
+{
+    public NamespaceFactAttribute() => Skip = NetworkNamespaces.SkipReason();
+}
+
+/// <summary>The <see cref="NamespaceFactAttribute"/> of a theory.</summary>
+public sealed class NamespaceTheoryAttribute : TheoryAttribute
+{
+    public NamespaceTheoryAttribute() => Skip = NetworkNamespaces.SkipReason();
+}
+
 /// <summary>The multi-process tests again, with every node on a host of its own (a network namespace).</summary>
 [Collection(NodeProcessCollection.Name)]
 public class NetworkNamespaceTests(ITestOutputHelper log)
 {
-    [Theory]
+    [NamespaceTheory]
     [InlineData("centralized")]
     [InlineData("decentralized")]
     public void Nodes_on_hosts_of_their_own_train_to_the_end(string mode)
     {
         bool decentralized = mode == "decentralized";
         int hosts = 3;
-        using var namespaces = NetworkNamespaces.CreateOrSkip(hosts, log);
-        if (namespaces is null)
-            return;
+        using var namespaces = NetworkNamespaces.Create(hosts);
         using var temp = new TempFolder();
         string seed = $"{NetworkNamespaces.Address(0)}:4053";
         using var group = new NodeGroup();
@@ -159,5 +174,28 @@ public class NetworkNamespaceTests(ITestOutputHelper log)
         Assert.False(Directory.Exists(temp["host-1"]));
         Assert.Equal(3, File.ReadAllLines(Path.Combine(temp["host-0"], RunFiles.MetricsFileName)).Length);
         log.WriteLine($"{mode} on {hosts} hosts ({string.Join(", ", namespaces.Hosts)}): {nodes[0].Output}");
+    }
+}
+
+/// <summary>When the namespace tests run and when they are skipped.</summary>
+public class NamespaceSkipTests
+{
+    private const string Root = "Name:\tdotnet\nCapInh:\t0000000000000000\nCapEff:\t000001fffeffffff\n";
+
+    [Theory]
+    [InlineData(true, Root, null)]
+    [InlineData(true, "CapEff:\t0000000000201000\n", null)]                       // exactly CAP_SYS_ADMIN and CAP_NET_ADMIN
+    [InlineData(true, "CapEff:\t0000000000000000\n", "needs root")]              // an ordinary user
+    [InlineData(true, "CapEff:\t00000000a80425fb\n", "needs root")]              // root in a default container: no CAP_SYS_ADMIN
+    [InlineData(true, "CapEff:\t0000000000200000\n", "needs root")]              // CAP_SYS_ADMIN alone
+    [InlineData(true, "Name:\tdotnet\n", "cannot read")]
+    [InlineData(false, null, "Linux feature")]
+    public void Namespace_tests_are_skipped_only_without_the_capabilities_to_make_namespaces(bool linux, string? status, string? reason)
+    {
+        string? skip = NetworkNamespaces.SkipReason(linux, status, "someone");
+        if (reason is null)
+            Assert.Null(skip);
+        else
+            Assert.Contains(reason, skip);
     }
 }

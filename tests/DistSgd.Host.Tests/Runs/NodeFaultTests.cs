@@ -7,8 +7,9 @@ namespace DistSgd.Host.Tests.Runs;
 
 /// <summary>
 /// Faults in a cluster of separate `distsgd node` processes: a worker or the master's process is killed with
-/// SIGKILL mid-run, and the run still finishes. Bounded in time; speeds are measured by scripts/fault-tolerance.sh,
-/// not asserted here.
+/// SIGKILL mid-run, and the run still finishes. Recovery times are measured by scripts/fault-tolerance.sh (worker
+/// ≈ 0.1 s, master ≈ 12 s; targets 5 s and 15 s); here they are asserted with bounds loose enough for a loaded machine
+/// that still fail on a return to Akka's defaults (a crashed master back after ≈ 48 s).
 /// </summary>
 [Collection(NodeProcessCollection.Name)]
 public class NodeFaultTests
@@ -35,6 +36,22 @@ public class NodeFaultTests
         return summary.RootElement.GetProperty("final_test_accuracy").GetDouble();
     }
 
+    /// <summary>From the kill to the worker's loss seen by the master; the README's target is 5 s.</summary>
+    internal static readonly TimeSpan WorkerLossBound = TimeSpan.FromSeconds(10);
+
+    /// <summary>From the kill to a new master training again; the README's target is 15 s, Akka's defaults give ≈ 48 s.</summary>
+    internal static readonly TimeSpan MasterRecoveryBound = TimeSpan.FromSeconds(30);
+
+    /// <summary>Time from <paramref name="killed"/> (UTC) to the first time of day (HH:mm:ss.fff, UTC) in group 1 of <paramref name="pattern"/>.</summary>
+    internal static TimeSpan SinceKill(DateTime killed, string text, string pattern)
+    {
+        var match = Regex.Match(text, pattern);
+        Assert.True(match.Success, $"no line matches {pattern}:\n{text}");
+        var seen = TimeSpan.ParseExact(match.Groups[1].Value, @"hh\:mm\:ss\.fff", CultureInfo.InvariantCulture);
+        var elapsed = seen - killed.TimeOfDay;
+        return elapsed < -TimeSpan.FromHours(12) ? elapsed + TimeSpan.FromDays(1) : elapsed;   // across midnight
+    }
+
     private static List<long> Numbers(string text, string pattern) =>
         Regex.Matches(text, pattern).Select(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
 
@@ -49,6 +66,7 @@ public class NodeFaultTests
         var workers = ports.Skip(1).Select(p => group.Start(Node(p, seed, "worker", temp[$"worker-{p}"]))).ToList();
 
         master.WaitForOutput("epoch   1/3", NodeProcessTests.Bound);
+        var killed = DateTime.UtcNow;
         workers[1].KillNow();
 
         Assert.True(master.WaitForExit(NodeProcessTests.Bound) == 0, master.Output);
@@ -56,7 +74,8 @@ public class NodeFaultTests
         // The log says when the loss was seen (a time of day, the step) and that the shards were cut again. Which path
         // sees it first is a race: the killed process's socket closing, the master's next send of θ failing, or the
         // failure detector; each is a loss seen at once (the first two) or within seconds (the last).
-        Assert.Matches(@"\d\d:\d\d:\d\d\.\d{3} step \d+: worker \d at \S+ (dropped its data connection|could not be sent)|\d\d:\d\d:\d\d\.\d{3} worker \d at \S+ unreachable", master.Output);
+        var seen = SinceKill(killed, master.Output, @"(\d\d:\d\d:\d\d\.\d{3}) (?:step \d+: worker \d at \S+ (?:dropped its data connection|could not be sent)|worker \d at \S+ unreachable)");
+        Assert.True(seen < WorkerLossBound, $"the worker's loss was seen {seen.TotalSeconds:0.00} s after the kill (bound {WorkerLossBound.TotalSeconds} s)\n{master.Output}");
         Assert.Contains("the training set is cut into 1 shards", master.Output);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Length - 1);
         Assert.InRange(Accuracy(temp["master"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
@@ -74,12 +93,15 @@ public class NodeFaultTests
         var workers = ports.Skip(1).Select((p, i) => group.Start(Node(p, seed, i == 0 ? "worker,master" : "worker", temp[$"node-{p}"]))).ToList();
 
         master.WaitForOutput("epoch   1/3", NodeProcessTests.Bound);
+        var killed = DateTime.UtcNow;
         master.KillNow();
 
         foreach (var worker in workers)
             Assert.True(worker.WaitForExit(NodeProcessTests.Bound) == 0, worker.Output);
         var successor = Assert.Single(workers, w => w.Output.Contains("new master: θ of step", StringComparison.Ordinal));
         Assert.Same(workers[0], successor);   // only a node with the master role may host it
+        var again = SinceKill(killed, successor.Output, @"(\d\d:\d\d:\d\d\.\d{3}) run \S+ recovered at step");
+        Assert.True(again < MasterRecoveryBound, $"training again {again.TotalSeconds:0.00} s after the kill (bound {MasterRecoveryBound.TotalSeconds} s)\n{successor.Output}");
         int folder = workers.IndexOf(successor);
         Assert.True(File.Exists(Path.Combine(temp[$"node-{ports[folder + 1]}"], RunFiles.ModelFileName)), successor.Output);
 
@@ -102,16 +124,14 @@ public class NodeFaultTests
 
 /// <summary>A network partition between hosts of their own (network namespaces): the master's host is cut off.</summary>
 [Collection(NodeProcessCollection.Name)]
-public class NodePartitionTests(Xunit.Abstractions.ITestOutputHelper log)
+public class NodePartitionTests
 {
     private static readonly string[] Run = NodeFaultTests.Run;
 
-    [Fact]
+    [NamespaceFact]
     public void A_master_cut_off_on_the_minority_side_stops_updating_and_is_downed_while_the_majority_side_finishes()
     {
-        using var namespaces = NetworkNamespaces.CreateOrSkip(3, log);
-        if (namespaces is null)
-            return;
+        using var namespaces = NetworkNamespaces.Create(3);
         using var temp = new TempFolder();
         string seed = $"{NetworkNamespaces.Address(0)}:4053";
         using var group = new NodeGroup();

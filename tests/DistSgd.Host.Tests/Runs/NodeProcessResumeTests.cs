@@ -35,6 +35,9 @@ public class NodeProcessResumeTests
             Assert.True(store.List().Count > 0, $"no checkpoint within {NodeProcessTests.Bound.TotalSeconds:0}s; the master's output:\n{master.Output}");
         }   // kill -9 of every node process
         long killedAfter = store.List().First().Step;
+        // The kill must land mid-run, or --resume below would continue nothing.
+        Assert.False(finishedBeforeTheKill, $"the run finished before the kill (newest checkpoint: step {killedAfter})");
+        Assert.False(File.Exists(Path.Combine(temp["run"], RunFiles.ModelFileName)), "the killed run wrote its model");
         Assert.InRange(killedAfter, 5, 199);
 
         // The same commands again, on new ports, with --resume: the master continues from the newest checkpoint.
@@ -51,7 +54,7 @@ public class NodeProcessResumeTests
         Assert.True(simulated.ExitCode == 0, simulated.Error);
         Assert.True(File.ReadAllBytes(Path.Combine(temp["simulated"], RunFiles.ModelFileName))
                         .SequenceEqual(File.ReadAllBytes(Path.Combine(temp["run"], RunFiles.ModelFileName))),
-                    $"the resumed model differs (killed after the checkpoint of step {killedAfter}, finished before the kill: {finishedBeforeTheKill})");
+                    $"the resumed model differs (killed after the checkpoint of step {killedAfter})");
         Assert.Equal(9, File.ReadAllLines(Path.Combine(temp["run"], RunFiles.MetricsFileName)).Length);
     }
 }

@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Remote;
 using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Security;
 using DistSgd.Host.Runs;
@@ -11,7 +12,8 @@ namespace DistSgd.Host.Tests.Runs;
 public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClassFixture<ScriptCertificates>
 {
     private static readonly TimeSpan Bound = NodeProcessTests.Bound;
-    private static readonly TimeSpan ReplyWait = TimeSpan.FromSeconds(5);
+    /// <summary>How long a probe waits for a reply or a refusal; either comes within a second on an idle machine.</summary>
+    private static readonly TimeSpan Decision = TimeSpan.FromSeconds(30);
 
     private string[] Tls(string node) => ["--tls-cert", certificates.Node(node)];
 
@@ -59,7 +61,11 @@ public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClas
 
     /// <summary>
     /// Sends Identify from a fresh ActorSystem in this process to the node's reporter actor: true when the node
-    /// answered within <see cref="ReplyWait"/>. <paramref name="node"/> names the certificate; null = no TLS.
+    /// answered, false when the connection was refused: the probe's remoting reports an association error or a
+    /// disassociation from the node, or the Identify it could not deliver went to its own dead letters, which answer
+    /// with no subject (the node itself would name its reporter, which exists: the "probe" case). Neither within
+    /// <see cref="Decision"/> fails the test: a slow node is not a refusing one. <paramref name="node"/> names the
+    /// certificate; null = no TLS.
     /// </summary>
     private async Task<bool> Identify(int port, string? node)
     {
@@ -73,18 +79,33 @@ public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClas
         using var system = node is null ? ActorSystem.Create("probe", config) : NodeConfig.CreateActorSystem(config, NodeTls.FromConfig(config));
         try
         {
+            var refused = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var listener = system.ActorOf(Props.Create(() => new RefusalListener(port, refused)));
+            system.EventStream.Subscribe(listener, typeof(AssociationErrorEvent));
+            system.EventStream.Subscribe(listener, typeof(DisassociatedEvent));
             string scheme = node is null ? "akka.tcp" : "akka.ssl.tcp";
             var selection = system.ActorSelection($"{scheme}://{NodeConfig.SystemName}@127.0.0.1:{port}/user/reporter");
-            var identity = await selection.Ask<ActorIdentity>(new Identify(node), ReplyWait);
-            return identity.Subject is not null;
-        }
-        catch (AskTimeoutException)
-        {
-            return false;
+            var reply = selection.Ask<ActorIdentity>(new Identify(node), Decision);
+            var first = await Task.WhenAny(reply, refused.Task);
+            if (first == refused.Task)
+                return false;
+            if (reply.IsFaulted)
+                Assert.Fail($"{node ?? "a system without TLS"}: neither a reply nor a refusal from the master's node within {Decision.TotalSeconds:0} s ({reply.Exception!.InnerException!.GetType().Name})");
+            return reply.Result.Subject is not null;
         }
         finally
         {
             await system.Terminate();
+        }
+    }
+
+    /// <summary>Completes <paramref name="refused"/> when the probe's remoting fails or loses its association with the node on <paramref name="port"/>.</summary>
+    private sealed class RefusalListener : ReceiveActor
+    {
+        public RefusalListener(int port, TaskCompletionSource<string> refused)
+        {
+            Receive<AssociationErrorEvent>(e => e.RemoteAddress.Port == port, e => refused.TrySetResult(e.ToString()));
+            Receive<DisassociatedEvent>(e => e.RemoteAddress.Port == port, e => refused.TrySetResult(e.ToString()));
         }
     }
 }

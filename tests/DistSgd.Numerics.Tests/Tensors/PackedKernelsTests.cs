@@ -118,6 +118,12 @@ public class PackedKernelsTests
         using var kernels = new PackedKernels(threads: 1);
         kernels.Gemm(false, false, 0, 5, 3, 1f, ReadOnlySpan<float>.Empty, 3, new float[15], 5, 0f, Span<float>.Empty, 5);
         kernels.Gemm(true, true, 4, 0, 3, 1f, new float[12], 4, ReadOnlySpan<float>.Empty, 3, 0f, Span<float>.Empty, 0);
+
+        // The same with room in c: m = 0 or n = 0 writes nothing there (beta 0 would have zeroed what it touched).
+        var c = Enumerable.Repeat(7f, 15).ToArray();
+        kernels.Gemm(false, false, 0, 5, 3, 1f, ReadOnlySpan<float>.Empty, 3, new float[15], 5, 0f, c, 5);
+        kernels.Gemm(true, true, 3, 0, 3, 1f, new float[9], 3, ReadOnlySpan<float>.Empty, 3, 0f, c, 5);
+        Assert.All(c, v => Assert.Equal(7f, v));
     }
 
     [Fact]
