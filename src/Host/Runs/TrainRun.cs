@@ -88,6 +88,7 @@ public static class TrainRun
         var test = transform.Apply(raw.Test);
 
         var spec = BuildSpec(settings, train);
+        InputChecks.CheckModelSize(settings, spec, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         var kernels = KernelChoice.Create(settings.Mode == RunMode.Sequential ? settings.Threads : settings.ThreadsPerComputeNode);
         var model = new Model(spec, kernels);
         var parameters = new float[model.ParameterCount];
