@@ -30,6 +30,7 @@ public static class TrainRun
         settings.Tls.Validate(settings.Mode);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
         var config = EffectiveConfig.Load(settings);
+        PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
