@@ -32,7 +32,7 @@ public static class PortChecks
     {
         string? problem = CannotListen(node.Host, node.Port);
         if (problem is not null)
-            throw new UsageException($"--port: cannot listen on {node.Host}:{node.Port} for Akka remoting: {problem}");
+            throw new UsageException($"--host {node.Host} --port {node.Port}: cannot listen for Akka remoting there: {problem}");
         if (distsgd.Transport != PayloadTransport.Direct || distsgd.DirectPort == 0)
             return;
         string directHost = distsgd.DirectHostname.Length > 0 ? distsgd.DirectHostname : node.Host;

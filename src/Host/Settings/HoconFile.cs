@@ -82,7 +82,10 @@ public static partial class HoconFile
         var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
-            if (!lines[i].TrimStart().StartsWith("include", StringComparison.Ordinal))
+            // "include" then a space, and not a key named include (include = …, include { … }, include-x = …).
+            string line = lines[i].TrimStart();
+            if (!line.StartsWith("include", StringComparison.Ordinal) || line.Length == 7 || !char.IsWhiteSpace(line[7])
+                || line[7..].TrimStart() is { Length: > 0 } rest && rest[0] is '=' or ':' or '{')
                 continue;
             var match = IncludeLine().Match(lines[i]);
             if (!match.Success)

@@ -108,11 +108,12 @@ public class EscapedBadInputTests
         Directory.CreateDirectory(temp["conf"]);
         File.WriteAllText(temp["conf/base.conf"], "distsgd.step-timeout = 7s\ninclude required(\"more.conf\")\n");
         File.WriteAllText(temp["conf/more.conf"], "distsgd.start-timeout = 9s\n");
-        File.WriteAllText(temp["conf/run.conf"], "include \"base.conf\"\nakka.loglevel = WARNING\n");
+        File.WriteAllText(temp["conf/run.conf"], "include \"base.conf\"\nakka.loglevel = WARNING\nakka.include-x = 1\nakka.y {\n  include = 2\n}\n");
         var config = HoconFile.Load(temp["conf/run.conf"])!;
         Assert.Equal("7s", config.GetString("distsgd.step-timeout"));
         Assert.Equal("9s", config.GetString("distsgd.start-timeout"));
         Assert.Equal("WARNING", config.GetString("akka.loglevel"));
+        Assert.Equal(2, config.GetInt("akka.y.include"));   // a key named include is a key, not an include
     }
 
     // ---- results folder, data and model files --------------------------------------------------------

@@ -33,7 +33,7 @@ public class PortCheckTests
         using var held = new HeldPort();
         var outcome = CliRunner.Run("node", "--dataset", "blobs", "--samples", "200", "--hidden", "4", "--host", "127.0.0.1",
                                     "--port", held.Port.ToString(), "--join-timeout", "5");
-        AssertRefusedInOneLine(outcome, $"--port: cannot listen on 127.0.0.1:{held.Port} for Akka remoting: the port is in use");
+        AssertRefusedInOneLine(outcome, $"--host 127.0.0.1 --port {held.Port}: cannot listen for Akka remoting there: the port is in use");
         Assert.DoesNotContain("data:", outcome.Output);   // refused before the data is read
     }
 
