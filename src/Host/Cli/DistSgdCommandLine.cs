@@ -25,16 +25,25 @@ public static class DistSgdCommandLine
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
         {
-            foreach (var parseError in parsed.Errors)
-            {
-                // A value that came from DISTSGD_* is named as such: the user did not type it.
-                var source = fromEnvironment.FirstOrDefault(f => parseError.Message.Contains(f.Key, StringComparison.Ordinal));
-                error.WriteLine(source.Key is null ? $"error: {parseError.Message}" : $"error: {parseError.Message} (from the environment variable {source.Value})");
-            }
-            error.WriteLine($"Run 'distsgd {string.Join(' ', CommandPath(parsed))} --help' for the flags and what they accept.");
+            error.WriteLine(ParseErrorLine(parsed, fromEnvironment));
             return ExitCodes.BadInput;
         }
         return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+    }
+
+    /// <summary>
+    /// The one line a command line that does not parse gets: every error (a value from DISTSGD_* named as such:
+    /// the user did not type it), then where the flags are described.
+    /// </summary>
+    private static string ParseErrorLine(ParseResult parsed, Dictionary<string, string> fromEnvironment)
+    {
+        var messages = parsed.Errors.Select(parseError =>
+        {
+            var source = fromEnvironment.FirstOrDefault(f => parseError.Message.Contains(f.Key, StringComparison.Ordinal));
+            string message = string.Join(' ', parseError.Message.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries));
+            return source.Key is null ? message : $"{message} (from the environment variable {source.Value})";
+        }).Distinct();
+        return $"error: {string.Join("; ", messages)} (see 'distsgd {string.Join(' ', CommandPath(parsed))} --help' for the flags and what they accept)";
     }
 
     private static IEnumerable<string> CommandPath(ParseResult parsed)

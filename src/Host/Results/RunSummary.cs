@@ -16,7 +16,10 @@ public static class RunSummary
         ProcessorCount = Environment.ProcessorCount,
     };
 
-    /// <summary>Sums over every epoch: steps, samples, training seconds, bytes (0 for a sequential run), dropped messages.</summary>
+    /// <summary>
+    /// The run's totals: sums over every epoch of samples, training seconds and bytes (0 for a sequential run); steps and
+    /// dropped messages are already counted from the run's start in each epoch's row, so the last epoch's value is the total.
+    /// </summary>
     public static object Totals(TrainingResult result) => new
     {
         Steps = result.Epochs.Count > 0 ? result.Epochs[^1].Step : 0,
@@ -24,6 +27,6 @@ public static class RunSummary
         EpochSeconds = result.Epochs.Sum(m => m.Seconds),
         BytesSent = result.Epochs.Sum(m => m.Communication?.BytesSent ?? 0),
         BytesReceived = result.Epochs.Sum(m => m.Communication?.BytesReceived ?? 0),
-        DroppedMessages = result.Epochs.Sum(m => m.Communication?.DroppedMessages ?? 0),
+        DroppedMessages = result.Epochs.Count > 0 ? result.Epochs[^1].Communication?.DroppedMessages ?? 0 : 0,
     };
 }

@@ -1,5 +1,6 @@
 using DistSgd.Host.Settings;
 using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
 
 namespace DistSgd.Host.Runs;
 
@@ -32,11 +33,62 @@ public static class InputChecks
                 $"the batch size is per {nodes[..^1]}), found {settings.BatchSize}");
     }
 
-    /// <summary>Refuses an --out that names a file; the folder itself is made once the data is read.</summary>
+    /// <summary>
+    /// The copies of θ-sized buffers a run holds, counted generously: a sequential run's θ, gradient, optimizer state and
+    /// the saved model; a distributed run's master (or each peer) with the same, plus each compute node's θ, gradient
+    /// and the buffers its messages are serialized into.
+    /// </summary>
+    public static long ParameterCopies(TrainSettings settings) =>
+        settings.Mode == RunMode.Sequential ? 4 : 4 + 4L * settings.ComputeNodes;
+
+    /// <summary>
+    /// Refuses a model that one buffer cannot hold, or whose buffers (<see cref="ParameterCopies"/>) need more memory
+    /// than <paramref name="availableBytes"/>: before anything is allocated, instead of an overflow or minutes of paging.
+    /// The flag named is --hidden for an MLP (its layer sizes set the size), else --data (its feature count does).
+    /// </summary>
+    public static void CheckModelSize(TrainSettings settings, ModelSpec spec, long availableBytes)
+    {
+        string flag = spec.Kind == ModelKind.Mlp ? "--hidden" : "--data";
+        long count = spec.ParameterCountUnbounded;
+        if (count > Array.MaxLength)
+            throw new UsageException(
+                $"{flag}: the model {spec} has {count:N0} parameters; expected at most {Array.MaxLength:N0} (what one buffer holds)");
+        long copies = ParameterCopies(settings);
+        long needed = count * sizeof(float) * copies;
+        if (needed > availableBytes)
+            throw new UsageException(
+                $"{flag}: the model {spec} has {count:N0} parameters; the run needs about {Gib(needed)} for {copies} copies " +
+                $"(θ, gradients, optimizer state, every worker's), more than the {Gib(availableBytes)} this machine has");
+    }
+
+    private static string Gib(long bytes) => $"{bytes / (1024.0 * 1024 * 1024):0.#} GiB";
+
+    /// <summary>
+    /// Refuses an --out that is empty, names a file, or lies where nothing can be written (a read-only file system, a
+    /// folder without write permission): found before any training, not when the results are saved. The folder itself
+    /// is made once the data is read, so a refused run leaves none behind.
+    /// </summary>
     public static void CheckResultsFolder(string results)
     {
+        if (string.IsNullOrWhiteSpace(results))
+            throw new UsageException($"--out: expected a folder for the results, found '{results}'");
         if (File.Exists(results))
             throw new UsageException($"--out: {results} is a file; expected a folder for the results (model.bin, metrics.csv, summary.json)");
+        // The folder, or the nearest one above it that exists: where the first file or folder will be made.
+        string? existing = Path.GetFullPath(results);
+        while (existing is not null && !Directory.Exists(existing))
+            existing = Path.GetDirectoryName(existing);
+        if (existing is null)
+            return;
+        string probe = Path.Combine(existing, $".distsgd-write-check-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        try
+        {
+            using var file = new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--out: cannot write the results folder {results}: nothing can be written in {existing} ({e.Message})");
+        }
     }
 
     /// <summary>Makes the results folder, before any training: a folder that cannot be made is bad input, not a failed run.</summary>

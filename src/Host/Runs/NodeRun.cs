@@ -152,6 +152,9 @@ public static class NodeRun
         var tls = config.TlsIdentity(settings, node.PrintConfig ? TextWriter.Null : output);
         var seeds = node.SeedNodes.Select(s => ParseSeedNode(s, tls is not null)).ToList();
         var distsgd = config.DistSgd;
+        // A port another process holds is found here, before the data is read (nothing is opened by --print-config).
+        if (!node.PrintConfig)
+            PortChecks.CheckNode(node, distsgd);
         var roleNames = node.Roles.Select(r => r switch
         {
             NodeRole.Master => distsgd.MasterRole,

@@ -30,6 +30,7 @@ public static class TrainRun
         settings.Tls.Validate(settings.Mode);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a folder made.
         var config = EffectiveConfig.Load(settings);
+        PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
@@ -88,6 +89,7 @@ public static class TrainRun
         var test = transform.Apply(raw.Test);
 
         var spec = BuildSpec(settings, train);
+        InputChecks.CheckModelSize(settings, spec, GC.GetGCMemoryInfo().TotalAvailableMemoryBytes);
         var kernels = KernelChoice.Create(settings.Mode == RunMode.Sequential ? settings.Threads : settings.ThreadsPerComputeNode);
         var model = new Model(spec, kernels);
         var parameters = new float[model.ParameterCount];

@@ -20,7 +20,7 @@ public static class DataSplit
         if (!(testFraction > 0 && testFraction < 1))
             throw new ArgumentOutOfRangeException(nameof(testFraction), testFraction, "expected a fraction strictly between 0 and 1");
         if (data.Count < 2)
-            throw new ArgumentException($"{data.Name}: cannot split {data.Count} sample(s) into a train and a test set", nameof(data));
+            throw new DataFormatException(data.Name, $"expected at least 2 samples to split into a train and a test set, found {data.Count}");
 
         int testCount = Math.Clamp((int)Math.Round(data.Count * testFraction), 1, data.Count - 1);
         var order = Permutation(data.Count, SeededRandom.Combine(seed, SplitStream));

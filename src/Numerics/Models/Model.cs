@@ -48,6 +48,7 @@ public sealed class Model
         ArgumentNullException.ThrowIfNull(kernels);
         Spec = spec;
         _kernels = kernels;
+        ParameterCount = spec.ParameterCount;   // checked in 64 bits first: the int offsets below cannot overflow
         var sizes = spec.LayerSizes();
         _layers = new LayerShape[sizes.Length - 1];
         int offset = 0;
@@ -57,7 +58,6 @@ public sealed class Model
             _layers[l] = new LayerShape(sizes[l], sizes[l + 1], offset, offset + weights);
             offset += weights + sizes[l + 1];
         }
-        ParameterCount = offset;
         _maxWidth = sizes.Max();
     }
 

@@ -126,6 +126,8 @@ internal static class ChecksummedFile
     /// <summary>The whole file; a file that cannot be read is a <see cref="DataFormatException"/> naming it.</summary>
     public static byte[] ReadAll(string path, string what)
     {
+        if (Directory.Exists(path))
+            throw new DataFormatException(path, $"expected a {what}, found a directory");
         try
         {
             return File.ReadAllBytes(path);

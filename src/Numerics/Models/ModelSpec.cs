@@ -92,8 +92,8 @@ public sealed record ModelSpec
     /// <summary>Layer widths from input to output, e.g. [784, 256, 128, 10].</summary>
     public int[] LayerSizes() => [InputCount, .. HiddenSizes, OutputCount];
 
-    /// <summary>Σ over layers of (fan-in + 1)·fan-out: weights and biases.</summary>
-    public int ParameterCount
+    /// <summary>Σ over layers of (fan-in + 1)·fan-out in 64-bit arithmetic: may exceed what one buffer holds.</summary>
+    public long ParameterCountUnbounded
     {
         get
         {
@@ -101,6 +101,17 @@ public sealed record ModelSpec
             long count = 0;
             for (int l = 1; l < sizes.Length; l++)
                 count += (long)(sizes[l - 1] + 1) * sizes[l];
+            return count;
+        }
+    }
+
+    /// <summary>Σ over layers of (fan-in + 1)·fan-out: weights and biases.</summary>
+    /// <exception cref="ArgumentException">The count exceeds <see cref="Array.MaxLength"/>.</exception>
+    public int ParameterCount
+    {
+        get
+        {
+            long count = ParameterCountUnbounded;
             if (count > Array.MaxLength)
                 throw new ArgumentException($"the model has {count} parameters, more than one buffer can hold ({Array.MaxLength})");
             return (int)count;

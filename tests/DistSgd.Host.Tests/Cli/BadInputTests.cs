@@ -16,7 +16,7 @@ public class BadInputTests
     private static readonly string[] Small = ["--dataset", "blobs", "--samples", "100", "--hidden", "4", "--epochs", "1"];
 
     /// <summary>Runs train with <paramref name="args"/>, asserts exit 2, the message, and that the results folder holds no result file.</summary>
-    private static void AssertRefused(TempFolder temp, string expected, params string[] args)
+    internal static void AssertRefused(TempFolder temp, string expected, params string[] args)
     {
         string results = temp["run"];
         var outcome = CliRunner.Run(["train", .. args, "--out", results]);
