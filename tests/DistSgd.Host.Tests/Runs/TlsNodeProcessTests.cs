@@ -99,9 +99,10 @@ public sealed class TlsNodeProcessTests(ScriptCertificates certificates) : IClas
         }
     }
 
-    /// <summary>Completes <paramref name="refused"/> when the probe's remoting fails or loses its association with the node on <paramref name="port"/>.</summary>
+    /// <summary>Hears the probe's remoting fail or lose its association with one node.</summary>
     private sealed class RefusalListener : ReceiveActor
     {
+        /// <summary>Completes <paramref name="refused"/> when the association with the node on <paramref name="port"/> fails or is lost.</summary>
         public RefusalListener(int port, TaskCompletionSource<string> refused)
         {
             Receive<AssociationErrorEvent>(e => e.RemoteAddress.Port == port, e => refused.TrySetResult(e.ToString()));
