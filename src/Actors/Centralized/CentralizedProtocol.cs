@@ -73,7 +73,7 @@ public sealed record ComputeGradient(string RunId, long Step, int Epoch, int Ste
 /// when the shard ran out), the summed loss of those samples, and how long computing took.
 /// </summary>
 public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int SampleCount, double LossSum,
-                                   double ComputeSeconds, float[] Gradient) : IPayloadMessage, IGradientContribution
+                                   double ComputeSeconds, float[] Gradient) : IGradientContribution
 {
     /// <inheritdoc/>
     public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 8 + 8 + WireFormat.Vector(Gradient);

@@ -65,8 +65,6 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     /// <summary>Worker indices run from 0 to this − 1: the planned workers and as many replacements.</summary>
     private int MaxWorkers => 2 * _setup.WorkerCount;
 
-    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
-
     public static Props Props(MasterSetup setup) =>
         Akka.Actor.Props.Create(() => new MasterActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
@@ -241,7 +239,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             return;
         Timers.Cancel(nameof(StartTimedOut));
         _setup.Reporter.Tell(new RunProgress.Note(recovered
-            ? $"{Now} run {_plan.RunId} recovered at step {_replica.Step} (epoch {_replica.Epoch}, step {_replica.StepInEpoch} of {_replica.StepsPerEpoch}) with {_roster.Participants.Count} workers; training again"
+            ? $"{RunProgress.Now} run {_plan.RunId} recovered at step {_replica.Step} (epoch {_replica.Epoch}, step {_replica.StepInEpoch} of {_replica.StepsPerEpoch}) with {_roster.Participants.Count} workers; training again"
             : $"run {_plan.RunId} started with {_roster.Participants.Count} workers"));
         _step.Started();
         Become(Stepping);
@@ -267,7 +265,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (message.RunId != _plan.RunId || (_step.UsesDataPlane && message.DataEndpoint.Length == 0)
             || !_roster.JoinUnderWay(Sender, message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null))
             return;
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
+        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
     }
 
     // ---- taking over a run under way (the singleton moved) --------------------------------------------
@@ -298,7 +296,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         var source = recovery.Source!.Value.Position;
         string momentum = recovery.RestoreInto(_replica, _setup.Optimizer);
         _replica.StepsPerEpoch = _step.StepsPerEpoch(source.ShardCount);
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} new master: θ of step {_replica.Step} recovered from worker {source.WorkerIndex}; {momentum}"));
+        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} new master: θ of step {_replica.Step} recovered from worker {source.WorkerIndex}; {momentum}"));
         // Nobody can finish this epoch's shards (its metrics are lost): the next epoch starts with whoever is here.
         if (!_roster.Recover(recovery.Positions.Select(p => (p.Key, p.Value)), _replica.Epoch, source.ShardCount))
             _replica.NextEpoch();
@@ -332,11 +330,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         {
             case SideChange.LostMajority:
                 _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _replica.Step);
-                _setup.Reporter.Tell(new RunProgress.Note($"{Now} master on the minority side of a partition: no update of θ until the majority is back"));
+                _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} master on the minority side of a partition: no update of θ until the majority is back"));
                 Become(Paused);
                 break;
             case SideChange.RegainedMajority:
-                _setup.Reporter.Tell(new RunProgress.Note($"{Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
+                _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
                 Become(Stepping);
                 break;
         }
@@ -367,7 +365,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_roster.Forget(worker) is not { } index)
             return;
         string why = lost.Describe();
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} worker {index} at {worker.Path.Address} {why}" +
+        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} worker {index} at {worker.Path.Address} {why}" +
                                                   (_replica.IsRunning ? $" at step {_replica.Step}; not waited for" : "")));
         forgotten?.Invoke(worker);
         if (index == WorkerRoster.NoIndex)
@@ -394,7 +392,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_roster.Evict(index) is not { } worker)
             return;
         string why = cause.Describe();
-        _setup.Reporter.Tell(new RunProgress.Note($"{Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
+        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
         Timers.StartSingleTimer(("recheck", worker), new RecheckEvicted(worker), _settings.DirectFrameTimeout);
         if (_roster.Participants.Count == 0 && FollowMajority())
             Fail($"every worker was lost (the last, worker {index}, {why})");

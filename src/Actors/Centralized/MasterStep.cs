@@ -80,8 +80,6 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     /// <summary>True while a step waits for gradients.</summary>
     public bool IsGathering => _gather.IsOpen;
 
-    private static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
-
     /// <summary>The run starts with the roster's participants: the live progress shows them.</summary>
     public void Started() => _meter.Start(_roster.Participants.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
 
@@ -218,7 +216,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _replica.StepsPerEpoch = StepsPerEpoch(_roster.ShardCount);
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
-                $"{Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
+                $"{RunProgress.Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
     }
 
     /// <summary>

@@ -290,12 +290,6 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         if (_expected is not null && _expected.Differences(plan, "on this node", "at the master") is { Count: > 0 } differences)
             return "the master runs a different run configuration: " + string.Join("; ", differences);
-        if (_train.Count != plan.TrainCount)
-            return $"this node has {_train.Count} training samples, the run expects {plan.TrainCount} (every node must read the same data)";
-        if (_train.FeatureCount != plan.Spec.InputCount)
-            return $"this node's data has {_train.FeatureCount} features, the model {plan.Spec} expects {plan.Spec.InputCount}";
-        if (_train.ClassCount != plan.Spec.ClassCount)
-            return $"this node's data has {_train.ClassCount} classes, the model {plan.Spec} expects {plan.Spec.ClassCount}";
-        return null;
+        return plan.DataMismatch(_train);
     }
 }

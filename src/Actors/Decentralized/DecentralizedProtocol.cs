@@ -31,7 +31,7 @@ public sealed record PeerReadyAck(string RunId, string NodeAddress) : IDistSgdMe
 /// included, adds it to its step buffer.
 /// </summary>
 public sealed record GradientShare(string RunId, long Step, int NodeId, int SampleCount, double LossSum,
-                                   double ComputeSeconds, float[] Gradient) : IPayloadMessage, IGradientContribution
+                                   double ComputeSeconds, float[] Gradient) : IGradientContribution
 {
     /// <inheritdoc/>
     public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 8 + 8 + WireFormat.Vector(Gradient);

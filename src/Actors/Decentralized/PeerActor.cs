@@ -213,9 +213,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<MembershipReport>(m => _loss.ReportArrived(m, round));
         Receive<AgreementTimedOut>(_ => _loss.Timeout(round));
         Receive<ReportGraceOver>(_ => _loss.GraceOver(round));
-        OnPeerLost(lost => _loss.Suspect(round, [lost.Id], lost.Cause, lost.Detail, started: false));
+        OnPeerLost(lost => _loss.Widen(round, lost));
         if (round.InterruptedSteps)
-            Receive<DataConnectionLost>(m => { var lost = _loss.ConnectionClosed(m); _loss.Suspect(round, [lost.Id], lost.Cause, lost.Detail, started: false); });
+            Receive<DataConnectionLost>(m => _loss.Widen(round, _loss.ConnectionClosed(m)));
         if (round.EpochEnd is ResyncWait)
             Receive<ResyncTimedOut>(m => m.Epoch == Replica.Epoch, m => _epochEnd.ResyncTimeout(m.Epoch));
         Common();

@@ -67,6 +67,9 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         return true;
     }
 
+    /// <summary>Widens the agreement under way by one more lost peer.</summary>
+    public void Widen(AgreementWait round, ParticipantLost<int> lost) => Suspect(round, [lost.Id], lost.Cause, lost.Detail, started: false);
+
     /// <summary>Widens the agreement by <paramref name="nodeIds"/>; when the lost set grew, reports and restarts the timeout.</summary>
     public void Suspect(AgreementWait round, IReadOnlyCollection<int> nodeIds, LossCause cause, string? detail, bool started)
     {

@@ -24,12 +24,8 @@ public sealed record PeerSetup(RunPlan Plan, int PeerCount, float[] InitialParam
     /// <summary>Why this node's data cannot serve the plan, or null when it can.</summary>
     public string? DataMismatch()
     {
-        if (Train.Count != Plan.TrainCount)
-            return $"this node has {Train.Count} training samples, the run expects {Plan.TrainCount} (every node must read the same data)";
-        if (Train.FeatureCount != Plan.Spec.InputCount)
-            return $"this node's data has {Train.FeatureCount} features, the model {Plan.Spec} expects {Plan.Spec.InputCount}";
-        if (Train.ClassCount != Plan.Spec.ClassCount)
-            return $"this node's data has {Train.ClassCount} classes, the model {Plan.Spec} expects {Plan.Spec.ClassCount}";
+        if (Plan.DataMismatch(Train) is { } problem)
+            return problem;
         if (InitialParameters.Length != Plan.Spec.ParameterCount)
             return $"θ₀ has {InitialParameters.Length} values, the model {Plan.Spec} has {Plan.Spec.ParameterCount} parameters";
         return null;

@@ -56,6 +56,18 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
         differences.AddRange(RunIdentity.Differences(Hyperparameters, other.Hyperparameters, here, there));
         return differences;
     }
+
+    /// <summary>Why this node's training set (<paramref name="train"/>) cannot serve the plan, or null when it can.</summary>
+    public string? DataMismatch(Numerics.Data.Dataset train)
+    {
+        if (train.Count != TrainCount)
+            return $"this node has {train.Count} training samples, the run expects {TrainCount} (every node must read the same data)";
+        if (train.FeatureCount != Spec.InputCount)
+            return $"this node's data has {train.FeatureCount} features, the model {Spec} expects {Spec.InputCount}";
+        if (train.ClassCount != Spec.ClassCount)
+            return $"this node's data has {train.ClassCount} classes, the model {Spec} expects {Spec.ClassCount}";
+        return null;
+    }
 }
 
 /// <summary>

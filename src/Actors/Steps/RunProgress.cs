@@ -8,6 +8,9 @@ namespace DistSgd.Actors.Steps;
 /// </summary>
 public static class RunProgress
 {
+    /// <summary>The time of day (UTC, to the millisecond) a note about a membership change starts with.</summary>
+    public static string Now => DateTime.UtcNow.ToString("HH:mm:ss.fff", System.Globalization.CultureInfo.InvariantCulture);
+
     /// <summary>A worker joined or left; for the live view and the log.</summary>
     public sealed record Note(string Text);
 

@@ -41,4 +41,17 @@ public class RunPlanTests
         var other = linear with { Spec = new ModelSpec(ModelKind.Softmax, 20, 4, [], Activation.Tanh) };
         Assert.Single(linear.Differences(other));
     }
+
+    [Fact]
+    public void A_node_whose_data_cannot_serve_the_plan_is_told_what_differs()
+    {
+        static DistSgd.Numerics.Data.Dataset Data(int count, int features, int classes) =>
+            new("d", new float[count * features], features, Enumerable.Range(0, count).Select(i => (float)(i % classes)).ToArray(), classes);
+
+        Assert.Null(Plan.DataMismatch(Data(480, 20, 4)));
+        Assert.Equal("this node has 479 training samples, the run expects 480 (every node must read the same data)",
+                     Plan.DataMismatch(Data(479, 20, 4)));
+        Assert.Contains("has 21 features, the model", Plan.DataMismatch(Data(480, 21, 4)));
+        Assert.Contains("has 3 classes, the model", Plan.DataMismatch(Data(480, 20, 3)));
+    }
 }
