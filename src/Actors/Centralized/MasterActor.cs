@@ -438,7 +438,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     {
         Timers.CancelAll();
         _replica.Stop();
-        foreach (var worker in _roster.Registered)
+        // Also the workers lost as unreachable or evicted and not removed: one that was only paused (SIGSTOP, a long GC)
+        // finds the RunEnded in its socket when it runs again, and exits 0 instead of failing alone (decision 0063).
+        foreach (var worker in _roster.Registered.Concat(_roster.Evicted).Concat(_tracker.LostAsUnreachable).Distinct().ToList())
             worker.Tell(new RunEnded(_plan.RunId));
         _roster.Clear();
         _step.Dispose();
