@@ -219,8 +219,9 @@ public static class TrainRun
         LearningRateSchedule schedule = settings.Schedule switch
         {
             "cosine" => new LearningRateSchedule.Cosine(totalSteps),
-            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart).
-            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1),
+            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart); the run's length lets a
+            // membership change re-plan it so the decays stay at those fractions.
+            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1, totalSteps),
             _ => LearningRateSchedule.Constant.Instance,
         };
         return new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: schedule);
