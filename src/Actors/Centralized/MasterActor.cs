@@ -299,7 +299,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} new master: θ of step {_replica.Step} recovered from worker {source.WorkerIndex}; {momentum}"));
         // Nobody can finish this epoch's shards (its metrics are lost): the next epoch starts with whoever is here.
         if (!_roster.Recover(recovery.Positions.Select(p => (p.Key, p.Value)), _replica.Epoch, source.ShardCount))
-            _replica.NextEpoch();
+            _replica.NextEpoch();   // the next epoch's start re-plans the schedule for its shards
+        else
+            _step.ReplanSchedule();
         foreach (var (index, worker) in _roster.Participants.Concat(_roster.Joining))
             worker.Tell(new JoinRun(_plan, index, _roster.ShardCount, _step.DataEndpoint));
     }

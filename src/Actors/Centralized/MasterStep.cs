@@ -217,6 +217,14 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
                 $"{RunProgress.Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
+        ReplanSchedule();
+    }
+
+    /// <summary>The run's length in steps may have changed (new shards, a recovered run): the schedule is re-planned over what remains.</summary>
+    public void ReplanSchedule()
+    {
+        if (_replica.ReplanSchedule() is { } note)
+            _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} {note}"));
     }
 
     /// <summary>

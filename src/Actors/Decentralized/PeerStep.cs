@@ -140,7 +140,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// <summary>The participants changed: the next epoch is re-sharded among them (<see cref="ReshardIfDue"/>).</summary>
     public void ReshardNextEpoch() => _reshard = true;
 
-    /// <summary>From the next epoch on, the survivors share the training set: shard = rank in the sorted surviving node ids.</summary>
+    /// <summary>
+    /// From the next epoch on, the survivors share the training set: shard = rank in the sorted surviving node ids; the
+    /// epochs have another number of steps, so the learning-rate schedule is re-planned over the steps that remain
+    /// (<see cref="Replica.ReplanSchedule"/>), the same on every survivor.
+    /// </summary>
     public void ReshardIfDue()
     {
         if (!_reshard)
@@ -152,8 +156,15 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
         _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _run.NodeId, Replica.Epoch, _run.Participants.Count,
                       _batches.ShardSize, Replica.StepsPerEpoch);
+        string? replanned = Replica.ReplanSchedule();
+        if (replanned is not null)
+            _run.Log.Info("node {0}: {1}", _run.NodeId, replanned);
         if (_run.IsLead)
+        {
             _run.Report(new RunProgress.Note($"from epoch {Replica.Epoch} the training set is sharded among {_run.Participants.Count} peers, {Replica.StepsPerEpoch} steps per epoch"));
+            if (replanned is not null)
+                _run.Report(new RunProgress.Note(replanned));
+        }
     }
 
     public void Dispose() => (_model.Kernels as IDisposable)?.Dispose();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -129,6 +130,30 @@ public sealed class Replica : IDisposable
         bool plateau = Stopping.Observe(Totals.TrainLoss);
         Totals = new EpochTotals();
         return (metrics, plateau);
+    }
+
+    /// <summary>
+    /// Steps the run has left from <see cref="Step"/>: the rest of the open epoch and every epoch after it up to the
+    /// plan's last, each of <see cref="StepsPerEpoch"/> steps (the shards the open epoch was cut into).
+    /// </summary>
+    public long RemainingSteps => (long)(Plan.Epochs - Epoch) * StepsPerEpoch + Math.Max(0, StepsPerEpoch - StepInEpoch);
+
+    /// <summary>
+    /// Re-plans the learning-rate schedule over <see cref="RemainingSteps"/> when the run's length in steps changed
+    /// under it (a membership change cut the training set into a different number of shards): from the optimizer's
+    /// next step the rest of the schedule is spread over the steps that remain, so it still ends at its final rate
+    /// after the last epoch's last step, going on from the rate reached (<see cref="LearningRateSchedule.Replan"/>).
+    /// Nothing changes when the schedule already ends there (every fault-free epoch), or has no length (constant).
+    /// </summary>
+    /// <returns>A note saying what changed, or null when nothing did.</returns>
+    public string? ReplanSchedule()
+    {
+        long remaining = RemainingSteps;
+        if (!Optimizer.Replan(remaining))
+            return null;
+        double rate = Optimizer.CurrentLearningRate;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"epoch {Epoch}: the learning-rate schedule is re-planned over the {remaining} steps that remain ({StepsPerEpoch} per epoch), from lr {rate:G4} at step {Optimizer.State.Step} to its final rate at step {Optimizer.State.Step + remaining}");
     }
 
     /// <summary>On to the next epoch, at its first step.</summary>

@@ -75,6 +75,7 @@ public sealed class SgdOptimizer
         Options = options;
         ParameterCount = parameterCount;
         State = new SgdState(0, options.Momentum > 0 ? new float[parameterCount] : []);
+        Schedule = options.Schedule;
         _scratch = options.WeightDecay > 0 || options.Nesterov ? new float[parameterCount] : [];
     }
 
@@ -84,8 +85,31 @@ public sealed class SgdOptimizer
 
     public SgdState State { get; private set; }
 
+    /// <summary>
+    /// The learning-rate schedule in effect: the options' schedule, re-planned by <see cref="Replan"/> when the run's
+    /// length changed under it. Part of the state a checkpoint saves (as its <see cref="LearningRateSchedule.Replans"/>).
+    /// </summary>
+    public LearningRateSchedule Schedule { get; private set; }
+
     /// <summary>The learning rate the next step will use.</summary>
-    public double CurrentLearningRate => Options.Schedule.RateAt(State.Step, Options.LearningRate);
+    public double CurrentLearningRate => Schedule.RateAt(State.Step, Options.LearningRate);
+
+    /// <summary>
+    /// The run now has <paramref name="remainingSteps"/> steps left from the next one (<see cref="SgdState.Step"/>):
+    /// re-plans the schedule so that it ends after them (<see cref="LearningRateSchedule.Replan"/>). Returns true when
+    /// the schedule changed, false when it already ended there or has no planned length.
+    /// </summary>
+    public bool Replan(long remainingSteps)
+    {
+        var replanned = Schedule.Replan(State.Step, remainingSteps);
+        if (ReferenceEquals(replanned, Schedule))
+            return false;
+        Schedule = replanned;
+        return true;
+    }
+
+    /// <summary>Puts a saved run's re-plans back (a resumed run): the options' schedule with <paramref name="replans"/> applied in order.</summary>
+    public void RestoreReplans(IReadOnlyList<ScheduleReplan> replans) => Schedule = Options.Schedule.With(replans);
 
     /// <summary>Applies one update to θ in place with the gradient g and advances the step.</summary>
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradient)
@@ -127,7 +151,7 @@ public sealed class SgdOptimizer
         State.Step++;
     }
 
-    /// <summary>Replaces the state with a saved one (for a resumed run or a new master).</summary>
+    /// <summary>Replaces the state with a saved one (for a resumed run or a new master); the <see cref="Schedule"/> stays.</summary>
     public void Restore(SgdState state)
     {
         ArgumentNullException.ThrowIfNull(state);
