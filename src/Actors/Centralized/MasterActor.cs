@@ -91,6 +91,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_replica.IsRunning)
             _replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
+        _step.WriteTrace();
         _step.Dispose();
         _replica.Dispose();
     }
@@ -190,6 +191,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             if (_step.Reassemble(chunk, Sender) is { } whole)
                 Self.Forward(whole);
         });
+        // The step timer stays armed between steps (StepLoop.RestartTimeout): outside the steps it has nothing to time.
+        Receive<StepLoop.StepTimedOut>(_ => { });
     }
 
     // ---- registration and joining -------------------------------------------------------------------

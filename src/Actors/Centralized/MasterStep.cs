@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Membership;
@@ -43,11 +44,12 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly DirectDataPlane? _dataPlane;
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
+    private readonly int _maxWorkers;
 
     public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
                       IActorContext context, int maxWorkers)
     {
-        (_setup, _settings, _replica, _roster, _control) = (setup, settings, replica, roster, control);
+        (_setup, _settings, _replica, _roster, _control, _maxWorkers) = (setup, settings, replica, roster, control, maxWorkers);
         var plan = setup.Plan;
         _self = context.Self;
         _log = context.GetLogger();
@@ -69,7 +71,22 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public StepLoop Loop { get; private set; } = null!;
 
     /// <summary>Makes the <see cref="Loop"/> once the master's timers exist (Akka sets them after the constructor).</summary>
-    public void UseTimers(ITimerScheduler timers) => Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
+    public void UseTimers(ITimerScheduler timers)
+    {
+        Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
+        if (!_settings.StepTrace)
+            return;
+        var trace = new StepTrace(MasterTraceProcess, "master", _maxWorkers);
+        Loop.Trace = trace;
+        if (_dataPlane is not null)
+            _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
+    }
+
+    /// <summary>The master's process id in a step trace (peers use their node ids).</summary>
+    public const int MasterTraceProcess = 1000;
+
+    /// <summary>Writes the step trace, if any (<see cref="StepTrace.WriteOrWarn"/>).</summary>
+    public void WriteTrace() => Loop?.Trace?.WriteOrWarn(_settings, _log);
 
     /// <summary>True when payloads go over the data plane (distsgd.transport = direct).</summary>
     public bool UsesDataPlane => _dataPlane is not null;
@@ -91,6 +108,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
 
     public void Offer(GradientReply reply, IActorRef sender)
     {
+        long taken = Stopwatch.GetTimestamp();
         // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
         bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
@@ -98,6 +116,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
+        Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());
         Loop.TryFinish();
     }
 
@@ -138,7 +157,9 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     {
         if (_dataPlane is not null)
         {
+            long sending = Stopwatch.GetTimestamp();
             SendParametersDirect(_dataPlane);
+            Loop.Trace?.Add(StepPhase.Send, _replica.Step, sending, Stopwatch.GetTimestamp());
             return;
         }
         // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.

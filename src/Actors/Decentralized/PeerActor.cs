@@ -75,6 +75,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = replica.Step };
         var drops = new DropLog(text => _log.Warning("{0}", text));
         var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
+        replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
             : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
@@ -122,6 +123,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             Replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
         _run.Shares.Dispose();
+        _step?.WriteTrace();
         Replica.Dispose();
         _step?.Dispose();
     }
@@ -312,6 +314,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _run.Participants.UnionWith(passed.NodeIds.Values);
         _run.Shares.Connect(passed.Endpoints);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
+        if (_settings.StepTrace)
+            _step.StartTrace();
         var batches = _step.Started();
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _run.NodeId, _setup.PeerCount, _selfAddress, batches.ShardSize);
         if (_run.NodeId == 0)

@@ -59,10 +59,28 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return _run.Buffer.Gather;
     }
 
+    /// <summary>From now on every step is traced (distsgd.step-trace); <see cref="WriteTrace"/> writes it.</summary>
+    public void StartTrace()
+    {
+        var trace = new StepTrace(_run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount);
+        Loop.Trace = trace;
+        _run.Shares.Trace(trace);
+    }
+
+    /// <summary>Writes the step trace, if any (<see cref="StepTrace.WriteOrWarn"/>).</summary>
+    public void WriteTrace() => Loop.Trace?.WriteOrWarn(_run.Settings, _run.Log);
+
     void IStepExchange.Broadcast()
     {
+        long computing = Stopwatch.GetTimestamp();
         _ownShare = ComputeShare();
+        long sending = Stopwatch.GetTimestamp();
         SendShare(_ownShare);
+        if (Loop.Trace is { } trace)
+        {
+            trace.Add(StepPhase.Compute, _ownShare.Step, computing, sending);
+            trace.Add(StepPhase.Send, _ownShare.Step, sending, Stopwatch.GetTimestamp());
+        }
         if (_run.Shares.IsDirect)
             _run.Buffer.Offer(_ownShare);   // the topic hands a peer its own share; the data plane does not
     }
@@ -91,9 +109,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// <summary>A share that arrived, for the open step, a later one, or to drop (counted).</summary>
     public void Offer(GradientShare share)
     {
+        long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
         var outcome = _run.Buffer.Offer(share);
+        Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _run.Drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
     }
@@ -117,7 +137,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     bool IStepExchange.BeforeApply(StepGather gather)
     {
-        _run.Undo.Capture(Replica.Parameters, Replica.Optimizer.State);
+        // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep).
+        _run.Undo.Capturing(Replica.Optimizer.State);
         return true;
     }
 

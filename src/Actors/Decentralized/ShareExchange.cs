@@ -18,7 +18,8 @@ namespace DistSgd.Actors.Decentralized;
 internal sealed class ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount) : IDisposable
 {
     private readonly float[][] _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
-    private IReadOnlyDictionary<int, string> _endpoints = new Dictionary<int, string>();
+    /// <summary>Every node's data endpoint, in node-id order (an array: sending enumerates it at every step without allocating).</summary>
+    private (int NodeId, string Endpoint)[] _endpoints = [];
 
     /// <summary>This peer's data endpoint ("host:port"), or "" on the Akka transport.</summary>
     public string Endpoint => direct?.Endpoint ?? "";
@@ -29,8 +30,16 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
     /// <summary>Frames the data plane refused so far.</summary>
     public long BadFrames => direct?.BadFrames ?? 0;
 
+    /// <summary>The data plane's readers report each frame's arrival to <paramref name="trace"/> (nothing on the Akka transport).</summary>
+    public void Trace(Steps.StepTrace trace)
+    {
+        if (direct is not null)
+            direct.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
+    }
+
     /// <summary>Every node's data endpoint, known once the start barrier passed.</summary>
-    public void Connect(IReadOnlyDictionary<int, string> endpoints) => _endpoints = endpoints;
+    public void Connect(IReadOnlyDictionary<int, string> endpoints) =>
+        _endpoints = endpoints.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToArray();
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>

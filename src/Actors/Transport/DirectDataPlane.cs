@@ -250,6 +250,13 @@ public sealed class DirectDataPlane : IDisposable
             _free.Enqueue(values);
     }
 
+    /// <summary>
+    /// Called on the reader thread with each whole frame's sender, step, and the monotonic timestamps
+    /// (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>) of its header and of its last payload byte, before
+    /// it is delivered (a <see cref="Steps.StepTrace"/>); null: nothing is measured.
+    /// </summary>
+    public Action<int, long, long, long>? FrameReceived { get; set; }
+
     /// <summary>Arrays read into since start-up that were not taken from the returned ones.</summary>
     public long ArraysAllocated => Interlocked.Read(ref _arraysAllocated);
 
@@ -437,6 +444,7 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 sender = header.Sender;
+                long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 var values = Rent(header.Count);
                 var payload = MemoryMarshal.AsBytes(values.AsSpan());
                 got = ReceiveExact(socket, tls, payload);
@@ -446,6 +454,7 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 Interlocked.Increment(ref _framesReceived);
+                FrameReceived?.Invoke(sender, header.Step, headerAt, System.Diagnostics.Stopwatch.GetTimestamp());
                 _deliver(ToMessage(header, values));
             }
         }
