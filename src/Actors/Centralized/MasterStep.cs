@@ -94,6 +94,21 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     /// <summary>The data plane's endpoint for the workers' <see cref="JoinRun"/>; empty over Akka.</summary>
     public string DataEndpoint => _dataPlane?.Endpoint ?? "";
 
+    /// <summary>The data plane's key for the workers' <see cref="JoinRun"/>; null over Akka.</summary>
+    public byte[]? DataKey => _dataPlane?.Key;
+
+    /// <summary>
+    /// The worker of <paramref name="accepted"/> is at its data endpoint with its key: its data connections must prove
+    /// that key from now on. False (nothing trusted) when it gave no endpoint or no key of the right size.
+    /// </summary>
+    public bool Trust(JoinAccepted accepted)
+    {
+        if (_dataPlane is null || accepted.DataEndpoint.Length == 0 || !DataPlaneHandshake.IsKey(accepted.DataKey))
+            return false;
+        _dataPlane.Trust(accepted.WorkerIndex, accepted.DataEndpoint, accepted.DataKey!);
+        return true;
+    }
+
     /// <summary>True while a step waits for gradients.</summary>
     public bool IsGathering => _gather.IsOpen;
 
@@ -212,7 +227,9 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     bool IStepExchange.EndEpoch()
     {
         long badFrames = _dataPlane?.BadFrames ?? 0;
-        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + badFrames, DroppedMessages.ByKind(_gather.Dropped, badFrames));
+        var refused = _dataPlane?.RefusalsByName ?? new Dictionary<string, long>();
+        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + badFrames + refused.Values.Sum(),
+                                                     DroppedMessages.ByKind(_gather.Dropped, badFrames, named: refused));
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         if (plateau || _replica.AtEpochLimit)
         {

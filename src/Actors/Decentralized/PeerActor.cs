@@ -140,7 +140,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PublishReady>(_ => PublishReadiness());
         Receive<PeerReady>(m =>
         {
-            if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint))
+            if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint, m.DataKey))
                 return;
             _log.Info("peer {0} ready ({1}/{2} seen)", m.NodeAddress, barrier.Seen, _setup.PeerCount);
             TryPassBarrier(barrier);
@@ -275,7 +275,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     // ---- start barrier ------------------------------------------------------------------------------
 
-    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint));
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key));
 
     /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
     /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>
@@ -312,7 +312,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Timers.Cancel(nameof(StartTimedOut));
         _run.NodeIds = passed.NodeIds;
         _run.Participants.UnionWith(passed.NodeIds.Values);
-        _run.Shares.Connect(passed.Endpoints);
+        _run.Shares.Connect(passed.Endpoints, passed.Keys);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
         if (_settings.StepTrace)
             _step.StartTrace();

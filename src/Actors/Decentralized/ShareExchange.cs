@@ -24,6 +24,9 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
     /// <summary>This peer's data endpoint ("host:port"), or "" on the Akka transport.</summary>
     public string Endpoint => direct?.Endpoint ?? "";
 
+    /// <summary>This peer's data-plane key, advertised with <see cref="Endpoint"/>; null on the Akka transport.</summary>
+    public byte[]? Key => direct?.Key;
+
     /// <summary>True on the data plane: this peer's own share does not come back to it, it offers it to its buffer itself.</summary>
     public bool IsDirect => direct is not null;
 
@@ -37,9 +40,19 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
             direct.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
     }
 
-    /// <summary>Every node's data endpoint, known once the start barrier passed.</summary>
-    public void Connect(IReadOnlyDictionary<int, string> endpoints) =>
+    /// <summary>Connections the data plane refused before they proved a node, by name (<see cref="DataPlaneHandshake.Name"/>).</summary>
+    public IReadOnlyDictionary<string, long> Refused => direct?.RefusalsByName ?? new Dictionary<string, long>();
+
+    /// <summary>
+    /// Every node's data endpoint and key, known once the start barrier passed: each node's data connections must
+    /// prove its key from now on (<see cref="DirectDataPlane.Trust"/>).
+    /// </summary>
+    public void Connect(IReadOnlyDictionary<int, string> endpoints, IReadOnlyDictionary<int, byte[]> keys)
+    {
         _endpoints = endpoints.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToArray();
+        foreach (var (nodeId, key) in keys)
+            direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
+    }
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>
