@@ -223,9 +223,8 @@ public sealed class IdxReaderTests : IDisposable
     [Fact]
     public void Loads_the_fashion_mnist_training_split_in_one_pass_without_an_intermediate_copy()
     {
-        // What makes the load fast is that
-        // it decompresses straight into the float array: one allocation of the exact size, no 47 MB byte[] of the
-        // pixels. Allocation is what this asserts; a wall-clock bound would only flake on a busy machine.
+        // What makes the load fast is that it decompresses straight into the float array: one allocation of the exact
+        // size, no 47 MB byte[] of the pixels. Allocation is what this asserts; a wall-clock bound flakes under load.
         Assert.True(Directory.Exists(FashionMnist), $"{FashionMnist} is missing: install dataset-fashion-mnist");
         IdxReader.LoadDirectory(FashionMnist, "t10k"); // warm up the JIT and the pools on the small split
 
