@@ -121,10 +121,16 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         Deliver(peer, Share(0, 0, 1f));
         Deliver(peer, Share(0, 1, 2f));
 
+        StepZeroApplied(peer, dropped: 2, Share(0, 0, 1f), Share(0, 1, 2f), own);
+    }
+
+    /// <summary>Step 0 finished with exactly <paramref name="shares"/> applied, and <paramref name="dropped"/> shares dropped.</summary>
+    private void StepZeroApplied(IActorRef peer, long dropped, params GradientShare[] shares)
+    {
         Assert.Equal(1, Published<GradientShare>().Step);
         var replica = Replica(peer);
-        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 2f), own), replica.Parameters);
-        Assert.Equal(2, replica.Dropped);
+        Assert.Equal(Updated(_theta0, shares), replica.Parameters);
+        Assert.Equal(dropped, replica.Dropped);
     }
 
     [Fact]
@@ -143,10 +149,7 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         Deliver(peer, own);
         Deliver(peer, Share(0, 1, 2f));
 
-        Assert.Equal(1, Published<GradientShare>().Step);
-        var replica = Replica(peer);
-        Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 2f), own), replica.Parameters);
-        Assert.Equal(1, replica.Dropped);
+        StepZeroApplied(peer, dropped: 1, Share(0, 0, 1f), Share(0, 1, 2f), own);
     }
 
     [Fact]
