@@ -106,17 +106,29 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         Replica.Totals.BytesSent += _run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.NodeId, _run.Participants, (node, endpoint) =>
             _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
 
-    /// <summary>A share that arrived, for the open step, a later one, or to drop (counted).</summary>
-    public void Offer(GradientShare share)
+    /// <summary>
+    /// A share that arrived from <paramref name="sender"/>, for the open step, a later one, or to drop (counted; one
+    /// that did not come from the node it names as not_participant).
+    /// </summary>
+    public void Offer(GradientShare share, IActorRef sender)
     {
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
-        var outcome = _run.Buffer.Offer(share);
+        var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _run.Drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
     }
+
+    /// <summary>
+    /// Whether a share naming node <paramref name="node"/> came from that node: on the Akka transport, from the peer
+    /// actor that node announced in its <see cref="PeerReady"/> (this peer's own share from itself, through the topic),
+    /// so that no node passes its share off as another's. On the data plane each connection proved its node at connect
+    /// (<see cref="Transport.DataPlaneHandshake"/>) and its frames must name it, so there the sender says nothing more.
+    /// </summary>
+    public static bool FromItsNode(int node, IActorRef sender, bool direct, IReadOnlyDictionary<int, IActorRef> peers) =>
+        direct || (peers.TryGetValue(node, out var peer) && peer.Equals(sender));
 
     void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {

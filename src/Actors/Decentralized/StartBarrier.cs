@@ -1,3 +1,4 @@
+using Akka.Actor;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 
@@ -13,7 +14,7 @@ public sealed class StartBarrier
 {
     private readonly SortedSet<string> _readyFrom = new(StringComparer.Ordinal);
     private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, (string Endpoint, byte[]? Key)> _endpoints = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Endpoint, byte[]? Key, IActorRef? Peer)> _endpoints = new(StringComparer.Ordinal);
 
     /// <param name="runId">The run the peers announce.</param>
     /// <param name="selfAddress">This peer's cluster address.</param>
@@ -45,13 +46,16 @@ public sealed class StartBarrier
         /// <summary>Every node's data-plane key, by node id (<see cref="PeerReady.DataKey"/>).</summary>
         public IReadOnlyDictionary<int, byte[]> Keys { get; init; } = new Dictionary<int, byte[]>();
 
+        /// <summary>Every node's peer actor, by node id (<see cref="PeerReady.Peer"/>): the sender its shares must have on the Akka transport.</summary>
+        public IReadOnlyDictionary<int, IActorRef> Peers { get; init; } = new Dictionary<int, IActorRef>();
+
         public int NodeIdOf(string address) => NodeIds[address];
     }
 
-    /// <summary>Records a <see cref="PeerReady"/> (its endpoint and key, the latest wins); true when this peer is newly seen.</summary>
-    public bool Ready(string address, string dataEndpoint, byte[]? dataKey = null)
+    /// <summary>Records a <see cref="PeerReady"/> (its endpoint, key and actor, the latest wins); true when this peer is newly seen.</summary>
+    public bool Ready(string address, string dataEndpoint, byte[]? dataKey = null, IActorRef? peer = null)
     {
-        _endpoints[address] = (dataEndpoint, dataKey);
+        _endpoints[address] = (dataEndpoint, dataKey, peer);
         return _readyFrom.Add(address);
     }
 
@@ -78,14 +82,18 @@ public sealed class StartBarrier
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         var endpoints = new SortedDictionary<int, string>();
         var keys = new Dictionary<int, byte[]>();
+        var peers = new Dictionary<int, IActorRef>();
         foreach (string address in _readyFrom)
         {
-            ids[address] = ids.Count;
-            endpoints[ids[address]] = _endpoints[address].Endpoint;
-            if (_endpoints[address].Key is { } key)
-                keys[ids[address]] = key;
+            int id = ids[address] = ids.Count;
+            var (endpoint, key, peer) = _endpoints[address];
+            endpoints[id] = endpoint;
+            if (key is not null)
+                keys[id] = key;
+            if (peer is not null)
+                peers[id] = peer;
         }
-        return new Passed(ids, endpoints) { Keys = keys };
+        return new Passed(ids, endpoints) { Keys = keys, Peers = peers };
     }
 
     /// <summary>

@@ -51,8 +51,10 @@ public sealed class StepBuffer
     public long FirstStep { get; set; }
 
     /// <summary>Offers a contribution to the current step, or holds it for a later one.</summary>
-    public GatherOutcome Offer(IGradientContribution share)
+    public GatherOutcome Offer(IGradientContribution share, bool fromParticipant = true)
     {
+        if (!fromParticipant)
+            return Drop(GatherOutcome.NotParticipant);
         if (share.RunId != Gather.RunId || share.Step <= Gather.Step)
             return Gather.Offer(share);
         if (share.Step > Math.Max(Gather.Step, FirstStep - 1) + Window)

@@ -33,6 +33,7 @@ public class StartBarrierTests
         Assert.Equal("c:9", passed.Endpoints[2]);
         Assert.Equal(keyOfC, passed.Keys[2]);                       // each node's key travels with its endpoint
         Assert.False(passed.Keys.ContainsKey(1));
+        Assert.Empty(passed.Peers);                                  // no actor announced: on the Akka transport no share would count
     }
 
     [Fact]

@@ -14,7 +14,7 @@ namespace DistSgd.Actors.Tests.Transport;
 /// delivers, what it refuses, and that a refused or broken frame never reaches the step while a good connection goes on
 /// working. Every wait is bounded.
 /// </summary>
-public sealed class DirectDataPlaneTests() : MasterPlaneTest(RunId, Parameters, TimeSpan.FromMilliseconds(300))
+public sealed class DirectDataPlaneTests() : MasterPlaneTest(RunId, Parameters, TimeSpan.FromSeconds(1))
 {
     private new const string RunId = "frame-run";
     private const int Parameters = 1000;   // a master of 2 workers: gradient replies from senders 0 and 1 of at most 1000 floats

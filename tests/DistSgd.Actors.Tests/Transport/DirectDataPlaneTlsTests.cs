@@ -19,7 +19,7 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     private const string RunId = "tls-run";
     private const int Parameters = 250_000;   // 1 MB frames: many TLS records each
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan FrameTimeout = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan FrameTimeout = TimeSpan.FromSeconds(1);
 
     private readonly TestCertificates _ca = new();
     private readonly TestCertificates _otherCa = new("Another CA");
