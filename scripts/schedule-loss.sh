@@ -38,6 +38,6 @@ for _ in $(seq 1 3000); do grep -q "epoch   1/" "$work/node-0.log" && break; sle
 sleep 2   # into epoch 2
 kill -9 "${workers[1]}"
 wait "$master" || true; wait "${workers[0]}" || true
-echo "worker 2 killed in epoch 2: test accuracy $(accuracy "$work/node-0")"
+echo "the second worker (index 1) killed in epoch 2: test accuracy $(accuracy "$work/node-0")"
 grep -E "epoch +[0-9]+/" "$work/node-0.log" || true
 grep -iE "schedule|shards for" "$work/node-0.log" || true
