@@ -45,6 +45,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
     private readonly int _maxWorkers;
+    /// <summary>Workers a send of θ failed to, this step (reused: a step allocates nothing of its own).</summary>
+    private readonly List<int> _unreached = new();
 
     public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
                       IActorContext context, int maxWorkers)
@@ -211,8 +213,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
     {
         // The step's gradients are averaged and applied: their arrays take the next step's frames.
-        foreach (var reply in _dataPlane is null ? [] : gather.Replies)
-            _dataPlane!.Return(reply.Gradient);
+        for (int i = 0; _dataPlane is not null && i < gather.Replies.Count; i++)
+            _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
@@ -272,7 +274,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     /// </summary>
     private void SendParametersDirect(DirectDataPlane dataPlane)
     {
-        var unreached = new List<int>();
+        var unreached = _unreached;
+        unreached.Clear();
         foreach (int index in _roster.Participants.Keys)
         {
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));
