@@ -80,7 +80,7 @@ public sealed class MasterRecovery(string runId)
         var velocity = new float[options.Momentum > 0 ? replica.Parameters.Length : 0];
         string momentum = velocity.Length == 0 ? "no momentum to recover"
             : Previous is { } previous
-              && MomentumRecovery.TryVelocity(options, previous, replica.Parameters, options.Schedule.RateAt(source.Step - 1, options.LearningRate), velocity)
+              && MomentumRecovery.TryVelocity(options, previous, replica.Parameters, replica.Optimizer.Schedule.RateAt(source.Step - 1, options.LearningRate), velocity)
                 ? $"momentum rebuilt from θ of steps {source.Step - 1} and {source.Step}"
                 : "momentum restarts from 0 (the source did not hold two consecutive θ, or Nesterov momentum)";
         replica.Optimizer.Restore(new SgdState(source.Step, velocity));

@@ -3,6 +3,7 @@ using Akka.Event;
 using DistSgd.Actors.Membership;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Decentralized;
 
@@ -194,6 +195,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (!wasLead && run.IsLead)
         {
             run.Report(new RunProgress.Note($"node {run.NodeId} leads the run now (lowest surviving node id): it evaluates and writes the results"));
+            if (UnscoredEpochs(Replica.Epochs) is { } unscored)
+                run.Report(new RunProgress.Note(unscored));
             foreach (var earlier in Replica.Epochs)
                 run.Report(new RunProgress.EpochCompleted(earlier));
         }
@@ -206,6 +209,20 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (epochEnd.LastHash is not null)
             control.Publish(epochEnd.LastHash);
         Resume(round.EpochEnd);
+    }
+
+    /// <summary>
+    /// What a new lead says about the epochs the lost lead evaluated: only the lead scores θ on the test set, so their
+    /// test loss and accuracy are not known here (θ of those epochs is gone); null when there are none.
+    /// </summary>
+    public static string? UnscoredEpochs(IEnumerable<EpochMetrics> epochs)
+    {
+        var unscored = epochs.Where(m => !m.HasTestScore).Select(m => m.Epoch).ToList();
+        if (unscored.Count == 0)
+            return null;
+        string which = unscored.Count == 1 ? $"epoch {unscored[0]}" : $"epochs {string.Join(", ", unscored)}";
+        return $"the test loss and accuracy of {which} are not known: the lost lead scored them, θ of then is gone " +
+               "(shown as \"not known\", blank in metrics.csv, null in --json and summary.json)";
     }
 
     /// <summary>Applies the contested step with the agreed shares, first undoing it when this replica applied it with others.</summary>

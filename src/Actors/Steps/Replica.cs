@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -21,7 +22,8 @@ namespace DistSgd.Actors.Steps;
 /// </remarks>
 public sealed class Replica : IDisposable
 {
-    private readonly float[] _average;
+    private float[] _parametersBefore = [];
+    private float[] _velocityBefore = [];
     private readonly Model _evaluator;
     private readonly StepCheckpoints _checkpoints;
     private readonly List<EpochMetrics> _epochs = new();
@@ -38,7 +40,6 @@ public sealed class Replica : IDisposable
     {
         Plan = plan;
         Parameters = (float[])initialParameters.Clone();
-        _average = new float[Parameters.Length];
         Optimizer = new SgdOptimizer(optimizer, Parameters.Length);
         _evaluator = new Model(plan.Spec, evaluationKernels);
         Stopping = new EarlyStopping(training.Patience, training.MinDelta);
@@ -96,7 +97,18 @@ public sealed class Replica : IDisposable
     /// epoch's totals (<see cref="StepUpdate.Apply"/>). Does not advance the step: <see cref="Advance"/> does.
     /// </summary>
     public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) =>
-        StepUpdate.Apply(gather, _average, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step);
+        StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+
+    /// <summary>
+    /// From now on every <see cref="Apply"/> copies θ and the optimizer's velocity as they were before its update into
+    /// these arrays, in the update's own pass over memory (a decentralized peer's <c>StepUndo</c>); empty arrays: no copy.
+    /// </summary>
+    public void KeepStateBeforeEachStep(float[] parameters, float[] velocity)
+    {
+        if (parameters.Length != 0 && parameters.Length != Parameters.Length || velocity.Length != 0 && velocity.Length != Optimizer.State.Velocity.Length)
+            throw new ArgumentException($"the copies before a step need {Parameters.Length} and {Optimizer.State.Velocity.Length} values; found {parameters.Length} and {velocity.Length}");
+        (_parametersBefore, _velocityBefore) = (parameters, velocity);
+    }
 
     /// <summary>The step is taken: on to the next one of the epoch.</summary>
     public void Advance()
@@ -129,6 +141,30 @@ public sealed class Replica : IDisposable
         bool plateau = Stopping.Observe(Totals.TrainLoss);
         Totals = new EpochTotals();
         return (metrics, plateau);
+    }
+
+    /// <summary>
+    /// Steps the run has left from <see cref="Step"/>: the rest of the open epoch and every epoch after it up to the
+    /// plan's last, each of <see cref="StepsPerEpoch"/> steps (the shards the open epoch was cut into).
+    /// </summary>
+    public long RemainingSteps => (long)(Plan.Epochs - Epoch) * StepsPerEpoch + Math.Max(0, StepsPerEpoch - StepInEpoch);
+
+    /// <summary>
+    /// Re-plans the learning-rate schedule over <see cref="RemainingSteps"/> when the run's length in steps changed
+    /// under it (a membership change cut the training set into a different number of shards): from the optimizer's
+    /// next step the rest of the schedule is spread over the steps that remain, so it still ends at its final rate
+    /// after the last epoch's last step, going on from the rate reached (<see cref="LearningRateSchedule.Replan"/>).
+    /// Nothing changes when the schedule already ends there (every fault-free epoch), or has no length (constant).
+    /// </summary>
+    /// <returns>A note saying what changed, or null when nothing did.</returns>
+    public string? ReplanSchedule()
+    {
+        long remaining = RemainingSteps;
+        if (!Optimizer.Replan(remaining))
+            return null;
+        double rate = Optimizer.CurrentLearningRate;
+        return string.Create(CultureInfo.InvariantCulture,
+            $"epoch {Epoch}: the learning-rate schedule is re-planned over the {remaining} steps that remain ({StepsPerEpoch} per epoch), from lr {rate:G4} at step {Optimizer.State.Step} to its final rate at step {Optimizer.State.Step + remaining}");
     }
 
     /// <summary>On to the next epoch, at its first step.</summary>

@@ -187,10 +187,10 @@ public sealed class LiveDisplay : RunDisplay
             {
                 m.Epoch.ToString(CultureInfo.InvariantCulture),
                 m.TrainLoss.ToString("F4", CultureInfo.InvariantCulture),
-                m.TestLoss.ToString("F4", CultureInfo.InvariantCulture),
+                RunDisplay.TestLoss(m),
             };
             if (classification)
-                cells.Add((m.TestAccuracy * 100).ToString("F2", CultureInfo.InvariantCulture) + "%");
+                cells.Add(RunDisplay.TestAccuracy(m));
             cells.Add(m.Seconds.ToString("F2", CultureInfo.InvariantCulture));
             cells.Add(m.SamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture));
             table.AddRow(cells.ToArray());

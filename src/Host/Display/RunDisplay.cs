@@ -134,13 +134,16 @@ public abstract class RunDisplay
         private static double? Finite(double value) => double.IsFinite(value) ? value : null;
     }
 
-    /// <summary>The plain line of an epoch (also the live display's and the node's).</summary>
+    /// <summary>
+    /// The plain line of an epoch (also the live display's and the node's). An epoch without a test score here (one a
+    /// lost lead peer evaluated) says "not known" rather than NaN.
+    /// </summary>
     public static string FormatEpoch(EpochMetrics m, int epochs, bool classification)
     {
         var text = string.Create(CultureInfo.InvariantCulture,
-            $"epoch {m.Epoch,3}/{epochs}  train loss {m.TrainLoss:F4}  test loss {m.TestLoss:F4}");
+            $"epoch {m.Epoch,3}/{epochs}  train loss {m.TrainLoss:F4}  test loss {TestLoss(m)}");
         if (classification)
-            text += string.Create(CultureInfo.InvariantCulture, $"  test acc {m.TestAccuracy * 100:F2}%");
+            text += $"  test acc {TestAccuracy(m)}";
         text += string.Create(CultureInfo.InvariantCulture,
             $"  {m.Seconds:F2} s  {m.SamplesPerSecond,9:N0} samples/s  lr {m.LearningRate:G3}");
         if (m.Communication is { } c && c.Steps > 0)
@@ -148,4 +151,15 @@ public abstract class RunDisplay
                 $"  | step {c.StepSeconds / c.Steps * 1000:F2} ms = compute {c.ComputeSeconds / c.Steps * 1000:F2} + comm {c.CommunicationSeconds / c.Steps * 1000:F2} (median {c.CommunicationMedianSeconds * 1000:F2}) + update {c.UpdateSeconds / c.Steps * 1000:F2}, {c.BytesPerStep / 1e6:F2} MB/step");
         return text;
     }
+
+    /// <summary>What an epoch's test scores read as on screen when they are not known here.</summary>
+    public const string NotKnown = "not known";
+
+    /// <summary>The test loss as shown (4 decimals), or <see cref="NotKnown"/>.</summary>
+    public static string TestLoss(EpochMetrics m) =>
+        m.HasTestScore ? m.TestLoss.ToString("F4", CultureInfo.InvariantCulture) : NotKnown;
+
+    /// <summary>The test accuracy as shown (a percentage, 2 decimals), or <see cref="NotKnown"/>.</summary>
+    public static string TestAccuracy(EpochMetrics m) =>
+        m.HasTestScore && !double.IsNaN(m.TestAccuracy) ? (m.TestAccuracy * 100).ToString("F2", CultureInfo.InvariantCulture) + "%" : NotKnown;
 }

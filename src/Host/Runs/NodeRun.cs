@@ -57,7 +57,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters",
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)

@@ -189,8 +189,9 @@ public static class TrainRun
             TrainSeconds = result.TotalSeconds,
             WallSeconds = clock.Elapsed.TotalSeconds,
             FinalTrainLoss = final?.TrainLoss,
-            FinalTestLoss = final?.TestLoss,
-            FinalTestAccuracy = final?.TestAccuracy,
+            // null, not NaN, when the last epoch's score is not known here (a lead peer lost while it evaluated).
+            FinalTestLoss = Known(final?.TestLoss),
+            FinalTestAccuracy = Known(final?.TestAccuracy),
             DroppedMessages = final?.Communication?.DroppedByKind,
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
             Versions = RunSummary.Versions(),
@@ -199,10 +200,12 @@ public static class TrainRun
         RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
         return (
             $"done: {result.Epochs.Count} epochs ({Describe(result.StopReason)}) in {result.TotalSeconds:F1} s" +
-            (final is not null && spec.ClassCount > 0 ? string.Create(CultureInfo.InvariantCulture, $", test accuracy {final.TestAccuracy * 100:F2}%") : "")
-            + (final is not null && spec.ClassCount == 0 ? string.Create(CultureInfo.InvariantCulture, $", test loss {final.TestLoss:G5}") : "") +
+            (final is not null && spec.ClassCount > 0 ? $", test accuracy {RunDisplay.TestAccuracy(final)}" : "")
+            + (final is not null && spec.ClassCount == 0 ? (final.HasTestScore ? string.Create(CultureInfo.InvariantCulture, $", test loss {final.TestLoss:G5}") : $", test loss {RunDisplay.NotKnown}") : "") +
             $"; results in {settings.Out}/ (model.bin, metrics.csv, summary.json, plots)");
     }
+
+    private static double? Known(double? value) => value is { } v && !double.IsNaN(v) ? v : null;
 
     public static ModelSpec BuildSpec(TrainSettings settings, Dataset train)
     {
@@ -219,8 +222,9 @@ public static class TrainRun
         LearningRateSchedule schedule = settings.Schedule switch
         {
             "cosine" => new LearningRateSchedule.Cosine(totalSteps),
-            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart).
-            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1),
+            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart); the run's length lets a
+            // membership change re-plan it so the decays stay at those fractions.
+            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1, totalSteps),
             _ => LearningRateSchedule.Constant.Instance,
         };
         return new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: schedule);

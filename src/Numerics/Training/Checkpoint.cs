@@ -36,10 +36,17 @@ public sealed record EpochProgress(long Steps, long Samples, double LossSum, dou
 /// <param name="EpochsWithoutImprovement">The stop rule's count (<see cref="EarlyStopping.EpochsWithoutImprovement"/>).</param>
 /// <param name="Progress">The sums of the steps of <paramref name="Epoch"/> already taken.</param>
 /// <param name="Epochs">The metrics of every finished epoch.</param>
+/// <param name="ScheduleReplans">
+/// The re-plans of the learning-rate schedule so far, oldest first (<see cref="LearningRateSchedule.Replans"/>; null or
+/// empty: none): a membership change re-planned it, and the resumed run goes on with the same rates.
+/// </param>
 public sealed record Checkpoint(string Identity, long Step, int Epoch, int StepInEpoch, float[] Parameters, SgdState Optimizer,
                                 double BestLoss, int EpochsWithoutImprovement, EpochProgress Progress,
-                                IReadOnlyList<EpochMetrics> Epochs)
+                                IReadOnlyList<EpochMetrics> Epochs, IReadOnlyList<ScheduleReplan>? ScheduleReplans = null)
 {
+    /// <summary>The schedule's re-plans (<see cref="ScheduleReplans"/>), empty when there are none.</summary>
+    public IReadOnlyList<ScheduleReplan> Replans => ScheduleReplans ?? [];
+
     /// <summary>
     /// The run's state at a step boundary. With <paramref name="copy"/> θ and the velocity are copied (the run goes on
     /// changing them); without, the record shares the run's arrays, for a caller that writes it before the next step.
@@ -54,10 +61,13 @@ public sealed record Checkpoint(string Identity, long Step, int Epoch, int StepI
         var velocity = optimizer.State.Velocity;
         return new Checkpoint(identity, step, epoch, stepInEpoch, copy ? (float[])parameters.Clone() : parameters,
                               new SgdState(optimizer.State.Step, copy ? (float[])velocity.Clone() : velocity),
-                              stopping.Best, stopping.EpochsWithoutImprovement, progress, epochs.ToList());
+                              stopping.Best, stopping.EpochsWithoutImprovement, progress, epochs.ToList(), optimizer.Schedule.Replans);
     }
 
-    /// <summary>Puts θ, the optimizer state and the stop rule's state back; the caller takes the position and sums from the record.</summary>
+    /// <summary>
+    /// Puts θ, the optimizer state (with the schedule's re-plans) and the stop rule's state back; the caller takes the
+    /// position and sums from the record.
+    /// </summary>
     public void RestoreInto(Span<float> parameters, SgdOptimizer optimizer, EarlyStopping stopping)
     {
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -66,6 +76,7 @@ public sealed record Checkpoint(string Identity, long Step, int Epoch, int StepI
             throw new ArgumentException($"the checkpoint holds {Parameters.Length} parameters, the model {parameters.Length}");
         Parameters.CopyTo(parameters);
         optimizer.Restore(Optimizer);
+        optimizer.RestoreReplans(Replans);
         stopping.Restore(BestLoss, EpochsWithoutImprovement);
     }
 

@@ -16,13 +16,16 @@ namespace DistSgd.Numerics.Training;
 /// epoch, int32 count + float32[count] θ, the optimizer state (<see cref="SgdState.Save"/>), float64 best loss,
 /// int32 epochs without improvement, the epoch's progress (int64 steps, int64 samples, float64 loss sum, float64
 /// learning rate, float64 compute, imbalance, communication, update seconds, int64 bytes sent, received), int32 m +
-/// m finished epochs' metrics, then 32 bytes of SHA-256 over everything before them. Every count is checked
-/// against the bytes that remain before anything is allocated.
+/// m finished epochs' metrics, (version 2) int32 r + r re-plans of the learning-rate schedule (int64 from step, int64
+/// remaining steps: <see cref="ScheduleReplan"/>), then 32 bytes of SHA-256 over everything before them. Every count
+/// is checked against the bytes that remain before anything is allocated. Version 1 files (written before schedules
+/// were re-planned) are read as having no re-plans.
 /// </remarks>
 public static class CheckpointFile
 {
     private static readonly byte[] Magic = "DSGDCKPT"u8.ToArray();
-    private const int Version = 1;
+    private const int Version = 2;
+    private const int FirstVersion = 1;
     private const string What = "checkpoint";
 
     /// <summary>
@@ -75,6 +78,12 @@ public static class CheckpointFile
             writer.Write(checkpoint.Epochs.Count);
             foreach (var m in checkpoint.Epochs)
                 WriteMetrics(writer, m);
+            writer.Write(checkpoint.Replans.Count);
+            foreach (var replan in checkpoint.Replans)
+            {
+                writer.Write(replan.FromStep);
+                writer.Write(replan.RemainingSteps);
+            }
         }
         return buffer;
     }
@@ -92,8 +101,8 @@ public static class CheckpointFile
         {
             reader.ReadBytes(Magic.Length);
             int version = reader.ReadInt32();
-            if (version != Version)
-                throw new DataFormatException(path, $"checkpoint version {version} is not supported (this build reads version {Version})");
+            if (version is < FirstVersion or > Version)
+                throw new DataFormatException(path, $"checkpoint version {version} is not supported (this build reads versions {FirstVersion} to {Version})");
             int identityLength = ChecksummedFile.ReadCount(reader, path, "identity length", length - stream.Position);
             string identity = Encoding.UTF8.GetString(reader.ReadBytes(identityLength));
             long step = reader.ReadInt64();
@@ -123,14 +132,31 @@ public static class CheckpointFile
             var epochs = new List<EpochMetrics>(epochCount);
             for (int i = 0; i < epochCount; i++)
                 epochs.Add(ReadMetrics(reader));
+            var replans = version >= 2 ? ReadReplans(reader, path, length - stream.Position) : [];
             if (stream.Position != length)
-                throw new DataFormatException(path, $"{length - stream.Position} unexpected bytes after the epochs' metrics");
-            return new Checkpoint(identity, step, epoch, stepInEpoch, parameters, optimizer, best, withoutImprovement, progress, epochs);
+                throw new DataFormatException(path, $"{length - stream.Position} unexpected bytes after the {(version >= 2 ? "schedule's re-plans" : "epochs' metrics")}");
+            return new Checkpoint(identity, step, epoch, stepInEpoch, parameters, optimizer, best, withoutImprovement, progress, epochs, replans);
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException)
         {
             throw new DataFormatException(path, $"invalid checkpoint: {e.Message}", inner: e);
         }
+    }
+
+    /// <summary>The schedule's re-plans: each starts at or after the one before and leaves at least one step.</summary>
+    private static List<ScheduleReplan> ReadReplans(BinaryReader reader, string path, long remainingBytes)
+    {
+        int count = ChecksummedFile.ReadCount(reader, path, "count of schedule re-plans", remainingBytes / (2 * sizeof(long)));
+        var replans = new List<ScheduleReplan>(count);
+        for (int i = 0; i < count; i++)
+        {
+            var replan = new ScheduleReplan(reader.ReadInt64(), reader.ReadInt64());
+            long previous = i > 0 ? replans[i - 1].FromStep : 0;
+            if (replan.FromStep < previous || replan.RemainingSteps <= 0)
+                throw new DataFormatException(path, $"schedule re-plan {i + 1} is from step {replan.FromStep} over {replan.RemainingSteps} steps; expected a step ≥ {previous} and at least 1 step");
+            replans.Add(replan);
+        }
+        return replans;
     }
 
     /// <summary>int32 epoch, int64 step, 6 float64 and the has-breakdown byte.</summary>

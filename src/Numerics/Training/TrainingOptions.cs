@@ -38,15 +38,22 @@ public sealed record TrainingOptions
 /// <summary>What one epoch achieved; one row of metrics.csv.</summary>
 /// <param name="Step">Optimizer steps taken so far, this epoch's included.</param>
 /// <param name="TrainLoss">Mean training loss over the epoch's batches (weighted by batch size).</param>
-/// <param name="TestLoss">Mean loss on the test set after the epoch (NaN without one).</param>
-/// <param name="TestAccuracy">Accuracy on the test set after the epoch (NaN for regression or without one).</param>
+/// <param name="TestLoss">
+/// Mean loss on the test set after the epoch; NaN when not known here: without a test set, or for an epoch that
+/// another node evaluated (a decentralized run's lead peer, lost since: <see cref="HasTestScore"/>).
+/// </param>
+/// <param name="TestAccuracy">Accuracy on the test set after the epoch (NaN for regression, or when the test loss is not known).</param>
 /// <param name="Seconds">Wall time of the epoch's training steps.</param>
 /// <param name="SamplesPerSecond">Training samples processed per second of <paramref name="Seconds"/>.</param>
 /// <param name="LearningRate">The learning rate of the epoch's last step.</param>
 /// <param name="Communication">Where the distributed modes' step time went; null for sequential runs.</param>
 public sealed record EpochMetrics(int Epoch, long Step, double TrainLoss, double TestLoss, double TestAccuracy,
                                   double Seconds, double SamplesPerSecond, double LearningRate,
-                                  StepTimeBreakdown? Communication = null);
+                                  StepTimeBreakdown? Communication = null)
+{
+    /// <summary>True when θ after the epoch was scored on the test set here (<see cref="TestLoss"/> is known).</summary>
+    public bool HasTestScore => !double.IsNaN(TestLoss);
+}
 
 /// <summary>
 /// Where an epoch's step time went in a distributed mode, summed over the epoch's steps. For each step:

@@ -158,9 +158,10 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public void A_lost_worker_s_shard_goes_to_the_others_from_the_next_epoch()
+    public void A_lost_worker_s_shard_goes_to_the_others_from_the_next_epoch_and_the_schedule_is_replanned_over_its_steps()
     {
-        var master = StartMaster(workers: 2, stepsPerEpoch: 2, epochs: 2);
+        // Cosine over the planned 2 epochs × 2 steps: without a re-plan η would be 0 from step 4, 23 steps before the end.
+        var master = StartMaster(workers: 2, stepsPerEpoch: 2, epochs: 2, optimizer: new SgdOptions(1.0, schedule: new LearningRateSchedule.Cosine(4)));
         var workers = Join(master, 2);
         var step0 = workers.Select(w => w.ExpectMsg<ComputeGradient>()).ToList();
         Assert.Equal([(0, 2), (1, 2)], step0.Select(m => (m.ShardIndex, m.ShardCount)));
@@ -175,13 +176,20 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         var epoch2 = workers[0].ExpectMsg<ComputeGradient>();
         Assert.Equal((2, 0, 0, 1), (epoch2.Epoch, epoch2.StepInEpoch, epoch2.ShardIndex, epoch2.ShardCount));
         _reporter.FishForMessage<RunProgress.Note>(n => n is RunProgress.Note { Text: var t } && t.Contains("cut into 1 shards"));
+        _reporter.FishForMessage<RunProgress.Note>(n => n is RunProgress.Note { Text: var t } && t.Contains("re-planned over the 25 steps that remain"));
         for (int s = 1; s < 25; s++)
         {
-            master.Tell(new GradientReply("run", epoch2.Step + s - 1, 0, 4, 1, 0, Gradient(0f)), workers[0].Ref);
-            Assert.Equal(s, workers[0].ExpectMsg<ComputeGradient>().StepInEpoch);
+            master.Tell(new GradientReply("run", epoch2.Step + s - 1, 0, 4, 1, 0, Gradient(1f)), workers[0].Ref);
+            var next = workers[0].ExpectMsg<ComputeGradient>();
+            Assert.Equal(s, next.StepInEpoch);
+            if (s == 1)   // step 2 went on from the rate reached: η₂ = (1 + cos(π·2/4))/2 = 0.5
+                Assert.Equal(epoch2.Parameters.Select(v => v - 0.5f), next.Parameters);
         }
-        master.Tell(new GradientReply("run", epoch2.Step + 24, 0, 4, 1, 0, Gradient(0f)), workers[0].Ref);
-        Assert.Equal(27, _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Result.Epochs[^1].Step);
+        master.Tell(new GradientReply("run", epoch2.Step + 24, 0, 4, 1, 0, Gradient(1f)), workers[0].Ref);
+        var last = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Result.Epochs[^1];
+        Assert.Equal(27, last.Step);
+        // The last step still learns (η reaches 0 only after it): (1 + cos(π·(2 + 2·24/25)/4))/2 ≈ 0.00099.
+        Assert.InRange(last.LearningRate, 5e-4, 2e-3);
     }
 
     [Fact]

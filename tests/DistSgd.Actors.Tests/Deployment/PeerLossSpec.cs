@@ -44,7 +44,8 @@ public class PeerLossSpec(ITestOutputHelper output)
         int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
         var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
-            plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9), new TrainingOptions(epochs, batch, 3), train, test,
+            plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9, schedule: new LearningRateSchedule.Cosine((long)epochs * stepsPerEpoch)),
+            new TrainingOptions(epochs, batch, 3), train, test,
             node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
 
         double? secondsToTrainAgain = null;
@@ -120,6 +121,13 @@ public class PeerLossSpec(ITestOutputHelper output)
         var result = outcome.Lead.Result;
         Assert.Equal(4, result.Epochs.Count);
         Assert.Equal(StopReason.EpochLimit, result.StopReason);
+        // 3 survivors: epochs 3 and 4 take 4/3 of the planned steps. The cosine, re-planned over them from epoch 3, still
+        // learns at the last step; sized for 4 peers it would have reached 0 two thirds into epoch 4.
+        Assert.Contains(outcome.Notes, n => n.Contains("epoch 3: the learning-rate schedule is re-planned"));
+        Assert.InRange(result.Epochs[^1].LearningRate, 1e-9, result.Epochs[^2].LearningRate / 10);
+        // Node 0 scored epoch 1 and is gone: the new lead says so instead of showing NaN; it scored epochs 2 to 4 itself.
+        Assert.Contains(outcome.Notes, n => n.Contains("the test loss and accuracy of epoch 1 are not known"));
+        Assert.Equal([false, true, true, true], result.Epochs.Select(m => m.HasTestScore));
         if (transport == "direct")
         {
             // Both transports give the same bits (DecentralizedClusterSpec): one fault-free run is the reference for both.

@@ -87,4 +87,26 @@ public class ReplicaTests
         Assert.Equal((2, 0), (replica.Epoch, replica.StepInEpoch));
         Assert.True(replica.AtEpochLimit);
     }
+
+    [Fact]
+    public void The_schedule_is_replanned_only_when_the_steps_that_remain_are_not_the_ones_it_was_sized_for()
+    {
+        // 4 epochs × 2 steps, cosine over 8 steps.
+        using var replica = new Replica(Plan with { Epochs = 4 }, new float[Spec.ParameterCount],
+                                        new SgdOptions(0.5, schedule: new LearningRateSchedule.Cosine(8)), new TrainingOptions(4, 4, 1),
+                                        MatrixKernels.Default, null);
+        Assert.Equal(8, replica.RemainingSteps);
+        Assert.Null(replica.ReplanSchedule());                 // a fault-free epoch start: nothing to change
+        replica.MoveTo(4, 3, 0);
+        replica.Optimizer.Restore(new SgdState(4, []));
+        Assert.Equal(4, replica.RemainingSteps);
+        Assert.Null(replica.ReplanSchedule());
+
+        replica.StepsPerEpoch = 3;                             // a lost peer's shard shared out: epochs 3 and 4 take 3 steps
+        Assert.Equal(6, replica.RemainingSteps);
+        string? note = replica.ReplanSchedule();
+        Assert.Equal("epoch 3: the learning-rate schedule is re-planned over the 6 steps that remain (3 per epoch), from lr 0.25 at step 4 to its final rate at step 10", note);
+        Assert.Equal([new ScheduleReplan(4, 6)], replica.Optimizer.Schedule.Replans);
+        Assert.Null(replica.ReplanSchedule());                 // the next epoch start finds it sized already
+    }
 }

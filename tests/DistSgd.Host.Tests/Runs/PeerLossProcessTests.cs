@@ -39,7 +39,18 @@ public class PeerLossProcessTests
         Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(results, RunFiles.SummaryFileName)));
         Assert.Equal(4, summary.RootElement.GetProperty("epochs_run").GetInt32());
-        Assert.Equal(5, File.ReadAllLines(Path.Combine(results, RunFiles.MetricsFileName)).Length);
+        var metrics = File.ReadAllLines(Path.Combine(results, RunFiles.MetricsFileName));
+        Assert.Equal(5, metrics.Length);
+
+        // Epoch 1 was scored by node 0 only: node 1 says so (no NaN), leaves its test columns blank and scores the rest.
+        Assert.DoesNotContain("NaN", peers[1].Output);
+        Assert.Contains("the test loss and accuracy of epoch 1 are not known", peers[1].Output);
+        Assert.Matches(@"epoch   1/4  train loss [0-9.]+  test loss not known  test acc not known", peers[1].Output);
+        Assert.Equal(["", ""], metrics[1].Split(',')[3..5]);
+        Assert.All(metrics[2..], row => Assert.NotEqual("", row.Split(',')[3]));
+        Assert.Equal(JsonValueKind.Number, summary.RootElement.GetProperty("final_test_accuracy").ValueKind);
+        // Two peers left: epochs 3 and 4 have half as many steps again, and the cosine schedule is re-planned over them.
+        Assert.Contains("epoch 3: the learning-rate schedule is re-planned", peers[1].Output);
     }
 
     [Fact]

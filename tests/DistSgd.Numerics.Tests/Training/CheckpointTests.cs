@@ -38,6 +38,35 @@ public class CheckpointTests
     }
 
     [Fact]
+    public void The_schedules_replans_read_back_and_a_version_1_file_reads_as_having_none()
+    {
+        var written = Sample() with { ScheduleReplans = [new ScheduleReplan(10, 40), new ScheduleReplan(30, 15)] };
+        Assert.Equal(written.Replans, CheckpointFile.Deserialize(CheckpointFile.Serialize(written), "x.ckpt").Replans);
+
+        // Version 1 (before re-plans): the same layout without the re-plans' count at the end.
+        var bytes = CheckpointFile.Serialize(Sample());
+        var body = bytes[..^(32 + 4)];
+        Assert.Equal(2, BinaryPrimitives.ReadInt32LittleEndian(body.AsSpan(8)));
+        BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(8), 1);
+        var version1 = body.Concat(SHA256.HashData(body)).ToArray();
+        var read = CheckpointFile.Deserialize(version1, "old.ckpt");
+        Assert.Empty(read.Replans);
+        Assert.Equal(Sample().Epochs, read.Epochs);
+
+        BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(8), 3);
+        var error = Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(body.Concat(SHA256.HashData(body)).ToArray(), "new.ckpt"));
+        Assert.Contains("checkpoint version 3 is not supported (this build reads versions 1 to 2)", error.Message);
+    }
+
+    [Fact]
+    public void A_replan_that_goes_back_in_steps_is_refused()
+    {
+        var bytes = CheckpointFile.Serialize(Sample() with { ScheduleReplans = [new ScheduleReplan(30, 40), new ScheduleReplan(10, 15)] });
+        var error = Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(bytes, "x.ckpt"));
+        Assert.Contains("schedule re-plan 2 is from step 10 over 15 steps; expected a step ≥ 30", error.Message);
+    }
+
+    [Fact]
     public void A_truncated_checkpoint_and_one_with_a_flipped_byte_are_skipped_for_the_one_before()
     {
         using var temp = new TempDirectory();
