@@ -43,25 +43,25 @@ public static class NodeEnding
     /// <summary>
     /// The exit of a node whose outcome is not a completed run (that one writes the results; see
     /// <see cref="RunCoordinators.Completed"/>): 0 for a part that finished, 1 for a failed run or a lost node.
-    /// <paramref name="longestPause"/> is the longest time the process did not run (<see cref="PauseWatch"/>), named
-    /// when at least <see cref="NotablePause"/>; <paramref name="removedAfterwards"/> says the cluster removed the
+    /// <paramref name="pause"/> is how long the process did not run just before (<see cref="PauseWatch.PauseBefore"/>),
+    /// named when at least <see cref="NotablePause"/>; <paramref name="removedAfterwards"/> says the cluster removed the
     /// node after its part had finished.
     /// </summary>
-    public static NodeExit Exit(object outcome, string runId, TimeSpan longestPause, bool removedAfterwards = false)
+    public static NodeExit Exit(object outcome, string runId, TimeSpan pause, bool removedAfterwards = false)
     {
-        string? pause = longestPause >= NotablePause ? $"{longestPause.TotalSeconds:0} s" : null;
+        string? paused = pause >= NotablePause ? $"{pause.TotalSeconds:0} s" : null;
         string after = removedAfterwards ? "; the cluster removed this node as its part finished, which changes nothing" : "";
         return outcome switch
         {
             PeerFinished => new NodeExit(ExitCodes.Ok,
                 $"done: run {runId} ended; the lead peer (lowest node id) writes the results{after}"),
-            RunEnded when pause is not null => new NodeExit(ExitCodes.Ok,
-                $"done: run {runId} ended; this node did not run for {pause} (stopped, e.g. SIGSTOP, or starved) and heard the end " +
+            RunEnded when paused is not null => new NodeExit(ExitCodes.Ok,
+                $"done: run {runId} ended; this node did not run for {paused} (stopped, e.g. SIGSTOP, or starved) and heard the end " +
                 $"when it ran again; the master writes the results{after}"),
             RunEnded => new NodeExit(ExitCodes.Ok, $"done: run {runId} ended; the master writes the results{after}"),
             RunProgress.RunFailed failed => new NodeExit(ExitCodes.TrainingFailed, failed.Reason),
-            NodeLost lost when pause is not null => new NodeExit(ExitCodes.TrainingFailed,
-                $"this node did not run for {pause} (stopped, e.g. SIGSTOP, or starved), longer than the cluster waits for a silent " +
+            NodeLost lost when paused is not null => new NodeExit(ExitCodes.TrainingFailed,
+                $"this node did not run for {paused} (stopped, e.g. SIGSTOP, or starved), longer than the cluster waits for a silent " +
                 $"node; {lost.Reason}. The run goes on without this node if the others hold a majority: the master's node " +
                 "(or the lead peer's) has its outcome and results"),
             NodeLost lost => new NodeExit(ExitCodes.TrainingFailed, lost.Reason),
@@ -71,37 +71,45 @@ public static class NodeEnding
 }
 
 /// <summary>
-/// The longest time this process did not run, seen as the largest gap between ticks that should come every
-/// <see cref="Interval"/>: a SIGSTOP, a suspended machine, or a starved process. Pure: the caller passes the
-/// monotonic time of each tick (a timer in <see cref="NodeRun"/>, a list in tests).
+/// How long this process did not run just before its part ended, seen as gaps between ticks that should come every
+/// <see cref="Interval"/>: a SIGSTOP, a suspended machine, or a starved process. Only a pause that ended within
+/// <see cref="Recent"/> of the ending explains it (a node paused mid-run and invited back is not explained by that
+/// pause when it ends much later). Pure: the caller passes the monotonic time of each tick (a timer in
+/// <see cref="NodeRun"/>, a list in tests).
 /// </summary>
 public sealed class PauseWatch
 {
     /// <summary>How often the node's timer ticks.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
 
-    private readonly object _gate = new();
-    private TimeSpan? _last;
-    private TimeSpan _longest;
+    /// <summary>
+    /// How long before the ending a pause still explains it: a woken node hears the run's end at once, and its removal
+    /// within the resolver's stable-after (5 s by default) and the failure detector's pause.
+    /// </summary>
+    public static readonly TimeSpan Recent = TimeSpan.FromSeconds(20);
 
-    /// <summary>The longest gap seen beyond the expected interval; zero before two ticks.</summary>
-    public TimeSpan LongestPause
-    {
-        get
-        {
-            lock (_gate)
-                return _longest;
-        }
-    }
+    /// <summary>Gaps shorter than this are not kept (a busy thread pool).</summary>
+    private static readonly TimeSpan Kept = TimeSpan.FromSeconds(1);
+
+    private readonly object _gate = new();
+    private readonly List<(TimeSpan Ended, TimeSpan Length)> _pauses = new();
+    private TimeSpan? _last;
 
     /// <summary>A tick at monotonic time <paramref name="now"/>.</summary>
     public void Tick(TimeSpan now)
     {
         lock (_gate)
         {
-            if (_last is { } last && now - last - Interval > _longest)
-                _longest = now - last - Interval;
+            if (_last is { } last && now - last - Interval >= Kept)
+                _pauses.Add((now, now - last - Interval));
             _last = now;
         }
+    }
+
+    /// <summary>The longest pause that ended within <see cref="Recent"/> before <paramref name="now"/>; zero when none.</summary>
+    public TimeSpan PauseBefore(TimeSpan now)
+    {
+        lock (_gate)
+            return _pauses.Where(p => now - p.Ended <= Recent).Select(p => p.Length).DefaultIfEmpty(TimeSpan.Zero).Max();
     }
 }

@@ -281,7 +281,7 @@ public static class NodeRun
         {
             var reason = CoordinatedShutdown.Get(system).ShutdownReason;
             if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
-                lost.TrySetResult(new NodeLost("this node was removed from the cluster before its part of the run finished (downed: unreachable, or on the minority side of a partition)"));
+                lost.TrySetResult(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
         });
         if (!decentralized && !hostsMaster)
             WatchForTheMaster(system, config.DistSgd, nodeLost => lost.TrySetResult(nodeLost));
@@ -317,7 +317,7 @@ public static class NodeRun
 
         if (outcome is PeerFinished or RunEnded or NodeLost)
         {
-            var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.LongestPause, removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);
+            var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.PauseBefore(ticking.Elapsed), removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);
             if (exit.ExitCode != ExitCodes.Ok)
                 throw new TrainingFailedException(exit.Line);
             console.WriteLine(exit.Line);

@@ -22,7 +22,8 @@ public sealed class ProgressSink(TextWriter output, Action<EpochMetrics> onEpoch
 
     /// <summary>
     /// The reports besides <see cref="RunProgress.RunCompleted"/> and <see cref="RunProgress.RunFailed"/> that end this
-    /// process's part of the run (a node's: its worker's RunEnded, the node leaving the cluster); none by default.
+    /// process's part of the run (a node's: its worker's RunEnded); none by default. The cluster's news (the node removed)
+    /// reaches a node through <see cref="NodeEnding"/>, not here.
     /// </summary>
     public Func<object, bool> AlsoEnds { get; init; } = _ => false;
 

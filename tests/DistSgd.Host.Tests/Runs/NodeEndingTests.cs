@@ -9,7 +9,7 @@ namespace DistSgd.Host.Tests.Runs;
 public class NodeEndingTests
 {
     private static readonly PeerFinished Finished = new(1, [0.5f], [1, 2, 3]);
-    private static readonly NodeLost Removed = new("this node was removed from the cluster before its part of the run finished");
+    private static readonly NodeLost Removed = new("this node was removed from the cluster before the run ended");
     private static readonly TimeSpan NoPause = TimeSpan.Zero;
     private static readonly TimeSpan Stopped = TimeSpan.FromSeconds(31);
 
@@ -65,16 +65,21 @@ public class NodeEndingTests
     }
 
     [Fact]
-    public void The_pause_watch_keeps_the_longest_gap_beyond_its_interval()
+    public void The_pause_watch_names_the_longest_recent_pause_beyond_its_interval()
     {
         var watch = new PauseWatch();
         var interval = PauseWatch.Interval;
-        watch.Tick(TimeSpan.FromSeconds(10));
-        Assert.Equal(TimeSpan.Zero, watch.LongestPause);
-        watch.Tick(TimeSpan.FromSeconds(10) + interval);                  // on time
-        Assert.Equal(TimeSpan.Zero, watch.LongestPause);
-        watch.Tick(TimeSpan.FromSeconds(41) + interval * 2);              // 31 s stopped
-        watch.Tick(TimeSpan.FromSeconds(43) + interval * 3);              // 2 s late: shorter, kept the longest
-        Assert.Equal(TimeSpan.FromSeconds(31), watch.LongestPause);
+        var t = TimeSpan.FromSeconds(10);
+        watch.Tick(t);
+        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(t));
+        watch.Tick(t += interval);                                        // on time
+        watch.Tick(t += interval + TimeSpan.FromMilliseconds(500));       // a busy moment: not kept
+        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(t));
+        watch.Tick(t += interval + TimeSpan.FromSeconds(31));             // 31 s stopped
+        watch.Tick(t += interval + TimeSpan.FromSeconds(2));              // 2 s late: shorter, the longest is kept
+        Assert.Equal(TimeSpan.FromSeconds(31), watch.PauseBefore(t));
+        // Long after (invited back, the run went on): that pause no longer explains the ending; the 2 s one is older too.
+        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(t + PauseWatch.Recent + interval));
+        Assert.Equal(TimeSpan.FromSeconds(2), watch.PauseBefore(t + PauseWatch.Recent));
     }
 }

@@ -30,7 +30,8 @@ public class NodeExitProcessTests
     private static (NodeProcess Master, NodeProcess Worker, NodeProcess Frozen, int FrozenPort) StartCluster(
         NodeGroup group, TempFolder temp, string config, int epochs)
     {
-        var ports = NodeProcess.FreePorts(3);
+        // The master on the lowest address: the cluster's leader, where the split brain resolver decides and logs.
+        var ports = NodeProcess.FreePorts(3).Order().ToArray();
         string seed = $"127.0.0.1:{ports[0]}";
         NodeProcess Start(int port, string roles) =>
             group.Start(["node", "--host", "127.0.0.1", "--port", $"{port}", "--seed-nodes", seed, "--roles", roles, .. Run,
