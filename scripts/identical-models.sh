@@ -18,16 +18,16 @@
 #     when the resumed model differs from the uninterrupted run's (the README promises byte-identical);
 #   worker-loss-*: `distsgd node` processes (a master and workers A, B on 127.0.0.2-4, 2 workers). Worker B refuses
 #     every data connection from the master (distsgd.direct.members-only on; the master's connections come from
-#     127.0.0.1, no member's address), so the master's first send of θ to it fails and it is lost at that step: the
+#     127.0.0.1, no member's address) before the data-plane handshake, so the master's first connect gets no
+#     hello, its first send of θ to B fails and B is lost at that step: the
 #     rest of its shard of that epoch is skipped, the next epoch is cut for worker A alone. "-step-0" starts fresh;
 #     "-mid-epoch" resumes the master from step 111 of the uninterrupted centralized run (epoch 2, 11 steps in), so
 #     the loss lands mid-run at a fixed step. A kill -9 (scripts/fault-tolerance.sh, NodeFaultTests) lands at a
 #     different step every time, so it cannot be hashed; this loss goes through the same path ("could not be sent
-#     θ" → the worker dropped, re-shard) at a step fixed by the protocol, not by timing. One race is left: B's
-#     refusal may reach the master before its first send to B (lost at once, at step s) or after it (the master
-#     finishes step s with A's gradient alone at distsgd.step-timeout, 5 s here, and loses B at step s + 1); either
-#     way every step from s on uses A's gradient alone, and both gave the same hash (step 0 and step 1 seen).
-#     stderr says at which step each run lost B.
+#     θ" → the worker dropped, re-shard) at a step fixed by the protocol, not by timing. Before the data-plane
+#     handshake (docs/decisions/0057) one race was left: the refusal could reach the master after its first send to B
+#     (then B was lost at step s + 1); now the send waits for B's hello, so B is lost at step s. Either way every step
+#     from s on uses A's gradient alone, and both gave the same hash. stderr says at which step each run lost B.
 # Every run has a timeout; a cell that fails prints "cell-name FAILED" (see OUTDIR/cell-name.log) and the script
 # exits 1 at the end.
 set -uo pipefail

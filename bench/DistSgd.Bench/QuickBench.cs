@@ -13,7 +13,8 @@ namespace DistSgd.Bench;
 /// loop and then every kernel run for about 20 ms each. A cell is the median of its 5 samples, and
 /// its percentage is relative to the median of the peak samples taken in the same rounds.
 /// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet,
-/// --compare-pack-b (adds the same kernel with B always packed), --clock cpu|wall (default: thread CPU
+/// --compare-pack-b (adds the same kernel with B always packed, packed per sliver, in place without
+/// the next sliver's prefetch, and in place as before the first tile's copy), --clock cpu|wall (default: thread CPU
 /// time on Linux, see <see cref="ThreadClock"/>).
 /// </remarks>
 public static class QuickBench
@@ -64,7 +65,10 @@ public static class QuickBench
                 var sliver = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { ReadBInPlace = false, PackBPerSliver = true };
                 disposables.Add(sliver);
                 contestants.Add(new("pack B per sliver", Gemm(sliver)));
-                var inPlace = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { CopyBInFirstTile = false };
+                var noPrefetch = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { PrefetchNextSliver = false };
+                disposables.Add(noPrefetch);
+                contestants.Add(new("no next prefetch", Gemm(noPrefetch)));
+                var inPlace = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { CopyBInFirstTile = false, PrefetchNextSliver = false };
                 disposables.Add(inPlace);
                 contestants.Add(new("B in place (old)", Gemm(inPlace)));
             }

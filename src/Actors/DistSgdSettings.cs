@@ -13,11 +13,13 @@ namespace DistSgd.Actors;
 /// <param name="DirectFrameTimeout">How long a started frame may take to arrive, or a send to be accepted, before the connection is closed.</param>
 /// <param name="DirectMembersOnly">Accept data connections only from the addresses of current cluster members.</param>
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
+/// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
+/// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0)
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "")
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -41,7 +43,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Port(section, "direct.port"),
             Positive(section, "direct.frame-timeout"),
             Switch(section, "direct.members-only", true),
-            section.GetInt("standby-masters", 0));
+            section.GetInt("standby-masters", 0),
+            Switch(section, "step-trace", false),
+            section.GetString("log-file", ""));
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -49,6 +53,12 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                 $"distsgd.roles: expected three different role names, found master = '{settings.MasterRole}', worker = '{settings.WorkerRole}', peer = '{settings.PeerRole}'");
         return settings;
     }
+
+    /// <summary>
+    /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
+    /// or the working directory without a log file.
+    /// </summary>
+    public string StepTraceFolder => Path.GetDirectoryName(Path.GetFullPath(LogFile.Length > 0 ? LogFile : "x")) ?? ".";
 
     /// <summary>
     /// Where this node's data plane listens and what it advertises: distsgd.direct.hostname when set (both), else

@@ -40,11 +40,14 @@ public sealed record HeldParameters(string RunId, long Step, float[] Parameters)
 /// </summary>
 /// <param name="MasterEndpoint">"host:port" of the master's direct data plane, where gradients go; empty when the
 /// run's payloads travel over Akka (distsgd.transport = akka on the master decides for the run).</param>
-public sealed record JoinRun(RunPlan Plan, int WorkerIndex, int WorkerCount, string MasterEndpoint = "") : IDistSgdMessage;
+/// <param name="MasterKey">The master data plane's key (<see cref="DirectDataPlane.Key"/>): the master's data connections prove it
+/// (<see cref="DataPlaneHandshake"/>); null on the Akka transport.</param>
+public sealed record JoinRun(RunPlan Plan, int WorkerIndex, int WorkerCount, string MasterEndpoint = "", byte[]? MasterKey = null) : IDistSgdMessage;
 
 /// <summary>Worker → master: ready for the run's steps.</summary>
 /// <param name="DataEndpoint">"host:port" of the worker's direct data plane, where θ goes; empty on the Akka transport.</param>
-public sealed record JoinAccepted(string RunId, int WorkerIndex, string DataEndpoint = "") : IDistSgdMessage;
+/// <param name="DataKey">The worker data plane's key: its data connections prove it; null on the Akka transport.</param>
+public sealed record JoinAccepted(string RunId, int WorkerIndex, string DataEndpoint = "", byte[]? DataKey = null) : IDistSgdMessage;
 
 /// <summary>Worker → master: cannot take part; <paramref name="Reason"/> says why (e.g. a data-shape mismatch).</summary>
 public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) : IDistSgdMessage;

@@ -91,6 +91,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_replica.IsRunning)
             _replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
+        _step.WriteTrace();
         _step.Dispose();
         _replica.Dispose();
     }
@@ -190,6 +191,8 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             if (_step.Reassemble(chunk, Sender) is { } whole)
                 Self.Forward(whole);
         });
+        // The step timer stays armed between steps (StepLoop.RestartTimeout): outside the steps it has nothing to time.
+        Receive<StepLoop.StepTimedOut>(_ => { });
     }
 
     // ---- registration and joining -------------------------------------------------------------------
@@ -221,17 +224,21 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_roster.Registered.Count < _setup.WorkerCount)
             return;
         foreach (var (index, worker) in _roster.NumberByAddress())
-            worker.Tell(new JoinRun(_plan, index, _setup.WorkerCount, _step.DataEndpoint));
+            Invite(worker, index, _setup.WorkerCount);
     }
+
+    /// <summary>Asks <paramref name="worker"/> to take part as worker <paramref name="index"/>, telling it where (and with which key) the master's data plane is.</summary>
+    private void Invite(IActorRef worker, int index, int shardCount) =>
+        worker.Tell(new JoinRun(_plan, index, shardCount, _step.DataEndpoint, _step.DataKey));
 
     /// <param name="recovered">Whether the run was recovered from the workers (it goes on) rather than started.</param>
     private void HandleJoinAccepted(JoinAccepted message, bool recovered)
     {
         if (message.RunId != _plan.RunId || !_roster.Participants.ContainsKey(message.WorkerIndex))
             return;
-        if (_step.UsesDataPlane && message.DataEndpoint.Length == 0)
+        if (_step.UsesDataPlane && !_step.Trust(message))
         {
-            Fail($"worker {message.WorkerIndex} at {Sender.Path.Address} joined without a data endpoint; this run's payloads use the direct transport");
+            Fail($"worker {message.WorkerIndex} at {Sender.Path.Address} joined without a data endpoint and key; this run's payloads use the direct transport");
             return;
         }
         _roster.Accept(message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null);
@@ -257,13 +264,14 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             return;   // as many workers as the run takes
         _roster.Register(message.Worker, index);
         Context.Watch(message.Worker);
-        message.Worker.Tell(new JoinRun(_plan, index, _roster.ShardCount, _step.DataEndpoint));
+        Invite(message.Worker, index, _roster.ShardCount);
     }
 
     private void HandleJoinUnderWay(JoinAccepted message)
     {
-        if (message.RunId != _plan.RunId || (_step.UsesDataPlane && message.DataEndpoint.Length == 0)
-            || !_roster.JoinUnderWay(Sender, message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null))
+        if (message.RunId != _plan.RunId || (_step.UsesDataPlane && !DataPlaneHandshake.IsKey(message.DataKey))
+            || !_roster.JoinUnderWay(Sender, message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null)
+            || (_step.UsesDataPlane && !_step.Trust(message)))
             return;
         _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
     }
@@ -303,7 +311,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         else
             _step.ReplanSchedule();
         foreach (var (index, worker) in _roster.Participants.Concat(_roster.Joining))
-            worker.Tell(new JoinRun(_plan, index, _roster.ShardCount, _step.DataEndpoint));
+            Invite(worker, index, _roster.ShardCount);
     }
 
     // ---- membership ---------------------------------------------------------------------------------
@@ -440,7 +448,9 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     {
         Timers.CancelAll();
         _replica.Stop();
-        foreach (var worker in _roster.Registered)
+        // Also the workers lost as unreachable or evicted and not removed: one that was only paused (SIGSTOP, a long GC)
+        // finds the RunEnded in its socket when it runs again, and exits 0 instead of failing alone (decision 0063).
+        foreach (var worker in _roster.Registered.Concat(_roster.Evicted).Concat(_tracker.LostAsUnreachable).Distinct().ToList())
             worker.Tell(new RunEnded(_plan.RunId));
         _roster.Clear();
         _step.Dispose();

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Membership;
@@ -43,11 +44,14 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly DirectDataPlane? _dataPlane;
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
+    private readonly int _maxWorkers;
+    /// <summary>Workers a send of θ failed to, this step (reused: a step allocates nothing of its own).</summary>
+    private readonly List<int> _unreached = new();
 
     public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
                       IActorContext context, int maxWorkers)
     {
-        (_setup, _settings, _replica, _roster, _control) = (setup, settings, replica, roster, control);
+        (_setup, _settings, _replica, _roster, _control, _maxWorkers) = (setup, settings, replica, roster, control, maxWorkers);
         var plan = setup.Plan;
         _self = context.Self;
         _log = context.GetLogger();
@@ -69,13 +73,43 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public StepLoop Loop { get; private set; } = null!;
 
     /// <summary>Makes the <see cref="Loop"/> once the master's timers exist (Akka sets them after the constructor).</summary>
-    public void UseTimers(ITimerScheduler timers) => Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
+    public void UseTimers(ITimerScheduler timers)
+    {
+        Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
+        if (!_settings.StepTrace)
+            return;
+        var trace = new StepTrace(MasterTraceProcess, "master", _maxWorkers);
+        Loop.Trace = trace;
+        if (_dataPlane is not null)
+            _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
+    }
+
+    /// <summary>The master's process id in a step trace (peers use their node ids).</summary>
+    public const int MasterTraceProcess = 1000;
+
+    /// <summary>Writes the step trace, if any (<see cref="StepTrace.WriteOrWarn"/>).</summary>
+    public void WriteTrace() => Loop?.Trace?.WriteOrWarn(_settings, _log);
 
     /// <summary>True when payloads go over the data plane (distsgd.transport = direct).</summary>
     public bool UsesDataPlane => _dataPlane is not null;
 
     /// <summary>The data plane's endpoint for the workers' <see cref="JoinRun"/>; empty over Akka.</summary>
     public string DataEndpoint => _dataPlane?.Endpoint ?? "";
+
+    /// <summary>The data plane's key for the workers' <see cref="JoinRun"/>; null over Akka.</summary>
+    public byte[]? DataKey => _dataPlane?.Key;
+
+    /// <summary>
+    /// The worker of <paramref name="accepted"/> is at its data endpoint with its key: its data connections must prove
+    /// that key from now on. False (nothing trusted) when it gave no endpoint or no key of the right size.
+    /// </summary>
+    public bool Trust(JoinAccepted accepted)
+    {
+        if (_dataPlane is null || accepted.DataEndpoint.Length == 0 || !DataPlaneHandshake.IsKey(accepted.DataKey))
+            return false;
+        _dataPlane.Trust(accepted.WorkerIndex, accepted.DataEndpoint, accepted.DataKey!);
+        return true;
+    }
 
     /// <summary>True while a step waits for gradients.</summary>
     public bool IsGathering => _gather.IsOpen;
@@ -91,6 +125,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
 
     public void Offer(GradientReply reply, IActorRef sender)
     {
+        long taken = Stopwatch.GetTimestamp();
         // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
         bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
@@ -98,6 +133,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
+        Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());
         Loop.TryFinish();
     }
 
@@ -138,7 +174,9 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     {
         if (_dataPlane is not null)
         {
+            long sending = Stopwatch.GetTimestamp();
             SendParametersDirect(_dataPlane);
+            Loop.Trace?.Add(StepPhase.Send, _replica.Step, sending, Stopwatch.GetTimestamp());
             return;
         }
         // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
@@ -175,8 +213,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
     {
         // The step's gradients are averaged and applied: their arrays take the next step's frames.
-        foreach (var reply in _dataPlane is null ? [] : gather.Replies)
-            _dataPlane!.Return(reply.Gradient);
+        for (int i = 0; _dataPlane is not null && i < gather.Replies.Count; i++)
+            _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
@@ -191,7 +229,9 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     bool IStepExchange.EndEpoch()
     {
         long badFrames = _dataPlane?.BadFrames ?? 0;
-        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + badFrames, DroppedMessages.ByKind(_gather.Dropped, badFrames));
+        var refused = _dataPlane?.RefusalsByName ?? new Dictionary<string, long>();
+        var (metrics, plateau) = _replica.CloseEpoch(_setup.Test, _replica.Step, _gather.DroppedTotal + badFrames + refused.Values.Sum(),
+                                                     DroppedMessages.ByKind(_gather.Dropped, badFrames, named: refused));
         _setup.Reporter.Tell(new RunProgress.EpochCompleted(metrics));
         if (plateau || _replica.AtEpochLimit)
         {
@@ -234,7 +274,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     /// </summary>
     private void SendParametersDirect(DirectDataPlane dataPlane)
     {
-        var unreached = new List<int>();
+        var unreached = _unreached;
+        unreached.Clear();
         foreach (int index in _roster.Participants.Keys)
         {
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));

@@ -176,7 +176,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (message.WorkerIndex < message.WorkerCount)
             UseShard(message.WorkerIndex, message.WorkerCount);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches?.ShardSize ?? 0);
-        Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, OpenDataPlane(message)));
+        string endpoint = OpenDataPlane(message);
+        Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, endpoint, _dataPlane?.Key));
     }
 
     /// <summary>
@@ -195,6 +196,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _dataPlane?.Dispose();
         var self = Self;
         _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        // The master is node 0 of this plane: its θ connections, and the answers to this worker's, prove its key.
+        if (DataPlaneHandshake.IsKey(message.MasterKey))
+            _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
         return _dataPlane.Endpoint;

@@ -193,6 +193,9 @@ public sealed class WorkerRoster
         return worker;
     }
 
+    /// <summary>The evicted workers still remembered (their members may be alive).</summary>
+    public IReadOnlyCollection<IActorRef> Evicted => _evicted.Keys;
+
     /// <summary>The member address of an evicted worker still remembered, or null.</summary>
     public Address? EvictedAt(IActorRef worker) => _evicted.GetValueOrDefault(worker);
 

@@ -162,11 +162,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     w.Write(m.WorkerIndex);
                     w.Write(m.WorkerCount);
                     w.Write(m.MasterEndpoint);
+                    WriteShortBytes(w, m.MasterKey);
                     break;
                 case JoinAccepted m:
                     w.Write(m.RunId);
                     w.Write(m.WorkerIndex);
                     w.Write(m.DataEndpoint);
+                    WriteShortBytes(w, m.DataKey);
                     break;
                 case JoinRefused m:
                     w.Write(m.RunId);
@@ -181,6 +183,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     w.Write(m.NodeAddress);
                     w.Write(Akka.Serialization.Serialization.SerializedActorPath(m.Peer));
                     w.Write(m.DataEndpoint);
+                    WriteShortBytes(w, m.DataKey);
                     break;
                 case PeerReadyAck m:
                     w.Write(m.RunId);
@@ -190,8 +193,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     w.Write(m.RunId);
                     w.Write(m.Epoch);
                     w.Write(m.NodeId);
-                    w.Write(m.Hash.Length);
-                    w.Write(m.Hash);
+                    WriteShortBytes(w, m.Hash);
                     w.Write(m.VotesToStop);
                     break;
                 case MembershipReport m:
@@ -269,13 +271,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                                              reader.ReadInt32(), reader.ReadInt32(), reader.ReadBoolean())
                         : null),
                 RequestHeldParametersManifest => new RequestHeldParameters(reader.ReadString()),
-                JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32(), ReadEndpoint(reader)),
-                JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32(), ReadEndpoint(reader)),
+                JoinRunManifest => new JoinRun(ReadPlan(reader), reader.ReadInt32(), reader.ReadInt32(), ReadEndpoint(reader), ReadKey(reader)),
+                JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32(), ReadEndpoint(reader), ReadKey(reader)),
                 JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),
                 RunEndedManifest => new RunEnded(reader.ReadString()),
-                PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader)),
+                PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader), ReadKey(reader)),
                 PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
-                ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadHash(reader), reader.ReadBoolean()),
+                ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadShortBytes(reader, "a parameter hash"), reader.ReadBoolean()),
                 MembershipReportManifest => new MembershipReport(reader.ReadString(), reader.ReadInt32(), ReadIds(reader), reader.ReadInt64(),
                                                                  ReadIds(reader), reader.ReadInt64(), ReadIds(reader)),
                 _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
@@ -362,15 +364,26 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         return ids;
     }
 
-    private static byte[] ReadHash(BinaryReader r)
+    /// <summary>A parameter hash or a data-plane key: a length (0 to <see cref="MaxHashLength"/>) and that many bytes.</summary>
+    private static byte[] ReadShortBytes(BinaryReader r, string what)
     {
         int length = r.ReadInt32();
         if (length is < 0 or > MaxHashLength)
-            throw new SerializationException($"DistSgdSerializer: a parameter hash of {length} bytes (expected 0 to {MaxHashLength})");
-        var hash = r.ReadBytes(length);
-        if (hash.Length != length)
-            throw new EndOfStreamException($"a parameter hash of {length} bytes is truncated to {hash.Length}");
-        return hash;
+            throw new SerializationException($"DistSgdSerializer: {what} of {length} bytes (expected 0 to {MaxHashLength})");
+        var bytes = r.ReadBytes(length);
+        if (bytes.Length != length)
+            throw new EndOfStreamException($"{what} of {length} bytes is truncated to {bytes.Length}");
+        return bytes;
+    }
+
+    /// <summary>A data-plane key; none (the Akka transport) is written as no bytes and read back as null.</summary>
+    private static byte[]? ReadKey(BinaryReader r) => ReadShortBytes(r, "a data-plane key") is { Length: > 0 } key ? key : null;
+
+    private static void WriteShortBytes(BinaryWriter w, byte[]? bytes)
+    {
+        w.Write(bytes?.Length ?? 0);
+        if (bytes is not null)
+            w.Write(bytes);
     }
 
     /// <summary>Writes little-endian primitives into one pre-sized array.</summary>

@@ -16,7 +16,9 @@ namespace DistSgd.Actors.Decentralized;
 /// </summary>
 /// <param name="NodeAddress">The publishing node's cluster address; peers are ordered by it to get node ids.</param>
 /// <param name="DataEndpoint">"host:port" of the peer's direct data plane, where shares go; empty on the Akka transport.</param>
-public sealed record PeerReady(RunPlan Plan, string NodeAddress, IActorRef Peer, string DataEndpoint = "") : IDistSgdMessage;
+/// <param name="DataKey">The peer data plane's key (<see cref="DirectDataPlane.Key"/>): its data connections prove it
+/// (<see cref="DataPlaneHandshake"/>); null on the Akka transport.</param>
+public sealed record PeerReady(RunPlan Plan, string NodeAddress, IActorRef Peer, string DataEndpoint = "", byte[]? DataKey = null) : IDistSgdMessage;
 
 /// <summary>
 /// Peer → the peer whose <see cref="PeerReady"/> it received (a direct reply): "your publications reach

@@ -155,8 +155,9 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
     private void Proceed(bool stop, byte[] hash)
     {
         bool lead = run.IsLead;
-        var (metrics, _) = Replica.CloseEpoch(lead ? run.Setup.Test : null, Replica.Step - run.SkippedSteps, run.DroppedTotal + run.Shares.BadFrames,
-                                              DroppedMessages.ByKind(run.Buffer.Dropped.Concat(run.ResyncCheck.Dropped), run.Shares.BadFrames, run.DroppedOther));
+        var refused = run.Shares.Refused;
+        var (metrics, _) = Replica.CloseEpoch(lead ? run.Setup.Test : null, Replica.Step - run.SkippedSteps, run.DroppedTotal + run.Shares.BadFrames + refused.Values.Sum(),
+                                              DroppedMessages.ByKind(run.Buffer.Dropped.Concat(run.ResyncCheck.Dropped), run.Shares.BadFrames, run.DroppedOther, refused));
         if (lead)
             run.Report(new RunProgress.EpochCompleted(metrics));
         run.ResyncCheck.ForgetThrough(Replica.Epoch);

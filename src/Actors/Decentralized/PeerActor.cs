@@ -75,6 +75,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = replica.Step };
         var drops = new DropLog(text => _log.Warning("{0}", text));
         var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
+        replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
             : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
@@ -82,7 +83,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops);
         _tracker = new ParticipantTracker<int>(address => _run.NodeIds.TryGetValue(address.ToString(), out int id) && _run.Participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
-        Become(() => Joining(barrier));
+        Become(() => Joining(barrier, new List<(GradientShare, IActorRef)>()));
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
@@ -122,13 +123,16 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             Replica.CheckpointNow();
         Cluster.Get(Context.System).Unsubscribe(Self);
         _run.Shares.Dispose();
+        _step?.WriteTrace();
         Replica.Dispose();
         _step?.Dispose();
     }
 
     // ---- behaviours ---------------------------------------------------------------------------------
 
-    private void Joining(StartBarrier barrier)
+    /// <param name="early">Shares that arrived before the barrier passed here, with their senders: judged once the barrier
+    /// says which actor is which node (a peer that passed first may already have sent its share of step 0).</param>
+    private void Joining(StartBarrier barrier, List<(GradientShare Share, IActorRef Sender)> early)
     {
         Receive<SubscribeAck>(m => m.Subscribe.Topic == _topic, _ =>
         {
@@ -138,15 +142,23 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PublishReady>(_ => PublishReadiness());
         Receive<PeerReady>(m =>
         {
-            if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint))
+            if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint, m.DataKey, m.Peer))
                 return;
             _log.Info("peer {0} ready ({1}/{2} seen)", m.NodeAddress, barrier.Seen, _setup.PeerCount);
-            TryPassBarrier(barrier);
+            TryPassBarrier(barrier, early);
         });
         Receive<PeerReadyAck>(m => m.RunId == _plan.RunId, m =>
         {
             if (barrier.Acknowledged(m.NodeAddress))
-                TryPassBarrier(barrier);
+                TryPassBarrier(barrier, early);
+        });
+        Receive<GradientShare>(m =>
+        {
+            // At most a share per peer and step before this barrier passes: a few steps' worth, the rest counted as drops.
+            if (early.Count < StepBuffer.DefaultWindow * _setup.PeerCount)
+                early.Add((m, Sender));
+            else
+                _run.DroppedOther++;
         });
         Receive<StartTimedOut>(_ => Fail(barrier.TimeoutProblem(_settings.StartTimeout)));
         Receive<ClusterEvent.UnreachableMember>(m => barrier.Forget(m.Member.Address.ToString()));
@@ -160,7 +172,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _checkpointOnStop = true;
         Receive<GradientShare>(share =>
         {
-            _step.Offer(share);
+            _step.Offer(share, Sender);
             _step.Loop.TryFinish();
         });
         Receive<StepLoop.StepTimedOut>(_step.Loop.HandleTimeout);
@@ -187,7 +199,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                 Open(wait, lost);
         });
         Receive<MembershipReport>(m => _loss.ReportArrived(m, wait));
-        Receive<GradientShare>(_step.Offer);
+        Receive<GradientShare>(m => _step.Offer(m, Sender));
         Common();
     }
 
@@ -198,7 +210,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<ResyncTimedOut>(m => m.Epoch == Replica.Epoch, m => _epochEnd.ResyncTimeout(m.Epoch));
         OnPeerLost(_loss.Defer);
         Receive<MembershipReport>(m => _loss.ReportArrived(m, wait));
-        Receive<GradientShare>(_step.Offer);
+        Receive<GradientShare>(m => _step.Offer(m, Sender));
         Common();
     }
 
@@ -207,7 +219,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _checkpointOnStop = round.InterruptedSteps;
         Receive<GradientShare>(share =>
         {
-            _step.Offer(share);
+            _step.Offer(share, Sender);
             _loss.Advance(round);   // this share may be the last one its report waited for
         });
         Receive<MembershipReport>(m => _loss.ReportArrived(m, round));
@@ -237,7 +249,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     private void Common()
     {
         Receive<PeerReady>(m => AnswerReady(m, Fail));
-        Receive<GradientShare>(m => _step.Offer(m));   // a lambda: Joining is built in the constructor, before PreStart makes _step
+        Receive<GradientShare>(m => _step.Offer(m, Sender));
         Receive<ParameterHash>(m => _epochEnd.Hold(m));
         Receive<ReplicaResync>(m =>
         {
@@ -273,7 +285,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     // ---- start barrier ------------------------------------------------------------------------------
 
-    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint));
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key));
 
     /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
     /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>
@@ -297,7 +309,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         return true;
     }
 
-    private void TryPassBarrier(StartBarrier barrier)
+    private void TryPassBarrier(StartBarrier barrier, List<(GradientShare Share, IActorRef Sender)> early)
     {
         if (barrier.TryPass() is not { } passed)
             return;
@@ -309,9 +321,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Timers.Cancel(nameof(PublishReady));
         Timers.Cancel(nameof(StartTimedOut));
         _run.NodeIds = passed.NodeIds;
+        _run.Peers = passed.Peers;
         _run.Participants.UnionWith(passed.NodeIds.Values);
-        _run.Shares.Connect(passed.Endpoints);
+        _run.Shares.Connect(passed.Endpoints, passed.Keys);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
+        if (_settings.StepTrace)
+            _step.StartTrace();
+        foreach (var (share, sender) in early)
+            _step.Offer(share, sender);
         var batches = _step.Started();
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _run.NodeId, _setup.PeerCount, _selfAddress, batches.ShardSize);
         if (_run.NodeId == 0)

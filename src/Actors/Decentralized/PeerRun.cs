@@ -31,6 +31,9 @@ internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggin
     /// <summary>Every peer's node id by its address, from the start barrier.</summary>
     public IReadOnlyDictionary<string, int> NodeIds { get; set; } = new Dictionary<string, int>();
 
+    /// <summary>Every peer's actor by node id, from the start barrier: on the Akka transport a share must come from the actor of the node it names.</summary>
+    public IReadOnlyDictionary<int, IActorRef> Peers { get; set; } = new Dictionary<int, IActorRef>();
+
     /// <summary>This peer's node id; -1 before the start barrier.</summary>
     public int NodeId { get; set; } = -1;
 

@@ -59,10 +59,28 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return _run.Buffer.Gather;
     }
 
+    /// <summary>From now on every step is traced (distsgd.step-trace); <see cref="WriteTrace"/> writes it.</summary>
+    public void StartTrace()
+    {
+        var trace = new StepTrace(_run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount);
+        Loop.Trace = trace;
+        _run.Shares.Trace(trace);
+    }
+
+    /// <summary>Writes the step trace, if any (<see cref="StepTrace.WriteOrWarn"/>).</summary>
+    public void WriteTrace() => Loop.Trace?.WriteOrWarn(_run.Settings, _run.Log);
+
     void IStepExchange.Broadcast()
     {
+        long computing = Stopwatch.GetTimestamp();
         _ownShare = ComputeShare();
+        long sending = Stopwatch.GetTimestamp();
         SendShare(_ownShare);
+        if (Loop.Trace is { } trace)
+        {
+            trace.Add(StepPhase.Compute, _ownShare.Step, computing, sending);
+            trace.Add(StepPhase.Send, _ownShare.Step, sending, Stopwatch.GetTimestamp());
+        }
         if (_run.Shares.IsDirect)
             _run.Buffer.Offer(_ownShare);   // the topic hands a peer its own share; the data plane does not
     }
@@ -88,15 +106,29 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         Replica.Totals.BytesSent += _run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.NodeId, _run.Participants, (node, endpoint) =>
             _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
 
-    /// <summary>A share that arrived, for the open step, a later one, or to drop (counted).</summary>
-    public void Offer(GradientShare share)
+    /// <summary>
+    /// A share that arrived from <paramref name="sender"/>, for the open step, a later one, or to drop (counted; one
+    /// that did not come from the node it names as not_participant).
+    /// </summary>
+    public void Offer(GradientShare share, IActorRef sender)
     {
+        long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
-        var outcome = _run.Buffer.Offer(share);
+        var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
+        Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _run.Drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
     }
+
+    /// <summary>
+    /// Whether a share naming node <paramref name="node"/> came from that node: on the Akka transport, from the peer
+    /// actor that node announced in its <see cref="PeerReady"/> (this peer's own share from itself, through the topic),
+    /// so that no node passes its share off as another's. On the data plane each connection proved its node at connect
+    /// (<see cref="Transport.DataPlaneHandshake"/>) and its frames must name it, so there the sender says nothing more.
+    /// </summary>
+    public static bool FromItsNode(int node, IActorRef sender, bool direct, IReadOnlyDictionary<int, IActorRef> peers) =>
+        direct || (peers.TryGetValue(node, out var peer) && peer.Equals(sender));
 
     void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {
@@ -117,7 +149,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     bool IStepExchange.BeforeApply(StepGather gather)
     {
-        _run.Undo.Capture(Replica.Parameters, Replica.Optimizer.State);
+        // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep).
+        _run.Undo.Capturing(Replica.Optimizer.State);
         return true;
     }
 

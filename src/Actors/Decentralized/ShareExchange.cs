@@ -18,10 +18,14 @@ namespace DistSgd.Actors.Decentralized;
 internal sealed class ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount) : IDisposable
 {
     private readonly float[][] _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
-    private IReadOnlyDictionary<int, string> _endpoints = new Dictionary<int, string>();
+    /// <summary>Every node's data endpoint, in node-id order (an array: sending enumerates it at every step without allocating).</summary>
+    private (int NodeId, string Endpoint)[] _endpoints = [];
 
     /// <summary>This peer's data endpoint ("host:port"), or "" on the Akka transport.</summary>
     public string Endpoint => direct?.Endpoint ?? "";
+
+    /// <summary>This peer's data-plane key, advertised with <see cref="Endpoint"/>; null on the Akka transport.</summary>
+    public byte[]? Key => direct?.Key;
 
     /// <summary>True on the data plane: this peer's own share does not come back to it, it offers it to its buffer itself.</summary>
     public bool IsDirect => direct is not null;
@@ -29,8 +33,26 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
     /// <summary>Frames the data plane refused so far.</summary>
     public long BadFrames => direct?.BadFrames ?? 0;
 
-    /// <summary>Every node's data endpoint, known once the start barrier passed.</summary>
-    public void Connect(IReadOnlyDictionary<int, string> endpoints) => _endpoints = endpoints;
+    /// <summary>The data plane's readers report each frame's arrival to <paramref name="trace"/> (nothing on the Akka transport).</summary>
+    public void Trace(Steps.StepTrace trace)
+    {
+        if (direct is not null)
+            direct.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
+    }
+
+    /// <summary>Connections the data plane refused before they proved a node, by name (<see cref="DataPlaneHandshake.Name"/>).</summary>
+    public IReadOnlyDictionary<string, long> Refused => direct?.RefusalsByName ?? new Dictionary<string, long>();
+
+    /// <summary>
+    /// Every node's data endpoint and key, known once the start barrier passed: each node's data connections must
+    /// prove its key from now on (<see cref="DirectDataPlane.Trust"/>).
+    /// </summary>
+    public void Connect(IReadOnlyDictionary<int, string> endpoints, IReadOnlyDictionary<int, byte[]> keys)
+    {
+        _endpoints = endpoints.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToArray();
+        foreach (var (nodeId, key) in keys)
+            direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
+    }
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>

@@ -1,4 +1,6 @@
+using Akka.Actor;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors.Decentralized;
 
@@ -12,7 +14,7 @@ public sealed class StartBarrier
 {
     private readonly SortedSet<string> _readyFrom = new(StringComparer.Ordinal);
     private readonly HashSet<string> _ackedBy = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string> _endpoints = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Endpoint, byte[]? Key, IActorRef? Peer)> _endpoints = new(StringComparer.Ordinal);
 
     /// <param name="runId">The run the peers announce.</param>
     /// <param name="selfAddress">This peer's cluster address.</param>
@@ -35,18 +37,25 @@ public sealed class StartBarrier
     public int Seen => _readyFrom.Count;
 
     /// <summary>
-    /// The barrier once passed: every peer's node id by address, and every node's data endpoint ("" on the Akka transport),
-    /// or why the run cannot start (more peers announced the run than expected).
+    /// The barrier once passed: every peer's node id by address, every node's data endpoint ("" on the Akka transport)
+    /// and data-plane key (absent on the Akka transport), or why the run cannot start (more peers announced the run than
+    /// expected).
     /// </summary>
     public sealed record Passed(IReadOnlyDictionary<string, int> NodeIds, IReadOnlyDictionary<int, string> Endpoints, string? Problem = null)
     {
+        /// <summary>Every node's data-plane key, by node id (<see cref="PeerReady.DataKey"/>).</summary>
+        public IReadOnlyDictionary<int, byte[]> Keys { get; init; } = new Dictionary<int, byte[]>();
+
+        /// <summary>Every node's peer actor, by node id (<see cref="PeerReady.Peer"/>): the sender its shares must have on the Akka transport.</summary>
+        public IReadOnlyDictionary<int, IActorRef> Peers { get; init; } = new Dictionary<int, IActorRef>();
+
         public int NodeIdOf(string address) => NodeIds[address];
     }
 
-    /// <summary>Records a <see cref="PeerReady"/> (its endpoint, the latest wins); true when this peer is newly seen.</summary>
-    public bool Ready(string address, string dataEndpoint)
+    /// <summary>Records a <see cref="PeerReady"/> (its endpoint, key and actor, the latest wins); true when this peer is newly seen.</summary>
+    public bool Ready(string address, string dataEndpoint, byte[]? dataKey = null, IActorRef? peer = null)
     {
-        _endpoints[address] = dataEndpoint;
+        _endpoints[address] = (dataEndpoint, dataKey, peer);
         return _readyFrom.Add(address);
     }
 
@@ -72,12 +81,19 @@ public sealed class StartBarrier
                               $"{_readyFrom.Count} peers announced run {RunId}, {PeerCount} expected: {string.Join(", ", _readyFrom)}");
         var ids = new Dictionary<string, int>(StringComparer.Ordinal);
         var endpoints = new SortedDictionary<int, string>();
+        var keys = new Dictionary<int, byte[]>();
+        var peers = new Dictionary<int, IActorRef>();
         foreach (string address in _readyFrom)
         {
-            ids[address] = ids.Count;
-            endpoints[ids[address]] = _endpoints[address];
+            int id = ids[address] = ids.Count;
+            var (endpoint, key, peer) = _endpoints[address];
+            endpoints[id] = endpoint;
+            if (key is not null)
+                keys[id] = key;
+            if (peer is not null)
+                peers[id] = peer;
         }
-        return new Passed(ids, endpoints);
+        return new Passed(ids, endpoints) { Keys = keys, Peers = peers };
     }
 
     /// <summary>
@@ -92,6 +108,9 @@ public sealed class StartBarrier
         if (direct == (message.DataEndpoint.Length == 0))
             return $"the peer at {message.NodeAddress} uses the {(message.DataEndpoint.Length == 0 ? "akka" : "direct")} transport, this peer " +
                    $"the {(direct ? "direct" : "akka")} one (distsgd.transport must be the same on every peer)";
+        if (direct && !DataPlaneHandshake.IsKey(message.DataKey))
+            return $"the peer at {message.NodeAddress} advertised its data endpoint without a {DataPlaneHandshake.KeySize}-byte data-plane key " +
+                   "(every peer must run this version of DistSgd)";
         return null;
     }
 

@@ -8,7 +8,12 @@ namespace DistSgd.Actors.Decentralized;
 /// (<see cref="MembershipDecision.RolledBack"/>): θ and the optimizer state before that step, the step's number and
 /// the shares it used. A plain class: the peer captures before every update and records after it.
 /// </summary>
-/// <remarks>A copy, not a subtraction: restoring gives back exactly the bits before the step.</remarks>
+/// <remarks>
+/// A copy, not a subtraction: restoring gives back exactly the bits before the step. The copy is made by the update
+/// itself, in its one pass over memory (<see cref="Steps.Replica.KeepStateBeforeEachStep"/> with
+/// <see cref="ParametersBefore"/> and <see cref="VelocityBefore"/>; the peer calls <see cref="Capturing"/> before the
+/// update), or by <see cref="Capture"/>.
+/// </remarks>
 public sealed class StepUndo
 {
     private readonly float[] _parameters;
@@ -28,6 +33,15 @@ public sealed class StepUndo
     /// <summary>The shares the last applied step used, in node-id order.</summary>
     public IReadOnlyList<GradientShare> Shares => _shares;
 
+    /// <summary>Where the replica's update copies θ before the step (<see cref="Steps.Replica.KeepStateBeforeEachStep"/>).</summary>
+    public float[] ParametersBefore => _parameters;
+
+    /// <summary>Where the replica's update copies the optimizer's velocity before the step.</summary>
+    public float[] VelocityBefore => _velocity;
+
+    /// <summary>A step is about to be applied by an update that copies θ and v into <see cref="ParametersBefore"/> and <see cref="VelocityBefore"/>: keeps the optimizer's step number.</summary>
+    public void Capturing(SgdState state) => _optimizerStep = state.Step;
+
     /// <summary>Copies θ and the optimizer state before a step is applied.</summary>
     public void Capture(float[] parameters, SgdState state)
     {
@@ -40,15 +54,15 @@ public sealed class StepUndo
     /// Records the step just applied and its shares; <paramref name="released"/> is called with every gradient array of
     /// the step before it that the new step does not use (it can no longer be redone, so its arrays may be reused).
     /// </summary>
-    public void Applied(long step, IReadOnlyCollection<IGradientContribution> shares, Action<float[]>? released = null)
+    public void Applied(long step, IReadOnlyList<IGradientContribution> shares, Action<float[]>? released = null)
     {
         if (released is not null)
             foreach (var old in _shares)
-                if (!shares.Any(s => ReferenceEquals(((GradientShare)s).Gradient, old.Gradient)))
+                if (!Uses(shares, old.Gradient))
                     released(old.Gradient);
         _shares.Clear();
-        foreach (var share in shares)
-            _shares.Add((GradientShare)share);
+        for (int i = 0; i < shares.Count; i++)
+            _shares.Add((GradientShare)shares[i]);
         AppliedStep = step;
     }
 
@@ -60,5 +74,19 @@ public sealed class StepUndo
     }
 
     /// <summary>Whether the last applied step used <paramref name="gradient"/> (it may still be redone).</summary>
-    public bool Uses(float[] gradient) => _shares.Any(s => ReferenceEquals(s.Gradient, gradient));
+    public bool Uses(float[] gradient)
+    {
+        foreach (var share in _shares)
+            if (ReferenceEquals(share.Gradient, gradient))
+                return true;
+        return false;
+    }
+
+    private static bool Uses(IReadOnlyList<IGradientContribution> shares, float[] gradient)
+    {
+        for (int i = 0; i < shares.Count; i++)
+            if (ReferenceEquals(((GradientShare)shares[i]).Gradient, gradient))
+                return true;
+        return false;
+    }
 }

@@ -81,6 +81,12 @@ public sealed class ParticipantTracker<TId> where TId : notnull
     public IReadOnlyCollection<Address> UnreachableMembers => _unreachable;
 
     /// <summary>
+    /// Participants lost as unreachable whose member is neither reachable again nor removed: they may only be paused
+    /// (SIGSTOP, a long GC), and what is sent to them waits in their sockets until they run again.
+    /// </summary>
+    public IReadOnlyList<TId> LostAsUnreachable => _lostAsUnreachable.Values.SelectMany(lost => lost).ToList();
+
+    /// <summary>
     /// What a cluster event means: unreachable (its participants lost, remembered to invite back), reachable again
     /// (those remembered), removed (its participants lost for good); null for any other message.
     /// </summary>

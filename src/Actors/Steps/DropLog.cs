@@ -64,8 +64,12 @@ public static class DroppedMessages
     /// <summary>Name of the drops outside the step protocol (hashes and announcements of another run or an old epoch).</summary>
     public const string Other = "other";
 
-    /// <summary>Adds every count up by kind name; kinds with no drop are left out.</summary>
-    public static IReadOnlyDictionary<string, long> ByKind(IEnumerable<KeyValuePair<GatherOutcome, long>> judged, long badFrames = 0, long other = 0)
+    /// <summary>
+    /// Adds every count up by kind name; kinds with no drop are left out. <paramref name="named"/>: counts already
+    /// named, such as the data plane's refused connections (refused_bad_proof, refused_handshake_timeout, …).
+    /// </summary>
+    public static IReadOnlyDictionary<string, long> ByKind(IEnumerable<KeyValuePair<GatherOutcome, long>> judged, long badFrames = 0, long other = 0,
+                                                           IReadOnlyDictionary<string, long>? named = null)
     {
         var kinds = new SortedDictionary<string, long>(StringComparer.Ordinal);
         foreach (var (reason, count) in judged)
@@ -77,6 +81,11 @@ public static class DroppedMessages
             kinds[BadFrame] = badFrames;
         if (other > 0)
             kinds[Other] = other;
+        foreach (var (name, count) in named ?? new Dictionary<string, long>())
+        {
+            if (count > 0)
+                kinds[name] = kinds.GetValueOrDefault(name) + count;
+        }
         return kinds;
     }
 }

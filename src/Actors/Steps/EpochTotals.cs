@@ -48,13 +48,14 @@ public sealed class EpochTotals
     /// Adds one finished step: compute = the slowest contribution (the critical path), imbalance = slowest − mean,
     /// communication = the step's wall time − the slowest compute. Returns the step's summed loss, in participant order.
     /// </summary>
-    public double AddStep(IReadOnlyCollection<IGradientContribution> contributions, long samples, double wallSeconds,
+    public double AddStep(IReadOnlyList<IGradientContribution> contributions, long samples, double wallSeconds,
                           double updateSeconds, double learningRate)
     {
         _beforeLast = (Steps, Samples, LossSum, Compute, Imbalance, Communication, Update, LearningRate);
         double lossSum = 0, slowest = 0, computeSum = 0;
-        foreach (var c in contributions)
+        for (int i = 0; i < contributions.Count; i++)
         {
+            var c = contributions[i];
             lossSum += c.LossSum;
             slowest = Math.Max(slowest, c.ComputeSeconds);
             computeSum += c.ComputeSeconds;

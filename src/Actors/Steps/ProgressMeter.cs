@@ -45,11 +45,12 @@ public sealed class ProgressMeter
     /// Counts a finished step; returns the progress to send when one is due (the first step of an epoch, then at most once
     /// per interval), else null.
     /// </summary>
-    public RunProgress.StepProgress? StepDone(IReadOnlyCollection<IGradientContribution> contributions, double wallSeconds,
+    public RunProgress.StepProgress? StepDone(IReadOnlyList<IGradientContribution> contributions, double wallSeconds,
                                               EpochTotals totals, int epoch, long stepInEpoch)
     {
-        foreach (var c in contributions)
+        for (int i = 0; i < contributions.Count; i++)
         {
+            var c = contributions[i];
             if (!_participants.TryGetValue(c.Participant, out var p))
                 continue;
             p.Steps++;

@@ -22,7 +22,8 @@ namespace DistSgd.Actors.Steps;
 /// </remarks>
 public sealed class Replica : IDisposable
 {
-    private readonly float[] _average;
+    private float[] _parametersBefore = [];
+    private float[] _velocityBefore = [];
     private readonly Model _evaluator;
     private readonly StepCheckpoints _checkpoints;
     private readonly List<EpochMetrics> _epochs = new();
@@ -39,7 +40,6 @@ public sealed class Replica : IDisposable
     {
         Plan = plan;
         Parameters = (float[])initialParameters.Clone();
-        _average = new float[Parameters.Length];
         Optimizer = new SgdOptimizer(optimizer, Parameters.Length);
         _evaluator = new Model(plan.Spec, evaluationKernels);
         Stopping = new EarlyStopping(training.Patience, training.MinDelta);
@@ -97,7 +97,18 @@ public sealed class Replica : IDisposable
     /// epoch's totals (<see cref="StepUpdate.Apply"/>). Does not advance the step: <see cref="Advance"/> does.
     /// </summary>
     public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) =>
-        StepUpdate.Apply(gather, _average, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step);
+        StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+
+    /// <summary>
+    /// From now on every <see cref="Apply"/> copies θ and the optimizer's velocity as they were before its update into
+    /// these arrays, in the update's own pass over memory (a decentralized peer's <c>StepUndo</c>); empty arrays: no copy.
+    /// </summary>
+    public void KeepStateBeforeEachStep(float[] parameters, float[] velocity)
+    {
+        if (parameters.Length != 0 && parameters.Length != Parameters.Length || velocity.Length != 0 && velocity.Length != Optimizer.State.Velocity.Length)
+            throw new ArgumentException($"the copies before a step need {Parameters.Length} and {Optimizer.State.Velocity.Length} values; found {parameters.Length} and {velocity.Length}");
+        (_parametersBefore, _velocityBefore) = (parameters, velocity);
+    }
 
     /// <summary>The step is taken: on to the next one of the epoch.</summary>
     public void Advance()

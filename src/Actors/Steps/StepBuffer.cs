@@ -19,7 +19,8 @@ public sealed class StepBuffer
     /// <summary>How many steps ahead a share is held; a synchronous peer is never more than one step ahead unless a step timed out.</summary>
     public const int DefaultWindow = 4;
 
-    private readonly SortedDictionary<long, SortedDictionary<int, IGradientContribution>> _held = new();
+    /// <summary>Held contributions sorted by step, then participant: a list, so holding and handing over allocate nothing.</summary>
+    private readonly List<IGradientContribution> _held = new();
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
 
     public StepBuffer(string runId, int parameterCount, int window = DefaultWindow)
@@ -35,7 +36,7 @@ public sealed class StepBuffer
     public int Window { get; }
 
     /// <summary>Contributions held for later steps.</summary>
-    public int HeldCount => _held.Values.Sum(step => step.Count);
+    public int HeldCount => _held.Count;
 
     /// <summary>Dropped so far, by reason, the gather's drops included.</summary>
     public IReadOnlyDictionary<GatherOutcome, long> Dropped =>
@@ -50,16 +51,20 @@ public sealed class StepBuffer
     public long FirstStep { get; set; }
 
     /// <summary>Offers a contribution to the current step, or holds it for a later one.</summary>
-    public GatherOutcome Offer(IGradientContribution share)
+    public GatherOutcome Offer(IGradientContribution share, bool fromParticipant = true)
     {
+        if (!fromParticipant)
+            return Drop(GatherOutcome.NotParticipant);
         if (share.RunId != Gather.RunId || share.Step <= Gather.Step)
             return Gather.Offer(share);
         if (share.Step > Math.Max(Gather.Step, FirstStep - 1) + Window)
             return Drop(GatherOutcome.FutureStep);
-        if (!_held.TryGetValue(share.Step, out var step))
-            _held[share.Step] = step = new SortedDictionary<int, IGradientContribution>();
-        if (!step.TryAdd(share.Participant, share))
+        int at = _held.Count;
+        while (at > 0 && Before(share, _held[at - 1]))
+            at--;
+        if (at > 0 && _held[at - 1].Step == share.Step && _held[at - 1].Participant == share.Participant)
             return Drop(GatherOutcome.Duplicate);
+        _held.Insert(at, share);
         return GatherOutcome.Buffered;
     }
 
@@ -70,20 +75,20 @@ public sealed class StepBuffer
     public void Begin(long step, IEnumerable<int> participants)
     {
         Gather.Begin(step, participants);
-        while (_held.Count > 0 && _held.Keys.First() <= step)
+        int due = 0;
+        for (; due < _held.Count && _held[due].Step <= step; due++)
         {
-            long first = _held.Keys.First();
-            var shares = _held[first];
-            _held.Remove(first);
-            if (first < step)
-            {
-                _dropped[GatherOutcome.StaleStep] = _dropped.GetValueOrDefault(GatherOutcome.StaleStep) + shares.Count;
-                continue;
-            }
-            foreach (var share in shares.Values)
-                Gather.Offer(share);
+            if (_held[due].Step < step)
+                _dropped[GatherOutcome.StaleStep] = _dropped.GetValueOrDefault(GatherOutcome.StaleStep) + 1;
+            else
+                Gather.Offer(_held[due]);
         }
+        _held.RemoveRange(0, due);
     }
+
+    /// <summary>Whether <paramref name="a"/> is held before <paramref name="b"/>: by step, then participant.</summary>
+    private static bool Before(IGradientContribution a, IGradientContribution b) =>
+        a.Step < b.Step || (a.Step == b.Step && a.Participant < b.Participant);
 
     private GatherOutcome Drop(GatherOutcome reason)
     {

@@ -29,8 +29,10 @@ public enum GatherOutcome
 /// </remarks>
 public sealed class StepGather
 {
-    private readonly SortedDictionary<int, IGradientContribution> _replies = new();
+    /// <summary>The accepted contributions, kept sorted by participant (a list: no allocation per step, unlike a sorted dictionary).</summary>
+    private readonly List<IGradientContribution> _replies = new();
     private readonly HashSet<int> _waitingFor = new();
+    private readonly HashSet<int> _participants = new();
     private readonly HashSet<int> _nonFinite = new();
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
@@ -55,7 +57,7 @@ public sealed class StepGather
     public bool IsComplete => IsOpen && _waitingFor.Count == 0;
 
     /// <summary>The accepted contributions, in participant order (the order the average sums them in).</summary>
-    public IReadOnlyCollection<IGradientContribution> Replies => _replies.Values;
+    public IReadOnlyList<IGradientContribution> Replies => _replies;
 
     public IReadOnlyCollection<int> WaitingFor => _waitingFor;
 
@@ -69,7 +71,15 @@ public sealed class StepGather
         Step = step;
         _replies.Clear();
         _waitingFor.Clear();
-        _waitingFor.UnionWith(participants);
+        // The participants rarely change between steps: reuse the last set rather than enumerate theirs (a sorted set's
+        // enumerator allocates).
+        if (!SameParticipants(participants))
+        {
+            _participants.Clear();
+            _participants.UnionWith(participants);
+        }
+        foreach (int participant in _participants)
+            _waitingFor.Add(participant);
         _nonFinite.Clear();
         IsOpen = true;
     }
@@ -81,7 +91,10 @@ public sealed class StepGather
         var outcome = Judge(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
         {
-            _replies[reply.Participant] = reply;
+            int at = _replies.Count;
+            while (at > 0 && _replies[at - 1].Participant > reply.Participant)
+                at--;
+            _replies.Insert(at, reply);
             _waitingFor.Remove(reply.Participant);
         }
         else
@@ -102,14 +115,24 @@ public sealed class StepGather
     /// </summary>
     public long Average(Span<float> result)
     {
+        var (gradients, weights) = Shares();
+        return Numerics.Training.GradientAggregation.WeightedAverage(gradients, weights, result);
+    }
+
+    /// <summary>
+    /// The accepted contributions' gradients and sample counts, in participant order (the order the average sums them
+    /// in): lists the gather reuses, valid until the next call.
+    /// </summary>
+    public (IReadOnlyList<ReadOnlyMemory<float>> Gradients, IReadOnlyList<int> Weights) Shares()
+    {
         _shareBuffer.Clear();
         _weightBuffer.Clear();
-        foreach (var reply in _replies.Values)
+        for (int i = 0; i < _replies.Count; i++)
         {
-            _shareBuffer.Add(reply.Gradient);
-            _weightBuffer.Add(reply.SampleCount);
+            _shareBuffer.Add(_replies[i].Gradient);
+            _weightBuffer.Add(_replies[i].SampleCount);
         }
-        return Numerics.Training.GradientAggregation.WeightedAverage(_shareBuffer, _weightBuffer, result);
+        return (_shareBuffer, _weightBuffer);
     }
 
     /// <summary>Stops waiting for a participant (unreachable, removed, refused); true if the step was waiting for it.</summary>
@@ -121,6 +144,24 @@ public sealed class StepGather
     /// <summary>Closes the step: later replies for it count as stale.</summary>
     public void Close() => IsOpen = false;
 
+    private bool SameParticipants(IEnumerable<int> participants)
+    {
+        if (participants is not ICollection<int> collection || collection.Count != _participants.Count)
+            return false;
+        foreach (int participant in _participants)
+            if (!collection.Contains(participant))
+                return false;
+        return true;
+    }
+
+    private bool HasReplyOf(int participant)
+    {
+        for (int i = 0; i < _replies.Count; i++)
+            if (_replies[i].Participant == participant)
+                return true;
+        return false;
+    }
+
     private GatherOutcome Judge(IGradientContribution reply, bool fromParticipant)
     {
         if (reply.RunId != RunId)
@@ -129,7 +170,7 @@ public sealed class StepGather
             return GatherOutcome.StaleStep;
         if (reply.Step > Step)
             return GatherOutcome.FutureStep;
-        if (_replies.ContainsKey(reply.Participant))
+        if (HasReplyOf(reply.Participant))
             return GatherOutcome.Duplicate;
         if (!_waitingFor.Contains(reply.Participant) || !fromParticipant)
             return GatherOutcome.NotParticipant;

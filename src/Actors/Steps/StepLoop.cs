@@ -41,6 +41,12 @@ public sealed class StepLoop
     private readonly ITimerScheduler _timers;
     private readonly TimeSpan _timeout;
     private long _started;
+    private long _opening;
+    /// <summary>When the open step's timeout is up (a <see cref="Stopwatch"/> timestamp), and the step the timer was armed for.</summary>
+    private long _deadline;
+    private long _armedFor = -1;
+    private long _broadcastEnd;
+    private long _allocatedAtStart;
 
     public StepLoop(Replica replica, IStepExchange exchange, ITimerScheduler timers, TimeSpan stepTimeout)
     {
@@ -53,21 +59,30 @@ public sealed class StepLoop
     /// <summary>The open step's gather (closed between steps), or null before the first step.</summary>
     public StepGather? Gather { get; private set; }
 
+    /// <summary>Where the steps' phases are recorded (distsgd.step-trace), or null.</summary>
+    public StepTrace? Trace { get; set; }
+
     /// <summary>Times the open step was asked again.</summary>
     public int Retries { get; private set; }
 
     /// <summary>Begins the replica's next step, unless the mode says none may begin now.</summary>
     public void Begin()
     {
+        long opening = _opening = Stopwatch.GetTimestamp();
+        if (Trace is not null)
+            _allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
         if (_exchange.Open() is not { } gather)
             return;
         Gather = gather;
         long step = _replica.Step;
         _started = Stopwatch.GetTimestamp();
+        Trace?.Add(StepPhase.Open, step, opening, _started);
         _exchange.Broadcast();
+        _broadcastEnd = Stopwatch.GetTimestamp();
         if (!gather.IsOpen || gather.Step != step)
             return;   // the broadcast ended the step or the run
         RestartTimeout();
+        Trace?.Add(StepPhase.ArmTimeout, step, _broadcastEnd, Stopwatch.GetTimestamp());
         if (_exchange.AfterBegin() && gather.IsComplete && (gather.Replies.Count > 0 || gather.NonFinite.Count > 0))
             Finish();
     }
@@ -80,8 +95,24 @@ public sealed class StepLoop
     }
 
     /// <summary>The open step waits a whole distsgd.step-timeout from now.</summary>
-    public void RestartTimeout() =>
-        _timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(_replica.Step), _timeout);
+    /// <remarks>
+    /// The timer is not re-armed at every step (each arming allocates in Akka's scheduler): one armed for an earlier
+    /// step stays, and when it fires during a later step <see cref="HandleTimeout"/> arms it again for what is left of
+    /// that step's timeout. Asking the same step again re-arms it at once.
+    /// </remarks>
+    public void RestartTimeout()
+    {
+        long step = _replica.Step;
+        _deadline = Stopwatch.GetTimestamp() + (long)(_timeout.TotalSeconds * Stopwatch.Frequency);
+        if (!_timers.IsTimerActive(nameof(StepTimedOut)) || _armedFor == step)
+            Arm(step, _timeout);
+    }
+
+    private void Arm(long step, TimeSpan after)
+    {
+        _armedFor = step;
+        _timers.StartSingleTimer(nameof(StepTimedOut), new StepTimedOut(step), after);
+    }
 
     /// <summary>Finishes the open step when every participant still counted has answered.</summary>
     public void TryFinish()
@@ -92,8 +123,18 @@ public sealed class StepLoop
 
     public void HandleTimeout(StepTimedOut message)
     {
-        if (Gather is not { IsOpen: true } gather || message.Step != _replica.Step)
+        if (Gather is not { IsOpen: true } gather)
             return;
+        if (message.Step != _replica.Step)
+        {
+            // Armed for an earlier step: this one's timeout ends later (RestartTimeout).
+            long left = _deadline - Stopwatch.GetTimestamp();
+            if (left > 0)
+            {
+                Arm(_replica.Step, TimeSpan.FromSeconds((double)left / Stopwatch.Frequency));
+                return;
+            }
+        }
         var missing = gather.WaitingFor.ToList();
         // A non-finite gradient is an answer (the update fails the run); only silence is asked again.
         if (gather.Replies.Count == 0 && gather.NonFinite.Count == 0)
@@ -117,6 +158,8 @@ public sealed class StepLoop
         Retries = 0;
         if (!_replica.EpochIsDone || _exchange.EndEpoch())
             Begin();
+        else if (Gather is not { IsOpen: true })
+            _timers.Cancel(nameof(StepTimedOut));   // the loop rests (epoch end, run end): nothing to time
     }
 
     /// <summary>
@@ -126,13 +169,27 @@ public sealed class StepLoop
     public bool Apply()
     {
         var gather = Gather!;
-        _timers.Cancel(nameof(StepTimedOut));
-        gather.Close();
+        long applying = Stopwatch.GetTimestamp();
+        gather.Close();   // the step's timer stays armed: when it fires, a closed gather ignores it (RestartTimeout)
         if (!_exchange.BeforeApply(gather))
+        {
+            _timers.Cancel(nameof(StepTimedOut));   // left unapplied: asked again when the mode is ready
             return false;
-        double wall = Stopwatch.GetElapsedTime(_started).TotalSeconds;
+        }
+        long updating = Stopwatch.GetTimestamp();
+        double wall = Stopwatch.GetElapsedTime(_started, updating).TotalSeconds;
         var outcome = _replica.Apply(gather, wall);
+        long updated = Stopwatch.GetTimestamp();
         _exchange.AfterApply(gather, wall, outcome.Divergence is not null);
+        if (Trace is { } trace)
+        {
+            long done = Stopwatch.GetTimestamp();
+            trace.Add(StepPhase.Wait, gather.Step, _broadcastEnd, applying);
+            trace.Add(StepPhase.BeforeUpdate, gather.Step, applying, updating);
+            trace.Add(StepPhase.Update, gather.Step, updating, updated);
+            trace.Add(StepPhase.AfterUpdate, gather.Step, updated, done);
+            trace.StepDone(gather.Step, _opening, done, GC.GetAllocatedBytesForCurrentThread() - _allocatedAtStart);
+        }
         if (outcome.Divergence is null)
             return true;
         _exchange.Fail(outcome.Divergence);

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Numerics.Tensors;
 using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Training;
 
@@ -16,21 +15,22 @@ public static class StepUpdate
     /// <param name="Divergence">Why the run must stop (a non-finite loss or θ), or null.</param>
     public readonly record struct Outcome(long Samples, double LossSum, string? Divergence);
 
-    public static Outcome Apply(StepGather gather, float[] average, SgdOptimizer optimizer, float[] parameters,
-                                EpochTotals totals, double wallSeconds, int epoch, long step)
+    /// <param name="parametersBefore">When not empty, receives θ before the update (a peer's undo copy), in the same pass.</param>
+    /// <param name="velocityBefore">When not empty, receives the optimizer's velocity before the update.</param>
+    public static Outcome Apply(StepGather gather, SgdOptimizer optimizer, float[] parameters, EpochTotals totals, double wallSeconds,
+                                int epoch, long step, Span<float> parametersBefore = default, Span<float> velocityBefore = default)
     {
         long updateStarted = Stopwatch.GetTimestamp();
-        // ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order; θ ← optimizer(θ, ḡ): the same bits wherever it runs.
-        long samples = gather.Average(average);
+        // ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order; θ ← optimizer(θ, ḡ): the same bits wherever it runs, in one pass.
+        var (gradients, weights) = gather.Shares();
         double rate = optimizer.CurrentLearningRate;
-        if (samples > 0)
-            optimizer.Step(parameters, average);
+        var (samples, parameterSum) = optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
         double lossSum = totals.AddStep(gather.Replies, samples, wallSeconds, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
 
         // Σθ is finite exactly when every θᵢ is (barring overflow of the sum, which is divergence too).
         // Every gradient of the step being non-finite is the same failure seen one step earlier.
         bool allNonFinite = samples == 0 && gather.NonFinite.Count > 0;
-        bool finite = !allNonFinite && float.IsFinite(TensorPrimitives.Sum(parameters)) && (samples == 0 || double.IsFinite(lossSum));
+        bool finite = !allNonFinite && float.IsFinite(parameterSum) && (samples == 0 || double.IsFinite(lossSum));
         string? divergence = finite ? null
             : TrainingDivergedException.Describe(epoch, step, allNonFinite ? double.NaN : lossSum / Math.Max(1, samples), rate,
                                                  optimizer.Options.LearningRate);

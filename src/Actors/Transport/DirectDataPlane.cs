@@ -38,10 +38,10 @@ public enum FrameKind : byte
 }
 
 /// <summary>
-/// Socket reader → its owning actor (a local message, never on the network): the data connection from
-/// <paramref name="Sender"/> closed (the node stopped, or it sent a malformed frame and was cut off). The
-/// actor treats that sender as lost for the open step, like an unreachable member; its next frame, on a
-/// new connection, is accepted again.
+/// Socket reader → its owning actor (a local message, never on the network): the data connection that proved it is
+/// node <paramref name="Sender"/> (<see cref="DataPlaneHandshake"/>) closed (the node stopped, or it sent a malformed
+/// frame and was cut off). The actor treats that sender as lost for the open step, like an unreachable member; its
+/// next frame, on a new connection, is accepted again. A connection that never proved a node never sends this.
 /// </summary>
 public sealed record DataConnectionLost(int Sender, string Reason);
 
@@ -131,6 +131,15 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// control plane (membership, the step protocol); this only moves bytes.
 /// </summary>
 /// <remarks>
+/// <para><b>Identity.</b> The plane makes a fresh random <see cref="Key"/> when it starts; the node advertises it with
+/// its <see cref="Endpoint"/> over the control plane, and the owning actor tells the plane every other node's
+/// endpoint and key as it learns them (<see cref="Trust"/>). Every connection runs the <see cref="DataPlaneHandshake"/>
+/// before its first frame, within <see cref="DataPlaneOptions.FrameTimeout"/>: the connecting side proves the node
+/// index it claims, the listening side that it holds the key advertised with the endpoint dialled. Afterwards every
+/// frame must name the proven node. A connection that fails the handshake is closed and counted by kind
+/// (<see cref="Refusals"/>) and never reported as a <see cref="DataConnectionLost"/>: only a proven connection's loss is
+/// its node's. At most <see cref="DataPlaneHandshake.UnprovenCap"/> connections may be proving themselves at once;
+/// more are closed at once. Frames carry no MAC: the handshake is once per connection, and nothing per frame changed.</para>
 /// <para><b>Receiving.</b> One thread per inbound connection reads with blocking <see cref="Socket.Receive(Span{byte})"/>
 /// straight into the float[] of the record it delivers (no intermediate buffer: the kernel copies once into the
 /// array the actor keeps). A frame is checked before its payload is read: magic, version, a kind this node accepts,
@@ -165,7 +174,12 @@ public sealed class DirectDataPlane : IDisposable
     private long _closedConnections;
     private long _framesReceived;
     private long _arraysAllocated;
-    private long _refusedConnections;
+    private readonly long[] _refusals = new long[Enum.GetValues<ConnectionRefusal>().Length];
+    private readonly byte[] _key = DataPlaneHandshake.NewRandom();
+    private readonly object _keysLock = new();
+    private readonly Dictionary<int, byte[]> _keysByNode = new();
+    private readonly Dictionary<string, byte[]> _keysByEndpoint = new(StringComparer.Ordinal);
+    private int _unproven;
 
     /// <param name="decode">Turns each frame into the owning actor's message (the mode's <c>FromFrame</c>).</param>
     /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
@@ -196,8 +210,37 @@ public sealed class DirectDataPlane : IDisposable
 
     public long FramesReceived => Interlocked.Read(ref _framesReceived);
 
-    /// <summary>Inbound connections refused before a frame was read: the source is not a cluster member, or (TLS) its handshake failed.</summary>
-    public long RefusedConnections => Interlocked.Read(ref _refusedConnections);
+    /// <summary>Inbound connections refused before they proved a node, all kinds together (<see cref="Refusals"/>).</summary>
+    public long RefusedConnections => Refusals.Values.Sum();
+
+    /// <summary>Inbound connections refused before they proved a node, by kind; kinds with none are left out.</summary>
+    public IReadOnlyDictionary<ConnectionRefusal, long> Refusals =>
+        Enum.GetValues<ConnectionRefusal>().Select(kind => (kind, count: Interlocked.Read(ref _refusals[(int)kind])))
+            .Where(e => e.count > 0).ToDictionary(e => e.kind, e => e.count);
+
+    /// <summary>The refusals by their names in the dropped-message counts (<see cref="DataPlaneHandshake.Name"/>).</summary>
+    public IReadOnlyDictionary<string, long> RefusalsByName => Refusals.ToDictionary(e => DataPlaneHandshake.Name(e.Key), e => e.Value);
+
+    /// <summary>This node's data-plane key: advertised with <see cref="Endpoint"/> over the control plane, never sent on the data plane.</summary>
+    public byte[] Key => (byte[])_key.Clone();
+
+    /// <summary>
+    /// Node <paramref name="node"/> is at <paramref name="endpoint"/> with <paramref name="key"/>, as it advertised over the
+    /// control plane: its inbound connections must prove that key, and an outbound one to that endpoint must be answered
+    /// with it. The latest call for a node or an endpoint wins (a restarted node has a new key). Thread-safe.
+    /// </summary>
+    public void Trust(int node, string endpoint, byte[] key)
+    {
+        if (!DataPlaneHandshake.IsKey(key))
+            throw new ArgumentException($"a data-plane key has {DataPlaneHandshake.KeySize} bytes, this one {key.Length}", nameof(key));
+        lock (_keysLock)
+        {
+            _keysByNode[node] = (byte[])key.Clone();
+            if (endpoint.Length > 0)
+                _keysByEndpoint[endpoint] = (byte[])key.Clone();
+            Monitor.PulseAll(_keysLock);
+        }
+    }
 
     /// <summary>
     /// Sends one frame to <paramref name="endpoint"/>, connecting first if needed; false when the connection
@@ -212,7 +255,7 @@ public sealed class DirectDataPlane : IDisposable
         {
             if (!_outgoing.TryGetValue(endpoint, out connection))
             {
-                connection = Connect(endpoint);
+                connection = Connect(endpoint, header.Sender);
                 _outgoing[endpoint] = connection;
             }
             (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
@@ -250,6 +293,13 @@ public sealed class DirectDataPlane : IDisposable
             _free.Enqueue(values);
     }
 
+    /// <summary>
+    /// Called on the reader thread with each whole frame's sender, step, and the monotonic timestamps
+    /// (<see cref="System.Diagnostics.Stopwatch.GetTimestamp"/>) of its header and of its last payload byte, before
+    /// it is delivered (a <see cref="Steps.StepTrace"/>); null: nothing is measured.
+    /// </summary>
+    public Action<int, long, long, long>? FrameReceived { get; set; }
+
     /// <summary>Arrays read into since start-up that were not taken from the returned ones.</summary>
     public long ArraysAllocated => Interlocked.Read(ref _arraysAllocated);
 
@@ -265,6 +315,8 @@ public sealed class DirectDataPlane : IDisposable
         if (_disposed)
             return;
         _disposed = true;
+        lock (_keysLock)
+            Monitor.PulseAll(_keysLock);   // a handshake waiting for a key gives up now
         _listener.Dispose();
         foreach (var connection in _outgoing.Values)
             connection.Dispose();
@@ -290,7 +342,7 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
-    private Outgoing Connect(string endpoint)
+    private Outgoing Connect(string endpoint, int claimedNode)
     {
         int colon = endpoint.LastIndexOf(':');
         if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), out int port))
@@ -321,14 +373,20 @@ public sealed class DirectDataPlane : IDisposable
             if (error != SocketError.Success)
                 throw new SocketException((int)error);
             socket.Blocking = true;
+            var serverKey = KnownKey(endpoint) ?? throw new AuthenticationException($"no data-plane key is known for {endpoint} (not advertised over the control plane)");
+            var deadline = DateTime.UtcNow + _options.FrameTimeout;
             if (_options.Tls is not { } identity)
+            {
+                ProveTo(socket, null, endpoint, claimedNode, serverKey, deadline);
                 return new Outgoing(socket, null);
-            // The handshake's reads are bounded like a frame's; the server refuses us, or we it, before any payload.
+            }
+            // The handshakes' reads are bounded like a frame's; the server refuses us, or we it, before any payload.
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
             var tls = new SslStream(new NetworkStream(socket, ownsSocket: false), leaveInnerStreamOpen: false);
             try
             {
                 tls.AuthenticateAsClient(identity.ClientOptions(endpoint[..colon]));
+                ProveTo(socket, tls, endpoint, claimedNode, serverKey, deadline);
             }
             catch
             {
@@ -343,6 +401,130 @@ public sealed class DirectDataPlane : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The client side of the <see cref="DataPlaneHandshake"/>: answers the server's hello as <paramref name="claimedNode"/>
+    /// under this node's key, then checks the server's proof against <paramref name="serverKey"/>; throws when any of it fails.
+    /// </summary>
+    private void ProveTo(Socket socket, SslStream? tls, string endpoint, int claimedNode, byte[] serverKey, DateTime deadline)
+    {
+        var hello = new byte[DataPlaneHandshake.HelloSize];
+        if (ReceiveBefore(socket, tls, hello, deadline) < hello.Length)
+            throw new AuthenticationException($"the data plane at {endpoint} closed before its handshake");
+        if (DataPlaneHandshake.CheckHello(hello, _runHash) is { } problem)
+            throw new AuthenticationException($"{endpoint}: {problem}");
+        var answer = new byte[DataPlaneHandshake.AnswerSize];
+        DataPlaneHandshake.WriteAnswer(answer, _key, _runHash, claimedNode, DataPlaneHandshake.NonceOf(hello), DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize));
+        Write(socket, tls, answer);
+        var proof = new byte[DataPlaneHandshake.ProofSize];
+        if (ReceiveBefore(socket, tls, proof, deadline) < proof.Length)
+            throw new AuthenticationException($"the data plane at {endpoint} refused this node's handshake as node {claimedNode}");
+        if (!DataPlaneHandshake.CheckProof(proof, serverKey, _runHash, answer, DataPlaneHandshake.NonceOf(hello)))
+            throw new AuthenticationException($"the data plane at {endpoint} does not hold the key advertised for it");
+        socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// The server side of the <see cref="DataPlaneHandshake"/>, before <paramref name="deadline"/>: the node the client
+    /// proved, or −1 when it did not (the refusal is counted).
+    /// </summary>
+    private int ProvenNode(Socket socket, SslStream? tls, DateTime deadline)
+    {
+        var hello = new byte[DataPlaneHandshake.HelloSize];
+        DataPlaneHandshake.WriteHello(hello, _runHash, DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize));
+        var nonce = DataPlaneHandshake.NonceOf(hello).ToArray();
+        ConnectionRefusal refusal;
+        try
+        {
+            Write(socket, tls, hello);
+            var answer = new byte[DataPlaneHandshake.AnswerSize];
+            int got = ReceiveBefore(socket, tls, answer.AsSpan(0, DataPlaneHandshake.OpeningSize), deadline);
+            if (got == DataPlaneHandshake.OpeningSize && DataPlaneHandshake.JudgeOpening(answer) is { } opening)
+                return Refuse(opening);
+            if (got == DataPlaneHandshake.OpeningSize)
+                got += ReceiveBefore(socket, tls, answer.AsSpan(got), deadline);
+            if (got < answer.Length)
+                return Refuse(ConnectionRefusal.HandshakeClosed);
+            int node = DataPlaneHandshake.ClaimedNode(answer);
+            var key = (uint)node < (uint)_options.SenderCount ? WaitForKey(node, deadline) : null;
+            if (DataPlaneHandshake.JudgeAnswer(answer, _runHash, _options.SenderCount, nonce, key) is { } judged)
+                return Refuse(judged);
+            Write(socket, tls, DataPlaneHandshake.Proof(_key, _runHash, answer, nonce));
+            return node;
+        }
+        catch (TimeoutException)
+        {
+            refusal = ConnectionRefusal.HandshakeTimeout;
+        }
+        catch (Exception e) when (e is SocketException or IOException)
+        {
+            refusal = IsTimeout(e) ? ConnectionRefusal.HandshakeTimeout : ConnectionRefusal.HandshakeClosed;
+        }
+        return Refuse(refusal);
+    }
+
+    private int Refuse(ConnectionRefusal refusal)
+    {
+        Interlocked.Increment(ref _refusals[(int)refusal]);
+        return -1;
+    }
+
+    private byte[]? KnownKey(string endpoint)
+    {
+        lock (_keysLock)
+            return _keysByEndpoint.GetValueOrDefault(endpoint);
+    }
+
+    /// <summary>
+    /// The key advertised for <paramref name="node"/>, waiting until <paramref name="deadline"/> for it: a peer may
+    /// connect a moment before this node's start barrier passed and told the plane its key.
+    /// </summary>
+    private byte[]? WaitForKey(int node, DateTime deadline)
+    {
+        lock (_keysLock)
+        {
+            while (!_keysByNode.ContainsKey(node) && !_disposed)
+            {
+                var left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                    return null;
+                Monitor.Wait(_keysLock, left);
+            }
+            return _keysByNode.GetValueOrDefault(node);
+        }
+    }
+
+    private static void Write(Socket socket, SslStream? tls, ReadOnlySpan<byte> bytes)
+    {
+        if (tls is null)
+            socket.Send(bytes);
+        else
+            tls.Write(bytes);
+    }
+
+    /// <summary>
+    /// Reads until <paramref name="buffer"/> is full, the peer closes, or <paramref name="deadline"/> passes (throws
+    /// <see cref="TimeoutException"/>): a handshake trickled a byte at a time is bounded as a whole, not per read.
+    /// </summary>
+    private static int ReceiveBefore(Socket socket, SslStream? tls, Span<byte> buffer, DateTime deadline)
+    {
+        int read = 0;
+        while (read < buffer.Length)
+        {
+            int left = (int)Math.Ceiling((deadline - DateTime.UtcNow).TotalMilliseconds);
+            if (left <= 0)
+                throw new TimeoutException("the handshake took longer than the frame timeout");
+            socket.ReceiveTimeout = left;
+            int n = tls is null ? socket.Receive(buffer[read..]) : tls.Read(buffer[read..]);
+            if (n == 0)
+                return read;
+            read += n;
+        }
+        return read;
+    }
+
+    private static bool IsTimeout(Exception e) =>
+        (e as SocketException ?? e.InnerException as SocketException) is { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock };
 
     private static IPAddress ResolveAddress(string host) =>
         IPAddress.TryParse(host, out var address) ? address
@@ -366,7 +548,15 @@ public sealed class DirectDataPlane : IDisposable
                 && !acceptFrom(remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address))
             {
                 // Not a cluster member: no byte of it is read.
-                Interlocked.Increment(ref _refusedConnections);
+                Refuse(ConnectionRefusal.NotMember);
+                socket.Dispose();
+                continue;
+            }
+            if (Interlocked.Increment(ref _unproven) > DataPlaneHandshake.UnprovenCap(_options.SenderCount))
+            {
+                // Connections that have not proved a node yet each hold a thread until the frame timeout: a bounded number.
+                Interlocked.Decrement(ref _unproven);
+                Refuse(ConnectionRefusal.UnprovenCap);
                 socket.Dispose();
                 continue;
             }
@@ -378,6 +568,7 @@ public sealed class DirectDataPlane : IDisposable
                 if (_disposed)
                 {
                     socket.Dispose();
+                    Interlocked.Decrement(ref _unproven);
                     return;
                 }
                 _incoming.Add(socket);
@@ -392,10 +583,17 @@ public sealed class DirectDataPlane : IDisposable
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;
+        bool proving = true;
         try
         {
             if (_options.Tls is { } identity && (tls = Authenticate(socket, identity)) is null)
                 return;
+            sender = ProvenNode(socket, tls, DateTime.UtcNow + _options.FrameTimeout);
+            Interlocked.Decrement(ref _unproven);
+            proving = false;
+            if (sender < 0)
+                return;
+            socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
             while (!_disposed)
             {
                 int got;
@@ -429,14 +627,13 @@ public sealed class DirectDataPlane : IDisposable
                     reason = Bad("bad frame header (magic, version, kind or reserved bytes)");
                     break;
                 }
-                if (header.Kind != _options.Accepts || header.Count < 0 || header.Count > _options.ParameterCount
-                    || (uint)header.Sender >= (uint)_options.SenderCount || (sender >= 0 && header.Sender != sender))
+                if (header.Kind != _options.Accepts || header.Count < 0 || header.Count > _options.ParameterCount || header.Sender != sender)
                 {
                     reason = Bad($"frame refused: kind {header.Kind}, sender {header.Sender}, {header.Count} floats " +
-                                 $"(this node accepts {_options.Accepts} from senders 0–{_options.SenderCount - 1}, at most {_options.ParameterCount} floats)");
+                                 $"(this connection proved node {sender}; this node accepts {_options.Accepts}, at most {_options.ParameterCount} floats)");
                     break;
                 }
-                sender = header.Sender;
+                long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 var values = Rent(header.Count);
                 var payload = MemoryMarshal.AsBytes(values.AsSpan());
                 got = ReceiveExact(socket, tls, payload);
@@ -446,17 +643,20 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 Interlocked.Increment(ref _framesReceived);
+                FrameReceived?.Invoke(sender, header.Step, headerAt, System.Diagnostics.Stopwatch.GetTimestamp());
                 _deliver(ToMessage(header, values));
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
         {
-            reason = (e as SocketException ?? e.InnerException as SocketException) is { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock }
+            reason = IsTimeout(e)
                 ? Bad($"no bytes for {_options.FrameTimeout.TotalMilliseconds:0} ms in the middle of a frame")
                 : $"connection error: {e.Message}";
         }
         finally
         {
+            if (proving)
+                Interlocked.Decrement(ref _unproven);
             Interlocked.Increment(ref _closedConnections);
             lock (_incoming)
                 _incoming.Remove(socket);
@@ -485,7 +685,8 @@ public sealed class DirectDataPlane : IDisposable
 
     /// <summary>
     /// The server side of an inbound TLS connection, within the frame timeout; null (counted as refused) when the
-    /// peer does not complete it with a certificate of this node's CA.
+    /// peer does not complete it with a certificate of this node's CA. Which node the peer is, the data-plane
+    /// handshake after it proves.
     /// </summary>
     private SslStream? Authenticate(Socket socket, NodeTls identity)
     {
@@ -497,7 +698,7 @@ public sealed class DirectDataPlane : IDisposable
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException)
         {
-            Interlocked.Increment(ref _refusedConnections);
+            Refuse(ConnectionRefusal.TlsFailed);
             tls.Dispose();
             return null;
         }

@@ -9,13 +9,13 @@ public static class RunLog
 
     /// <summary>
     /// The run's overrides with <c>distsgd.log-file</c> set to the results folder's log (unless the user's --config sets it)
-    /// and Akka's level at INFO for the file, unless DISTSGD_AKKA_LOGLEVEL asks for another.
+    /// and Akka's level at INFO for the file, unless <paramref name="logLevel"/> (DISTSGD_AKKA_LOGLEVEL, checked) asks for another.
     /// </summary>
-    public static (Config Overrides, string LogLevel) Into(string resultsFolder, Config? overrides)
+    public static (Config Overrides, string LogLevel) Into(string resultsFolder, Config? overrides, string? logLevel)
     {
         string path = Path.GetFullPath(Path.Combine(resultsFolder, FileName));
         var file = ConfigurationFactory.ParseString($"distsgd.log-file = \"{path.Replace("\\", "\\\\").Replace("\"", "\\\"")}\"");
         var config = overrides is null ? file : overrides.HasPath("distsgd.log-file") ? overrides : overrides.WithFallback(file);
-        return (config, Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "INFO");
+        return (config, logLevel ?? "INFO");
     }
 }

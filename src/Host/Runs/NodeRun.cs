@@ -26,6 +26,12 @@ public static class NodeRun
     /// <summary>How long a peer that finished waits for its own lead report (sent right after, in the same handler).</summary>
     private static readonly TimeSpan LeadReportWait = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// How long a node the cluster removed waits for a report that its part finished, already on its way: a node that
+    /// runs again after a pause reads its removal and the master's RunEnded at about the same moment.
+    /// </summary>
+    private static readonly TimeSpan RemovalWait = TimeSpan.FromSeconds(1);
+
     /// <summary>The configuration keys --print-config shows, besides every distsgd.* key.</summary>
     public static readonly string[] PrintedKeys =
     [
@@ -51,7 +57,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters",
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
@@ -165,7 +171,7 @@ public static class NodeRun
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
         var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
         long frame = run.Setup.FrameSize(settings.Mode);
-        string logLevel = Environment.GetEnvironmentVariable("DISTSGD_AKKA_LOGLEVEL") ?? "WARNING";
+        string logLevel = config.AkkaLogLevel ?? "WARNING";
         var akka = BuildConfig(node, roleNames, seeds, frame, config.Overrides, logLevel);
         if (node.PrintConfig)
         {
@@ -225,9 +231,6 @@ public static class NodeRun
         }
     }
 
-    /// <summary>What ends a node's part in the run, besides the coordinator's own reports.</summary>
-    private sealed record NodeLost(string Reason);
-
     private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
                                              PreparedRun run, Stopwatch clock, TextWriter console, TextWriter output,
                                              CancellationToken cancellation)
@@ -245,7 +248,12 @@ public static class NodeRun
         var writeEpoch = TrainRun.MetricsWriter(settings, run, output, checkpoints?.ResumeFrom?.Epochs);
 
         bool resultsFolderMade = false;
-        var peerFinished = new TaskCompletionSource<object>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var lost = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // A SIGSTOP or a starved process shows as a gap between ticks; the node's last line names it.
+        var pauses = new PauseWatch();
+        var ticking = Stopwatch.StartNew();
+        using var ticks = new Timer(_ => pauses.Tick(ticking.Elapsed), null, TimeSpan.Zero, PauseWatch.Interval);
         var sink = new ProgressSink(output, metrics =>
         {
             if (!resultsFolderMade)
@@ -264,7 +272,7 @@ public static class NodeRun
                 peerFinished.TrySetResult(finished);
             },
             // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
-            AlsoEnds = message => message is RunEnded or NodeLost,
+            AlsoEnds = message => message is RunEnded,
         };
         var coordinators = RunCoordinators.Start([system], settings, run.Setup, plan, checkpoints, sink);
         // A node the cluster downs (the minority side of a partition) ends its part here instead of waiting for ever;
@@ -273,10 +281,10 @@ public static class NodeRun
         {
             var reason = CoordinatedShutdown.Get(system).ShutdownReason;
             if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
-                sink.Report(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
+                lost.TrySetResult(new NodeLost("this node was removed from the cluster before its part of the run finished (downed: unreachable, or on the minority side of a partition)"));
         });
         if (!decentralized && !hostsMaster)
-            WatchForTheMaster(system, config.DistSgd, coordinators.Reporters[0]);
+            WatchForTheMaster(system, config.DistSgd, nodeLost => lost.TrySetResult(nodeLost));
         var distsgd = config.DistSgd;
         output.WriteLine(decentralized
             ? $"cluster: peer waiting for {settings.ComputeNodes} peers (distsgd.start-timeout {distsgd.StartTimeout.TotalSeconds:0}s)"
@@ -285,12 +293,15 @@ public static class NodeRun
                 : "cluster: worker waiting for the master");
 
         // A peer that is not the lead ends on its own PeerFinished; the lead's RunCompleted follows in the same handler.
+        // A removal waits a moment for a finishing report on its way; what ends the part is NodeEnding's decision.
         async Task<object> NodeEnded()
         {
-            var first = await Task.WhenAny(sink.Ended, peerFinished.Task);
-            if (first == peerFinished.Task && !sink.Ended.IsCompleted)
+            await Task.WhenAny(sink.Ended, peerFinished.Task, lost.Task);
+            if (!sink.Ended.IsCompleted && !peerFinished.Task.IsCompleted)
+                await Task.WhenAny(sink.Ended, peerFinished.Task, Task.Delay(RemovalWait, CancellationToken.None));
+            if (!sink.Ended.IsCompleted && peerFinished.Task.IsCompleted)
                 await Task.WhenAny(sink.Ended, Task.Delay(LeadReportWait, CancellationToken.None));
-            return sink.Ended.IsCompleted ? await sink.Ended : await peerFinished.Task;
+            return NodeEnding.Outcome(Heard(sink.Ended), Heard(peerFinished.Task), Heard(lost.Task))!;
         }
 
         object outcome;
@@ -304,16 +315,13 @@ public static class NodeRun
             return ExitCodes.TrainingFailed;
         }
 
-        switch (outcome)
+        if (outcome is PeerFinished or RunEnded or NodeLost)
         {
-            case PeerFinished:
-                console.WriteLine($"done: run {plan.RunId} ended; the lead peer (lowest node id) writes the results");
-                return ExitCodes.Ok;
-            case RunEnded:
-                console.WriteLine($"done: run {plan.RunId} ended; the master writes the results");
-                return ExitCodes.Ok;
-            case NodeLost lost:
-                throw new TrainingFailedException(lost.Reason);
+            var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.LongestPause, removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);
+            if (exit.ExitCode != ExitCodes.Ok)
+                throw new TrainingFailedException(exit.Line);
+            console.WriteLine(exit.Line);
+            return exit.ExitCode;
         }
         var (parameters, result) = RunCoordinators.Completed(outcome);
         sink.Locked(() =>
@@ -332,7 +340,7 @@ public static class NodeRun
     /// the last node that may host the master leaves before the run ended (its RunEnded arrives before it leaves); while
     /// another master-role node remains, the singleton moves there and this worker goes on with it.
     /// </summary>
-    private static void WatchForTheMaster(ActorSystem system, DistSgdSettings distsgd, IActorRef reporter)
+    private static void WatchForTheMaster(ActorSystem system, DistSgdSettings distsgd, Action<NodeLost> lost)
     {
         var cluster = Cluster.Get(system);
         bool seen = false;
@@ -348,10 +356,10 @@ public static class NodeRun
                 case ClusterEvent.MemberRemoved removed when removed.Member.HasRole(distsgd.MasterRole):
                     masters.Remove(removed.Member.Address);
                     if (masters.Count == 0)
-                        reporter.Tell(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended, and no other node may host the master (--roles worker,master)"));
+                        lost(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended, and no other node may host the master (--roles worker,master)"));
                     break;
                 case "start-timeout" when !seen:
-                    reporter.Tell(new NodeLost(
+                    lost(new NodeLost(
                         $"no node with the master role joined the cluster within {distsgd.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout); " +
                         "start one with distsgd node --roles master"));
                     break;
@@ -370,6 +378,9 @@ public static class NodeRun
         using var reader = new StreamReader(stream);
         return ConfigurationFactory.ParseString(reader.ReadToEnd());
     });
+
+    /// <summary>The task's result when it completed, else null.</summary>
+    private static T? Heard<T>(Task<T> task) where T : class => task.IsCompletedSuccessfully ? task.Result : null;
 
     private static Exception Innermost(Exception e)
     {

@@ -13,9 +13,13 @@ namespace DistSgd.Host.Settings;
 /// </summary>
 public sealed class EffectiveConfig
 {
-    private EffectiveConfig(Config? overrides)
+    /// <summary>The environment variable that sets Akka's log level for a run's nodes (one of <see cref="HoconFile.LogLevels"/>).</summary>
+    public const string AkkaLogLevelVariable = "DISTSGD_AKKA_LOGLEVEL";
+
+    private EffectiveConfig(Config? overrides, string? akkaLogLevel)
     {
         Overrides = overrides;
+        AkkaLogLevel = akkaLogLevel;
         WithReference = overrides is null ? DistSgdConfig.ReferenceConfig : overrides.WithFallback(DistSgdConfig.ReferenceConfig);
         DistSgd = DistSgdSettings.Create(WithReference);
     }
@@ -28,6 +32,9 @@ public sealed class EffectiveConfig
 
     /// <summary>The distsgd.* settings in force.</summary>
     public DistSgdSettings DistSgd { get; }
+
+    /// <summary>Akka's log level from <see cref="AkkaLogLevelVariable"/> (checked in <see cref="Load"/>), or null when it is not set.</summary>
+    public string? AkkaLogLevel { get; }
 
     /// <summary>distsgd.checkpoint.* in force (read when asked: a bad value fails where the checkpoints are set up).</summary>
     public CheckpointSettings Checkpoint => CheckpointSettings.Create(WithReference);
@@ -46,7 +53,21 @@ public sealed class EffectiveConfig
             var flag = ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
             overrides = overrides is null ? flag : flag.WithFallback(overrides);
         }
-        return new EffectiveConfig(overrides);
+        return new EffectiveConfig(overrides, CheckAkkaLogLevel(Environment.GetEnvironmentVariable(AkkaLogLevelVariable)));
+    }
+
+    /// <summary>
+    /// <paramref name="value"/> of <see cref="AkkaLogLevelVariable"/> when it is a level Akka knows (any case), or null when
+    /// the variable is not set; anything else (an empty value too) is refused naming the variable, as a bad
+    /// akka.loglevel in --config is (Akka itself would fail only once the nodes start, after the results folder is made).
+    /// </summary>
+    public static string? CheckAkkaLogLevel(string? value)
+    {
+        if (value is null)
+            return null;
+        if (!HoconFile.LogLevels.Contains(value.ToUpperInvariant()))
+            throw new UsageException($"{AkkaLogLevelVariable}: expected one of {string.Join(", ", HoconFile.LogLevels)}, found '{value}'");
+        return value.ToUpperInvariant();
     }
 
     /// <summary>The node's TLS identity from the --tls-* flags or --config (null: plain TCP), said on <paramref name="output"/>.</summary>

@@ -106,6 +106,12 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     /// </summary>
     internal bool CopyBInFirstTile { get; init; } = true;
 
+    /// <summary>
+    /// When B is read in place, the tiles after a sliver's first share out prefetches of the next sliver's
+    /// rows (see <see cref="Serial"/>); for measuring.
+    /// </summary>
+    internal bool PrefetchNextSliver { get; init; } = true;
+
     /// <summary>The micro-kernel in use, e.g. "avx512-12x32".</summary>
     public string MicroKernel => _kernel.Name;
 
@@ -236,12 +242,20 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                         // A sliver read in place is packed by its first tile when more tiles follow:
                         // a stride of ldb floats maps B's rows onto a few L1 sets, the packed copy onto all.
                         bool copyB = runCopyB != null && jr < ncFull && mc > mr;
+                        // The next in-place sliver's first tile would wait on B's rows from L3 one by one
+                        // (rows ldb apart defeat the hardware prefetchers): this sliver's later tiles
+                        // prefetch them, rowsPerTile each, so the misses overlap the FMAs.
+                        int tiles = (mc + mr - 1) / mr;
+                        float* nextSliver = PrefetchNextSliver && jr + nr < ncFull && tiles > 1 ? bSliver + nr : null;
+                        int rowsPerTile = tiles > 1 ? (kc + tiles - 2) / (tiles - 1) : 0;
                         for (int ir = 0; ir < mc; ir += mr)
                         {
                             int mrHere = Math.Min(mr, mc - ir);
                             float* aSliver = packA + (nint)ir * kc;
                             float* cTile = cBlock + (nint)ir * ldc + jr;
                             PrefetchTile(cTile, ldc, mrHere, nrHere);
+                            if (nextSliver != null && ir > 0)
+                                PrefetchRows(nextSliver, ldb, (ir / mr - 1) * rowsPerTile, Math.Min(kc, ir / mr * rowsPerTile), nr);
                             if (copyB)
                             {
                                 runCopyB(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock, copiedB);
@@ -285,6 +299,17 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     {
         for (int i = 0; i < rows; i++, c += ldc)
             PrefetchRow(c, columns);
+    }
+
+    /// <summary>
+    /// Prefetches rows [first, last) of a sliver read in place (rows ld apart) into L1 (prefetcht1, into L2,
+    /// measured the same; bench/README.md).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchRows(float* sliver, int ld, int first, int last, int columns)
+    {
+        for (int p = first; p < last; p++)
+            PrefetchRow(sliver + (nint)p * ld, columns);
     }
 
     /// <summary>Prefetches the cache lines of one row of <paramref name="columns"/> floats.</summary>

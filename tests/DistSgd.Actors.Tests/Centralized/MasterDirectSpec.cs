@@ -49,7 +49,8 @@ public sealed class MasterDirectSpec : Akka.TestKit.Xunit2.TestKit
             masterEndpoint = join.MasterEndpoint;
             int i = join.WorkerIndex;
             planes[i] = new DirectDataPlane(Options(FrameKind.ComputeGradient), ComputeGradient.FromFrame, inboxes[i].Add);
-            master.Tell(new JoinAccepted("run", i, planes[i].Endpoint), probe.Ref);
+            planes[i].Trust(0, join.MasterEndpoint, join.MasterKey!);
+            master.Tell(new JoinAccepted("run", i, planes[i].Endpoint, planes[i].Key), probe.Ref);
         }
         try
         {

@@ -77,11 +77,13 @@ public class WorkerRosterTests
         Assert.False(roster.IsRegistered(b));
         Assert.DoesNotContain(1, roster.Participants.Keys);
         Assert.Equal(b.Path.Address, roster.EvictedAt(b));
+        Assert.Equal([b], roster.Evicted);
 
         roster.ForgetEvictedAt(a.Path.Address);
         Assert.NotNull(roster.EvictedAt(b));
         roster.ForgetEvictedAt(b.Path.Address);
         Assert.Null(roster.EvictedAt(b));
+        Assert.Empty(roster.Evicted);
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Codec;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
 
 namespace DistSgd.Actors.Tests.Codec;
@@ -23,8 +24,9 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     internal static Dictionary<string, IDistSgdMessage> Messages(IActorRef? TestActor) => new()
     {
         ["RegisterWorker"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody),
-        ["JoinRun"] = new JoinRun(Plan, 2, 4, "10.0.0.5:7000"),
-        ["JoinAccepted"] = new JoinAccepted("run-1", 2, "127.0.0.1:40123"),
+        ["JoinRun"] = new JoinRun(Plan, 2, 4, "10.0.0.5:7000", Key(1)),
+        ["JoinRun over Akka"] = new JoinRun(Plan, 2, 4),
+        ["JoinAccepted"] = new JoinAccepted("run-1", 2, "127.0.0.1:40123", Key(2)),
         ["JoinRefused"] = new JoinRefused("run-1", 2, "this node has 10 samples, the run expects 60000"),
         ["ComputeGradient"] = new ComputeGradient("run-1", 12345678901, 3, 17, [1f, -2.5f, float.Epsilon, 3e38f], 2, 3),
         ["RegisterWorker with a position"] = new RegisterWorker(TestActor ?? ActorRefs.Nobody, new WorkerPosition("run-1", 3, 12345678901, 4, 17, 1, 2, true)),
@@ -33,13 +35,15 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["GradientReply"] = new GradientReply("run-1", 42, 1, 64, 123.456, 0.0012, [0.5f, -0.25f]),
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
-        ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999"),
+        ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
         ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
         ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
         ["MembershipReport"] = new MembershipReport("run-1", 1, [3], 41, [0, 1, 2, 3], 42, [1]),
     };
+
+    private static byte[] Key(int seed) => Enumerable.Range(0, DataPlaneHandshake.KeySize).Select(i => (byte)(i * 11 + seed)).ToArray();
 
     [Theory]
     [MemberData(nameof(MessageNames))]
@@ -72,7 +76,13 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             case JoinRun m:
                 var j = (JoinRun)back;
                 Assert.Equal(m.Plan, j.Plan);
-                Assert.Equal((m.WorkerIndex, m.WorkerCount), (j.WorkerIndex, j.WorkerCount));
+                Assert.Equal((m.WorkerIndex, m.WorkerCount, m.MasterEndpoint), (j.WorkerIndex, j.WorkerCount, j.MasterEndpoint));
+                Assert.Equal(m.MasterKey, j.MasterKey);
+                break;
+            case JoinAccepted m:
+                var a = (JoinAccepted)back;
+                Assert.Equal((m.RunId, m.WorkerIndex, m.DataEndpoint), (a.RunId, a.WorkerIndex, a.DataEndpoint));
+                Assert.Equal(m.DataKey, a.DataKey);
                 break;
             case DistSgd.Actors.Transport.MessageChunk m:
                 var k = (DistSgd.Actors.Transport.MessageChunk)back;
@@ -91,7 +101,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 break;
             case PeerReady m:
                 var r = (PeerReady)back;
-                Assert.Equal((m.Plan, m.NodeAddress, m.Peer), (r.Plan, r.NodeAddress, r.Peer));
+                Assert.Equal((m.Plan, m.NodeAddress, m.Peer, m.DataEndpoint), (r.Plan, r.NodeAddress, r.Peer, r.DataEndpoint));
+                Assert.Equal(m.DataKey, r.DataKey);
                 break;
             case GradientShare m:
                 var s = (GradientShare)back;

@@ -67,6 +67,10 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         return (peer, share);
     }
 
+    /// <summary>A share as the topic delivers it: from the peer actor of the node it names (node 7 is nobody's: from the test).</summary>
+    private void Deliver(IActorRef peer, GradientShare share) =>
+        peer.Tell(share, share.NodeId switch { 0 => _peerA.Ref, 1 => _peerB.Ref, Self => peer, _ => TestActor });
+
     private static GradientShare Share(long step, int node, float value, string run = "run", int samples = 4) =>
         new(run, step, node, samples, 1.0, 0.001, Enumerable.Repeat(value, 9).ToArray());
 
@@ -108,16 +112,57 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public void A_share_naming_another_node_than_its_sender_is_dropped_and_never_applied()
+    {
+        var (peer, own) = Started();
+        Deliver(peer, own);
+        peer.Tell(Share(0, 1, 100f), _peerA.Ref);                   // node 0 passes a share off as node 1's
+        peer.Tell(Share(0, 0, 100f), TestActor);                     // a stranger names node 0
+        Deliver(peer, Share(0, 0, 1f));
+        Deliver(peer, Share(0, 1, 2f));
+
+        StepZeroApplied(peer, dropped: 2, Share(0, 0, 1f), Share(0, 1, 2f), own);
+    }
+
+    /// <summary>Step 0 finished with exactly <paramref name="shares"/> applied, and <paramref name="dropped"/> shares dropped.</summary>
+    private void StepZeroApplied(IActorRef peer, long dropped, params GradientShare[] shares)
+    {
+        Assert.Equal(1, Published<GradientShare>().Step);
+        var replica = Replica(peer);
+        Assert.Equal(Updated(_theta0, shares), replica.Parameters);
+        Assert.Equal(dropped, replica.Dropped);
+    }
+
+    [Fact]
+    public void A_share_that_arrives_before_the_barrier_passed_is_judged_by_its_sender_once_it_has()
+    {
+        var peer = StartPeer();
+        var ready = Published<PeerReady>();
+        peer.Tell(ready);
+        peer.Tell(new PeerReady(Plan, AddressA, _peerA.Ref));
+        peer.Tell(new PeerReady(Plan, AddressB, _peerB.Ref));
+        peer.Tell(Share(0, 0, 1f), _peerA.Ref);                      // node 0 passed first and sent its share of step 0
+        peer.Tell(Share(0, 1, 100f), _peerA.Ref);                    // and one in node 1's name
+        peer.Tell(new PeerReadyAck("run", AddressA));
+        peer.Tell(new PeerReadyAck("run", AddressB));
+        var own = Published<GradientShare>();
+        Deliver(peer, own);
+        Deliver(peer, Share(0, 1, 2f));
+
+        StepZeroApplied(peer, dropped: 1, Share(0, 0, 1f), Share(0, 1, 2f), own);
+    }
+
+    [Fact]
     public void Peer_waits_for_every_share_of_its_step()
     {
         var (peer, own) = Started();
-        peer.Tell(own);
-        peer.Tell(Share(0, 0, 1f));
+        Deliver(peer, own);
+        Deliver(peer, Share(0, 0, 1f));
         _mediator.ExpectNoMsg(TimeSpan.FromMilliseconds(300));     // node 1's share is missing
         Assert.Equal(0, Replica(peer).Step);
 
         var b = Share(0, 1, 2f);
-        peer.Tell(b);
+        Deliver(peer, b);
         Assert.Equal(1, Published<GradientShare>().Step);
         var replica = Replica(peer);
         Assert.Equal(1, replica.Step);
@@ -133,9 +178,9 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         // gives another θ.
         var a = new GradientShare("run", 0, 0, 1, 1.0, 0.001, Enumerable.Range(0, 9).Select(i => 1f + i).ToArray());
         var b = Share(0, 1, -2f, samples: 3);
-        peer.Tell(own);
-        peer.Tell(a);
-        peer.Tell(b);
+        Deliver(peer, own);
+        Deliver(peer, a);
+        Deliver(peer, b);
         Assert.Equal(1, Published<GradientShare>().Step);
 
         // θ1 = θ0 − lr·(1·g_a + 3·g_b + 4·g_own) / 8 with lr 1, worked out here in double.
@@ -150,17 +195,17 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         var (peer, own0) = Started();
         var early = Share(1, 0, 5f);
-        peer.Tell(early);                                            // node 0 is a step ahead
-        peer.Tell(own0);
-        peer.Tell(Share(0, 0, 1f));
-        peer.Tell(Share(0, 1, 1f));
+        Deliver(peer, early);                                            // node 0 is a step ahead
+        Deliver(peer, own0);
+        Deliver(peer, Share(0, 0, 1f));
+        Deliver(peer, Share(0, 1, 1f));
         var own1 = Published<GradientShare>();
         Assert.Equal(1, own1.Step);
         var theta1 = Replica(peer).Parameters;
         Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 1f), own0), theta1);   // the early share was not applied to step 0
 
-        peer.Tell(own1);
-        peer.Tell(Share(1, 1, 3f));                                  // node 0's step-1 share is not sent again
+        Deliver(peer, own1);
+        Deliver(peer, Share(1, 1, 3f));                                  // node 0's step-1 share is not sent again
         Assert.Equal(2, Published<GradientShare>().Step);
         var replica = Replica(peer);
         Assert.Equal(Updated(theta1, early, Share(1, 1, 3f), own1), replica.Parameters);
@@ -171,20 +216,20 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     public void Peer_drops_shares_of_old_steps_of_other_runs_and_duplicates()
     {
         var (peer, own0) = Started();
-        peer.Tell(own0);
-        peer.Tell(Share(0, 0, 1f));
-        peer.Tell(Share(0, 1, 1f));
+        Deliver(peer, own0);
+        Deliver(peer, Share(0, 0, 1f));
+        Deliver(peer, Share(0, 1, 1f));
         var own1 = Published<GradientShare>();
         var theta1 = Replica(peer).Parameters;
 
-        peer.Tell(Share(0, 0, 100f));                                // step 0 is over
-        peer.Tell(Share(1, 0, 100f, run: "other"));                  // another run
-        peer.Tell(Share(1, 0, 2f));
-        peer.Tell(Share(1, 0, 100f));                                // node 0 again
-        peer.Tell(Share(1, 7, 100f));                                // not a participant
-        peer.Tell(own1);
-        peer.Tell(own1);                                             // its own, twice
-        peer.Tell(Share(1, 1, 4f));
+        Deliver(peer, Share(0, 0, 100f));                                // step 0 is over
+        Deliver(peer, Share(1, 0, 100f, run: "other"));                  // another run
+        Deliver(peer, Share(1, 0, 2f));
+        Deliver(peer, Share(1, 0, 100f));                                // node 0 again
+        Deliver(peer, Share(1, 7, 100f));                                // not a participant
+        Deliver(peer, own1);
+        Deliver(peer, own1);                                             // its own, twice
+        Deliver(peer, Share(1, 1, 4f));
         Assert.Equal(2, Published<GradientShare>().Step);
         var replica = Replica(peer);
         Assert.Equal(Updated(theta1, Share(1, 0, 2f), Share(1, 1, 4f), own1), replica.Parameters);
@@ -198,9 +243,9 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         // In float32, 4·10⁸ + 4·g == 4·10⁸ for a small g: the order of the sum decides the bits.
         var big = Share(0, 0, 1e8f);
         var minusBig = Share(0, 1, -1e8f);
-        peer.Tell(own);                                              // arrival order: node 2, 1, 0
-        peer.Tell(minusBig);
-        peer.Tell(big);
+        Deliver(peer, own);                                              // arrival order: node 2, 1, 0
+        Deliver(peer, minusBig);
+        Deliver(peer, big);
         Published<GradientShare>();
 
         var nodeOrder = Updated(_theta0, big, minusBig, own);
@@ -213,8 +258,8 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     public void A_peer_silent_past_the_step_timeout_is_dropped_once_the_survivors_agree()
     {
         var (peer, own0) = Started();
-        peer.Tell(own0);
-        peer.Tell(Share(0, 0, 1f));
+        Deliver(peer, own0);
+        Deliver(peer, Share(0, 0, 1f));
         // Node 1 never shares: after distsgd.step-timeout (1.5 s here) the peer reports what it holds, and steps no further.
         var report = Published<MembershipReport>();
         Assert.Equal((Self, -1L, 0L), (report.NodeId, report.AppliedStep, report.OpenStep));
@@ -227,9 +272,9 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         var own1 = Published<GradientShare>();
         Assert.Equal(1, own1.Step);
         Assert.Equal(own0.Gradient, own1.Gradient);                  // the same batch at the same θ
-        peer.Tell(own1);
-        peer.Tell(Share(0, 1, 9f));                                  // the lost peer's late share counts for nothing
-        peer.Tell(Share(1, 0, 1f));
+        Deliver(peer, own1);
+        Deliver(peer, Share(0, 1, 9f));                                  // the lost peer's late share counts for nothing
+        Deliver(peer, Share(1, 0, 1f));
         Assert.Equal(2, Published<GradientShare>().Step);
         Assert.Equal(Updated(_theta0, Share(1, 0, 1f), own1), Replica(peer).Parameters);
     }
@@ -238,9 +283,9 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
     public void A_peer_that_applied_a_step_with_the_lost_peers_share_redoes_it_with_the_shares_every_survivor_holds()
     {
         var (peer, own0) = Started();
-        peer.Tell(own0);
-        peer.Tell(Share(0, 0, 1f));
-        peer.Tell(Share(0, 1, 4f));                                  // node 1's last share reached this peer …
+        Deliver(peer, own0);
+        Deliver(peer, Share(0, 0, 1f));
+        Deliver(peer, Share(0, 1, 4f));                                  // node 1's last share reached this peer …
         var own1 = Published<GradientShare>();
         Assert.Equal(1, own1.Step);
         Assert.Equal(Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 4f), own0), Replica(peer).Parameters);
@@ -258,8 +303,8 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         var theta1 = Updated(_theta0, Share(0, 0, 1f), own0);
         Assert.Equal(theta1, Replica(peer).Parameters);
         Assert.Equal(1, Replica(peer).Step);
-        peer.Tell(own2);
-        peer.Tell(Share(2, 0, 2f));
+        Deliver(peer, own2);
+        Deliver(peer, Share(2, 0, 2f));
         Assert.Equal(3, Published<GradientShare>().Step);
         Assert.Equal(Updated(theta1, Share(2, 0, 2f), own2), Replica(peer).Parameters);
     }
@@ -277,7 +322,7 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         peer.Tell(new PeerReady(Plan, AddressB, _peerB.Ref));
         peer.Tell(new PeerReadyAck("run", AddressA));
         peer.Tell(new PeerReadyAck("run", AddressB));
-        peer.Tell(Published<GradientShare>());
+        Deliver(peer, Published<GradientShare>());
 
         // Neither other peer sends anything: this one alone is 1 of 3.
         var failed = reporter.FishForMessage<RunProgress.RunFailed>(_ => true, TimeSpan.FromSeconds(10));
@@ -292,16 +337,16 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         var theta = _theta0;
         for (long step = 0; step < Plan.StepsPerEpoch - 1; step++)
         {
-            peer.Tell(own);
-            peer.Tell(Share(step, 0, 1f));
-            peer.Tell(Share(step, 1, 2f));
+            Deliver(peer, own);
+            Deliver(peer, Share(step, 0, 1f));
+            Deliver(peer, Share(step, 1, 2f));
             theta = Updated(theta, Share(step, 0, 1f), Share(step, 1, 2f), own);
             own = Published<GradientShare>();
         }
         long last = Plan.StepsPerEpoch - 1;
-        peer.Tell(own);
-        peer.Tell(Share(last, 0, 1f));
-        peer.Tell(Share(last, 1, 2f));                               // node 1's last share reached this peer only
+        Deliver(peer, own);
+        Deliver(peer, Share(last, 0, 1f));
+        Deliver(peer, Share(last, 1, 2f));                               // node 1's last share reached this peer only
         var first = Published<ParameterHash>();
         Assert.Equal(1, first.Epoch);
 
@@ -329,9 +374,9 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
         var (peer, own) = Started();
         for (long step = 0; step < Plan.StepsPerEpoch; step++)
         {
-            peer.Tell(own);
-            peer.Tell(Share(step, 0, 1f));
-            peer.Tell(Share(step, 1, 2f));
+            Deliver(peer, own);
+            Deliver(peer, Share(step, 0, 1f));
+            Deliver(peer, Share(step, 1, 2f));
             if (step < Plan.StepsPerEpoch - 1)
                 own = Published<GradientShare>();
         }
@@ -363,11 +408,11 @@ public class PeerActorSpec : Akka.TestKit.Xunit2.TestKit
             "beyond_the_window" => Share(0 + StepBuffer.DefaultWindow + 1, 1, 100f),
             _ => Share(0, 1, 100f, samples: -4),
         };
-        peer.Tell(own);
-        peer.Tell(Share(0, 0, 1f));
-        peer.Tell(bad);
+        Deliver(peer, own);
+        Deliver(peer, Share(0, 0, 1f));
+        Deliver(peer, bad);
         if (kind != "non_finite")
-            peer.Tell(Share(0, 1, 3f));
+            Deliver(peer, Share(0, 1, 3f));
         Assert.Equal(1, Published<GradientShare>().Step);
         var replica = Replica(peer);
         Assert.Equal(kind == "non_finite" ? Updated(_theta0, Share(0, 0, 1f), own) : Updated(_theta0, Share(0, 0, 1f), Share(0, 1, 3f), own),

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
 
 namespace DistSgd.Actors.Tests.Decentralized;
@@ -15,7 +16,8 @@ public class StartBarrierTests
     public void The_barrier_passes_once_every_peer_is_ready_and_has_acknowledged_this_one()
     {
         var barrier = new StartBarrier("run", B, 3);
-        Assert.True(barrier.Ready(C, "c:9"));
+        var keyOfC = Enumerable.Repeat((byte)0xC, DataPlaneHandshake.KeySize).ToArray();
+        Assert.True(barrier.Ready(C, "c:9", keyOfC));
         Assert.True(barrier.Ready(B, "b:9"));
         Assert.True(barrier.Ready(A, "a:9"));
         Assert.False(barrier.Ready(A, "a:9"));                       // again: not newly seen
@@ -29,6 +31,9 @@ public class StartBarrierTests
         Assert.Null(passed.Problem);
         Assert.Equal((0, 1, 2), (passed.NodeIdOf(A), passed.NodeIdOf(B), passed.NodeIdOf(C)));   // ranks by address
         Assert.Equal("c:9", passed.Endpoints[2]);
+        Assert.Equal(keyOfC, passed.Keys[2]);                       // each node's key travels with its endpoint
+        Assert.False(passed.Keys.ContainsKey(1));
+        Assert.Empty(passed.Peers);                                  // no actor announced: on the Akka transport no share would count
     }
 
     [Fact]
@@ -80,7 +85,10 @@ public class StartBarrierTests
         var plan = new RunPlan("run", new ModelSpec(ModelKind.Softmax, 2, 3), 4, 1, 5, 42, 4);
         var peer = ActorRefs.Nobody;
         Assert.Null(StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan, A, peer)));
-        Assert.Null(StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer, "a:9")));
+        var key = new byte[DataPlaneHandshake.KeySize];
+        Assert.Null(StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer, "a:9", key)));
+        Assert.Contains("without a 32-byte data-plane key", StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer, "a:9")));
+        Assert.Contains("without a 32-byte data-plane key", StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer, "a:9", new byte[5])));
         Assert.Contains("uses the direct transport, this peer the akka one", StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan, A, peer, "a:9")));
         Assert.Contains("uses the akka transport, this peer the direct one", StartBarrier.Mismatch(plan, direct: true, new PeerReady(plan, A, peer)));
         Assert.StartsWith($"the peer at {A} runs a different run configuration: ", StartBarrier.Mismatch(plan, direct: false, new PeerReady(plan with { Seed = 2 }, A, peer)));

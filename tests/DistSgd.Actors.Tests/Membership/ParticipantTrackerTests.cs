@@ -20,6 +20,7 @@ public class ParticipantTrackerTests
         Assert.Equal(LossCause.Unreachable, change.Cause);
         Assert.Equal([new ParticipantLost<int>(0, LossCause.Unreachable), new ParticipantLost<int>(2, LossCause.Unreachable)], change.Lost);
         Assert.Equal([A], tracker.UnreachableMembers);
+        Assert.Equal([0, 2], tracker.LostAsUnreachable);   // told the run's end: they may only be paused
     }
 
     [Fact]
@@ -35,6 +36,7 @@ public class ParticipantTrackerTests
         Assert.Empty(change.Lost);
         Assert.Equal([0, 2], change.Regained);
         Assert.Empty(tracker.UnreachableMembers);
+        Assert.Empty(tracker.LostAsUnreachable);
         Assert.Empty(tracker.Reachable(A).Regained);
     }
 
@@ -43,7 +45,9 @@ public class ParticipantTrackerTests
     {
         var tracker = Tracker();
         tracker.Unreachable(B);
+        Assert.Equal([1], tracker.LostAsUnreachable);
         var removed = tracker.Removed(B);
+        Assert.Empty(tracker.LostAsUnreachable);   // removed: quarantined, nothing reaches it any more
 
         Assert.Equal([new ParticipantLost<int>(1, LossCause.Removed)], removed.Lost);
         Assert.Empty(tracker.UnreachableMembers);

@@ -149,4 +149,35 @@ public class StepLoopTests
         Assert.DoesNotContain(exchange.Calls, c => c.StartsWith("ask again"));
         Assert.Contains(exchange.Calls, c => c.StartsWith("fail") && c.Contains("diverged", StringComparison.OrdinalIgnoreCase));
     }
+
+    [Fact]
+    public void The_step_timer_is_armed_once_not_at_every_step()
+    {
+        var (loop, _, gather, replica, timers) = Make();
+        var armed = new List<object>();
+        loop.Begin();
+        armed.Add(timers.Active[nameof(StepLoop.StepTimedOut)]);
+        gather.Offer(Reply(0, 0));
+        gather.Offer(Reply(0, 1));
+        loop.TryFinish();
+
+        Assert.Equal(1, replica.Step);
+        Assert.Same(armed[0], timers.Active[nameof(StepLoop.StepTimedOut)]);   // step 1 runs under step 0's timer
+    }
+
+    [Fact]
+    public void The_timer_of_an_earlier_step_arms_again_for_the_rest_of_the_open_steps_timeout()
+    {
+        var (loop, exchange, gather, _, timers) = Make();
+        loop.Begin();
+        gather.Offer(Reply(0, 0));
+        gather.Offer(Reply(0, 1));
+        loop.TryFinish();
+        loop.HandleTimeout(new StepLoop.StepTimedOut(0));   // step 0's timer fires while step 1 is open, well within its timeout
+
+        Assert.Equal(new StepLoop.StepTimedOut(1), timers.Active[nameof(StepLoop.StepTimedOut)]);
+        Assert.DoesNotContain(exchange.Calls, c => c.StartsWith("ask again"));
+        loop.HandleTimeout(new StepLoop.StepTimedOut(1));   // step 1's own timeout is up
+        Assert.Contains("ask again 0,1", exchange.Calls);
+    }
 }

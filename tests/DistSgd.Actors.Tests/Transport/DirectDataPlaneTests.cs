@@ -9,41 +9,15 @@ using DistSgd.Actors.Transport;
 namespace DistSgd.Actors.Tests.Transport;
 
 /// <summary>
-/// The direct data plane's reader against hand-made byte streams: what it delivers, what it refuses, and that a
-/// refused or broken frame never reaches the step while a good connection goes on working. Every wait is bounded.
+/// The direct data plane's reader against hand-made byte streams on connections that proved their node
+/// (<see cref="DataPlaneHandshake"/>; the handshake's own refusals are <see cref="DataPlaneIdentityTests"/>): what it
+/// delivers, what it refuses, and that a refused or broken frame never reaches the step while a good connection goes on
+/// working. Every wait is bounded.
 /// </summary>
-public sealed class DirectDataPlaneTests : IDisposable
+public sealed class DirectDataPlaneTests() : MasterPlaneTest(RunId, Parameters, TimeSpan.FromSeconds(1))
 {
-    private const string RunId = "frame-run";
-    private const int Parameters = 1000;
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(5);
-
-    private readonly BlockingCollection<object> _delivered = new();
-    private readonly DirectDataPlane _master;
-    private readonly List<Socket> _clients = new();
-
-    public DirectDataPlaneTests()
-    {
-        // A master of 2 workers: accepts gradient replies from senders 0 and 1 of at most 1000 floats.
-        _master = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0,
-                                                           FrameTimeout: TimeSpan.FromMilliseconds(300)), GradientReply.FromFrame, _delivered.Add);
-    }
-
-    public void Dispose()
-    {
-        foreach (var client in _clients)
-            client.Dispose();
-        _master.Dispose();
-    }
-
-    private Socket Connect()
-    {
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        int port = int.Parse(_master.Endpoint.Split(':')[1]);
-        client.Connect("127.0.0.1", port);
-        _clients.Add(client);
-        return client;
-    }
+    private new const string RunId = "frame-run";
+    private const int Parameters = 1000;   // a master of 2 workers: gradient replies from senders 0 and 1 of at most 1000 floats
 
     private static byte[] Frame(int sender, long step, float[] values, string runId = RunId, int? announcedCount = null,
                                 FrameKind kind = FrameKind.GradientReply)
@@ -59,29 +33,15 @@ public sealed class DirectDataPlaneTests : IDisposable
 
     private T Next<T>()
     {
-        Assert.True(_delivered.TryTake(out var message, Wait), $"nothing delivered within {Wait.TotalSeconds:0}s, expected a {typeof(T).Name}");
+        Assert.True(Delivered.TryTake(out var message, Wait), $"nothing delivered within {Wait.TotalSeconds:0}s, expected a {typeof(T).Name}");
         return Assert.IsType<T>(message);
     }
 
-    private void NothingMore() => Assert.False(_delivered.TryTake(out var extra, TimeSpan.FromMilliseconds(200)), $"unexpected delivery {extra}");
-
-    /// <summary>True when the plane closed the client's connection (a read returns 0 or fails) within the wait.</summary>
-    private static bool ClosedByPeer(Socket client)
-    {
-        client.ReceiveTimeout = (int)Wait.TotalMilliseconds;
-        try
-        {
-            return client.Receive(new byte[1]) == 0;
-        }
-        catch (SocketException e)
-        {
-            return e.SocketErrorCode != SocketError.TimedOut;
-        }
-    }
+    private void NothingMore() => Assert.False(Delivered.TryTake(out var extra, TimeSpan.FromMilliseconds(200)), $"unexpected delivery {extra}");
 
     private void AGoodConnectionStillWorks(int sender = 1)
     {
-        Connect().Send(Frame(sender, 9, Gradient(2f)));
+        Connect(sender).Send(Frame(sender, 9, Gradient(2f)));
         var reply = Next<GradientReply>();
         Assert.Equal(9, reply.Step);
         Assert.Equal(Gradient(2f), reply.Gradient);
@@ -91,18 +51,18 @@ public sealed class DirectDataPlaneTests : IDisposable
     public void A_frame_arrives_as_the_gradient_reply_it_carries()
     {
         var gradient = Enumerable.Range(0, Parameters).Select(i => i * 0.25f - 3f).ToArray();
-        Connect().Send(Frame(sender: 1, step: 7, gradient));
+        Connect(1).Send(Frame(sender: 1, step: 7, gradient));
 
         var reply = Next<GradientReply>();
         Assert.Equal((RunId, 7L, 1, 8, 1.5, 0.001), (reply.RunId, reply.Step, reply.WorkerIndex, reply.SampleCount, reply.LossSum, reply.ComputeSeconds));
         Assert.Equal(gradient, reply.Gradient);
-        Assert.Equal(0, _master.BadFrames);
+        Assert.Equal(0, Master.BadFrames);
     }
 
     [Fact]
-    public void Frames_of_another_run_or_of_the_wrong_length_are_delivered_for_the_gather_to_drop_and_count()
+    public void Frames_of_another_run_or_of_the_wrong_length_areDelivered_for_the_gather_to_drop_and_count()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(0, 3, Gradient(1f), runId: "another-run"));
         client.Send(Frame(0, 3, Gradient(1f, count: 10)));
         client.Send(Frame(0, 3, Gradient(1f)));
@@ -117,55 +77,59 @@ public sealed class DirectDataPlaneTests : IDisposable
     }
 
     [Fact]
-    public void A_garbage_header_closes_the_connection_and_is_counted()
+    public void A_garbage_header_closes_the_proven_connection_and_is_counted_as_its_nodes_loss()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Enumerable.Range(0, FrameHeader.Size + 40).Select(i => (byte)(i * 37)).ToArray());
 
         Assert.True(ClosedByPeer(client));
+        Assert.Equal(0, Next<DataConnectionLost>().Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
         AGoodConnectionStillWorks();
     }
 
     [Fact]
-    public void A_frame_from_a_sender_that_is_not_a_member_closes_the_connection()
+    public void A_frame_naming_a_sender_other_than_the_proven_one_closes_the_connection()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(sender: 5, step: 1, Gradient(1f)));
 
         Assert.True(ClosedByPeer(client));
+        Assert.Equal(0, Next<DataConnectionLost>().Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
         AGoodConnectionStillWorks();
     }
 
     [Fact]
     public void A_frame_announcing_more_than_the_model_closes_the_connection_before_its_payload_is_read()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(0, 1, [], announcedCount: int.MaxValue / 8));
 
         Assert.True(ClosedByPeer(client));
+        Assert.Equal(0, Next<DataConnectionLost>().Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
     }
 
     [Fact]
     public void A_frame_of_a_kind_this_node_does_not_receive_closes_the_connection()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(0, 1, Gradient(1f), kind: FrameKind.ComputeGradient));
 
         Assert.True(ClosedByPeer(client));
+        Assert.Equal(0, Next<DataConnectionLost>().Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
     }
 
     [Fact]
     public void A_truncated_frame_is_cut_off_after_the_frame_timeout_and_its_sender_is_lost_for_the_step()
     {
-        var client = Connect();
+        var client = Connect(1);
         var frame = Frame(1, 4, Gradient(1f));
         client.Send(frame.AsSpan(0, FrameHeader.Size + 100));   // then silence, the connection left open
 
@@ -173,14 +137,14 @@ public sealed class DirectDataPlaneTests : IDisposable
         var lost = Next<DataConnectionLost>();
         Assert.Equal(1, lost.Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
         AGoodConnectionStillWorks(sender: 1);
     }
 
     [Fact]
     public void A_connection_dropped_mid_frame_delivers_nothing_partial_and_reports_the_sender_lost()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(0, 2, Gradient(1f)));
         client.Send(Frame(0, 3, Gradient(1f)).AsSpan(0, FrameHeader.Size + 2000));
         client.Close();
@@ -189,34 +153,34 @@ public sealed class DirectDataPlaneTests : IDisposable
         var lost = Next<DataConnectionLost>();
         Assert.Equal(0, lost.Sender);
         NothingMore();
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
         AGoodConnectionStillWorks(sender: 0);
     }
 
     [Fact]
-    public void A_frame_longer_than_announced_is_delivered_as_announced_and_the_extra_bytes_close_the_connection()
+    public void A_frame_longer_than_announced_isDelivered_as_announced_and_the_extra_bytes_close_the_connection()
     {
-        var client = Connect();
+        var client = Connect(1);
         var frame = Frame(1, 6, Gradient(3f));
         client.Send([.. frame, .. new byte[FrameHeader.Size]]);   // 64 stray bytes: not a header
 
         Assert.Equal(Gradient(3f), Next<GradientReply>().Gradient);
         Assert.True(ClosedByPeer(client));
         Assert.Equal(1, Next<DataConnectionLost>().Sender);
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
     }
 
     [Fact]
     public void A_connection_may_not_change_its_sender()
     {
-        var client = Connect();
+        var client = Connect(0);
         client.Send(Frame(0, 1, Gradient(1f)));
         client.Send(Frame(1, 1, Gradient(1f)));
 
         Assert.Equal(0, Next<GradientReply>().WorkerIndex);
         Assert.True(ClosedByPeer(client));
         Assert.Equal(0, Next<DataConnectionLost>().Sender);
-        Assert.Equal(1, _master.BadFrames);
+        Assert.Equal(1, Master.BadFrames);
     }
 
     [Fact]
@@ -224,14 +188,16 @@ public sealed class DirectDataPlaneTests : IDisposable
     {
         using var worker = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.ComputeGradient, 1, "127.0.0.1", 0,
                                                                     TimeSpan.FromSeconds(1)), ComputeGradient.FromFrame, _ => { });
+        worker.Trust(0, Master.Endpoint, Master.Key);
+        Master.Trust(0, worker.Endpoint, worker.Key);
         var header = new FrameHeader(FrameKind.GradientReply, 0, 1, 0, 1, 0, 8, 1, 0, 0);
-        Assert.True(worker.Send(_master.Endpoint, header, Gradient(1f)));
+        Assert.True(worker.Send(Master.Endpoint, header, Gradient(1f)));
         Assert.Equal(1, Next<GradientReply>().Step);
 
         Assert.False(worker.Send("127.0.0.1:1", header, Gradient(1f)));   // nobody listens there: false, no hang
-        worker.Disconnect(_master.Endpoint);
+        worker.Disconnect(Master.Endpoint);
         Assert.Equal(0, Next<DataConnectionLost>().Sender);
-        Assert.True(worker.Send(_master.Endpoint, header with { Step = 2 }, Gradient(1f)));
+        Assert.True(worker.Send(Master.Endpoint, header with { Step = 2 }, Gradient(1f)));
         Assert.Equal(2, Next<GradientReply>().Step);
     }
 
@@ -242,15 +208,15 @@ public sealed class DirectDataPlaneTests : IDisposable
         var members = new[] { IPAddress.Parse("127.0.0.2") };
         using var guarded = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0,
                                                                      FrameTimeout: TimeSpan.FromMilliseconds(300),
-                                                                     AcceptFrom: members.Contains), GradientReply.FromFrame, _delivered.Add);
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        _clients.Add(client);
+                                                                     AcceptFrom: members.Contains), GradientReply.FromFrame, Delivered.Add);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         client.Connect("127.0.0.1", int.Parse(guarded.Endpoint.Split(':')[1]));
         client.Send(Frame(0, 1, Gradient(1f)));
 
         Assert.True(ClosedByPeer(client));
         NothingMore();
         Assert.Equal(1, guarded.RefusedConnections);
+        Assert.Equal(new Dictionary<ConnectionRefusal, long> { [ConnectionRefusal.NotMember] = 1 }, guarded.Refusals);
         Assert.Equal(0, guarded.FramesReceived);
     }
 

@@ -19,7 +19,7 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     private const string RunId = "tls-run";
     private const int Parameters = 250_000;   // 1 MB frames: many TLS records each
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
-    private static readonly TimeSpan FrameTimeout = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan FrameTimeout = TimeSpan.FromSeconds(1);
 
     private readonly TestCertificates _ca = new();
     private readonly TestCertificates _otherCa = new("Another CA");
@@ -44,6 +44,13 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     }
 
     private DirectDataPlane Master(NodeTls? tls) => Plane(tls, deliver: _delivered.Add);
+
+    /// <summary>What the control plane does: each plane learns the other's endpoint and key (the worker is node 1, the master node 0).</summary>
+    private static void Introduce(DirectDataPlane master, DirectDataPlane worker, int workerNode = 1)
+    {
+        master.Trust(workerNode, worker.Endpoint, worker.Key);
+        worker.Trust(0, master.Endpoint, master.Key);
+    }
 
     private static FrameHeader Header(int sender, long step) =>
         new(FrameKind.GradientReply, 0, step, sender, 1, (int)step, 8, 1.5, 0.001, 0);
@@ -85,6 +92,7 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     {
         var master = Master(_ca.Load("master"));
         var worker = Plane(_ca.Load("worker"), FrameKind.ComputeGradient);
+        Introduce(master, worker);
         var first = Gradient(1f);
         var second = Gradient(-7f);
 
@@ -105,9 +113,10 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     {
         var master = Master(_ca.Load("master"));
         var plain = Plane(null, FrameKind.ComputeGradient);
+        Introduce(master, plain, workerNode: 0);
 
         SendFailsWithin(plain, master.Endpoint, Gradient(1f));
-        Eventually(() => master.RefusedConnections >= 1, "the refusal");
+        Eventually(() => master.Refusals.GetValueOrDefault(ConnectionRefusal.TlsFailed) >= 1, "the refusal");
         NothingDelivered();
         Assert.Equal(0, master.FramesReceived);
     }
@@ -117,9 +126,10 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     {
         var master = Master(_ca.Load("master"));
         var intruder = Plane(_otherCa.Load("intruder"), FrameKind.ComputeGradient);
+        Introduce(master, intruder, workerNode: 0);   // even knowing the key: the certificate is refused first
 
         Assert.True(SendFailsWithin(intruder, master.Endpoint, Gradient(1f)), "the intruder's sends never failed");
-        Eventually(() => master.RefusedConnections >= 1, "the refusal");
+        Eventually(() => master.Refusals.GetValueOrDefault(ConnectionRefusal.TlsFailed) >= 1, "the refusal");
         NothingDelivered();
         Assert.Equal(0, master.FramesReceived);
     }
@@ -130,6 +140,8 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
         var worker = Plane(_ca.Load("worker"), FrameKind.ComputeGradient);
         var impostor = Master(_otherCa.Load("impostor"));
         var plain = Master(null);
+        Introduce(impostor, worker, workerNode: 0);
+        Introduce(plain, worker, workerNode: 0);
 
         // The server's certificate is checked during the handshake, before any payload byte is written.
         Assert.False(worker.Send(impostor.Endpoint, Header(0, 1), Gradient(1f)));
@@ -143,11 +155,14 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
     {
         var master = Master(_ca.Load("master"));
         var identity = _ca.Load("worker");
+        var workerKey = DataPlaneHandshake.NewRandom();
+        master.Trust(0, "worker:1", workerKey);
         int port = int.Parse(master.Endpoint.Split(':')[1]);
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         socket.Connect("127.0.0.1", port);
         using var tls = new SslStream(new NetworkStream(socket, ownsSocket: false));
         tls.AuthenticateAsClient(identity.ClientOptions("127.0.0.1"));
+        HandshakeClient.Prove(tls, RunId, 0, workerKey, master.Key);
 
         var bytes = new byte[FrameHeader.Size + 16 * sizeof(float)];
         (Header(0, 3) with { RunHash = FrameHeader.HashRunId(RunId), Count = 16 }).Write(bytes);

@@ -5,6 +5,23 @@ namespace DistSgd.Host.Tests.Settings;
 
 public class EffectiveConfigTests
 {
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("debug", "DEBUG")]
+    [InlineData("WARNING", "WARNING")]
+    public void DISTSGD_AKKA_LOGLEVEL_takes_the_levels_Akka_knows_in_any_case(string? value, string? expected) =>
+        Assert.Equal(expected, EffectiveConfig.CheckAkkaLogLevel(value));
+
+    [Theory]
+    [InlineData("LOUD")]
+    [InlineData("")]
+    [InlineData("WARN")]
+    public void A_DISTSGD_AKKA_LOGLEVEL_Akka_does_not_know_is_refused_naming_the_variable(string value)
+    {
+        var e = Assert.Throws<UsageException>(() => EffectiveConfig.CheckAkkaLogLevel(value));
+        Assert.Equal($"DISTSGD_AKKA_LOGLEVEL: expected one of OFF, ERROR, WARNING, INFO, DEBUG, found '{value}'", e.Message);
+    }
+
     [Fact]
     public void Transport_flag_wins_over_the_config_file()
     {

@@ -1,0 +1,107 @@
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Steps;
+
+namespace DistSgd.Host.Runs;
+
+/// <summary>
+/// This node was taken out of the cluster, or lost the node it depends on, before its part of the run finished: the
+/// cluster removed it (downed: unreachable, stopped, on the minority side of a partition), or the last node that may
+/// host the master left. <paramref name="Reason"/> is for the user.
+/// </summary>
+public sealed record NodeLost(string Reason);
+
+/// <summary>How a `distsgd node` process ends: its exit code and the one line that says why.</summary>
+/// <param name="ExitCode">One of <see cref="ExitCodes"/>.</param>
+/// <param name="Line">What the node prints last: "done: …" for a part that finished, the reason otherwise.</param>
+public sealed record NodeExit(int ExitCode, string Line);
+
+/// <summary>
+/// How a node's part of a run ended, decided from what it heard, in one pure place (decision 0063). A node hears
+/// reports from its coordinators (the run completed or failed, its worker's RunEnded, its peer's PeerFinished) and
+/// news from the cluster (<see cref="NodeLost"/>); they race. A part that finished is final: the cluster removing
+/// the node afterwards (the others left, so a lone survivor is a minority and downs itself) changes nothing, and a
+/// node whose run finished exits 0.
+/// </summary>
+public static class NodeEnding
+{
+    /// <summary>
+    /// A pause of the whole process at least this long is named in the node's last line: longer than Akka's failure
+    /// detector allows (heartbeat-interval + acceptable-heartbeat-pause, 3 s by default), so it can explain a removal.
+    /// </summary>
+    public static readonly TimeSpan NotablePause = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// What ended the node's part: <paramref name="ended"/> (the run's RunCompleted or RunFailed, or a worker's
+    /// RunEnded) first, then <paramref name="finished"/> (this peer's PeerFinished), then <paramref name="lost"/>; each
+    /// null when not heard. A part that finished wins over a removal heard before or after it: the removal is about
+    /// the cluster, the finished part about the run.
+    /// </summary>
+    public static object? Outcome(object? ended, PeerFinished? finished, NodeLost? lost) =>
+        ended ?? (object?)finished ?? lost;
+
+    /// <summary>
+    /// The exit of a node whose outcome is not a completed run (that one writes the results; see
+    /// <see cref="RunCoordinators.Completed"/>): 0 for a part that finished, 1 for a failed run or a lost node.
+    /// <paramref name="longestPause"/> is the longest time the process did not run (<see cref="PauseWatch"/>), named
+    /// when at least <see cref="NotablePause"/>; <paramref name="removedAfterwards"/> says the cluster removed the
+    /// node after its part had finished.
+    /// </summary>
+    public static NodeExit Exit(object outcome, string runId, TimeSpan longestPause, bool removedAfterwards = false)
+    {
+        string? pause = longestPause >= NotablePause ? $"{longestPause.TotalSeconds:0} s" : null;
+        string after = removedAfterwards ? "; the cluster removed this node as its part finished, which changes nothing" : "";
+        return outcome switch
+        {
+            PeerFinished => new NodeExit(ExitCodes.Ok,
+                $"done: run {runId} ended; the lead peer (lowest node id) writes the results{after}"),
+            RunEnded when pause is not null => new NodeExit(ExitCodes.Ok,
+                $"done: run {runId} ended; this node did not run for {pause} (stopped, e.g. SIGSTOP, or starved) and heard the end " +
+                $"when it ran again; the master writes the results{after}"),
+            RunEnded => new NodeExit(ExitCodes.Ok, $"done: run {runId} ended; the master writes the results{after}"),
+            RunProgress.RunFailed failed => new NodeExit(ExitCodes.TrainingFailed, failed.Reason),
+            NodeLost lost when pause is not null => new NodeExit(ExitCodes.TrainingFailed,
+                $"this node did not run for {pause} (stopped, e.g. SIGSTOP, or starved), longer than the cluster waits for a silent " +
+                $"node; {lost.Reason}. The run goes on without this node if the others hold a majority: the master's node " +
+                "(or the lead peer's) has its outcome and results"),
+            NodeLost lost => new NodeExit(ExitCodes.TrainingFailed, lost.Reason),
+            _ => throw new ArgumentException($"not a node's ending: {outcome}", nameof(outcome)),
+        };
+    }
+}
+
+/// <summary>
+/// The longest time this process did not run, seen as the largest gap between ticks that should come every
+/// <see cref="Interval"/>: a SIGSTOP, a suspended machine, or a starved process. Pure: the caller passes the
+/// monotonic time of each tick (a timer in <see cref="NodeRun"/>, a list in tests).
+/// </summary>
+public sealed class PauseWatch
+{
+    /// <summary>How often the node's timer ticks.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(250);
+
+    private readonly object _gate = new();
+    private TimeSpan? _last;
+    private TimeSpan _longest;
+
+    /// <summary>The longest gap seen beyond the expected interval; zero before two ticks.</summary>
+    public TimeSpan LongestPause
+    {
+        get
+        {
+            lock (_gate)
+                return _longest;
+        }
+    }
+
+    /// <summary>A tick at monotonic time <paramref name="now"/>.</summary>
+    public void Tick(TimeSpan now)
+    {
+        lock (_gate)
+        {
+            if (_last is { } last && now - last - Interval > _longest)
+                _longest = now - last - Interval;
+            _last = now;
+        }
+    }
+}

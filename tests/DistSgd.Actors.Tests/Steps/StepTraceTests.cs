@@ -1,0 +1,69 @@
+using System.Diagnostics;
+using System.Text.Json;
+using DistSgd.Actors.Steps;
+
+namespace DistSgd.Actors.Tests.Steps;
+
+public class StepTraceTests
+{
+    private static JsonElement[] Events(StepTrace trace)
+    {
+        var text = new StringWriter();
+        trace.Write(text);
+        return JsonDocument.Parse(text.ToString()).RootElement.EnumerateArray().ToArray();
+    }
+
+    private static long Ms(double ms) => (long)(ms * Stopwatch.Frequency / 1000);
+
+    [Fact]
+    public void A_step_is_written_as_chrome_trace_events_with_its_phases_nested_in_it()
+    {
+        var trace = new StepTrace(3, "peer 3", 4);
+        long t = 1_000_000 * Stopwatch.Frequency / 1000;
+        trace.Add(StepPhase.Compute, 7, t, t + Ms(2));
+        trace.Add(StepPhase.Update, 7, t + Ms(3), t + Ms(3.5));
+        trace.StepDone(7, t, t + Ms(4), allocatedBytes: 120);
+
+        var events = Events(trace);
+        var spans = events.Where(e => e.GetProperty("ph").GetString() == "X").ToArray();
+        var step = spans.Single(e => e.GetProperty("name").GetString() == "step");
+        var compute = spans.Single(e => e.GetProperty("name").GetString() == "compute");
+
+        Assert.Contains(events, e => e.GetProperty("ph").GetString() == "M" && e.GetProperty("args").GetProperty("name").GetString() == "peer 3");
+        Assert.All(spans, e => Assert.Equal(3, e.GetProperty("pid").GetInt32()));
+        Assert.Equal(4000.0, step.GetProperty("dur").GetDouble(), 1);
+        Assert.Equal(2000.0, compute.GetProperty("dur").GetDouble(), 1);
+        Assert.Equal(step.GetProperty("ts").GetDouble(), compute.GetProperty("ts").GetDouble(), 1);
+        Assert.Equal(120, step.GetProperty("args").GetProperty("allocated_bytes").GetInt64());
+        Assert.Equal(7, compute.GetProperty("args").GetProperty("step").GetInt64());
+    }
+
+    [Fact]
+    public void A_frame_received_on_a_reader_thread_becomes_a_receive_span_there_and_a_hand_off_to_the_coordinator()
+    {
+        var trace = new StepTrace(0, "peer 0", 2);
+        long t = Stopwatch.GetTimestamp();
+        var reader = new Thread(() => trace.Received(1, 5, t, t + Ms(0.5)));
+        reader.Start();
+        reader.Join();
+        trace.Offered(1, 5, t + Ms(0.8), t + Ms(0.9));
+        trace.Offered(1, 6, t + Ms(1.0), t + Ms(1.1));   // no frame of step 6 was reported: no hand-off for it
+
+        var spans = Events(trace).Where(e => e.GetProperty("ph").GetString() == "X").ToArray();
+        var receive = spans.Single(e => e.GetProperty("name").GetString() == "receive");
+        var handOff = spans.Single(e => e.GetProperty("name").GetString() == "hand-off");
+
+        Assert.Equal(101, receive.GetProperty("tid").GetInt32());
+        Assert.Equal(StepTrace.CoordinatorThread, handOff.GetProperty("tid").GetInt32());
+        Assert.Equal(300.0, handOff.GetProperty("dur").GetDouble(), 1);
+        Assert.Equal(5, handOff.GetProperty("args").GetProperty("step").GetInt64());
+        Assert.Equal(2, spans.Count(e => e.GetProperty("name").GetString() == "offer"));
+    }
+
+    [Fact]
+    public void The_trace_file_of_a_coordinator_is_named_after_it()
+    {
+        Assert.Equal(Path.Combine("runs", "x", "step-trace-peer-2.json"), StepTrace.PathIn(Path.Combine("runs", "x"), "peer 2"));
+        Assert.Equal("hand-off", StepTrace.Label(StepPhase.HandOff));
+    }
+}

@@ -1,0 +1,80 @@
+using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Steps;
+using DistSgd.Host.Runs;
+
+namespace DistSgd.Host.Tests.Runs;
+
+/// <summary>The table of a node's exit codes (README, "Exit codes of a node"), row by row.</summary>
+public class NodeEndingTests
+{
+    private static readonly PeerFinished Finished = new(1, [0.5f], [1, 2, 3]);
+    private static readonly NodeLost Removed = new("this node was removed from the cluster before its part of the run finished");
+    private static readonly TimeSpan NoPause = TimeSpan.Zero;
+    private static readonly TimeSpan Stopped = TimeSpan.FromSeconds(31);
+
+    [Fact]
+    public void A_peer_that_finished_and_was_then_removed_ends_as_finished()
+    {
+        // Issue 18: the lead killed, the new lead wrote the results and left; the last survivor, a minority against the
+        // dead node, downed itself 1.7 s after it finished and used to exit 1.
+        var outcome = NodeEnding.Outcome(ended: null, Finished, Removed);
+        Assert.Same(Finished, outcome);
+        var exit = NodeEnding.Exit(outcome!, "run1", NoPause, removedAfterwards: true);
+        Assert.Equal(ExitCodes.Ok, exit.ExitCode);
+        Assert.StartsWith("done: run run1 ended; the lead peer (lowest node id) writes the results", exit.Line);
+        Assert.Contains("removed this node as its part finished, which changes nothing", exit.Line);
+    }
+
+    [Fact]
+    public void A_worker_told_the_run_ended_ends_as_finished_whatever_the_cluster_did_to_it()
+    {
+        var ended = new RunEnded("run1");
+        Assert.Same(ended, NodeEnding.Outcome(ended, null, Removed));
+        Assert.Equal(new NodeExit(ExitCodes.Ok, "done: run run1 ended; the master writes the results"), NodeEnding.Exit(ended, "run1", NoPause));
+    }
+
+    [Fact]
+    public void A_worker_that_hears_the_end_after_a_long_pause_says_so_and_exits_0()
+    {
+        var exit = NodeEnding.Exit(new RunEnded("run1"), "run1", Stopped);
+        Assert.Equal(ExitCodes.Ok, exit.ExitCode);
+        Assert.Contains("this node did not run for 31 s (stopped, e.g. SIGSTOP, or starved) and heard the end when it ran again", exit.Line);
+    }
+
+    [Fact]
+    public void A_node_removed_before_its_part_finished_exits_1_saying_so_and_naming_a_long_pause()
+    {
+        Assert.Same(Removed, NodeEnding.Outcome(null, null, Removed));
+        Assert.Equal(new NodeExit(ExitCodes.TrainingFailed, Removed.Reason), NodeEnding.Exit(Removed, "run1", TimeSpan.FromSeconds(4)));
+        var woken = NodeEnding.Exit(Removed, "run1", Stopped);
+        Assert.Equal(ExitCodes.TrainingFailed, woken.ExitCode);
+        Assert.StartsWith("this node did not run for 31 s", woken.Line);
+        Assert.Contains(Removed.Reason, woken.Line);
+        Assert.Contains("The run goes on without this node if the others hold a majority", woken.Line);
+    }
+
+    [Fact]
+    public void The_run_s_own_ending_wins_over_both_and_a_failed_run_exits_1()
+    {
+        var failed = new RunProgress.RunFailed("every worker was lost");
+        Assert.Same(failed, NodeEnding.Outcome(failed, Finished, Removed));
+        Assert.Equal(new NodeExit(ExitCodes.TrainingFailed, "every worker was lost"), NodeEnding.Exit(failed, "run1", NoPause));
+        Assert.Null(NodeEnding.Outcome(null, null, null));
+        Assert.Throws<ArgumentException>(() => NodeEnding.Exit("something else", "run1", NoPause));
+    }
+
+    [Fact]
+    public void The_pause_watch_keeps_the_longest_gap_beyond_its_interval()
+    {
+        var watch = new PauseWatch();
+        var interval = PauseWatch.Interval;
+        watch.Tick(TimeSpan.FromSeconds(10));
+        Assert.Equal(TimeSpan.Zero, watch.LongestPause);
+        watch.Tick(TimeSpan.FromSeconds(10) + interval);                  // on time
+        Assert.Equal(TimeSpan.Zero, watch.LongestPause);
+        watch.Tick(TimeSpan.FromSeconds(41) + interval * 2);              // 31 s stopped
+        watch.Tick(TimeSpan.FromSeconds(43) + interval * 3);              // 2 s late: shorter, kept the longest
+        Assert.Equal(TimeSpan.FromSeconds(31), watch.LongestPause);
+    }
+}
