@@ -60,7 +60,7 @@ public abstract record LearningRateSchedule
     /// <see cref="Original"/> with <paramref name="replans"/> applied in order: the schedule a run had after them (a
     /// checkpoint stores the re-plans, not the schedule).
     /// </summary>
-    public LearningRateSchedule With(IEnumerable<ScheduleReplan> replans)
+    public LearningRateSchedule WithReplans(IEnumerable<ScheduleReplan> replans)
     {
         ArgumentNullException.ThrowIfNull(replans);
         var schedule = Original;

@@ -120,7 +120,7 @@ public sealed class SgdOptimizer
     }
 
     /// <summary>Puts a saved run's re-plans back (a resumed run): the options' schedule with <paramref name="replans"/> applied in order.</summary>
-    public void RestoreReplans(IReadOnlyList<ScheduleReplan> replans) => Schedule = Options.Schedule.With(replans);
+    public void RestoreReplans(IReadOnlyList<ScheduleReplan> replans) => Schedule = Options.Schedule.WithReplans(replans);
 
     /// <summary>Applies one update to θ in place with the gradient g and advances the step.</summary>
     public void Step(Span<float> parameters, ReadOnlySpan<float> gradient)

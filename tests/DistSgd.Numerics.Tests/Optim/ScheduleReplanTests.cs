@@ -76,7 +76,7 @@ public class ScheduleReplanTests
             Assert.Equal(BitConverter.DoubleToInt64Bits(a.RateAt(step, 0.05)), BitConverter.DoubleToInt64Bits(b.RateAt(step, 0.05)));
         Assert.Equal([new ScheduleReplan(ChangeStep, Remaining), new ScheduleReplan(400, 150)], a.Replans);
         Assert.Same(Planned, a.Original);
-        Assert.Equal(a, Planned.With(a.Replans));
+        Assert.Equal(a, Planned.WithReplans(a.Replans));
     }
 
     [Fact]
