@@ -322,10 +322,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     /// </summary>
     private bool SeesMajority()
     {
-        var state = Cluster.Get(Context.System).State;
-        return ClusterMajority.IsOnMajoritySide(
-            state.Members.Where(m => m.Status is MemberStatus.Up or MemberStatus.Leaving or MemberStatus.WeaklyUp).Select(m => m.Address),
-            state.Unreachable.Select(m => m.Address).Concat(_tracker.UnreachableMembers));
+        return ClusterMajority.IsOnMajoritySide(Cluster.Get(Context.System).State, _tracker.UnreachableMembers);
     }
 
     /// <summary>

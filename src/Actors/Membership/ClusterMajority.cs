@@ -18,11 +18,55 @@ public static class ClusterMajority
         if (all.Count == 0)
             return true;
         var lost = unreachable.Where(all.Contains).ToHashSet();
-        int reachable = all.Count - lost.Count;
-        if (2 * reachable != all.Count)
-            return 2 * reachable > all.Count;
         var lowest = all.OrderBy(a => a, Member.AddressOrdering).First();
-        return !lost.Contains(lowest);
+        return IsOnMajoritySide(all.Count, lost.Count, lost.Contains(lowest));
+    }
+
+    /// <summary>
+    /// The same rule on counts (what a coordinator checks at every step, without allocating): <paramref name="members"/>
+    /// that count, how many of them this node cannot reach, and whether the lowest address among them is one of those.
+    /// </summary>
+    public static bool IsOnMajoritySide(int members, int unreachable, bool lowestUnreachable)
+    {
+        if (members == 0)
+            return true;
+        int reachable = members - unreachable;
+        if (2 * reachable != members)
+            return 2 * reachable > members;
+        return !lowestUnreachable;
+    }
+
+    /// <summary>
+    /// <see cref="IsOnMajoritySide(int, int, bool)"/> of the cluster as <paramref name="state"/> and this node's own
+    /// unreachability events (<paramref name="unreachable"/>) see it, counting the members Up, WeaklyUp and Leaving;
+    /// loops over the state without LINQ, since the centralized master asks at every step.
+    /// </summary>
+    public static bool IsOnMajoritySide(ClusterEvent.CurrentClusterState state, IReadOnlyCollection<Address> unreachable)
+    {
+        int members = 0, lost = 0;
+        Address? lowest = null;
+        bool lowestLost = false;
+        foreach (var member in state.Members)
+        {
+            if (member.Status is not (MemberStatus.Up or MemberStatus.WeaklyUp or MemberStatus.Leaving))
+                continue;
+            members++;
+            bool isLost = unreachable.Contains(member.Address) || Holds(state.Unreachable, member.Address);
+            if (isLost)
+                lost++;
+            if (lowest is null || Member.AddressOrdering.Compare(member.Address, lowest) < 0)
+                (lowest, lowestLost) = (member.Address, isLost);
+        }
+        return IsOnMajoritySide(members, lost, lowestLost);
+    }
+
+    /// <summary>Whether a member of <paramref name="members"/> has <paramref name="address"/> (by address, as the rule counts).</summary>
+    private static bool Holds(IEnumerable<Member> members, Address address)
+    {
+        foreach (var member in members)
+            if (member.Address.Equals(address))
+                return true;
+        return false;
     }
 }
 
@@ -39,7 +83,7 @@ public enum SideChange
 
 /// <summary>
 /// Which side of a partition a coordinator last saw itself on, so that it acts once per change of side: the
-/// answers of <see cref="ClusterMajority.IsOnMajoritySide"/> go in, the changes come out. Starts on the majority side.
+/// answers of <see cref="ClusterMajority.IsOnMajoritySide(IEnumerable{Address}, IEnumerable{Address})"/> go in, the changes come out. Starts on the majority side.
 /// </summary>
 public sealed class PartitionSide
 {

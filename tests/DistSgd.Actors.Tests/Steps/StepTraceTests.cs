@@ -66,4 +66,20 @@ public class StepTraceTests
         Assert.Equal(Path.Combine("runs", "x", "step-trace-peer-2.json"), StepTrace.PathIn(Path.Combine("runs", "x"), "peer 2"));
         Assert.Equal("hand-off", StepTrace.Label(StepPhase.HandOff));
     }
+
+    [Fact]
+    public void A_garbage_collection_during_a_step_is_a_gc_pause_span_at_its_end()
+    {
+        var trace = new StepTrace(0, "peer 0", 2);
+        long t = Stopwatch.GetTimestamp();
+        trace.StepDone(1, t, t + Ms(1), 0);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        long end = Stopwatch.GetTimestamp();
+        trace.StepDone(2, end - Ms(1), end, 0);
+
+        var pauses = Events(trace).Where(e => e.GetProperty("name").GetString() == "gc pause").ToArray();
+        var pause = Assert.Single(pauses);
+        Assert.Equal(2, pause.GetProperty("args").GetProperty("step").GetInt64());
+        Assert.True(pause.GetProperty("dur").GetDouble() > 0);
+    }
 }
