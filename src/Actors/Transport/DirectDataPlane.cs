@@ -357,17 +357,18 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
-    /// <summary>The server closed the connection during the handshake: it refused it, or closed it to make room (<see cref="DataPlaneHandshake.ToClose"/>).</summary>
+    /// <summary>The server closed the connection after its hello, before its proof: it refused the answer, or closed it to make room (<see cref="DataPlaneHandshake.ToClose"/>).</summary>
     private sealed class ClosedEarlyException(string message) : AuthenticationException(message);
 
     /// <summary>Pauses before each new try of a connection the server closed during its handshake (<see cref="ConnectMakingRoom"/>); the last repeats.</summary>
     private static readonly int[] RetryPausesMs = [25, 50, 100, 200, 400];
 
     /// <summary>
-    /// <see cref="Connect"/>, tried again after a growing pause while the server closes the connection during the
-    /// handshake and the frame timeout has not passed: during a flood of connections it may have closed this one to
-    /// make room before it could answer, and the flood's own connections go first the next time. A genuine refusal
-    /// costs a few tries (each counted by the server) within the frame timeout, as a handshake that times out does.
+    /// <see cref="Connect"/>, tried again after a growing pause while the server closes the connection after its hello
+    /// and before its proof, and the frame timeout has not passed: during a flood of connections it may have closed
+    /// this one to make room before it could answer, and the flood's own connections go first the next time. A refusal
+    /// of the answer costs a few tries (each counted by the server) within the frame timeout, as a handshake that times
+    /// out does. A server that closes before its hello (distsgd.direct.members-only) is not tried again.
     /// </summary>
     private Outgoing ConnectMakingRoom(string endpoint, int claimedNode)
     {
@@ -454,7 +455,7 @@ public sealed class DirectDataPlane : IDisposable
     {
         var hello = new byte[DataPlaneHandshake.HelloSize];
         if (ReceiveBefore(socket, tls, hello, deadline) < hello.Length)
-            throw new ClosedEarlyException($"the data plane at {endpoint} closed before its handshake");
+            throw new AuthenticationException($"the data plane at {endpoint} closed before its handshake");
         if (DataPlaneHandshake.CheckHello(hello, _runHash) is { } problem)
             throw new AuthenticationException($"{endpoint}: {problem}");
         var answer = new byte[DataPlaneHandshake.AnswerSize];
