@@ -19,7 +19,8 @@
 #   worker-loss-*: `distsgd node` processes (a master and workers A, B on 127.0.0.2-4, 2 workers). Worker B refuses
 #     every data connection from the master (distsgd.direct.members-only on; the master's connections come from
 #     127.0.0.1, no member's address) before the data-plane handshake, so the master's first connect gets no
-#     hello, its first send of θ to B fails and B is lost at that step: the
+#     hello, its first send of θ to B fails and B is lost at that step (a connection closed before the hello is not
+#     tried again, docs/decisions/0062; B logs the refusal as refused_not_member at Warning): the
 #     rest of its shard of that epoch is skipped, the next epoch is cut for worker A alone. "-step-0" starts fresh;
 #     "-mid-epoch" resumes the master from step 111 of the uninterrupted centralized run (epoch 2, 11 steps in), so
 #     the loss lands mid-run at a fixed step. A kill -9 (scripts/fault-tolerance.sh, NodeFaultTests) lands at a

@@ -66,6 +66,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var self = _self;
             _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers),
                                              GradientReply.FromFrame, m => self.Tell(m));
+            _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         }
     }
 

@@ -196,6 +196,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _dataPlane?.Dispose();
         var self = Self;
         _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         // The master is node 0 of this plane: its θ connections, and the answers to this worker's, prove its key.
         if (DataPlaneHandshake.IsKey(message.MasterKey))
             _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);

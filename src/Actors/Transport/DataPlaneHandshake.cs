@@ -16,7 +16,10 @@ public enum ConnectionRefusal
     /// <summary>The TLS handshake failed (no certificate of this node's CA, or one for another host).</summary>
     TlsFailed,
 
-    /// <summary>Too many connections were still proving themselves (<see cref="DataPlaneHandshake.UnprovenCap"/>).</summary>
+    /// <summary>
+    /// Too many connections were still proving themselves (<see cref="DataPlaneHandshake.UnprovenCap"/>): this one,
+    /// the oldest silent one (else the oldest), was closed to make room for a new one (<see cref="DataPlaneHandshake.ToClose"/>).
+    /// </summary>
     UnprovenCap,
 
     /// <summary>The handshake did not arrive whole within distsgd.direct.frame-timeout (a stall, a trickle).</summary>
@@ -107,6 +110,41 @@ public static class DataPlaneHandshake
 
     /// <summary>How many connections may be proving themselves at once: enough for every sender to reconnect twice, and a few strays.</summary>
     public static int UnprovenCap(int senderCount) => 2 * senderCount + 8;
+
+    /// <summary>
+    /// Which connection still proving itself to close so that a new one can start, or −1 when there is room
+    /// (fewer than <see cref="UnprovenCap"/>). <paramref name="spoke"/> holds, oldest first, whether each has sent any
+    /// of its answer yet: the oldest silent one goes first (it had the longest to speak), else the oldest. A flood of
+    /// idle connections thus never keeps a real node out: its connection answers the hello within a round trip and
+    /// only a flood of more than the cap in that time could push it out.
+    /// </summary>
+    public static int ToClose(IReadOnlyList<bool> spoke, int senderCount)
+    {
+        if (spoke.Count < UnprovenCap(senderCount))
+            return -1;
+        for (int i = 0; i < spoke.Count; i++)
+        {
+            if (!spoke[i])
+                return i;
+        }
+        return 0;
+    }
+
+    /// <summary>One line saying why a connection was refused (the log's reason for <paramref name="refusal"/>).</summary>
+    public static string Describe(ConnectionRefusal refusal) => refusal switch
+    {
+        ConnectionRefusal.NotMember => "its address is not a cluster member's",
+        ConnectionRefusal.TlsFailed => "the TLS handshake failed (no certificate of this cluster's CA?)",
+        ConnectionRefusal.UnprovenCap => "too many connections were proving themselves at once; this one, the oldest, was closed",
+        ConnectionRefusal.HandshakeTimeout => "its handshake did not arrive whole within the frame timeout",
+        ConnectionRefusal.HandshakeClosed => "it closed before its handshake was whole",
+        ConnectionRefusal.FrameBeforeHandshake => "it sent a data frame before proving which node it is",
+        ConnectionRefusal.Garbage => "its first bytes are neither a handshake nor a frame",
+        ConnectionRefusal.WrongRun => "its handshake is for another run",
+        ConnectionRefusal.UnknownNode => "its handshake names a node index out of range or one whose key is not known",
+        ConnectionRefusal.BadProof => "its handshake's HMAC does not match the key advertised for the node it names",
+        _ => throw new ArgumentOutOfRangeException(nameof(refusal), refusal, null),
+    };
 
     /// <summary>True when <paramref name="key"/> can be a node's advertised key (the control plane carries it; a wrong size is refused there).</summary>
     public static bool IsKey(byte[]? key) => key is { Length: KeySize };

@@ -138,8 +138,10 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// index it claims, the listening side that it holds the key advertised with the endpoint dialled. Afterwards every
 /// frame must name the proven node. A connection that fails the handshake is closed and counted by kind
 /// (<see cref="Refusals"/>) and never reported as a <see cref="DataConnectionLost"/>: only a proven connection's loss is
-/// its node's. At most <see cref="DataPlaneHandshake.UnprovenCap"/> connections may be proving themselves at once;
-/// more are closed at once. Frames carry no MAC: the handshake is once per connection, and nothing per frame changed.</para>
+/// its node's; each refusal is also reported to <see cref="Refused"/> (the actors log them through a <see cref="RefusalLog"/>).
+/// At most <see cref="DataPlaneHandshake.UnprovenCap"/> connections may be proving themselves at once; a new one beyond
+/// that closes the oldest that has sent nothing yet, else the oldest (<see cref="DataPlaneHandshake.ToClose"/>), so a
+/// flood of idle connections cannot keep a real node out. Frames carry no MAC: the handshake is once per connection, and nothing per frame changed.</para>
 /// <para><b>Receiving.</b> One thread per inbound connection reads with blocking <see cref="Socket.Receive(Span{byte})"/>
 /// straight into the float[] of the record it delivers (no intermediate buffer: the kernel copies once into the
 /// array the actor keeps). A frame is checked before its payload is read: magic, version, a kind this node accepts,
@@ -179,7 +181,7 @@ public sealed class DirectDataPlane : IDisposable
     private readonly object _keysLock = new();
     private readonly Dictionary<int, byte[]> _keysByNode = new();
     private readonly Dictionary<string, byte[]> _keysByEndpoint = new(StringComparer.Ordinal);
-    private int _unproven;
+    private readonly List<UnprovenConnection> _unproven = new();
 
     /// <param name="decode">Turns each frame into the owning actor's message (the mode's <c>FromFrame</c>).</param>
     /// <param name="deliver">Called on a reader thread with each complete record and each <see cref="DataConnectionLost"/>; must be thread-safe (an actor's Tell).</param>
@@ -221,6 +223,19 @@ public sealed class DirectDataPlane : IDisposable
     /// <summary>The refusals by their names in the dropped-message counts (<see cref="DataPlaneHandshake.Name"/>).</summary>
     public IReadOnlyDictionary<string, long> RefusalsByName => Refusals.ToDictionary(e => DataPlaneHandshake.Name(e.Key), e => e.Value);
 
+    /// <summary>
+    /// Called with each connection refused before it proved a node (kind, source address, reason), on the plane's
+    /// accept or reader thread, after it was counted; must be thread-safe (a <see cref="RefusalLog"/>). Null: only counted.
+    /// </summary>
+    public Action<DataPlaneRefusal>? Refused { get; set; }
+
+    /// <summary>Reports every refusal to a new <see cref="RefusalLog"/> writing to <paramref name="warn"/> (an actor's Warning).</summary>
+    public void LogRefusals(Action<string> warn)
+    {
+        var log = new RefusalLog(warn);
+        Refused = refusal => log.Record(refusal);
+    }
+
     /// <summary>This node's data-plane key: advertised with <see cref="Endpoint"/> over the control plane, never sent on the data plane.</summary>
     public byte[] Key => (byte[])_key.Clone();
 
@@ -255,7 +270,7 @@ public sealed class DirectDataPlane : IDisposable
         {
             if (!_outgoing.TryGetValue(endpoint, out connection))
             {
-                connection = Connect(endpoint, header.Sender);
+                connection = ConnectMakingRoom(endpoint, header.Sender);
                 _outgoing[endpoint] = connection;
             }
             (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
@@ -342,6 +357,36 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
+    /// <summary>The server closed the connection after its hello, before its proof: it refused the answer, or closed it to make room (<see cref="DataPlaneHandshake.ToClose"/>).</summary>
+    private sealed class ClosedEarlyException(string message) : AuthenticationException(message);
+
+    /// <summary>Pauses before each new try of a connection the server closed during its handshake (<see cref="ConnectMakingRoom"/>); the last repeats.</summary>
+    private static readonly int[] RetryPausesMs = [25, 50, 100, 200, 400];
+
+    /// <summary>
+    /// <see cref="Connect"/>, tried again after a growing pause while the server closes the connection after its hello
+    /// and before its proof, and the frame timeout has not passed: during a flood of connections it may have closed
+    /// this one to make room before it could answer, and the flood's own connections go first the next time. A refusal
+    /// of the answer costs a few tries (each counted by the server) within the frame timeout, as a handshake that times
+    /// out does. A server that closes before its hello (distsgd.direct.members-only) is not tried again.
+    /// </summary>
+    private Outgoing ConnectMakingRoom(string endpoint, int claimedNode)
+    {
+        var deadline = DateTime.UtcNow + _options.FrameTimeout;
+        for (int attempt = 0; ; attempt++)
+        {
+            int pause = RetryPausesMs[Math.Min(attempt, RetryPausesMs.Length - 1)];
+            try
+            {
+                return Connect(endpoint, claimedNode);
+            }
+            catch (ClosedEarlyException) when (DateTime.UtcNow.AddMilliseconds(pause) < deadline && !_disposed)
+            {
+                Thread.Sleep(pause);
+            }
+        }
+    }
+
     private Outgoing Connect(string endpoint, int claimedNode)
     {
         int colon = endpoint.LastIndexOf(':');
@@ -418,7 +463,7 @@ public sealed class DirectDataPlane : IDisposable
         Write(socket, tls, answer);
         var proof = new byte[DataPlaneHandshake.ProofSize];
         if (ReceiveBefore(socket, tls, proof, deadline) < proof.Length)
-            throw new AuthenticationException($"the data plane at {endpoint} refused this node's handshake as node {claimedNode}");
+            throw new ClosedEarlyException($"the data plane at {endpoint} refused this node's handshake as node {claimedNode}");
         if (!DataPlaneHandshake.CheckProof(proof, serverKey, _runHash, answer, DataPlaneHandshake.NonceOf(hello)))
             throw new AuthenticationException($"the data plane at {endpoint} does not hold the key advertised for it");
         socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
@@ -426,9 +471,9 @@ public sealed class DirectDataPlane : IDisposable
 
     /// <summary>
     /// The server side of the <see cref="DataPlaneHandshake"/>, before <paramref name="deadline"/>: the node the client
-    /// proved, or −1 when it did not (the refusal is counted).
+    /// proved, or −1 and why it did not (counted by <see cref="EndProving"/>).
     /// </summary>
-    private int ProvenNode(Socket socket, SslStream? tls, DateTime deadline)
+    private (int Node, ConnectionRefusal Refusal) ProvenNode(Socket socket, SslStream? tls, UnprovenConnection entry, DateTime deadline)
     {
         var hello = new byte[DataPlaneHandshake.HelloSize];
         DataPlaneHandshake.WriteHello(hello, _runHash, DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize));
@@ -439,18 +484,23 @@ public sealed class DirectDataPlane : IDisposable
             Write(socket, tls, hello);
             var answer = new byte[DataPlaneHandshake.AnswerSize];
             int got = ReceiveBefore(socket, tls, answer.AsSpan(0, DataPlaneHandshake.OpeningSize), deadline);
+            if (got > 0)
+            {
+                lock (_unproven)
+                    entry.Spoke = true;
+            }
             if (got == DataPlaneHandshake.OpeningSize && DataPlaneHandshake.JudgeOpening(answer) is { } opening)
-                return Refuse(opening);
+                return (-1, opening);
             if (got == DataPlaneHandshake.OpeningSize)
                 got += ReceiveBefore(socket, tls, answer.AsSpan(got), deadline);
             if (got < answer.Length)
-                return Refuse(ConnectionRefusal.HandshakeClosed);
+                return (-1, ConnectionRefusal.HandshakeClosed);
             int node = DataPlaneHandshake.ClaimedNode(answer);
             var key = (uint)node < (uint)_options.SenderCount ? WaitForKey(node, deadline) : null;
             if (DataPlaneHandshake.JudgeAnswer(answer, _runHash, _options.SenderCount, nonce, key) is { } judged)
-                return Refuse(judged);
+                return (-1, judged);
             Write(socket, tls, DataPlaneHandshake.Proof(_key, _runHash, answer, nonce));
-            return node;
+            return (node, default);
         }
         catch (TimeoutException)
         {
@@ -460,13 +510,86 @@ public sealed class DirectDataPlane : IDisposable
         {
             refusal = IsTimeout(e) ? ConnectionRefusal.HandshakeTimeout : ConnectionRefusal.HandshakeClosed;
         }
-        return Refuse(refusal);
+        return (-1, refusal);
     }
 
-    private int Refuse(ConnectionRefusal refusal)
+    /// <summary>Counts a refusal and reports it to <see cref="Refused"/>.</summary>
+    private void Refuse(ConnectionRefusal refusal, string remote)
     {
         Interlocked.Increment(ref _refusals[(int)refusal]);
-        return -1;
+        Refused?.Invoke(new DataPlaneRefusal(refusal, remote, DataPlaneHandshake.Describe(refusal)));
+    }
+
+    /// <summary>
+    /// <paramref name="entry"/> stops proving itself: counts <paramref name="refusal"/> when set; false when the connection
+    /// is not to be used (refused, or closed meanwhile to make room, which was counted then).
+    /// </summary>
+    private bool EndProving(UnprovenConnection entry, ConnectionRefusal? refusal)
+    {
+        lock (_unproven)
+        {
+            if (entry.Closed)
+                return false;
+            entry.Closed = true;
+            _unproven.Remove(entry);
+        }
+        if (refusal is { } kind)
+            Refuse(kind, entry.Remote);
+        return refusal is null;
+    }
+
+    /// <summary>A connection still proving itself: whether any of its answer arrived, and whether it was closed to make room.</summary>
+    private sealed class UnprovenConnection(Socket socket)
+    {
+        public Socket Socket { get; } = socket;
+        public string Remote { get; } = RemoteOf(socket);
+        public bool Spoke { get; set; }
+        public bool Closed { get; set; }
+    }
+
+    private static string RemoteOf(Socket socket)
+    {
+        try
+        {
+            return socket.RemoteEndPoint?.ToString() ?? "?";
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return "?";
+        }
+    }
+
+    /// <summary>
+    /// Admits a new connection to the ones proving themselves; when they are at the cap, the one
+    /// <see cref="DataPlaneHandshake.ToClose"/> picks is shut down (its reader sees it close) and counted.
+    /// </summary>
+    private UnprovenConnection Admit(Socket socket)
+    {
+        var entry = new UnprovenConnection(socket);
+        UnprovenConnection? closed = null;
+        lock (_unproven)
+        {
+            int index = DataPlaneHandshake.ToClose(_unproven.ConvertAll(u => u.Spoke), _options.SenderCount);
+            if (index >= 0)
+            {
+                closed = _unproven[index];
+                closed.Closed = true;
+                _unproven.RemoveAt(index);
+            }
+            _unproven.Add(entry);
+        }
+        if (closed is not null)
+        {
+            Refuse(ConnectionRefusal.UnprovenCap, closed.Remote);
+            try
+            {
+                closed.Socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+        return entry;
     }
 
     private byte[]? KnownKey(string endpoint)
@@ -548,18 +671,13 @@ public sealed class DirectDataPlane : IDisposable
                 && !acceptFrom(remote.Address.IsIPv4MappedToIPv6 ? remote.Address.MapToIPv4() : remote.Address))
             {
                 // Not a cluster member: no byte of it is read.
-                Refuse(ConnectionRefusal.NotMember);
+                Refuse(ConnectionRefusal.NotMember, remote.ToString());
                 socket.Dispose();
                 continue;
             }
-            if (Interlocked.Increment(ref _unproven) > DataPlaneHandshake.UnprovenCap(_options.SenderCount))
-            {
-                // Connections that have not proved a node yet each hold a thread until the frame timeout: a bounded number.
-                Interlocked.Decrement(ref _unproven);
-                Refuse(ConnectionRefusal.UnprovenCap);
-                socket.Dispose();
-                continue;
-            }
+            // Connections that have not proved a node yet each hold a thread until the frame timeout: a bounded number,
+            // and at the cap the oldest silent one makes room, so that idle connections cannot keep a real node out.
+            var entry = Admit(socket);
             socket.NoDelay = true;
             socket.ReceiveBufferSize = _options.SocketBufferSize;
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
@@ -568,16 +686,16 @@ public sealed class DirectDataPlane : IDisposable
                 if (_disposed)
                 {
                     socket.Dispose();
-                    Interlocked.Decrement(ref _unproven);
+                    EndProving(entry, null);
                     return;
                 }
                 _incoming.Add(socket);
             }
-            new Thread(() => ReadLoop(socket)) { IsBackground = true, Name = "distsgd-data-read" }.Start();
+            new Thread(() => ReadLoop(socket, entry)) { IsBackground = true, Name = "distsgd-data-read" }.Start();
         }
     }
 
-    private void ReadLoop(Socket socket)
+    private void ReadLoop(Socket socket, UnprovenConnection entry)
     {
         var headerBytes = new byte[FrameHeader.Size];
         int sender = -1;
@@ -586,13 +704,22 @@ public sealed class DirectDataPlane : IDisposable
         bool proving = true;
         try
         {
-            if (_options.Tls is { } identity && (tls = Authenticate(socket, identity)) is null)
-                return;
-            sender = ProvenNode(socket, tls, DateTime.UtcNow + _options.FrameTimeout);
-            Interlocked.Decrement(ref _unproven);
+            if (_options.Tls is { } identity)
+            {
+                if ((tls = Authenticate(socket, identity)) is null)
+                {
+                    proving = false;
+                    EndProving(entry, ConnectionRefusal.TlsFailed);
+                    return;
+                }
+                lock (_unproven)
+                    entry.Spoke = true;   // it holds a certificate of this cluster's CA
+            }
+            (int node, var refusal) = ProvenNode(socket, tls, entry, DateTime.UtcNow + _options.FrameTimeout);
             proving = false;
-            if (sender < 0)
+            if (!EndProving(entry, node < 0 ? refusal : null))
                 return;
+            sender = node;
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
             while (!_disposed)
             {
@@ -656,7 +783,7 @@ public sealed class DirectDataPlane : IDisposable
         finally
         {
             if (proving)
-                Interlocked.Decrement(ref _unproven);
+                EndProving(entry, null);
             Interlocked.Increment(ref _closedConnections);
             lock (_incoming)
                 _incoming.Remove(socket);
@@ -684,7 +811,7 @@ public sealed class DirectDataPlane : IDisposable
     }
 
     /// <summary>
-    /// The server side of an inbound TLS connection, within the frame timeout; null (counted as refused) when the
+    /// The server side of an inbound TLS connection, within the frame timeout; null (the caller counts the refusal) when the
     /// peer does not complete it with a certificate of this node's CA. Which node the peer is, the data-plane
     /// handshake after it proves.
     /// </summary>
@@ -698,7 +825,6 @@ public sealed class DirectDataPlane : IDisposable
         }
         catch (Exception e) when (e is AuthenticationException or IOException or SocketException or ObjectDisposedException)
         {
-            Refuse(ConnectionRefusal.TlsFailed);
             tls.Dispose();
             return null;
         }

@@ -111,5 +111,28 @@ public sealed class DataPlaneHandshakeTests
         Assert.False(DataPlaneHandshake.IsKey(new byte[16]));
         Assert.NotEqual(Key0, DataPlaneHandshake.NewRandom());
         Assert.Equal(12, DataPlaneHandshake.UnprovenCap(2));
+        var reasons = Enum.GetValues<ConnectionRefusal>().Select(DataPlaneHandshake.Describe).ToList();
+        Assert.Equal(reasons.Count, reasons.Distinct().Count());
+        Assert.All(reasons, r => Assert.DoesNotContain('\n', r));
+    }
+
+    [Fact]
+    public void Below_the_cap_a_new_connection_closes_none()
+    {
+        Assert.Equal(-1, DataPlaneHandshake.ToClose([], 2));
+        Assert.Equal(-1, DataPlaneHandshake.ToClose(Enumerable.Repeat(false, 11).ToList(), 2));
+    }
+
+    [Fact]
+    public void At_the_cap_a_new_connection_closes_the_oldest_silent_one_else_the_oldest()
+    {
+        var silent = Enumerable.Repeat(false, 12).ToList();
+        Assert.Equal(0, DataPlaneHandshake.ToClose(silent, 2));
+
+        var spoke = new List<bool>(silent) { [0] = true, [1] = true };   // the two oldest are answering: a real node, a slow one
+        Assert.Equal(2, DataPlaneHandshake.ToClose(spoke, 2));
+
+        Assert.Equal(0, DataPlaneHandshake.ToClose(Enumerable.Repeat(true, 12).ToList(), 2));
+        Assert.Equal(0, DataPlaneHandshake.ToClose(Enumerable.Repeat(false, 15).ToList(), 2));   // never above, but still one
     }
 }

@@ -188,15 +188,52 @@ public sealed class DataPlaneIdentityTests() : MasterPlaneTest(RunId, Parameters
     }
 
     [Fact]
-    public void Idle_connections_beyond_the_cap_are_refused_at_once_and_the_others_time_out()
+    public void Idle_connections_beyond_the_cap_close_the_oldest_at_once_and_the_others_time_out()
     {
         int cap = DataPlaneHandshake.UnprovenCap(2);
         var idle = Enumerable.Range(0, cap + 20).Select(_ => Open()).ToList();
 
         RefusedAs(ConnectionRefusal.UnprovenCap, 20);
+        Assert.All(idle.Take(20), c => Assert.True(ClosedByPeer(c)));   // the oldest made room
         RefusedAs(ConnectionRefusal.HandshakeTimeout, cap);
         Assert.All(idle, c => Assert.True(ClosedByPeer(c)));
         TheRealWorkerStillWorks();
+    }
+
+    [Fact]
+    public void A_flood_of_idle_connections_during_a_real_nodes_connect_does_not_keep_it_out()
+    {
+        // Before, the idle connections held every unproven slot for the frame timeout and the worker's connection was
+        // refused: its frame never came, and the master's step waited for distsgd.step-timeout (30 s).
+        var refusals = new ConcurrentBag<DataPlaneRefusal>();
+        Master.Refused = refusals.Add;
+        // The worker tries again within its frame timeout, distsgd.direct.frame-timeout's default: long enough for the flood to pass.
+        using var worker = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.ComputeGradient, 1, "127.0.0.1", 0, TimeSpan.FromSeconds(5)),
+                                               ComputeGradient.FromFrame, _ => { });
+        worker.Trust(0, Master.Endpoint, Master.Key);
+        Master.Trust(1, worker.Endpoint, worker.Key);
+        int cap = DataPlaneHandshake.UnprovenCap(2);
+        var idle = Enumerable.Range(0, 2 * cap).Select(_ => Open()).ToList();   // every slot is held when the worker connects
+        var flood = new Thread(() =>
+        {
+            while (idle.Count < 200)
+                idle.Add(Open());
+        });
+        flood.Start();
+
+        var started = DateTime.UtcNow;
+        bool sent = worker.Send(Master.Endpoint, new FrameHeader(FrameKind.GradientReply, 0, 1, 1, 1, 0, 8, 1, 0, 0), Enumerable.Repeat(3f, Parameters).ToArray());
+        bool delivered = Delivered.TryTake(out var message, Wait);
+        var took = DateTime.UtcNow - started;
+        flood.Join();
+
+        Assert.True(sent, "the worker's connection was refused during the flood");
+        Assert.True(delivered, "the worker's frame was not delivered during the flood");
+        Assert.Equal(Enumerable.Repeat(3f, Parameters), Assert.IsType<GradientReply>(message).Gradient);
+        Assert.True(took < TimeSpan.FromSeconds(10), $"the worker's frame took {took.TotalSeconds:0.0}s (the step timeout it must beat is 30 s)");
+        Assert.True(Master.Refusals.GetValueOrDefault(ConnectionRefusal.UnprovenCap) >= cap, $"counted: {string.Join(", ", Master.Refusals)}");
+        Assert.Contains(refusals, r => r.Kind == ConnectionRefusal.UnprovenCap && r.Remote.StartsWith("127.0.0.1:", StringComparison.Ordinal));
+        Assert.DoesNotContain(Delivered, d => d is DataConnectionLost);
     }
 
     [Fact]

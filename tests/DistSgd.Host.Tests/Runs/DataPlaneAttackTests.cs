@@ -101,8 +101,9 @@ public sealed partial class DataPlaneAttackTests
         var workers = new[] { 1, 2 }.Select(i => group.Start(Node(ports[i], seed, "worker", temp[$"worker-{i}"], "--quiet"))).ToList();
         master.WaitForOutput("started with 2 workers", NodeProcessTests.Bound);
         string runId = Started().Match(master.Output).Groups[1].Value;
-        // Once an epoch is done both workers hold their proven connections. (A node that has to connect anew while idle
-        // connections fill the unproven slots is refused too, and its step waits for distsgd.step-timeout: README.)
+        // Once an epoch is done both workers hold their proven connections. (A node that has to connect anew during the
+        // flood gets in too: the oldest silent connection makes room, DataPlaneIdentityTests; here the run's timing
+        // stays the one the assertions below were sized for.)
         master.WaitForOutput("epoch   1/", NodeProcessTests.Bound);
 
         Attack(dataPort, Frame(runId, 1f), thenClose: true, "a forged header naming worker 0");
