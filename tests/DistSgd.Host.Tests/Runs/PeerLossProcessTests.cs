@@ -8,8 +8,10 @@ namespace DistSgd.Host.Tests.Runs;
 [Collection(NodeProcessCollection.Name)]
 public class PeerLossProcessTests
 {
+    // 800 steps an epoch (~1 s quiet): the kill or freeze after epoch 1's line must land in epoch 2, and with 6000
+    // samples (0.1 s an epoch since the lean step and ReadyToRun) it sometimes landed after the run had ended.
     private static readonly string[] Run =
-        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "6000", "--epochs", "4",
+        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "48000", "--epochs", "4",
          "--hidden", "16", "--batch-size", "16"];
 
     [Fact]
@@ -60,8 +62,15 @@ public class PeerLossProcessTests
             Assert.All(metrics[1..(1 + unscored.Count)], row => Assert.Equal(["", ""], row.Split(',')[3..5]));
         }
         Assert.Equal(JsonValueKind.Number, summary.RootElement.GetProperty("final_test_accuracy").ValueKind);
-        // Two peers left: epochs 3 and 4 have half as many steps again, and the cosine schedule is re-planned over them.
-        Assert.Contains("epoch 3: the learning-rate schedule is re-planned", peers[1].Output);
+        // Two peers left: the first epoch that starts without node 0 has half as many steps again, and the cosine
+        // schedule is re-planned over the steps that remain: epoch 3 when node 0 died in epoch 2 (it scored epoch 1),
+        // in general the epoch after the one it died in; none when it died in the last epoch (an epoch takes ~0.1 s
+        // here, so on a busy machine the kill can land that late).
+        int replannedAt = unscored.Count + 2;
+        if (replannedAt <= 4)
+            Assert.True(peers[1].Output.Contains($"epoch {replannedAt}: the learning-rate schedule is re-planned"), peers[1].Output);
+        else
+            Assert.DoesNotContain("the learning-rate schedule is re-planned", peers[1].Output);
     }
 
     [Fact]
