@@ -154,8 +154,9 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// <para><b>TLS</b> (<see cref="DataPlaneOptions.Tls"/>): each connection is an <see cref="SslStream"/> over the socket, the
 /// handshake bounded by the frame timeout and done on the reader thread (inbound) or the sending actor's thread
 /// (outbound); a peer without a certificate of this node's CA is refused before a frame is read, and counted in
-/// <see cref="RefusedConnections"/>. Reads decrypt straight into the record's array as well. Without TLS the sockets
-/// are used directly, exactly as before.</para>
+/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AES-256-GCM records on the
+/// bare socket (<see cref="DataPlaneRecords"/>), opened in place in the record's array; a refused record is counted in
+/// <see cref="RecordRefusals"/>. Without TLS the sockets carry plain frames, exactly as before.</para>
 /// </remarks>
 public sealed class DirectDataPlane : IDisposable
 {
@@ -352,9 +353,9 @@ public sealed class DirectDataPlane : IDisposable
 
         public void Dispose()
         {
+            Socket.Dispose();   // first: nothing the TLS stream might still write reaches the record stream
             Tls?.Dispose();
             Sealer?.Dispose();
-            Socket.Dispose();
         }
     }
 
