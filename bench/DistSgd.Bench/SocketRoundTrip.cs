@@ -7,6 +7,7 @@ using System.Runtime.InteropServices;
 using System.Security.Authentication;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using DistSgd.Actors.Transport;
 
 namespace DistSgd.Bench;
 
@@ -25,6 +26,8 @@ namespace DistSgd.Bench;
 /// </list>
 /// And the data plane with TLS on: blocking <see cref="SslStream"/> reads straight into the float[] over TLS 1.2/1.3
 /// with client certificates (ECDSA P-256, as scripts/make-certs.sh makes them), both directions encrypted.
+/// And the encrypted data plane's path (<see cref="DataPlaneRecords"/>): AES-256-GCM records of <c>--chunk</c> bytes
+/// (default 256 KB) sealed into a send buffer and sent on the bare socket, read straight into the float[] and opened in place.
 /// The plain blocking contestant is the baseline measured in the same run.
 /// The contestants interleave (one round trip each, in turn) so the machine's drift hits them alike.
 /// </remarks>
@@ -46,7 +49,9 @@ public static class SocketRoundTrip
         if (OperatingSystem.IsLinux())
             aes128 = new CipherSuitesPolicy([TlsCipherSuite.TLS_AES_128_GCM_SHA256, TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]);
         using var tls128 = new Contestant("TLS, AES-128-GCM preferred", bytes, Mode.Tls, aes128);
-        var contestants = new[] { blocking, stream, pipe, tls, tls128 };
+        int chunk = QuickBenchOptions.Int(args, "--chunk", DataPlaneRecords.DefaultChunk);
+        using var records = new Contestant($"AES-256-GCM records ({chunk >> 10} KB) on the socket, opened in place", bytes, Mode.Records, chunk: chunk);
+        var contestants = new[] { blocking, stream, pipe, tls, tls128, records };
         for (int warm = 0; warm < 50; warm++)
             foreach (var c in contestants)
                 c.RoundTrip(payload);
@@ -67,7 +72,7 @@ public static class SocketRoundTrip
         return 0;
     }
 
-    private enum Mode { Blocking, Stream, Pipe, Tls }
+    private enum Mode { Blocking, Stream, Pipe, Tls, Records }
 
     /// <summary>A client socket and an echo thread that reads a whole payload, then writes it back.</summary>
     private sealed class Contestant : IDisposable
@@ -82,9 +87,25 @@ public static class SocketRoundTrip
         private readonly PipeReader _clientPipe;
         private readonly SslStream? _clientTls;
         private readonly SslStream? _serverTls;
+        private readonly RecordSealer? _clientSealer, _serverSealer;
+        private readonly RecordOpener? _clientOpener, _serverOpener;
+        private readonly byte[] _clientSend, _serverSend;
+        private readonly byte[] _clientScratch = new byte[DataPlaneRecords.HeaderSize + DataPlaneRecords.TagSize];
 
-        public Contestant(string name, int bytes, Mode mode, CipherSuitesPolicy? ciphers = null)
+        public Contestant(string name, int bytes, Mode mode, CipherSuitesPolicy? ciphers = null, int chunk = DataPlaneRecords.DefaultChunk)
         {
+            _clientSend = RecordSocket.SendBuffer(chunk);
+            _serverSend = RecordSocket.SendBuffer(chunk);
+            if (mode == Mode.Records)
+            {
+                // Keys as the data plane derives them after its handshake: one per direction.
+                byte[] Key(RecordDirection d) => DataPlaneRecords.DeriveKey(RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32), 1, 0,
+                                                                             RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32), d);
+                var up = Key(RecordDirection.ClientToServer);
+                var down = Key(RecordDirection.ServerToClient);
+                (_clientSealer, _serverOpener) = (new RecordSealer(up, RecordDirection.ClientToServer), new RecordOpener(up, RecordDirection.ClientToServer));
+                (_serverSealer, _clientOpener) = (new RecordSealer(down, RecordDirection.ServerToClient), new RecordOpener(down, RecordDirection.ServerToClient));
+            }
             Name = name;
             _mode = mode;
             _received = new float[bytes / sizeof(float)];
@@ -157,8 +178,15 @@ public static class SocketRoundTrip
         {
             var buffer = new float[bytes / sizeof(float)];
             var span = MemoryMarshal.AsBytes(buffer.AsSpan());
+            var scratch = new byte[DataPlaneRecords.HeaderSize + DataPlaneRecords.TagSize];
             try
             {
+                while (_mode == Mode.Records)
+                {
+                    if (RecordSocket.Receive(_server, _serverOpener!, span, scratch) is not null)
+                        return;
+                    RecordSocket.Send(_server, _serverSealer!, span, _serverSend);
+                }
                 while (true)
                 {
                     for (int read = 0; read < span.Length;)
@@ -183,7 +211,9 @@ public static class SocketRoundTrip
         public double RoundTrip(float[] payload)
         {
             long started = Stopwatch.GetTimestamp();
-            if (_clientTls is null)
+            if (_mode == Mode.Records)
+                RecordSocket.Send(_client, _clientSealer!, MemoryMarshal.AsBytes(payload.AsSpan()), _clientSend);
+            else if (_clientTls is null)
                 _client.Send(MemoryMarshal.AsBytes(payload.AsSpan()));
             else
                 _clientTls.Write(MemoryMarshal.AsBytes(payload.AsSpan()));
@@ -193,6 +223,10 @@ public static class SocketRoundTrip
                 case Mode.Tls:
                     for (int read = 0; read < target.Length;)
                         read += _clientTls!.Read(target[read..]);
+                    break;
+                case Mode.Records:
+                    if (RecordSocket.Receive(_client, _clientOpener!, target, _clientScratch) is { } refused)
+                        throw new InvalidOperationException($"the echo's records were refused: {refused}");
                     break;
                 case Mode.Blocking:
                     for (int read = 0; read < target.Length;)
@@ -227,6 +261,10 @@ public static class SocketRoundTrip
         {
             _clientTls?.Dispose();
             _serverTls?.Dispose();
+            _clientSealer?.Dispose();
+            _serverSealer?.Dispose();
+            _clientOpener?.Dispose();
+            _serverOpener?.Dispose();
             _client.Dispose();
             _server.Dispose();
         }

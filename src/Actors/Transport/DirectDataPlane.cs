@@ -156,8 +156,9 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// <para><b>TLS</b> (<see cref="DataPlaneOptions.Tls"/>): each connection is an <see cref="SslStream"/> over the socket, the
 /// handshake bounded by the frame timeout and done on the reader thread (inbound) or the sending actor's thread
 /// (outbound); a peer without a certificate of this node's CA is refused before a frame is read, and counted in
-/// <see cref="RefusedConnections"/>. Reads decrypt straight into the record's array as well. Without TLS the sockets
-/// are used directly, exactly as before.</para>
+/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AES-256-GCM records on the
+/// bare socket (<see cref="DataPlaneRecords"/>), opened in place in the record's array; a refused record is counted in
+/// <see cref="RecordRefusals"/>. Without TLS the sockets carry plain frames, exactly as before.</para>
 /// </remarks>
 public sealed class DirectDataPlane : IDisposable
 {
@@ -177,6 +178,7 @@ public sealed class DirectDataPlane : IDisposable
     private long _framesReceived;
     private long _arraysAllocated;
     private readonly long[] _refusals = new long[Enum.GetValues<ConnectionRefusal>().Length];
+    private readonly long[] _recordRefusals = new long[Enum.GetValues<RecordRefusal>().Length];
     private readonly byte[] _key = DataPlaneHandshake.NewRandom();
     private readonly object _keysLock = new();
     private readonly Dictionary<int, byte[]> _keysByNode = new();
@@ -221,7 +223,16 @@ public sealed class DirectDataPlane : IDisposable
             .Where(e => e.count > 0).ToDictionary(e => e.kind, e => e.count);
 
     /// <summary>The refusals by their names in the dropped-message counts (<see cref="DataPlaneHandshake.Name"/>).</summary>
-    public IReadOnlyDictionary<string, long> RefusalsByName => Refusals.ToDictionary(e => DataPlaneHandshake.Name(e.Key), e => e.Value);
+    public IReadOnlyDictionary<string, long> RefusalsByName => Refusals.ToDictionary(e => DataPlaneHandshake.Name(e.Key), e => e.Value)
+        .Concat(RecordRefusals.Select(e => KeyValuePair.Create(DataPlaneRecords.Name(e.Key), e.Value))).ToDictionary();
+
+    /// <summary>
+    /// Records refused on encrypted connections after their handshake, by kind (<see cref="DataPlaneRecords"/>): each
+    /// closed its connection without a delivery and without changing the standing of the node it came from.
+    /// </summary>
+    public IReadOnlyDictionary<RecordRefusal, long> RecordRefusals =>
+        Enum.GetValues<RecordRefusal>().Select(kind => (kind, count: Interlocked.Read(ref _recordRefusals[(int)kind])))
+            .Where(e => e.count > 0).ToDictionary(e => e.kind, e => e.count);
 
     /// <summary>
     /// Called with each connection refused before it proved a node (kind, source address, reason), on the plane's
@@ -274,11 +285,11 @@ public sealed class DirectDataPlane : IDisposable
                 _outgoing[endpoint] = connection;
             }
             (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
-            if (connection.Tls is { } tls)
+            if (connection.Sealer is { } sealer)
             {
-                tls.Write(_sendHeader);
+                RecordSocket.Send(connection.Socket, sealer, _sendHeader, connection.Records!);
                 if (!payload.IsEmpty)
-                    tls.Write(MemoryMarshal.AsBytes(payload));
+                    RecordSocket.Send(connection.Socket, sealer, MemoryMarshal.AsBytes(payload), connection.Records!);
             }
             else
             {
@@ -344,16 +355,22 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
-    /// <summary>An outgoing connection: the socket, and its TLS stream when TLS is on.</summary>
-    private sealed class Outgoing(Socket socket, SslStream? tls) : IDisposable
+    /// <summary>
+    /// An outgoing connection: the socket, and when TLS is on its TLS stream (the handshakes only: it stays open, unused,
+    /// until the connection closes) and the sealer of its frames' records with their send buffer.
+    /// </summary>
+    private sealed class Outgoing(Socket socket, SslStream? tls, byte[]? recordKey) : IDisposable
     {
         public Socket Socket { get; } = socket;
         public SslStream? Tls { get; } = tls;
+        public RecordSealer? Sealer { get; } = recordKey is null ? null : new RecordSealer(recordKey, RecordDirection.ClientToServer);
+        public byte[]? Records { get; } = recordKey is null ? null : RecordSocket.SendBuffer(DataPlaneRecords.DefaultChunk);
 
         public void Dispose()
         {
+            Socket.Dispose();   // first: nothing the TLS stream might still write reaches the record stream
             Tls?.Dispose();
-            Socket.Dispose();
+            Sealer?.Dispose();
         }
     }
 
@@ -423,7 +440,7 @@ public sealed class DirectDataPlane : IDisposable
             if (_options.Tls is not { } identity)
             {
                 ProveTo(socket, null, endpoint, claimedNode, serverKey, deadline);
-                return new Outgoing(socket, null);
+                return new Outgoing(socket, null, null);
             }
             // The handshakes' reads are bounded like a frame's; the server refuses us, or we it, before any payload.
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
@@ -431,14 +448,13 @@ public sealed class DirectDataPlane : IDisposable
             try
             {
                 tls.AuthenticateAsClient(identity.ClientOptions(endpoint[..colon]));
-                ProveTo(socket, tls, endpoint, claimedNode, serverKey, deadline);
+                return new Outgoing(socket, tls, ProveTo(socket, tls, endpoint, claimedNode, serverKey, deadline));
             }
             catch
             {
                 tls.Dispose();
                 throw;
             }
-            return new Outgoing(socket, tls);
         }
         catch
         {
@@ -450,8 +466,9 @@ public sealed class DirectDataPlane : IDisposable
     /// <summary>
     /// The client side of the <see cref="DataPlaneHandshake"/>: answers the server's hello as <paramref name="claimedNode"/>
     /// under this node's key, then checks the server's proof against <paramref name="serverKey"/>; throws when any of it fails.
+    /// Returns the key of this connection's frame records (<see cref="DataPlaneRecords.DeriveKey"/>).
     /// </summary>
-    private void ProveTo(Socket socket, SslStream? tls, string endpoint, int claimedNode, byte[] serverKey, DateTime deadline)
+    private byte[] ProveTo(Socket socket, SslStream? tls, string endpoint, int claimedNode, byte[] serverKey, DateTime deadline)
     {
         var hello = new byte[DataPlaneHandshake.HelloSize];
         if (ReceiveBefore(socket, tls, hello, deadline) < hello.Length)
@@ -459,7 +476,8 @@ public sealed class DirectDataPlane : IDisposable
         if (DataPlaneHandshake.CheckHello(hello, _runHash) is { } problem)
             throw new AuthenticationException($"{endpoint}: {problem}");
         var answer = new byte[DataPlaneHandshake.AnswerSize];
-        DataPlaneHandshake.WriteAnswer(answer, _key, _runHash, claimedNode, DataPlaneHandshake.NonceOf(hello), DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize));
+        var clientNonce = DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize);
+        DataPlaneHandshake.WriteAnswer(answer, _key, _runHash, claimedNode, DataPlaneHandshake.NonceOf(hello), clientNonce);
         Write(socket, tls, answer);
         var proof = new byte[DataPlaneHandshake.ProofSize];
         if (ReceiveBefore(socket, tls, proof, deadline) < proof.Length)
@@ -467,14 +485,17 @@ public sealed class DirectDataPlane : IDisposable
         if (!DataPlaneHandshake.CheckProof(proof, serverKey, _runHash, answer, DataPlaneHandshake.NonceOf(hello)))
             throw new AuthenticationException($"the data plane at {endpoint} does not hold the key advertised for it");
         socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
+        return DataPlaneRecords.DeriveKey(_key, serverKey, _runHash, claimedNode, DataPlaneHandshake.NonceOf(hello), clientNonce, RecordDirection.ClientToServer);
     }
 
     /// <summary>
     /// The server side of the <see cref="DataPlaneHandshake"/>, before <paramref name="deadline"/>: the node the client
-    /// proved, or −1 and why it did not (counted by <see cref="EndProving"/>).
+    /// proved, or −1 and why it did not (counted by <see cref="EndProving"/>); <paramref name="recordKey"/>: the key of
+    /// the frame records it sends (<see cref="DataPlaneRecords.DeriveKey"/>) once proved.
     /// </summary>
-    private (int Node, ConnectionRefusal Refusal) ProvenNode(Socket socket, SslStream? tls, UnprovenConnection entry, DateTime deadline)
+    private (int Node, ConnectionRefusal Refusal) ProvenNode(Socket socket, SslStream? tls, UnprovenConnection entry, DateTime deadline, out byte[]? recordKey)
     {
+        recordKey = null;
         var hello = new byte[DataPlaneHandshake.HelloSize];
         DataPlaneHandshake.WriteHello(hello, _runHash, DataPlaneHandshake.NewRandom(DataPlaneHandshake.NonceSize));
         var nonce = DataPlaneHandshake.NonceOf(hello).ToArray();
@@ -500,6 +521,7 @@ public sealed class DirectDataPlane : IDisposable
             if (DataPlaneHandshake.JudgeAnswer(answer, _runHash, _options.SenderCount, nonce, key) is { } judged)
                 return (-1, judged);
             Write(socket, tls, DataPlaneHandshake.Proof(_key, _runHash, answer, nonce));
+            recordKey = DataPlaneRecords.DeriveKey(key!, _key, _runHash, node, nonce, answer.AsSpan(16, DataPlaneHandshake.NonceSize), RecordDirection.ClientToServer);
             return (node, default);
         }
         catch (TimeoutException)
@@ -701,6 +723,8 @@ public sealed class DirectDataPlane : IDisposable
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;
+        RecordOpener? opener = null;
+        var scratch = new byte[DataPlaneRecords.HeaderSize + DataPlaneRecords.TagSize];
         bool proving = true;
         try
         {
@@ -715,32 +739,32 @@ public sealed class DirectDataPlane : IDisposable
                 lock (_unproven)
                     entry.Spoke = true;   // it holds a certificate of this cluster's CA
             }
-            (int node, var refusal) = ProvenNode(socket, tls, entry, DateTime.UtcNow + _options.FrameTimeout);
+            (int node, var refusal) = ProvenNode(socket, tls, entry, DateTime.UtcNow + _options.FrameTimeout, out var recordKey);
             proving = false;
             if (!EndProving(entry, node < 0 ? refusal : null))
                 return;
             sender = node;
+            // With TLS, frames come as records on the bare socket after the handshakes (the TLS stream stays open, unused).
+            if (tls is not null)
+                opener = new RecordOpener(recordKey!, RecordDirection.ClientToServer);
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
             while (!_disposed)
             {
+                // Between frames a connection may be idle for as long as a step takes: wait without the frame timeout.
+                if (!socket.Poll(250_000, SelectMode.SelectRead))
+                    continue;
                 int got;
-                if (tls is null)
-                {
-                    // Between frames a connection may be idle for as long as a step takes: wait without the frame timeout.
-                    if (!socket.Poll(250_000, SelectMode.SelectRead))
-                        continue;
+                if (opener is null)
                     got = ReceiveExact(socket, null, headerBytes);
+                else if (socket.Available == 0)
+                    got = 0;   // readable with nothing to read: closed
+                else if (ReceiveRecords(socket, opener, headerBytes, scratch, exact: true) is { } refused)
+                {
+                    reason = RefuseRecord(refused, ref sender);
+                    break;
                 }
                 else
-                {
-                    // The TLS stream may hold the next frame's bytes already decrypted, which a poll of the socket cannot
-                    // see: wait for the first bytes without a timeout, then give the rest of the frame the frame timeout.
-                    socket.ReceiveTimeout = 0;
-                    got = tls.Read(headerBytes);
-                    socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
-                    if (got > 0)
-                        got += ReceiveExact(socket, tls, headerBytes.AsSpan(got));
-                }
+                    got = headerBytes.Length;
                 if (got == 0)
                     break;   // closed between frames
                 if (got < FrameHeader.Size)
@@ -763,7 +787,12 @@ public sealed class DirectDataPlane : IDisposable
                 long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 var values = Rent(header.Count);
                 var payload = MemoryMarshal.AsBytes(values.AsSpan());
-                got = ReceiveExact(socket, tls, payload);
+                if (opener is not null && ReceiveRecords(socket, opener, payload, scratch, exact: false) is { } refusedPayload)
+                {
+                    reason = RefuseRecord(refusedPayload, ref sender);
+                    break;
+                }
+                got = opener is null ? ReceiveExact(socket, null, payload) : payload.Length;
                 if (got < payload.Length)
                 {
                     reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
@@ -788,10 +817,27 @@ public sealed class DirectDataPlane : IDisposable
             lock (_incoming)
                 _incoming.Remove(socket);
             tls?.Dispose();
+            opener?.Dispose();
             ShutDown(socket);
             if (!_disposed && sender >= 0)
                 _deliver(new DataConnectionLost(sender, reason));
         }
+    }
+
+    private static RecordRefusal? ReceiveRecords(Socket socket, RecordOpener opener, Span<byte> target, byte[] scratch, bool exact) =>
+        target.IsEmpty ? null : RecordSocket.Receive(socket, opener, target, scratch, exact);
+
+    /// <summary>
+    /// Counts a refused record and forgets which node the connection proved: a record that does not authenticate may
+    /// be anyone's (bytes injected on the path), so the connection closes without a delivery and without making its
+    /// node lost; the node's next send finds the connection closed and connects anew.
+    /// </summary>
+    private string RefuseRecord(RecordRefusal refusal, ref int sender)
+    {
+        Interlocked.Increment(ref _recordRefusals[(int)refusal]);
+        string reason = $"record refused ({DataPlaneRecords.Name(refusal)}) on the connection of node {sender}";
+        sender = -1;
+        return reason;
     }
 
     private float[] Rent(int count)

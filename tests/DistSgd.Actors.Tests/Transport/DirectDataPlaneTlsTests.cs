@@ -162,14 +162,23 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
         socket.Connect("127.0.0.1", port);
         using var tls = new SslStream(new NetworkStream(socket, ownsSocket: false));
         tls.AuthenticateAsClient(identity.ClientOptions("127.0.0.1"));
-        HandshakeClient.Prove(tls, RunId, 0, workerKey, master.Key);
+        using var sealer = new RecordSealer(HandshakeClient.Prove(tls, RunId, 0, workerKey, master.Key), RecordDirection.ClientToServer);
 
+        // After the handshakes frames go as AES-GCM records on the bare socket.
         var bytes = new byte[FrameHeader.Size + 16 * sizeof(float)];
         (Header(0, 3) with { RunHash = FrameHeader.HashRunId(RunId), Count = 16 }).Write(bytes);
         MemoryMarshal.AsBytes(Enumerable.Repeat(2f, 16).ToArray().AsSpan()).CopyTo(bytes.AsSpan(FrameHeader.Size));
-        tls.Write(bytes);
+        var records = RecordSocket.SendBuffer(1024);
+        void Frame(int cut)
+        {
+            int n = sealer.Seal(bytes.AsSpan(0, FrameHeader.Size), records);
+            socket.Send(records.AsSpan(0, n));
+            n = sealer.Seal(bytes.AsSpan(FrameHeader.Size), records);
+            socket.Send(records.AsSpan(0, Math.Min(n, cut)));
+        }
+        Frame(int.MaxValue);
         Assert.Equal(Enumerable.Repeat(2f, 16).ToArray(), Next<GradientReply>().Gradient);
-        tls.Write(bytes.AsSpan(0, FrameHeader.Size + 8));   // half a frame, then silence
+        Frame(DataPlaneRecords.HeaderSize + 8);   // half a frame, then silence
 
         var lost = Next<DataConnectionLost>();
         Assert.Equal(0, lost.Sender);

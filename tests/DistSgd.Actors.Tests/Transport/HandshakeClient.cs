@@ -26,8 +26,11 @@ internal static class HandshakeClient
         return answer;
     }
 
-    /// <summary>Proves <paramref name="node"/> on <paramref name="stream"/> and checks the server's proof against <paramref name="serverKey"/>.</summary>
-    public static void Prove(Stream stream, string runId, int node, byte[] key, byte[] serverKey)
+    /// <summary>
+    /// Proves <paramref name="node"/> on <paramref name="stream"/> and checks the server's proof against <paramref name="serverKey"/>;
+    /// returns the key of the connection's frame records (used when TLS is on).
+    /// </summary>
+    public static byte[] Prove(Stream stream, string runId, int node, byte[] key, byte[] serverKey)
     {
         var hello = Hello(stream);
         Assert.Null(DataPlaneHandshake.CheckHello(hello, FrameHeader.HashRunId(runId)));
@@ -36,6 +39,8 @@ internal static class HandshakeClient
         var proof = ReadExactly(stream, DataPlaneHandshake.ProofSize);
         Assert.True(DataPlaneHandshake.CheckProof(proof, serverKey, FrameHeader.HashRunId(runId), answer, DataPlaneHandshake.NonceOf(hello)),
                     "the server's proof does not match its key");
+        return DataPlaneRecords.DeriveKey(key, serverKey, FrameHeader.HashRunId(runId), node, DataPlaneHandshake.NonceOf(hello),
+                                          answer.AsSpan(16, DataPlaneHandshake.NonceSize), RecordDirection.ClientToServer);
     }
 
     /// <summary><see cref="Prove(Stream, string, int, byte[], byte[])"/> on a plain socket.</summary>
