@@ -78,7 +78,9 @@ public class NodeFaultTests
         Assert.True(seen < WorkerLossBound, $"the worker's loss was seen {seen.TotalSeconds:0.00} s after the kill (bound {WorkerLossBound.TotalSeconds} s)\n{master.Output}");
         Assert.Contains("the training set is cut into 1 shards", master.Output);
         Assert.Equal(3, File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Length - 1);
-        Assert.InRange(Accuracy(temp["master"]) - FaultFreeAccuracy(temp), -0.005, 0.005);
+        // The kill lands at a random step, so the worker's shard is lost for a varying part of epoch 1: within 0.75
+        // point of the fault-free run (2,400 test samples: 18 of them; −0.50 point, 12 samples, was seen in CI).
+        Assert.InRange(Accuracy(temp["master"]) - FaultFreeAccuracy(temp), -0.0075, 0.0075);
     }
 
     [Fact]
