@@ -143,9 +143,11 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         }
         var gather = run.Buffer.Gather;
         bool gathering = round.InterruptedSteps && gather.IsOpen;
-        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering ? gather.WaitingFor : null, Replica.Step))
+        // An all-reduce's open step holds no share to apply (only the metadata): nothing to wait for, nothing held.
+        bool reduces = gather.Reduction is not null;
+        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering && !reduces ? gather.WaitingFor : null, Replica.Step))
         {
-            bool holds = gathering && gather.Step == Replica.Step;
+            bool holds = gathering && !reduces && gather.Step == Replica.Step;
             var undo = run.Undo;
             var report = new MembershipReport(run.Plan.RunId, run.NodeId, agreement.Lost.ToArray(), undo.AppliedStep, undo.Shares.Select(s => s.NodeId).ToArray(),
                                               Replica.Step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
@@ -173,7 +175,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
     {
         timers.Cancel(nameof(AgreementTimedOut));
         timers.Cancel(nameof(ReportGraceOver));
-        var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch);
+        var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch,
+                                    reduces: run.Buffer.Gather.Reduction is not null);
         if (plan.Problem is not null)
         {
             control.Fail(plan.Problem);
@@ -191,6 +194,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         run.SkippedSteps += plan.SkippedSteps;
         if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
             return;
+        if (plan.Abandoned)
+            Abandon(plan);
         step.Loop.GoOnAt(plan.NextStep);
         if (!wasLead && run.IsLead)
         {
@@ -208,7 +213,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         // This peer's latest hash again: the others dropped what it published before its report.
         if (epochEnd.LastHash is not null)
             control.Publish(epochEnd.LastHash);
-        Resume(round.EpochEnd);
+        Resume(plan.Then == AfterDecision.NextStep ? null : round.EpochEnd);
     }
 
     /// <summary>
@@ -248,6 +253,26 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (plan.ApplyOpen)
             Replica.Advance();   // a step of the epoch; the step number is the decision's (below)
         return true;
+    }
+
+    /// <summary>
+    /// No survivor keeps the contested step (an all-reduce that did not finish everywhere): this replica takes it back if
+    /// it applied it (θ and the optimizer state from <see cref="StepUndo"/>, the step un-counted, the step in the epoch back
+    /// by one, its hash of a redone epoch end forgotten), and every survivor records the step before the next as applied
+    /// with no shares, so that their reports agree again. The next step has the same step in the epoch: the survivors redo
+    /// the contested step's batches.
+    /// </summary>
+    private void Abandon(DecisionPlan plan)
+    {
+        if (plan.TakeBack)
+        {
+            run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
+            Replica.Totals.UndoLastStep();
+            Replica.MoveTo(Replica.Step, Replica.Epoch, Replica.StepInEpoch - 1);
+            if (epochEnd.LastHash?.Epoch == Replica.Epoch)
+                epochEnd.ForgetLastHash();
+        }
+        run.Undo.Abandoned(plan.NextStep - 1, run.Shares.Release);
     }
 
     /// <summary>Goes back to what the agreement interrupted: the next step, the hash round, or the wait for a resync.</summary>
