@@ -218,9 +218,20 @@ public abstract class AllReduceBase : IAllReduce
         return total;
     }
 
+    /// <summary>Test hook: at this step, after the first part of the all-gather half is sent, nothing more is sent and <see cref="Crash"/> is called.</summary>
+    internal long CrashAt { get; set; } = -1;
+
+    /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
+    internal Action? Crash { get; set; }
+
+    /// <summary>True for the rounds (or hops) of the all-gather half, which pass on averaged values.</summary>
+    protected abstract bool Gathers(int round);
+
     /// <summary>Sends one part to the peer of <paramref name="rank"/>; a failed send is reported and the part is not counted.</summary>
     protected void SendTo(int rank, int round, int offset, int origin, int sampleCount, double lossSum, double computeSeconds, ReadOnlySpan<float> values)
     {
+        if (CrashAt == long.MaxValue)
+            return;   // crashed (test hook)
         int node = NodeOf(rank);
         string endpoint = node < _endpoints.Length ? _endpoints[node] ?? "" : "";
         var header = CollectivePart.Header(Step, Self, round, offset, origin, sampleCount, lossSum, computeSeconds);
@@ -228,6 +239,11 @@ public abstract class AllReduceBase : IAllReduce
             _sentBytes += FrameHeader.Size + (long)values.Length * sizeof(float);
         else
             Unreachable(Step, node, endpoint);
+        if (Step == CrashAt && Gathers(round))
+        {
+            CrashAt = long.MaxValue;
+            Crash?.Invoke();
+        }
     }
 
     /// <summary>Gives a part's array back to the data plane (its values are summed or copied).</summary>

@@ -29,6 +29,8 @@ public sealed class Pairwise(DirectDataPlane direct, string runId, int parameter
 
     protected override int PartsPerPeer => 2;
 
+    protected override bool Gathers(int round) => round == 1;
+
     protected override void Resize(int count)
     {
         _pieces = new ReadOnlyMemory<float>[count];

@@ -39,6 +39,8 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
 
     protected override int PartsPerPeer => 2 * _maxSegments;
 
+    protected override bool Gathers(int round) => round >= Count - 1;
+
     private int Left => (Rank + Count - 1) % Count;
 
     private int Right => (Rank + 1) % Count;

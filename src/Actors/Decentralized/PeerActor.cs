@@ -292,6 +292,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         });
         Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_run.NodeId, Replica.Optimizer.State.Step, Replica.CopyOfParameters(), _run.DroppedTotal)));
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
+        Receive<PeerQueries.CrashMidAllReduce>(m =>
+        {
+            if (_run.Shares.AllReduce is not AllReduceBase reduce)
+                return;
+            var system = Context.System;
+            reduce.CrashAt = m.Step;
+            reduce.Crash = () => _ = system.Terminate();
+        });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });

@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Membership;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Training;
@@ -195,7 +196,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
             return;
         if (plan.Abandoned)
-            Abandon(plan);
+            Abandon(decision, plan);
         step.Loop.GoOnAt(plan.NextStep);
         if (!wasLead && run.IsLead)
         {
@@ -262,8 +263,16 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
     /// with no shares, so that their reports agree again. The next step has the same step in the epoch: the survivors redo
     /// the contested step's batches.
     /// </summary>
-    private void Abandon(DecisionPlan plan)
+    private void Abandon(MembershipDecision decision, DecisionPlan plan)
     {
+        if (decision.RolledBack.Count > 0)
+        {
+            string text = $"step {decision.Step}: the {run.Plan.Collective.Name()} all-reduce did not finish on every survivor: taken back by nodes " +
+                          $"{string.Join(", ", decision.RolledBack)}, its batches redone at step {plan.NextStep}";
+            run.Log.Warning(text);
+            if (run.IsLead)
+                run.Report(new RunProgress.Note(text));
+        }
         if (plan.TakeBack)
         {
             run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
