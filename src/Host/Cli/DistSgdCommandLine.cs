@@ -161,7 +161,7 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
-        public readonly Option<bool> Json = new("--json") { Description = "train: print one JSON object per epoch (and one at the end) instead of text, for scripts." };
+        public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
         {
