@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors;
@@ -15,11 +16,13 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="Collective">The decentralized peers' collective (distsgd.collective), or null for auto
+/// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "")
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -45,7 +48,12 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Switch(section, "direct.members-only", true),
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
-            section.GetString("log-file", ""));
+            section.GetString("log-file", ""),
+            CollectiveOf(section));
+        if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
+            throw new ConfigurationException(
+                $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
+                "(on akka only allgather does: set distsgd.transport = direct, or distsgd.collective = allgather or auto)");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -88,6 +96,14 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                                     AdvertisedHost: advertised,
                                     AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
                                     Tls: Security.NodeTls.Of(system));
+    }
+
+    private static Collective? CollectiveOf(Config section)
+    {
+        string value = section.GetString("collective", "auto");
+        return value == "auto" ? null
+            : CollectiveNames.Parse(value)
+              ?? throw new ConfigurationException($"distsgd.collective: expected auto, allgather, ring or pairwise, found '{value}'");
     }
 
     private static PayloadTransport TransportOf(Config section)

@@ -171,6 +171,7 @@ public static class TrainRun
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
             Transport = distributed ? config.TransportName : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,

@@ -36,6 +36,9 @@ public class NodeConfigTests
     [InlineData("distsgd.step-timeout = soon", "distsgd.step-timeout")]
     [InlineData("distsgd.start-timeout = 0s", "distsgd.start-timeout")]
     [InlineData("distsgd.standby-masters = -1", "distsgd.standby-masters")]
+    [InlineData("distsgd.collective = tree", "distsgd.collective")]
+    [InlineData("distsgd.collective = ring\ndistsgd.transport = akka", "distsgd.collective = ring runs on the direct transport only")]
+    [InlineData("distsgd.collective = pairwise\ndistsgd.transport = akka", "distsgd.collective = pairwise runs on the direct transport only")]
     public void A_bad_setting_names_its_key(string hocon, string key)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(DistSgdConfig.ReferenceConfig);
