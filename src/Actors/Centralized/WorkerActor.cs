@@ -25,6 +25,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly RunPlan? _expected;
     private readonly IActorRef? _reporter;
+    private readonly double _slowdown;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RunPlan? _plan;
     private int _index;
@@ -56,8 +57,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// </param>
     /// <param name="reporter">A local actor told when this worker refuses a run (<see cref="Steps.RunProgress.RunFailed"/>)
     /// or a run it joined ends (<see cref="RunEnded"/>), or null.</param>
-    public WorkerActor(IActorRef master, Dataset train, int threads, RunPlan? expected = null, IActorRef? reporter = null)
+    /// <param name="slowdown">Tests and benchmarks: each gradient takes this many times as long (<see cref="Slowdown"/>; 1 = off).</param>
+    public WorkerActor(IActorRef master, Dataset train, int threads, RunPlan? expected = null, IActorRef? reporter = null, double slowdown = 1)
     {
+        _slowdown = slowdown;
         _master = master;
         _train = train;
         _threads = threads;
@@ -88,8 +91,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>Dropped compute requests (another run, before joining, not from the master, malformed); for tests and metrics.</summary>
     public long Dropped => _check.DroppedTotal;
 
-    public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
+    public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null,
+                              double slowdown = 1) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter, slowdown)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
     protected override void PreStart()
     {
@@ -252,6 +256,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var gradient = new float[_model.ParameterCount];
         float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
+        Slowdown.After(_slowdown, started);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         _payloads.Tell(Sender, new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient), Self);
     }
@@ -266,6 +271,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
+        Slowdown.After(_slowdown, started);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, (double)loss * rows, seconds, 0);

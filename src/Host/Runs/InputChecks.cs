@@ -11,6 +11,17 @@ namespace DistSgd.Host.Runs;
 /// </summary>
 public static class InputChecks
 {
+    /// <summary>Refuses straggler flags the mode cannot use (before any data is read): --backup-workers is centralized, below --workers.</summary>
+    public static void CheckStragglerFlags(TrainSettings settings)
+    {
+        if (settings.BackupWorkers == 0)
+            return;
+        if (settings.Mode != RunMode.Centralized)
+            throw new UsageException($"--backup-workers: only a centralized run has backup workers (the master decides alone which gradients a step uses); found --mode {settings.Mode.Name()}");
+        if (settings.BackupWorkers >= settings.ComputeNodes)
+            throw new UsageException($"--backup-workers: expected fewer than --workers ({settings.ComputeNodes}: a step needs at least one gradient), found {settings.BackupWorkers}");
+    }
+
     /// <summary>Throws a <see cref="UsageException"/> when --workers or --batch-size cannot fit <paramref name="train"/>.</summary>
     public static void CheckAgainstData(TrainSettings settings, Dataset train)
     {

@@ -152,6 +152,7 @@ public static class NodeRun
         var output = settings.Quiet ? TextWriter.Null : console;
         CheckRoles(settings.Mode, node.Roles);
         InputChecks.CheckResultsFolder(settings.Out);
+        InputChecks.CheckStragglerFlags(settings);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a port is opened.
         var config = EffectiveConfig.Load(settings);
         // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.

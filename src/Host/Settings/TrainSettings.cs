@@ -33,6 +33,9 @@ public sealed record TrainSettings
     /// </summary>
     public int ComputeNodes { get; init; } = 1;
 
+    /// <summary>--backup-workers: a centralized step finishes with the first ComputeNodes − this gradients (0 = all).</summary>
+    public int BackupWorkers { get; init; }
+
     /// <summary>--threads-per-worker: matrix-kernel threads of each compute node (worker or peer).</summary>
     public int ThreadsPerComputeNode { get; init; } = 1;
 
