@@ -48,6 +48,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     /// <summary>Workers a send of θ failed to, this step (reused: a step allocates nothing of its own).</summary>
     private readonly List<int> _unreached = new();
     private readonly BackupWorkers _backups;
+    /// <summary>--balance speed, or null.</summary>
+    private readonly BatchBalancer? _balance;
     /// <summary>The participants asked for the open step (with backup workers: those not still computing an earlier one; reused).</summary>
     private readonly List<int> _asked = new();
 
@@ -63,6 +65,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _drops = new DropLog(text => _log.Warning("{0}", text));
         _meter = new ProgressMeter(plan.StepsPerEpoch);
         _backups = new BackupWorkers(setup.BackupWorkers, (long)(settings.StepTimeout.TotalSeconds * Stopwatch.Frequency));
+        if (setup.BalanceBySpeed)
+        {
+            var balance = _balance = new BatchBalancer(plan.BatchSizePerWorker, replica.Checkpoints.ResumedBalance);
+            replica.Checkpoints.Balance = balance.State;
+        }
         _payloads = new ChunkSender(context.System, settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = WireFormat.LargestVectorMessage(parameterCount) };
         if (settings.Transport == PayloadTransport.Direct)
@@ -219,7 +226,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             if (!_gather.Includes(index))
                 continue;   // still computing an earlier step (backup workers)
             _backups.Asked(index, _replica.Step, now);
-            var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _roster.ShardOf(index), _roster.ShardCount);
+            var (shard, shardCount, batch) = Assignment(index);
+            var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, shard, shardCount, batch);
             _payloads.Tell(worker, message, _self);
             _replica.Totals.BytesSent += WireFormat.PayloadBytes(message);
         }
@@ -254,6 +262,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
+        _balance?.Record(gather.Replies);
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
         // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
@@ -290,12 +299,24 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     {
         _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
         bool changed = _roster.StartEpoch();
-        _replica.StepsPerEpoch = StepsPerEpoch(_roster.ShardCount);
+        bool wasBalanced = _balance?.IsBalanced ?? false;
+        _balance?.StartEpoch(_roster.Participants.Keys.ToList());
+        _replica.StepsPerEpoch = _balance is { IsBalanced: true } balance
+            ? ShardBatches.StepsPerEpoch(_setup.Plan.TrainCount, balance.UnitCount, 1)
+            : StepsPerEpoch(_roster.ShardCount);
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
                 $"{RunProgress.Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
+        if (_balance is { IsBalanced: true } || wasBalanced)
+            _setup.Reporter.Tell(new RunProgress.Note(_balance!.IsBalanced
+                ? $"{RunProgress.Now} epoch {_replica.Epoch}: batches by measured speed (--balance speed), worker:batch {_balance.Describe()} ({_replica.StepsPerEpoch} steps)"
+                : $"{RunProgress.Now} epoch {_replica.Epoch}: every worker at the run's batch again (--balance speed)"));
         ReplanSchedule();
     }
+
+    /// <summary>What worker <paramref name="index"/> computes on this epoch: its shard, or its units and batch when balanced.</summary>
+    private (int Shard, int ShardCount, int Batch) Assignment(int index) =>
+        _balance?.Assignment(index, _roster.ShardOf(index), _roster.ShardCount) ?? (_roster.ShardOf(index), _roster.ShardCount, 0);
 
     /// <summary>The run's length in steps may have changed (new shards, a recovered run): the schedule is re-planned over what remains.</summary>
     public void ReplanSchedule()
@@ -319,7 +340,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             if (!_gather.Includes(index))
                 continue;   // still computing an earlier step (backup workers)
             _backups.Asked(index, _replica.Step, now);
-            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));
+            var (shard, shardCount, batch) = Assignment(index);
+            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, shardCount, 0, 0, 0, (ushort)shard, batch);
             if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
                 _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
             else

@@ -41,6 +41,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private float[] _gradient = [];
     private int _shardIndex = -1;
     private int _shardCount;
+    /// <summary>This worker's batch in a balanced epoch (its units of the shard count); 0 = the run's batch on shard index of count.</summary>
+    private int _shardWidth;
     /// <summary>The latest θ this worker was sent and the one before (a new master recovers from them).</summary>
     private ComputeGradient? _latest;
     private ComputeGradient? _previous;
@@ -209,15 +211,39 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         return _dataPlane.Endpoint;
     }
 
-    /// <summary>This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches).</summary>
-    private void UseShard(int index, int count)
+    /// <summary>
+    /// This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches), or in a
+    /// balanced epoch units <paramref name="index"/> to <paramref name="index"/> + <paramref name="width"/> − 1 of
+    /// <paramref name="count"/> with a batch of <paramref name="width"/> (<see cref="ShardBatches.ForUnits"/>).
+    /// </summary>
+    private void UseShard(int index, int count, int width = 0)
     {
-        if (_batches is not null && index == _shardIndex && count == _shardCount)
+        if (_batches is not null && index == _shardIndex && count == _shardCount && width == _shardWidth)
             return;
-        _batches = new ShardBatches(_train, index, count, _plan!.BatchSizePerWorker, _plan.Seed);
+        _batches = width > 0 ? ShardBatches.ForUnits(_train, index, width, count, _plan!.Seed)
+                             : new ShardBatches(_train, index, count, _plan!.BatchSizePerWorker, _plan.Seed);
+        if (_features.Length < _batches.BatchSize * _plan.Spec.InputCount)
+        {
+            _features = new float[_batches.BatchSize * _plan.Spec.InputCount];
+            _targets = new float[_batches.BatchSize];
+        }
         if (_shardCount > 0)
-            _log.Info("now computing on shard {0} of {1} ({2} samples)", index, count, _batches.ShardSize);
-        (_shardIndex, _shardCount) = (index, count);
+            _log.Info("now computing on shard {0} of {1} ({2} samples, batch {3})", index, count, _batches.ShardSize, _batches.BatchSize);
+        (_shardIndex, _shardCount, _shardWidth) = (index, count, width);
+    }
+
+    /// <summary>
+    /// Whether the request's shard fits this node's training set: a shard index below the count, or in a balanced epoch
+    /// units inside the count, no more units than samples; none at all only for a worker that already has one.
+    /// </summary>
+    private bool ShardFits(ComputeGradient message)
+    {
+        if (message.ShardCount <= 0)
+            return _batches is not null;
+        if (message.BatchSize == 0)
+            return (uint)message.ShardIndex < (uint)message.ShardCount;
+        return message.BatchSize > 0 && message.ShardIndex >= 0 && message.ShardCount <= _train.Count
+               && (long)message.ShardIndex + message.BatchSize <= message.ShardCount;
     }
 
     private void HandleCompute(ComputeGradient message)
@@ -226,7 +252,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
         // A shard outside the epoch's count, or none at all (a worker that joined under way gets its shard with its first step).
-        if (outcome == GatherOutcome.Accepted && (message.ShardCount > 0 ? (uint)message.ShardIndex >= (uint)message.ShardCount : _batches is null))
+        if (outcome == GatherOutcome.Accepted && !ShardFits(message))
             outcome = GatherOutcome.NotParticipant;
         if (outcome != GatherOutcome.Accepted || _model is null || _plan is null)
         {
@@ -235,7 +261,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         if (message.ShardCount > 0)
-            UseShard(message.ShardIndex, message.ShardCount);
+            UseShard(message.ShardIndex, message.ShardCount, message.BatchSize);
         // Held for a successor master; the θ that falls out of the two held goes back to the data plane.
         if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
             _dataPlane?.Return(old.Parameters);
@@ -288,7 +314,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;
-        (_latest, _previous, _shardIndex, _shardCount) = (null, null, -1, 0);
+        (_latest, _previous, _shardIndex, _shardCount, _shardWidth) = (null, null, -1, 0, 0);
         if (!_joinedMaster.IsNobody())
             Context.Unwatch(_joinedMaster);
         _joinedMaster = ActorRefs.Nobody;

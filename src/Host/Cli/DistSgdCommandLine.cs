@@ -117,6 +117,9 @@ public static class DistSgdCommandLine
                           "(late_gradient), so one slow worker does not hold every step back. 0 = every step waits for every worker.",
             DefaultValueFactory = _ => 0,
         };
+        public readonly Option<string> Balance = Choice("--balance", "off", ["off", "speed"],
+            "Centralized: speed = from the second epoch on, each worker's batch follows its measured throughput (samples per compute " +
+            "second of the epoch before), the global batch kept; off = every worker takes --batch-size.");
         public readonly Option<string?> Config = new("--config") { Description = "HOCON file of overrides for every node (see hocon/local.conf and hocon/node.conf)." };
         public readonly Option<string?> Transport = new("--transport")
         {
@@ -189,7 +192,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -226,6 +229,7 @@ public static class DistSgdCommandLine
                 Json = p.GetValue(Json),
                 ComputeNodes = p.GetValue(Workers),
                 BackupWorkers = p.GetValue(BackupWorkers),
+                BalanceBySpeed = p.GetValue(Balance) == "speed",
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),

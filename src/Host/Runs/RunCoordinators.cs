@@ -60,7 +60,8 @@ public sealed class RunCoordinators
             var roles = Cluster.Get(node).SelfRoles;
             if (roles.Contains(distsgd.MasterRole))
                 CentralizedDeployment.StartMaster(node, new MasterSetup(plan, settings.ComputeNodes, setup.InitialParameters,
-                    setup.Optimizer, setup.Training, setup.Test, reporters[i], evaluationThreads, checkpoints, settings.BackupWorkers));
+                    setup.Optimizer, setup.Training, setup.Test, reporters[i], evaluationThreads, checkpoints, settings.BackupWorkers,
+                    settings.BalanceBySpeed));
             // A worker checks the master's plan against its own (a node's data or flags may differ) and reports its RunEnded.
             if (roles.Contains(distsgd.WorkerRole))
                 CentralizedDeployment.StartWorker(node, setup.Train, settings.ThreadsPerComputeNode, expected: plan, reporter: reporters[i],

@@ -105,6 +105,7 @@ public static class TrainRun
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
+              (settings.BalanceBySpeed ? "batches by measured speed from epoch 2 (--balance speed), " : "") +
               (settings.BackupWorkers > 0 ? $"each step with the first {settings.ComputeNodes - settings.BackupWorkers} gradients (--backup-workers {settings.BackupWorkers}), " : "") +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
@@ -178,6 +179,7 @@ public static class TrainRun
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
             BackupWorkers = distributed ? settings.BackupWorkers : 0,
+            Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,

@@ -22,11 +22,11 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     private IActorRef StartMaster(int workers, int stepsPerEpoch = 3, int epochs = 1, SgdOptions? optimizer = null, int backupWorkers = 0,
-                                  string name = "master")
+                                  string name = "master", bool balance = false, CheckpointSetup? checkpoints = null)
     {
         var plan = new RunPlan("run", Spec, 4, 1, epochs, 100, stepsPerEpoch);
         var setup = new MasterSetup(plan, workers, _theta0, optimizer ?? new SgdOptions(1.0), new TrainingOptions(epochs, 4, 1), null, _reporter,
-                                    BackupWorkers: backupWorkers);
+                                    Checkpoints: checkpoints, BackupWorkers: backupWorkers, BalanceBySpeed: balance);
         return Sys.ActorOf(MasterActor.Props(setup), name);
     }
 
@@ -349,5 +349,58 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
             AnswerFastWorkers(reference, three, step);
         var withoutIt = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
         Assert.Equal(withoutIt, withBackup);   // bit-identical
+    }
+
+    /// <summary>
+    /// Answers every θ each probe is sent, in worker order, until the run ends: worker w computes the batch it is asked
+    /// (the run's 4 when not balanced) at 1 ms a sample, worker 3 at 3 ms. Returns (step, worker, batch asked).
+    /// </summary>
+    private static List<(long Step, int Worker, int Batch)> AnswerUntilTheEnd(IActorRef master, List<TestProbe> workers)
+    {
+        var asked = new List<(long, int, int)>();
+        while (true)
+        {
+            for (int w = 0; w < workers.Count; w++)
+            {
+                var message = workers[w].ReceiveOne(TimeSpan.FromSeconds(5));
+                if (message is RunEnded)
+                    return asked;
+                var compute = Assert.IsType<ComputeGradient>(message);
+                int samples = compute.BatchSize > 0 ? compute.BatchSize : 4;
+                asked.Add((compute.Step, w, compute.BatchSize));
+                master.Tell(Reply(w, compute.Step) with { SampleCount = samples, ComputeSeconds = samples * (w == 3 ? 0.003 : 0.001) }, workers[w].Ref);
+            }
+        }
+    }
+
+    [Fact]
+    public void Balanced_batches_follow_the_workers_speeds_and_a_resumed_master_plans_exactly_as_the_uninterrupted_one()
+    {
+        using var temp = new TempCheckpoints();
+        var writer = new CheckpointWriter(new CheckpointStore(temp.Path, keep: 10), new CheckpointSchedule(everySteps: 5, TimeSpan.Zero, atEpochEnd: false), "run");
+        var master = StartMaster(workers: 4, stepsPerEpoch: 3, epochs: 3, balance: true, checkpoints: new CheckpointSetup(null, writer));
+        var uninterrupted = AnswerUntilTheEnd(master, Join(master, 4));
+        var whole = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+
+        // Epoch 1 (steps 0–2) at the run's batch; from epoch 2 the global batch 16 is split 5, 5, 5, 1 by speed.
+        Assert.All(uninterrupted.Where(a => a.Step < 3), a => Assert.Equal(0, a.Batch));
+        Assert.All(uninterrupted.Where(a => a.Step >= 3), a => Assert.Equal(a.Worker == 3 ? 1 : 5, a.Batch));
+        Assert.Equal(3 + 7 + 7, uninterrupted.Max(a => a.Step) + 1);   // a balanced epoch: ⌈100 / 16⌉ steps
+
+        // Resumed from step 5 (epoch 2, two steps in): the same batches from there on, the same θ bit for bit.
+        var checkpoint = CheckpointFile.Read(System.IO.Path.Combine(temp.Path, "step-000000000005.ckpt"));
+        Assert.NotNull(checkpoint.Balance);
+        var resumed = StartMaster(workers: 4, stepsPerEpoch: 3, epochs: 3, balance: true, name: "resumed", checkpoints: new CheckpointSetup(checkpoint, null));
+        var after = AnswerUntilTheEnd(resumed, Join(resumed, 4, "again"));
+        var end = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+        Assert.Equal(uninterrupted.Where(a => a.Step >= 5), after);
+        Assert.Equal(whole, end);
+    }
+
+    private sealed class TempCheckpoints : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("distsgd-balance-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }
