@@ -113,6 +113,15 @@ public static class DistSgdCommandLine
             Description = "Worker nodes (centralized) or peer nodes (decentralized): of the simulated cluster (train), or to wait for before the run starts (node).",
             DefaultValueFactory = _ => 2,
         };
+        public readonly Option<int> BackupWorkers = new("--backup-workers")
+        {
+            Description = "Centralized: each step finishes with the first (workers − this) gradients; the late ones are dropped and counted " +
+                          "(late_gradient), so one slow worker does not hold every step back. 0 = every step waits for every worker.",
+            DefaultValueFactory = _ => 0,
+        };
+        public readonly Option<string> Balance = Choice("--balance", "off", ["off", "speed"],
+            "Centralized: speed = from the second epoch on, each worker's batch follows its measured throughput (samples per compute " +
+            "second of the epoch before), the global batch kept; off = every worker takes --batch-size.");
         public readonly Option<string?> Config = new("--config") { Description = "HOCON file of overrides for every node (see hocon/local.conf and hocon/node.conf)." };
         public readonly Option<string?> Transport = new("--transport")
         {
@@ -183,6 +192,7 @@ public static class DistSgdCommandLine
             MinDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
             Threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
             Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
+            BackupWorkers.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 63, "from 0 (off) to 63 backup workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
@@ -192,7 +202,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -228,6 +238,8 @@ public static class DistSgdCommandLine
                 Quiet = p.GetValue(Quiet),
                 Json = p.GetValue(Json),
                 ComputeNodes = p.GetValue(Workers),
+                BackupWorkers = p.GetValue(BackupWorkers),
+                BalanceBySpeed = p.GetValue(Balance) == "speed",
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
