@@ -83,6 +83,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Int32(m.Epoch);
                 writer.Int32(m.StepInEpoch);
                 writer.Int32(m.ShardIndex);
+                writer.Int32(m.BatchSize);
                 writer.Int32(m.ShardCount);
                 writer.Vector(m.Parameters);
                 return writer.Done();
@@ -221,7 +222,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case ComputeGradientManifest:
                 {
                     var r = new FrameReader(bytes);
-                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), ShardIndex: r.Int32(), ShardCount: r.Int32(), Parameters: r.Vector());
+                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), ShardIndex: r.Int32(), BatchSize: r.Int32(), ShardCount: r.Int32(), Parameters: r.Vector());
                     r.End();
                     return message;
                 }

@@ -105,6 +105,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         var gradient = _run.Shares.GradientArray(_run.Undo);
         float loss = _model.LossAndGradient(Replica.Parameters, _features.AsSpan(0, rows * plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
+        Slowdown.After(_run.Setup.Slowdown, started);
         return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows,
                                  Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }

@@ -17,6 +17,8 @@ public enum GatherOutcome
     Duplicate,
     WrongLength,
     NonFinite,
+    /// <summary>For a step that finished without it (backup workers: the first N − B gradients were enough).</summary>
+    Late,
 }
 
 /// <summary>
@@ -64,8 +66,18 @@ public sealed class StepGather
     /// <summary>From now on the steps' averages are <paramref name="reduction"/>'s, and the contributions carry no vector.</summary>
     public void ReduceWith(IAllReduce reduction) => Reduction = reduction;
 
-    /// <summary>True when every participant still counted has answered (and the all-reduce, if any, is complete).</summary>
-    public bool IsComplete => IsOpen && _waitingFor.Count == 0 && (Reduction?.IsComplete ?? true);
+    /// <summary>
+    /// True when every participant still counted has answered, or (with <see cref="FinishWith"/> set) that many have:
+    /// the rest are not waited for; and the all-reduce, if any, is complete.
+    /// </summary>
+    public bool IsComplete => IsOpen && (_waitingFor.Count == 0 || (FinishWith > 0 && _replies.Count + _nonFinite.Count >= FinishWith))
+                              && (Reduction?.IsComplete ?? true);
+
+    /// <summary>Gradients the open step finishes with, before every participant answered (backup workers); 0 = all of them.</summary>
+    public int FinishWith { get; private set; }
+
+    /// <summary>True when <paramref name="participant"/> takes part in the open step.</summary>
+    public bool Includes(int participant) => _participants.Contains(participant);
 
     /// <summary>The accepted contributions, in participant order (the order the average sums them in).</summary>
     public IReadOnlyList<IGradientContribution> Replies => _replies;
@@ -89,9 +101,11 @@ public sealed class StepGather
 
     public long DroppedTotal => _dropped.Values.Sum();
 
-    public void Begin(long step, IEnumerable<int> participants)
+    /// <param name="finishWith">Gradients the step finishes with, before every participant answered (backup workers); 0 = all.</param>
+    public void Begin(long step, IEnumerable<int> participants, int finishWith = 0)
     {
         Step = step;
+        FinishWith = finishWith;
         _replies.Clear();
         _waitingFor.Clear();
         // The participants rarely change between steps: reuse the last set rather than enumerate theirs (a sorted set's
@@ -157,6 +171,9 @@ public sealed class StepGather
         }
         return (_shareBuffer, _weightBuffer);
     }
+
+    /// <summary>Counts a message dropped outside <see cref="Offer"/> (a late gradient the master recognised).</summary>
+    public void CountDropped(GatherOutcome reason) => _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
 
     /// <summary>Stops waiting for a participant (unreachable, removed, refused); true if the step was waiting for it.</summary>
     public bool Forget(int participant) => _waitingFor.Remove(participant);
