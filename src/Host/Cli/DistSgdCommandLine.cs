@@ -274,7 +274,7 @@ public static class DistSgdCommandLine
         var command = new Command("bench",
             "Train sequential, centralized and decentralized (on each transport and worker count) on the same data, seed and global batch, " +
             "and write a comparison table (markdown, CSV) and plots to the results folder. The train flags set the run; --batch-size is " +
-            "the global batch (each worker takes its share); --mode, --workers, --transport and --json are not used.");
+            "the global batch (each worker takes its share); --collective is the decentralized direct rows'; --mode, --workers, --transport and --json are not used.");
         var flags = new TrainFlags();
         flags.AddTo(command);
         var counts = new Option<int[]>("--worker-counts")
