@@ -313,12 +313,14 @@ public static class DistSgdCommandLine
             DefaultValueFactory = _ => 0,
         };
         sharedCores.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 4096, "a core count from 0 (a machine per node) to 4096"));
-        foreach (var option in new Option[] { nodes, rates, constants, sharedCores })
+        var csv = new Option<bool>("--csv") { Description = $"Print CSV ({CostTable.CsvHeader}) instead of markdown tables." };
+        foreach (var option in new Option[] { nodes, rates, constants, sharedCores, csv })
             command.Add(option);
         command.SetAction(p => Guarded(error, () =>
         {
             var measured = p.GetValue(constants) is { } path ? CostConstants.FromJson(File.ReadAllText(path), path) : CostConstants.Measured;
-            output.Write(CostTable.Markdown(measured, p.GetValue(nodes)!, p.GetValue(rates)!, p.GetValue(sharedCores)));
+            var table = p.GetValue(csv) ? (Func<CostConstants, IReadOnlyList<int>, IReadOnlyList<LinkRate>, int, string>)CostTable.Csv : CostTable.Markdown;
+            output.Write(table(measured, p.GetValue(nodes)!, p.GetValue(rates)!, p.GetValue(sharedCores)));
             return ExitCodes.Ok;
         }));
         return command;

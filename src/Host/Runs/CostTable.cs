@@ -48,6 +48,27 @@ public static class CostTable
         return text.ToString();
     }
 
+    public const string CsvHeader = "rate,nodes,run,seconds_per_step,samples_per_second,bytes_sent_per_node";
+
+    /// <summary>
+    /// The same predictions as <see cref="Markdown"/>, one CSV line per rate, node count and run (sequential,
+    /// centralized, allgather, ring, pairwise), for scripts (scripts/bench-network.sh).
+    /// </summary>
+    public static string Csv(CostConstants constants, IReadOnlyList<int> nodeCounts, IReadOnlyList<LinkRate> rates, int sharedCores)
+    {
+        var text = new StringBuilder(CsvHeader).Append('\n');
+        foreach (var rate in rates)
+            foreach (int n in nodeCounts)
+            {
+                var shape = new ClusterShape(n, rate, sharedCores);
+                var runs = new List<(string Run, StepCost Cost)> { ("sequential", CostModel.Sequential(constants)), ("centralized", CostModel.Centralized(constants, shape)) };
+                runs.AddRange(CostModel.Collectives.Select(c => (Name(c), CostModel.Decentralized(constants, c, shape))));
+                foreach (var (run, cost) in runs)
+                    text.Append(Invariant($"{rate},{n},{run},{cost.TotalSeconds:R},{cost.SamplesPerSecond:R},{cost.BytesSentPerNode:R}")).Append('\n');
+            }
+        return text.ToString();
+    }
+
     /// <summary>The collective's name as --collective takes it.</summary>
     public static string Name(Collective collective) => collective switch
     {

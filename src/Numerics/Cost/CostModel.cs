@@ -35,14 +35,16 @@ public sealed record StepCost(double ComputeSeconds, double CommunicationSeconds
 
 /// <summary>
 /// The α–β cost of one synchronous SGD step (Hockney's model, as in Thakur, Rabenseifner and Gropp 2005): a message
-/// of n bytes costs α + n·β, β = 8 / link rate × Ethernet framing (or the loopback's own cost when the link is unlimited, whichever is
+/// of n bytes costs α + n·β, α paid once per hop that must wait for the one before (messages sent at once overlap
+/// their latencies, not their bytes), β = 8 / link rate × Ethernet framing (or the loopback's own cost when the link is unlimited, whichever is
 /// larger); summing n bytes costs n·γ, the update G·δ, the gradient C. Links are full duplex: what a node sends and
 /// what it receives do not slow each other. Per step, with N nodes and G gradient bytes:
 /// <list type="bullet">
 /// <item>sequential: C + G·δ;</item>
 /// <item>centralized: the master sends θ to the N workers one after the other, the last gradient comes back one G
 /// later: 2α + (N+1)·G·β + C + N·G·γ + G·δ (the master's link carries N·G each way);</item>
-/// <item>all-gather: (N−1)·(α + G·β) + C + N·G·γ + G·δ;</item>
+/// <item>all-gather: every peer sends its share to the N−1 others at once, so one latency and (N−1)·G on its link:
+/// α + (N−1)·G·β + C + N·G·γ + G·δ;</item>
 /// <item>ring: 2·(N−1)·(α + G/N·β) + C + (N−1)/N·G·γ + G·δ;</item>
 /// <item>pairwise: the N−1 slices of a round travel at once, so one latency per round: 2·(α + (N−1)/N·G·β) + C + G·γ + G·δ.</item>
 /// </list>
@@ -81,7 +83,7 @@ public static class CostModel
             return new(compute, 0, update, c.BatchPerNode, 0);
         var (communication, sum) = collective switch
         {
-            Collective.AllGather => ((n - 1) * (alpha + g * beta), n * g),
+            Collective.AllGather => (alpha + (n - 1) * g * beta, n * g),
             Collective.Ring => (2 * (n - 1) * (alpha + g / n * beta), (n - 1) * g / n),
             Collective.Pairwise => (2 * (alpha + (n - 1) * g / n * beta), g),
             _ => throw new ArgumentOutOfRangeException(nameof(collective), collective, "not a collective"),

@@ -25,6 +25,20 @@ public class BenchCostCommandTests
     }
 
     [Fact]
+    public void Bench_cost_csv_has_a_line_per_rate_node_count_and_run()
+    {
+        var outcome = CliRunner.Run("bench", "cost", "--csv", "--nodes", "2,4", "--rate", "1gbit,none", "--shared-cores", "2");
+        Assert.True(outcome.ExitCode == 0, outcome.Error);
+        var lines = outcome.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(CostTable.CsvHeader, lines[0]);
+        Assert.Equal(1 + 2 * 2 * 5, lines.Length);
+        var ring = lines.Single(l => l.StartsWith("1gbit,4,ring,", StringComparison.Ordinal)).Split(',');
+        var expected = CostModel.Decentralized(CostConstants.Measured, Collective.Ring, new ClusterShape(4, LinkRate.Parse("1gbit"), 2));
+        Assert.Equal(expected.TotalSeconds, double.Parse(ring[3], System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Equal(1.5 * CostConstants.Measured.GradientBytes, double.Parse(ring[5], System.Globalization.CultureInfo.InvariantCulture), 6);
+    }
+
+    [Fact]
     public void Bench_cost_reads_the_constants_calibrate_writes()
     {
         using var temp = new TempFolder();

@@ -26,8 +26,8 @@ public class CostModelTests
     {
         // centralized: 2α + (N+1)·G·β + C = 1 + 5 + 1
         Assert.Equal(7.0, CostModel.Centralized(Simple, Shape(4)).TotalSeconds, 9);
-        // all-gather: (N−1)·(α + G·β) + C = 3·1.5 + 1
-        Assert.Equal(5.5, CostModel.Decentralized(Simple, Collective.AllGather, Shape(4)).TotalSeconds, 9);
+        // all-gather: α + (N−1)·G·β + C = 0.5 + 3 + 1 (the three shares leave at once: one latency)
+        Assert.Equal(4.5, CostModel.Decentralized(Simple, Collective.AllGather, Shape(4)).TotalSeconds, 9);
         // ring: 2(N−1)·(α + G/N·β) + C = 6·0.75 + 1
         Assert.Equal(5.5, CostModel.Decentralized(Simple, Collective.Ring, Shape(4)).TotalSeconds, 9);
         // pairwise: 2·(α + (N−1)/N·G·β) + C = 2·1.25 + 1
