@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using DistSgd.Host.Display;
+using DistSgd.Host.Export;
 using DistSgd.Host.Runs;
 using DistSgd.Host.Settings;
 using DistSgd.Numerics.Cost;
@@ -63,6 +64,7 @@ public static class DistSgdCommandLine
         root.Add(BenchCommand(output, error, cancellation));
         root.Add(PredictCommand(output, error));
         root.Add(NodeCommand(output, error, cancellation));
+        root.Add(ExportCommand(output, error));
         return root;
     }
 
@@ -112,12 +114,28 @@ public static class DistSgdCommandLine
             Description = "Worker nodes (centralized) or peer nodes (decentralized): of the simulated cluster (train), or to wait for before the run starts (node).",
             DefaultValueFactory = _ => 2,
         };
+        public readonly Option<int> BackupWorkers = new("--backup-workers")
+        {
+            Description = "Centralized: each step finishes with the first (workers − this) gradients; the late ones are dropped and counted " +
+                          "(late_gradient), so one slow worker does not hold every step back. 0 = every step waits for every worker.",
+            DefaultValueFactory = _ => 0,
+        };
+        public readonly Option<string> Balance = Choice("--balance", "off", ["off", "speed"],
+            "Centralized: speed = from the second epoch on, each worker's batch follows its measured throughput (samples per compute " +
+            "second of the epoch before), the global batch kept; off = every worker takes --batch-size.");
         public readonly Option<string?> Config = new("--config") { Description = "HOCON file of overrides for every node (see hocon/local.conf and hocon/node.conf)." };
         public readonly Option<string?> Transport = new("--transport")
         {
             Description = "What carries θ and the gradients between nodes in the distributed modes: akka (inside Akka messages, the reference path) " +
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
+        };
+        public readonly Option<string?> Collective = new("--collective")
+        {
+            Description = "How the decentralized peers combine their gradients each step: allgather (every peer sends its whole gradient to every other), " +
+                          "ring or pairwise (all-reduce on the direct transport: 2·(N−1)/N of a gradient sent per peer instead of N−1), or auto " +
+                          "(allgather for 2 peers or on akka, pairwise for 3 or more on direct). Default: distsgd.collective of --config, else auto. " +
+                          "[auto|allgather|ring|pairwise]",
         };
         public readonly Option<string?> TlsCert = new("--tls-cert")
         {
@@ -162,7 +180,7 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
-        public readonly Option<bool> Json = new("--json") { Description = "train: print one JSON object per epoch (and one at the end) instead of text, for scripts." };
+        public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
         {
@@ -175,15 +193,17 @@ public static class DistSgdCommandLine
             MinDelta.Validators.Add(r => Check<double>(r, v => v >= 0 && double.IsFinite(v), "a finite min-delta ≥ 0"));
             Threads.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 1024, "a thread count from 0 (all cores) to 1024"));
             Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
+            BackupWorkers.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 63, "from 0 (off) to 63 backup workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
             CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -219,9 +239,12 @@ public static class DistSgdCommandLine
                 Quiet = p.GetValue(Quiet),
                 Json = p.GetValue(Json),
                 ComputeNodes = p.GetValue(Workers),
+                BackupWorkers = p.GetValue(BackupWorkers),
+                BalanceBySpeed = p.GetValue(Balance) == "speed",
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Collective = p.GetValue(Collective),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
@@ -537,6 +560,25 @@ public static class DistSgdCommandLine
         data.AddTo(command);
         command.SetAction(p => Guarded(error, () =>
             PredictRun.Execute(ModelOnData.Load(p.GetValue(modelPath)!, data.Read(p, seed: 1)), p.GetValue(limit), output)));
+        return command;
+    }
+
+    // ---- export -----------------------------------------------------------------------------------
+
+    private static Command ExportCommand(TextWriter output, TextWriter error)
+    {
+        var command = new Command("export",
+            "Write a model file in a format other programs read: ONNX (ONNX Runtime, ML.NET, Python, browsers). The graph takes the raw " +
+            "features and holds the run's preprocessing (pixel scaling, standardisation); it outputs the class probabilities and label, " +
+            "or the regression's prediction, as predict does.");
+        var modelPath = new Option<string>("--model") { Description = "The model file written by train (model.bin).", Required = true };
+        var format = Choice("--format", "onnx", ModelExport.FormatNames, "The format to write.");
+        var outPath = new Option<string?>("--out") { Description = "The file to write; default: the model file's path with the format's extension (model.onnx)." };
+        command.Add(modelPath);
+        command.Add(format);
+        command.Add(outPath);
+        command.SetAction(p => Guarded(error, () =>
+            ModelExport.Execute(p.GetValue(modelPath)!, Enum.Parse<ExportFormat>(p.GetValue(format)!, ignoreCase: true), p.GetValue(outPath), output)));
         return command;
     }
 

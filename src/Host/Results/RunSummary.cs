@@ -29,4 +29,34 @@ public static class RunSummary
         BytesReceived = result.Epochs.Sum(m => m.Communication?.BytesReceived ?? 0),
         DroppedMessages = result.Epochs.Count > 0 ? result.Epochs[^1].Communication?.DroppedMessages ?? 0 : 0,
     };
+
+    /// <summary>
+    /// The per-node lag report over the whole run: each participant's mean compute per step against the step's (the
+    /// slowest participant's), how often the step waited for it, and its gradients that came too late to be used;
+    /// null for a sequential run.
+    /// </summary>
+    public static object? NodeLag(TrainingResult result)
+    {
+        var breakdowns = result.Epochs.Select(m => m.Communication).OfType<StepTimeBreakdown>().ToList();
+        var nodes = breakdowns.SelectMany(b => b.Nodes ?? []).ToList();
+        if (nodes.Count == 0)
+            return null;
+        long steps = breakdowns.Sum(b => b.Steps);
+        double stepCompute = steps > 0 ? breakdowns.Sum(b => b.ComputeSeconds) / steps : 0;
+        return nodes.GroupBy(n => n.Id).OrderBy(g => g.Key).Select(g =>
+        {
+            long used = g.Sum(n => n.Steps);
+            double perStep = used > 0 ? g.Sum(n => n.ComputeSeconds) / used : 0;
+            return new
+            {
+                Node = g.Key,
+                Steps = used,
+                ComputeSecondsPerStep = perStep,
+                StepComputeSecondsPerStep = stepCompute,
+                ShareOfStep = stepCompute > 0 ? perStep / stepCompute : 0,
+                SlowestSteps = g.Sum(n => n.SlowestSteps),
+                LateGradients = g.Sum(n => n.LateGradients),
+            };
+        }).ToList();
+    }
 }

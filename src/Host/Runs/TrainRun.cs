@@ -32,6 +32,7 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
+        InputChecks.CheckStragglerFlags(settings);
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
@@ -104,6 +105,8 @@ public static class TrainRun
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
+              (settings.BalanceBySpeed ? "batches by measured speed from epoch 2 (--balance speed), " : "") +
+              (settings.BackupWorkers > 0 ? $"each step with the first {settings.ComputeNodes - settings.BackupWorkers} gradients (--backup-workers {settings.BackupWorkers}), " : "") +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
@@ -145,11 +148,6 @@ public static class TrainRun
         };
     }
 
-    /// <summary>Writes model.bin, summary.json and the plots (metrics.csv is written after every epoch) and prints the final line.</summary>
-    public static void WriteResults(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
-                                    Stopwatch clock, TextWriter console, string command = "train") =>
-        console.WriteLine(WriteResultFiles(settings, config, run, parameters, result, clock, command));
-
     /// <summary>Writes model.bin, summary.json and the plots; returns the run's final line.</summary>
     public static string WriteResultFiles(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
                                           Stopwatch clock, string command = "train")
@@ -175,7 +173,10 @@ public static class TrainRun
             Parameters = run.Model.ParameterCount,
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
+            BackupWorkers = distributed ? settings.BackupWorkers : 0,
+            Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
@@ -196,6 +197,7 @@ public static class TrainRun
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
             Versions = RunSummary.Versions(),
             Totals = RunSummary.Totals(result),
+            NodeLag = RunSummary.NodeLag(result),
         });
         RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
         return (
