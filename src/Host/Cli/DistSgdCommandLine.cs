@@ -180,6 +180,11 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
+        public readonly Option<int?> MetricsPort = new("--metrics-port")
+        {
+            Description = "Serve this process's live metrics (steps, samples/s, loss, compute and communication seconds, bytes, dropped messages, " +
+                          "members up) for Prometheus at http://HOST:PORT/metrics (OpenTelemetry); HOST is 127.0.0.1 for train, --host for node.",
+        };
         public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
@@ -198,12 +203,13 @@ public static class DistSgdCommandLine
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
+            MetricsPort.Validators.Add(r => Check<int?>(r, v => v is null or (>= 1 and <= 65535), "a port from 1 to 65535"));
             CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -249,6 +255,7 @@ public static class DistSgdCommandLine
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
                 Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
+                MetricsPort = p.GetValue(MetricsPort),
             };
         }
     }

@@ -173,6 +173,8 @@ public static class NodeRun
         // A port another process holds is found here, before the data is read (nothing is opened by --print-config).
         if (!node.PrintConfig)
             PortChecks.CheckNode(node, distsgd);
+        // Served from here on (and so a port in use fails here, before the data is read): every node has its own.
+        using var metrics = node.PrintConfig ? null : MetricsEndpoint.Start(settings.MetricsPort, node.Host);
         var roleNames = node.Roles.Select(r => r switch
         {
             NodeRole.Master => distsgd.MasterRole,
@@ -225,6 +227,9 @@ public static class NodeRun
 
         try
         {
+            metrics?.Watch(system);
+            if (metrics is not null)
+                output.WriteLine($"metrics: {metrics.Url}");
             var cluster = Cluster.Get(system);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cluster.RegisterOnMemberUp(() => up.TrySetResult());
