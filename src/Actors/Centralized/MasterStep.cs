@@ -298,7 +298,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private void StartEpoch()
     {
         _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
-        bool changed = _roster.StartEpoch();
+        bool changed = _roster.StartEpoch(_backups.Enabled ? _replica.Epoch : 0);
         bool wasBalanced = _balance?.IsBalanced ?? false;
         _balance?.StartEpoch(_roster.Participants.Keys.ToList());
         _replica.StepsPerEpoch = _balance is { IsBalanced: true } balance
