@@ -138,13 +138,13 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void Offer(GradientReply reply, IActorRef sender)
     {
         long taken = Stopwatch.GetTimestamp();
-        if (_backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
+        if (fromParticipant && reply.RunId == _setup.Plan.RunId && _backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
         {
             Late(reply);
             return;
         }
-        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
-        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
             _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
