@@ -138,13 +138,13 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void Offer(GradientReply reply, IActorRef sender)
     {
         long taken = Stopwatch.GetTimestamp();
-        if (_backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
+        if (fromParticipant && reply.RunId == _setup.Plan.RunId && _backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
         {
             Late(reply);
             return;
         }
-        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
-        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
             _replica.Totals.AddReceived(WireFormat.PayloadBytes(reply));
@@ -298,7 +298,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private void StartEpoch()
     {
         _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
-        bool changed = _roster.StartEpoch();
+        bool changed = _roster.StartEpoch(_backups.Enabled ? _replica.Epoch : 0);
         bool wasBalanced = _balance?.IsBalanced ?? false;
         _balance?.StartEpoch(_roster.Participants.Keys.ToList());
         _replica.StepsPerEpoch = _balance is { IsBalanced: true } balance
