@@ -197,7 +197,7 @@ public static class NodeRun
         // A centralized worker the cluster removed joins again, as a new incarnation on the same address (issue 20).
         for (int incarnation = 1; ; incarnation++)
         {
-            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, cancellation) is { } exit)
+            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, cancellation) is { } exit)
                 return exit;
             if (incarnation > MaxRejoins)
                 throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
@@ -210,7 +210,7 @@ public static class NodeRun
     /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
     private static async Task<int?> RunIncarnation(NodeSettings node, Config akka, Actors.Security.NodeTls? tls, TimeSpan joinTimeout,
                                                    TrainSettings settings, EffectiveConfig config, PreparedRun run, Stopwatch clock,
-                                                   RunDisplay display, CancellationToken cancellation)
+                                                   RunDisplay display, MetricsEndpoint? metrics, CancellationToken cancellation)
     {
         var output = display.Output;
         ActorSystem system;
