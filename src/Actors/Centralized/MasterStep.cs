@@ -62,7 +62,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _log = context.GetLogger();
         int parameterCount = replica.Parameters.Length;
         _gather = new StepGather(plan.RunId, parameterCount);
-        _drops = new DropLog(text => _log.Warning("{0}", text));
+        _drops = new DropLog(text => _log.Warning("{0}", text), meters: replica.Meters);
         _meter = new ProgressMeter(plan.StepsPerEpoch);
         _backups = new BackupWorkers(setup.BackupWorkers, (long)(settings.StepTimeout.TotalSeconds * Stopwatch.Frequency));
         if (setup.BalanceBySpeed)
@@ -138,16 +138,16 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void Offer(GradientReply reply, IActorRef sender)
     {
         long taken = Stopwatch.GetTimestamp();
-        if (_backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
+        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
+        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
+        if (fromParticipant && reply.RunId == _setup.Plan.RunId && _backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
         {
             Late(reply);
             return;
         }
-        // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
-        bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
+            _replica.Totals.AddReceived(WireFormat.PayloadBytes(reply));
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
         Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());
@@ -229,7 +229,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var (shard, shardCount, batch) = Assignment(index);
             var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, shard, shardCount, batch);
             _payloads.Tell(worker, message, _self);
-            _replica.Totals.BytesSent += WireFormat.PayloadBytes(message);
+            _replica.Totals.AddSent(WireFormat.PayloadBytes(message));
         }
     }
 
@@ -298,7 +298,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private void StartEpoch()
     {
         _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
-        bool changed = _roster.StartEpoch();
+        bool changed = _roster.StartEpoch(_backups.Enabled ? _replica.Epoch : 0);
         bool wasBalanced = _balance?.IsBalanced ?? false;
         _balance?.StartEpoch(_roster.Participants.Keys.ToList());
         _replica.StepsPerEpoch = _balance is { IsBalanced: true } balance
@@ -343,7 +343,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var (shard, shardCount, batch) = Assignment(index);
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, shardCount, 0, 0, 0, (ushort)shard, batch);
             if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
-                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
+                _replica.Totals.AddSent(FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float));
             else
                 unreached.Add(index);
         }
