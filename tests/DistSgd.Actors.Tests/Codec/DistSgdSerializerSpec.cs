@@ -36,6 +36,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
         ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
+        ["PeerReady of a ring run"] = new PeerReady(Plan with { Collective = Collective.Ring }, "akka.tcp://distsgd@127.0.0.1:4053",
+                                                    TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
         ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
