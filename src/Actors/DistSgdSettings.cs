@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors;
@@ -15,13 +16,15 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="Collective">The decentralized peers' collective (distsgd.collective), or null for auto
+/// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
 /// <param name="Slowdown">Tests and benchmarks: a slowed compute node's gradients take this many times as long (distsgd.debug.slowdown; 1 = off).</param>
 /// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "",
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
                                      double Slowdown = 1, int SlowNode = -1)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
@@ -49,8 +52,13 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
             section.GetString("log-file", ""),
+            CollectiveOf(section),
             SlowdownFactor(section, "debug.slowdown"),
             section.GetInt("debug.slow-node", -1));
+        if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
+            throw new ConfigurationException(
+                $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
+                "(on akka only allgather does: set distsgd.transport = direct, or distsgd.collective = allgather or auto)");
         if (settings.SlowNode < -1)
             throw new ConfigurationException($"distsgd.debug.slow-node: expected -1 (every compute node) or a compute node's place from 0, found {settings.SlowNode}");
         if (settings.StandbyMasters < 0)
@@ -98,6 +106,14 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                                     AdvertisedHost: advertised,
                                     AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
                                     Tls: Security.NodeTls.Of(system));
+    }
+
+    private static Collective? CollectiveOf(Config section)
+    {
+        string value = section.GetString("collective", "auto");
+        return value == "auto" ? null
+            : CollectiveNames.Parse(value)
+              ?? throw new ConfigurationException($"distsgd.collective: expected auto, allgather, ring or pairwise, found '{value}'");
     }
 
     private static PayloadTransport TransportOf(Config section)

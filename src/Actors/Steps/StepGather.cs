@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 
 namespace DistSgd.Actors.Steps;
@@ -28,6 +29,9 @@ public enum GatherOutcome
 /// A gradient is applied only when it is for this run and this step, comes from a participant that has
 /// not already answered, has the model's length (or is empty with 0 samples) and is finite. Anything
 /// else is dropped and counted by reason.
+/// <para>With an all-reduce (<see cref="ReduceWith"/>) the contributions carry each participant's sample count, loss and
+/// compute time but no vector (empty gradients): the step's average is the all-reduce's, and the step is complete when
+/// every participant answered and the all-reduce is complete.</para>
 /// </remarks>
 public sealed class StepGather
 {
@@ -39,6 +43,7 @@ public sealed class StepGather
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
     private readonly List<int> _weightBuffer = new();
+    private readonly HashSet<int> _missing = new();
 
     public StepGather(string runId, int parameterCount)
     {
@@ -55,11 +60,18 @@ public sealed class StepGather
 
     public bool IsOpen { get; private set; }
 
+    /// <summary>The all-reduce that makes each step's average, or null: the average of the contributions (the all-gather).</summary>
+    public IAllReduce? Reduction { get; private set; }
+
+    /// <summary>From now on the steps' averages are <paramref name="reduction"/>'s, and the contributions carry no vector.</summary>
+    public void ReduceWith(IAllReduce reduction) => Reduction = reduction;
+
     /// <summary>
     /// True when every participant still counted has answered, or (with <see cref="FinishWith"/> set) that many have:
-    /// the rest are not waited for.
+    /// the rest are not waited for; and the all-reduce, if any, is complete.
     /// </summary>
-    public bool IsComplete => IsOpen && (_waitingFor.Count == 0 || (FinishWith > 0 && _replies.Count + _nonFinite.Count >= FinishWith));
+    public bool IsComplete => IsOpen && (_waitingFor.Count == 0 || (FinishWith > 0 && _replies.Count + _nonFinite.Count >= FinishWith))
+                              && (Reduction?.IsComplete ?? true);
 
     /// <summary>Gradients the open step finishes with, before every participant answered (backup workers); 0 = all of them.</summary>
     public int FinishWith { get; private set; }
@@ -70,7 +82,19 @@ public sealed class StepGather
     /// <summary>The accepted contributions, in participant order (the order the average sums them in).</summary>
     public IReadOnlyList<IGradientContribution> Replies => _replies;
 
-    public IReadOnlyCollection<int> WaitingFor => _waitingFor;
+    /// <summary>The participants the step still waits for: their contribution, or (with an all-reduce) their parts.</summary>
+    public IReadOnlyCollection<int> WaitingFor
+    {
+        get
+        {
+            if (Reduction is null || !IsOpen || Reduction.IsComplete)
+                return _waitingFor;
+            _missing.Clear();
+            _missing.UnionWith(_waitingFor);
+            Reduction.AddMissing(_missing);
+            return _missing;
+        }
+    }
 
     /// <summary>Messages dropped so far, by reason.</summary>
     public IReadOnlyDictionary<GatherOutcome, long> Dropped => _dropped;
@@ -190,7 +214,7 @@ public sealed class StepGather
             return GatherOutcome.Duplicate;
         if (!_waitingFor.Contains(reply.Participant) || !fromParticipant)
             return GatherOutcome.NotParticipant;
-        if (reply.SampleCount < 0 || (reply.SampleCount == 0 ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
+        if (reply.SampleCount < 0 || (reply.SampleCount == 0 || Reduction is not null ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
             return GatherOutcome.WrongLength;
         if (reply.SampleCount > 0 && (!float.IsFinite(TensorPrimitives.Sum(reply.Gradient)) || !double.IsFinite(reply.LossSum)))
             return GatherOutcome.NonFinite;

@@ -129,6 +129,13 @@ public static class DistSgdCommandLine
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
         };
+        public readonly Option<string?> Collective = new("--collective")
+        {
+            Description = "How the decentralized peers combine their gradients each step: allgather (every peer sends its whole gradient to every other), " +
+                          "ring or pairwise (all-reduce on the direct transport: 2·(N−1)/N of a gradient sent per peer instead of N−1), or auto " +
+                          "(allgather for 2 peers or on akka, pairwise for 3 or more on direct). Default: distsgd.collective of --config, else auto. " +
+                          "[auto|allgather|ring|pairwise]",
+        };
         public readonly Option<string?> TlsCert = new("--tls-cert")
         {
             Description = "TLS between the nodes (Akka.Remote and the data plane, mutual authentication): a PKCS#12 file with this node's key and " +
@@ -188,13 +195,14 @@ public static class DistSgdCommandLine
             BackupWorkers.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 63, "from 0 (off) to 63 backup workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
             CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -235,6 +243,7 @@ public static class DistSgdCommandLine
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Collective = p.GetValue(Collective),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),

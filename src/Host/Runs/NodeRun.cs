@@ -264,12 +264,14 @@ public static class NodeRun
 
     /// <returns>The node's exit code, or null when it joins again as a new incarnation (<see cref="NodeEnding.Rejoins"/>).</returns>
     private static async Task<int?> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
-                                             PreparedRun run, Stopwatch clock, RunDisplay display, CancellationToken cancellation)
+                                              PreparedRun run, Stopwatch clock, RunDisplay display, CancellationToken cancellation)
     {
         var output = display.Output;
         bool decentralized = settings.Mode == RunMode.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRole.Master);
-        var plan = run.Setup.ToRunPlan(node.RunId, settings);
+        var plan = run.Setup.ToRunPlan(node.RunId, settings, config.CollectiveFor(settings));
+        if (decentralized)
+            output.WriteLine(config.DescribeCollective(settings));
         // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
         var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, config, run, output) : null;
         if (checkpoints is null && settings.Resume is not null)

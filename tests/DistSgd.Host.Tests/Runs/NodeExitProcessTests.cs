@@ -82,7 +82,7 @@ public class NodeExitProcessTests
         Assert.Matches(@"cluster: this node was removed from the cluster before the run ended .* after it did not run for \d+ s; joining again", frozen.Output);
         master.WaitForOutput("shards for workers 0, 1 (", NodeProcessTests.Bound);
         Assert.False(frozen.HasExited, frozen.Output);
-        // Only the master writes results; the frozen worker wrote its Akka log.
+        // Only the master writes results; the frozen worker writes its Akka log.
         NodeProcess.AssertHoldsOnlyTheLog(temp[$"node-{frozenPort}"]);
     }
 
