@@ -181,6 +181,7 @@ public class TrainRunTests
         var row = metrics[2].Split(',');
         Assert.True(long.Parse(row[12]) > 0, "bytes sent");
         Assert.True(long.Parse(row[13]) > 0, "bytes received");
+        Assert.Equal(["0", "1", "2"], row[16].Split(' ').Select(cell => cell.Split(':')[0]));   // the lag report, from the lead peer
         using (var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["peers"], RunFiles.SummaryFileName))))
             Assert.Equal("decentralized", summary.RootElement.GetProperty("mode").GetString());
 
