@@ -183,7 +183,7 @@ public static class TrainRun
             BackupWorkers = distributed ? settings.BackupWorkers : 0,
             Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
-            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Numerics.Training.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,

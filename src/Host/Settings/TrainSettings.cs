@@ -1,4 +1,5 @@
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Settings;
 
