@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Configuration;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Actors;
 
@@ -15,11 +16,13 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="Wire">How the gradients of a run this node starts travel (distsgd.wire, distsgd.compress, distsgd.fp16-scale);
+/// the run's plan carries it to every node (<see cref="Protocol.RunPlan.Wire"/>).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "")
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", ShareEncoding? Wire = null)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -45,7 +48,12 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Switch(section, "direct.members-only", true),
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
-            section.GetString("log-file", ""));
+            section.GetString("log-file", ""),
+            WireOf(section));
+        if (!settings.Wire!.IsIdentity && settings.Transport == PayloadTransport.Akka)
+            throw new ConfigurationException(
+                $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +
+                "travel only on the data plane; set distsgd.transport = direct (--transport direct) or leave distsgd.wire = fp32 and distsgd.compress = none");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -79,15 +87,29 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         return (bind, advertised);
     }
 
-    /// <summary>The options of a data plane on <paramref name="system"/> for one run.</summary>
-    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount)
+    /// <summary>The options of a data plane on <paramref name="system"/> for one run, whose gradients travel as <paramref name="gradients"/>.</summary>
+    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount,
+                                             ShareEncoding? gradients = null)
     {
         var settings = Create(system);
         var (bind, advertised) = DataPlaneAddress(system);
         return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
                                     AdvertisedHost: advertised,
                                     AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
-                                    Tls: Security.NodeTls.Of(system));
+                                    Tls: Security.NodeTls.Of(system), Gradients: gradients);
+    }
+
+    private static ShareEncoding WireOf(Config section)
+    {
+        var precision = ShareEncoding.ParsePrecision(section.GetString("wire", "fp32"), out string? error)
+            ?? throw new ConfigurationException($"distsgd.wire: {error}");
+        double kept = ShareEncoding.ParseKeptFraction(section.GetString("compress", "none"), out error)
+            ?? throw new ConfigurationException($"distsgd.compress: {error}");
+        string scaleText = section.GetString("fp16-scale", "1024");
+        if (!float.TryParse(scaleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float scale)
+            || !HalfFloats.IsScale(scale))
+            throw new ConfigurationException($"distsgd.fp16-scale: expected a power of two from 2^-24 to 2^24 (e.g. 1024), found '{scaleText}'");
+        return new ShareEncoding(precision, kept, scale);
     }
 
     private static PayloadTransport TransportOf(Config section)

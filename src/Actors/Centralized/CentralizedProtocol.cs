@@ -83,9 +83,12 @@ public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int
 
     int IGradientContribution.Participant => WorkerIndex;
 
+    /// <inheritdoc/>
+    public long FrameBytes { get; init; }
+
     /// <summary>The reply a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
     public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
-        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values);
+        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes };
 }
 
 /// <summary>Master → workers: the run is over (finished or failed); stop computing for it.</summary>

@@ -64,7 +64,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         if (settings.Transport == PayloadTransport.Direct)
         {
             var self = _self;
-            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers),
+            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers, plan.Wire),
                                              GradientReply.FromFrame, m => self.Tell(m));
             _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         }
@@ -131,7 +131,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
+            _replica.Totals.BytesReceived += ((IGradientContribution)reply).WireBytes;
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
         Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());

@@ -4,6 +4,7 @@ using Akka.Event;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Tensors;
@@ -38,6 +39,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _dataPlane;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
+    /// <summary>The run's encoding at this sender (null: dense float32); its error feedback lives as long as the run's data plane.</summary>
+    private GradientCompressor? _compressor;
     private int _shardIndex = -1;
     private int _shardCount;
     /// <summary>The latest θ this worker was sent and the one before (a new master recovers from them).</summary>
@@ -195,13 +198,15 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _dataPlane?.Dispose();
         var self = Self;
-        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1, message.Plan.Wire), ComputeGradient.FromFrame, m => self.Tell(m));
         _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         // The master is node 0 of this plane: its θ connections, and the answers to this worker's, prove its key.
         if (DataPlaneHandshake.IsKey(message.MasterKey))
             _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
+        var wire = message.Plan.Wire;
+        _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, message.Plan.Spec.ParameterCount);
         return _dataPlane.Endpoint;
     }
 
@@ -266,9 +271,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
+        // The gradient becomes what the wire delivers; one that is not finite goes as a non-finite reply.
+        double lossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? (double)loss * rows : double.NaN;
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
-                                     rows, (double)loss * rows, seconds, 0);
+                                     rows, lossSum, seconds, 0);
         if (!_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
     }

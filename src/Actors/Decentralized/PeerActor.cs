@@ -78,9 +78,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var self = Self;
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount, _plan.Wire), GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, _plan.Wire);
         _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops);
         _tracker = new ParticipantTracker<int>(address => _run.NodeIds.TryGetValue(address.ToString(), out int id) && _run.Participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);

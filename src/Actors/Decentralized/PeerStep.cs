@@ -98,8 +98,10 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         var gradient = _run.Shares.GradientArray(_run.Undo);
         float loss = _model.LossAndGradient(Replica.Parameters, _features.AsSpan(0, rows * plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
-        return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows,
-                                 Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+        // What the wire delivers, kept as this peer's own share too (bit-identical replicas); a gradient that is not
+        // finite cannot travel compressed and goes as a non-finite share, judged like one everywhere.
+        double lossSum = _run.Shares.Compress(gradient) ? (double)loss * rows : double.NaN;
+        return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
     private void SendShare(GradientShare share) =>
@@ -114,7 +116,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
-            Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
+            Replica.Totals.BytesReceived += ((IGradientContribution)share).WireBytes;
         var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster.Tools.PublishSubscribe;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Actors.Decentralized;
 
@@ -15,8 +16,12 @@ namespace DistSgd.Actors.Decentralized;
 /// thread. Over the data plane, one of two reused arrays: the sends copy it into the kernel before they return, and the
 /// other array may still be needed to redo the last applied step (<see cref="StepUndo"/>).
 /// </remarks>
-internal sealed class ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount) : IDisposable
+/// <para>The run's <see cref="ShareEncoding"/> is applied here, at the sender (<see cref="Compress"/>): the share keeps what the
+/// wire delivers, so this peer's own copy equals every other peer's decoded one.</para>
+internal sealed class ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount, ShareEncoding wire) : IDisposable
 {
+    private readonly GradientCompressor? _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, parameterCount);
+
     private readonly float[][] _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
     /// <summary>Every node's data endpoint, in node-id order (an array: sending enumerates it at every step without allocating).</summary>
     private (int NodeId, string Endpoint)[] _endpoints = [];
@@ -54,6 +59,12 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
             direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
     }
 
+    /// <summary>
+    /// gradient ← what the run's encoding delivers, with error feedback when sparse (<see cref="GradientCompressor"/>);
+    /// false when it is not finite (then cleared). Dense float32: unchanged.
+    /// </summary>
+    public bool Compress(Span<float> gradient) => _compressor?.Compress(gradient) ?? true;
+
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>
         direct is null ? new float[parameterCount] : undo.Uses(_ownGradients[0]) ? _ownGradients[1] : _ownGradients[0];
@@ -79,7 +90,7 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
             if (nodeId == self || !participants.Contains(nodeId))
                 continue;
             if (direct.Send(endpoint, header, share.Gradient))
-                bytes += FrameHeader.Size + (long)share.Gradient.Length * sizeof(float);
+                bytes += direct.LastFrameBytes;
             else
                 unreachable(nodeId, endpoint);
         }

@@ -4,6 +4,7 @@ using System.Globalization;
 using DistSgd.Host.Display;
 using DistSgd.Host.Runs;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
@@ -118,6 +119,16 @@ public static class DistSgdCommandLine
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
         };
+        public readonly Option<string?> Wire = new("--wire")
+        {
+            Description = "How the gradients travel between nodes in the distributed modes (needs the direct transport): fp32 (as computed), bf16 " +
+                          "(bfloat16, half the bytes) or fp16 (IEEE half with a loss scale, distsgd.fp16-scale). Default: distsgd.wire, else fp32. [fp32|bf16|fp16]",
+        };
+        public readonly Option<string?> Compress = new("--compress")
+        {
+            Description = "none, or topk:F: each node sends only the fraction F of its gradient's values of largest magnitude as (index, value) " +
+                          "entries and adds what it did not send to its next gradient (error feedback), e.g. topk:0.01. Default: distsgd.compress, else none.",
+        };
         public readonly Option<string?> TlsCert = new("--tls-cert")
         {
             Description = "TLS between the nodes (Akka.Remote and the data plane, mutual authentication): a PKCS#12 file with this node's key and " +
@@ -176,13 +187,16 @@ public static class DistSgdCommandLine
             Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            Wire.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParsePrecision(v, out _) is not null, "one of fp32, bf16, fp16"));
+            Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseKeptFraction(v, out _) is not null,
+                                                        "none or topk:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
             CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, Transport, Wire, Compress, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -221,6 +235,8 @@ public static class DistSgdCommandLine
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Wire = p.GetValue(Wire),
+                Compress = p.GetValue(Compress),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),

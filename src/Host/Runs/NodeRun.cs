@@ -169,7 +169,7 @@ public static class NodeRun
         }).Distinct().ToList();
 
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
-        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
+        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output, distsgd.Wire);
         long frame = run.Setup.FrameSize(settings.Mode);
         string logLevel = config.AkkaLogLevel ?? "WARNING";
         var akka = BuildConfig(node, roleNames, seeds, frame, config.Overrides, logLevel);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -32,7 +33,7 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
-        var run = Prepare(settings, output);
+        var run = Prepare(settings, output, config.DistSgd.Wire);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
@@ -76,7 +77,8 @@ public static class TrainRun
     /// Loads and preprocesses the data, builds the model and θ₀ from the seed, and prints what the run will do:
     /// the same for `train` and for every `distsgd node` (each reads its own copy of the data).
     /// </summary>
-    public static PreparedRun Prepare(TrainSettings settings, TextWriter output)
+    /// <param name="wire">How the gradients of a distributed run travel (distsgd.wire, distsgd.compress); null: dense float32.</param>
+    public static PreparedRun Prepare(TrainSettings settings, TextWriter output, ShareEncoding? wire = null)
     {
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
@@ -104,10 +106,12 @@ public static class TrainRun
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
-              $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
+              $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker" +
+              (wire is { IsIdentity: false } ? $", gradients as {wire}" : "")
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
-        var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch, Hyperparameters(settings, normalize));
+        var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch,
+                                      Hyperparameters(settings, normalize, distributed ? wire : null));
         return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, setup);
     }
 
@@ -115,7 +119,7 @@ public static class TrainRun
     /// The run configuration beyond the model, batch, seed and epochs that every node of a distributed run must share,
     /// in the "key=value;…" form of <see cref="DistSgd.Actors.Protocol.RunPlan.Hyperparameters"/>.
     /// </summary>
-    public static string Hyperparameters(TrainSettings settings, string normalize) => string.Join(';',
+    public static string Hyperparameters(TrainSettings settings, string normalize, ShareEncoding? wire = null) => string.Join(';', new[] {
         $"workers={settings.ComputeNodes}",
         string.Create(CultureInfo.InvariantCulture, $"lr={settings.LearningRate:R}"),
         string.Create(CultureInfo.InvariantCulture, $"momentum={settings.Momentum:R}"),
@@ -123,7 +127,7 @@ public static class TrainRun
         $"schedule={settings.Schedule}",
         $"patience={settings.Patience}",
         string.Create(CultureInfo.InvariantCulture, $"min-delta={settings.MinDelta:R}"),
-        $"normalize={normalize}");
+        $"normalize={normalize}" }.Concat((wire ?? ShareEncoding.Fp32).Keys()));
 
     /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
     /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>
@@ -137,11 +141,12 @@ public static class TrainRun
                                                      IEnumerable<EpochMetrics>? earlier = null)
     {
         var epochs = new List<EpochMetrics>(earlier ?? []);
+        double fp32 = WireVolume.Fp32BytesPerStep(settings.Mode, settings.ComputeNodes, run.Model.ParameterCount);
         return metrics =>
         {
             epochs.Add(metrics);
             display.Epoch(metrics, RunDisplay.FormatEpoch(metrics, settings.Epochs, run.Spec.ClassCount > 0));
-            RunFiles.WriteMetrics(settings.Out, epochs);
+            RunFiles.WriteMetrics(settings.Out, epochs, fp32);
         };
     }
 
@@ -176,6 +181,7 @@ public static class TrainRun
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
             Transport = distributed ? config.TransportName : null,
+            Wire = distributed ? RunSummary.Wire(run.Setup.Hyperparameters, result, settings.Mode, settings.ComputeNodes, run.Model.ParameterCount) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,

@@ -48,11 +48,14 @@ public sealed class EffectiveConfig
         var overrides = HoconFile.Load(settings.ConfigFile);
         if (settings.Tls.Overrides(settings.Mode) is { } tls)
             overrides = overrides is null ? tls : tls.WithFallback(overrides);
-        if (settings.Transport is { } transport)
-        {
-            var flag = ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
-            overrides = overrides is null ? flag : flag.WithFallback(overrides);
-        }
+        if (settings.Mode == RunMode.Sequential && (settings.Wire is not null || settings.Compress is not null))
+            throw new UsageException("--wire and --compress: a sequential run sends no gradients; use them with --mode centralized or decentralized");
+        foreach (var (key, flag) in new[] { ("transport", settings.Transport), ("wire", settings.Wire), ("compress", settings.Compress) })
+            if (flag is not null)
+            {
+                var value = ConfigurationFactory.ParseString($"distsgd.{key} = \"{flag}\"");
+                overrides = overrides is null ? value : value.WithFallback(overrides);
+            }
         return new EffectiveConfig(overrides, CheckAkkaLogLevel(Environment.GetEnvironmentVariable(AkkaLogLevelVariable)));
     }
 

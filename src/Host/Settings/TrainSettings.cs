@@ -42,6 +42,12 @@ public sealed record TrainSettings
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
 
+    /// <summary>--wire (fp32, bf16 or fp16), or null to keep distsgd.wire of the configuration.</summary>
+    public string? Wire { get; init; }
+
+    /// <summary>--compress (none or topk:F), or null to keep distsgd.compress of the configuration.</summary>
+    public string? Compress { get; init; }
+
     /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
     public string? Resume { get; init; }
 

@@ -25,6 +25,12 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
     /// <summary>The encoding's number in a data-plane frame: precision + 3 when sparse (0: dense float32).</summary>
     public byte Id => (byte)((int)Precision + (IsSparse ? 3 : 0));
 
+    /// <summary>The largest <see cref="Id"/>.</summary>
+    public const byte LargestId = 5;
+
+    /// <summary>Payload bytes of a frame of encoding <paramref name="id"/> (<see cref="Id"/>) with <paramref name="count"/> values or entries.</summary>
+    public static long PayloadBytes(byte id, int count) => (long)count * ((id % 3 == 0 ? 4 : 2) + (id >= 3 ? 4 : 0));
+
     /// <summary>Bytes per value on the wire.</summary>
     public int ValueBytes => Precision == WirePrecision.Fp32 ? 4 : 2;
 
@@ -50,6 +56,55 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
 
     /// <summary>distsgd.compress as users write it: "none" or "topk:F".</summary>
     public string CompressName => IsSparse ? $"topk:{KeptFraction.ToString("R", CultureInfo.InvariantCulture)}" : "none";
+
+    /// <summary>
+    /// The run's hyper-parameters that say this encoding ("wire=bf16", "compress=topk:0.01", "fp16-scale=…"), only those
+    /// that differ from the dense float32 default: a default run's description stays what it was.
+    /// </summary>
+    public IEnumerable<string> Keys()
+    {
+        if (Precision != WirePrecision.Fp32)
+            yield return $"wire={Name(Precision)}";
+        if (IsSparse)
+            yield return $"compress={CompressName}";
+        if (Precision == WirePrecision.Fp16)
+            yield return $"fp16-scale={Fp16Scale.ToString("R", CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>
+    /// The encoding that "key=value;…" hyper-parameters (<see cref="Keys"/>) describe; dense float32 when they name none.
+    /// Throws <see cref="FormatException"/> naming the key when a value is not one.
+    /// </summary>
+    public static ShareEncoding FromKeys(string hyperparameters)
+    {
+        var precision = WirePrecision.Fp32;
+        double kept = 1;
+        float scale = DefaultFp16Scale;
+        foreach (string pair in hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = pair.IndexOf('=');
+            if (eq < 0)
+                continue;
+            string key = pair[..eq], value = pair[(eq + 1)..];
+            string? error = null;
+            switch (key)
+            {
+                case "wire":
+                    precision = ParsePrecision(value, out error) ?? precision;
+                    break;
+                case "compress":
+                    kept = ParseKeptFraction(value, out error) ?? kept;
+                    break;
+                case "fp16-scale":
+                    if (!float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out scale) || !HalfFloats.IsScale(scale))
+                        error = $"'{value}' is not an fp16 scale: expected a power of two from 2^-24 to 2^24";
+                    break;
+            }
+            if (error is not null)
+                throw new FormatException($"{key}: {error}");
+        }
+        return new ShareEncoding(precision, kept, scale);
+    }
 
     /// <summary>Parses distsgd.wire ("fp32", "bf16", "fp16"); null with <paramref name="error"/> saying what was expected.</summary>
     public static WirePrecision? ParsePrecision(string text, out string? error)

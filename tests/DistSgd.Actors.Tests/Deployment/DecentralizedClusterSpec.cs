@@ -21,14 +21,14 @@ public class DecentralizedClusterSpec
 
     private static async Task<Outcome> RunDecentralized(Dataset train, Dataset? test, ModelSpec spec, int peers, int batch, int epochs,
                                                         SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null,
-                                                        string transport = "akka")
+                                                        string transport = "akka", string hyperparameters = "")
     {
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
                                                                     overrides: TestConfig.Transport(transport).WithFallback(TestConfig.FastPubSub));
         var progress = new PeerRunProgress(peers);
 
-        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch));
+        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch), hyperparameters);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, optimizer, new TrainingOptions(epochs, batch, seed), train, test,
             node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
@@ -117,6 +117,37 @@ public class DecentralizedClusterSpec
         // tolerance 0, every float equal.
         Assert.Equal(centralized.Parameters, decentralized.Lead.Parameters);
         Assert.NotEqual(theta0, decentralized.Lead.Parameters);
+    }
+
+    [Theory]
+    [InlineData("wire=bf16")]
+    [InlineData("wire=fp16;fp16-scale=256")]
+    [InlineData("compress=topk:0.05")]
+    [InlineData("wire=bf16;compress=topk:0.1")]
+    public async Task Compressed_gradients_keep_replicas_bit_identical_and_both_modes_equal(string wire)
+    {
+        const int nodes = 3, batch = 8, epochs = 2, seed = 9;
+        var train = Synthetic.GaussianBlobs(100, 4, 3, spread: 3, seed: 1);
+        var spec = new ModelSpec(ModelKind.Mlp, 4, 3, [5], Activation.Tanh);
+        var theta0 = new float[spec.ParameterCount];
+        new Model(spec, NaiveKernels.Instance).Initialize(theta0, seed);
+        var options = new SgdOptions(0.1, momentum: 0.9);
+
+        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport: "direct", hyperparameters: wire);
+        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct", wire);
+        var uncompressed = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct");
+
+        foreach (var peer in decentralized.Peers)
+            Assert.Equal(decentralized.Lead.Parameters, peer.Parameters);
+        Assert.DoesNotContain(decentralized.Notes, n => n.Contains("MISMATCH"));
+        // Each worker's error feedback and rounding are the peer's with the same shard: the same decoded gradients, averaged alike.
+        Assert.Equal(centralized.Parameters, decentralized.Lead.Parameters);
+        Assert.NotEqual(uncompressed.Parameters, centralized.Parameters);   // the encoding did change what travelled
+        var bytes = decentralized.Lead.Result.Final!.Communication!;
+        var fp32 = uncompressed.Result.Final!.Communication!;
+        Assert.True(centralized.Result.Final!.Communication!.BytesReceived < fp32.BytesReceived,
+                    $"{centralized.Result.Final.Communication.BytesReceived} gradient bytes received compressed vs {fp32.BytesReceived} as float32");
+        Assert.Equal(0, bytes.DroppedMessages);
     }
 
     [Fact]

@@ -183,6 +183,43 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void Bf16_gradients_halve_the_bytes_of_a_decentralized_step_and_keep_the_replicas_identical()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string wire, string dir) => ["train", "--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "600",
+                                                    "--epochs", "2", "--hidden", "16", "--wire", wire, "--out", dir];
+        var bf16 = CliRunner.Run(Flags("bf16", temp["bf16"]));
+        Assert.True(bf16.ExitCode == 0, bf16.Error);
+        Assert.Contains("gradients as bf16", bf16.Output);
+        Assert.Contains("cluster: all 3 replicas bit-identical", bf16.Output);
+        Assert.Equal(0, CliRunner.Run(Flags("fp32", temp["fp32"])).ExitCode);
+
+        double Ratio(string run)
+        {
+            var header = File.ReadAllLines(Path.Combine(temp[run], RunFiles.MetricsFileName))[0].Split(',');
+            var row = File.ReadAllLines(Path.Combine(temp[run], RunFiles.MetricsFileName))[^1].Split(',');
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp[run], RunFiles.SummaryFileName)));
+            var wire = summary.RootElement.GetProperty("wire");
+            Assert.Equal(run, wire.GetProperty("format").GetString());
+            Assert.Equal(double.Parse(row[Array.IndexOf(header, "compression_ratio")], System.Globalization.CultureInfo.InvariantCulture),
+                         wire.GetProperty("compression_ratio").GetDouble(), 6);
+            return wire.GetProperty("compression_ratio").GetDouble();
+        }
+        // 3 peers of 404 parameters: frames of 64 + 2·404 bytes instead of 64 + 4·404.
+        Assert.Equal(1.0, Ratio("fp32"), 6);
+        Assert.Equal((64 + 2.0 * 404) / (64 + 4.0 * 404), Ratio("bf16"), 6);
+    }
+
+    [Fact]
+    public void Wire_flags_are_refused_for_a_sequential_run()
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run(["train", "--mode", "sequential", "--dataset", "blobs", "--samples", "100", "--wire", "bf16", "--out", temp["run"]]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains("--wire and --compress: a sequential run sends no gradients", outcome.Error);
+    }
+
+    [Fact]
     public void The_direct_transport_trains_both_modes_to_the_same_model_as_akka()
     {
         using var temp = new TempFolder();
