@@ -42,6 +42,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
     private readonly DirectDataPlane? _dataPlane;
+    /// <summary>θ's compressed updates to the workers, when the run's gradients are compressed (null: θ whole every step).</summary>
+    private readonly ParameterUpdates? _updates;
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
     private readonly int _maxWorkers;
@@ -67,6 +69,12 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers, plan.Wire),
                                              GradientReply.FromFrame, m => self.Tell(m));
             _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
+            // Compressed gradients: the return path is compressed too, θ's update instead of θ (issue 16).
+            if (!plan.Wire.IsIdentity)
+            {
+                _updates = new ParameterUpdates(plan.Wire, parameterCount);
+                replica.KeepStateBeforeEachStep(_updates.Before, []);
+            }
         }
     }
 
@@ -194,6 +202,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
 
     void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {
+        _updates?.SendWholeFromNowOn();
         _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
         Loop.Begin();
     }
@@ -218,6 +227,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
+        _updates?.Compress(_replica.Parameters, _replica.Step + 1, gather.Replies);
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
         // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
@@ -280,8 +290,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         foreach (int index in _roster.Participants.Keys)
         {
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));
-            if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
-                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
+            bool update = _updates is not null && _updates.SendsUpdateTo(index, _replica.Step);
+            if (update)
+                header = header with { IsUpdate = true, LossSum = _updates!.Checksum };
+            if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, update ? _updates!.Update : _replica.Parameters))
+                _replica.Totals.BytesSent += dataPlane.LastFrameBytes;
             else
                 unreached.Add(index);
         }

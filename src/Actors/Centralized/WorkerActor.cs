@@ -223,6 +223,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void HandleCompute(ComputeGradient message)
     {
+        if (message.IsUpdate && !TakeUpdate(ref message))
+            return;
         // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
         bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
@@ -259,6 +261,24 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                                             _targets.AsSpan(0, rows), rows, gradient);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         _payloads.Tell(Sender, new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient), Self);
+    }
+
+    /// <summary>
+    /// An update of θ (<see cref="ParameterUpdates"/>) becomes θ of its step, added to the θ this worker holds of the step
+    /// before; false, dropped and counted, when it holds none or the sum differs from the master's.
+    /// </summary>
+    private bool TakeUpdate(ref ComputeGradient message)
+    {
+        if (_latest is { } held && held.RunId == message.RunId && held.Step == message.Step - 1
+            && ParameterUpdates.Apply(held.Parameters, message.Parameters, message.Checksum))
+        {
+            message = message with { IsUpdate = false, Checksum = 0 };
+            return true;
+        }
+        _dataPlane?.Return(message.Parameters);
+        _drops.Record(GatherOutcome.NotParticipant,
+                      $"update of θ for step {message.Step} (run {message.RunId}): this worker does not hold the master's θ of step {message.Step - 1}");
+        return false;
     }
 
     /// <summary>

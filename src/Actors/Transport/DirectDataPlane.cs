@@ -60,17 +60,18 @@ public delegate object FrameDecoder(in FrameHeader header, string runId, float[]
 ///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 shard   8 u64 run id hash (FNV-1a of its UTF-8)
 /// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
 /// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
-/// 56 i32 count         60 u8 encoding  61 u8[3] 0
+/// 56 i32 count         60 u8 encoding  61 u8 update  62 u16 0
 /// </code>
 /// A ComputeGradient frame carries the epoch's shard assignment: shard = the worker's shard index, sample count =
 /// the number of shards (0: keep the shard of the worker's JoinRun). Other kinds have shard 0.
 /// Encoding 0 (dense float32, what every frame was before the wire formats) carries count float32; a dense 16-bit
 /// one count 16-bit values; a sparse one count (index, value) entries of a gradient of the model's size (of no values
-/// when the sample count is 0) (<see cref="ShareCodec"/>).
+/// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with update = 1 carries not θ but the
+/// step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update (a check).
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
                                           int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0,
-                                          byte Encoding = 0)
+                                          byte Encoding = 0, bool IsUpdate = false)
 {
     public const int Size = 64;
     public const uint Magic = 0x44475344;   // "DSGD" read little-endian
@@ -91,7 +92,7 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
         BinaryPrimitives.WriteDoubleLittleEndian(b[40..], LossSum);
         BinaryPrimitives.WriteDoubleLittleEndian(b[48..], ComputeSeconds);
         BinaryPrimitives.WriteInt32LittleEndian(b[56..], Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[60..], Encoding);
+        BinaryPrimitives.WriteUInt32LittleEndian(b[60..], Encoding | (IsUpdate ? 1u << 8 : 0));
     }
 
     /// <summary>Parses a header; null when the magic, version, kind or the reserved bytes are wrong.</summary>
@@ -99,13 +100,14 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
     {
         if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 3
             || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
-            || BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) > ShareEncoding.LargestId)
+            || b[60] > ShareEncoding.LargestId || b[61] > (b[4] == (byte)FrameKind.ComputeGradient ? 1 : 0)
+            || BinaryPrimitives.ReadUInt16LittleEndian(b[62..]) != 0)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
             BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
-            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]), b[60]);
+            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]), b[60], b[61] == 1);
     }
 
     /// <summary>Bytes of the whole frame: this header and its payload (<see cref="ShareEncoding.PayloadBytes(byte, int)"/>).</summary>
@@ -136,9 +138,9 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
                                       Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null, ShareEncoding? Gradients = null)
 {
-    /// <summary>The encoding of frames of <paramref name="kind"/>.</summary>
-    public ShareEncoding EncodingOf(FrameKind kind) =>
-        kind == FrameKind.ComputeGradient || Gradients is null ? ShareEncoding.Fp32 : Gradients;
+    /// <summary>The encoding of frames of <paramref name="kind"/>: θ whole goes as float32, gradients and θ's updates as <see cref="Gradients"/>.</summary>
+    public ShareEncoding EncodingOf(FrameKind kind, bool isUpdate = false) =>
+        (kind == FrameKind.ComputeGradient && !isUpdate) || Gradients is null ? ShareEncoding.Fp32 : Gradients;
 }
 
 /// <summary>
@@ -299,7 +301,7 @@ public sealed class DirectDataPlane : IDisposable
     /// </summary>
     public bool Send(string endpoint, in FrameHeader header, ReadOnlySpan<float> values)
     {
-        var encoding = _options.EncodingOf(header.Kind);
+        var encoding = _options.EncodingOf(header.Kind, header.IsUpdate);
         ReadOnlySpan<byte> payload;
         int count = values.Length;
         if (encoding.IsIdentity)
@@ -753,9 +755,9 @@ public sealed class DirectDataPlane : IDisposable
     private void ReadLoop(Socket socket, UnprovenConnection entry)
     {
         var headerBytes = new byte[FrameHeader.Size];
-        var encoding = _options.EncodingOf(_options.Accepts);
+        var gradients = _options.EncodingOf(FrameKind.GradientShare);
         // An encoded gradient is read here, then decoded into the record's array (allocated once per connection).
-        var encoded = encoding.IsIdentity ? [] : new byte[encoding.MaxPayloadBytes(_options.ParameterCount)];
+        var encoded = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(_options.ParameterCount)];
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;
@@ -820,6 +822,7 @@ public sealed class DirectDataPlane : IDisposable
                                  $"(this connection proved node {sender}; this node accepts {_options.Accepts}, at most {_options.ParameterCount} floats)");
                     break;
                 }
+                var encoding = _options.EncodingOf(header.Kind, header.IsUpdate);
                 if (FrameShapeError(header, encoding) is { } shape)
                 {
                     reason = Bad($"frame refused: {shape}");
@@ -878,14 +881,15 @@ public sealed class DirectDataPlane : IDisposable
             return $"encoding {header.Encoding}, this run's {header.Kind} frames travel as {encoding} (encoding {encoding.Id})";
         if (encoding.IsSparse && header.Count > encoding.KeptCount(_options.ParameterCount))
             return $"{header.Count} entries, at most {encoding.KeptCount(_options.ParameterCount)} kept ({encoding})";
-        if (encoding.IsSparse && header.SampleCount <= 0 && header.Count > 0)
+        if (encoding.IsSparse && header.Kind != FrameKind.ComputeGradient && header.SampleCount <= 0 && header.Count > 0)
             return $"{header.Count} entries for a gradient of no samples";
         return null;
     }
 
-    /// <summary>The values of the gradient a frame carries: a sparse frame's is the model's size (none without samples).</summary>
+    /// <summary>The values a frame carries: a sparse one's are the model's (a gradient of no samples has none).</summary>
     private int DecodedLength(in FrameHeader header, ShareEncoding encoding) =>
-        !encoding.IsSparse ? header.Count : header.SampleCount > 0 ? _options.ParameterCount : 0;
+        !encoding.IsSparse ? header.Count
+        : header.Kind == FrameKind.ComputeGradient || header.SampleCount > 0 ? _options.ParameterCount : 0;
 
     private static RecordRefusal? ReceiveRecords(Socket socket, RecordOpener opener, Span<byte> target, byte[] scratch, bool exact) =>
         target.IsEmpty ? null : RecordSocket.Receive(socket, opener, target, scratch, exact);

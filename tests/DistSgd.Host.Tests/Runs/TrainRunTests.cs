@@ -211,6 +211,20 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void A_centralized_bf16_run_sends_updates_of_theta_the_workers_all_take()
+    {
+        using var temp = new TempFolder();
+        var run = CliRunner.Run(["train", "--mode", "centralized", "--workers", "2", "--dataset", "blobs", "--samples", "600", "--epochs", "2",
+                                 "--hidden", "16", "--wire", "bf16", "--out", temp["run"]]);
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["run"], RunFiles.SummaryFileName)));
+        // θ whole only at the first step, then updates: close to the gradients' (64 + 2·404) / (64 + 4·404).
+        Assert.InRange(summary.RootElement.GetProperty("wire").GetProperty("compression_ratio").GetDouble(), 0.5, 0.56);
+        string log = File.ReadAllText(Path.Combine(temp["run"], "distsgd.log"));
+        Assert.DoesNotContain("does not hold the master's θ", log);
+    }
+
+    [Fact]
     public void Wire_flags_are_refused_for_a_sequential_run()
     {
         using var temp = new TempFolder();
