@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using DistSgd.Host.Display;
+using DistSgd.Host.Export;
 using DistSgd.Host.Runs;
 using DistSgd.Host.Settings;
 using DistSgd.Numerics.Compression;
@@ -63,6 +64,7 @@ public static class DistSgdCommandLine
         root.Add(BenchCommand(output, error, cancellation));
         root.Add(PredictCommand(output, error));
         root.Add(NodeCommand(output, error, cancellation));
+        root.Add(ExportCommand(output, error));
         return root;
     }
 
@@ -172,7 +174,7 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
-        public readonly Option<bool> Json = new("--json") { Description = "train: print one JSON object per epoch (and one at the end) instead of text, for scripts." };
+        public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
         {
@@ -433,6 +435,25 @@ public static class DistSgdCommandLine
         data.AddTo(command);
         command.SetAction(p => Guarded(error, () =>
             PredictRun.Execute(ModelOnData.Load(p.GetValue(modelPath)!, data.Read(p, seed: 1)), p.GetValue(limit), output)));
+        return command;
+    }
+
+    // ---- export -----------------------------------------------------------------------------------
+
+    private static Command ExportCommand(TextWriter output, TextWriter error)
+    {
+        var command = new Command("export",
+            "Write a model file in a format other programs read: ONNX (ONNX Runtime, ML.NET, Python, browsers). The graph takes the raw " +
+            "features and holds the run's preprocessing (pixel scaling, standardisation); it outputs the class probabilities and label, " +
+            "or the regression's prediction, as predict does.");
+        var modelPath = new Option<string>("--model") { Description = "The model file written by train (model.bin).", Required = true };
+        var format = Choice("--format", "onnx", ModelExport.FormatNames, "The format to write.");
+        var outPath = new Option<string?>("--out") { Description = "The file to write; default: the model file's path with the format's extension (model.onnx)." };
+        command.Add(modelPath);
+        command.Add(format);
+        command.Add(outPath);
+        command.SetAction(p => Guarded(error, () =>
+            ModelExport.Execute(p.GetValue(modelPath)!, Enum.Parse<ExportFormat>(p.GetValue(format)!, ignoreCase: true), p.GetValue(outPath), output)));
         return command;
     }
 

@@ -8,7 +8,7 @@ using DistSgd.Numerics.Training;
 namespace DistSgd.Host.Display;
 
 /// <summary>
-/// What `distsgd train` shows while it runs. <see cref="Create"/> picks one: a live display (Spectre.Console) in an
+/// What `distsgd train` and `distsgd node` show while they run. <see cref="Create"/> picks one: a live display (Spectre.Console) in an
 /// interactive terminal, plain lines (one per epoch, no control codes) otherwise, one JSON object per epoch with
 /// --json, only the final line with --quiet.
 /// </summary>

@@ -7,6 +7,8 @@ using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Steps;
+using DistSgd.Host.Display;
+using DistSgd.Host.Results;
 using DistSgd.Host.Settings;
 using DistSgd.Numerics.Training;
 
@@ -60,8 +62,16 @@ public static class NodeRun
         ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
+    /// <summary>
+    /// Runs the node. What it prints is picked as for `train` (<see cref="RunDisplay.Create"/>, never the live display):
+    /// plain lines, --quiet's last line only, or --json's one object per epoch and one at the end; Akka's log goes to
+    /// <c>&lt;out&gt;/distsgd.log</c> (<see cref="RunLog"/>), only its warnings and errors to the console (standard error with --json).
+    /// </summary>
     public static int Execute(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation = default)
-        => ExecuteAsync(node, settings, console, cancellation).GetAwaiter().GetResult();
+    {
+        var display = RunDisplay.Create(settings, console, interactive: false);
+        return display.Run(() => ExecuteAsync(node, settings, display, console, cancellation).GetAwaiter().GetResult());
+    }
 
     /// <summary>Checks that the roles fit the mode; the message names the flag.</summary>
     public static void CheckRoles(RunMode mode, IReadOnlyList<NodeRole> roles)
@@ -146,10 +156,11 @@ public static class NodeRun
         return string.Join(Environment.NewLine, lines);
     }
 
-    private static async Task<int> ExecuteAsync(NodeSettings node, TrainSettings settings, TextWriter console, CancellationToken cancellation)
+    private static async Task<int> ExecuteAsync(NodeSettings node, TrainSettings settings, RunDisplay display, TextWriter console,
+                                                CancellationToken cancellation)
     {
         var clock = Stopwatch.StartNew();
-        var output = settings.Quiet ? TextWriter.Null : console;
+        var output = display.Output;
         CheckRoles(settings.Mode, node.Roles);
         InputChecks.CheckResultsFolder(settings.Out);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a port is opened.
@@ -171,8 +182,9 @@ public static class NodeRun
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
         var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output, distsgd.Wire);
         long frame = run.Setup.FrameSize(settings.Mode);
-        string logLevel = config.AkkaLogLevel ?? "WARNING";
-        var akka = BuildConfig(node, roleNames, seeds, frame, config.Overrides, logLevel);
+        // Akka's log goes to the results folder's distsgd.log, as train's does; only its warnings and errors reach the console.
+        var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
+        var akka = BuildConfig(node, roleNames, seeds, frame, logged, logLevel);
         if (node.PrintConfig)
         {
             console.WriteLine(DescribeConfig(akka));
@@ -219,7 +231,7 @@ public static class NodeRun
                     "and that the port is open in the firewall");
             }
             output.WriteLine($"cluster: {cluster.SelfAddress} is Up");
-            return await RunOnNode(system, node, settings, config, run, clock, console, output, cancellation);
+            return await RunOnNode(system, node, settings, config, run, clock, display, cancellation);
         }
         finally
         {
@@ -232,9 +244,9 @@ public static class NodeRun
     }
 
     private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
-                                             PreparedRun run, Stopwatch clock, TextWriter console, TextWriter output,
-                                             CancellationToken cancellation)
+                                             PreparedRun run, Stopwatch clock, RunDisplay display, CancellationToken cancellation)
     {
+        var output = display.Output;
         bool decentralized = settings.Mode == RunMode.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRole.Master);
         var plan = run.Setup.ToRunPlan(node.RunId, settings);
@@ -245,7 +257,7 @@ public static class NodeRun
         if (decentralized && checkpoints?.ResumeFrom is { } resumed)
             // Every peer must resume from the same step: a difference fails the start barrier, naming both steps.
             plan = plan with { Hyperparameters = $"{plan.Hyperparameters};resume-from-step={resumed.Step}" };
-        var writeEpoch = TrainRun.MetricsWriter(settings, run, output, checkpoints?.ResumeFrom?.Epochs);
+        var writeEpoch = TrainRun.MetricsWriter(settings, run, display, checkpoints?.ResumeFrom?.Epochs);
 
         bool resultsFolderMade = false;
         var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -311,7 +323,7 @@ public static class NodeRun
         }
         catch (OperationCanceledException)
         {
-            console.WriteLine("interrupted: leaving the cluster");
+            display.Final("interrupted: leaving the cluster", settings.Out);
             return ExitCodes.TrainingFailed;
         }
 
@@ -320,7 +332,7 @@ public static class NodeRun
             var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.PauseBefore(ticking.Elapsed), removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);
             if (exit.ExitCode != ExitCodes.Ok)
                 throw new TrainingFailedException(exit.Line);
-            console.WriteLine(exit.Line);
+            display.Final(exit.Line, settings.Out);
             return exit.ExitCode;
         }
         var (parameters, result) = RunCoordinators.Completed(outcome);
@@ -330,7 +342,7 @@ public static class NodeRun
                 Directory.CreateDirectory(settings.Out);
             if (RunCheckpoints.Describe(checkpoints?.Writer) is { } written)
                 output.WriteLine(written);
-            TrainRun.WriteResults(settings, config, run, parameters, result, clock, console, command: "node");
+            display.Final(TrainRun.WriteResultFiles(settings, config, run, parameters, result, clock, command: "node"), settings.Out);
         });
         return result.StopReason == StopReason.Cancelled ? ExitCodes.TrainingFailed : ExitCodes.Ok;
     }

@@ -150,11 +150,6 @@ public static class TrainRun
         };
     }
 
-    /// <summary>Writes model.bin, summary.json and the plots (metrics.csv is written after every epoch) and prints the final line.</summary>
-    public static void WriteResults(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
-                                    Stopwatch clock, TextWriter console, string command = "train") =>
-        console.WriteLine(WriteResultFiles(settings, config, run, parameters, result, clock, command));
-
     /// <summary>Writes model.bin, summary.json and the plots; returns the run's final line.</summary>
     public static string WriteResultFiles(TrainSettings settings, EffectiveConfig config, PreparedRun run, float[] parameters, TrainingResult result,
                                           Stopwatch clock, string command = "train")

@@ -48,17 +48,28 @@ public sealed class Model
         ArgumentNullException.ThrowIfNull(kernels);
         Spec = spec;
         _kernels = kernels;
-        ParameterCount = spec.ParameterCount;   // checked in 64 bits first: the int offsets below cannot overflow
+        ParameterCount = spec.ParameterCount;   // checked in 64 bits first: the int offsets in LayersOf cannot overflow
+        _layers = LayersOf(spec);
+        _maxWidth = spec.LayerSizes().Max();
+    }
+
+    /// <summary>
+    /// Where each dense layer of <paramref name="spec"/> sits in θ: layer by layer, W (fan-in × fan-out, row-major) then b.
+    /// </summary>
+    public static LayerShape[] LayersOf(ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        _ = spec.ParameterCount;   // throws when θ would not fit one buffer, before an offset could overflow
         var sizes = spec.LayerSizes();
-        _layers = new LayerShape[sizes.Length - 1];
+        var layers = new LayerShape[sizes.Length - 1];
         int offset = 0;
-        for (int l = 0; l < _layers.Length; l++)
+        for (int l = 0; l < layers.Length; l++)
         {
             int weights = sizes[l] * sizes[l + 1];
-            _layers[l] = new LayerShape(sizes[l], sizes[l + 1], offset, offset + weights);
+            layers[l] = new LayerShape(sizes[l], sizes[l + 1], offset, offset + weights);
             offset += weights + sizes[l + 1];
         }
-        _maxWidth = sizes.Max();
+        return layers;
     }
 
     public ModelSpec Spec { get; }

@@ -14,6 +14,7 @@ internal sealed class NodeProcess : IDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private readonly StringBuilder _standardOutput = new();
 
     private NodeProcess(Process process) => _process = process;
 
@@ -46,7 +47,11 @@ internal sealed class NodeProcess : IDisposable
             start.Environment[name] = value;
         var process = new Process { StartInfo = start };
         var node = new NodeProcess(process);
-        process.OutputDataReceived += (_, e) => node.Append(e.Data);
+        process.OutputDataReceived += (_, e) =>
+        {
+            node.Append(e.Data);
+            node.AppendStandardOutput(e.Data);
+        };
         process.ErrorDataReceived += (_, e) => node.Append(e.Data);
         process.Start();
         process.BeginOutputReadLine();
@@ -61,6 +66,16 @@ internal sealed class NodeProcess : IDisposable
         {
             lock (_output)
                 return _output.ToString();
+        }
+    }
+
+    /// <summary>What the process printed on standard output alone.</summary>
+    public string StandardOutput
+    {
+        get
+        {
+            lock (_output)
+                return _standardOutput.ToString();
         }
     }
 
@@ -125,6 +140,24 @@ internal sealed class NodeProcess : IDisposable
         {
             // Never started or already gone.
         }
+    }
+
+    private void AppendStandardOutput(string? line)
+    {
+        if (line is null)
+            return;
+        lock (_output)
+            _standardOutput.AppendLine(line);
+    }
+
+    /// <summary>
+    /// Asserts that <paramref name="folder"/> holds the node's Akka log and none of the results, which only the node that
+    /// ends the run writes.
+    /// </summary>
+    public static void AssertHoldsOnlyTheLog(string folder)
+    {
+        Assert.True(File.Exists(Path.Combine(folder, DistSgd.Host.Results.RunLog.FileName)), $"{folder} holds no {DistSgd.Host.Results.RunLog.FileName}");
+        Assert.Equal(new[] { DistSgd.Host.Results.RunLog.FileName }, Directory.GetFileSystemEntries(folder).Select(p => Path.GetFileName(p)!).ToArray());
     }
 
     private void Append(string? line)

@@ -43,7 +43,8 @@ public class NodeProcessTests
             Assert.True(worker.WaitForExit(Bound) == 0, worker.Output);
             Assert.DoesNotContain("[ERROR]", worker.Output);
             Assert.Contains("the master writes the results", worker.Output);
-            Assert.False(Directory.Exists(temp[$"worker-{ports[1]}"]), "only the node that ends the run writes results");
+            // Only the node that ends the run writes results; every node writes its Akka log.
+            NodeProcess.AssertHoldsOnlyTheLog(temp[$"worker-{ports[1]}"]);
         }
 
         using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["master"], RunFiles.SummaryFileName)));
@@ -79,6 +80,34 @@ public class NodeProcessTests
         Assert.True(simulated.ExitCode == 0, simulated.Error);
         Assert.Equal(File.ReadAllBytes(Path.Combine(temp["simulated"], RunFiles.ModelFileName)),
                      File.ReadAllBytes(Path.Combine(temp[$"peer-{written[0]}"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void Nodes_with_json_print_only_json_objects_and_each_writes_akkas_log_to_its_results_folder()
+    {
+        using var temp = new TempFolder();
+        var ports = NodeProcess.FreePorts(2);
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        var master = group.Start([.. Node(ports[0], seed, "master", "--workers", "1", "--out", temp["master"]), "--json"]);
+        var worker = group.Start([.. Node(ports[1], seed, "worker", "--workers", "1", "--out", temp["worker"]), "--json"]);
+
+        Assert.True(master.WaitForExit(Bound) == 0, master.Output);
+        Assert.True(worker.WaitForExit(Bound) == 0, worker.Output);
+        // Standard output is JSON only, one object per line: the master's epochs and its end, the worker's end.
+        string[] Types(NodeProcess node) => node.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement.GetProperty("type").GetString()!).ToArray();
+        Assert.Equal(["epoch", "epoch", "done"], Types(master));
+        Assert.Equal(["done"], Types(worker));
+        using var done = JsonDocument.Parse(master.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1]);
+        Assert.StartsWith("done: 2 epochs", done.RootElement.GetProperty("message").GetString());
+        Assert.Contains("the master writes the results", worker.StandardOutput);
+        // Akka's log (INFO and up) is in each node's distsgd.log, as a train run's is.
+        foreach (string folder in new[] { temp["master"], temp["worker"] })
+            Assert.Contains(File.ReadLines(Path.Combine(folder, DistSgd.Host.Results.RunLog.FileName)),
+                            line => line.Contains("[INFO]", StringComparison.Ordinal) && line.Contains("Remoting started", StringComparison.Ordinal));
+        Assert.True(File.Exists(Path.Combine(temp["master"], RunFiles.ModelFileName)));
+        NodeProcess.AssertHoldsOnlyTheLog(temp["worker"]);
     }
 
     [Fact]
