@@ -18,11 +18,13 @@ namespace DistSgd.Actors;
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
 /// <param name="Wire">How the gradients of a run this node starts travel (distsgd.wire, distsgd.compress, distsgd.fp16-scale);
 /// the run's plan carries it to every node (<see cref="Protocol.RunPlan.Wire"/>).</param>
+/// <param name="SyncEvery">Steps between model averages of a run this node starts, H (distsgd.sync-every; 1: gradient averaging).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", ShareEncoding? Wire = null)
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", ShareEncoding? Wire = null,
+                                     int SyncEvery = 1)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -49,7 +51,10 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
             section.GetString("log-file", ""),
-            WireOf(section));
+            WireOf(section),
+            section.GetInt("sync-every", 1));
+        if (settings.SyncEvery is < 1 or > 1_000_000)
+            throw new ConfigurationException($"distsgd.sync-every: expected a number of steps from 1 (gradient averaging) to 1000000, found {settings.SyncEvery}");
         if (!settings.Wire!.IsIdentity && settings.Transport == PayloadTransport.Akka)
             throw new ConfigurationException(
                 $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +

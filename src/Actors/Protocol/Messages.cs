@@ -34,6 +34,9 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
     /// </summary>
     public ShareEncoding Wire => ShareEncoding.FromKeys(Hyperparameters);
 
+    /// <summary>Steps between model averages, H (the hyper-parameter sync-every; 1, gradient averaging, when absent): <see cref="LocalSgd"/>.</summary>
+    public int SyncEvery => LocalSgd.FromKeys(Hyperparameters);
+
     /// <summary>Human description, for logs and mismatch messages.</summary>
     public override string ToString() =>
         $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples" +

@@ -131,6 +131,12 @@ public static class DistSgdCommandLine
             Description = "none, or topk:F: each node sends only the fraction F of its gradient's values of largest magnitude as (index, value) " +
                           "entries and adds what it did not send to its next gradient (error feedback), e.g. topk:0.01. Default: distsgd.compress, else none.",
         };
+        public readonly Option<int?> SyncEvery = new("--sync-every")
+        {
+            Description = "Local SGD (decentralized mode): every peer takes this many steps on its own shard with its own optimizer, then the " +
+                          "models are averaged, weighted by samples; an epoch's last step always averages. 1 = gradient averaging every step. " +
+                          "Default: distsgd.sync-every, else 1.",
+        };
         public readonly Option<string?> TlsCert = new("--tls-cert")
         {
             Description = "TLS between the nodes (Akka.Remote and the data plane, mutual authentication): a PKCS#12 file with this node's key and " +
@@ -189,6 +195,7 @@ public static class DistSgdCommandLine
             Workers.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 64, "from 1 to 64 workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            SyncEvery.Validators.Add(r => Check<int?>(r, v => v is null or >= 1 and <= 1_000_000, "a number of steps from 1 (gradient averaging) to 1000000"));
             Wire.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParsePrecision(v, out _) is not null, "one of fp32, bf16, fp16"));
             Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseKeptFraction(v, out _) is not null,
                                                         "none or topk:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
@@ -198,7 +205,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, Transport, Wire, Compress, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, Transport, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -239,6 +246,7 @@ public static class DistSgdCommandLine
                 Transport = p.GetValue(Transport),
                 Wire = p.GetValue(Wire),
                 Compress = p.GetValue(Compress),
+                SyncEvery = p.GetValue(SyncEvery),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),

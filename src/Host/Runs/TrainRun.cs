@@ -33,7 +33,7 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
-        var run = Prepare(settings, output, config.DistSgd.Wire);
+        var run = Prepare(settings, output, config.DistSgd.Wire, config.DistSgd.SyncEvery);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
@@ -78,8 +78,11 @@ public static class TrainRun
     /// the same for `train` and for every `distsgd node` (each reads its own copy of the data).
     /// </summary>
     /// <param name="wire">How the gradients of a distributed run travel (distsgd.wire, distsgd.compress); null: dense float32.</param>
-    public static PreparedRun Prepare(TrainSettings settings, TextWriter output, ShareEncoding? wire = null)
+    /// <param name="syncEvery">Local SGD's steps between model averages (decentralized; 1: gradient averaging).</param>
+    public static PreparedRun Prepare(TrainSettings settings, TextWriter output, ShareEncoding? wire = null, int syncEvery = 1)
     {
+        if (settings.Mode == RunMode.Centralized && syncEvery > 1)
+            throw new UsageException("distsgd.sync-every: local SGD is built for --mode decentralized only; a centralized run averages gradients every step");
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
 
@@ -107,11 +110,11 @@ public static class TrainRun
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker" +
-              (wire is { IsIdentity: false } ? $", gradients as {wire}" : "")
+              (wire is { IsIdentity: false } ? $", gradients as {wire}" : "") + (syncEvery > 1 ? $", models averaged every {syncEvery} steps (local SGD)" : "")
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
         var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch,
-                                      Hyperparameters(settings, normalize, distributed ? wire : null));
+                                      Hyperparameters(settings, normalize, distributed ? wire : null, distributed ? syncEvery : 1));
         return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, setup);
     }
 
@@ -119,7 +122,7 @@ public static class TrainRun
     /// The run configuration beyond the model, batch, seed and epochs that every node of a distributed run must share,
     /// in the "key=value;…" form of <see cref="DistSgd.Actors.Protocol.RunPlan.Hyperparameters"/>.
     /// </summary>
-    public static string Hyperparameters(TrainSettings settings, string normalize, ShareEncoding? wire = null) => string.Join(';', new[] {
+    public static string Hyperparameters(TrainSettings settings, string normalize, ShareEncoding? wire = null, int syncEvery = 1) => string.Join(';', new[] {
         $"workers={settings.ComputeNodes}",
         string.Create(CultureInfo.InvariantCulture, $"lr={settings.LearningRate:R}"),
         string.Create(CultureInfo.InvariantCulture, $"momentum={settings.Momentum:R}"),
@@ -127,7 +130,7 @@ public static class TrainRun
         $"schedule={settings.Schedule}",
         $"patience={settings.Patience}",
         string.Create(CultureInfo.InvariantCulture, $"min-delta={settings.MinDelta:R}"),
-        $"normalize={normalize}" }.Concat((wire ?? ShareEncoding.Fp32).Keys()));
+        $"normalize={normalize}" }.Concat((wire ?? ShareEncoding.Fp32).Keys()).Concat(LocalSgd.Keys(syncEvery)));
 
     /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
     /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>

@@ -48,6 +48,9 @@ public sealed record TrainSettings
     /// <summary>--compress (none or topk:F), or null to keep distsgd.compress of the configuration.</summary>
     public string? Compress { get; init; }
 
+    /// <summary>--sync-every (local SGD's steps between model averages), or null to keep distsgd.sync-every of the configuration.</summary>
+    public int? SyncEvery { get; init; }
+
     /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
     public string? Resume { get; init; }
 

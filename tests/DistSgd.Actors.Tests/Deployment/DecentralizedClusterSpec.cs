@@ -152,6 +152,29 @@ public class DecentralizedClusterSpec
         Assert.Equal(0, compressed.DroppedMessages);
     }
 
+    [Theory]
+    [InlineData("direct", "sync-every=3")]
+    [InlineData("akka", "sync-every=4")]
+    [InlineData("direct", "sync-every=3;wire=bf16;compress=topk:0.2")]
+    public async Task Local_sgd_averages_models_every_H_steps_into_bit_identical_replicas(string transport, string hyperparameters)
+    {
+        var (train, test, spec, theta0) = Blobs(4);
+        var options = new SgdOptions(0.05, momentum: 0.9);
+        var local = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, options, theta0, seed: 4, transport: transport,
+                                           hyperparameters: hyperparameters);
+        var every = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, options, theta0, seed: 4, transport: transport);
+
+        foreach (var peer in local.Peers)
+            Assert.Equal(local.Lead.Parameters, peer.Parameters);   // an epoch's last step averages: every replica the same
+        Assert.DoesNotContain(local.Notes, n => n.Contains("MISMATCH"));
+        Assert.NotEqual(every.Lead.Parameters, local.Lead.Parameters);
+        Assert.True(local.Lead.Result.Final!.TestAccuracy > 0.8, $"test accuracy {local.Lead.Result.Final.TestAccuracy}");
+        var (a, b) = (local.Lead.Result.Final.Communication!, every.Lead.Result.Final!.Communication!);
+        Assert.Equal(b.Steps, a.Steps);
+        Assert.True(a.BytesSent * 2 < b.BytesSent, $"{a.BytesSent} bytes sent with local SGD vs {b.BytesSent} averaging every step");
+        Assert.Equal(0, a.DroppedMessages);
+    }
+
     [Fact]
     public async Task The_direct_and_akka_transports_give_the_same_bits()
     {

@@ -224,13 +224,31 @@ public class TrainRunTests
         Assert.DoesNotContain("does not hold the master's θ", log);
     }
 
-    [Fact]
-    public void Wire_flags_are_refused_for_a_sequential_run()
+    [Theory]
+    [InlineData("decentralized")]
+    [InlineData("centralized")]
+    public void Sync_every_1_and_fp32_flags_give_the_default_model_byte_for_byte(string mode)
     {
         using var temp = new TempFolder();
-        var outcome = CliRunner.Run(["train", "--mode", "sequential", "--dataset", "blobs", "--samples", "100", "--wire", "bf16", "--out", temp["run"]]);
+        string[] Flags(string dir) => ["train", "--mode", mode, "--workers", "2", "--dataset", "blobs", "--samples", "600", "--epochs", "2",
+                                       "--hidden", "16", "--out", dir];
+        Assert.Equal(0, CliRunner.Run(Flags(temp["default"])).ExitCode);
+        var explicit1 = CliRunner.Run([.. Flags(temp["h1"]), "--sync-every", "1", "--wire", "fp32", "--compress", "none"]);
+        Assert.True(explicit1.ExitCode == 0, explicit1.Error);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["default"], RunFiles.ModelFileName)),
+                     File.ReadAllBytes(Path.Combine(temp["h1"], RunFiles.ModelFileName)));
+    }
+
+    [Theory]
+    [InlineData("centralized", "--sync-every", "4", "--sync-every: local SGD is built for --mode decentralized only")]
+    [InlineData("sequential", "--wire", "bf16", "--wire, --compress and --sync-every: a sequential run sends nothing")]
+    [InlineData("sequential", "--sync-every", "2", "--wire, --compress and --sync-every: a sequential run sends nothing")]
+    public void Flags_a_mode_cannot_use_are_refused_naming_the_flag(string mode, string flag, string value, string expected)
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run(["train", "--mode", mode, "--dataset", "blobs", "--samples", "100", flag, value, "--out", temp["run"]]);
         Assert.Equal(2, outcome.ExitCode);
-        Assert.Contains("--wire and --compress: a sequential run sends no gradients", outcome.Error);
+        Assert.Contains(expected, outcome.Error);
     }
 
     [Fact]
