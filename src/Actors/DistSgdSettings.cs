@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
 
@@ -19,12 +20,16 @@ namespace DistSgd.Actors;
 /// <param name="Wire">How the gradients of a run this node starts travel (distsgd.wire, distsgd.compress, distsgd.fp16-scale);
 /// the run's plan carries it to every node (<see cref="Protocol.RunPlan.Wire"/>).</param>
 /// <param name="SyncEvery">Steps between model averages of a run this node starts, H (distsgd.sync-every; 1: gradient averaging).</param>
+/// <param name="Collective">The decentralized peers' collective (distsgd.collective), or null for auto
+/// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
+/// <param name="Slowdown">Tests and benchmarks: a slowed compute node's gradients take this many times as long (distsgd.debug.slowdown; 1 = off).</param>
+/// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", ShareEncoding? Wire = null,
-                                     int SyncEvery = 1)
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
+                                     double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -51,14 +56,27 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
             section.GetString("log-file", ""),
+            CollectiveOf(section),
+            SlowdownFactor(section, "debug.slowdown"),
+            section.GetInt("debug.slow-node", -1),
             WireOf(section),
             section.GetInt("sync-every", 1));
+        if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
+            throw new ConfigurationException(
+                $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
+                "(on akka only allgather does: set distsgd.transport = direct, or distsgd.collective = allgather or auto)");
+        if (settings.SlowNode < -1)
+            throw new ConfigurationException($"distsgd.debug.slow-node: expected -1 (every compute node) or a compute node's place from 0, found {settings.SlowNode}");
         if (settings.SyncEvery is < 1 or > 1_000_000)
             throw new ConfigurationException($"distsgd.sync-every: expected a number of steps from 1 (gradient averaging) to 1000000, found {settings.SyncEvery}");
         if (!settings.Wire!.IsIdentity && settings.Transport == PayloadTransport.Akka)
             throw new ConfigurationException(
                 $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +
                 "travel only on the data plane; set distsgd.transport = direct (--transport direct) or leave distsgd.wire = fp32 and distsgd.compress = none");
+        if (settings.Collective is { } reducing && reducing.Reduces() && (!settings.Wire.IsIdentity || settings.SyncEvery > 1))
+            throw new ConfigurationException(
+                $"distsgd.collective = {reducing.Name()} sums float32 parts along the way; compressed gradients (distsgd.wire, distsgd.compress) and " +
+                "local SGD (distsgd.sync-every) travel with the all-gather: set distsgd.collective = allgather or auto");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -66,6 +84,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                 $"distsgd.roles: expected three different role names, found master = '{settings.MasterRole}', worker = '{settings.WorkerRole}', peer = '{settings.PeerRole}'");
         return settings;
     }
+
+    /// <summary>The slowdown of the compute node at <paramref name="place"/> among this process's compute nodes (0 = the first started).</summary>
+    public double SlowdownAt(int place) => SlowNode < 0 || SlowNode == place ? Slowdown : 1;
 
     /// <summary>
     /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
@@ -117,6 +138,14 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         return new ShareEncoding(precision, kept, scale);
     }
 
+    private static Collective? CollectiveOf(Config section)
+    {
+        string value = section.GetString("collective", "auto");
+        return value == "auto" ? null
+            : CollectiveNames.Parse(value)
+              ?? throw new ConfigurationException($"distsgd.collective: expected auto, allgather, ring or pairwise, found '{value}'");
+    }
+
     private static PayloadTransport TransportOf(Config section)
     {
         string value = section.GetString("transport", "akka");
@@ -126,6 +155,15 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             "direct" => PayloadTransport.Direct,
             _ => throw new ConfigurationException($"distsgd.transport: expected akka or direct, found '{value}'"),
         };
+    }
+
+    private static double SlowdownFactor(Config section, string key)
+    {
+        string text = section.GetString(key, "1");
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value)
+            || !double.IsFinite(value) || value < 1 || value > 1000)
+            throw new ConfigurationException($"distsgd.{key}: expected a factor from 1 (off) to 1000, found '{text}'");
+        return value;
     }
 
     private static string Role(Config section, string key, string fallback)

@@ -23,6 +23,9 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
     /// <summary>This peer's latest hash: published again after an agreement, since the others dropped what came before its report.</summary>
     public ParameterHash? LastHash { get; private set; }
 
+    /// <summary>This peer took back the step its latest hash was of (an abandoned all-reduce): that hash is published no more.</summary>
+    public void ForgetLastHash() => LastHash = null;
+
     /// <summary>Test hook: this replica is corrupted at the end of <paramref name="epoch"/>.</summary>
     public void CorruptAt(int epoch) => _corruptAtEpoch.Add(epoch);
 
@@ -81,7 +84,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
             var resync = new ReplicaResync(run.Plan.RunId, Replica.Epoch, run.NodeId, wait.Own.Hash, Replica.Optimizer.State.Step,
                                            Replica.CopyOfParameters(), (float[])Replica.Optimizer.State.Velocity.Clone());
             control.Publish(resync);
-            Replica.Totals.BytesSent += WireFormat.PayloadBytes(resync) * (run.Participants.Count - 1);
+            Replica.Totals.AddSent(WireFormat.PayloadBytes(resync) * (run.Participants.Count - 1));
         }
         if (agreed.Matches(wait.Own.Hash))
         {
@@ -103,7 +106,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
             run.Drops.Record(refused, $"replica resync from node {message.SourceNodeId} for epoch {message.Epoch} (run {message.RunId})");
         if (outcome != GatherOutcome.Accepted)
             return false;
-        Replica.Totals.BytesReceived += WireFormat.PayloadBytes(message);
+        Replica.Totals.AddReceived(WireFormat.PayloadBytes(message));
         return true;
     }
 

@@ -36,6 +36,13 @@ public enum FrameKind : byte
 
     /// <summary>Peer → peer: <c>GradientShare</c>.</summary>
     GradientShare = 3,
+
+    /// <summary>
+    /// Peer → peer: <c>CollectivePart</c>, a slice or segment of an all-reduce (distsgd.collective = ring or pairwise). Its
+    /// header's shard is the round (pairwise) or hop (ring), its epoch the offset of the values in the vector, its step in
+    /// epoch the node whose sample count, loss sum and compute seconds it carries (−1: none).
+    /// </summary>
+    CollectivePart = 4,
 }
 
 /// <summary>
@@ -60,22 +67,27 @@ public delegate object FrameDecoder(in FrameHeader header, string runId, float[]
 ///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 shard   8 u64 run id hash (FNV-1a of its UTF-8)
 /// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
 /// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
-/// 56 i32 count         60 u8 encoding  61 u8 update  62 u16 0
+/// 56 i32 count         60 u24 batch size  63 u8 encoding (bit 7: update)
 /// </code>
 /// A ComputeGradient frame carries the epoch's shard assignment: shard = the worker's shard index, sample count =
-/// the number of shards (0: keep the shard of the worker's JoinRun). Other kinds have shard 0.
+/// the number of shards (0: keep the shard of the worker's JoinRun), batch size = the worker's batch in a balanced
+/// epoch (ComputeGradient.BatchSize; 0 = the run's). A CollectivePart frame gives three fields other meanings
+/// (<see cref="FrameKind.CollectivePart"/>). Other kinds have shard and batch size 0.
 /// Encoding 0 (dense float32, what every frame was before the wire formats) carries count float32; a dense 16-bit
 /// one count 16-bit values; a sparse one count (index, value) entries of a gradient of the model's size (of no values
-/// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with update = 1 carries not θ but the
-/// step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update (a check).
+/// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with the update bit carries not θ but
+/// the step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update
+/// (a check). CollectivePart frames are float32.
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
                                           int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0,
-                                          byte Encoding = 0, bool IsUpdate = false)
+                                          int BatchSize = 0, byte Encoding = 0, bool IsUpdate = false)
 {
     public const int Size = 64;
     public const uint Magic = 0x44475344;   // "DSGD" read little-endian
     public const byte Version = 1;
+    /// <summary>The largest batch size a frame carries (24 bits: the byte above it is the encoding).</summary>
+    public const uint MaxBatchSize = 0xFFFFFF;
 
     public void Write(Span<byte> b)
     {
@@ -92,22 +104,26 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
         BinaryPrimitives.WriteDoubleLittleEndian(b[40..], LossSum);
         BinaryPrimitives.WriteDoubleLittleEndian(b[48..], ComputeSeconds);
         BinaryPrimitives.WriteInt32LittleEndian(b[56..], Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[60..], Encoding | (IsUpdate ? 1u << 8 : 0));
+        if ((uint)BatchSize > MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"a frame's batch size is 0 to {MaxBatchSize}");
+        BinaryPrimitives.WriteInt32LittleEndian(b[60..], BatchSize | (Encoding | (IsUpdate ? 0x80 : 0)) << 24);
     }
 
     /// <summary>Parses a header; null when the magic, version, kind or the reserved bytes are wrong.</summary>
     public static FrameHeader? Read(ReadOnlySpan<byte> b)
     {
-        if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 3
-            || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
-            || b[60] > ShareEncoding.LargestId || b[61] > (b[4] == (byte)FrameKind.ComputeGradient ? 1 : 0)
-            || BinaryPrimitives.ReadUInt16LittleEndian(b[62..]) != 0)
+        if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 4
+            || (b[4] is not ((byte)FrameKind.ComputeGradient or (byte)FrameKind.CollectivePart) && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
+            || (b[4] != (byte)FrameKind.ComputeGradient && (BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) & MaxBatchSize) != 0)
+            || (b[63] & 0x7F) > ShareEncoding.LargestId || (b[63] & 0x80) != 0 && b[4] != (byte)FrameKind.ComputeGradient
+            || b[4] == (byte)FrameKind.CollectivePart && b[63] != 0)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
             BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
-            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]), b[60], b[61] == 1);
+            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]),
+            BinaryPrimitives.ReadInt32LittleEndian(b[60..]) & (int)MaxBatchSize, (byte)(b[63] & 0x7F), (b[63] & 0x80) != 0);
     }
 
     /// <summary>Bytes of the whole frame: this header and its payload (<see cref="ShareEncoding.PayloadBytes(byte, int)"/>).</summary>
@@ -138,9 +154,10 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
                                       Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null, ShareEncoding? Gradients = null)
 {
-    /// <summary>The encoding of frames of <paramref name="kind"/>: θ whole goes as float32, gradients and θ's updates as <see cref="Gradients"/>.</summary>
+    /// <summary>The encoding of frames of <paramref name="kind"/>: gradients and θ's updates as <see cref="Gradients"/>; θ whole and an all-reduce's parts as float32.</summary>
     public ShareEncoding EncodingOf(FrameKind kind, bool isUpdate = false) =>
-        (kind == FrameKind.ComputeGradient && !isUpdate) || Gradients is null ? ShareEncoding.Fp32 : Gradients;
+        Gradients is not null && (kind is FrameKind.GradientReply or FrameKind.GradientShare || kind == FrameKind.ComputeGradient && isUpdate)
+            ? Gradients : ShareEncoding.Fp32;
 }
 
 /// <summary>
@@ -191,7 +208,8 @@ public sealed class DirectDataPlane : IDisposable
     private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
     /// <summary>An encoded gradient's payload before it is sent (empty when gradients go as float32).</summary>
     private readonly byte[] _sendPayload;
-    private readonly ConcurrentQueue<float[]> _free = new();
+    /// <summary>Arrays given back, by length: whole vectors, and the slices and segments of an all-reduce (a few lengths per run).</summary>
+    private readonly ConcurrentDictionary<int, ConcurrentQueue<float[]>> _free = new();
     private volatile bool _disposed;
     private long _badFrames;
     private long _closedConnections;
@@ -345,13 +363,18 @@ public sealed class DirectDataPlane : IDisposable
 
     /// <summary>
     /// Gives back the array of a delivered record once the actor is done with it (the step it belonged to is
-    /// finished, nothing refers to it any more): the next frame of the model's size is read into it instead of a
+    /// finished, nothing refers to it any more): the next frame of the same length is read into it instead of a
     /// new array. Each array at most once; arrays never returned are simply collected.
     /// </summary>
     public void Return(float[] values)
     {
-        if (values.Length == _options.ParameterCount && _free.Count < 2 * _options.SenderCount + 2)
-            _free.Enqueue(values);
+        if (values.Length == 0 || values.Length > _options.ParameterCount)
+            return;
+        // A whole vector per sender and step, twice (the step before may still be redone); slices and segments are more, and smaller.
+        int keep = values.Length == _options.ParameterCount ? 2 * _options.SenderCount + 2 : 4 * _options.SenderCount + 16;
+        var free = _free.GetOrAdd(values.Length, static _ => new ConcurrentQueue<float[]>());
+        if (free.Count < keep)
+            free.Enqueue(values);
     }
 
     /// <summary>
@@ -911,7 +934,7 @@ public sealed class DirectDataPlane : IDisposable
     {
         if (count == 0)
             return [];
-        if (count == _options.ParameterCount && _free.TryDequeue(out var reused))
+        if (_free.TryGetValue(count, out var free) && free.TryDequeue(out var reused))
             return reused;
         Interlocked.Increment(ref _arraysAllocated);
         return GC.AllocateUninitializedArray<float>(count);

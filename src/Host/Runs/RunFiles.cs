@@ -16,7 +16,7 @@ public static class RunFiles
     public const string MetricsHeader =
         "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate," +
         "compute_seconds,imbalance_seconds,communication_seconds,update_seconds,bytes_sent,bytes_received,communication_share,dropped_messages," +
-        "bytes_per_step,compression_ratio";
+        "node_compute_seconds,bytes_per_step,compression_ratio";
 
     /// <summary>One metrics.csv row, invariant culture, round-trippable numbers.</summary>
     /// <remarks>A sequential run computes the whole epoch and communicates nothing.</remarks>
@@ -33,8 +33,15 @@ public static class RunFiles
             Number(c.ComputeSeconds), Number(c.ImbalanceSeconds), Number(c.CommunicationSeconds), Number(c.UpdateSeconds),
             c.BytesSent.ToString(CultureInfo.InvariantCulture), c.BytesReceived.ToString(CultureInfo.InvariantCulture),
             Number(c.CommunicationShare), c.DroppedMessages.ToString(CultureInfo.InvariantCulture),
-            Number(c.BytesPerStep), Number(Results.WireVolume.CompressionRatio(c.BytesPerStep, fp32BytesPerStep)));
+            NodeCompute(c.Nodes), Number(c.BytesPerStep), Number(Results.WireVolume.CompressionRatio(c.BytesPerStep, fp32BytesPerStep)));
     }
+
+    /// <summary>
+    /// The lag report's cell: each participant's mean compute per step, "id:seconds" separated by spaces (compare with
+    /// compute_seconds / steps, the step's: the slowest participant's); empty for a sequential run.
+    /// </summary>
+    public static string NodeCompute(IReadOnlyList<NodeComputeTime>? nodes) =>
+        nodes is null ? "" : string.Join(' ', nodes.Select(n => $"{n.Id.ToString(CultureInfo.InvariantCulture)}:{Number(n.ComputePerStep)}"));
 
     public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs, double fp32BytesPerStep = 0)
     {

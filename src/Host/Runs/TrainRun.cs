@@ -33,23 +33,31 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
+        InputChecks.CheckStragglerFlags(settings);
+        // A metrics port in use fails here, before the data is read or the results folder made.
+        using var metrics = MetricsEndpoint.Start(settings.MetricsPort, "127.0.0.1");
         var run = Prepare(settings, output, config.DistSgd.Wire, config.DistSgd.SyncEvery);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+        if (metrics is not null)
+            output.WriteLine($"metrics: {metrics.Url}");
 
         var onEpoch = MetricsWriter(settings, run, display, checkpoints.ResumeFrom?.Epochs);
         var (parameters, result) = display.Run(() =>
         {
             if (run.Distributed)
-                return ClusterRun.Run(settings, config, run.Setup, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null);
+                return ClusterRun.Run(settings, config, run.Setup, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null, metrics);
             var parameters = run.Parameters;
             var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
             if (checkpoints.Writer is { } writer)
                 writer.Written += w => output.WriteLine(w.Describe());
-            return (parameters, trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer,
-                                              display.ShowsSteps ? StepReporter(display) : null));
+            using var meters = metrics is null ? null : new NodeMeters("local", "sequential");
+            var onStep = display.ShowsSteps ? StepReporter(display) : null;
+            if (meters is not null)
+                onStep += step => meters.Step(step.Samples, step.LossSum, step.Seconds, 0);
+            return (parameters, trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer, onStep));
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
@@ -109,6 +117,8 @@ public static class TrainRun
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
+              (settings.BalanceBySpeed ? "batches by measured speed from epoch 2 (--balance speed), " : "") +
+              (settings.BackupWorkers > 0 ? $"each step with the first {settings.ComputeNodes - settings.BackupWorkers} gradients (--backup-workers {settings.BackupWorkers}), " : "") +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker" +
               (wire is { IsIdentity: false } ? $", gradients as {wire}" : "") + (syncEvery > 1 ? $", models averaged every {syncEvery} steps (local SGD)" : "")
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
@@ -178,7 +188,10 @@ public static class TrainRun
             Parameters = run.Model.ParameterCount,
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
+            BackupWorkers = distributed ? settings.BackupWorkers : 0,
+            Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             Wire = distributed ? RunSummary.Wire(run.Setup.Hyperparameters, result, settings.Mode, settings.ComputeNodes, run.Model.ParameterCount) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
@@ -200,6 +213,7 @@ public static class TrainRun
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
             Versions = RunSummary.Versions(),
             Totals = RunSummary.Totals(result),
+            NodeLag = RunSummary.NodeLag(result),
         });
         RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
         return (

@@ -33,6 +33,12 @@ public sealed record TrainSettings
     /// </summary>
     public int ComputeNodes { get; init; } = 1;
 
+    /// <summary>--backup-workers: a centralized step finishes with the first ComputeNodes − this gradients (0 = all).</summary>
+    public int BackupWorkers { get; init; }
+
+    /// <summary>--balance speed: a centralized run's per-worker batches follow the workers' measured throughput.</summary>
+    public bool BalanceBySpeed { get; init; }
+
     /// <summary>--threads-per-worker: matrix-kernel threads of each compute node (worker or peer).</summary>
     public int ThreadsPerComputeNode { get; init; } = 1;
 
@@ -51,6 +57,9 @@ public sealed record TrainSettings
     /// <summary>--sync-every (local SGD's steps between model averages), or null to keep distsgd.sync-every of the configuration.</summary>
     public int? SyncEvery { get; init; }
 
+    /// <summary>--collective (auto, allgather, ring or pairwise), or null to keep distsgd.collective of the configuration.</summary>
+    public string? Collective { get; init; }
+
     /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
     public string? Resume { get; init; }
 
@@ -62,6 +71,9 @@ public sealed record TrainSettings
 
     /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
     public TlsFlags Tls { get; init; } = TlsFlags.None;
+
+    /// <summary>--metrics-port: the port this process serves its metrics on for Prometheus (/metrics), or null for none.</summary>
+    public int? MetricsPort { get; init; }
 }
 
 /// <summary>How a run trains: --mode, parsed once by the command line.</summary>
