@@ -6,12 +6,14 @@
 # the median of the per-epoch rates of epochs 2..EPOCHS over the repeats (epoch 1 carries the JIT and the cluster's
 # start, and --balance speed starts balancing in epoch 2; the median resists load spikes of a shared machine), its
 # share of the run with no slow node, the final test accuracy of each repeat, the late gradients, and the load average.
-# Usage: scripts/stragglers.sh [EPOCHS] [REPEAT] [OUTDIR]   (defaults 10, 2 and a temporary folder)
+# Usage: scripts/stragglers.sh [EPOCHS] [REPEAT] [OUTDIR] [EXTRA FLAGS]   (defaults 10, 2, a temporary folder, none)
+#   e.g. scripts/stragglers.sh 3 2 /tmp/s "--batch-size 256"   (a bigger batch: the step is compute-bound)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-10}
 repeat=${2:-2}
 out=${3:-$(mktemp -d)}
+extra=${4:-}
 mkdir -p "$out"
 bin="dotnet src/Host/bin/Release/net10.0/distsgd.dll"
 slow="$out/slow.conf"
@@ -30,7 +32,7 @@ for r in $(seq 1 "$repeat"); do
     dir="$out/run-$i-$r"
     rm -rf "$dir"
     # shellcheck disable=SC2086
-    $bin train --mode centralized --workers 4 --epochs "$epochs" --patience 0 $flags --quiet --out "$dir" >"$dir.log" 2>&1 \
+    $bin train --mode centralized --workers 4 --epochs "$epochs" --patience 0 $extra $flags --quiet --out "$dir" >"$dir.log" 2>&1 \
       || echo "run $i repeat $r failed: see $dir.log" >&2
     cut -d' ' -f1 /proc/loadavg >"$dir.load"
   done

@@ -4,6 +4,7 @@ using Akka.Event;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Tensors;
@@ -39,6 +40,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _dataPlane;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
+    /// <summary>The run's encoding at this sender (null: dense float32); its error feedback lives as long as the run's data plane.</summary>
+    private GradientCompressor? _compressor;
     private int _shardIndex = -1;
     private int _shardCount;
     /// <summary>This worker's batch in a balanced epoch (its units of the shard count); 0 = the run's batch on shard index of count.</summary>
@@ -204,13 +207,15 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _dataPlane?.Dispose();
         var self = Self;
-        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1, message.Plan.Wire), ComputeGradient.FromFrame, m => self.Tell(m));
         _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         // The master is node 0 of this plane: its θ connections, and the answers to this worker's, prove its key.
         if (DataPlaneHandshake.IsKey(message.MasterKey))
             _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
+        var wire = message.Plan.Wire;
+        _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, message.Plan.Spec.ParameterCount);
         return _dataPlane.Endpoint;
     }
 
@@ -251,6 +256,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void HandleCompute(ComputeGradient message)
     {
+        if (message.IsUpdate && !TakeUpdate(ref message))
+            return;
         // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
         bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
@@ -295,6 +302,24 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     }
 
     /// <summary>
+    /// An update of θ (<see cref="ParameterUpdates"/>) becomes θ of its step, added to the θ this worker holds of the step
+    /// before; false, dropped and counted, when it holds none or the sum differs from the master's.
+    /// </summary>
+    private bool TakeUpdate(ref ComputeGradient message)
+    {
+        if (_latest is { } held && held.RunId == message.RunId && held.Step == message.Step - 1
+            && ParameterUpdates.Apply(held.Parameters, message.Parameters, message.Checksum))
+        {
+            message = message with { IsUpdate = false, Checksum = 0 };
+            return true;
+        }
+        _dataPlane?.Return(message.Parameters);
+        _drops.Record(GatherOutcome.NotParticipant,
+                      $"update of θ for step {message.Step} (run {message.RunId}): this worker does not hold the master's θ of step {message.Step - 1}");
+        return false;
+    }
+
+    /// <summary>
     /// The gradient to the master's data endpoint. One reused buffer: the send hands the bytes to the kernel
     /// before it returns. A failed send is not retried; the master counts this worker lost for the step.
     /// </summary>
@@ -304,13 +329,16 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
+        // The gradient becomes what the wire delivers; one that is not finite goes as a non-finite reply.
+        double lossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? (double)loss * rows : double.NaN;
         Slowdown.After(_slowdown, started);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
         _meters.Step(rows, (double)loss * rows, seconds, 0);
-        _meters.Sent(FrameHeader.Size + (rows > 0 ? (long)_gradient.Length * sizeof(float) : 0));
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
-                                     rows, (double)loss * rows, seconds, 0);
-        if (!_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+                                     rows, lossSum, seconds, 0);
+        if (_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+            _meters.Sent(_dataPlane.LastFrameBytes);   // the frame as encoded (distsgd.wire, distsgd.compress)
+        else
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
     }
 

@@ -83,10 +83,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var self = Self;
         bool reduces = _plan.Collective.Reduces();
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount),
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount, _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log));
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
         if (shares.AllReduce is { } reduce)
         {
             buffer.Gather.ReduceWith(reduce);

@@ -103,8 +103,16 @@ public sealed class Replica : IDisposable
     /// Applies the gathered step: ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order, θ ← optimizer(θ, ḡ), the step added to the
     /// epoch's totals (<see cref="StepUpdate.Apply"/>). Does not advance the step: <see cref="Advance"/> does.
     /// </summary>
-    public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) =>
-        StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+    public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) => RoundStart is { } start
+        ? StepUpdate.AverageModels(gather, start, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore)
+        : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+
+    /// <summary>
+    /// Local SGD (<see cref="LocalSgd"/>): when set, the open step ends a round, its contributions are the participants'
+    /// changes over the round and <see cref="Apply"/> sets θ ← this round start + their weighted average (each node took
+    /// the step's optimizer update itself); null: the step averages gradients.
+    /// </summary>
+    public float[]? RoundStart { get; set; }
 
     /// <summary>
     /// From now on every <see cref="Apply"/> copies θ and the optimizer's velocity as they were before its update into

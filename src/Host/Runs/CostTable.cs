@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using DistSgd.Numerics.Cost;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
 
@@ -36,7 +37,7 @@ public static class CostTable
                 text.AppendLine(
                     $"| {n} | {Cell(centralized)} | {Cell(costs[Collective.AllGather])} | {Cell(costs[Collective.Ring])} | {Cell(costs[Collective.Pairwise])} | " +
                     Invariant($"{centralized.BytesSentPerNode / 1e6:0.00} | {costs[Collective.AllGather].BytesSentPerNode / 1e6:0.00} | ") +
-                    Invariant($"{costs[Collective.Pairwise].BytesSentPerNode / 1e6:0.00} | {Name(CostModel.FastestCollective(constants, shape))} |"));
+                    Invariant($"{costs[Collective.Pairwise].BytesSentPerNode / 1e6:0.00} | {CostModel.FastestCollective(constants, shape).Name()} |"));
             }
             int? master = CostModel.StopsScalingAt(n => CostModel.Centralized(constants, new ClusterShape(n, rate, sharedCores)));
             int? allGather = CostModel.StopsScalingAt(n => CostModel.Decentralized(constants, Collective.AllGather, new ClusterShape(n, rate, sharedCores)));
@@ -62,21 +63,12 @@ public static class CostTable
             {
                 var shape = new ClusterShape(n, rate, sharedCores);
                 var runs = new List<(string Run, StepCost Cost)> { ("sequential", CostModel.Sequential(constants)), ("centralized", CostModel.Centralized(constants, shape)) };
-                runs.AddRange(CostModel.Collectives.Select(c => (Name(c), CostModel.Decentralized(constants, c, shape))));
+                runs.AddRange(CostModel.Collectives.Select(c => (c.Name(), CostModel.Decentralized(constants, c, shape))));
                 foreach (var (run, cost) in runs)
                     text.Append(Invariant($"{rate},{n},{run},{cost.TotalSeconds:R},{cost.SamplesPerSecond:R},{cost.BytesSentPerNode:R}")).Append('\n');
             }
         return text.ToString();
     }
-
-    /// <summary>The collective's name as --collective takes it.</summary>
-    public static string Name(Collective collective) => collective switch
-    {
-        Collective.AllGather => "allgather",
-        Collective.Ring => "ring",
-        Collective.Pairwise => "pairwise",
-        _ => collective.ToString(),
-    };
 
     private static string Cell(StepCost cost) => Invariant($"{cost.SamplesPerSecond:N0} ({cost.TotalSeconds * 1e3:0.0})");
 

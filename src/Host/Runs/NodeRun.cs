@@ -183,7 +183,7 @@ public static class NodeRun
         }).Distinct().ToList();
 
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
-        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
+        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output, distsgd.Wire, distsgd.SyncEvery);
         long frame = run.Setup.FrameSize(settings.Mode);
         // Akka's log goes to the results folder's distsgd.log, as train's does; only its warnings and errors reach the console.
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);

@@ -1,4 +1,5 @@
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Settings;
 
@@ -47,6 +48,15 @@ public sealed record TrainSettings
 
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
+
+    /// <summary>--wire (fp32, bf16 or fp16), or null to keep distsgd.wire of the configuration.</summary>
+    public string? Wire { get; init; }
+
+    /// <summary>--compress (none or topk:F), or null to keep distsgd.compress of the configuration.</summary>
+    public string? Compress { get; init; }
+
+    /// <summary>--sync-every (local SGD's steps between model averages), or null to keep distsgd.sync-every of the configuration.</summary>
+    public int? SyncEvery { get; init; }
 
     /// <summary>--collective (auto, allgather, ring or pairwise), or null to keep distsgd.collective of the configuration.</summary>
     public string? Collective { get; init; }

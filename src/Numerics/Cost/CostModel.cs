@@ -1,17 +1,6 @@
+using DistSgd.Numerics.Training;
+
 namespace DistSgd.Numerics.Cost;
-
-/// <summary>How the peers of a decentralized run combine their gradients.</summary>
-public enum Collective
-{
-    /// <summary>Every peer sends its whole gradient to every other: (N−1)·G out and in per node (the seed's way).</summary>
-    AllGather,
-
-    /// <summary>Reduce-scatter then all-gather around a ring: 2·(N−1) neighbour hops of G/N each.</summary>
-    Ring,
-
-    /// <summary>Reduce-scatter then all-gather straight to each slice's owner: 2 rounds of N−1 messages of G/N each.</summary>
-    Pairwise,
-}
 
 /// <summary>Where the nodes of a predicted run live.</summary>
 /// <param name="Nodes">N: workers (centralized) or peers (decentralized); 1 for sequential.</param>

@@ -1,6 +1,7 @@
 using System.Net;
 using DistSgd.Host.Runs;
 using DistSgd.Numerics.Cost;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Tests.Cli;
 

@@ -1,4 +1,5 @@
 using DistSgd.Numerics.Cost;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Numerics.Tests.Cost;
 
