@@ -15,11 +15,14 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
+/// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "")
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "",
+                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -45,7 +48,11 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             Switch(section, "direct.members-only", true),
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
-            section.GetString("log-file", ""));
+            section.GetString("log-file", ""),
+            section.GetString("trace-file", ""),
+            section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans));
+        if (settings.TraceMaxSpans < 1)
+            throw new ConfigurationException($"distsgd.trace-max-spans: expected 1 or more spans, found {settings.TraceMaxSpans}");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -58,6 +65,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
     /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
     /// or the working directory without a log file.
     /// </summary>
+    /// <summary>Whether coordinators and workers record a <see cref="Steps.StepTrace"/>: distsgd.step-trace, or a trace file.</summary>
+    public bool Traced => StepTrace || TraceFile.Length > 0;
+
     public string StepTraceFolder => Path.GetDirectoryName(Path.GetFullPath(LogFile.Length > 0 ? LogFile : "x")) ?? ".";
 
     /// <summary>

@@ -185,7 +185,9 @@ public static class NodeRun
         var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
         long frame = run.Setup.FrameSize(settings.Mode);
         // Akka's log goes to the results folder's distsgd.log, as train's does; only its warnings and errors reach the console.
+        RunTrace.Check(settings.TraceFile);
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
+        logged = RunTrace.Into(logged, settings.TraceFile)!;
         var akka = BuildConfig(node, roleNames, seeds, frame, logged, logLevel);
         if (node.PrintConfig)
         {
@@ -209,6 +211,8 @@ public static class NodeRun
         try
         {
             metrics?.Watch(system);
+            // Every node answers the clock probes of traced nodes; a traced node also probes (its track's timestamps follow).
+            system.ActorOf(TraceClock.Props(probe: settings.TraceFile is not null), TraceClock.ActorName);
             if (metrics is not null)
                 output.WriteLine($"metrics: {metrics.Url}");
             var cluster = Cluster.Get(system);
@@ -245,6 +249,7 @@ public static class NodeRun
             var leaving = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
             await Task.WhenAny(leaving, Task.Delay(LeaveTimeout));
             await Task.WhenAny(system.Terminate(), Task.Delay(LeaveTimeout));
+            RunTrace.Write(settings.TraceFile, output);
         }
     }
 

@@ -32,6 +32,9 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
+        RunTrace.Check(settings.TraceFile);
+        if (settings.TraceFile is not null && !settings.Mode.IsDistributed())
+            throw new UsageException("--trace: traces the nodes of a centralized or decentralized run; --mode sequential has none");
         // A metrics port in use fails here, before the data is read or the results folder made.
         using var metrics = MetricsEndpoint.Start(settings.MetricsPort, "127.0.0.1");
         var run = Prepare(settings, output);
@@ -59,6 +62,7 @@ public static class TrainRun
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
+        RunTrace.Write(settings.TraceFile, output);
         display.Final(WriteResultFiles(settings, config, run, parameters, result, clock), settings.Out);
         return new TrainOutcome(run, parameters, result);
     }
