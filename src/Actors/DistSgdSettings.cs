@@ -1,5 +1,6 @@
 using Akka.Actor;
 using Akka.Configuration;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors;
@@ -15,13 +16,18 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="Collective">The decentralized peers' collective (distsgd.collective), or null for auto
+/// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
+/// <param name="Slowdown">Tests and benchmarks: a slowed compute node's gradients take this many times as long (distsgd.debug.slowdown; 1 = off).</param>
+/// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
 /// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
 /// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
-                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "",
+                                     int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
+                                     double Slowdown = 1, int SlowNode = -1,
                                      string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
@@ -49,10 +55,19 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetInt("standby-masters", 0),
             Switch(section, "step-trace", false),
             section.GetString("log-file", ""),
+            CollectiveOf(section),
+            SlowdownFactor(section, "debug.slowdown"),
+            section.GetInt("debug.slow-node", -1),
             section.GetString("trace-file", ""),
             section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans));
         if (settings.TraceMaxSpans < 1)
             throw new ConfigurationException($"distsgd.trace-max-spans: expected 1 or more spans, found {settings.TraceMaxSpans}");
+        if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
+            throw new ConfigurationException(
+                $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
+                "(on akka only allgather does: set distsgd.transport = direct, or distsgd.collective = allgather or auto)");
+        if (settings.SlowNode < -1)
+            throw new ConfigurationException($"distsgd.debug.slow-node: expected -1 (every compute node) or a compute node's place from 0, found {settings.SlowNode}");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -60,6 +75,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                 $"distsgd.roles: expected three different role names, found master = '{settings.MasterRole}', worker = '{settings.WorkerRole}', peer = '{settings.PeerRole}'");
         return settings;
     }
+
+    /// <summary>The slowdown of the compute node at <paramref name="place"/> among this process's compute nodes (0 = the first started).</summary>
+    public double SlowdownAt(int place) => SlowNode < 0 || SlowNode == place ? Slowdown : 1;
 
     /// <summary>
     /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
@@ -100,6 +118,14 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                                     Tls: Security.NodeTls.Of(system));
     }
 
+    private static Collective? CollectiveOf(Config section)
+    {
+        string value = section.GetString("collective", "auto");
+        return value == "auto" ? null
+            : CollectiveNames.Parse(value)
+              ?? throw new ConfigurationException($"distsgd.collective: expected auto, allgather, ring or pairwise, found '{value}'");
+    }
+
     private static PayloadTransport TransportOf(Config section)
     {
         string value = section.GetString("transport", "akka");
@@ -109,6 +135,15 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             "direct" => PayloadTransport.Direct,
             _ => throw new ConfigurationException($"distsgd.transport: expected akka or direct, found '{value}'"),
         };
+    }
+
+    private static double SlowdownFactor(Config section, string key)
+    {
+        string text = section.GetString(key, "1");
+        if (!double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double value)
+            || !double.IsFinite(value) || value < 1 || value > 1000)
+            throw new ConfigurationException($"distsgd.{key}: expected a factor from 1 (off) to 1000, found '{text}'");
+        return value;
     }
 
     private static string Role(Config section, string key, string fallback)

@@ -37,6 +37,6 @@ public static class CentralizedDeployment
     /// description of the run) and <paramref name="reporter"/> as for <see cref="WorkerActor"/>.
     /// </summary>
     public static IActorRef StartWorker(ActorSystem node, Dataset train, int threads = 1, Protocol.RunPlan? expected = null,
-                                        IActorRef? reporter = null) =>
-        node.ActorOf(WorkerActor.Props(MasterProxy(node), train, threads, expected, reporter), "worker");
+                                        IActorRef? reporter = null, double slowdown = 1) =>
+        node.ActorOf(WorkerActor.Props(MasterProxy(node), train, threads, expected, reporter, slowdown), "worker");
 }

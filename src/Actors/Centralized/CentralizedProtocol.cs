@@ -60,15 +60,19 @@ public sealed record JoinRefused(string RunId, int WorkerIndex, string Reason) :
 /// <param name="ShardIndex">The shard this worker computes on in this epoch (its rank among the epoch's participants);
 /// −1 keeps the shard of its <see cref="JoinRun"/>.</param>
 /// <param name="ShardCount">How many shards the training set is cut into in this epoch (the epoch's participants).</param>
+/// <param name="BatchSize">0: the run's batch on shard <paramref name="ShardIndex"/> of <paramref name="ShardCount"/>. A balanced
+/// epoch (--balance speed, <see cref="Numerics.Training.SpeedBalance"/>): this worker's batch, on the units
+/// <paramref name="ShardIndex"/> to <paramref name="ShardIndex"/> + this − 1 of the training set cut into
+/// <paramref name="ShardCount"/> units.</param>
 public sealed record ComputeGradient(string RunId, long Step, int Epoch, int StepInEpoch, float[] Parameters,
-                                     int ShardIndex = -1, int ShardCount = 0) : IPayloadMessage
+                                     int ShardIndex = -1, int ShardCount = 0, int BatchSize = 0) : IPayloadMessage
 {
     /// <inheritdoc/>
-    public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 4 + 4 + WireFormat.Vector(Parameters);
+    public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 4 + 4 + 4 + WireFormat.Vector(Parameters);
 
     /// <summary>The request a data-plane frame carries (<see cref="FrameDecoder"/>): the frame's sample count is the shard count.</summary>
     public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
-        new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount);
+        new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount, h.BatchSize);
 }
 
 /// <summary>

@@ -13,6 +13,8 @@ namespace DistSgd.Actors.Centralized;
 /// <param name="Test">The held-out set evaluated after every epoch, or null.</param>
 /// <param name="Reporter">The local actor told about epochs and the end of the run.</param>
 /// <param name="Checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
+/// <param name="BalanceBySpeed">--balance speed: per-worker batches follow the workers' measured throughput (<see cref="BatchBalancer"/>).</param>
+/// <param name="BackupWorkers">--backup-workers B: each step finishes with the first N − B gradients of its N participants (<see cref="Centralized.BackupWorkers"/>).</param>
 public sealed record MasterSetup(RunPlan Plan, int WorkerCount, float[] InitialParameters, SgdOptions Optimizer,
                                  TrainingOptions Training, Dataset? Test, IActorRef Reporter, int EvaluationThreads = 1,
-                                 CheckpointSetup? Checkpoints = null);
+                                 CheckpointSetup? Checkpoints = null, int BackupWorkers = 0, bool BalanceBySpeed = false);

@@ -47,6 +47,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly int _maxWorkers;
     /// <summary>Workers a send of θ failed to, this step (reused: a step allocates nothing of its own).</summary>
     private readonly List<int> _unreached = new();
+    private readonly BackupWorkers _backups;
+    /// <summary>--balance speed, or null.</summary>
+    private readonly BatchBalancer? _balance;
+    /// <summary>The participants asked for the open step (with backup workers: those not still computing an earlier one; reused).</summary>
+    private readonly List<int> _asked = new();
 
     public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
                       IActorContext context, int maxWorkers)
@@ -59,6 +64,12 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _gather = new StepGather(plan.RunId, parameterCount);
         _drops = new DropLog(text => _log.Warning("{0}", text), meters: replica.Meters);
         _meter = new ProgressMeter(plan.StepsPerEpoch);
+        _backups = new BackupWorkers(setup.BackupWorkers, (long)(settings.StepTimeout.TotalSeconds * Stopwatch.Frequency));
+        if (setup.BalanceBySpeed)
+        {
+            var balance = _balance = new BatchBalancer(plan.BatchSizePerWorker, replica.Checkpoints.ResumedBalance);
+            replica.Checkpoints.Balance = balance.State;
+        }
         _payloads = new ChunkSender(context.System, settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = WireFormat.LargestVectorMessage(parameterCount) };
         if (settings.Transport == PayloadTransport.Direct)
@@ -128,6 +139,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         long taken = Stopwatch.GetTimestamp();
         // On Akka, a reply must come from the actor of the worker it names; the data plane checked its frames' senders.
         bool fromParticipant = _dataPlane is not null || (_roster.Participants.TryGetValue(reply.WorkerIndex, out var worker) && worker.Equals(sender));
+        if (fromParticipant && reply.RunId == _setup.Plan.RunId && _backups.Answered(reply.WorkerIndex, reply.Step, _gather.Step, _gather.IsOpen))
+        {
+            Late(reply);
+            return;
+        }
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
             _replica.Totals.AddReceived(WireFormat.PayloadBytes(reply));
@@ -137,6 +153,16 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         Loop.TryFinish();
     }
 
+    /// <summary>A gradient for a step that finished without it (backup workers): dropped, counted, its worker free again.</summary>
+    private void Late(GradientReply reply)
+    {
+        _gather.CountDropped(GatherOutcome.Late);
+        _replica.Totals.CountLate(reply.WorkerIndex);
+        _meter.Late(reply.WorkerIndex);
+        if (reply.Gradient.Length > 0)
+            _dataPlane?.Return(reply.Gradient);
+    }
+
     /// <summary>
     /// A worker is lost: the live progress says why, and (when <paramref name="gathering"/>) the step no longer waits
     /// for it, finishing if that was the last one it waited for.
@@ -144,6 +170,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void Lost(int index, string why, bool gathering = true)
     {
         _meter.SetState(index, why);
+        _backups.Forget(index);
         if (gathering && _gather.IsOpen && _gather.Forget(index) && _gather.IsComplete)
             Loop.Finish();
     }
@@ -151,6 +178,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void ConnectionLost(DataConnectionLost message)
     {
         _log.Warning("data connection from worker {0} closed ({1})", message.Sender, message.Reason);
+        _backups.Forget(message.Sender);
         if (!_gather.IsOpen || !_gather.Forget(message.Sender))
             return;
         _control.Evict(message.Sender, LossCause.ConnectionClosed);
@@ -165,7 +193,17 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             StartEpoch();
         if (_replica.CheckpointIfDue() is { } checkpoint)
             _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
-        _gather.Begin(_replica.Step, _roster.Participants.Keys);
+        if (!_backups.Enabled)
+        {
+            _gather.Begin(_replica.Step, _roster.Participants.Keys);
+            return _gather;
+        }
+        long now = Stopwatch.GetTimestamp();
+        _asked.Clear();
+        foreach (int index in _roster.Participants.Keys)
+            if (!_backups.IsBusy(index, now))
+                _asked.Add(index);
+        _gather.Begin(_replica.Step, _asked, _backups.FinishWith(_roster.Participants.Count, _asked.Count));
         return _gather;
     }
 
@@ -181,9 +219,14 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         }
         // A fresh copy per step: messages to a worker on this node are not serialized, and θ changes in place.
         var theta = _replica.CopyOfParameters();
+        long now = Stopwatch.GetTimestamp();
         foreach (var (index, worker) in _roster.Participants)
         {
-            var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, _roster.ShardOf(index), _roster.ShardCount);
+            if (!_gather.Includes(index))
+                continue;   // still computing an earlier step (backup workers)
+            _backups.Asked(index, _replica.Step, now);
+            var (shard, shardCount, batch) = Assignment(index);
+            var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, shard, shardCount, batch);
             _payloads.Tell(worker, message, _self);
             _replica.Totals.AddSent(WireFormat.PayloadBytes(message));
         }
@@ -194,6 +237,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {
         _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
+        _backups.Clear();
         Loop.Begin();
     }
 
@@ -217,6 +261,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
+        _balance?.Record(gather.Replies);
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
         // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
@@ -252,13 +297,25 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private void StartEpoch()
     {
         _meter.Start(_roster.Joining.Select(p => (p.Key, "worker", p.Value.Path.Address.ToString())));
-        bool changed = _roster.StartEpoch();
-        _replica.StepsPerEpoch = StepsPerEpoch(_roster.ShardCount);
+        bool changed = _roster.StartEpoch(_backups.Enabled ? _replica.Epoch : 0);
+        bool wasBalanced = _balance?.IsBalanced ?? false;
+        _balance?.StartEpoch(_roster.Participants.Keys.ToList());
+        _replica.StepsPerEpoch = _balance is { IsBalanced: true } balance
+            ? ShardBatches.StepsPerEpoch(_setup.Plan.TrainCount, balance.UnitCount, 1)
+            : StepsPerEpoch(_roster.ShardCount);
         if (changed)
             _setup.Reporter.Tell(new RunProgress.Note(
                 $"{RunProgress.Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
+        if (_balance is { IsBalanced: true } || wasBalanced)
+            _setup.Reporter.Tell(new RunProgress.Note(_balance!.IsBalanced
+                ? $"{RunProgress.Now} epoch {_replica.Epoch}: batches by measured speed (--balance speed), worker:batch {_balance.Describe()} ({_replica.StepsPerEpoch} steps)"
+                : $"{RunProgress.Now} epoch {_replica.Epoch}: every worker at the run's batch again (--balance speed)"));
         ReplanSchedule();
     }
+
+    /// <summary>What worker <paramref name="index"/> computes on this epoch: its shard, or its units and batch when balanced.</summary>
+    private (int Shard, int ShardCount, int Batch) Assignment(int index) =>
+        _balance?.Assignment(index, _roster.ShardOf(index), _roster.ShardCount) ?? (_roster.ShardOf(index), _roster.ShardCount, 0);
 
     /// <summary>The run's length in steps may have changed (new shards, a recovered run): the schedule is re-planned over what remains.</summary>
     public void ReplanSchedule()
@@ -276,9 +333,14 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     {
         var unreached = _unreached;
         unreached.Clear();
+        long now = Stopwatch.GetTimestamp();
         foreach (int index in _roster.Participants.Keys)
         {
-            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, _roster.ShardCount, 0, 0, 0, (ushort)_roster.ShardOf(index));
+            if (!_gather.Includes(index))
+                continue;   // still computing an earlier step (backup workers)
+            _backups.Asked(index, _replica.Step, now);
+            var (shard, shardCount, batch) = Assignment(index);
+            var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, shardCount, 0, 0, 0, (ushort)shard, batch);
             if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
                 _replica.Totals.AddSent(FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float));
             else
@@ -288,6 +350,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         {
             _log.Warning("step {0}: the data connection to worker {1} failed; not waiting for it", _replica.Step, index);
             _gather.Forget(index);
+            _backups.Forget(index);
             _control.Evict(index, LossCause.SendFailed);
         }
         if (unreached.Count > 0)

@@ -25,6 +25,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly int _threads;
     private readonly RunPlan? _expected;
     private readonly IActorRef? _reporter;
+    private readonly double _slowdown;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private RunPlan? _plan;
     private int _index;
@@ -40,6 +41,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private float[] _gradient = [];
     private int _shardIndex = -1;
     private int _shardCount;
+    /// <summary>This worker's batch in a balanced epoch (its units of the shard count); 0 = the run's batch on shard index of count.</summary>
+    private int _shardWidth;
     /// <summary>The latest θ this worker was sent and the one before (a new master recovers from them).</summary>
     private ComputeGradient? _latest;
     private ComputeGradient? _previous;
@@ -59,8 +62,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// </param>
     /// <param name="reporter">A local actor told when this worker refuses a run (<see cref="Steps.RunProgress.RunFailed"/>)
     /// or a run it joined ends (<see cref="RunEnded"/>), or null.</param>
-    public WorkerActor(IActorRef master, Dataset train, int threads, RunPlan? expected = null, IActorRef? reporter = null)
+    /// <param name="slowdown">Tests and benchmarks: each gradient takes this many times as long (<see cref="Slowdown"/>; 1 = off).</param>
+    public WorkerActor(IActorRef master, Dataset train, int threads, RunPlan? expected = null, IActorRef? reporter = null, double slowdown = 1)
     {
+        _slowdown = slowdown;
         _master = master;
         _train = train;
         _threads = threads;
@@ -92,8 +97,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// <summary>Dropped compute requests (another run, before joining, not from the master, malformed); for tests and metrics.</summary>
     public long Dropped => _check.DroppedTotal;
 
-    public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null) =>
-        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
+    public static Props Props(IActorRef master, Dataset train, int threads = 1, RunPlan? expected = null, IActorRef? reporter = null,
+                              double slowdown = 1) =>
+        Akka.Actor.Props.Create(() => new WorkerActor(master, train, threads, expected, reporter, slowdown)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
 
     protected override void PreStart()
     {
@@ -217,15 +223,39 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         return _dataPlane.Endpoint;
     }
 
-    /// <summary>This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches).</summary>
-    private void UseShard(int index, int count)
+    /// <summary>
+    /// This epoch's shard: rank <paramref name="index"/> of <paramref name="count"/> participants (ShardBatches), or in a
+    /// balanced epoch units <paramref name="index"/> to <paramref name="index"/> + <paramref name="width"/> − 1 of
+    /// <paramref name="count"/> with a batch of <paramref name="width"/> (<see cref="ShardBatches.ForUnits"/>).
+    /// </summary>
+    private void UseShard(int index, int count, int width = 0)
     {
-        if (_batches is not null && index == _shardIndex && count == _shardCount)
+        if (_batches is not null && index == _shardIndex && count == _shardCount && width == _shardWidth)
             return;
-        _batches = new ShardBatches(_train, index, count, _plan!.BatchSizePerWorker, _plan.Seed);
+        _batches = width > 0 ? ShardBatches.ForUnits(_train, index, width, count, _plan!.Seed)
+                             : new ShardBatches(_train, index, count, _plan!.BatchSizePerWorker, _plan.Seed);
+        if (_features.Length < _batches.BatchSize * _plan.Spec.InputCount)
+        {
+            _features = new float[_batches.BatchSize * _plan.Spec.InputCount];
+            _targets = new float[_batches.BatchSize];
+        }
         if (_shardCount > 0)
-            _log.Info("now computing on shard {0} of {1} ({2} samples)", index, count, _batches.ShardSize);
-        (_shardIndex, _shardCount) = (index, count);
+            _log.Info("now computing on shard {0} of {1} ({2} samples, batch {3})", index, count, _batches.ShardSize, _batches.BatchSize);
+        (_shardIndex, _shardCount, _shardWidth) = (index, count, width);
+    }
+
+    /// <summary>
+    /// Whether the request's shard fits this node's training set: a shard index below the count, or in a balanced epoch
+    /// units inside the count, no more units than samples; none at all only for a worker that already has one.
+    /// </summary>
+    private bool ShardFits(ComputeGradient message)
+    {
+        if (message.ShardCount <= 0)
+            return _batches is not null;
+        if (message.BatchSize == 0)
+            return (uint)message.ShardIndex < (uint)message.ShardCount;
+        return message.BatchSize > 0 && message.ShardIndex >= 0 && message.ShardCount <= _train.Count
+               && (long)message.ShardIndex + message.BatchSize <= message.ShardCount;
     }
 
     private void HandleCompute(ComputeGradient message)
@@ -234,7 +264,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
         // A shard outside the epoch's count, or none at all (a worker that joined under way gets its shard with its first step).
-        if (outcome == GatherOutcome.Accepted && (message.ShardCount > 0 ? (uint)message.ShardIndex >= (uint)message.ShardCount : _batches is null))
+        if (outcome == GatherOutcome.Accepted && !ShardFits(message))
             outcome = GatherOutcome.NotParticipant;
         if (outcome != GatherOutcome.Accepted || _model is null || _plan is null)
         {
@@ -243,7 +273,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             return;
         }
         if (message.ShardCount > 0)
-            UseShard(message.ShardIndex, message.ShardCount);
+            UseShard(message.ShardIndex, message.ShardCount, message.BatchSize);
         // Held for a successor master; the θ that falls out of the two held goes back to the data plane.
         if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
             _dataPlane?.Return(old.Parameters);
@@ -265,6 +295,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         var gradient = new float[_model.ParameterCount];
         float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
+        Slowdown.After(_slowdown, started);
         long computed = Stopwatch.GetTimestamp();
         double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         var reply = new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient);
@@ -284,6 +315,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
+        Slowdown.After(_slowdown, started);
         long computed = Stopwatch.GetTimestamp();
         double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         _meters.Step(rows, (double)loss * rows, seconds, 0);
@@ -315,7 +347,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _log.Info("run {0} ended", message.RunId);
         _plan = null;
         _batches = null;
-        (_latest, _previous, _shardIndex, _shardCount) = (null, null, -1, 0);
+        (_latest, _previous, _shardIndex, _shardCount, _shardWidth) = (null, null, -1, 0, 0);
         if (!_joinedMaster.IsNobody())
             Context.Unwatch(_joinedMaster);
         _joinedMaster = ActorRefs.Nobody;

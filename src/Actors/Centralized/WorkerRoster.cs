@@ -148,9 +148,12 @@ public sealed class WorkerRoster
 
     /// <summary>
     /// A new epoch: the workers that joined meanwhile take part, and the shards are the participants' ranks in index
-    /// order. True when the shard count changed from a previous epoch's (the steps per epoch change with it).
+    /// order, turned by <paramref name="rotation"/> (shard = (rank + rotation) mod count; 0 = the rank itself). True when
+    /// the shard count changed from a previous epoch's (the steps per epoch change with it).
     /// </summary>
-    public bool StartEpoch()
+    /// <param name="rotation">With backup workers, the epoch: a worker that is always late would otherwise leave the same
+    /// shard unused in every epoch (docs/decisions/0094).</param>
+    public bool StartEpoch(int rotation = 0)
     {
         foreach (var (index, worker) in _joining)
             _participants[index] = worker;
@@ -159,7 +162,7 @@ public sealed class WorkerRoster
         _shards.Clear();
         int rank = 0;
         foreach (int index in _participants.Keys)
-            _shards[index] = rank++;
+            _shards[index] = (int)((rank++ + (long)rotation) % _participants.Count);
         ShardCount = _participants.Count;
         return changed;
     }

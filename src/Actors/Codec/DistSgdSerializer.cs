@@ -88,6 +88,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 writer.Int32(m.Epoch);
                 writer.Int32(m.StepInEpoch);
                 writer.Int32(m.ShardIndex);
+                writer.Int32(m.BatchSize);
                 writer.Int32(m.ShardCount);
                 writer.Vector(m.Parameters);
                 return writer.Done();
@@ -233,7 +234,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case ComputeGradientManifest:
                 {
                     var r = new FrameReader(bytes);
-                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), ShardIndex: r.Int32(), ShardCount: r.Int32(), Parameters: r.Vector());
+                    var message = new ComputeGradient(r.String(), r.Int64(), r.Int32(), r.Int32(), ShardIndex: r.Int32(), BatchSize: r.Int32(), ShardCount: r.Int32(), Parameters: r.Vector());
                     r.End();
                     return message;
                 }
@@ -322,6 +323,7 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         w.Write(plan.TrainCount);
         w.Write(plan.StepsPerEpoch);
         w.Write(plan.Hyperparameters);
+        w.Write((byte)plan.Collective);
     }
 
     private static RunPlan ReadPlan(BinaryReader r)
@@ -345,7 +347,11 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         if (batch < 1 || epochs < 1 || trainCount < 1 || stepsPerEpoch < 1 || batch > trainCount)
             throw new SerializationException(
                 $"DistSgdSerializer: a run plan with batch {batch}, {epochs} epochs, {trainCount} samples, {stepsPerEpoch} steps per epoch");
-        return new RunPlan(runId, spec, batch, seed, epochs, trainCount, stepsPerEpoch, r.ReadString());
+        string hyperparameters = r.ReadString();
+        var collective = (Collective)r.ReadByte();
+        if (!Enum.IsDefined(collective))
+            throw new SerializationException($"DistSgdSerializer: unknown collective {(int)collective}");
+        return new RunPlan(runId, spec, batch, seed, epochs, trainCount, stepsPerEpoch, hyperparameters, collective);
     }
 
     /// <summary>A data-plane "host:port", empty on the Akka transport; a longer one is malformed.</summary>

@@ -111,4 +111,11 @@ public static class PeerQueries
     /// from the others, to exercise the mismatch report and the repair.
     /// </summary>
     internal sealed record CorruptReplicaAtEpochEnd(int Epoch);
+
+    /// <summary>
+    /// Test hook: at <paramref name="Step"/>, once this peer has sent the first part of the all-reduce's all-gather half,
+    /// it sends nothing more and its node stops abruptly, as a process killed mid-collective would: some survivors may
+    /// finish the step, the others not.
+    /// </summary>
+    internal sealed record CrashMidAllReduce(long Step);
 }

@@ -22,7 +22,13 @@ public enum AfterDecision
 /// <param name="SkippedSteps">Step numbers no replica applies (shares already sent for them are stale).</param>
 /// <param name="Then">Where the peer goes once the step is (re)applied.</param>
 /// <param name="Problem">Why this peer cannot carry out the decision (it must stop), or null.</param>
-public sealed record DecisionPlan(bool Redo, bool ApplyOpen, long NextStep, long SkippedSteps, AfterDecision Then, string? Problem = null)
+/// <param name="Abandoned">
+/// With an all-reduce, the contested step did not finish on every survivor (its agreed shares are none): no survivor keeps
+/// it, each records step <see cref="NextStep"/> − 1 as applied with no shares, and the next step redoes its batches.
+/// </param>
+/// <param name="TakeBack">Abandoned, and this replica applied the contested step: it restores the state before it.</param>
+public sealed record DecisionPlan(bool Redo, bool ApplyOpen, long NextStep, long SkippedSteps, AfterDecision Then, string? Problem = null,
+                                  bool Abandoned = false, bool TakeBack = false)
 {
     /// <param name="decision">The survivors' decision.</param>
     /// <param name="self">This peer's node id.</param>
@@ -32,12 +38,24 @@ public sealed record DecisionPlan(bool Redo, bool ApplyOpen, long NextStep, long
     /// <param name="gatherStep">The step this peer's gather holds shares of.</param>
     /// <param name="stepInEpoch">Steps of the epoch this replica applied.</param>
     /// <param name="stepsPerEpoch">Steps of the epoch.</param>
+    /// <param name="reduces">True with an all-reduce (distsgd.collective = ring or pairwise): a survivor holds no other
+    /// peer's share, so a step that did not finish everywhere (no agreed shares) cannot be applied with some; it is
+    /// abandoned and its batches redone at the next step.</param>
     public static DecisionPlan For(MembershipDecision decision, int self, long appliedStep, long step, bool stepping, long gatherStep,
-                                   int stepInEpoch, int stepsPerEpoch)
+                                   int stepInEpoch, int stepsPerEpoch, bool reduces = false)
     {
         long skipped = decision.NextStep - (decision.Step + 1);
         if (decision.Problem is not null)
             return new DecisionPlan(false, false, decision.NextStep, skipped, AfterDecision.NextStep, decision.Problem);
+        if (reduces && decision.Senders.Count == 0)
+        {
+            bool takeBack = decision.RolledBack.Contains(self);
+            // The contested step counts on no survivor: its number is skipped too (when anyone applied it).
+            long abandoned = decision.NextStep - decision.Step - (decision.RolledBack.Count > 0 ? 0 : 1);
+            // A replica that took back an epoch's last step steps again; one that never applied it goes back to what it did.
+            var next = stepping || takeBack ? AfterDecision.NextStep : AfterDecision.Resume;
+            return new DecisionPlan(false, false, decision.NextStep, abandoned, next, Abandoned: true, TakeBack: takeBack);
+        }
         bool redo = decision.RolledBack.Contains(self);
         bool open = appliedStep != decision.Step;
         if (open && (!stepping || gatherStep != decision.Step))

@@ -23,6 +23,9 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
     /// <summary>This peer's latest hash: published again after an agreement, since the others dropped what came before its report.</summary>
     public ParameterHash? LastHash { get; private set; }
 
+    /// <summary>This peer took back the step its latest hash was of (an abandoned all-reduce): that hash is published no more.</summary>
+    public void ForgetLastHash() => LastHash = null;
+
     /// <summary>Test hook: this replica is corrupted at the end of <paramref name="epoch"/>.</summary>
     public void CorruptAt(int epoch) => _corruptAtEpoch.Add(epoch);
 

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Cluster;
 using Akka.Cluster.Tools.PublishSubscribe;
 using Akka.Event;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
@@ -80,10 +81,17 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
         replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var self = Self;
+        bool reduces = _plan.Collective.Reduces();
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, FrameKind.GradientShare, setup.PeerCount), GradientShare.FromFrame, m => self.Tell(m));
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount),
+                                  reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log));
+        if (shares.AllReduce is { } reduce)
+        {
+            buffer.Gather.ReduceWith(reduce);
+            reduce.FirstStep = replica.Step;
+        }
         _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops);
         _tracker = new ParticipantTracker<int>(address => _run.NodeIds.TryGetValue(address.ToString(), out int id) && _run.Participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
@@ -91,6 +99,19 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     }
 
     public ITimerScheduler Timers { get; set; } = null!;
+
+    /// <summary>The plan's all-reduce on the data plane, or null: the all-gather (and on the Akka transport, where only it runs).</summary>
+    private static IAllReduce? AllReduceFor(RunPlan plan, DirectDataPlane? direct, int parameterCount, ILoggingAdapter log)
+    {
+        void Unreachable(long step, int node, string endpoint) =>
+            log.Warning("step {0}: could not send a {1} part to peer {2} at {3}", step, plan.Collective.Name(), node, endpoint);
+        return direct is null ? null : plan.Collective switch
+        {
+            Collective.Pairwise => new Pairwise(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable),
+            Collective.Ring => new Ring(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable),
+            _ => null,
+        };
+    }
 
     public static Props Props(PeerSetup setup) =>
         Akka.Actor.Props.Create(() => new PeerActor(setup)).WithDispatcher(DistSgdSettings.ComputeDispatcher);
@@ -107,6 +128,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         if (_setup.DataMismatch() is { } problem)
         {
             Fail(problem);
+            return;
+        }
+        if (_plan.Collective.Reduces() && !_run.Shares.IsDirect)
+        {
+            Fail($"the {_plan.Collective.Name()} collective runs on the direct transport only (distsgd.transport = direct); on akka only allgather does");
             return;
         }
         _mediator.Tell(new Subscribe(_topic, Self));
@@ -180,6 +206,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             _step.Offer(share, Sender);
             _step.Loop.TryFinish();
         });
+        Receive<CollectivePart>(part =>
+        {
+            _step.OfferPart(part, stepping: true);
+            _step.Loop.TryFinish();
+        });
         Receive<StepLoop.StepTimedOut>(_step.Loop.HandleTimeout);
         Receive<DataConnectionLost>(m => Open(null, _loss.ConnectionClosed(m)));
         OnPeerLost(lost => Open(null, lost));
@@ -243,6 +274,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _checkpointOnStop = false;
         Receive<PeerReady>(m => AnswerReady(m, _ => { }));
         Receive<GradientShare>(_ => { });
+        Receive<CollectivePart>(_ => { });
         Receive<ReplicaResync>(_ => { });
         Receive<ParameterHash>(m => m.RunId != _plan.RunId || m.NodeId != _run.NodeId || m.Epoch >= Replica.Epoch, _ => _run.DroppedOther++);
         // Its own report, echoed by the topic after this peer finished, is no drop.
@@ -255,6 +287,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     {
         Receive<PeerReady>(m => AnswerReady(m, Fail));
         Receive<GradientShare>(m => _step.Offer(m, Sender));
+        Receive<CollectivePart>(m => _step.OfferPart(m, stepping: false));
         Receive<ParameterHash>(m => _epochEnd.Hold(m));
         Receive<ReplicaResync>(m =>
         {
@@ -263,6 +296,14 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         });
         Receive<PeerQueries.GetReplica>(_ => Sender.Tell(new PeerQueries.Replica(_run.NodeId, Replica.Optimizer.State.Step, Replica.CopyOfParameters(), _run.DroppedTotal)));
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
+        Receive<PeerQueries.CrashMidAllReduce>(m =>
+        {
+            if (_run.Shares.AllReduce is not AllReduceBase reduce)
+                return;
+            var system = Context.System;
+            reduce.CrashAt = m.Step;
+            reduce.Crash = () => _ = system.Terminate();
+        });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });
@@ -328,8 +369,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _run.NodeIds = passed.NodeIds;
         _run.Peers = passed.Peers;
         _run.Participants.UnionWith(passed.NodeIds.Values);
-        _run.Shares.Connect(passed.Endpoints, passed.Keys);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
+        _run.Shares.Connect(_run.NodeId, passed.Endpoints, passed.Keys);
         if (_settings.Traced)
             _step.StartTrace();
         foreach (var (share, sender) in early)

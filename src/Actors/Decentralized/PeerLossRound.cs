@@ -1,6 +1,7 @@
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Membership;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Training;
@@ -143,9 +144,11 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         }
         var gather = run.Buffer.Gather;
         bool gathering = round.InterruptedSteps && gather.IsOpen;
-        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering ? gather.WaitingFor : null, Replica.Step))
+        // An all-reduce's open step holds no share to apply (only the metadata): nothing to wait for, nothing held.
+        bool reduces = gather.Reduction is not null;
+        if (agreement.OwnReportDue && agreement.MayReport(round.GraceOver, gathering && !reduces ? gather.WaitingFor : null, Replica.Step))
         {
-            bool holds = gathering && gather.Step == Replica.Step;
+            bool holds = gathering && !reduces && gather.Step == Replica.Step;
             var undo = run.Undo;
             var report = new MembershipReport(run.Plan.RunId, run.NodeId, agreement.Lost.ToArray(), undo.AppliedStep, undo.Shares.Select(s => s.NodeId).ToArray(),
                                               Replica.Step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
@@ -173,7 +176,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
     {
         timers.Cancel(nameof(AgreementTimedOut));
         timers.Cancel(nameof(ReportGraceOver));
-        var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch);
+        var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch,
+                                    reduces: run.Buffer.Gather.Reduction is not null);
         if (plan.Problem is not null)
         {
             control.Fail(plan.Problem);
@@ -191,6 +195,8 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         run.SkippedSteps += plan.SkippedSteps;
         if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
             return;
+        if (plan.Abandoned)
+            Abandon(decision, plan);
         step.Loop.GoOnAt(plan.NextStep);
         if (!wasLead && run.IsLead)
         {
@@ -208,7 +214,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         // This peer's latest hash again: the others dropped what it published before its report.
         if (epochEnd.LastHash is not null)
             control.Publish(epochEnd.LastHash);
-        Resume(round.EpochEnd);
+        Resume(plan.Then == AfterDecision.NextStep ? null : round.EpochEnd);
     }
 
     /// <summary>
@@ -248,6 +254,34 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (plan.ApplyOpen)
             Replica.Advance();   // a step of the epoch; the step number is the decision's (below)
         return true;
+    }
+
+    /// <summary>
+    /// No survivor keeps the contested step (an all-reduce that did not finish everywhere): this replica takes it back if
+    /// it applied it (θ and the optimizer state from <see cref="StepUndo"/>, the step un-counted, the step in the epoch back
+    /// by one, its hash of a redone epoch end forgotten), and every survivor records the step before the next as applied
+    /// with no shares, so that their reports agree again. The next step has the same step in the epoch: the survivors redo
+    /// the contested step's batches.
+    /// </summary>
+    private void Abandon(MembershipDecision decision, DecisionPlan plan)
+    {
+        if (decision.RolledBack.Count > 0)
+        {
+            string text = $"step {decision.Step}: the {run.Plan.Collective.Name()} all-reduce did not finish on every survivor: taken back by nodes " +
+                          $"{string.Join(", ", decision.RolledBack)}, its batches redone at step {plan.NextStep}";
+            run.Log.Warning(text);
+            if (run.IsLead)
+                run.Report(new RunProgress.Note(text));
+        }
+        if (plan.TakeBack)
+        {
+            run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
+            Replica.Totals.UndoLastStep();
+            Replica.MoveTo(Replica.Step, Replica.Epoch, Replica.StepInEpoch - 1);
+            if (epochEnd.LastHash?.Epoch == Replica.Epoch)
+                epochEnd.ForgetLastHash();
+        }
+        run.Undo.Abandoned(plan.NextStep - 1, run.Shares.Release);
     }
 
     /// <summary>Goes back to what the agreement interrupted: the next step, the hash round, or the wait for a resync.</summary>

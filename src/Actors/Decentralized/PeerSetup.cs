@@ -16,10 +16,11 @@ namespace DistSgd.Actors.Decentralized;
 /// <param name="Threads">Matrix-kernel threads of the gradient computation.</param>
 /// <param name="Mediator">The DistributedPubSub mediator to subscribe and publish through; null = this node's (tests put a probe here).</param>
 /// <param name="Checkpoints">The checkpoint every peer resumes from, and where the lead peer writes checkpoints; or null.</param>
+/// <param name="Slowdown">Tests and benchmarks: each share takes this many times as long to compute (<see cref="Steps.Slowdown"/>; 1 = off).</param>
 public sealed record PeerSetup(RunPlan Plan, int PeerCount, float[] InitialParameters, SgdOptions Optimizer,
                                TrainingOptions Training, Dataset Train, Dataset? Test, IActorRef Reporter,
                                int Threads = 1, int EvaluationThreads = 1, IActorRef? Mediator = null,
-                               CheckpointSetup? Checkpoints = null)
+                               CheckpointSetup? Checkpoints = null, double Slowdown = 1)
 {
     /// <summary>Why this node's data cannot serve the plan, or null when it can.</summary>
     public string? DataMismatch()

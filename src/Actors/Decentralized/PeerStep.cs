@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Akka.Actor;
 using Akka.Event;
 using DistSgd.Actors.Membership;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Numerics.Models;
@@ -36,6 +37,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _features = new float[run.Plan.BatchSizePerWorker * run.Plan.Spec.InputCount];
         _targets = new float[run.Plan.BatchSizePerWorker];
         Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
+        if (run.Shares.AllReduce is { } reduce)
+            reduce.Noticed = Notice;
     }
 
     public StepLoop Loop { get; }
@@ -56,6 +59,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         if (_run.IsLead && Replica.CheckpointIfDue() is { } checkpoint)
             _run.Report(new RunProgress.Note(checkpoint.Describe()));
         _run.Buffer.Begin(Replica.Step, _run.Participants);
+        _run.Shares.AllReduce?.Begin(Replica.Step, _run.Participants);
         return _run.Buffer.Gather;
     }
 
@@ -83,8 +87,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             trace.Add(StepPhase.Compute, _ownShare.Step, computing, sending);
             trace.Add(StepPhase.Send, _ownShare.Step, sending, Stopwatch.GetTimestamp());
         }
-        if (_run.Shares.IsDirect)
-            _run.Buffer.Offer(_ownShare);   // the topic hands a peer its own share; the data plane does not
+        // The topic hands a peer its own share; the data plane does not. An all-reduce's gather takes the metadata only.
+        if (_run.Shares.AllReduce is not null)
+            _run.Buffer.Offer(_ownShare with { Gradient = [] });
+        else if (_run.Shares.IsDirect)
+            _run.Buffer.Offer(_ownShare);
     }
 
     bool IStepExchange.AfterBegin() => !_control.OpenDeferredAgreement();   // agreeing, or already decided and gone on
@@ -100,12 +107,13 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         var gradient = _run.Shares.GradientArray(_run.Undo);
         float loss = _model.LossAndGradient(Replica.Parameters, _features.AsSpan(0, rows * plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
+        Slowdown.After(_run.Setup.Slowdown, started);
         return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows,
                                  Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
     private void SendShare(GradientShare share) =>
-        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.NodeId, _run.Participants, (node, endpoint) =>
+        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, (node, endpoint) =>
             _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint)));
 
     /// <summary>
@@ -122,6 +130,47 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
             _run.Drops.Record(outcome, $"share of node {share.NodeId} for step {share.Step} (run {share.RunId}, {share.Gradient.Length} values)");
     }
+
+    /// <summary>
+    /// A part of the all-reduce from another peer: taken into the open step (with <paramref name="stepping"/>), held for a
+    /// later one, or dropped (counted and logged, except the open step's parts while the peer agrees on a loss: that step is
+    /// never finished).
+    /// </summary>
+    public void OfferPart(CollectivePart part, bool stepping)
+    {
+        long taken = Stopwatch.GetTimestamp();
+        Replica.Totals.AddReceived(part.Bytes);
+        long sent = 0;
+        var outcome = _run.Shares.AllReduce!.Take(part, stepping, ref sent);
+        Replica.Totals.AddSent(sent);
+        Loop.Trace?.Offered(part.Sender, part.Step, taken, Stopwatch.GetTimestamp());
+        if (outcome is PartOutcome.Accepted or PartOutcome.Held or PartOutcome.Interrupted)
+            return;
+        _run.DroppedOther++;
+        _run.Drops.Record(AsGatherOutcome(outcome), $"{_run.Shares.Collective.Kind.Name()} part of node {part.Sender} for step {part.Step} (round {part.Round}, offset {part.Offset}, {part.Values.Length} values)");
+    }
+
+    /// <summary>A participant's metadata of the open step, heard through the all-reduce: to the step's gather.</summary>
+    private void Notice(CollectivePart part)
+    {
+        var notice = new GradientShare(part.RunId, part.Step, part.Origin, part.SampleCount, part.LossSum, part.ComputeSeconds, []);
+        var outcome = _run.Buffer.Offer(notice);
+        if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
+            _run.Drops.Record(outcome, $"share of node {notice.NodeId} for step {notice.Step} (its sample count {notice.SampleCount})");
+    }
+
+    /// <summary>The drop kind an all-reduce's refusal is counted and logged as.</summary>
+    public static GatherOutcome AsGatherOutcome(PartOutcome outcome) => outcome switch
+    {
+        PartOutcome.Accepted => GatherOutcome.Accepted,
+        PartOutcome.Held => GatherOutcome.Buffered,
+        PartOutcome.Stale or PartOutcome.Interrupted => GatherOutcome.StaleStep,
+        PartOutcome.Future => GatherOutcome.FutureStep,
+        PartOutcome.ForeignRun => GatherOutcome.ForeignRun,
+        PartOutcome.NotParticipant => GatherOutcome.NotParticipant,
+        PartOutcome.Duplicate => GatherOutcome.Duplicate,
+        _ => GatherOutcome.WrongLength,
+    };
 
     /// <summary>
     /// Whether a share naming node <paramref name="node"/> came from that node: on the Akka transport, from the peer

@@ -1,90 +1,80 @@
 using Akka.Actor;
-using Akka.Cluster.Tools.PublishSubscribe;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 
 namespace DistSgd.Actors.Decentralized;
 
 /// <summary>
-/// How a peer's own <see cref="GradientShare"/> reaches the other participants: published on the run's topic (the
-/// Akka transport), or sent to every participant's data endpoint (the data plane, distsgd.transport = direct). It also
-/// owns the gradient arrays a share is computed into, which differ by transport.
+/// How a peer's own <see cref="GradientShare"/> reaches the other participants: through the run's collective
+/// (<see cref="ICollective"/>: the all-gather over the topic or the data plane, or an all-reduce over the data plane). It
+/// owns the data plane and the gradient arrays a share is computed into, which differ by transport.
 /// </summary>
 /// <remarks>
 /// Over the topic, a fresh array per share: the mediator hands it to remoting, which serializes it later on another
 /// thread. Over the data plane, one of two reused arrays: the sends copy it into the kernel before they return, and the
 /// other array may still be needed to redo the last applied step (<see cref="StepUndo"/>).
 /// </remarks>
-internal sealed class ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount) : IDisposable
+internal sealed class ShareExchange : IDisposable
 {
-    private readonly float[][] _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
-    /// <summary>Every node's data endpoint, in node-id order (an array: sending enumerates it at every step without allocating).</summary>
-    private (int NodeId, string Endpoint)[] _endpoints = [];
+    private readonly DirectDataPlane? _direct;
+    private readonly int _parameterCount;
+    private readonly float[][] _ownGradients;
+
+    public ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount, ICollective? collective = null)
+    {
+        _direct = direct;
+        _parameterCount = parameterCount;
+        _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
+        Collective = collective ?? new AllGather(mediator, topic, direct);
+    }
+
+    /// <summary>The run's collective (distsgd.collective).</summary>
+    public ICollective Collective { get; }
+
+    /// <summary>The collective when it is an all-reduce (the step's average is made there), else null.</summary>
+    public IAllReduce? AllReduce => Collective as IAllReduce;
 
     /// <summary>This peer's data endpoint ("host:port"), or "" on the Akka transport.</summary>
-    public string Endpoint => direct?.Endpoint ?? "";
+    public string Endpoint => _direct?.Endpoint ?? "";
 
     /// <summary>This peer's data-plane key, advertised with <see cref="Endpoint"/>; null on the Akka transport.</summary>
-    public byte[]? Key => direct?.Key;
+    public byte[]? Key => _direct?.Key;
 
     /// <summary>True on the data plane: this peer's own share does not come back to it, it offers it to its buffer itself.</summary>
-    public bool IsDirect => direct is not null;
+    public bool IsDirect => _direct is not null;
 
     /// <summary>Frames the data plane refused so far.</summary>
-    public long BadFrames => direct?.BadFrames ?? 0;
+    public long BadFrames => _direct?.BadFrames ?? 0;
 
     /// <summary>The data plane's readers report each frame's arrival to <paramref name="trace"/> (nothing on the Akka transport).</summary>
     public void Trace(Steps.StepTrace trace)
     {
-        if (direct is not null)
-            direct.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
+        if (_direct is not null)
+            _direct.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
     }
 
     /// <summary>Connections the data plane refused before they proved a node, by name (<see cref="DataPlaneHandshake.Name"/>).</summary>
-    public IReadOnlyDictionary<string, long> Refused => direct?.RefusalsByName ?? new Dictionary<string, long>();
+    public IReadOnlyDictionary<string, long> Refused => _direct?.RefusalsByName ?? new Dictionary<string, long>();
 
     /// <summary>
     /// Every node's data endpoint and key, known once the start barrier passed: each node's data connections must
     /// prove its key from now on (<see cref="DirectDataPlane.Trust"/>).
     /// </summary>
-    public void Connect(IReadOnlyDictionary<int, string> endpoints, IReadOnlyDictionary<int, byte[]> keys)
+    public void Connect(int self, IReadOnlyDictionary<int, string> endpoints, IReadOnlyDictionary<int, byte[]> keys)
     {
-        _endpoints = endpoints.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToArray();
+        Collective.Connect(self, endpoints);
         foreach (var (nodeId, key) in keys)
-            direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
+            _direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
     }
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>
-        direct is null ? new float[parameterCount] : undo.Uses(_ownGradients[0]) ? _ownGradients[1] : _ownGradients[0];
+        _direct is null ? new float[_parameterCount] : undo.Uses(_ownGradients[0]) ? _ownGradients[1] : _ownGradients[0];
 
-    /// <summary>
-    /// Sends <paramref name="share"/> to every participant but <paramref name="self"/>, in node-id order; returns the
-    /// payload bytes sent and calls <paramref name="unreachable"/> for each endpoint a send failed to. A peer that cannot
-    /// be reached is not forgotten here: its own reader sees the connection close and stops waiting for this one.
-    /// </summary>
-    public long Send(GradientShare share, int epoch, int stepInEpoch, int self, IReadOnlyCollection<int> participants,
-                     Action<int, string> unreachable)
-    {
-        if (direct is null)
-        {
-            mediator.Tell(new Publish(topic, share));
-            return WireFormat.PayloadBytes(share) * (participants.Count - 1);
-        }
-        var header = new FrameHeader(FrameKind.GradientShare, 0, share.Step, share.NodeId, epoch, stepInEpoch,
-                                     share.SampleCount, share.LossSum, share.ComputeSeconds, 0);
-        long bytes = 0;
-        foreach (var (nodeId, endpoint) in _endpoints)
-        {
-            if (nodeId == self || !participants.Contains(nodeId))
-                continue;
-            if (direct.Send(endpoint, header, share.Gradient))
-                bytes += FrameHeader.Size + (long)share.Gradient.Length * sizeof(float);
-            else
-                unreachable(nodeId, endpoint);
-        }
-        return bytes;
-    }
+    /// <summary>Sends <paramref name="share"/> through the collective (<see cref="ICollective.Send"/>); returns the payload bytes sent.</summary>
+    public long Send(GradientShare share, int epoch, int stepInEpoch, IReadOnlyCollection<int> participants, Action<int, string> unreachable) =>
+        Collective.Send(share, epoch, stepInEpoch, participants, unreachable);
 
     /// <summary>
     /// A gradient of a step that can no longer be redone: a frame's array goes back to the data plane for the next
@@ -92,9 +82,13 @@ internal sealed class ShareExchange(IActorRef mediator, string topic, DirectData
     /// </summary>
     public void Release(float[] gradient)
     {
-        if (direct is not null && !ReferenceEquals(gradient, _ownGradients[0]) && !ReferenceEquals(gradient, _ownGradients[1]))
-            direct.Return(gradient);
+        if (_direct is not null && !ReferenceEquals(gradient, _ownGradients[0]) && !ReferenceEquals(gradient, _ownGradients[1]))
+            _direct.Return(gradient);
     }
 
-    public void Dispose() => direct?.Dispose();
+    public void Dispose()
+    {
+        Collective.Dispose();
+        _direct?.Dispose();
+    }
 }

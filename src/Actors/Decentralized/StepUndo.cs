@@ -66,6 +66,20 @@ public sealed class StepUndo
         AppliedStep = step;
     }
 
+    /// <summary>
+    /// The survivors abandoned the contested step (<see cref="DecisionPlan.Abandoned"/>): records <paramref name="step"/> as
+    /// the last applied, with no shares, on every survivor alike; <paramref name="released"/> gets the arrays of the step
+    /// kept until now. The copy of θ and v stays (the state before a step taken back is the state now).
+    /// </summary>
+    public void Abandoned(long step, Action<float[]>? released = null)
+    {
+        if (released is not null)
+            foreach (var old in _shares)
+                released(old.Gradient);
+        _shares.Clear();
+        AppliedStep = step;
+    }
+
     /// <summary>Puts back θ and the optimizer state as they were before the last applied step.</summary>
     public void Restore(float[] parameters, SgdOptimizer optimizer)
     {

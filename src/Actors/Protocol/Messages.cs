@@ -24,13 +24,16 @@ public interface IDistSgdMessage
 /// The rest of the run configuration that every node must share (optimizer, schedule, stop rule, input
 /// preprocessing), as "key=value" pairs separated by ';' in a fixed order, so that a difference can be named.
 /// </param>
+/// <param name="Collective">How the decentralized peers combine their shares each step (every peer must use the same);
+/// the centralized mode has none and keeps <see cref="Collective.AllGather"/>.</param>
 public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorker, int Seed, int Epochs,
-                             int TrainCount, int StepsPerEpoch, string Hyperparameters = "")
+                             int TrainCount, int StepsPerEpoch, string Hyperparameters = "", Collective Collective = Collective.AllGather)
 {
     /// <summary>Human description, for logs and mismatch messages.</summary>
     public override string ToString() =>
         $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples" +
-        (Hyperparameters.Length > 0 ? $", {Hyperparameters.Replace(";", ", ")}" : "");
+        (Hyperparameters.Length > 0 ? $", {Hyperparameters.Replace(";", ", ")}" : "") +
+        (Collective != Collective.AllGather ? $", collective {Collective.Name()}" : "");
 
     /// <summary>
     /// What differs between this plan (<paramref name="here"/>) and <paramref name="other"/>
@@ -53,6 +56,7 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
         Compare("epochs", Epochs, other.Epochs);
         Compare("training samples", TrainCount, other.TrainCount);
         Compare("steps per epoch", StepsPerEpoch, other.StepsPerEpoch);
+        Compare("collective", Collective.Name(), other.Collective.Name());
         differences.AddRange(RunIdentity.Differences(Hyperparameters, other.Hyperparameters, here, there));
         return differences;
     }

@@ -59,6 +59,7 @@ public static class DroppedMessages
         GatherOutcome.Duplicate => "duplicate",
         GatherOutcome.WrongLength => "wrong_length",
         GatherOutcome.NonFinite => "non_finite",
+        GatherOutcome.Late => "late_gradient",
         _ => reason.ToString().ToLowerInvariant(),
     };
 

@@ -70,13 +70,16 @@ public sealed class EpochTotals
     {
         _beforeLast = (Steps, Samples, LossSum, Compute, Imbalance, Communication, Update, LearningRate);
         double lossSum = 0, slowest = 0, computeSum = 0;
+        int slowestAt = -1;
         for (int i = 0; i < contributions.Count; i++)
         {
             var c = contributions[i];
             lossSum += c.LossSum;
-            slowest = Math.Max(slowest, c.ComputeSeconds);
+            if (slowestAt < 0 || c.ComputeSeconds > slowest)
+                (slowest, slowestAt) = (c.ComputeSeconds, i);
             computeSum += c.ComputeSeconds;
         }
+        AddNodes(contributions, slowestAt);
         Steps++;
         Samples += samples;
         LossSum += lossSum;
@@ -100,10 +103,62 @@ public sealed class EpochTotals
             throw new InvalidOperationException("no step to take back");
         (Steps, Samples, LossSum, Compute, Imbalance, Communication, Update, LearningRate) = b;
         _stepCommunication.RemoveAt(_stepCommunication.Count - 1);
+        foreach (var (id, seconds, wasSlowest) in _lastNodes)
+        {
+            var node = _nodes[id];
+            node.Steps--;
+            node.Compute -= seconds;
+            node.Slowest -= wasSlowest ? 1 : 0;
+        }
+        _lastNodes.Clear();
         _beforeLast = null;
     }
 
     private (long, long, double, double, double, double, double, double)? _beforeLast;
+
+    /// <summary>Each participant's sums this epoch (the lag report), by id.</summary>
+    private readonly SortedDictionary<int, NodeSums> _nodes = new();
+
+    /// <summary>What the last <see cref="AddStep"/> added per participant, for <see cref="UndoLastStep"/> (reused).</summary>
+    private readonly List<(int Id, double Seconds, bool Slowest)> _lastNodes = new();
+
+    private sealed class NodeSums
+    {
+        public long Steps;
+        public double Compute;
+        public long Slowest;
+        public long Late;
+    }
+
+    private void AddNodes(IReadOnlyList<IGradientContribution> contributions, int slowestAt)
+    {
+        _lastNodes.Clear();
+        for (int i = 0; i < contributions.Count; i++)
+        {
+            var c = contributions[i];
+            if (c.SampleCount == 0)
+                continue;   // a participant whose shard ran out computed nothing
+            var node = Node(c.Participant);
+            node.Steps++;
+            node.Compute += c.ComputeSeconds;
+            node.Slowest += i == slowestAt ? 1 : 0;
+            _lastNodes.Add((c.Participant, c.ComputeSeconds, i == slowestAt));
+        }
+    }
+
+    private NodeSums Node(int id)
+    {
+        if (!_nodes.TryGetValue(id, out var node))
+            _nodes[id] = node = new NodeSums();
+        return node;
+    }
+
+    /// <summary>A gradient of <paramref name="participant"/> came after its step finished without it (backup workers).</summary>
+    public void CountLate(int participant) => Node(participant).Late++;
+
+    /// <summary>Each participant's compute so far this epoch, by id (the lag report); null before any.</summary>
+    public IReadOnlyList<NodeComputeTime>? NodeComputeTimes() => _nodes.Count == 0 ? null
+        : _nodes.Select(n => new NodeComputeTime(n.Key, n.Value.Steps, n.Value.Compute, n.Value.Slowest, n.Value.Late)).ToList();
 
     /// <summary>The epoch's metrics; <paramref name="score"/> is the test-set score, or null without one.</summary>
     /// <param name="droppedByKind">The run's dropped messages by kind so far (<see cref="DroppedMessages.ByKind"/>), or null.</param>
@@ -117,7 +172,7 @@ public sealed class EpochTotals
             score is { } c && classification ? c.Accuracy : double.NaN,
             seconds, Samples / Math.Max(seconds, 1e-9), LearningRate,
             new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages,
-                                  CommunicationMedian()) { DroppedByKind = droppedByKind });
+                                  CommunicationMedian()) { DroppedByKind = droppedByKind, Nodes = NodeComputeTimes() });
     }
 
     private double CommunicationMedian()

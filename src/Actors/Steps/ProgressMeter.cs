@@ -48,6 +48,9 @@ public sealed class ProgressMeter
     public RunProgress.StepProgress? StepDone(IReadOnlyList<IGradientContribution> contributions, double wallSeconds,
                                               EpochTotals totals, int epoch, long stepInEpoch)
     {
+        double slowest = 0;
+        for (int i = 0; i < contributions.Count; i++)
+            slowest = Math.Max(slowest, contributions[i].ComputeSeconds);
         for (int i = 0; i < contributions.Count; i++)
         {
             var c = contributions[i];
@@ -56,6 +59,7 @@ public sealed class ProgressMeter
             p.Steps++;
             p.Samples += c.SampleCount;
             p.ComputeSeconds += c.ComputeSeconds;
+            p.StepComputeSeconds += slowest;
             p.WaitSeconds += Math.Max(0, wallSeconds - c.ComputeSeconds);
         }
         long now = Stopwatch.GetTimestamp();
@@ -74,10 +78,22 @@ public sealed class ProgressMeter
                                             elapsed > 0 ? totals.Samples / elapsed : 0, Snapshot());
     }
 
+    /// <summary>A gradient of participant <paramref name="id"/> came after its step finished without it.</summary>
+    public void Late(int id)
+    {
+        if (_participants.TryGetValue(id, out var p))
+            p.LateGradients++;
+    }
+
     public IReadOnlyList<RunProgress.NodeStatus> Snapshot() => _participants.Select(p => new RunProgress.NodeStatus(
         p.Key, p.Value.Role, p.Value.Address, p.Value.Steps,
         p.Value.ComputeSeconds > 0 ? p.Value.Samples / p.Value.ComputeSeconds : 0,
-        p.Value.Steps > 0 ? p.Value.WaitSeconds / p.Value.Steps : 0, p.Value.State)).ToList();
+        p.Value.Steps > 0 ? p.Value.WaitSeconds / p.Value.Steps : 0, p.Value.State)
+    {
+        MeanComputeSeconds = p.Value.Steps > 0 ? p.Value.ComputeSeconds / p.Value.Steps : 0,
+        MeanStepComputeSeconds = p.Value.Steps > 0 ? p.Value.StepComputeSeconds / p.Value.Steps : 0,
+        LateGradients = p.Value.LateGradients,
+    }).ToList();
 
     private sealed class Participant(string role, string address)
     {
@@ -88,5 +104,7 @@ public sealed class ProgressMeter
         public long Samples { get; set; }
         public double ComputeSeconds { get; set; }
         public double WaitSeconds { get; set; }
+        public double StepComputeSeconds { get; set; }
+        public long LateGradients { get; set; }
     }
 }

@@ -191,6 +191,9 @@ public sealed class Replica : IDisposable
         StepInEpoch = 0;
     }
 
+    /// <summary>The checkpoints' part of --balance speed: what each checkpoint keeps, and what the resumed one held.</summary>
+    public StepCheckpoints Checkpoints => _checkpoints;
+
     /// <summary>A checkpoint at the boundary before <see cref="Step"/> when the schedule says one is due; what was written, or null.</summary>
     public CheckpointWritten? CheckpointIfDue() => Traced(_checkpoints.AtStepBoundary(Step, Epoch, StepInEpoch, Totals));
 

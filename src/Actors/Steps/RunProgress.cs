@@ -35,7 +35,17 @@ public static class RunProgress
     /// waiting for the network and the slowest participant.</param>
     /// <param name="State">up, unreachable, removed or stopped.</param>
     public sealed record NodeStatus(int Id, string Role, string Address, long Steps, double SamplesPerSecond, double MeanWaitSeconds,
-                                    string State);
+                                    string State)
+    {
+        /// <summary>Mean compute time of its gradients (the lag report).</summary>
+        public double MeanComputeSeconds { get; init; }
+
+        /// <summary>Mean compute time of the steps it took part in: the slowest participant's (what its own is compared with).</summary>
+        public double MeanStepComputeSeconds { get; init; }
+
+        /// <summary>Its gradients that came after their step had finished without them (backup workers).</summary>
+        public long LateGradients { get; init; }
+    }
 
     /// <summary>The run ended normally: the final θ and every epoch's metrics.</summary>
     public sealed record RunCompleted(float[] Parameters, TrainingResult Result);

@@ -30,6 +30,12 @@ public sealed class StepCheckpoints
         _epochs = epochs;
     }
 
+    /// <summary>What --balance speed keeps in each checkpoint (<see cref="BalanceState"/>), or null without balancing.</summary>
+    public Func<BalanceState?>? Balance { get; set; }
+
+    /// <summary>The balance the checkpoint to resume from holds, or null.</summary>
+    public BalanceState? ResumedBalance => _setup?.ResumeFrom?.Balance;
+
     /// <summary>Where a resumed run goes on: the next step, its epoch, the steps of that epoch already taken and their sums.</summary>
     public sealed record Position(long Step, int Epoch, int StepInEpoch, EpochTotals Totals);
 
@@ -72,5 +78,6 @@ public sealed class StepCheckpoints
         writer.AtStepBoundary(step, stepInEpoch == 0, Capture(step, epoch, stepInEpoch, totals));
 
     private Func<string, Checkpoint> Capture(long step, int epoch, int stepInEpoch, EpochTotals totals) => identity =>
-        Checkpoint.Capture(identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs, copy: false);
+        Checkpoint.Capture(identity, step, epoch, stepInEpoch, _parameters, _optimizer, _stopping, totals.ToProgress(), _epochs, copy: false)
+            with { Balance = Balance?.Invoke() };
 }

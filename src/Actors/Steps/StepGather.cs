@@ -1,4 +1,5 @@
 using System.Numerics.Tensors;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 
 namespace DistSgd.Actors.Steps;
@@ -16,6 +17,8 @@ public enum GatherOutcome
     Duplicate,
     WrongLength,
     NonFinite,
+    /// <summary>For a step that finished without it (backup workers: the first N − B gradients were enough).</summary>
+    Late,
 }
 
 /// <summary>
@@ -26,6 +29,9 @@ public enum GatherOutcome
 /// A gradient is applied only when it is for this run and this step, comes from a participant that has
 /// not already answered, has the model's length (or is empty with 0 samples) and is finite. Anything
 /// else is dropped and counted by reason.
+/// <para>With an all-reduce (<see cref="ReduceWith"/>) the contributions carry each participant's sample count, loss and
+/// compute time but no vector (empty gradients): the step's average is the all-reduce's, and the step is complete when
+/// every participant answered and the all-reduce is complete.</para>
 /// </remarks>
 public sealed class StepGather
 {
@@ -37,6 +43,7 @@ public sealed class StepGather
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
     private readonly List<int> _weightBuffer = new();
+    private readonly HashSet<int> _missing = new();
 
     public StepGather(string runId, int parameterCount)
     {
@@ -53,22 +60,52 @@ public sealed class StepGather
 
     public bool IsOpen { get; private set; }
 
-    /// <summary>True when every participant still counted has answered.</summary>
-    public bool IsComplete => IsOpen && _waitingFor.Count == 0;
+    /// <summary>The all-reduce that makes each step's average, or null: the average of the contributions (the all-gather).</summary>
+    public IAllReduce? Reduction { get; private set; }
+
+    /// <summary>From now on the steps' averages are <paramref name="reduction"/>'s, and the contributions carry no vector.</summary>
+    public void ReduceWith(IAllReduce reduction) => Reduction = reduction;
+
+    /// <summary>
+    /// True when every participant still counted has answered, or (with <see cref="FinishWith"/> set) that many have:
+    /// the rest are not waited for; and the all-reduce, if any, is complete.
+    /// </summary>
+    public bool IsComplete => IsOpen && (_waitingFor.Count == 0 || (FinishWith > 0 && _replies.Count + _nonFinite.Count >= FinishWith))
+                              && (Reduction?.IsComplete ?? true);
+
+    /// <summary>Gradients the open step finishes with, before every participant answered (backup workers); 0 = all of them.</summary>
+    public int FinishWith { get; private set; }
+
+    /// <summary>True when <paramref name="participant"/> takes part in the open step.</summary>
+    public bool Includes(int participant) => _participants.Contains(participant);
 
     /// <summary>The accepted contributions, in participant order (the order the average sums them in).</summary>
     public IReadOnlyList<IGradientContribution> Replies => _replies;
 
-    public IReadOnlyCollection<int> WaitingFor => _waitingFor;
+    /// <summary>The participants the step still waits for: their contribution, or (with an all-reduce) their parts.</summary>
+    public IReadOnlyCollection<int> WaitingFor
+    {
+        get
+        {
+            if (Reduction is null || !IsOpen || Reduction.IsComplete)
+                return _waitingFor;
+            _missing.Clear();
+            _missing.UnionWith(_waitingFor);
+            Reduction.AddMissing(_missing);
+            return _missing;
+        }
+    }
 
     /// <summary>Messages dropped so far, by reason.</summary>
     public IReadOnlyDictionary<GatherOutcome, long> Dropped => _dropped;
 
     public long DroppedTotal => _dropped.Values.Sum();
 
-    public void Begin(long step, IEnumerable<int> participants)
+    /// <param name="finishWith">Gradients the step finishes with, before every participant answered (backup workers); 0 = all.</param>
+    public void Begin(long step, IEnumerable<int> participants, int finishWith = 0)
     {
         Step = step;
+        FinishWith = finishWith;
         _replies.Clear();
         _waitingFor.Clear();
         // The participants rarely change between steps: reuse the last set rather than enumerate theirs (a sorted set's
@@ -135,6 +172,9 @@ public sealed class StepGather
         return (_shareBuffer, _weightBuffer);
     }
 
+    /// <summary>Counts a message dropped outside <see cref="Offer"/> (a late gradient the master recognised).</summary>
+    public void CountDropped(GatherOutcome reason) => _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
+
     /// <summary>Stops waiting for a participant (unreachable, removed, refused); true if the step was waiting for it.</summary>
     public bool Forget(int participant) => _waitingFor.Remove(participant);
 
@@ -174,7 +214,7 @@ public sealed class StepGather
             return GatherOutcome.Duplicate;
         if (!_waitingFor.Contains(reply.Participant) || !fromParticipant)
             return GatherOutcome.NotParticipant;
-        if (reply.SampleCount < 0 || (reply.SampleCount == 0 ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
+        if (reply.SampleCount < 0 || (reply.SampleCount == 0 || Reduction is not null ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
             return GatherOutcome.WrongLength;
         if (reply.SampleCount > 0 && (!float.IsFinite(TensorPrimitives.Sum(reply.Gradient)) || !double.IsFinite(reply.LossSum)))
             return GatherOutcome.NonFinite;

@@ -22,9 +22,11 @@ public static class StepUpdate
     {
         long updateStarted = Stopwatch.GetTimestamp();
         // ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order; θ ← optimizer(θ, ḡ): the same bits wherever it runs, in one pass.
-        var (gradients, weights) = gather.Shares();
         double rate = optimizer.CurrentLearningRate;
-        var (samples, parameterSum) = optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
+        var (samples, parameterSum) = gather.Reduction is { } reduction
+            // The all-reduce made ḡ with the same operations in the same order (pairwise) or in ring order.
+            ? optimizer.StepAveraged(parameters, reduction.Average, reduction.Samples, parametersBefore, velocityBefore)
+            : AverageAndStep(gather, optimizer, parameters, parametersBefore, velocityBefore);
         double lossSum = totals.AddStep(gather.Replies, samples, wallSeconds, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds, rate);
 
         // Σθ is finite exactly when every θᵢ is (barring overflow of the sum, which is divergence too).
@@ -35,5 +37,12 @@ public static class StepUpdate
             : TrainingDivergedException.Describe(epoch, step, allNonFinite ? double.NaN : lossSum / Math.Max(1, samples), rate,
                                                  optimizer.Options.LearningRate);
         return new Outcome(samples, lossSum, divergence);
+    }
+
+    private static AveragedStep AverageAndStep(StepGather gather, SgdOptimizer optimizer, float[] parameters, Span<float> parametersBefore,
+                                               Span<float> velocityBefore)
+    {
+        var (gradients, weights) = gather.Shares();
+        return optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
     }
 }

@@ -35,6 +35,13 @@ public enum FrameKind : byte
 
     /// <summary>Peer → peer: <c>GradientShare</c>.</summary>
     GradientShare = 3,
+
+    /// <summary>
+    /// Peer → peer: <c>CollectivePart</c>, a slice or segment of an all-reduce (distsgd.collective = ring or pairwise). Its
+    /// header's shard is the round (pairwise) or hop (ring), its epoch the offset of the values in the vector, its step in
+    /// epoch the node whose sample count, loss sum and compute seconds it carries (−1: none).
+    /// </summary>
+    CollectivePart = 4,
 }
 
 /// <summary>
@@ -58,13 +65,16 @@ public delegate object FrameDecoder(in FrameHeader header, string runId, float[]
 ///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 shard   8 u64 run id hash (FNV-1a of its UTF-8)
 /// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
 /// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
-/// 56 i32 float count   60 u32 0
+/// 56 i32 float count   60 i32 batch size
 /// </code>
 /// A ComputeGradient frame carries the epoch's shard assignment: shard = the worker's shard index, sample count =
-/// the number of shards (0: keep the shard of the worker's JoinRun). Other kinds have shard 0.
+/// the number of shards (0: keep the shard of the worker's JoinRun), batch size = the worker's batch in a balanced
+/// epoch (ComputeGradient.BatchSize; 0 = the run's). A CollectivePart frame gives three fields other meanings
+/// (<see cref="FrameKind.CollectivePart"/>). Other kinds have shard and batch size 0.
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
-                                          int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0)
+                                          int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0,
+                                          int BatchSize = 0)
 {
     public const int Size = 64;
     public const uint Magic = 0x44475344;   // "DSGD" read little-endian
@@ -85,21 +95,23 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
         BinaryPrimitives.WriteDoubleLittleEndian(b[40..], LossSum);
         BinaryPrimitives.WriteDoubleLittleEndian(b[48..], ComputeSeconds);
         BinaryPrimitives.WriteInt32LittleEndian(b[56..], Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(b[60..], 0);
+        BinaryPrimitives.WriteInt32LittleEndian(b[60..], BatchSize);
     }
 
     /// <summary>Parses a header; null when the magic, version, kind or the reserved bytes are wrong.</summary>
     public static FrameHeader? Read(ReadOnlySpan<byte> b)
     {
-        if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 3
-            || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
-            || BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
+        if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 4
+            || (b[4] is not ((byte)FrameKind.ComputeGradient or (byte)FrameKind.CollectivePart) && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
+            || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
+            || BinaryPrimitives.ReadInt32LittleEndian(b[60..]) < 0)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
             BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
-            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]));
+            BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]),
+            BinaryPrimitives.ReadInt32LittleEndian(b[60..]));
     }
 
     /// <summary>FNV-1a 64 of the run id's UTF-8: the same on every node and .NET version (string.GetHashCode is not).</summary>
@@ -171,7 +183,8 @@ public sealed class DirectDataPlane : IDisposable
     private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
     private readonly List<Socket> _incoming = new();
     private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
-    private readonly ConcurrentQueue<float[]> _free = new();
+    /// <summary>Arrays given back, by length: whole vectors, and the slices and segments of an all-reduce (a few lengths per run).</summary>
+    private readonly ConcurrentDictionary<int, ConcurrentQueue<float[]>> _free = new();
     private volatile bool _disposed;
     private long _badFrames;
     private long _closedConnections;
@@ -310,13 +323,18 @@ public sealed class DirectDataPlane : IDisposable
 
     /// <summary>
     /// Gives back the array of a delivered record once the actor is done with it (the step it belonged to is
-    /// finished, nothing refers to it any more): the next frame of the model's size is read into it instead of a
+    /// finished, nothing refers to it any more): the next frame of the same length is read into it instead of a
     /// new array. Each array at most once; arrays never returned are simply collected.
     /// </summary>
     public void Return(float[] values)
     {
-        if (values.Length == _options.ParameterCount && _free.Count < 2 * _options.SenderCount + 2)
-            _free.Enqueue(values);
+        if (values.Length == 0 || values.Length > _options.ParameterCount)
+            return;
+        // A whole vector per sender and step, twice (the step before may still be redone); slices and segments are more, and smaller.
+        int keep = values.Length == _options.ParameterCount ? 2 * _options.SenderCount + 2 : 4 * _options.SenderCount + 16;
+        var free = _free.GetOrAdd(values.Length, static _ => new ConcurrentQueue<float[]>());
+        if (free.Count < keep)
+            free.Enqueue(values);
     }
 
     /// <summary>
@@ -844,7 +862,7 @@ public sealed class DirectDataPlane : IDisposable
     {
         if (count == 0)
             return [];
-        if (count == _options.ParameterCount && _free.TryDequeue(out var reused))
+        if (_free.TryGetValue(count, out var free) && free.TryDequeue(out var reused))
             return reused;
         Interlocked.Increment(ref _arraysAllocated);
         return GC.AllocateUninitializedArray<float>(count);

@@ -161,17 +161,22 @@ public sealed class LiveDisplay : RunDisplay
     private static Table NodeTable(IReadOnlyList<RunProgress.NodeStatus> nodes)
     {
         var table = new Table().Border(TableBorder.Rounded).Title("nodes");
-        foreach (string column in new[] { "id", "role", "address", "steps", "samples/s", "mean wait", "state" })
+        foreach (string column in new[] { "id", "role", "address", "steps", "samples/s", "compute/step", "late", "mean wait", "state" })
             table.AddColumn(column is "role" or "address" or "state" ? new TableColumn(column) : new TableColumn(column).RightAligned());
         foreach (var n in nodes)
         {
             string state = n.State == "up" ? "[green]up[/]" : $"[red]{Markup.Escape(n.State)}[/]";
             table.AddRow(n.Id.ToString(CultureInfo.InvariantCulture), n.Role, Markup.Escape(n.Address),
                          n.Steps.ToString("N0", CultureInfo.InvariantCulture), n.SamplesPerSecond.ToString("N0", CultureInfo.InvariantCulture),
+                         ComputeVsStep(n), n.LateGradients.ToString("N0", CultureInfo.InvariantCulture),
                          string.Create(CultureInfo.InvariantCulture, $"{n.MeanWaitSeconds * 1000:F2} ms"), state);
         }
         return table;
     }
+
+    /// <summary>The lag report's cell: its mean compute against the step's (the slowest participant's), e.g. "3.1 / 9.2 ms".</summary>
+    private static string ComputeVsStep(RunProgress.NodeStatus n) =>
+        string.Create(CultureInfo.InvariantCulture, $"{n.MeanComputeSeconds * 1000:F2} / {n.MeanStepComputeSeconds * 1000:F2} ms");
 
     private Table EpochTable()
     {

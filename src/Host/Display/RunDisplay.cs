@@ -125,6 +125,8 @@ public abstract class RunDisplay
                 BytesReceived = c?.BytesReceived,
                 CommunicationShare = c?.CommunicationShare,
                 DroppedMessages = c?.DroppedMessages,
+                // The lag report: each node's mean compute per step, by id (metrics.csv's node_compute_seconds).
+                NodeComputeSeconds = c?.Nodes?.ToDictionary(n => n.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), n => n.ComputePerStep),
             }, Options));
         }
 

@@ -71,7 +71,9 @@ public static class ClusterRun
                     allReplicas.TrySetResult();
             },
         };
-        var plan = setup.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings);
+        var plan = setup.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings, config.CollectiveFor(settings));
+        if (decentralized)
+            output.WriteLine(config.DescribeCollective(settings));
         var coordinators = RunCoordinators.Start(cluster.Nodes, settings, setup, plan, checkpoints, sink);
         var outcome = await coordinators.AwaitAsync(sink.Ended, cancellation);
         if (outcome is RunProgress.RunCompleted && decentralized)

@@ -11,6 +11,24 @@ namespace DistSgd.Host.Runs;
 /// </summary>
 public static class InputChecks
 {
+    /// <summary>
+    /// Refuses straggler flags the mode cannot use (before any data is read): --backup-workers is centralized, below
+    /// --workers; --balance speed is centralized, with a global batch a frame's 16-bit unit index can count.
+    /// </summary>
+    public static void CheckStragglerFlags(TrainSettings settings)
+    {
+        if (settings.BalanceBySpeed && settings.Mode != RunMode.Centralized)
+            throw new UsageException($"--balance: speed balancing is for a centralized run (the master plans every worker's batch); found --mode {settings.Mode.Name()}");
+        if (settings.BalanceBySpeed && (long)settings.ComputeNodes * settings.BatchSize > ushort.MaxValue)
+            throw new UsageException($"--balance: speed balancing needs --workers × --batch-size ≤ {ushort.MaxValue}, found {settings.ComputeNodes} × {settings.BatchSize}");
+        if (settings.BackupWorkers == 0)
+            return;
+        if (settings.Mode != RunMode.Centralized)
+            throw new UsageException($"--backup-workers: only a centralized run has backup workers (the master decides alone which gradients a step uses); found --mode {settings.Mode.Name()}");
+        if (settings.BackupWorkers >= settings.ComputeNodes)
+            throw new UsageException($"--backup-workers: expected fewer than --workers ({settings.ComputeNodes}: a step needs at least one gradient), found {settings.BackupWorkers}");
+    }
+
     /// <summary>Throws a <see cref="UsageException"/> when --workers or --batch-size cannot fit <paramref name="train"/>.</summary>
     public static void CheckAgainstData(TrainSettings settings, Dataset train)
     {

@@ -7,9 +7,10 @@ namespace DistSgd.Host.Runs;
 /// <summary>
 /// This node was taken out of the cluster, or lost the node it depends on, before its part of the run finished: the
 /// cluster removed it (downed: unreachable, stopped, on the minority side of a partition), or the last node that may
-/// host the master left. <paramref name="Reason"/> is for the user.
+/// host the master left. <paramref name="Reason"/> is for the user; <paramref name="Removed"/> says the cluster removed
+/// this node (rather than this node losing the master's).
 /// </summary>
-public sealed record NodeLost(string Reason);
+public sealed record NodeLost(string Reason, bool Removed = false);
 
 /// <summary>How a `distsgd node` process ends: its exit code and the one line that says why.</summary>
 /// <param name="ExitCode">One of <see cref="ExitCodes"/>.</param>
@@ -39,6 +40,15 @@ public static class NodeEnding
     /// </summary>
     public static object? Outcome(object? ended, PeerFinished? finished, NodeLost? lost) =>
         ended ?? (object?)finished ?? lost;
+
+    /// <summary>
+    /// Whether the node starts a new incarnation and joins again instead of ending (issue 20): a centralized node that
+    /// only computes (no master role) and was removed from the cluster before the run ended; the master takes it back
+    /// from the next epoch like any worker registering under way. A node that hosts the master, a peer (a late peer
+    /// cannot join a decentralized run yet) and a node that lost the master's node end as before.
+    /// </summary>
+    public static bool Rejoins(object outcome, bool centralized, bool hostsMaster) =>
+        outcome is NodeLost { Removed: true } && centralized && !hostsMaster;
 
     /// <summary>
     /// The exit of a node whose outcome is not a completed run (that one writes the results; see

@@ -163,6 +163,7 @@ public static class NodeRun
         var output = display.Output;
         CheckRoles(settings.Mode, node.Roles);
         InputChecks.CheckResultsFolder(settings.Out);
+        InputChecks.CheckStragglerFlags(settings);
         // A bad --config file or distsgd.* value fails here, naming its key, before the data is read or a port is opened.
         var config = EffectiveConfig.Load(settings);
         // A bad certificate, password or TLS key fails here, before the data is read or a port is opened.
@@ -195,7 +196,25 @@ public static class NodeRun
             return ExitCodes.Ok;
         }
         TimeSpan joinTimeout = node.JoinTimeout ?? distsgd.StartTimeout;
+        // A centralized worker the cluster removed joins again, as a new incarnation on the same address (issue 20).
+        for (int incarnation = 1; ; incarnation++)
+        {
+            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, cancellation) is { } exit)
+                return exit;
+            if (incarnation > MaxRejoins)
+                throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
+        }
+    }
 
+    /// <summary>How many times a removed worker node joins again before it gives up.</summary>
+    public const int MaxRejoins = 3;
+
+    /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
+    private static async Task<int?> RunIncarnation(NodeSettings node, Config akka, Actors.Security.NodeTls? tls, TimeSpan joinTimeout,
+                                                   TrainSettings settings, EffectiveConfig config, PreparedRun run, Stopwatch clock,
+                                                   RunDisplay display, MetricsEndpoint? metrics, CancellationToken cancellation)
+    {
+        var output = display.Output;
         ActorSystem system;
         try
         {
@@ -253,13 +272,16 @@ public static class NodeRun
         }
     }
 
-    private static async Task<int> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
-                                             PreparedRun run, Stopwatch clock, RunDisplay display, CancellationToken cancellation)
+    /// <returns>The node's exit code, or null when it joins again as a new incarnation (<see cref="NodeEnding.Rejoins"/>).</returns>
+    private static async Task<int?> RunOnNode(ActorSystem system, NodeSettings node, TrainSettings settings, EffectiveConfig config,
+                                              PreparedRun run, Stopwatch clock, RunDisplay display, CancellationToken cancellation)
     {
         var output = display.Output;
         bool decentralized = settings.Mode == RunMode.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRole.Master);
-        var plan = run.Setup.ToRunPlan(node.RunId, settings);
+        var plan = run.Setup.ToRunPlan(node.RunId, settings, config.CollectiveFor(settings));
+        if (decentralized)
+            output.WriteLine(config.DescribeCollective(settings));
         // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
         var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, config, run, output) : null;
         if (checkpoints is null && settings.Resume is not null)
@@ -303,7 +325,7 @@ public static class NodeRun
         {
             var reason = CoordinatedShutdown.Get(system).ShutdownReason;
             if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
-                lost.TrySetResult(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)"));
+                lost.TrySetResult(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)", Removed: true));
         });
         if (!decentralized && !hostsMaster)
             WatchForTheMaster(system, config.DistSgd, nodeLost => lost.TrySetResult(nodeLost));
@@ -337,6 +359,12 @@ public static class NodeRun
             return ExitCodes.TrainingFailed;
         }
 
+        if (NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster))
+        {
+            string paused = pauses.PauseBefore(ticking.Elapsed) is { } pause && pause >= NodeEnding.NotablePause ? $" after it did not run for {pause.TotalSeconds:0} s" : "";
+            output.WriteLine($"cluster: {((NodeLost)outcome).Reason}{paused}; joining again as a new incarnation (the master takes it back from the next epoch)");
+            return null;
+        }
         if (outcome is PeerFinished or RunEnded or NodeLost)
         {
             var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.PauseBefore(ticking.Elapsed), removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);

@@ -35,7 +35,7 @@ public static class RunCheckpoints
             ("training samples", run.Train.Count.ToString(CultureInfo.InvariantCulture)),
             ("steps per epoch", run.Setup.StepsPerEpoch.ToString(CultureInfo.InvariantCulture)),
             ("training data sha256", DataFingerprint(run.Train)),
-        ]) + ";" + hyperparameters;
+        ]) + ";" + hyperparameters + (settings.BalanceBySpeed ? ";balance=speed" : "");
     }
 
     /// <summary>The first 16 hex digits of SHA-256 over the prepared training set's features and targets.</summary>

@@ -42,6 +42,7 @@ public sealed class RunCoordinators
     {
         var reporters = nodes.Select(node => node.ActorOf(CallbackActor.Props(sink.Report), "reporter")).ToList();
         int evaluationThreads = Math.Max(1, settings.Threads);
+        int computePlace = 0;   // the place of a compute node among this process's, for distsgd.debug.slow-node
         for (int i = 0; i < nodes.Count; i++)
         {
             var node = nodes[i];
@@ -49,7 +50,8 @@ public sealed class RunCoordinators
             {
                 // Every peer gets the test set: which one leads (the lowest node id, by address) is decided at the start barrier.
                 DecentralizedDeployment.StartPeer(node, new PeerSetup(plan, settings.ComputeNodes, setup.InitialParameters, setup.Optimizer,
-                    setup.Training, setup.Train, setup.Test, reporters[i], settings.ThreadsPerComputeNode, evaluationThreads, Checkpoints: checkpoints));
+                    setup.Training, setup.Train, setup.Test, reporters[i], settings.ThreadsPerComputeNode, evaluationThreads, Checkpoints: checkpoints,
+                    Slowdown: DistSgdSettings.Create(node).SlowdownAt(computePlace++)));
                 continue;
             }
             // Nodes with the master role host the singleton manager: the oldest runs the master, the others (worker nodes
@@ -58,10 +60,12 @@ public sealed class RunCoordinators
             var roles = Cluster.Get(node).SelfRoles;
             if (roles.Contains(distsgd.MasterRole))
                 CentralizedDeployment.StartMaster(node, new MasterSetup(plan, settings.ComputeNodes, setup.InitialParameters,
-                    setup.Optimizer, setup.Training, setup.Test, reporters[i], evaluationThreads, checkpoints));
+                    setup.Optimizer, setup.Training, setup.Test, reporters[i], evaluationThreads, checkpoints, settings.BackupWorkers,
+                    settings.BalanceBySpeed));
             // A worker checks the master's plan against its own (a node's data or flags may differ) and reports its RunEnded.
             if (roles.Contains(distsgd.WorkerRole))
-                CentralizedDeployment.StartWorker(node, setup.Train, settings.ThreadsPerComputeNode, expected: plan, reporter: reporters[i]);
+                CentralizedDeployment.StartWorker(node, setup.Train, settings.ThreadsPerComputeNode, expected: plan, reporter: reporters[i],
+                                                  slowdown: distsgd.SlowdownAt(computePlace++));
         }
         return new RunCoordinators(nodes, settings.Mode, reporters);
     }

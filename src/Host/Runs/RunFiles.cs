@@ -15,7 +15,8 @@ public static class RunFiles
 
     public const string MetricsHeader =
         "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate," +
-        "compute_seconds,imbalance_seconds,communication_seconds,update_seconds,bytes_sent,bytes_received,communication_share,dropped_messages";
+        "compute_seconds,imbalance_seconds,communication_seconds,update_seconds,bytes_sent,bytes_received,communication_share,dropped_messages," +
+        "node_compute_seconds";
 
     /// <summary>One metrics.csv row, invariant culture, round-trippable numbers.</summary>
     /// <remarks>A sequential run computes the whole epoch and communicates nothing.</remarks>
@@ -29,8 +30,16 @@ public static class RunFiles
             Number(m.Seconds), Number(m.SamplesPerSecond), Number(m.LearningRate),
             Number(c.ComputeSeconds), Number(c.ImbalanceSeconds), Number(c.CommunicationSeconds), Number(c.UpdateSeconds),
             c.BytesSent.ToString(CultureInfo.InvariantCulture), c.BytesReceived.ToString(CultureInfo.InvariantCulture),
-            Number(c.CommunicationShare), c.DroppedMessages.ToString(CultureInfo.InvariantCulture));
+            Number(c.CommunicationShare), c.DroppedMessages.ToString(CultureInfo.InvariantCulture),
+            NodeCompute(c.Nodes));
     }
+
+    /// <summary>
+    /// The lag report's cell: each participant's mean compute per step, "id:seconds" separated by spaces (compare with
+    /// compute_seconds / steps, the step's: the slowest participant's); empty for a sequential run.
+    /// </summary>
+    public static string NodeCompute(IReadOnlyList<NodeComputeTime>? nodes) =>
+        nodes is null ? "" : string.Join(' ', nodes.Select(n => $"{n.Id.ToString(CultureInfo.InvariantCulture)}:{Number(n.ComputePerStep)}"));
 
     public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs)
     {

@@ -32,6 +32,7 @@ public static class TrainRun
         var config = EffectiveConfig.Load(settings);
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
+        InputChecks.CheckStragglerFlags(settings);
         RunTrace.Check(settings.TraceFile);
         if (settings.TraceFile is not null && !settings.Mode.IsDistributed())
             throw new UsageException("--trace: traces the nodes of a centralized or decentralized run; --mode sequential has none");
@@ -115,6 +116,8 @@ public static class TrainRun
         output.WriteLine($"model: {spec} ({model.ParameterCount:N0} parameters), {optimizerOptions}");
         output.WriteLine(distributed
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
+              (settings.BalanceBySpeed ? "batches by measured speed from epoch 2 (--balance speed), " : "") +
+              (settings.BackupWorkers > 0 ? $"each step with the first {settings.ComputeNodes - settings.BackupWorkers} gradients (--backup-workers {settings.BackupWorkers}), " : "") +
               $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
@@ -181,7 +184,10 @@ public static class TrainRun
             Parameters = run.Model.ParameterCount,
             Optimizer = run.OptimizerOptions.ToString(),
             Workers = distributed ? settings.ComputeNodes : 1,
+            BackupWorkers = distributed ? settings.BackupWorkers : 0,
+            Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,
@@ -202,6 +208,7 @@ public static class TrainRun
             Version = typeof(TrainRun).Assembly.GetName().Version?.ToString(),
             Versions = RunSummary.Versions(),
             Totals = RunSummary.Totals(result),
+            NodeLag = RunSummary.NodeLag(result),
         });
         RunPlots.Write(settings.Out, result.Epochs, spec.ClassCount > 0);
         return (

@@ -17,8 +17,8 @@ public sealed record TrainingSetup(ModelSpec Spec, float[] InitialParameters, Sg
                                    Dataset Train, Dataset Test, int StepsPerEpoch, string Hyperparameters = "")
 {
     /// <summary>The plan every node of the run checks (<see cref="RunPlan.Differences"/>) before the first step.</summary>
-    public RunPlan ToRunPlan(string runId, TrainSettings settings) =>
-        new(runId, Spec, settings.BatchSize, settings.Seed, settings.Epochs, Train.Count, StepsPerEpoch, Hyperparameters);
+    public RunPlan ToRunPlan(string runId, TrainSettings settings, Collective collective = Collective.AllGather) =>
+        new(runId, Spec, settings.BatchSize, settings.Seed, settings.Epochs, Train.Count, StepsPerEpoch, Hyperparameters, collective);
 
     /// <summary>
     /// Akka.Remote's frame size for the mode's largest message: θ (centralized), or a decentralized ReplicaResync,

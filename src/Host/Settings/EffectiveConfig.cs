@@ -1,5 +1,7 @@
 using Akka.Configuration;
 using DistSgd.Actors;
+using DistSgd.Actors.Collectives;
+using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Security;
 using DistSgd.Actors.Transport;
 
@@ -39,6 +41,18 @@ public sealed class EffectiveConfig
     /// <summary>distsgd.checkpoint.* in force (read when asked: a bad value fails where the checkpoints are set up).</summary>
     public CheckpointSettings Checkpoint => CheckpointSettings.Create(WithReference);
 
+    /// <summary>
+    /// The collective of a run of <paramref name="settings"/>: distsgd.collective (or --collective), or auto's pick
+    /// (<see cref="CollectiveChoice.Pick"/>) for its peers and transport; the centralized and sequential modes have none (allgather).
+    /// </summary>
+    public Collective CollectiveFor(TrainSettings settings) =>
+        settings.Mode != RunMode.Decentralized ? Collective.AllGather
+            : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport);
+
+    /// <summary>The line a decentralized run prints at its start: its collective, and whether auto chose it.</summary>
+    public string DescribeCollective(TrainSettings settings) =>
+        CollectiveChoice.Describe(CollectiveFor(settings), DistSgd.Collective, settings.ComputeNodes, DistSgd.Transport);
+
     /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>
     public string TransportName => DistSgd.Transport == PayloadTransport.Direct ? "direct" : "akka";
 
@@ -51,6 +65,13 @@ public sealed class EffectiveConfig
         if (settings.Transport is { } transport)
         {
             var flag = ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
+            overrides = overrides is null ? flag : flag.WithFallback(overrides);
+        }
+        if (settings.Collective is { } collective)
+        {
+            if (settings.Mode != RunMode.Decentralized)
+                throw new UsageException($"--collective {collective}: only the decentralized mode has a collective (--mode decentralized); found --mode {settings.Mode.Name()}");
+            var flag = ConfigurationFactory.ParseString($"distsgd.collective = {collective}");
             overrides = overrides is null ? flag : flag.WithFallback(overrides);
         }
         return new EffectiveConfig(overrides, CheckAkkaLogLevel(Environment.GetEnvironmentVariable(AkkaLogLevelVariable)));

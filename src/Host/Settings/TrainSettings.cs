@@ -33,6 +33,12 @@ public sealed record TrainSettings
     /// </summary>
     public int ComputeNodes { get; init; } = 1;
 
+    /// <summary>--backup-workers: a centralized step finishes with the first ComputeNodes − this gradients (0 = all).</summary>
+    public int BackupWorkers { get; init; }
+
+    /// <summary>--balance speed: a centralized run's per-worker batches follow the workers' measured throughput.</summary>
+    public bool BalanceBySpeed { get; init; }
+
     /// <summary>--threads-per-worker: matrix-kernel threads of each compute node (worker or peer).</summary>
     public int ThreadsPerComputeNode { get; init; } = 1;
 
@@ -41,6 +47,9 @@ public sealed record TrainSettings
 
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
+
+    /// <summary>--collective (auto, allgather, ring or pairwise), or null to keep distsgd.collective of the configuration.</summary>
+    public string? Collective { get; init; }
 
     /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
     public string? Resume { get; init; }

@@ -175,28 +175,71 @@ public sealed class SgdOptimizer
         for (int start = 0; start < ParameterCount; start += BlockLength)
         {
             int length = Math.Min(BlockLength, ParameterCount - start);
-            var theta = parameters.Slice(start, length);
-            var v = velocity.IsEmpty ? velocity : velocity.Slice(start, length);
-            if (!parametersBefore.IsEmpty)
-                theta.CopyTo(parametersBefore.Slice(start, length));
-            if (!velocityBefore.IsEmpty)
-                v.CopyTo(velocityBefore.Slice(start, length));
+            var g = average[..length];
             if (total > 0)
             {
-                var g = average[..length];
                 // ḡ ← 0; ḡ ← ḡ + wᵢ·gᵢ in the order given; ḡ ← ḡ · (1/Σ wᵢ)
                 g.Clear();
                 for (int i = 0; i < gradients.Count; i++)
                     if (weights[i] > 0)
                         TensorPrimitives.MultiplyAdd(gradients[i].Span.Slice(start, length), weights[i], g, g);
                 TensorPrimitives.Multiply(g, scale, g);
-                UpdateBlock(theta, g, v, scratch[..length], rate);
             }
-            sum += TensorPrimitives.Sum(theta);
+            sum += StepBlock(parameters, velocity, start, length, total > 0 ? g : default, scratch[..length], rate, parametersBefore, velocityBefore);
         }
         if (total > 0)
             State.Step++;
         return new AveragedStep(total, sum);
+    }
+
+    /// <summary>
+    /// Applies the update with a step's gradient already averaged elsewhere (an all-reduce of the peers' shares): the same
+    /// operations, block by block, as <see cref="AverageAndStep"/> after its average, so an average with the same bits gives
+    /// θ and v with the same bits. With <paramref name="samples"/> = 0 nothing is applied and the step is not advanced.
+    /// </summary>
+    /// <param name="average">ḡ = Σ wᵢ·gᵢ / Σ wᵢ (ParameterCount values).</param>
+    /// <param name="samples">Σ wᵢ behind <paramref name="average"/>.</param>
+    /// <param name="parametersBefore">When not empty, receives θ as it was before the update (ParameterCount values).</param>
+    /// <param name="velocityBefore">When not empty, receives v as it was before the update (the velocity's length).</param>
+    public AveragedStep StepAveraged(Span<float> parameters, ReadOnlySpan<float> average, long samples,
+                                     Span<float> parametersBefore = default, Span<float> velocityBefore = default)
+    {
+        if (parameters.Length != ParameterCount || average.Length != ParameterCount)
+            throw new ArgumentException($"the optimizer holds {ParameterCount} parameters; found θ of {parameters.Length} and an average of {average.Length}");
+        ArgumentOutOfRangeException.ThrowIfNegative(samples);
+        var velocity = State.Velocity.AsSpan();
+        if (!parametersBefore.IsEmpty && parametersBefore.Length != ParameterCount || !velocityBefore.IsEmpty && velocityBefore.Length != velocity.Length)
+            throw new ArgumentException($"the copies before the step need {ParameterCount} and {velocity.Length} values; found {parametersBefore.Length} and {velocityBefore.Length}");
+        float rate = (float)CurrentLearningRate;
+        Span<float> scratch = stackalloc float[BlockLength];
+        float sum = 0;
+        for (int start = 0; start < ParameterCount; start += BlockLength)
+        {
+            int length = Math.Min(BlockLength, ParameterCount - start);
+            sum += StepBlock(parameters, velocity, start, length, samples > 0 ? average.Slice(start, length) : default, scratch[..length], rate,
+                             parametersBefore, velocityBefore);
+        }
+        if (samples > 0)
+            State.Step++;
+        return new AveragedStep(samples, sum);
+    }
+
+    /// <summary>
+    /// One block of a fused step: copies θ and v into the copies before the step (when given), applies the update with the
+    /// block's averaged gradient <paramref name="g"/> (none when empty) and returns the block's Σθ.
+    /// </summary>
+    private float StepBlock(Span<float> parameters, Span<float> velocity, int start, int length, ReadOnlySpan<float> g, Span<float> scratch,
+                            float rate, Span<float> parametersBefore, Span<float> velocityBefore)
+    {
+        var theta = parameters.Slice(start, length);
+        var v = velocity.IsEmpty ? velocity : velocity.Slice(start, length);
+        if (!parametersBefore.IsEmpty)
+            theta.CopyTo(parametersBefore.Slice(start, length));
+        if (!velocityBefore.IsEmpty)
+            v.CopyTo(velocityBefore.Slice(start, length));
+        if (!g.IsEmpty)
+            UpdateBlock(theta, g, v, scratch, rate);
+        return TensorPrimitives.Sum(theta);
     }
 
     /// <summary>The update of one block: θ, g and v (empty without momentum) are the block's slices; scratch as long as θ.</summary>

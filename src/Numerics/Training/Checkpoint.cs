@@ -40,9 +40,11 @@ public sealed record EpochProgress(long Steps, long Samples, double LossSum, dou
 /// The re-plans of the learning-rate schedule so far, oldest first (<see cref="LearningRateSchedule.Replans"/>; null or
 /// empty: none): a membership change re-planned it, and the resumed run goes on with the same rates.
 /// </param>
+/// <param name="Balance">With --balance speed, the batch plan in effect and the timings towards the next; null without.</param>
 public sealed record Checkpoint(string Identity, long Step, int Epoch, int StepInEpoch, float[] Parameters, SgdState Optimizer,
                                 double BestLoss, int EpochsWithoutImprovement, EpochProgress Progress,
-                                IReadOnlyList<EpochMetrics> Epochs, IReadOnlyList<ScheduleReplan>? ScheduleReplans = null)
+                                IReadOnlyList<EpochMetrics> Epochs, IReadOnlyList<ScheduleReplan>? ScheduleReplans = null,
+                                BalanceState? Balance = null)
 {
     /// <summary>The schedule's re-plans (<see cref="ScheduleReplans"/>), empty when there are none.</summary>
     public IReadOnlyList<ScheduleReplan> Replans => ScheduleReplans ?? [];

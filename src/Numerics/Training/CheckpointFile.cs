@@ -17,14 +17,19 @@ namespace DistSgd.Numerics.Training;
 /// int32 epochs without improvement, the epoch's progress (int64 steps, int64 samples, float64 loss sum, float64
 /// learning rate, float64 compute, imbalance, communication, update seconds, int64 bytes sent, received), int32 m +
 /// m finished epochs' metrics, (version 2) int32 r + r re-plans of the learning-rate schedule (int64 from step, int64
-/// remaining steps: <see cref="ScheduleReplan"/>), then 32 bytes of SHA-256 over everything before them. Every count
-/// is checked against the bytes that remain before anything is allocated. Version 1 files (written before schedules
-/// were re-planned) are read as having no re-plans.
+/// remaining steps: <see cref="ScheduleReplan"/>), (version 3, only a run with --balance speed) int32 k + k × (int32
+/// worker, int32 batch) of the batch plan in effect and int32 t + t × (int32 worker, int64 samples, float64 seconds) of
+/// the timings towards the next (<see cref="BalanceState"/>), then 32 bytes of SHA-256 over everything before them.
+/// Every count is checked against the bytes that remain before anything is allocated. Version 1 files (written before
+/// schedules were re-planned) are read as having no re-plans; a run without a balance writes version 2.
 /// </remarks>
 public static class CheckpointFile
 {
     private static readonly byte[] Magic = "DSGDCKPT"u8.ToArray();
-    private const int Version = 2;
+    private const int Version = 3;
+
+    /// <summary>The version of a checkpoint without a <see cref="BalanceState"/> (the same bytes as before balancing existed).</summary>
+    private const int VersionWithoutBalance = 2;
     private const int FirstVersion = 1;
     private const string What = "checkpoint";
 
@@ -51,7 +56,7 @@ public static class CheckpointFile
         using (var writer = new BinaryWriter(buffer, Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(Magic);
-            writer.Write(Version);
+            writer.Write(checkpoint.Balance is null ? VersionWithoutBalance : Version);
             var identity = Encoding.UTF8.GetBytes(checkpoint.Identity);
             writer.Write(identity.Length);
             writer.Write(identity);
@@ -84,6 +89,8 @@ public static class CheckpointFile
                 writer.Write(replan.FromStep);
                 writer.Write(replan.RemainingSteps);
             }
+            if (checkpoint.Balance is { } balance)
+                WriteBalance(writer, balance);
         }
         return buffer;
     }
@@ -133,9 +140,10 @@ public static class CheckpointFile
             for (int i = 0; i < epochCount; i++)
                 epochs.Add(ReadMetrics(reader));
             var replans = version >= 2 ? ReadReplans(reader, path, length - stream.Position) : [];
+            var balance = version >= 3 ? ReadBalance(reader, path, () => length - stream.Position) : null;
             if (stream.Position != length)
-                throw new DataFormatException(path, $"{length - stream.Position} unexpected bytes after the {(version >= 2 ? "schedule's re-plans" : "epochs' metrics")}");
-            return new Checkpoint(identity, step, epoch, stepInEpoch, parameters, optimizer, best, withoutImprovement, progress, epochs, replans);
+                throw new DataFormatException(path, $"{length - stream.Position} unexpected bytes after the {version switch { >= 3 => "batch balance", 2 => "schedule's re-plans", _ => "epochs' metrics" }}");
+            return new Checkpoint(identity, step, epoch, stepInEpoch, parameters, optimizer, best, withoutImprovement, progress, epochs, replans, balance);
         }
         catch (Exception e) when (e is EndOfStreamException or ArgumentException)
         {
@@ -157,6 +165,47 @@ public static class CheckpointFile
             replans.Add(replan);
         }
         return replans;
+    }
+
+    private static void WriteBalance(BinaryWriter writer, BalanceState balance)
+    {
+        writer.Write(balance.Plan.Count);
+        foreach (var b in balance.Plan)
+        {
+            writer.Write(b.Worker);
+            writer.Write(b.BatchSize);
+        }
+        writer.Write(balance.Timings.Count);
+        foreach (var t in balance.Timings)
+        {
+            writer.Write(t.Worker);
+            writer.Write(t.Samples);
+            writer.Write(t.Seconds);
+        }
+    }
+
+    /// <summary>The batch plan (workers ascending, batches ≥ 1) and the timings (samples ≥ 0, finite seconds ≥ 0).</summary>
+    private static BalanceState ReadBalance(BinaryReader reader, string path, Func<long> remaining)
+    {
+        int planCount = ChecksummedFile.ReadCount(reader, path, "count of planned batches", remaining() / (2 * sizeof(int)));
+        var plan = new List<WorkerBatch>(planCount);
+        for (int i = 0; i < planCount; i++)
+        {
+            var b = new WorkerBatch(reader.ReadInt32(), reader.ReadInt32());
+            if (b.Worker < 0 || b.BatchSize < 1 || (i > 0 && b.Worker <= plan[i - 1].Worker))
+                throw new DataFormatException(path, $"planned batch {i + 1} is {b.BatchSize} for worker {b.Worker}; expected workers in ascending order and a batch ≥ 1");
+            plan.Add(b);
+        }
+        int timingCount = ChecksummedFile.ReadCount(reader, path, "count of worker timings", remaining() / (sizeof(int) + sizeof(long) + sizeof(double)));
+        var timings = new List<WorkerSpeed>(timingCount);
+        for (int i = 0; i < timingCount; i++)
+        {
+            var t = new WorkerSpeed(reader.ReadInt32(), reader.ReadInt64(), reader.ReadDouble());
+            if (t.Worker < 0 || t.Samples < 0 || !double.IsFinite(t.Seconds) || t.Seconds < 0)
+                throw new DataFormatException(path, $"worker timing {i + 1} is {t.Samples} samples in {t.Seconds} s for worker {t.Worker}; expected a worker ≥ 0, samples ≥ 0 and finite seconds ≥ 0");
+            timings.Add(t);
+        }
+        return new BalanceState(plan, timings);
     }
 
     /// <summary>int32 epoch, int64 step, 6 float64 and the has-breakdown byte.</summary>

@@ -16,16 +16,41 @@ public sealed class ShardBatches
     private int _epoch = -1;
 
     public ShardBatches(Dataset train, int workerIndex, int workerCount, int batchSize, int seed)
+        : this(train, Range(train, workerIndex, workerCount), batchSize, unchecked(seed * 7919 + workerIndex))
+    {
+    }
+
+    private ShardBatches(Dataset train, (int Start, int Length) shard, int batchSize, int samplerSeed)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        _train = train;
+        (_start, ShardSize) = shard;
+        BatchSize = batchSize;
+        _sampler = new BatchSampler(Math.Max(ShardSize, 1), samplerSeed);
+        _indices = new int[Math.Max(ShardSize, 1)];
+    }
+
+    private static (int Start, int Length) Range(Dataset train, int workerIndex, int workerCount)
     {
         ArgumentNullException.ThrowIfNull(train);
         if (workerCount < 1 || workerIndex < 0 || workerIndex >= workerCount)
             throw new ArgumentOutOfRangeException(nameof(workerIndex), workerIndex, $"a worker index in [0, {workerCount})");
-        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
-        _train = train;
-        (_start, ShardSize) = DataSplit.ShardRange(train.Count, workerCount, workerIndex);
-        BatchSize = batchSize;
-        _sampler = new BatchSampler(Math.Max(ShardSize, 1), unchecked(seed * 7919 + workerIndex));
-        _indices = new int[Math.Max(ShardSize, 1)];
+        return DataSplit.ShardRange(train.Count, workerCount, workerIndex);
+    }
+
+    /// <summary>
+    /// The batches of a worker in a balanced epoch (<see cref="SpeedBalance"/>): units <paramref name="firstUnit"/> to
+    /// <paramref name="firstUnit"/> + <paramref name="width"/> − 1 of the training set cut into <paramref name="unitCount"/>
+    /// equal units, a batch of <paramref name="width"/> samples a step.
+    /// </summary>
+    public static ShardBatches ForUnits(Dataset train, int firstUnit, int width, int unitCount, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        if (width < 1 || firstUnit < 0 || unitCount < 1 || firstUnit + width > unitCount)
+            throw new ArgumentOutOfRangeException(nameof(firstUnit), $"units {firstUnit}..{firstUnit + width - 1} of {unitCount}");
+        int start = DataSplit.ShardRange(train.Count, unitCount, firstUnit).Start;
+        var (lastStart, lastLength) = DataSplit.ShardRange(train.Count, unitCount, firstUnit + width - 1);
+        return new ShardBatches(train, (start, lastStart + lastLength - start), width, unchecked(seed * 7919 + 104_729 * (firstUnit + 1)));
     }
 
     /// <summary>

@@ -75,6 +75,27 @@ public sealed record StepTimeBreakdown(long Steps, double ComputeSeconds, double
 
     /// <summary>The run's dropped messages so far by kind (foreign_run, stale_step, wrong_length, …); null when not kept.</summary>
     public IReadOnlyDictionary<string, long>? DroppedByKind { get; init; }
+
+    /// <summary>Each participant's compute in the epoch, by id (the lag report); null when not kept.</summary>
+    public IReadOnlyList<NodeComputeTime>? Nodes { get; init; }
+
+    /// <summary>The step's mean compute time, the slowest participant's (what each node's is compared with).</summary>
+    public double ComputePerStep => Steps > 0 ? ComputeSeconds / Steps : 0;
+}
+
+/// <summary>
+/// One participant's compute over an epoch's steps (the per-node lag report): how long its gradients took, against
+/// the step's compute (the slowest participant's), and how many of its gradients came too late to be used.
+/// </summary>
+/// <param name="Id">Worker index or node id.</param>
+/// <param name="Steps">Steps its gradient was used in.</param>
+/// <param name="ComputeSeconds">The compute time of those gradients, summed.</param>
+/// <param name="SlowestSteps">Steps in which it was the slowest participant (the step waited for it).</param>
+/// <param name="LateGradients">Its gradients that arrived after their step had finished without them (backup workers).</param>
+public sealed record NodeComputeTime(int Id, long Steps, double ComputeSeconds, long SlowestSteps, long LateGradients)
+{
+    /// <summary>Mean compute time of one of its gradients.</summary>
+    public double ComputePerStep => Steps > 0 ? ComputeSeconds / Steps : 0;
 }
 
 /// <summary>Why training ended.</summary>

@@ -21,17 +21,19 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         _reporter = CreateTestProbe("reporter");
     }
 
-    private IActorRef StartMaster(int workers, int stepsPerEpoch = 3, int epochs = 1, SgdOptions? optimizer = null)
+    private IActorRef StartMaster(int workers, int stepsPerEpoch = 3, int epochs = 1, SgdOptions? optimizer = null, int backupWorkers = 0,
+                                  string name = "master", bool balance = false, CheckpointSetup? checkpoints = null)
     {
         var plan = new RunPlan("run", Spec, 4, 1, epochs, 100, stepsPerEpoch);
-        var setup = new MasterSetup(plan, workers, _theta0, optimizer ?? new SgdOptions(1.0), new TrainingOptions(epochs, 4, 1), null, _reporter);
-        return Sys.ActorOf(MasterActor.Props(setup), "master");
+        var setup = new MasterSetup(plan, workers, _theta0, optimizer ?? new SgdOptions(1.0), new TrainingOptions(epochs, 4, 1), null, _reporter,
+                                    Checkpoints: checkpoints, BackupWorkers: backupWorkers, BalanceBySpeed: balance);
+        return Sys.ActorOf(MasterActor.Props(setup), name);
     }
 
     /// <summary>Registers the probes, answers their JoinRun, and returns them ordered by worker index.</summary>
-    private List<TestProbe> Join(IActorRef master, int count)
+    private List<TestProbe> Join(IActorRef master, int count, string prefix = "worker")
     {
-        var probes = Enumerable.Range(0, count).Select(i => CreateTestProbe($"worker{i}")).ToList();
+        var probes = Enumerable.Range(0, count).Select(i => CreateTestProbe($"{prefix}{i}")).ToList();
         foreach (var probe in probes)
             master.Tell(new RegisterWorker(probe.Ref), probe.Ref);
         var byIndex = new SortedDictionary<int, TestProbe>();
@@ -293,5 +295,112 @@ public class MasterActorSpec : Akka.TestKit.Xunit2.TestKit
         var done = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted, TimeSpan.FromSeconds(5));
         // θ₁ = θ₀ − mean(1, 3) = θ₀ − 2, or θ₀ − 1 when worker 1's only answer was the non-finite one.
         Assert.Equal(_theta0.Select(v => v - (kind == "non_finite" ? 1f : 2f)), done.Parameters);
+    }
+
+    /// <summary>Worker <paramref name="worker"/>'s gradient for <paramref name="step"/>: different for every pair, the same in every run.</summary>
+    private static GradientReply Reply(int worker, long step) =>
+        new("run", step, worker, worker + 1, 0.5 * (worker + 1), 0.001,
+            Enumerable.Range(0, 9).Select(i => (float)Math.Sin(worker * 10 + step * 3 + i * 0.3)).ToArray());
+
+    /// <summary>Workers 0–2 answer <paramref name="step"/> (each receiving its θ first).</summary>
+    private static void AnswerFastWorkers(IActorRef master, List<TestProbe> workers, long step)
+    {
+        for (int w = 0; w < 3; w++)
+        {
+            Assert.Equal(step, workers[w].ExpectMsg<ComputeGradient>().Step);
+            master.Tell(Reply(w, step), workers[w].Ref);
+        }
+    }
+
+    [Fact]
+    public void With_a_backup_worker_steps_finish_without_the_late_one_bit_identical_to_a_run_without_it()
+    {
+        var momentum = new SgdOptions(0.1, momentum: 0.9);
+        var master = StartMaster(workers: 4, stepsPerEpoch: 4, optimizer: momentum, backupWorkers: 1);
+        var workers = Join(master, 4);
+        var slow = workers[3];
+
+        Assert.Equal(0, slow.ExpectMsg<ComputeGradient>().Step);
+        AnswerFastWorkers(master, workers, 0);             // the first 3 of 4: step 0 finishes without worker 3
+        Assert.Equal(1, workers[0].ExpectMsg<ComputeGradient>().Step);
+        slow.ExpectNoMsg(TimeSpan.FromMilliseconds(200));  // still computing step 0: not asked for step 1
+        master.Tell(Reply(3, 0), slow.Ref);                // late: dropped
+        master.Tell(Reply(1, 1), workers[1].Ref);
+        master.Tell(Reply(2, 1), workers[2].Ref);
+        master.Tell(Reply(0, 1), workers[0].Ref);
+        workers[1].ExpectMsg<ComputeGradient>();
+        workers[2].ExpectMsg<ComputeGradient>();
+
+        // Free again, worker 3 is asked for step 2, and is late again.
+        Assert.Equal(2, slow.ExpectMsg<ComputeGradient>().Step);
+        AnswerFastWorkers(master, workers, 2);
+        AnswerFastWorkers(master, workers, 3);
+        master.Tell(Reply(3, 2), slow.Ref);
+        var epoch = _reporter.FishForMessage<RunProgress.EpochCompleted>(m => m is RunProgress.EpochCompleted).Metrics;
+        var withBackup = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+        Assert.Equal(4, epoch.Communication!.Steps);
+        Assert.Equal(24, epoch.SamplesPerSecond * epoch.Seconds, 6);   // 4 steps × (1 + 2 + 3) samples: worker 3's never used
+        Assert.True(epoch.Communication.DroppedByKind!.GetValueOrDefault("late_gradient") >= 1);
+
+        // The same gradients with worker 3 simply absent: three workers, every step waiting for all of them.
+        var reference = StartMaster(workers: 3, stepsPerEpoch: 4, optimizer: momentum, name: "reference");
+        var three = Join(reference, 3, "absent");
+        for (long step = 0; step < 4; step++)
+            AnswerFastWorkers(reference, three, step);
+        var withoutIt = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+        Assert.Equal(withoutIt, withBackup);   // bit-identical
+    }
+
+    /// <summary>
+    /// Answers every θ each probe is sent, in worker order, until the run ends: worker w computes the batch it is asked
+    /// (the run's 4 when not balanced) at 1 ms a sample, worker 3 at 3 ms. Returns (step, worker, batch asked).
+    /// </summary>
+    private static List<(long Step, int Worker, int Batch)> AnswerUntilTheEnd(IActorRef master, List<TestProbe> workers)
+    {
+        var asked = new List<(long, int, int)>();
+        while (true)
+        {
+            for (int w = 0; w < workers.Count; w++)
+            {
+                var message = workers[w].ReceiveOne(TimeSpan.FromSeconds(5));
+                if (message is RunEnded)
+                    return asked;
+                var compute = Assert.IsType<ComputeGradient>(message);
+                int samples = compute.BatchSize > 0 ? compute.BatchSize : 4;
+                asked.Add((compute.Step, w, compute.BatchSize));
+                master.Tell(Reply(w, compute.Step) with { SampleCount = samples, ComputeSeconds = samples * (w == 3 ? 0.003 : 0.001) }, workers[w].Ref);
+            }
+        }
+    }
+
+    [Fact]
+    public void Balanced_batches_follow_the_workers_speeds_and_a_resumed_master_plans_exactly_as_the_uninterrupted_one()
+    {
+        using var temp = new TempCheckpoints();
+        var writer = new CheckpointWriter(new CheckpointStore(temp.Path, keep: 10), new CheckpointSchedule(everySteps: 5, TimeSpan.Zero, atEpochEnd: false), "run");
+        var master = StartMaster(workers: 4, stepsPerEpoch: 3, epochs: 3, balance: true, checkpoints: new CheckpointSetup(null, writer));
+        var uninterrupted = AnswerUntilTheEnd(master, Join(master, 4));
+        var whole = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+
+        // Epoch 1 (steps 0–2) at the run's batch; from epoch 2 the global batch 16 is split 5, 5, 5, 1 by speed.
+        Assert.All(uninterrupted.Where(a => a.Step < 3), a => Assert.Equal(0, a.Batch));
+        Assert.All(uninterrupted.Where(a => a.Step >= 3), a => Assert.Equal(a.Worker == 3 ? 1 : 5, a.Batch));
+        Assert.Equal(3 + 7 + 7, uninterrupted.Max(a => a.Step) + 1);   // a balanced epoch: ⌈100 / 16⌉ steps
+
+        // Resumed from step 5 (epoch 2, two steps in): the same batches from there on, the same θ bit for bit.
+        var checkpoint = CheckpointFile.Read(System.IO.Path.Combine(temp.Path, "step-000000000005.ckpt"));
+        Assert.NotNull(checkpoint.Balance);
+        var resumed = StartMaster(workers: 4, stepsPerEpoch: 3, epochs: 3, balance: true, name: "resumed", checkpoints: new CheckpointSetup(checkpoint, null));
+        var after = AnswerUntilTheEnd(resumed, Join(resumed, 4, "again"));
+        var end = _reporter.FishForMessage<RunProgress.RunCompleted>(m => m is RunProgress.RunCompleted).Parameters;
+        Assert.Equal(uninterrupted.Where(a => a.Step >= 5), after);
+        Assert.Equal(whole, end);
+    }
+
+    private sealed class TempCheckpoints : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("distsgd-balance-").FullName;
+
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }

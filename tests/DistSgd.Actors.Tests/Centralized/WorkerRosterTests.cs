@@ -137,4 +137,15 @@ public class WorkerRosterTests
         Assert.Empty(roster.Participants);
         Assert.Null(roster.Forget(a));
     }
+
+    [Fact]
+    public void With_a_rotation_each_epoch_turns_the_shards_so_every_shard_meets_every_worker()
+    {
+        var (roster, _, _, _) = ThreeStarted();
+        Assert.Equal([0, 1, 2], roster.Participants.Keys.Select(roster.ShardOf));   // no rotation: shard = rank
+        roster.StartEpoch(rotation: 1);
+        Assert.Equal([1, 2, 0], roster.Participants.Keys.Select(roster.ShardOf));
+        roster.StartEpoch(rotation: 5);
+        Assert.Equal([2, 0, 1], roster.Participants.Keys.Select(roster.ShardOf));
+    }
 }

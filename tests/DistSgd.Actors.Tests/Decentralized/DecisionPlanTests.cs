@@ -44,4 +44,44 @@ public class DecisionPlanTests
         var unreconciled = DecisionPlan.For(Decision(rolledBack: [], problem: "apart"), self: 0, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 1, stepsPerEpoch: 10);
         Assert.Equal("apart", unreconciled.Problem);
     }
+
+    // An all-reduce: a survivor that did not finish step 7 holds no share, so the agreed shares are none.
+    private static MembershipDecision Unfinished(int[] rolledBack) => new([0, 2], [1], 7, [], rolledBack, 9);
+
+    [Fact]
+    public void With_an_all_reduce_a_peer_that_applied_the_unfinished_step_takes_it_back_and_steps_on()
+    {
+        var plan = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 2, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 3, stepsPerEpoch: 10, reduces: true);
+        Assert.Equal(new DecisionPlan(false, false, 9, 2, AfterDecision.NextStep, Abandoned: true, TakeBack: true), plan);
+
+        // The epoch's last step, taken back at the epoch end: the peer steps again instead of hashing.
+        var atEpochEnd = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 2, appliedStep: 7, step: 8, stepping: false, gatherStep: 7, stepInEpoch: 10, stepsPerEpoch: 10, reduces: true);
+        Assert.Equal((true, AfterDecision.NextStep), (atEpochEnd.TakeBack, atEpochEnd.Then));
+    }
+
+    [Fact]
+    public void With_an_all_reduce_a_peer_that_never_finished_the_step_applies_nothing_and_goes_on()
+    {
+        var plan = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 0, appliedStep: 6, step: 7, stepping: true, gatherStep: 7, stepInEpoch: 9, stepsPerEpoch: 10, reduces: true);
+        Assert.Equal(new DecisionPlan(false, false, 9, 2, AfterDecision.NextStep, Abandoned: true), plan);
+
+        // Interrupted at its epoch end (it finished the epoch before the contested step): back to the hash round.
+        var resumed = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 0, appliedStep: 6, step: 7, stepping: false, gatherStep: 6, stepInEpoch: 10, stepsPerEpoch: 10, reduces: true);
+        Assert.Equal((false, AfterDecision.Resume, (string?)null), (resumed.TakeBack, resumed.Then, resumed.Problem));
+    }
+
+    [Fact]
+    public void With_an_all_reduce_a_step_nobody_applied_with_shares_skips_only_the_step_after_it()
+    {
+        // After an earlier abandoned step every survivor reports the step before the next as applied with no shares.
+        var plan = DecisionPlan.For(Unfinished(rolledBack: []), self: 0, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 4, stepsPerEpoch: 10, reduces: true);
+        Assert.Equal(new DecisionPlan(false, false, 9, 1, AfterDecision.NextStep, Abandoned: true), plan);
+    }
+
+    [Fact]
+    public void With_the_all_gather_an_empty_agreement_is_applied_as_before()
+    {
+        var plan = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 2, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 3, stepsPerEpoch: 10);
+        Assert.Equal(new DecisionPlan(true, false, 9, 1, AfterDecision.NextStep), plan);
+    }
 }

@@ -45,4 +45,19 @@ public class StepUndoTests
         Assert.False(undo.Uses(b));
         Assert.Equal([0, 1], undo.Shares.Select(s => s.NodeId));
     }
+
+    [Fact]
+    public void An_abandoned_step_records_the_skipped_step_as_applied_with_no_shares_and_releases_the_last_steps_arrays()
+    {
+        var undo = new StepUndo(1, 0);
+        float[] a = [1f], b = [2f];
+        var released = new List<float[]>();
+        undo.Applied(4, [Share(0, a), Share(1, b)]);
+
+        undo.Abandoned(6, released.Add);
+
+        Assert.Equal(6, undo.AppliedStep);
+        Assert.Empty(undo.Shares);
+        Assert.Equal([a, b], released);
+    }
 }

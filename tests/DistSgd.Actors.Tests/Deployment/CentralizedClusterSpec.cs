@@ -78,11 +78,25 @@ public class CentralizedClusterSpec
 
         var distributed = await RunCentralized(train, null, spec, workers, batch, epochs, options, theta0, seed, transport);
 
-        // Sequential SGD whose batch at each step is the union of the workers' batches.
+        var reference = SequentialReference(train, spec, workers, batch, epochs, options, theta0, seed);
+
+        // Only the summation order differs (per-worker means then a weighted average): float rounding.
+        for (int i = 0; i < reference.Length; i++)
+            Assert.True(Math.Abs(reference[i] - distributed.Parameters[i]) <= 1e-5 + 1e-4 * Math.Abs(reference[i]),
+                        $"parameter {i}: sequential {reference[i]}, centralized {distributed.Parameters[i]}");
+        Assert.NotEqual(theta0, distributed.Parameters);
+    }
+
+    /// <summary>Sequential SGD whose batch at each step is the union of the <paramref name="workers"/>' batches (N·b samples).</summary>
+    internal static float[] SequentialReference(Dataset train, ModelSpec spec, int workers, int batch, int epochs, SgdOptions options,
+                                                float[] theta0, int seed)
+    {
+        var model = new Model(spec, NaiveKernels.Instance);
         var reference = (float[])theta0.Clone();
         var optimizer = new SgdOptimizer(options, reference.Length);
         var shards = Enumerable.Range(0, workers).Select(w => new ShardBatches(train, w, workers, batch, seed)).ToList();
-        var x = new float[workers * batch * 4];
+        int features = spec.InputCount;
+        var x = new float[workers * batch * features];
         var y = new float[workers * batch];
         var gradient = new float[reference.Length];
         int steps = ShardBatches.StepsPerEpoch(train.Count, workers, batch);
@@ -92,16 +106,11 @@ public class CentralizedClusterSpec
             {
                 int rows = 0;
                 foreach (var shard in shards)
-                    rows += shard.Gather(epoch, k, x.AsSpan(rows * 4), y.AsSpan(rows));
-                model.LossAndGradient(reference, x.AsSpan(0, rows * 4), y.AsSpan(0, rows), rows, gradient);
+                    rows += shard.Gather(epoch, k, x.AsSpan(rows * features), y.AsSpan(rows));
+                model.LossAndGradient(reference, x.AsSpan(0, rows * features), y.AsSpan(0, rows), rows, gradient);
                 optimizer.Step(reference, gradient);
             }
         }
-
-        // Only the summation order differs (per-worker means then a weighted average): float rounding.
-        for (int i = 0; i < reference.Length; i++)
-            Assert.True(Math.Abs(reference[i] - distributed.Parameters[i]) <= 1e-5 + 1e-4 * Math.Abs(reference[i]),
-                        $"parameter {i}: sequential {reference[i]}, centralized {distributed.Parameters[i]}");
-        Assert.NotEqual(theta0, distributed.Parameters);
+        return reference;
     }
 }

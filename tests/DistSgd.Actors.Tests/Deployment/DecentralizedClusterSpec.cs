@@ -17,18 +17,18 @@ public class DecentralizedClusterSpec
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(60);
 
-    private sealed record Outcome(RunProgress.RunCompleted Lead, IReadOnlyList<PeerFinished> Peers, IReadOnlyList<string> Notes);
+    internal sealed record Outcome(RunProgress.RunCompleted Lead, IReadOnlyList<PeerFinished> Peers, IReadOnlyList<string> Notes);
 
-    private static async Task<Outcome> RunDecentralized(Dataset train, Dataset? test, ModelSpec spec, int peers, int batch, int epochs,
-                                                        SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null,
-                                                        string transport = "akka")
+    internal static async Task<Outcome> RunDecentralized(Dataset train, Dataset? test, ModelSpec spec, int peers, int batch, int epochs,
+                                                         SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null,
+                                                         string transport = "akka", Collective collective = Collective.AllGather)
     {
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
                                                                     overrides: TestConfig.Transport(transport).WithFallback(TestConfig.FastPubSub));
         var progress = new PeerRunProgress(peers);
 
-        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch));
+        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch), "", collective);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, optimizer, new TrainingOptions(epochs, batch, seed), train, test,
             node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();

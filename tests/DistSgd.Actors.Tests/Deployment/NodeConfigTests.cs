@@ -36,11 +36,28 @@ public class NodeConfigTests
     [InlineData("distsgd.step-timeout = soon", "distsgd.step-timeout")]
     [InlineData("distsgd.start-timeout = 0s", "distsgd.start-timeout")]
     [InlineData("distsgd.standby-masters = -1", "distsgd.standby-masters")]
+    [InlineData("distsgd.collective = tree", "distsgd.collective")]
+    [InlineData("distsgd.collective = ring\ndistsgd.transport = akka", "distsgd.collective = ring runs on the direct transport only")]
+    [InlineData("distsgd.collective = pairwise\ndistsgd.transport = akka", "distsgd.collective = pairwise runs on the direct transport only")]
+    [InlineData("distsgd.debug.slowdown = 0.5", "distsgd.debug.slowdown")]
+    [InlineData("distsgd.debug.slowdown = fast", "distsgd.debug.slowdown")]
+    [InlineData("distsgd.debug.slow-node = -2", "distsgd.debug.slow-node")]
     public void A_bad_setting_names_its_key(string hocon, string key)
     {
         var config = ConfigurationFactory.ParseString(hocon).WithFallback(DistSgdConfig.ReferenceConfig);
         var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
         Assert.Contains(key, error.Message);
+    }
+
+    [Fact]
+    public void A_slowdown_applies_to_the_compute_node_it_names_or_to_every_one()
+    {
+        var off = DistSgdSettings.Create(DistSgdConfig.ReferenceConfig);
+        Assert.Equal(1, off.SlowdownAt(0));
+        var one = DistSgdSettings.Create(ConfigurationFactory.ParseString("distsgd.debug { slowdown = 3, slow-node = 1 }").WithFallback(DistSgdConfig.ReferenceConfig));
+        Assert.Equal([1, 3, 1], [one.SlowdownAt(0), one.SlowdownAt(1), one.SlowdownAt(2)]);
+        var every = DistSgdSettings.Create(ConfigurationFactory.ParseString("distsgd.debug.slowdown = 2.5").WithFallback(DistSgdConfig.ReferenceConfig));
+        Assert.Equal([2.5, 2.5], [every.SlowdownAt(0), every.SlowdownAt(5)]);
     }
 
     [Fact]

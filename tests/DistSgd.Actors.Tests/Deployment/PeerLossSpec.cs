@@ -33,7 +33,10 @@ public class PeerLossSpec(ITestOutputHelper output)
                                   double? SecondsToTrainAgain);
 
     /// <param name="killNode">The node id whose ActorSystem is terminated once the run is half-way through epoch 2; null: no fault.</param>
-    private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5)
+    /// <param name="midCollective">Instead of being stopped from outside, the node crashes itself at that step once it has
+    /// sent the first part of its all-reduce's all-gather half (<see cref="PeerQueries.CrashMidAllReduce"/>).</param>
+    private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5,
+                                    Collective collective = Collective.AllGather, bool midCollective = false)
     {
         var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
@@ -42,7 +45,7 @@ public class PeerLossSpec(ITestOutputHelper output)
         var progress = new PeerRunProgress(killNode is null ? peers : peers - 1);
 
         int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
-        var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch);
+        var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch, "", collective);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9, schedule: new LearningRateSchedule.Cosine((long)epochs * stepsPerEpoch)),
             new TrainingOptions(epochs, batch, 3), train, test,
@@ -61,6 +64,8 @@ public class PeerLossSpec(ITestOutputHelper output)
             int victim = Array.FindIndex(ids, r => r.NodeId == victimId);
             int witness = (victim + 1) % peers;
             long killAt = stepsPerEpoch + stepsPerEpoch / 2;
+            if (midCollective)
+                actors[victim].Tell(new PeerQueries.CrashMidAllReduce(killAt));
             var clock = Stopwatch.StartNew();
             long step;
             do
@@ -71,7 +76,8 @@ public class PeerLossSpec(ITestOutputHelper output)
             while (step < killAt);
 
             var killed = Stopwatch.StartNew();
-            _ = cluster.Nodes[victim].Terminate();
+            if (!midCollective)
+                _ = cluster.Nodes[victim].Terminate();
             // Training again: a survivor's replica is two steps past where it was at the kill (the contested step may
             // be applied at the agreement itself).
             while (killed.Elapsed < Limit && !progress.IsOver)
@@ -101,11 +107,12 @@ public class PeerLossSpec(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("direct")]
-    [InlineData("akka")]
-    public async Task Killing_the_lead_peer_mid_epoch_leaves_the_others_training_to_the_end_with_identical_replicas(string transport)
+    [InlineData("direct", Collective.AllGather)]
+    [InlineData("akka", Collective.AllGather)]
+    [InlineData("direct", Collective.Pairwise)]
+    public async Task Killing_the_lead_peer_mid_epoch_leaves_the_others_training_to_the_end_with_identical_replicas(string transport, Collective collective)
     {
-        var outcome = await Run(peers: 4, killNode: 0, transport);
+        var outcome = await Run(peers: 4, killNode: 0, transport, collective: collective);
 
         Assert.Equal([1, 2, 3], outcome.Peers.Select(p => p.NodeId));
         foreach (var peer in outcome.Peers)
@@ -131,9 +138,31 @@ public class PeerLossSpec(ITestOutputHelper output)
         if (transport == "direct")
         {
             // Both transports give the same bits (DecentralizedClusterSpec): one fault-free run is the reference for both.
-            var clean = await Run(peers: 4, killNode: null, transport);
+            var clean = await Run(peers: 4, killNode: null, transport, collective: collective);
             Assert.InRange(result.Final!.TestAccuracy, clean.Lead.Result.Final!.TestAccuracy - 0.05, 1.0);
         }
+        Assert.True(result.Final!.TestAccuracy > 0.8, $"test accuracy {result.Final.TestAccuracy}");
+    }
+
+    [Theory]
+    [InlineData(Collective.Pairwise, 3)]
+    [InlineData(Collective.Ring, 2)]
+    [InlineData(Collective.Pairwise, 0)]
+    public async Task A_peer_killed_mid_collective_leaves_the_survivors_training_to_the_end_with_identical_replicas(Collective collective, int victim)
+    {
+        var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, collective: collective, midCollective: true);
+
+        Assert.Equal(Enumerable.Range(0, 4).Where(id => id != victim), outcome.Peers.Select(p => p.NodeId));
+        foreach (var peer in outcome.Peers)
+        {
+            Assert.Equal(outcome.Peers[0].Hash, peer.Hash);
+            Assert.Equal(outcome.Lead.Parameters, peer.Parameters);
+        }
+        Assert.Contains(outcome.Notes, n => n.Contains($"peers {victim} lost: 3 peers go on"));
+        Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
+        var result = outcome.Lead.Result;
+        Assert.Equal(3, result.Epochs.Count);
+        Assert.Equal(StopReason.EpochLimit, result.StopReason);
         Assert.True(result.Final!.TestAccuracy > 0.8, $"test accuracy {result.Final.TestAccuracy}");
     }
 

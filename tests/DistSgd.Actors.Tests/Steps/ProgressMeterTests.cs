@@ -59,4 +59,16 @@ public class ProgressMeterTests
         meter.SetState(1, "unreachable");
         Assert.Equal(["up", "unreachable"], meter.Snapshot().Select(n => n.State));
     }
+
+    [Fact]
+    public void Each_participants_compute_is_shown_against_the_steps_with_its_late_gradients()
+    {
+        var meter = Meter(TimeSpan.Zero);
+        var totals = new EpochTotals();
+        Step(meter, totals, 1, 1);
+        meter.Late(0);
+        var (fast, slow) = (meter.Snapshot()[0], meter.Snapshot()[1]);
+        Assert.Equal((0.001, 0.003, 1L), (fast.MeanComputeSeconds, fast.MeanStepComputeSeconds, fast.LateGradients));
+        Assert.Equal((0.003, 0.003, 0L), (slow.MeanComputeSeconds, slow.MeanStepComputeSeconds, slow.LateGradients));
+    }
 }

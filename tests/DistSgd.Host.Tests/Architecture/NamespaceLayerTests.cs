@@ -15,7 +15,7 @@ public class NamespaceLayerTests
     [
         ["Protocol", "Security"],
         ["Transport"],
-        [""],
+        ["", "Collectives"],
         ["Steps", "Membership"],
         ["Centralized", "Decentralized"],
         ["Codec"],

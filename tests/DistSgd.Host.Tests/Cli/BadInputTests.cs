@@ -41,6 +41,9 @@ public class BadInputTests
     [InlineData("--batch-size: expected at most 26 (the smallest shard: 80 training samples over 3 peers", "--mode", "decentralized", "--workers", "3", "--batch-size", "27")]
     [InlineData("--workers: expected at most 8 (every worker needs a training sample; the training set has 8), found 9", "--samples", "10", "--workers", "9", "--batch-size", "1")]
     [InlineData("--workers: expected at most 8 (every peer needs a training sample; the training set has 8), found 12", "--samples", "10", "--mode", "decentralized", "--workers", "12", "--batch-size", "1")]
+    [InlineData("--backup-workers: expected fewer than --workers (2: a step needs at least one gradient), found 2", "--backup-workers", "2")]
+    [InlineData("--backup-workers: only a centralized run has backup workers", "--mode", "decentralized", "--backup-workers", "1")]
+    [InlineData("--balance: speed balancing is for a centralized run", "--mode", "sequential", "--balance", "speed")]
     public void A_flag_that_does_not_fit_the_data_is_refused_not_clamped(string expected, params string[] flags)
     {
         using var temp = new TempFolder();
@@ -62,8 +65,11 @@ public class BadInputTests
     [InlineData("--task", "ranking", "--task: expected one of classification, regression, found 'ranking'")]
     [InlineData("--normalize", "minmax", "--normalize: expected one of auto, none, scale, standardize, found 'minmax'")]
     [InlineData("--transport", "udp", "--transport: expected one of akka, direct, found 'udp'")]
+    [InlineData("--collective", "tree", "--collective: expected one of auto, allgather, ring, pairwise, found 'tree'")]
     [InlineData("--workers", "65", "--workers: expected from 1 to 64 workers, found '65'")]
     [InlineData("--threads", "2000", "--threads: expected a thread count from 0 (all cores) to 1024, found '2000'")]
+    [InlineData("--backup-workers", "-1", "--backup-workers: expected from 0 (off) to 63 backup workers, found '-1'")]
+    [InlineData("--balance", "fast", "--balance: expected one of off, speed, found 'fast'")]
     public void A_bad_flag_value_is_refused_naming_the_flag_and_the_value(string flag, string value, string expected)
     {
         using var temp = new TempFolder();
@@ -106,12 +112,15 @@ public class BadInputTests
     [InlineData("distsgd.akka-chunk-size = 10", "distsgd.akka-chunk-size: expected 0 (off) or a size from 1KiB to 64MiB, found '10'")]
     [InlineData("distsgd.akka-chunk-size = lots", "distsgd.akka-chunk-size: expected a size such as 64KiB or 0, found 'lots'")]
     [InlineData("distsgd.transport = udp", "distsgd.transport: expected akka or direct, found 'udp'")]
+    [InlineData("distsgd.collective = tree", "distsgd.collective: expected auto, allgather, ring or pairwise, found 'tree'")]
+    [InlineData("distsgd.collective = ring\ndistsgd.transport = akka", "distsgd.collective = ring runs on the direct transport only, but distsgd.transport = akka")]
     [InlineData("distsgd.direct.port = 70000", "distsgd.direct.port: expected 0 (any free port) to 65535, found 70000")]
     [InlineData("distsgd.direct.port = http", "distsgd.direct.port: expected a port number, found 'http'")]
     [InlineData("distsgd.direct.frame-timeout = 0ms", "distsgd.direct.frame-timeout: expected a positive duration")]
     [InlineData("distsgd.direct.members-only = maybe", "distsgd.direct.members-only: expected on or off, found 'maybe'")]
     [InlineData("distsgd.roles.master = \"\"", "distsgd.roles.master: expected a role name (no spaces or commas), found ''")]
     [InlineData("distsgd.roles.peer = worker", "distsgd.roles: expected three different role names")]
+    [InlineData("distsgd.debug.slowdown = 0", "distsgd.debug.slowdown: expected a factor from 1 (off) to 1000, found '0'")]
     [InlineData("distsgd {\n  step-timout = 5s\n}", ":2:3: unknown key distsgd.step-timout; expected one of distsgd.step-timeout")]
     [InlineData("distsgd.direct.prot = 4054", ":1:16: unknown key distsgd.direct.prot")]
     [InlineData("distsgd {\n  step-timeout = 5s\n", "is not valid HOCON: line 1: '{' is never closed")]
@@ -121,6 +130,16 @@ public class BadInputTests
         string config = temp["bad.conf"];
         File.WriteAllText(config, hocon);
         AssertRefused(temp, expected, [.. Small, "--config", config]);
+    }
+
+    [Theory]
+    [InlineData("centralized", "pairwise", "--collective pairwise: only the decentralized mode has a collective (--mode decentralized); found --mode centralized")]
+    [InlineData("decentralized", "ring", "distsgd.collective = ring runs on the direct transport only, but distsgd.transport = akka")]
+    public void A_collective_the_run_cannot_use_is_refused_naming_why(string mode, string collective, string expected)
+    {
+        using var temp = new TempFolder();
+        string[] transport = mode == "decentralized" ? ["--transport", "akka"] : [];
+        AssertRefused(temp, expected, [.. Small, "--mode", mode, "--collective", collective, .. transport]);
     }
 
     [Fact]

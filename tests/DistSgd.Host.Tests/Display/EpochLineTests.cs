@@ -37,4 +37,17 @@ public class EpochLineTests
         Assert.Equal(JsonValueKind.Null, epoch.RootElement.GetProperty("test_loss").ValueKind);
         Assert.Equal(JsonValueKind.Null, epoch.RootElement.GetProperty("test_accuracy").ValueKind);
     }
+
+    [Fact]
+    public void The_lag_report_cell_lists_each_nodes_compute_per_step_and_is_empty_for_a_sequential_run()
+    {
+        var breakdown = new StepTimeBreakdown(4, 0.012, 0, 0, 0, 0, 0, 0)
+        {
+            Nodes = [new NodeComputeTime(0, 4, 0.004, 0, 0), new NodeComputeTime(3, 4, 0.012, 4, 2)],
+        };
+        var row = RunFiles.MetricsRow(Scored with { Communication = breakdown }).Split(',');
+        Assert.Equal(RunFiles.MetricsHeader.Split(',').Length, row.Length);
+        Assert.Equal("0:0.001 3:0.003", row[^1]);
+        Assert.Equal("", RunFiles.MetricsRow(Scored).Split(',')[^1]);
+    }
 }

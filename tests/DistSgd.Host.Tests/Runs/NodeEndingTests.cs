@@ -55,6 +55,17 @@ public class NodeEndingTests
     }
 
     [Fact]
+    public void Only_a_removed_centralized_worker_node_joins_again()
+    {
+        var removed = Removed with { Removed = true };
+        Assert.True(NodeEnding.Rejoins(removed, centralized: true, hostsMaster: false));
+        Assert.False(NodeEnding.Rejoins(removed, centralized: true, hostsMaster: true));     // the master's node ends as before
+        Assert.False(NodeEnding.Rejoins(removed, centralized: false, hostsMaster: false));   // a peer cannot join a run under way yet
+        Assert.False(NodeEnding.Rejoins(new NodeLost("the master's node left"), centralized: true, hostsMaster: false));
+        Assert.False(NodeEnding.Rejoins(new RunEnded("run1"), centralized: true, hostsMaster: false));
+    }
+
+    [Fact]
     public void The_run_s_own_ending_wins_over_both_and_a_failed_run_exits_1()
     {
         var failed = new RunProgress.RunFailed("every worker was lost");

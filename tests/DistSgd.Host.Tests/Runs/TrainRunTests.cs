@@ -151,6 +151,14 @@ public class TrainRunTests
         var row = metrics[2].Split(',');
         Assert.True(long.Parse(row[12]) > 0, "bytes sent");
         Assert.True(long.Parse(row[13]) > 0, "bytes received");
+        // The lag report: each worker's compute per step, in metrics.csv and summary.json.
+        Assert.Equal(["0", "1"], row[16].Split(' ').Select(cell => cell.Split(':')[0]));
+        using (var summary = JsonDocument.Parse(File.ReadAllBytes(Path.Combine(temp["a"], RunFiles.SummaryFileName))))
+        {
+            var lag = summary.RootElement.GetProperty("node_lag").EnumerateArray().ToList();
+            Assert.Equal([0, 1], lag.Select(n => n.GetProperty("node").GetInt32()));
+            Assert.All(lag, n => Assert.True(n.GetProperty("compute_seconds_per_step").GetDouble() > 0));
+        }
 
         Assert.Equal(0, CliRunner.Run(Flags(temp["b"])).ExitCode);
         Assert.Equal(File.ReadAllBytes(Path.Combine(temp["a"], RunFiles.ModelFileName)),

@@ -53,9 +53,34 @@ public class CheckpointTests
         Assert.Empty(read.Replans);
         Assert.Equal(Sample().Epochs, read.Epochs);
 
-        BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(8), 3);
+        BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(8), 4);
         var error = Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(body.Concat(SHA256.HashData(body)).ToArray(), "new.ckpt"));
-        Assert.Contains("checkpoint version 3 is not supported (this build reads versions 1 to 2)", error.Message);
+        Assert.Contains("checkpoint version 4 is not supported (this build reads versions 1 to 3)", error.Message);
+    }
+
+    [Fact]
+    public void A_balanced_runs_plan_and_timings_read_back_as_version_3_and_a_run_without_one_stays_version_2()
+    {
+        var balance = new BalanceState([new WorkerBatch(0, 60), new WorkerBatch(3, 20)], [new WorkerSpeed(0, 600, 0.25), new WorkerSpeed(3, 200, 0.75)]);
+        var bytes = CheckpointFile.Serialize(Sample() with { Balance = balance });
+        Assert.Equal(3, BinaryPrimitives.ReadInt32LittleEndian(bytes.AsSpan(8)));
+        var read = CheckpointFile.Deserialize(bytes, "x.ckpt").Balance!;
+        Assert.Equal(balance.Plan, read.Plan);
+        Assert.Equal(balance.Timings, read.Timings);
+
+        Assert.Equal(2, BinaryPrimitives.ReadInt32LittleEndian(CheckpointFile.Serialize(Sample()).AsSpan(8)));
+        Assert.Null(CheckpointFile.Deserialize(CheckpointFile.Serialize(Sample()), "x.ckpt").Balance);
+    }
+
+    [Fact]
+    public void A_balance_with_a_batch_of_zero_or_workers_out_of_order_is_refused()
+    {
+        var zero = CheckpointFile.Serialize(Sample() with { Balance = new BalanceState([new WorkerBatch(0, 0)], []) });
+        Assert.Contains("planned batch 1 is 0 for worker 0", Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(zero, "x.ckpt")).Message);
+        var order = CheckpointFile.Serialize(Sample() with { Balance = new BalanceState([new WorkerBatch(2, 5), new WorkerBatch(1, 5)], []) });
+        Assert.Contains("ascending", Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(order, "x.ckpt")).Message);
+        var negative = CheckpointFile.Serialize(Sample() with { Balance = new BalanceState([], [new WorkerSpeed(1, 5, double.NaN)]) });
+        Assert.Contains("worker timing 1", Assert.Throws<DataFormatException>(() => CheckpointFile.Deserialize(negative, "x.ckpt")).Message);
     }
 
     [Fact]

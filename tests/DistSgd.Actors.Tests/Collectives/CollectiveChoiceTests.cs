@@ -1,0 +1,47 @@
+using Akka.Configuration;
+using DistSgd.Actors.Collectives;
+using DistSgd.Actors.Deployment;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
+
+namespace DistSgd.Actors.Tests.Collectives;
+
+public class CollectiveChoiceTests
+{
+    [Theory]
+    [InlineData(1, PayloadTransport.Direct, Collective.AllGather)]
+    [InlineData(2, PayloadTransport.Direct, Collective.AllGather)]
+    [InlineData(3, PayloadTransport.Direct, Collective.Pairwise)]
+    [InlineData(8, PayloadTransport.Direct, Collective.Pairwise)]
+    [InlineData(8, PayloadTransport.Akka, Collective.AllGather)]
+    public void Auto_picks_the_all_gather_for_two_peers_or_on_akka_and_pairwise_beyond(int peers, PayloadTransport transport, Collective expected) =>
+        Assert.Equal(expected, CollectiveChoice.Pick(peers, transport));
+
+    [Fact]
+    public void The_start_line_says_whether_auto_chose()
+    {
+        Assert.Equal("collective: pairwise (auto for 3 peers on the direct transport)", CollectiveChoice.Describe(Collective.Pairwise, null, 3, PayloadTransport.Direct));
+        Assert.Equal("collective: ring (distsgd.collective / --collective)", CollectiveChoice.Describe(Collective.Ring, Collective.Ring, 3, PayloadTransport.Direct));
+    }
+
+    [Theory]
+    [InlineData("auto", null)]
+    [InlineData("allgather", Collective.AllGather)]
+    [InlineData("ring", Collective.Ring)]
+    [InlineData("pairwise", Collective.Pairwise)]
+    public void The_setting_reads_every_name(string name, Collective? expected)
+    {
+        var config = ConfigurationFactory.ParseString($"distsgd.collective = {name}\ndistsgd.transport = direct").WithFallback(DistSgdConfig.ReferenceConfig);
+        Assert.Equal(expected, DistSgdSettings.Create(config).Collective);
+        if (expected is { } collective)
+            Assert.Equal(collective, CollectiveNames.Parse(collective.Name()));
+    }
+
+    [Fact]
+    public void Peers_with_different_collectives_name_the_difference()
+    {
+        var spec = new Numerics.Models.ModelSpec(Numerics.Models.ModelKind.Mlp, 4, 3, [5]);
+        var ring = new RunPlan("r", spec, 8, 1, 2, 100, 7, "", Collective.Ring);
+        Assert.Equal(["collective: ring here vs pairwise there"], ring.Differences(ring with { Collective = Collective.Pairwise }));
+    }
+}

@@ -1,0 +1,53 @@
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Tests.Deployment;
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
+
+namespace DistSgd.Actors.Tests.Collectives;
+
+/// <summary>
+/// Whole decentralized runs with each collective on the data plane, for 2 to 5 peers: a model of 43 parameters (a prime:
+/// no N divides it, so the slices are uneven) and one shard a sample larger than the others, so the last step of each
+/// epoch has weight-0 shares.
+/// </summary>
+public class CollectiveClusterSpec
+{
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    [InlineData(5)]
+    public async Task Every_collective_gives_bit_identical_replicas_pairwise_the_all_gathers_bits_and_all_match_sequential_sgd(int peers)
+    {
+        const int batch = 8, epochs = 2, seed = 9;
+        var train = Synthetic.GaussianBlobs(peers * batch * 3 + 1, 4, 3, spread: 3, seed: peers);
+        var spec = new ModelSpec(ModelKind.Mlp, 4, 3, [5], Activation.Tanh);
+        Assert.Equal(43, spec.ParameterCount);
+        var theta0 = new float[spec.ParameterCount];
+        new Model(spec, NaiveKernels.Instance).Initialize(theta0, seed);
+        var options = new SgdOptions(0.1, momentum: 0.9);
+
+        var runs = new Dictionary<Collective, DecentralizedClusterSpec.Outcome>();
+        foreach (var collective in new[] { Collective.AllGather, Collective.Pairwise, Collective.Ring })
+        {
+            var outcome = await DecentralizedClusterSpec.RunDecentralized(train, null, spec, peers, batch, epochs, options, theta0, seed,
+                                                                          transport: "direct", collective: collective);
+            Assert.Equal(peers, outcome.Peers.Count);
+            foreach (var peer in outcome.Peers)
+                Assert.Equal(outcome.Lead.Parameters, peer.Parameters);   // bit-identical replicas
+            var last = outcome.Lead.Result.Final!.Communication!;
+            Assert.True(last.DroppedMessages == 0, $"{collective}: dropped {last.DroppedMessages}; notes: {string.Join(" | ", outcome.Notes)}");
+            runs[collective] = outcome;
+        }
+
+        Assert.Equal(runs[Collective.AllGather].Lead.Parameters, runs[Collective.Pairwise].Lead.Parameters);
+        var reference = CentralizedClusterSpec.SequentialReference(train, spec, peers, batch, epochs, options, theta0, seed);
+        foreach (var (collective, outcome) in runs)
+            for (int i = 0; i < reference.Length; i++)
+                Assert.True(Math.Abs(reference[i] - outcome.Lead.Parameters[i]) <= 1e-5 + 1e-4 * Math.Abs(reference[i]),
+                            $"{collective}, parameter {i}: sequential {reference[i]}, decentralized {outcome.Lead.Parameters[i]}");
+        Assert.NotEqual(theta0, runs[Collective.Ring].Lead.Parameters);
+    }
+}
