@@ -59,7 +59,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace",
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     /// <summary>
