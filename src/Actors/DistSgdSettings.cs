@@ -25,12 +25,15 @@ namespace DistSgd.Actors;
 /// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
 /// <param name="Slowdown">Tests and benchmarks: a slowed compute node's gradients take this many times as long (distsgd.debug.slowdown; 1 = off).</param>
 /// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
+/// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
+/// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
                                      int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
-                                     double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1)
+                                     double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1,
+                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -61,7 +64,11 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             SlowdownFactor(section, "debug.slowdown"),
             section.GetInt("debug.slow-node", -1),
             WireOf(section),
-            section.GetInt("sync-every", 1));
+            section.GetInt("sync-every", 1),
+            section.GetString("trace-file", ""),
+            section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans));
+        if (settings.TraceMaxSpans < 1)
+            throw new ConfigurationException($"distsgd.trace-max-spans: expected 1 or more spans, found {settings.TraceMaxSpans}");
         if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
             throw new ConfigurationException(
                 $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
@@ -93,6 +100,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
     /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
     /// or the working directory without a log file.
     /// </summary>
+    /// <summary>Whether coordinators and workers record a <see cref="Steps.StepTrace"/>: distsgd.step-trace, or a trace file.</summary>
+    public bool Traced => StepTrace || TraceFile.Length > 0;
+
     public string StepTraceFolder => Path.GetDirectoryName(Path.GetFullPath(LogFile.Length > 0 ? LogFile : "x")) ?? ".";
 
     /// <summary>

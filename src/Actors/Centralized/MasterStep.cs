@@ -96,9 +96,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void UseTimers(ITimerScheduler timers)
     {
         Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
-        if (!_settings.StepTrace)
+        if (StepTrace.Start(_settings, MasterTraceProcess, "master", _maxWorkers) is not { } trace)
             return;
-        var trace = new StepTrace(MasterTraceProcess, "master", _maxWorkers);
         Loop.Trace = trace;
         if (_dataPlane is not null)
             _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);

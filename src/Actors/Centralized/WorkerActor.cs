@@ -53,6 +53,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly ComputeRequestCheck _check = new();
     private readonly DropLog _drops;
     private readonly NodeMeters _meters;
+    /// <summary>This worker's track of the step trace (distsgd.step-trace, --trace), from its first join; or null.</summary>
+    private StepTrace? _trace;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -138,8 +140,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _payloads.Tell(Sender, new HeldParameters(message.RunId, _latest.Step, _latest.Parameters), Self);
     }
 
+    /// <summary>The process id of worker 0's track in a step trace (peers use their node ids, the master 1000).</summary>
+    public const int WorkerTraceProcess = 2000;
+
     protected override void PostStop()
     {
+        _trace?.WriteOrWarn(_settings, _log);
         _meters.Dispose();
         _dataPlane?.Dispose();
         DisposeModel();
@@ -188,7 +194,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (message.WorkerIndex < message.WorkerCount)
             UseShard(message.WorkerIndex, message.WorkerCount);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches?.ShardSize ?? 0);
+        _trace ??= StepTrace.Start(_settings, WorkerTraceProcess + message.WorkerIndex, $"worker {message.WorkerIndex}", 1);
         string endpoint = OpenDataPlane(message);
+        if (_trace is { } trace && _dataPlane is not null)
+            _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
         Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, endpoint, _dataPlane?.Key));
     }
 
@@ -294,11 +303,13 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         Slowdown.After(_slowdown, started);
-        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        long computed = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         var reply = new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient);
         _meters.Step(rows, reply.LossSum, seconds, 0);
         _meters.Sent(WireFormat.PayloadBytes(reply));
         _payloads.Tell(Sender, reply, Self);
+        Traced(message.Step, started, computed);
     }
 
     /// <summary>
@@ -332,7 +343,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         // The gradient becomes what the wire delivers; one that is not finite goes as a non-finite reply.
         double lossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? (double)loss * rows : double.NaN;
         Slowdown.After(_slowdown, started);
-        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        long computed = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         _meters.Step(rows, (double)loss * rows, seconds, 0);
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, lossSum, seconds, 0);
@@ -340,6 +352,18 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _meters.Sent(_dataPlane.LastFrameBytes);   // the frame as encoded (distsgd.wire, distsgd.compress)
         else
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
+        Traced(message.Step, started, computed);
+    }
+
+    /// <summary>The step's spans on this worker's track: compute, then send (handing the gradient to the transport).</summary>
+    private void Traced(long step, long started, long computed)
+    {
+        if (_trace is not { } trace)
+            return;
+        long sent = Stopwatch.GetTimestamp();
+        trace.Add(StepPhase.Compute, step, started, computed);
+        trace.Add(StepPhase.Send, step, computed, sent);
+        trace.Add(StepPhase.Step, step, started, sent, value: -1);   // the worker's allocations are not measured
     }
 
     private void HandleRunEnded(RunEnded message)

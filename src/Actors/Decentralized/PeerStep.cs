@@ -73,11 +73,13 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return _run.Buffer.Gather;
     }
 
-    /// <summary>From now on every step is traced (distsgd.step-trace); <see cref="WriteTrace"/> writes it.</summary>
+    /// <summary>From now on every step is traced (distsgd.step-trace, a trace file); <see cref="WriteTrace"/> writes it.</summary>
     public void StartTrace()
     {
-        var trace = new StepTrace(_run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount);
+        if (StepTrace.Start(_run.Settings, _run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount) is not { } trace)
+            return;
         Loop.Trace = trace;
+        _run.Trace = trace;
         _run.Shares.Trace(trace);
     }
 

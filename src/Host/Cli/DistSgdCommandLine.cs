@@ -202,6 +202,13 @@ public static class DistSgdCommandLine
             Description = "Serve this process's live metrics (steps, samples/s, loss, compute and communication seconds, bytes, dropped messages, " +
                           "members up) for Prometheus at http://HOST:PORT/metrics (OpenTelemetry); HOST is 127.0.0.1 for train, --host for node.",
         };
+        public readonly Option<string?> Trace = new("--trace")
+        {
+            Description = "Write the steps' timeline to this file as a Chrome trace (ui.perfetto.dev, chrome://tracing): one track per node, each " +
+                          "step's compute, wait, send, receive, update, checkpoint and evaluation spans, membership events; the newest " +
+                          "distsgd.trace-max-spans spans per node. node: this node's track, on the reference node's clock (merge the nodes' files " +
+                          "with jq -s add); bench: each distributed configuration's, in its run folder.",
+        };
         public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
@@ -230,7 +237,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort, Trace })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -280,6 +287,7 @@ public static class DistSgdCommandLine
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
                 Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
                 MetricsPort = p.GetValue(MetricsPort),
+                TraceFile = p.GetValue(Trace),
             };
         }
     }

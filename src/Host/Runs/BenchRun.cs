@@ -120,7 +120,14 @@ public static class BenchRun
     }
 
     private static TrainSettings RunSettings(BenchSettings bench, TrainSettings c, int round) =>
-        c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}"), Quiet = true, Json = false };
+        c with
+        {
+            Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}"), Quiet = true, Json = false,
+            // --trace: each distributed configuration's trace in its own run folder, under the name given.
+            TraceFile = c.TraceFile is { } trace && c.Mode.IsDistributed()
+                ? Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}", Path.GetFileName(trace))
+                : null,
+        };
 
     /// <summary>Trains and keeps only the metrics; in a frame of its own, so that no local of <see cref="Measure"/> (a Debug build
     /// keeps every temporary to the method's end) holds the run's data into the next run.</summary>

@@ -34,6 +34,9 @@ public static class TrainRun
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
         InputChecks.CheckStragglerFlags(settings);
+        RunTrace.Check(settings.TraceFile);
+        if (settings.TraceFile is not null && !settings.Mode.IsDistributed())
+            throw new UsageException("--trace: traces the nodes of a centralized or decentralized run; --mode sequential has none");
         // A metrics port in use fails here, before the data is read or the results folder made.
         using var metrics = MetricsEndpoint.Start(settings.MetricsPort, "127.0.0.1");
         var run = Prepare(settings, output, config.DistSgd.Wire, config.DistSgd.SyncEvery);
@@ -61,6 +64,7 @@ public static class TrainRun
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
+        RunTrace.Write(settings.TraceFile, output);
         display.Final(WriteResultFiles(settings, config, run, parameters, result, clock), settings.Out);
         return new TrainOutcome(run, parameters, result);
     }

@@ -75,6 +75,9 @@ public sealed record TrainSettings
 
     /// <summary>--metrics-port: the port this process serves its metrics on for Prometheus (/metrics), or null for none.</summary>
     public int? MetricsPort { get; init; }
+
+    /// <summary>--trace: the Chrome trace file this process writes its nodes' step traces to when the run is over, or null.</summary>
+    public string? TraceFile { get; init; }
 }
 
 /// <summary>How a run trains: --mode, parsed once by the command line.</summary>

@@ -43,6 +43,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
         ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
         ["MembershipReport"] = new MembershipReport("run-1", 1, [3], 41, [0, 1, 2, 3], 42, [1]),
+        ["ClockProbe"] = new DistSgd.Actors.Steps.ClockProbe(123_456_789_012),
+        ["ClockEcho"] = new DistSgd.Actors.Steps.ClockEcho(123_456_789_012, -98_765),
     };
 
     private static byte[] Key(int seed) => Enumerable.Range(0, DataPlaneHandshake.KeySize).Select(i => (byte)(i * 11 + seed)).ToArray();
@@ -156,6 +158,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("RS", 40)]
     [InlineData("PA", 6)]
     [InlineData("MR", 30)]
+    [InlineData("TE", 12)]
     public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
@@ -169,6 +172,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             "RS" => new ReplicaResync("run", 1, 0, new byte[32], 5, [1f, 2f], [3f, 4f]),
             "PA" => new PeerReadyAck("run", "akka.tcp://distsgd@h:1"),
             "MR" => new MembershipReport("run", 1, [2], 5, [0, 1, 2], 6, [0, 1]),
+            "TE" => new DistSgd.Actors.Steps.ClockEcho(1, 2),
             _ => new RunEnded("run"),
         });
         Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));
