@@ -2,6 +2,7 @@
 # Compares the training modes on the same data, seed and per-worker batch: median of REPEAT runs of
 # the second epoch (the first includes JIT warm-up and cluster start). Prints a markdown table.
 # Usage: scripts/bench-modes.sh [REPEAT] [EPOCHS]   (defaults 3 and 2)
+#        The decentralized rows name their collective (--collective); the plain ones are the all-gather.
 #        BENCH_ONLY='regex' scripts/bench-modes.sh …   only the rows whose name matches (e.g. 'direct')
 # The TLS rows use a throw-away CA and node certificate made by scripts/make-certs.sh.
 set -euo pipefail
@@ -34,7 +35,14 @@ configs=(
   "decentralized 2 peers, direct|--mode decentralized --workers 2 --transport direct"
   "decentralized 2 peers, direct, TLS|--mode decentralized --workers 2 --transport direct $tls"
   "decentralized 2 peers, akka|--mode decentralized --workers 2 --transport akka"
-  "decentralized 4 peers, direct|--mode decentralized --workers 4 --transport direct"
+  "decentralized 2 peers, direct, ring|--mode decentralized --workers 2 --transport direct --collective ring"
+  "decentralized 2 peers, direct, pairwise|--mode decentralized --workers 2 --transport direct --collective pairwise"
+  "decentralized 3 peers, direct, allgather|--mode decentralized --workers 3 --transport direct --collective allgather"
+  "decentralized 3 peers, direct, ring|--mode decentralized --workers 3 --transport direct --collective ring"
+  "decentralized 3 peers, direct, pairwise|--mode decentralized --workers 3 --transport direct --collective pairwise"
+  "decentralized 4 peers, direct|--mode decentralized --workers 4 --transport direct --collective allgather"
+  "decentralized 4 peers, direct, ring|--mode decentralized --workers 4 --transport direct --collective ring"
+  "decentralized 4 peers, direct, pairwise|--mode decentralized --workers 4 --transport direct --collective pairwise"
   "decentralized 4 peers, akka|--mode decentralized --workers 4 --transport akka"
 )
 

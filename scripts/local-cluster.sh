@@ -41,18 +41,8 @@ echo "logs: $logs"
 
 seed="127.0.0.1:$first_port"
 pids=()
-stop_all() {
-  # SIGTERM: each node leaves the cluster (CoordinatedShutdown); what is still running after 15 s is killed.
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for _ in $(seq 15); do
-    alive=0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && return
-    sleep 1
-  done
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-trap stop_all EXIT
+. scripts/cluster-processes.sh
+trap stop_processes EXIT
 trap 'echo "interrupted: stopping the nodes" >&2; exit 130' INT TERM
 
 start_node() { # port roles
@@ -74,28 +64,7 @@ fi
 
 # The first node is the master (or the first peer; with the seed first it is node 0, the lead): wait for
 # it, bounded, then for the others (they end with the run).
-deadline=$((SECONDS + limit))
-status=124
-while (( SECONDS < deadline )); do
-  if ! kill -0 "${pids[0]}" 2>/dev/null; then
-    wait "${pids[0]}" && status=0 || status=$?
-    break
-  fi
-  sleep 0.5
-done
-if [[ $status == 124 ]]; then
-  echo "error: the run did not end within ${limit}s (-t); stopping the nodes" >&2
-else
-  while (( SECONDS < deadline )); do
-    alive=0
-    for pid in "${pids[@]:1}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [[ $alive == 0 ]] && break
-    sleep 0.5
-  done
-fi
-for pid in "${pids[@]:1}"; do
-  if ! kill -0 "$pid" 2>/dev/null; then wait "$pid" || echo "warning: node pid $pid exited with status $?" >&2; fi
-done
+wait_for_run "$limit"
 echo "--- $logs/node-$first_port.log (last lines)"
 tail -n 5 "$logs/node-$first_port.log"
 exit "$status"

@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors;
 

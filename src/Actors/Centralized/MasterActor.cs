@@ -54,7 +54,10 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         _plan = setup.Plan;
         _settings = DistSgdSettings.Create(Context.System);
         _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
-                               Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
+                               Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints)
+        {
+            Meters = NodeMeters.Of(Context.System, "master"),
+        };
         _tracker = new ParticipantTracker<IActorRef>(_roster.At);
         _step = new MasterStep(setup, _settings, _replica, _roster, this, Context, MaxWorkers);
         Registering(new MasterRecovery(_plan.RunId));
@@ -93,6 +96,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         Cluster.Get(Context.System).Unsubscribe(Self);
         _step.WriteTrace();
         _step.Dispose();
+        _replica.Meters?.Dispose();
         _replica.Dispose();
     }
 

@@ -62,7 +62,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _log = context.GetLogger();
         int parameterCount = replica.Parameters.Length;
         _gather = new StepGather(plan.RunId, parameterCount);
-        _drops = new DropLog(text => _log.Warning("{0}", text));
+        _drops = new DropLog(text => _log.Warning("{0}", text), meters: replica.Meters);
         _meter = new ProgressMeter(plan.StepsPerEpoch);
         _backups = new BackupWorkers(setup.BackupWorkers, (long)(settings.StepTimeout.TotalSeconds * Stopwatch.Frequency));
         if (setup.BalanceBySpeed)
@@ -147,7 +147,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         }
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.BytesReceived += WireFormat.PayloadBytes(reply);
+            _replica.Totals.AddReceived(WireFormat.PayloadBytes(reply));
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
         Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());
@@ -229,7 +229,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var (shard, shardCount, batch) = Assignment(index);
             var message = new ComputeGradient(_setup.Plan.RunId, _replica.Step, _replica.Epoch, _replica.StepInEpoch, theta, shard, shardCount, batch);
             _payloads.Tell(worker, message, _self);
-            _replica.Totals.BytesSent += WireFormat.PayloadBytes(message);
+            _replica.Totals.AddSent(WireFormat.PayloadBytes(message));
         }
     }
 
@@ -343,7 +343,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var (shard, shardCount, batch) = Assignment(index);
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, shardCount, 0, 0, 0, (ushort)shard, batch);
             if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
-                _replica.Totals.BytesSent += FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float);
+                _replica.Totals.AddSent(FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float));
             else
                 unreached.Add(index);
         }

@@ -49,6 +49,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private IActorRef _joinedMaster = ActorRefs.Nobody;
     private readonly ComputeRequestCheck _check = new();
     private readonly DropLog _drops;
+    private readonly NodeMeters _meters;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -71,7 +72,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _expected = expected;
         _reporter = reporter;
         _assembler = new ChunkAssembler(Context.System);
-        _drops = new DropLog(text => _log.Warning("{0}", text));
+        _meters = NodeMeters.Of(Context.System, "worker");
+        _drops = new DropLog(text => _log.Warning("{0}", text), meters: _meters);
         Receive<MessageChunk>(chunk =>
         {
             if (_assembler.Add(chunk, Sender) is { } whole)
@@ -135,6 +137,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     protected override void PostStop()
     {
+        _meters.Dispose();
         _dataPlane?.Dispose();
         DisposeModel();
     }
@@ -266,6 +269,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (_previous is { } old && !ReferenceEquals(old.Parameters, message.Parameters))
             _dataPlane?.Return(old.Parameters);
         (_previous, _latest) = (_latest, message);
+        _meters.Received(WireFormat.PayloadBytes(message));
         long started = Stopwatch.GetTimestamp();
         int rows = _batches!.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
         if (_dataPlane is not null)
@@ -284,7 +288,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                                             _targets.AsSpan(0, rows), rows, gradient);
         Slowdown.After(_slowdown, started);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
-        _payloads.Tell(Sender, new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient), Self);
+        var reply = new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient);
+        _meters.Step(rows, reply.LossSum, seconds, 0);
+        _meters.Sent(WireFormat.PayloadBytes(reply));
+        _payloads.Tell(Sender, reply, Self);
     }
 
     /// <summary>
@@ -299,6 +306,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
                                            _targets.AsSpan(0, rows), rows, _gradient);
         Slowdown.After(_slowdown, started);
         double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        _meters.Step(rows, (double)loss * rows, seconds, 0);
+        _meters.Sent(FrameHeader.Size + (rows > 0 ? (long)_gradient.Length * sizeof(float) : 0));
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
                                      rows, (double)loss * rows, seconds, 0);
         if (!_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))

@@ -5,10 +5,11 @@ using System.Text;
 using Akka.Actor;
 using Akka.Serialization;
 using DistSgd.Actors.Centralized;
-using DistSgd.Actors.Transport;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Codec;
 

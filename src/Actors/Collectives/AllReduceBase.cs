@@ -1,5 +1,6 @@
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Collectives;
 

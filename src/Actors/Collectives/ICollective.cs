@@ -1,4 +1,5 @@
 using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Collectives;
 

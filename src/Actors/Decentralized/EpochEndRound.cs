@@ -84,7 +84,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
             var resync = new ReplicaResync(run.Plan.RunId, Replica.Epoch, run.NodeId, wait.Own.Hash, Replica.Optimizer.State.Step,
                                            Replica.CopyOfParameters(), (float[])Replica.Optimizer.State.Velocity.Clone());
             control.Publish(resync);
-            Replica.Totals.BytesSent += WireFormat.PayloadBytes(resync) * (run.Participants.Count - 1);
+            Replica.Totals.AddSent(WireFormat.PayloadBytes(resync) * (run.Participants.Count - 1));
         }
         if (agreed.Matches(wait.Own.Hash))
         {
@@ -106,7 +106,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
             run.Drops.Record(refused, $"replica resync from node {message.SourceNodeId} for epoch {message.Epoch} (run {message.RunId})");
         if (outcome != GatherOutcome.Accepted)
             return false;
-        Replica.Totals.BytesReceived += WireFormat.PayloadBytes(message);
+        Replica.Totals.AddReceived(WireFormat.PayloadBytes(message));
         return true;
     }
 

@@ -71,10 +71,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _topic = DecentralizedDeployment.Topic(_plan.RunId);
         _selfAddress = Cluster.Get(Context.System).SelfAddress.ToString();
         var replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
-                                  MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints);
+                                  MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints)
+        {
+            Meters = NodeMeters.Of(Context.System, "peer"),
+        };
         int parameterCount = replica.Parameters.Length;
         var buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = replica.Step };
-        var drops = new DropLog(text => _log.Warning("{0}", text));
+        var drops = new DropLog(text => _log.Warning("{0}", text), meters: replica.Meters);
         var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
         replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var self = Self;
@@ -151,6 +154,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Cluster.Get(Context.System).Unsubscribe(Self);
         _run.Shares.Dispose();
         _step?.WriteTrace();
+        Replica.Meters?.Dispose();
         Replica.Dispose();
         _step?.Dispose();
     }

@@ -111,8 +111,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     }
 
     private void SendShare(GradientShare share) =>
-        Replica.Totals.BytesSent += _run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, (node, endpoint) =>
-            _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint));
+        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, (node, endpoint) =>
+            _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint)));
 
     /// <summary>
     /// A share that arrived from <paramref name="sender"/>, for the open step, a later one, or to drop (counted; one
@@ -122,7 +122,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
-            Replica.Totals.BytesReceived += WireFormat.PayloadBytes(share);
+            Replica.Totals.AddReceived(WireFormat.PayloadBytes(share));
         var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
@@ -137,10 +137,10 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     public void OfferPart(CollectivePart part, bool stepping)
     {
         long taken = Stopwatch.GetTimestamp();
-        Replica.Totals.BytesReceived += part.Bytes;
+        Replica.Totals.AddReceived(part.Bytes);
         long sent = 0;
         var outcome = _run.Shares.AllReduce!.Take(part, stepping, ref sent);
-        Replica.Totals.BytesSent += sent;
+        Replica.Totals.AddSent(sent);
         Loop.Trace?.Offered(part.Sender, part.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is PartOutcome.Accepted or PartOutcome.Held or PartOutcome.Interrupted)
             return;

@@ -13,11 +13,14 @@ public sealed class DropLog
     private readonly Action<string> _warn;
     private readonly TimeProvider _clock;
     private readonly Dictionary<GatherOutcome, (long LoggedAt, long Unlogged)> _kinds = new();
+    private readonly NodeMeters? _meters;
 
     /// <param name="warn">Writes one warning (an actor passes its logger's Warning).</param>
-    public DropLog(Action<string> warn, TimeSpan? interval = null, TimeProvider? clock = null)
+    /// <param name="meters">Where every drop is also counted by kind (distsgd.dropped_messages), or null.</param>
+    public DropLog(Action<string> warn, TimeSpan? interval = null, TimeProvider? clock = null, NodeMeters? meters = null)
     {
         _warn = warn;
+        _meters = meters;
         Interval = interval ?? DefaultInterval;
         _clock = clock ?? TimeProvider.System;
     }
@@ -27,6 +30,7 @@ public sealed class DropLog
     /// <summary>Notes that <paramref name="what"/> was dropped for <paramref name="reason"/>; true when that was logged.</summary>
     public bool Record(GatherOutcome reason, string what)
     {
+        _meters?.Dropped(DroppedMessages.Name(reason));
         long now = _clock.GetTimestamp();
         if (_kinds.TryGetValue(reason, out var state) && _clock.GetElapsedTime(state.LoggedAt, now) < Interval)
         {

@@ -18,8 +18,25 @@ public sealed class EpochTotals
     public double Communication { get; private set; }
     public double Update { get; private set; }
     public double LearningRate { get; private set; }
-    public long BytesSent { get; set; }
-    public long BytesReceived { get; set; }
+    public long BytesSent { get; private set; }
+    public long BytesReceived { get; private set; }
+
+    /// <summary>Where the steps and bytes are also counted live (<see cref="RunMeters"/>), or null.</summary>
+    public NodeMeters? Meters { get; set; }
+
+    /// <summary>Payload bytes this coordinator sent.</summary>
+    public void AddSent(long bytes)
+    {
+        BytesSent += bytes;
+        Meters?.Sent(bytes);
+    }
+
+    /// <summary>Payload bytes this coordinator received.</summary>
+    public void AddReceived(long bytes)
+    {
+        BytesReceived += bytes;
+        Meters?.Received(bytes);
+    }
 
     public EpochTotals()
     {
@@ -72,6 +89,7 @@ public sealed class EpochTotals
         _stepCommunication.Add(Math.Max(0, wallSeconds - slowest));
         Update += updateSeconds;
         LearningRate = learningRate;
+        Meters?.Step(samples, lossSum, slowest, Math.Max(0, wallSeconds - slowest));
         return lossSum;
     }
 

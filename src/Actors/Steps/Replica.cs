@@ -74,6 +74,13 @@ public sealed class Replica : IDisposable
     /// <summary>The open epoch's sums (loss, samples, times, bytes).</summary>
     public EpochTotals Totals { get; private set; } = new();
 
+    /// <summary>Where this replica's steps are counted live (<see cref="RunMeters"/>), or null: every epoch's totals report there.</summary>
+    public NodeMeters? Meters
+    {
+        get => Totals.Meters;
+        set => Totals.Meters = value;
+    }
+
     /// <summary>The finished epochs' metrics, in order.</summary>
     public IReadOnlyList<EpochMetrics> Epochs => _epochs;
 
@@ -139,7 +146,7 @@ public sealed class Replica : IDisposable
         var metrics = Totals.ToMetrics(Epoch, steps, Evaluate(test), test is { IsClassification: true }, droppedMessages, droppedByKind);
         _epochs.Add(metrics);
         bool plateau = Stopping.Observe(Totals.TrainLoss);
-        Totals = new EpochTotals();
+        Totals = new EpochTotals { Meters = Totals.Meters };
         return (metrics, plateau);
     }
 

@@ -5,6 +5,7 @@ using DistSgd.Host.Display;
 using DistSgd.Host.Export;
 using DistSgd.Host.Runs;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
@@ -179,6 +180,11 @@ public static class DistSgdCommandLine
         };
         public readonly Option<long?> CheckpointEverySteps = new("--checkpoint-every-steps") { Description = "Write a checkpoint to <out>/checkpoints every this many steps; 0 = off. Default: distsgd.checkpoint.every-steps (0)." };
         public readonly Option<double?> CheckpointEverySeconds = new("--checkpoint-every-seconds") { Description = "Write a checkpoint when this many seconds have passed since the last; 0 = off. Default: distsgd.checkpoint.every-seconds (60); epoch ends: distsgd.checkpoint.at-epoch-end (on)." };
+        public readonly Option<int?> MetricsPort = new("--metrics-port")
+        {
+            Description = "Serve this process's live metrics (steps, samples/s, loss, compute and communication seconds, bytes, dropped messages, " +
+                          "members up) for Prometheus at http://HOST:PORT/metrics (OpenTelemetry); HOST is 127.0.0.1 for train, --host for node.",
+        };
         public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
@@ -197,12 +203,13 @@ public static class DistSgdCommandLine
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
+            MetricsPort.Validators.Add(r => Check<int?>(r, v => v is null or (>= 1 and <= 65535), "a port from 1 to 65535"));
             CheckpointEverySeconds.Validators.Add(r => Check<double?>(r, v => v is null || (v >= 0 && double.IsFinite(v.Value)), "a number of seconds ≥ 0 (0 = off)"));
         }
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -248,6 +255,7 @@ public static class DistSgdCommandLine
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
                 Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
+                MetricsPort = p.GetValue(MetricsPort),
             };
         }
     }
@@ -274,7 +282,7 @@ public static class DistSgdCommandLine
         var command = new Command("bench",
             "Train sequential, centralized and decentralized (on each transport and worker count) on the same data, seed and global batch, " +
             "and write a comparison table (markdown, CSV) and plots to the results folder. The train flags set the run; --batch-size is " +
-            "the global batch (each worker takes its share); --mode, --workers, --transport and --json are not used.");
+            "the global batch (each worker takes its share); --collective is the decentralized direct rows'; --mode, --workers, --transport and --json are not used.");
         var flags = new TrainFlags();
         flags.AddTo(command);
         var counts = new Option<int[]>("--worker-counts")
@@ -305,7 +313,126 @@ public static class DistSgdCommandLine
             var measure = BenchChildRuns.CanStartChildren ? BenchChildRuns.Runner(bench.Base.Out, cancellation) : null;
             return Guarded(error, () => BenchRun.Execute(bench, output, cancellation, measure));
         });
+        command.Add(CostCommand(output, error));
+        command.Add(CalibrateCommand(output, error, cancellation));
+        command.Add(LinkCommand(output, error, cancellation));
         return command;
+    }
+
+    private static Command CostCommand(TextWriter output, TextWriter error)
+    {
+        var command = new Command("cost",
+            "Print the α–β cost model's predicted samples/s and ms per step of every mode and collective, for each node count and link rate " +
+            "(constants: --constants, else those measured on this project's machine).");
+        var nodes = new Option<int[]>("--nodes")
+        {
+            Description = "Node counts N (workers, or peers), comma-separated.",
+            DefaultValueFactory = _ => [2, 4, 8, 16, 32, 64],
+            CustomParser = r => ParseCounts(r, "--nodes", 1, 4096),
+        };
+        var rates = new Option<LinkRate[]>("--rate")
+        {
+            Description = "Each node's link rate, comma-separated: none (loopback), 100mbit, 1gbit, 25gbit, ….",
+            DefaultValueFactory = _ => [LinkRate.Parse("1gbit"), LinkRate.Parse("10gbit"), LinkRate.Parse("25gbit")],
+            CustomParser = ParseRates,
+        };
+        var constants = new Option<string?>("--constants") { Description = "A JSON file written by 'distsgd bench calibrate --out'." };
+        var sharedCores = new Option<int>("--shared-cores")
+        {
+            Description = "Cores all nodes' compute shares (every node on one machine, as on scripts/emulated-cluster.sh); 0 = a machine per node.",
+            DefaultValueFactory = _ => 0,
+        };
+        sharedCores.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 4096, "a core count from 0 (a machine per node) to 4096"));
+        var csv = new Option<bool>("--csv") { Description = $"Print CSV ({CostTable.CsvHeader}) instead of markdown tables." };
+        foreach (var option in new Option[] { nodes, rates, constants, sharedCores, csv })
+            command.Add(option);
+        command.SetAction(p => Guarded(error, () =>
+        {
+            var measured = p.GetValue(constants) is { } path ? CostConstants.FromJson(File.ReadAllText(path), path) : CostConstants.Measured;
+            var table = p.GetValue(csv) ? (Func<CostConstants, IReadOnlyList<int>, IReadOnlyList<LinkRate>, int, string>)CostTable.Csv : CostTable.Markdown;
+            output.Write(table(measured, p.GetValue(nodes)!, p.GetValue(rates)!, p.GetValue(sharedCores)));
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command CalibrateCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var command = new Command("calibrate",
+            "Measure the cost model's constants on this machine (compute per step, update, sum, and α, β of the data plane over loopback) " +
+            "for an MLP on 784 inputs and 10 classes, and print them as JSON ('bench cost --constants' reads them).");
+        var hidden = new Option<int[]>("--hidden") { Description = "MLP hidden layer sizes, comma-separated.", DefaultValueFactory = _ => [256, 128], CustomParser = ParseHidden };
+        var batch = new Option<int>("--batch-size") { Description = "Samples of one node's gradient per step (b).", DefaultValueFactory = _ => 64 };
+        var repeat = new Option<int>("--repeat") { Description = "Timed repetitions of each measurement (medians are kept).", DefaultValueFactory = _ => 200 };
+        var outFile = new Option<string?>("--out") { Description = "Also write the JSON to this file." };
+        batch.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 65_536, "a batch size from 1 to 65536"));
+        repeat.Validators.Add(r => Check<int>(r, v => v is >= 5 and <= 100_000, "from 5 to 100000 repetitions"));
+        foreach (var option in new Option[] { hidden, batch, repeat, outFile })
+            command.Add(option);
+        command.SetAction(p => Guarded(error, () =>
+        {
+            var spec = new ModelSpec(ModelKind.Mlp, 784, 10, p.GetValue(hidden));
+            string json = CostCalibration.Measure(spec, p.GetValue(batch), p.GetValue(repeat), cancellation).ToJson();
+            if (p.GetValue(outFile) is { } path)
+                File.WriteAllText(path, json + Environment.NewLine);
+            output.WriteLine(json);
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static Command LinkCommand(TextWriter output, TextWriter error, CancellationToken cancellation)
+    {
+        var command = new Command("link",
+            "Measure α (per message) and β (per byte) of the TCP path to another host: run '--listen ADDRESS:PORT' there and '--to ADDRESS:PORT' here " +
+            "(the data plane's socket settings; a 64-byte message and a --bytes payload echoed in turn).");
+        var listen = new Option<string?>("--listen") { Description = "Echo on ADDRESS:PORT for --connections connections, then exit." };
+        var to = new Option<string?>("--to") { Description = "Measure the path to the echo server at ADDRESS:PORT." };
+        var bytes = new Option<int>("--bytes") { Description = "Payload bytes of the large message (default: the default MLP's gradient).", DefaultValueFactory = _ => 940_584 };
+        var repeat = new Option<int>("--repeat") { Description = "Timed round trips of each size (medians are kept).", DefaultValueFactory = _ => 20 };
+        var connections = new Option<int>("--connections") { Description = "--listen: connections to serve before exiting.", DefaultValueFactory = _ => 1 };
+        bytes.Validators.Add(r => Check<int>(r, v => v is > LinkProbe.SmallBytes and <= 1 << 30, $"from {LinkProbe.SmallBytes + 1} to {1 << 30} bytes"));
+        repeat.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 100_000, "from 1 to 100000 round trips"));
+        connections.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1000, "from 1 to 1000 connections"));
+        foreach (var option in new Option[] { listen, to, bytes, repeat, connections })
+            command.Add(option);
+        command.SetAction(p => Guarded(error, () =>
+        {
+            if ((p.GetValue(listen) is null) == (p.GetValue(to) is null))
+                throw new UsageException("bench link: expected exactly one of --listen ADDRESS:PORT and --to ADDRESS:PORT");
+            if (p.GetValue(listen) is { } here)
+            {
+                LinkProbe.Serve(Endpoint("--listen", here), p.GetValue(connections), cancellation,
+                                e => output.WriteLine($"bench link: echoing on {e}"));
+                return ExitCodes.Ok;
+            }
+            var m = LinkProbe.Measure(Endpoint("--to", p.GetValue(to)!), p.GetValue(bytes), p.GetValue(repeat), TimeSpan.FromSeconds(30));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"bench link: alpha {m.MessageSeconds * 1e6:0.0} us, beta {m.SecondsPerByte * 1e9:0.0000} ns/byte, payload rate {m.BitsPerSecond / 1e6:0.0} Mbit/s ({m.PayloadBytes} bytes)"));
+            return ExitCodes.Ok;
+        }));
+        return command;
+    }
+
+    private static System.Net.IPEndPoint Endpoint(string flag, string text) =>
+        System.Net.IPEndPoint.TryParse(text, out var endpoint) && endpoint.Port is > 0 and <= 65535
+            ? endpoint
+            : throw new UsageException($"{flag}: expected ADDRESS:PORT with an IP address and a port from 1 to 65535 (e.g. 10.77.0.1:5000), found '{text}'");
+
+    private static LinkRate[] ParseRates(ArgumentResult result)
+    {
+        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
+        var rates = new List<LinkRate>();
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            if (!LinkRate.TryParse(part, out var rate))
+            {
+                result.AddError($"--rate: expected comma-separated rates such as none, 100mbit, 1gbit, 2.5gbit, found '{text}'");
+                return [];
+            }
+            rates.Add(rate);
+        }
+        return rates.ToArray();
     }
 
     // ---- node -------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ public static class RunSummary
     /// <summary>
     /// The run's totals: sums over every epoch of samples, training seconds and bytes (0 for a sequential run); steps and
     /// dropped messages are already counted from the run's start in each epoch's row, so the last epoch's value is the total.
+    /// BytesSentPerStep is what the reporting node (the master, or the lead peer) sent per step it took part in: with the
+    /// all-gather (N−1)·G, with an all-reduce about 2·(N−1)/N·G (G: a gradient's frame); null without communication.
     /// </summary>
     public static object Totals(TrainingResult result) => new
     {
@@ -27,8 +29,16 @@ public static class RunSummary
         EpochSeconds = result.Epochs.Sum(m => m.Seconds),
         BytesSent = result.Epochs.Sum(m => m.Communication?.BytesSent ?? 0),
         BytesReceived = result.Epochs.Sum(m => m.Communication?.BytesReceived ?? 0),
+        BytesSentPerStep = BytesSentPerStep(result.Epochs),
         DroppedMessages = result.Epochs.Count > 0 ? result.Epochs[^1].Communication?.DroppedMessages ?? 0 : 0,
     };
+
+    /// <summary>Σ bytes sent / Σ steps over the epochs with communication (each epoch's own steps); null when there are none.</summary>
+    public static double? BytesSentPerStep(IReadOnlyList<EpochMetrics> epochs)
+    {
+        long steps = epochs.Sum(m => m.Communication?.Steps ?? 0);
+        return steps > 0 ? (double)epochs.Sum(m => m.Communication?.BytesSent ?? 0) / steps : null;
+    }
 
     /// <summary>
     /// The per-node lag report over the whole run: each participant's mean compute per step against the step's (the

@@ -56,14 +56,16 @@ public static class BenchRun
     public static IReadOnlyList<TrainSettings> Configurations(BenchSettings bench)
     {
         var b = bench.Base;
-        var list = new List<TrainSettings> { b with { Mode = RunMode.Sequential, ComputeNodes = 1, Threads = b.ThreadsPerComputeNode, Transport = null } };
+        var list = new List<TrainSettings> { b with { Mode = RunMode.Sequential, ComputeNodes = 1, Threads = b.ThreadsPerComputeNode, Transport = null, Collective = null } };
         foreach (var mode in new[] { RunMode.Centralized, RunMode.Decentralized })
             foreach (int workers in bench.ComputeNodeCounts)
                 foreach (string transport in bench.Transports)
                 {
                     if (b.BatchSize % workers != 0)
                         throw new UsageException($"--batch-size {b.BatchSize} is the global batch of every configuration: it must divide by each of --worker-counts, found {workers}");
-                    list.Add(b with { Mode = mode, ComputeNodes = workers, BatchSize = b.BatchSize / workers, Transport = transport });
+                    // --collective is the decentralized rows' on the direct transport (the only one the all-reduces run on).
+                    list.Add(b with { Mode = mode, ComputeNodes = workers, BatchSize = b.BatchSize / workers, Transport = transport,
+                                      Collective = mode == RunMode.Decentralized && transport == "direct" ? b.Collective : null });
                 }
         return list;
     }

@@ -22,8 +22,8 @@ public static class ClusterRun
     public static (float[] Parameters, TrainingResult Result) Run(TrainSettings settings, EffectiveConfig config, TrainingSetup setup,
                                                                   Action<EpochMetrics> onEpoch, TextWriter output,
                                                                   CancellationToken cancellation, CheckpointSetup? checkpoints = null,
-                                                                  Action<RunProgress.StepProgress>? onStep = null)
-        => RunAsync(settings, config, setup, onEpoch, output, cancellation, checkpoints, onStep).GetAwaiter().GetResult();
+                                                                  Action<RunProgress.StepProgress>? onStep = null, MetricsEndpoint? metrics = null)
+        => RunAsync(settings, config, setup, onEpoch, output, cancellation, checkpoints, onStep, metrics).GetAwaiter().GetResult();
 
     /// <summary>The role list of every node of the mode's simulated cluster.</summary>
     public static IReadOnlyList<string[]> NodeRoles(TrainSettings settings, DistSgdSettings distsgd)
@@ -44,7 +44,7 @@ public static class ClusterRun
     private static async Task<(float[], TrainingResult)> RunAsync(TrainSettings settings, EffectiveConfig config, TrainingSetup setup,
                                                                  Action<EpochMetrics> onEpoch, TextWriter output,
                                                                  CancellationToken cancellation, CheckpointSetup? checkpoints,
-                                                                 Action<RunProgress.StepProgress>? onStep)
+                                                                 Action<RunProgress.StepProgress>? onStep, MetricsEndpoint? metrics)
     {
         bool decentralized = settings.Mode == RunMode.Decentralized;
         long frame = setup.FrameSize(settings.Mode);
@@ -56,6 +56,8 @@ public static class ClusterRun
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
+        foreach (var node in cluster.Nodes)
+            metrics?.Watch(node);
 
         var replicas = new List<PeerFinished>();
         var allReplicas = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

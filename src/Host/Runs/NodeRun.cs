@@ -173,6 +173,8 @@ public static class NodeRun
         // A port another process holds is found here, before the data is read (nothing is opened by --print-config).
         if (!node.PrintConfig)
             PortChecks.CheckNode(node, distsgd);
+        // Served from here on (and so a port in use fails here, before the data is read): every node has its own.
+        using var metrics = node.PrintConfig ? null : MetricsEndpoint.Start(settings.MetricsPort, node.Host);
         var roleNames = node.Roles.Select(r => r switch
         {
             NodeRole.Master => distsgd.MasterRole,
@@ -195,7 +197,7 @@ public static class NodeRun
         // A centralized worker the cluster removed joins again, as a new incarnation on the same address (issue 20).
         for (int incarnation = 1; ; incarnation++)
         {
-            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, cancellation) is { } exit)
+            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, cancellation) is { } exit)
                 return exit;
             if (incarnation > MaxRejoins)
                 throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
@@ -208,7 +210,7 @@ public static class NodeRun
     /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
     private static async Task<int?> RunIncarnation(NodeSettings node, Config akka, Actors.Security.NodeTls? tls, TimeSpan joinTimeout,
                                                    TrainSettings settings, EffectiveConfig config, PreparedRun run, Stopwatch clock,
-                                                   RunDisplay display, CancellationToken cancellation)
+                                                   RunDisplay display, MetricsEndpoint? metrics, CancellationToken cancellation)
     {
         var output = display.Output;
         ActorSystem system;
@@ -225,6 +227,9 @@ public static class NodeRun
 
         try
         {
+            metrics?.Watch(system);
+            if (metrics is not null)
+                output.WriteLine($"metrics: {metrics.Url}");
             var cluster = Cluster.Get(system);
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cluster.RegisterOnMemberUp(() => up.TrySetResult());

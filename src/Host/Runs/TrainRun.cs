@@ -33,23 +33,30 @@ public static class TrainRun
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
         InputChecks.CheckStragglerFlags(settings);
+        // A metrics port in use fails here, before the data is read or the results folder made.
+        using var metrics = MetricsEndpoint.Start(settings.MetricsPort, "127.0.0.1");
         var run = Prepare(settings, output);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
         output.WriteLine($"results: {Path.GetFullPath(settings.Out)}");
+        if (metrics is not null)
+            output.WriteLine($"metrics: {metrics.Url}");
 
         var onEpoch = MetricsWriter(settings, run, display, checkpoints.ResumeFrom?.Epochs);
         var (parameters, result) = display.Run(() =>
         {
             if (run.Distributed)
-                return ClusterRun.Run(settings, config, run.Setup, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null);
+                return ClusterRun.Run(settings, config, run.Setup, onEpoch, output, cancellation, checkpoints, display.ShowsSteps ? display.Step : null, metrics);
             var parameters = run.Parameters;
             var trainer = new SequentialTrainer(run.Model, new SgdOptimizer(run.OptimizerOptions, run.Model.ParameterCount), run.Options);
             if (checkpoints.Writer is { } writer)
                 writer.Written += w => output.WriteLine(w.Describe());
-            return (parameters, trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer,
-                                              display.ShowsSteps ? StepReporter(display) : null));
+            using var meters = metrics is null ? null : new NodeMeters("local", "sequential");
+            var onStep = display.ShowsSteps ? StepReporter(display) : null;
+            if (meters is not null)
+                onStep += step => meters.Step(step.Samples, step.LossSum, step.Seconds, 0);
+            return (parameters, trainer.Train(parameters, run.Train, run.Test, onEpoch, cancellation, checkpoints.ResumeFrom, checkpoints.Writer, onStep));
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
@@ -176,7 +183,7 @@ public static class TrainRun
             BackupWorkers = distributed ? settings.BackupWorkers : 0,
             Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
-            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Actors.Protocol.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Numerics.Training.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,

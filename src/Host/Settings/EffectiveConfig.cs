@@ -1,9 +1,10 @@
 using Akka.Configuration;
-using DistSgd.Actors;
 using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Security;
 using DistSgd.Actors.Transport;
+using DistSgd.Actors;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Settings;
 

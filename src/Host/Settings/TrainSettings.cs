@@ -1,4 +1,5 @@
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Settings;
 
@@ -62,6 +63,9 @@ public sealed record TrainSettings
 
     /// <summary>--tls-cert/--tls-password/--tls-password-file: TLS between the nodes (<see cref="TlsFlags"/>).</summary>
     public TlsFlags Tls { get; init; } = TlsFlags.None;
+
+    /// <summary>--metrics-port: the port this process serves its metrics on for Prometheus (/metrics), or null for none.</summary>
+    public int? MetricsPort { get; init; }
 }
 
 /// <summary>How a run trains: --mode, parsed once by the command line.</summary>

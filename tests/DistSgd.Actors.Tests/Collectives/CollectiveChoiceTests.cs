@@ -3,6 +3,7 @@ using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Collectives;
 

@@ -4,6 +4,7 @@ using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
 using DistSgd.Numerics.Tensors;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Collectives;
 

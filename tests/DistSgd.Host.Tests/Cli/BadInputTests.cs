@@ -65,6 +65,7 @@ public class BadInputTests
     [InlineData("--task", "ranking", "--task: expected one of classification, regression, found 'ranking'")]
     [InlineData("--normalize", "minmax", "--normalize: expected one of auto, none, scale, standardize, found 'minmax'")]
     [InlineData("--transport", "udp", "--transport: expected one of akka, direct, found 'udp'")]
+    [InlineData("--collective", "tree", "--collective: expected one of auto, allgather, ring, pairwise, found 'tree'")]
     [InlineData("--workers", "65", "--workers: expected from 1 to 64 workers, found '65'")]
     [InlineData("--threads", "2000", "--threads: expected a thread count from 0 (all cores) to 1024, found '2000'")]
     [InlineData("--backup-workers", "-1", "--backup-workers: expected from 0 (off) to 63 backup workers, found '-1'")]
@@ -111,6 +112,8 @@ public class BadInputTests
     [InlineData("distsgd.akka-chunk-size = 10", "distsgd.akka-chunk-size: expected 0 (off) or a size from 1KiB to 64MiB, found '10'")]
     [InlineData("distsgd.akka-chunk-size = lots", "distsgd.akka-chunk-size: expected a size such as 64KiB or 0, found 'lots'")]
     [InlineData("distsgd.transport = udp", "distsgd.transport: expected akka or direct, found 'udp'")]
+    [InlineData("distsgd.collective = tree", "distsgd.collective: expected auto, allgather, ring or pairwise, found 'tree'")]
+    [InlineData("distsgd.collective = ring\ndistsgd.transport = akka", "distsgd.collective = ring runs on the direct transport only, but distsgd.transport = akka")]
     [InlineData("distsgd.direct.port = 70000", "distsgd.direct.port: expected 0 (any free port) to 65535, found 70000")]
     [InlineData("distsgd.direct.port = http", "distsgd.direct.port: expected a port number, found 'http'")]
     [InlineData("distsgd.direct.frame-timeout = 0ms", "distsgd.direct.frame-timeout: expected a positive duration")]
@@ -127,6 +130,16 @@ public class BadInputTests
         string config = temp["bad.conf"];
         File.WriteAllText(config, hocon);
         AssertRefused(temp, expected, [.. Small, "--config", config]);
+    }
+
+    [Theory]
+    [InlineData("centralized", "pairwise", "--collective pairwise: only the decentralized mode has a collective (--mode decentralized); found --mode centralized")]
+    [InlineData("decentralized", "ring", "distsgd.collective = ring runs on the direct transport only, but distsgd.transport = akka")]
+    public void A_collective_the_run_cannot_use_is_refused_naming_why(string mode, string collective, string expected)
+    {
+        using var temp = new TempFolder();
+        string[] transport = mode == "decentralized" ? ["--transport", "akka"] : [];
+        AssertRefused(temp, expected, [.. Small, "--mode", mode, "--collective", collective, .. transport]);
     }
 
     [Fact]

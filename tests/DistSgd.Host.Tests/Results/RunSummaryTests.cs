@@ -29,4 +29,16 @@ public class RunSummaryTests
         Assert.Equal(0, Totals().GetProperty("DroppedMessages").GetInt64());
         Assert.Equal(0, Totals(new EpochMetrics(1, 5, 0.5, 0.5, 0.9, 1.0, 100, 0.1)).GetProperty("DroppedMessages").GetInt64());
     }
+
+    [Fact]
+    public void Bytes_sent_per_step_divide_the_bytes_by_the_steps_that_sent_them()
+    {
+        var epochs = new[]
+        {
+            new EpochMetrics(1, 10, 0.5, 0.5, 0.9, 1.0, 100, 0.1, new StepTimeBreakdown(10, 0.5, 0.1, 0.3, 0.2, 1_000, 1_000, 0)),
+            new EpochMetrics(2, 16, 0.5, 0.5, 0.9, 1.0, 100, 0.1, new StepTimeBreakdown(6, 0.5, 0.1, 0.3, 0.2, 600, 600, 0)),
+        };
+        Assert.Equal(100, Totals(epochs).GetProperty("BytesSentPerStep").GetDouble());
+        Assert.Equal(JsonValueKind.Null, Totals(new EpochMetrics(1, 5, 0.5, 0.5, 0.9, 1.0, 100, 0.1)).GetProperty("BytesSentPerStep").ValueKind);
+    }
 }

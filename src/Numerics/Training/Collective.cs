@@ -1,4 +1,4 @@
-namespace DistSgd.Actors.Protocol;
+namespace DistSgd.Numerics.Training;
 
 /// <summary>
 /// How the decentralized peers turn their gradient shares of a step into every peer's average (distsgd.collective,

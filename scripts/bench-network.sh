@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Measures real runs on the emulated network (scripts/emulated-cluster.sh, root) and sets them next to the cost
+# model's prediction: for every link rate, the centralized mode with N workers and the decentralized mode with N
+# peers (each collective), the second epoch's samples/s, ms per step, and the bytes each node's link sent per step
+# (the master's, and the mean over the peers). Prints a markdown table; the prediction is `distsgd bench cost` with
+# the constants of `distsgd bench calibrate` (measured first, on this machine; α then fitted to the runs by least
+# squares: a hop through the data plane and the actors costs more than a bare socket) and every node's compute on this
+# machine's cores (--shared-cores).
+# Usage: scripts/bench-network.sh [-r RATES] [-n COUNTS] [-c COLLECTIVES] [-e EPOCHS] [-- RUN FLAGS…]
+#   -r  link rates, comma-separated (default 1gbit,none)
+#   -n  node counts N, comma-separated (default 2,3,4)
+#   -c  collectives of the decentralized runs, comma-separated (default allgather; ring, pairwise where the program
+#       has --collective)
+#   -e  epochs per run (default 2; the last one is measured, the first pays JIT and cluster start)
+#   RUN FLAGS: more train flags for every run (default --dataset fashion-mnist)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rates=1gbit,none counts=2,3,4 collectives=allgather epochs=2
+while getopts "r:n:c:e:" option; do
+  case $option in
+    r) rates=$OPTARG ;;
+    n) counts=$OPTARG ;;
+    c) collectives=$OPTARG ;;
+    e) epochs=$OPTARG ;;
+    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+[[ ${1:-} == "--" ]] && shift
+run_flags=("$@")
+(( ${#run_flags[@]} > 0 )) || run_flags=(--dataset fashion-mnist)
+[[ $epochs =~ ^[0-9]+$ && $epochs -ge 2 ]] || { echo "error: -e: expected at least 2 epochs, found '$epochs'" >&2; exit 2; }
+
+dotnet build -c Release src/Host >/dev/null
+dll=src/Host/bin/Release/net10.0/distsgd.dll
+work=$(mktemp -d -t distsgd-bench-network-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+has_collective=0
+dotnet "$dll" node --help | grep -q -- '--collective' && has_collective=1
+
+dotnet "$dll" bench calibrate --out "$work/constants.json" >/dev/null
+echo "calibrated: $(tr -d '\n' <"$work/constants.json" | tr -s ' ')"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+IFS=, read -r -a rate_list <<<"$rates"
+IFS=, read -r -a count_list <<<"$counts"
+IFS=, read -r -a collective_list <<<"$collectives"
+
+# Pass 1: the runs. Each measured row: rate n name key ms_per_step samples_per_s wire_bytes_per_step.
+measured=()
+for rate in "${rate_list[@]}"; do
+  for n in "${count_list[@]}"; do
+    runs=("centralized|centralized")
+    for c in "${collective_list[@]}"; do
+      if [[ $c != allgather && $has_collective == 0 ]]; then
+        echo "note: this distsgd has no --collective; skipping $c" >&2
+        continue
+      fi
+      runs+=("decentralized|$c")
+    done
+    for entry in "${runs[@]}"; do
+      mode=${entry%%|*} what=${entry#*|}
+      extra=()
+      [[ $mode == decentralized && $has_collective == 1 ]] && extra=(--collective "$what")
+      out="$work/$rate-$n-$what"
+      if ! LOGS="$out-logs" scripts/emulated-cluster.sh -m "$mode" -n "$n" -r "$rate" -t 900 -- \
+           "${run_flags[@]}" "${extra[@]}" --epochs "$epochs" --patience 0 --out "$out" --quiet >"$out.log" 2>&1; then
+        kept=$(mktemp -d -t distsgd-bench-network-failed-XXXXXX); cp -r "$out"* "$kept"/
+        echo "error: $mode $n, $what at $rate failed: logs kept in $kept" >&2
+        continue
+      fi
+      row=$(sed -n "$((epochs + 1))p" "$out/metrics.csv")
+      previous=$(sed -n "${epochs}p" "$out/metrics.csv")
+      steps=$(( $(cut -d, -f2 <<<"$row") - $(cut -d, -f2 <<<"$previous") ))
+      total_steps=$(cut -d, -f2 <<<"$row")
+      # Bytes per step on the wire (whole run, control traffic and framing included): the master's link (host 0),
+      # or the mean over the peers' links.
+      if [[ $mode == centralized ]]; then
+        wire=$(awk -F'\t' 'NR == 2 { print $3 }' "$out-logs/links.tsv")
+      else
+        wire=$(awk -F'\t' 'NR > 1 { s += $3; k++ } END { printf "%.0f", s / k }' "$out-logs/links.tsv")
+      fi
+      measured+=("$(awk -v r="$rate" -v n="$n" -v name="$mode $n, $what" -v key="$what" -v secs="$(cut -d, -f6 <<<"$row")" \
+                     -v sps="$(cut -d, -f7 <<<"$row")" -v steps="$steps" -v wire="$wire" -v total="$total_steps" \
+                     'BEGIN { printf "%s|%s|%s|%s|%.6f|%.0f|%.0f", r, n, name, key, secs / steps, sps, wire / total }')")
+    done
+  done
+done
+
+# Pass 2: α as the runs see it (a hop through the data plane and the actors, not a bare socket's round trip),
+# fitted by least squares: measured − predicted(α = 0) = k·α, k the hops a step waits for (from the model itself).
+predict() { # constants rate n key → seconds bytes
+  dotnet "$dll" bench cost --csv --constants "$1" --nodes "$3" --rate "$2" --shared-cores "$(nproc)" | awk -F, -v k="$4" '$3 == k { print $4, $6 }'
+}
+with_alpha() { sed "s/\"MessageSeconds\": [^,]*,/\"MessageSeconds\": $1,/" "$work/constants.json" >"$2"; }
+with_alpha 0 "$work/alpha0.json"; with_alpha 0.001 "$work/alpha1ms.json"
+sum_kr=0 sum_kk=0
+for m in "${measured[@]}"; do
+  IFS='|' read -r rate n name key secs sps wire <<<"$m"
+  read -r t0 _ < <(predict "$work/alpha0.json" "$rate" "$n" "$key")
+  read -r t1 _ < <(predict "$work/alpha1ms.json" "$rate" "$n" "$key")
+  read -r sum_kr sum_kk < <(awk -v a="$sum_kr" -v b="$sum_kk" -v t0="$t0" -v t1="$t1" -v s="$secs" \
+                             'BEGIN { k = (t1 - t0) / 0.001; printf "%.12g %.12g", a + k * (s - t0), b + k * k }')
+done
+alpha=$(awk -v a="$sum_kr" -v b="$sum_kk" 'BEGIN { v = (b > 0) ? a / b : 0; if (v < 0) v = 0; printf "%.9f", v }')
+with_alpha "$alpha" "$work/fitted.json"
+echo "α fitted to the runs: $(awk -v a="$alpha" 'BEGIN { printf "%.3f ms", a * 1000 }') (bare socket, calibrated: $(grep -o '"MessageSeconds": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ms", $2 * 1000 }'))"
+echo
+echo "| link | run | samples/s | ms/step | predicted ms/step | measured / predicted | MB/step sent per node (wire) | predicted MB/step (payload) |"
+echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+for m in "${measured[@]}"; do
+  IFS='|' read -r rate n name key secs sps wire <<<"$m"
+  read -r t bytes < <(predict "$work/fitted.json" "$rate" "$n" "$key")
+  awk -v rate="$rate" -v name="$name" -v sps="$sps" -v s="$secs" -v t="$t" -v wire="$wire" -v bytes="$bytes" 'BEGIN {
+    printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f |\n", rate, name, sps, s * 1000, t * 1000, s / t, wire / 1e6, bytes / 1e6 }'
+done
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

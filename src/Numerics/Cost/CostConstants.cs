@@ -1,0 +1,99 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace DistSgd.Numerics.Cost;
+
+/// <summary>
+/// The measured constants of the α–β cost model (<see cref="CostModel"/>) for one model and per-node batch: what a
+/// step computes and what each message and byte costs. <c>distsgd bench calibrate</c> measures them on this machine
+/// and writes them as JSON; <see cref="Measured"/> holds the values measured here.
+/// </summary>
+public sealed record CostConstants
+{
+    /// <summary>G: bytes of one gradient (= bytes of θ), float32.</summary>
+    public required long GradientBytes { get; init; }
+
+    /// <summary>b: samples of one node's gradient per step.</summary>
+    public required int BatchPerNode { get; init; }
+
+    /// <summary>C: seconds one node takes for the forward and backward pass of its batch (one thread).</summary>
+    public required double ComputeSeconds { get; init; }
+
+    /// <summary>δ: seconds per byte of θ for the optimizer update (momentum SGD), paid once per step by whoever updates.</summary>
+    public required double UpdateSecondsPerByte { get; init; }
+
+    /// <summary>γ: seconds per byte to add one vector into a running sum (the reduction of a share).</summary>
+    public required double SumSecondsPerByte { get; init; }
+
+    /// <summary>α: seconds per message on the data plane: one-way latency and per-message overhead, independent of size.</summary>
+    public required double MessageSeconds { get; init; }
+
+    /// <summary>β of the local data plane (TCP over loopback, no rate limit): seconds per byte the sockets themselves cost.</summary>
+    public required double LoopbackSecondsPerByte { get; init; }
+
+    /// <summary>Where and how these were measured (machine, date, load), for the reader of the file.</summary>
+    public string Source { get; init; } = "";
+
+    /// <summary>
+    /// Measured on this project's machine (AMD EPYC Zen 4, 2 shared cores, .NET 10) with <c>distsgd bench calibrate</c>
+    /// for the default MLP (784-256-128-10, G = 940,584 bytes) and b = 64; the README's projections use these.
+    /// </summary>
+    public static CostConstants Measured { get; } = new()
+    {
+        GradientBytes = 940_584,
+        BatchPerNode = 64,
+        ComputeSeconds = 1.7e-3,
+        UpdateSecondsPerByte = 1.0e-10,
+        SumSecondsPerByte = 0.5e-10,
+        MessageSeconds = 60e-6,
+        LoopbackSecondsPerByte = 0.3e-9,
+        Source = "placeholder until calibrated",
+    };
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.Strict };
+
+    /// <summary>The constants as an indented JSON object.</summary>
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>
+    /// Reads constants written by <see cref="ToJson"/>; throws an <see cref="ArgumentException"/> naming
+    /// <paramref name="source"/> and the field when the text is not such an object or a value is out of range.
+    /// </summary>
+    public static CostConstants FromJson(string json, string source)
+    {
+        CostConstants? constants;
+        try
+        {
+            constants = JsonSerializer.Deserialize<CostConstants>(json, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentException($"{source}: expected the JSON object distsgd bench calibrate writes, found an error at line {e.LineNumber + 1}: {e.Message}");
+        }
+        if (constants is null)
+            throw new ArgumentException($"{source}: expected the JSON object distsgd bench calibrate writes, found null");
+        constants.Validate(source);
+        return constants;
+    }
+
+    /// <summary>Throws an <see cref="ArgumentException"/> naming the first field out of range.</summary>
+    public void Validate(string source)
+    {
+        Check(GradientBytes > 0, nameof(GradientBytes), "> 0", GradientBytes);
+        Check(BatchPerNode > 0, nameof(BatchPerNode), "> 0", BatchPerNode);
+        foreach (var (name, value) in new[]
+                 {
+                     (nameof(ComputeSeconds), ComputeSeconds), (nameof(UpdateSecondsPerByte), UpdateSecondsPerByte),
+                     (nameof(SumSecondsPerByte), SumSecondsPerByte), (nameof(MessageSeconds), MessageSeconds),
+                     (nameof(LoopbackSecondsPerByte), LoopbackSecondsPerByte),
+                 })
+            Check(value >= 0 && double.IsFinite(value), name, "a finite number ≥ 0", value);
+
+        void Check(bool ok, string name, string expected, double found)
+        {
+            if (!ok)
+                throw new ArgumentException($"{source}: {name}: expected {expected}, found {found.ToString(CultureInfo.InvariantCulture)}");
+        }
+    }
+}

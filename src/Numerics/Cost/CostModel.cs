@@ -1,0 +1,131 @@
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Numerics.Cost;
+
+/// <summary>Where the nodes of a predicted run live.</summary>
+/// <param name="Nodes">N: workers (centralized) or peers (decentralized); 1 for sequential.</param>
+/// <param name="Link">Each node's link rate, each way; <see cref="LinkRate.Unlimited"/> = loopback.</param>
+/// <param name="SharedCores">Cores every node's compute shares (all nodes on one machine, as on the emulated network
+/// here); 0 = each node has a machine of its own.</param>
+public readonly record struct ClusterShape(int Nodes, LinkRate Link, int SharedCores = 0);
+
+/// <summary>A predicted step: its parts in seconds and the busiest node's bytes sent.</summary>
+/// <param name="ComputeSeconds">The forward and backward pass, slowed by nodes computing at once on shared cores.</param>
+/// <param name="CommunicationSeconds">Messages on the critical path: α per latency paid, β per byte on the busiest link.</param>
+/// <param name="ReduceSeconds">Summing the shares and the optimizer update.</param>
+/// <param name="SamplesPerStep">N·b.</param>
+/// <param name="BytesSentPerNode">Bytes the busiest node sends per step (the master's, or any peer's).</param>
+public sealed record StepCost(double ComputeSeconds, double CommunicationSeconds, double ReduceSeconds, int SamplesPerStep, double BytesSentPerNode)
+{
+    public double TotalSeconds => ComputeSeconds + CommunicationSeconds + ReduceSeconds;
+
+    public double SamplesPerSecond => SamplesPerStep / TotalSeconds;
+}
+
+/// <summary>
+/// The α–β cost of one synchronous SGD step (Hockney's model, as in Thakur, Rabenseifner and Gropp 2005): a message
+/// of n bytes costs α + n·β, α paid once per hop that must wait for the one before (messages sent at once overlap
+/// their latencies, not their bytes), β = 8 / link rate × Ethernet framing (or the loopback's own cost when the link is unlimited, whichever is
+/// larger); summing n bytes costs n·γ, the update G·δ, the gradient C. Links are full duplex: what a node sends and
+/// what it receives do not slow each other. Per step, with N nodes and G gradient bytes:
+/// <list type="bullet">
+/// <item>sequential: C + G·δ;</item>
+/// <item>centralized: the master sends θ to the N workers one after the other, the last gradient comes back one G
+/// later: 2α + (N+1)·G·β + C + N·G·γ + G·δ (the master's link carries N·G each way);</item>
+/// <item>all-gather: every peer sends its share to the N−1 others at once, so one latency and (N−1)·G on its link:
+/// α + (N−1)·G·β + C + N·G·γ + G·δ;</item>
+/// <item>ring: 2·(N−1)·(α + G/N·β) + C + (N−1)/N·G·γ + G·δ;</item>
+/// <item>pairwise: the N−1 slices of a round travel at once, so one latency per round: 2·(α + (N−1)/N·G·β) + C + G·γ + G·δ.</item>
+/// </list>
+/// Ring and pairwise move 2·(N−1)/N·G bytes per node per step, nearly flat in N. On shared cores, the nodes that
+/// compute at once share them: C × max(1, k / cores), k = N for the peers, and for the workers those whose θ arrives
+/// within one C of each other (θ reaches them G·β apart).
+/// </summary>
+public static class CostModel
+{
+    /// <summary>The collectives in the order a tie is broken (the simplest first).</summary>
+    public static readonly IReadOnlyList<Collective> Collectives = [Collective.AllGather, Collective.Pairwise, Collective.Ring];
+
+    /// <summary>One process, one model, batch b.</summary>
+    public static StepCost Sequential(CostConstants c) =>
+        new(c.ComputeSeconds, 0, c.GradientBytes * c.UpdateSecondsPerByte, c.BatchPerNode, 0);
+
+    /// <summary>A master and <see cref="ClusterShape.Nodes"/> workers of batch b each.</summary>
+    public static StepCost Centralized(CostConstants c, ClusterShape shape)
+    {
+        int n = CheckNodes(shape);
+        double g = c.GradientBytes, beta = SecondsPerByte(c, shape.Link);
+        // θ reaches worker i at (i+1)·G·β: the workers that compute at once are those within one C of each other.
+        int together = g * beta > 0 ? (int)Math.Min(n, 1 + Math.Floor(c.ComputeSeconds / (g * beta))) : n;
+        double communication = 2 * c.MessageSeconds + (n + 1) * g * beta;
+        return new(Compute(c, together, shape.SharedCores), communication, n * g * c.SumSecondsPerByte + g * c.UpdateSecondsPerByte,
+                   n * c.BatchPerNode, n * g);
+    }
+
+    /// <summary><see cref="ClusterShape.Nodes"/> peers of batch b each combining with <paramref name="collective"/>.</summary>
+    public static StepCost Decentralized(CostConstants c, Collective collective, ClusterShape shape)
+    {
+        int n = CheckNodes(shape);
+        double g = c.GradientBytes, alpha = c.MessageSeconds, beta = SecondsPerByte(c, shape.Link);
+        double compute = Compute(c, n, shape.SharedCores), update = g * c.UpdateSecondsPerByte;
+        if (n == 1)
+            return new(compute, 0, update, c.BatchPerNode, 0);
+        var (communication, sum) = collective switch
+        {
+            Collective.AllGather => (alpha + (n - 1) * g * beta, n * g),
+            Collective.Ring => (2 * (n - 1) * (alpha + g / n * beta), (n - 1) * g / n),
+            Collective.Pairwise => (2 * (alpha + (n - 1) * g / n * beta), g),
+            _ => throw new ArgumentOutOfRangeException(nameof(collective), collective, "not a collective"),
+        };
+        return new(compute, communication, sum * c.SumSecondsPerByte + update, n * c.BatchPerNode, BytesSentPerNode(collective, n, c.GradientBytes));
+    }
+
+    /// <summary>
+    /// Bytes of payload each peer sends (and receives) per step: (N−1)·G for the all-gather, 2·(N−1)/N·G for ring and
+    /// pairwise all-reduce.
+    /// </summary>
+    public static double BytesSentPerNode(Collective collective, int nodes, long gradientBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nodes, 1);
+        return collective == Collective.AllGather ? (nodes - 1) * (double)gradientBytes : 2.0 * (nodes - 1) / nodes * gradientBytes;
+    }
+
+    /// <summary>
+    /// The collective with the smallest predicted step for this shape (ties go to the earlier of
+    /// <see cref="Collectives"/>): what a decentralized run uses when --collective is not given.
+    /// </summary>
+    public static Collective FastestCollective(CostConstants c, ClusterShape shape) =>
+        Collectives.MinBy(collective => Decentralized(c, collective, shape).TotalSeconds);
+
+    /// <summary>
+    /// Where <paramref name="cost"/> stops scaling: the fewest nodes (N ≥ 2) that reach 90 % of the best samples/s of
+    /// any N from 2 up to <paramref name="maxNodes"/>, so that no number of nodes gains more than a tenth over it; null when it
+    /// still scales at <paramref name="maxNodes"/> (the last doubling, from <paramref name="maxNodes"/>/2, gained more
+    /// than 10 %). A master that saturates at b / (G·β) stops where it nears that; a shrinking all-gather at its peak.
+    /// </summary>
+    public static int? StopsScalingAt(Func<int, StepCost> cost, int maxNodes = 1024)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxNodes, 4);
+        // From 2 nodes: one node pays no messages at all, and may outrun any cluster (a slow link).
+        var samplesPerSecond = Enumerable.Range(0, maxNodes + 1).Select(n => n < 2 ? 0 : cost(n).SamplesPerSecond).ToArray();
+        if (samplesPerSecond[maxNodes] > 1.1 * samplesPerSecond[maxNodes / 2])
+            return null;
+        double best = samplesPerSecond.Max();
+        return Enumerable.Range(2, maxNodes - 1).First(n => samplesPerSecond[n] >= 0.9 * best);
+    }
+
+    /// <summary>
+    /// Bytes a rate-limited link carries per payload byte: TCP over Ethernet with a 1500-byte MTU puts 1448 payload bytes
+    /// in a 1514-byte frame (tc counts the frame from the Ethernet header on).
+    /// </summary>
+    public const double EthernetFraming = 1514.0 / 1448.0;
+
+    /// <summary>β of a payload byte: the link's rate with its framing, or the local data plane's own cost if that is larger.</summary>
+    public static double SecondsPerByte(CostConstants c, LinkRate link) => Math.Max(link.SecondsPerByte * EthernetFraming, c.LoopbackSecondsPerByte);
+
+    private static double Compute(CostConstants c, int together, int sharedCores) =>
+        c.ComputeSeconds * (sharedCores > 0 ? Math.Max(1.0, (double)together / sharedCores) : 1.0);
+
+    private static int CheckNodes(ClusterShape shape) =>
+        shape.Nodes >= 1 ? shape.Nodes : throw new ArgumentOutOfRangeException(nameof(shape), shape.Nodes, "a cluster has at least 1 node");
+}

@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using DistSgd.Actors.Collectives;
+using DistSgd.Actors.Decentralized;
+using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
+
+namespace DistSgd.Actors.Tests.Collectives;
+
+/// <summary>
+/// The all-reduces on real data planes over loopback, driven without actors: every peer ends with the same average
+/// (pairwise: the all-gather's bits), parts of a later step wait for it, and wrong parts are refused.
+/// </summary>
+public sealed class AllReduceSpec : IDisposable
+{
+    private const string RunId = "reduce-run";
+    private const int Length = 100_003;   // prime: uneven slices; ring chunks of several 64 KiB segments
+    private readonly List<DirectDataPlane> _planes = new();
+    private readonly List<BlockingCollection<object>> _inboxes = new();
+
+    private IAllReduce[] Start(Collective kind, int peers)
+    {
+        var reduces = new IAllReduce[peers];
+        for (int i = 0; i < peers; i++)
+        {
+            var inbox = new BlockingCollection<object>();
+            var plane = new DirectDataPlane(new DataPlaneOptions(RunId, Length, FrameKind.CollectivePart, peers, "127.0.0.1", 0, TimeSpan.FromSeconds(5)),
+                                            CollectivePart.FromFrame, inbox.Add);
+            _inboxes.Add(inbox);
+            _planes.Add(plane);
+            reduces[i] = kind == Collective.Ring
+                ? new Ring(plane, RunId, Length, 4, (_, node, _) => throw new InvalidOperationException($"send to {node} failed"))
+                : new Pairwise(plane, RunId, Length, 4, (_, node, _) => throw new InvalidOperationException($"send to {node} failed"));
+        }
+        var endpoints = Enumerable.Range(0, peers).ToDictionary(i => i, i => _planes[i].Endpoint);
+        for (int i = 0; i < peers; i++)
+        {
+            for (int j = 0; j < peers; j++)
+                _planes[i].Trust(j, _planes[j].Endpoint, _planes[j].Key);
+            reduces[i].Connect(i, endpoints);
+        }
+        return reduces;
+    }
+
+    private static GradientShare Share(int node, long step, int weight, int seed)
+    {
+        var random = new Random(seed * 31 + node);
+        var gradient = weight == 0 ? [] : Enumerable.Range(0, Length).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray();
+        return new GradientShare(RunId, step, node, weight, weight * 0.5, 0.001, gradient);
+    }
+
+    /// <summary>Delivers every arriving part to its peer's all-reduce until all are complete; returns the metadata each heard.</summary>
+    private List<int>[] RunToCompletion(IAllReduce[] reduces)
+    {
+        var heard = reduces.Select(_ => new List<int>()).ToArray();
+        for (int i = 0; i < reduces.Length; i++)
+        {
+            int at = i;
+            reduces[i].Noticed = part => heard[at].Add(part.Origin);
+        }
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!reduces.All(r => r.IsComplete))
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the all-reduce did not complete");
+            for (int i = 0; i < reduces.Length; i++)
+                while (_inboxes[i].TryTake(out var message, 5))
+                {
+                    var part = Assert.IsType<CollectivePart>(message);
+                    long sent = 0;
+                    Assert.Equal(PartOutcome.Accepted, reduces[i].Take(part, stepping: true, ref sent));
+                }
+        }
+        return heard;
+    }
+
+    [Theory]
+    [InlineData(Collective.Pairwise, 2)]
+    [InlineData(Collective.Pairwise, 3)]
+    [InlineData(Collective.Pairwise, 5)]
+    [InlineData(Collective.Ring, 2)]
+    [InlineData(Collective.Ring, 3)]
+    [InlineData(Collective.Ring, 5)]
+    public void Every_peer_ends_with_the_same_average_of_every_share(Collective kind, int peers)
+    {
+        var reduces = Start(kind, peers);
+        // Weights differ, and the last peer's shard ran out (weight 0, empty gradient).
+        var shares = Enumerable.Range(0, peers).Select(i => Share(i, 0, i == peers - 1 ? 0 : 10 + i, 1)).ToArray();
+        for (int i = 0; i < peers; i++)
+            reduces[i].Begin(0, Enumerable.Range(0, peers).ToList());
+        for (int i = 0; i < peers; i++)
+            reduces[i].Send(shares[i], 1, 0, Enumerable.Range(0, peers).ToList(), (_, _) => { });
+
+        var heard = RunToCompletion(reduces);
+
+        var expected = new float[Length];
+        long total = GradientAggregation.WeightedAverage(shares.Select(s => (ReadOnlyMemory<float>)s.Gradient).ToList(),
+                                                         shares.Select(s => s.SampleCount).ToList(), expected);
+        for (int i = 0; i < peers; i++)
+        {
+            Assert.Equal(total, reduces[i].Samples);
+            Assert.Equal(Enumerable.Range(0, peers).Where(n => n != i), heard[i].Order());   // every other peer's metadata, once
+            Assert.True(reduces[0].Average.SequenceEqual(reduces[i].Average), $"peer {i}'s average differs from peer 0's");
+        }
+        if (kind == Collective.Pairwise)
+            Assert.True(expected.AsSpan().SequenceEqual(reduces[0].Average), "pairwise differs from the all-gather's average");
+        else
+            for (int k = 0; k < Length; k++)
+                Assert.True(Math.Abs(expected[k] - reduces[0].Average[k]) <= 1e-6f, $"value {k}: ring {reduces[0].Average[k]}, all-gather {expected[k]}");
+    }
+
+    [Fact]
+    public void A_part_of_the_next_step_is_held_until_that_step_begins_and_wrong_parts_are_refused()
+    {
+        var reduces = Start(Collective.Pairwise, 2);
+        var one = reduces[1];
+        long sent = 0;
+        var (start, count) = AllReduce.Slice(Length, 2, 1);
+        CollectivePart Part(long step, int sender, int round, int offset, int values, int origin = 0) =>
+            new(RunId, step, sender, round, offset, origin, 3, 1.5, 0.01, new float[values]);
+
+        Assert.Equal(PartOutcome.Held, one.Take(Part(0, 0, 0, start, count), stepping: false, ref sent));
+        Assert.Equal(PartOutcome.Future, one.Take(Part(9, 0, 0, start, count), stepping: false, ref sent));
+        Assert.Equal(PartOutcome.ForeignRun, one.Take(Part(0, 0, 0, start, count) with { RunId = "other" }, stepping: true, ref sent));
+
+        one.Begin(0, [0, 1]);
+        one.Send(Share(1, 0, 4, 2), 1, 0, [0, 1], (_, _) => { });   // takes the held part of peer 0
+        Assert.Equal(3 + 4, one.Samples);   // peer 0's 3 samples and this peer's 4
+        Assert.Equal(PartOutcome.Duplicate, one.Take(Part(0, 0, 0, start, count), stepping: true, ref sent));
+        Assert.Equal(PartOutcome.WrongSlice, one.Take(Part(0, 0, 1, start, count, origin: -1), stepping: true, ref sent));   // peer 0 owns slice 0
+        Assert.Equal(PartOutcome.NotParticipant, one.Take(Part(0, 7, 0, start, count), stepping: true, ref sent));
+        Assert.Equal(PartOutcome.Interrupted, one.Take(Part(0, 0, 1, 0, AllReduce.Slice(Length, 2, 0).Length, origin: -1), stepping: false, ref sent));
+        Assert.False(one.IsComplete);
+        Assert.Equal(PartOutcome.Accepted, one.Take(Part(0, 0, 1, 0, AllReduce.Slice(Length, 2, 0).Length, origin: -1), stepping: true, ref sent));
+        Assert.True(one.IsComplete);
+        Assert.Equal(PartOutcome.Stale, one.Take(Part(0, 0, 1, 0, AllReduce.Slice(Length, 2, 0).Length, origin: -1), stepping: true, ref sent));
+    }
+
+    public void Dispose()
+    {
+        foreach (var plane in _planes)
+            plane.Dispose();
+    }
+}
