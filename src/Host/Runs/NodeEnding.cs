@@ -41,6 +41,24 @@ public static class NodeEnding
     public static object? Outcome(object? ended, PeerFinished? finished, NodeLost? lost) =>
         ended ?? (object?)finished ?? lost;
 
+    /// <summary>The cluster removed this node before its part finished (downed: unreachable, or on the minority side).</summary>
+    public static readonly NodeLost SelfRemoved =
+        new("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)", Removed: true);
+
+    /// <summary>
+    /// The loss a node reports: its own removal when heard (<paramref name="removed"/>), whatever it heard of the master's
+    /// node (<paramref name="masterLost"/>) before or after. A removed node sees every other member leave as it shuts
+    /// down, so "the master's node left" can race ahead of the removal it follows from (issue 20: the woken worker then
+    /// exited instead of joining again).
+    /// </summary>
+    public static NodeLost? Lost(NodeLost? removed, NodeLost? masterLost) => removed ?? masterLost;
+
+    /// <summary>
+    /// The master's node left (<paramref name="reason"/>), seen by a worker-only node; when this node is itself down,
+    /// removed or shutting down (<paramref name="selfDown"/>) that is its own removal (<see cref="Lost"/>).
+    /// </summary>
+    public static NodeLost MasterLost(string reason, bool selfDown) => selfDown ? SelfRemoved : new NodeLost(reason);
+
     /// <summary>
     /// Whether the node starts a new incarnation and joins again instead of ending (issue 20): a centralized node that
     /// only computes (no master role) and was removed from the cluster before the run ended; the master takes it back

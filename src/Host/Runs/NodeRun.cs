@@ -294,6 +294,7 @@ public static class NodeRun
         bool resultsFolderMade = false;
         var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var lost = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var removed = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
         // A SIGSTOP or a starved process shows as a gap between ticks; the node's last line names it.
         var pauses = new PauseWatch();
         var ticking = Stopwatch.StartNew();
@@ -325,7 +326,7 @@ public static class NodeRun
         {
             var reason = CoordinatedShutdown.Get(system).ShutdownReason;
             if (!cancellation.IsCancellationRequested && (reason is null || reason is CoordinatedShutdown.ClusterDowningReason))
-                lost.TrySetResult(new NodeLost("this node was removed from the cluster before the run ended (downed: unreachable, or on the minority side of a partition)", Removed: true));
+                removed.TrySetResult(NodeEnding.SelfRemoved);
         });
         if (!decentralized && !hostsMaster)
             WatchForTheMaster(system, config.DistSgd, nodeLost => lost.TrySetResult(nodeLost));
@@ -340,12 +341,18 @@ public static class NodeRun
         // A removal waits a moment for a finishing report on its way; what ends the part is NodeEnding's decision.
         async Task<object> NodeEnded()
         {
-            await Task.WhenAny(sink.Ended, peerFinished.Task, lost.Task);
+            await Task.WhenAny(sink.Ended, peerFinished.Task, lost.Task, removed.Task);
             if (!sink.Ended.IsCompleted && !peerFinished.Task.IsCompleted)
-                await Task.WhenAny(sink.Ended, peerFinished.Task, Task.Delay(RemovalWait, CancellationToken.None));
+            {
+                // The master's node seen leaving may be this node's own removal on its way (NodeEnding.Lost): wait for that too.
+                var delay = Task.Delay(RemovalWait, CancellationToken.None);
+                await Task.WhenAny(sink.Ended, peerFinished.Task, delay);
+                if (!removed.Task.IsCompleted && lost.Task.IsCompleted)
+                    await Task.WhenAny(removed.Task, delay);
+            }
             if (!sink.Ended.IsCompleted && peerFinished.Task.IsCompleted)
                 await Task.WhenAny(sink.Ended, Task.Delay(LeadReportWait, CancellationToken.None));
-            return NodeEnding.Outcome(Heard(sink.Ended), Heard(peerFinished.Task), Heard(lost.Task))!;
+            return NodeEnding.Outcome(Heard(sink.Ended), Heard(peerFinished.Task), NodeEnding.Lost(Heard(removed.Task), Heard(lost.Task)))!;
         }
 
         object outcome;
@@ -359,7 +366,7 @@ public static class NodeRun
             return ExitCodes.TrainingFailed;
         }
 
-        if (NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster))
+        if (!cancellation.IsCancellationRequested && NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster))
         {
             string paused = pauses.PauseBefore(ticking.Elapsed) is { } pause && pause >= NodeEnding.NotablePause ? $" after it did not run for {pause.TotalSeconds:0} s" : "";
             output.WriteLine($"cluster: {((NodeLost)outcome).Reason}{paused}; joining again as a new incarnation (the master takes it back from the next epoch)");
@@ -367,7 +374,7 @@ public static class NodeRun
         }
         if (outcome is PeerFinished or RunEnded or NodeLost)
         {
-            var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.PauseBefore(ticking.Elapsed), removedAfterwards: lost.Task.IsCompleted && outcome is not NodeLost);
+            var exit = NodeEnding.Exit(outcome, plan.RunId, pauses.PauseBefore(ticking.Elapsed), removedAfterwards: (removed.Task.IsCompleted || lost.Task.IsCompleted) && outcome is not NodeLost);
             if (exit.ExitCode != ExitCodes.Ok)
                 throw new TrainingFailedException(exit.Line);
             display.Final(exit.Line, settings.Out);
@@ -406,7 +413,9 @@ public static class NodeRun
                 case ClusterEvent.MemberRemoved removed when removed.Member.HasRole(distsgd.MasterRole):
                     masters.Remove(removed.Member.Address);
                     if (masters.Count == 0)
-                        lost(new NodeLost($"the master's node {removed.Member.Address} left the cluster before the run ended, and no other node may host the master (--roles worker,master)"));
+                        lost(NodeEnding.MasterLost(
+                            $"the master's node {removed.Member.Address} left the cluster before the run ended, and no other node may host the master (--roles worker,master)",
+                            selfDown: IsShuttingDown(system)));
                     break;
                 case "start-timeout" when !seen:
                     lost(new NodeLost(
@@ -418,6 +427,11 @@ public static class NodeRun
         cluster.Subscribe(watcher, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents, typeof(ClusterEvent.MemberUp), typeof(ClusterEvent.MemberRemoved));
         system.Scheduler.ScheduleTellOnce(distsgd.StartTimeout, watcher, "start-timeout", ActorRefs.NoSender);
     }
+
+    /// <summary>True when the cluster downed or removed this node: then every other member looks gone from here.</summary>
+    private static bool IsShuttingDown(ActorSystem system) =>
+        Cluster.Get(system).SelfMember.Status is MemberStatus.Down or MemberStatus.Removed
+        || CoordinatedShutdown.Get(system).ShutdownReason is CoordinatedShutdown.ClusterDowningReason;
 
     /// <summary>Akka.Cluster's own defaults (its embedded Cluster.conf), so that --print-config shows the downing and failure-detector values in force.</summary>
     private static readonly Lazy<Config> AkkaClusterDefaults = new(() =>

@@ -66,6 +66,22 @@ public class NodeEndingTests
     }
 
     [Fact]
+    public void A_removed_node_that_also_saw_the_master_s_node_leave_is_a_removal_and_joins_again()
+    {
+        // Issue 20 on main under load: the woken worker heard "the master's node left" (a removed node sees every other
+        // member leave as it shuts down) before its own removal, and exited instead of joining again.
+        var masterLeft = new NodeLost("the master's node akka.tcp://distsgd@127.0.0.1:36903 left the cluster before the run ended");
+        var lost = NodeEnding.Lost(NodeEnding.SelfRemoved, masterLeft);
+        Assert.Same(NodeEnding.SelfRemoved, lost);
+        Assert.True(NodeEnding.Rejoins(NodeEnding.Outcome(null, null, lost)!, centralized: true, hostsMaster: false));
+        // Heard alone, the master's node leaving ends the worker as before; seen while this node is down, it is the removal.
+        Assert.Same(masterLeft, NodeEnding.Lost(null, masterLeft));
+        Assert.False(NodeEnding.Rejoins(masterLeft, centralized: true, hostsMaster: false));
+        Assert.Same(NodeEnding.SelfRemoved, NodeEnding.MasterLost(masterLeft.Reason, selfDown: true));
+        Assert.Equal(masterLeft, NodeEnding.MasterLost(masterLeft.Reason, selfDown: false));
+    }
+
+    [Fact]
     public void The_run_s_own_ending_wins_over_both_and_a_failed_run_exits_1()
     {
         var failed = new RunProgress.RunFailed("every worker was lost");

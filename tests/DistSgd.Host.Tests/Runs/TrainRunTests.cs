@@ -166,6 +166,21 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void A_slowed_worker_changes_the_time_not_the_model()
+    {
+        using var temp = new TempFolder();
+        string slow = temp["slow.conf"];
+        File.WriteAllText(slow, "distsgd.debug { slowdown = 3, slow-node = 1 }");
+        string[] Flags(string dir) => ["train", "--dataset", "blobs", "--samples", "600", "--epochs", "2", "--hidden", "16", "--out", dir];
+        Assert.Equal(0, CliRunner.Run(Flags(temp["plain"])).ExitCode);
+        var slowed = CliRunner.Run([.. Flags(temp["slowed"]), "--config", slow]);
+        Assert.True(slowed.ExitCode == 0, slowed.Error);
+        // The emulation sleeps after the compute: the same gradients, the same model, byte for byte.
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["plain"], RunFiles.ModelFileName)),
+                     File.ReadAllBytes(Path.Combine(temp["slowed"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
     public void The_decentralized_mode_trains_peers_with_identical_replicas_and_the_centralized_model()
     {
         using var temp = new TempFolder();
