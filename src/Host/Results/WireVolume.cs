@@ -12,7 +12,8 @@ public static class WireVolume
     /// <summary>
     /// Bytes a fault-free step moves as dense float32 frames (header and payload) where a run counts its bytes: at the
     /// master, θ to each of the <paramref name="computeNodes"/> workers and a gradient back from each; at the lead peer, its
-    /// share to each of the other peers and theirs back. 0 for a sequential run.
+    /// share to each of the other peers and theirs back (the all-gather's: a ring or pairwise all-reduce of float32 moves
+    /// about 2/N of it, so its ratio is below 1 uncompressed). 0 for a sequential run.
     /// </summary>
     public static double Fp32BytesPerStep(RunMode mode, int computeNodes, int parameterCount)
     {

@@ -211,7 +211,7 @@ public class TrainRunTests
     {
         using var temp = new TempFolder();
         string[] Flags(string wire, string dir) => ["train", "--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "600",
-                                                    "--epochs", "2", "--hidden", "16", "--wire", wire, "--out", dir];
+                                                    "--epochs", "2", "--hidden", "16", "--wire", wire, "--collective", "allgather", "--out", dir];
         var bf16 = CliRunner.Run(Flags("bf16", temp["bf16"]));
         Assert.True(bf16.ExitCode == 0, bf16.Error);
         Assert.Contains("gradients as bf16", bf16.Output);
