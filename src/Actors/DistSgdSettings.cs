@@ -2,6 +2,7 @@ using Akka.Actor;
 using Akka.Configuration;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors;
@@ -17,16 +18,22 @@ namespace DistSgd.Actors;
 /// <param name="StandbyMasters">Worker nodes of the simulated cluster (train) that also hold the master role, ready to take the master over.</param>
 /// <param name="StepTrace">Whether each decentralized peer and the centralized master record a <see cref="Steps.StepTrace"/> (distsgd.step-trace).</param>
 /// <param name="LogFile">The file the node's log goes to (distsgd.log-file), or empty.</param>
+/// <param name="Wire">How the gradients of a run this node starts travel (distsgd.wire, distsgd.compress, distsgd.fp16-scale);
+/// the run's plan carries it to every node (<see cref="Protocol.RunPlan.Wire"/>).</param>
+/// <param name="SyncEvery">Steps between model averages of a run this node starts, H (distsgd.sync-every; 1: gradient averaging).</param>
 /// <param name="Collective">The decentralized peers' collective (distsgd.collective), or null for auto
 /// (<see cref="Collectives.CollectiveChoice.Pick"/>).</param>
 /// <param name="Slowdown">Tests and benchmarks: a slowed compute node's gradients take this many times as long (distsgd.debug.slowdown; 1 = off).</param>
 /// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
+/// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
+/// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
                                      int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
-                                     double Slowdown = 1, int SlowNode = -1)
+                                     double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1,
+                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -55,13 +62,29 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetString("log-file", ""),
             CollectiveOf(section),
             SlowdownFactor(section, "debug.slowdown"),
-            section.GetInt("debug.slow-node", -1));
+            section.GetInt("debug.slow-node", -1),
+            WireOf(section),
+            section.GetInt("sync-every", 1),
+            section.GetString("trace-file", ""),
+            section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans));
+        if (settings.TraceMaxSpans < 1)
+            throw new ConfigurationException($"distsgd.trace-max-spans: expected 1 or more spans, found {settings.TraceMaxSpans}");
         if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)
             throw new ConfigurationException(
                 $"distsgd.collective = {collective.Name()} runs on the direct transport only, but distsgd.transport = akka " +
                 "(on akka only allgather does: set distsgd.transport = direct, or distsgd.collective = allgather or auto)");
         if (settings.SlowNode < -1)
             throw new ConfigurationException($"distsgd.debug.slow-node: expected -1 (every compute node) or a compute node's place from 0, found {settings.SlowNode}");
+        if (settings.SyncEvery is < 1 or > 1_000_000)
+            throw new ConfigurationException($"distsgd.sync-every: expected a number of steps from 1 (gradient averaging) to 1000000, found {settings.SyncEvery}");
+        if (!settings.Wire!.IsIdentity && settings.Transport == PayloadTransport.Akka)
+            throw new ConfigurationException(
+                $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +
+                "travel only on the data plane; set distsgd.transport = direct (--transport direct) or leave distsgd.wire = fp32 and distsgd.compress = none");
+        if (settings.Collective is { } reducing && reducing.Reduces() && (!settings.Wire.IsIdentity || settings.SyncEvery > 1))
+            throw new ConfigurationException(
+                $"distsgd.collective = {reducing.Name()} sums float32 parts along the way; compressed gradients (distsgd.wire, distsgd.compress) and " +
+                "local SGD (distsgd.sync-every) travel with the all-gather: set distsgd.collective = allgather or auto");
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)
@@ -77,6 +100,9 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
     /// The folder step traces are written to: the folder of distsgd.log-file (the results folder of <c>distsgd train</c>),
     /// or the working directory without a log file.
     /// </summary>
+    /// <summary>Whether coordinators and workers record a <see cref="Steps.StepTrace"/>: distsgd.step-trace, or a trace file.</summary>
+    public bool Traced => StepTrace || TraceFile.Length > 0;
+
     public string StepTraceFolder => Path.GetDirectoryName(Path.GetFullPath(LogFile.Length > 0 ? LogFile : "x")) ?? ".";
 
     /// <summary>
@@ -98,15 +124,29 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         return (bind, advertised);
     }
 
-    /// <summary>The options of a data plane on <paramref name="system"/> for one run.</summary>
-    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount)
+    /// <summary>The options of a data plane on <paramref name="system"/> for one run, whose gradients travel as <paramref name="gradients"/>.</summary>
+    public static DataPlaneOptions DataPlane(ActorSystem system, string runId, int parameterCount, FrameKind accepts, int senderCount,
+                                             ShareEncoding? gradients = null)
     {
         var settings = Create(system);
         var (bind, advertised) = DataPlaneAddress(system);
         return new DataPlaneOptions(runId, parameterCount, accepts, senderCount, bind, settings.DirectPort, settings.DirectFrameTimeout,
                                     AdvertisedHost: advertised,
                                     AcceptFrom: settings.DirectMembersOnly ? ClusterMemberAddresses.For(system) : null,
-                                    Tls: Security.NodeTls.Of(system));
+                                    Tls: Security.NodeTls.Of(system), Gradients: gradients);
+    }
+
+    private static ShareEncoding WireOf(Config section)
+    {
+        var precision = ShareEncoding.ParsePrecision(section.GetString("wire", "fp32"), out string? error)
+            ?? throw new ConfigurationException($"distsgd.wire: {error}");
+        double kept = ShareEncoding.ParseKeptFraction(section.GetString("compress", "none"), out error)
+            ?? throw new ConfigurationException($"distsgd.compress: {error}");
+        string scaleText = section.GetString("fp16-scale", "1024");
+        if (!float.TryParse(scaleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float scale)
+            || !HalfFloats.IsScale(scale))
+            throw new ConfigurationException($"distsgd.fp16-scale: expected a power of two from 2^-24 to 2^24 (e.g. 1024), found '{scaleText}'");
+        return new ShareEncoding(precision, kept, scale);
     }
 
     private static Collective? CollectiveOf(Config section)

@@ -70,9 +70,22 @@ public sealed record ComputeGradient(string RunId, long Step, int Epoch, int Ste
     /// <inheritdoc/>
     public int PayloadBytes => WireFormat.Header(RunId) + 8 + 4 + 4 + 4 + 4 + 4 + WireFormat.Vector(Parameters);
 
+    /// <summary>
+    /// <see cref="Parameters"/> holds not θ but the step's compressed update, to add to θ of the step before
+    /// (<see cref="ParameterUpdates"/>); the data plane's update frames only, never over Akka.
+    /// </summary>
+    public bool IsUpdate { get; init; }
+
+    /// <summary>With <see cref="IsUpdate"/>: Σθ after the update, as the master computed it.</summary>
+    public float Checksum { get; init; }
+
     /// <summary>The request a data-plane frame carries (<see cref="FrameDecoder"/>): the frame's sample count is the shard count.</summary>
     public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
-        new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount, h.BatchSize);
+        new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount, h.BatchSize)
+        {
+            IsUpdate = h.IsUpdate,
+            Checksum = (float)h.LossSum,
+        };
 }
 
 /// <summary>
@@ -87,9 +100,12 @@ public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int
 
     int IGradientContribution.Participant => WorkerIndex;
 
+    /// <inheritdoc/>
+    public long FrameBytes { get; init; }
+
     /// <summary>The reply a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
     public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
-        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values);
+        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes };
 }
 
 /// <summary>Master → workers: the run is over (finished or failed); stop computing for it.</summary>

@@ -100,6 +100,13 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         _replica.Dispose();
     }
 
+    /// <summary>Tells the reporter a membership note (a worker registered, joined, lost; the partition side changed), also an instant of the trace.</summary>
+    private void Membership(RunProgress.Note note)
+    {
+        _step.Loop?.Trace?.Instant(note.Text);
+        _setup.Reporter.Tell(note);
+    }
+
     // ---- states ---------------------------------------------------------------------------------------
 
     /// <summary>Workers register; once all planned ones have, each gets its index and is asked to join.</summary>
@@ -224,7 +231,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             return;   // a worker that has not yet joined this run joins it later, as a replacement
         _roster.Register(message.Worker);
         Context.Watch(message.Worker);
-        _setup.Reporter.Tell(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_roster.Registered.Count}/{_setup.WorkerCount})"));
+        Membership(new RunProgress.Note($"worker registered: {message.Worker.Path.Address} ({_roster.Registered.Count}/{_setup.WorkerCount})"));
         if (_roster.Registered.Count < _setup.WorkerCount)
             return;
         foreach (var (index, worker) in _roster.NumberByAddress())
@@ -277,7 +284,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
             || !_roster.JoinUnderWay(Sender, message.WorkerIndex, _step.UsesDataPlane ? message.DataEndpoint : null)
             || (_step.UsesDataPlane && !_step.Trust(message)))
             return;
-        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
+        Membership(new RunProgress.Note($"{RunProgress.Now} worker {message.WorkerIndex} at {Sender.Path.Address} joined the run under way; it takes part from epoch {_replica.Epoch + 1}"));
     }
 
     // ---- taking over a run under way (the singleton moved) --------------------------------------------
@@ -341,11 +348,11 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         {
             case SideChange.LostMajority:
                 _log.Warning("step {0}: this master sees only a minority of the cluster; it stops updating θ until the majority is back or its node is downed", _replica.Step);
-                _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} master on the minority side of a partition: no update of θ until the majority is back"));
+                Membership(new RunProgress.Note($"{RunProgress.Now} master on the minority side of a partition: no update of θ until the majority is back"));
                 Become(Paused);
                 break;
             case SideChange.RegainedMajority:
-                _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
+                Membership(new RunProgress.Note($"{RunProgress.Now} the majority of the cluster is reachable again: stepping resumes at step {_replica.Step}"));
                 Become(Stepping);
                 break;
         }
@@ -376,7 +383,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_roster.Forget(worker) is not { } index)
             return;
         string why = lost.Describe();
-        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} worker {index} at {worker.Path.Address} {why}" +
+        Membership(new RunProgress.Note($"{RunProgress.Now} worker {index} at {worker.Path.Address} {why}" +
                                                   (_replica.IsRunning ? $" at step {_replica.Step}; not waited for" : "")));
         forgotten?.Invoke(worker);
         if (index == WorkerRoster.NoIndex)
@@ -403,7 +410,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
         if (_roster.Evict(index) is not { } worker)
             return;
         string why = cause.Describe();
-        _setup.Reporter.Tell(new RunProgress.Note($"{RunProgress.Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
+        Membership(new RunProgress.Note($"{RunProgress.Now} step {_replica.Step}: worker {index} at {worker.Path.Address} {why}; not waited for, its shard goes to the others from the next epoch"));
         Timers.StartSingleTimer(("recheck", worker), new RecheckEvicted(worker), _settings.DirectFrameTimeout);
         if (_roster.Participants.Count == 0 && FollowMajority())
             Fail($"every worker was lost (the last, worker {index}, {why})");

@@ -42,6 +42,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly ChunkSender _payloads;
     private readonly ChunkAssembler _assembler;
     private readonly DirectDataPlane? _dataPlane;
+    /// <summary>θ's compressed updates to the workers, when the run's gradients are compressed (null: θ whole every step).</summary>
+    private readonly ParameterUpdates? _updates;
     private readonly DropLog _drops;
     private readonly ProgressMeter _meter;
     private readonly int _maxWorkers;
@@ -75,9 +77,15 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         if (settings.Transport == PayloadTransport.Direct)
         {
             var self = _self;
-            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers),
+            _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers, plan.Wire),
                                              GradientReply.FromFrame, m => self.Tell(m));
             _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
+            // Compressed gradients: the return path is compressed too, θ's update instead of θ (issue 16).
+            if (!plan.Wire.IsIdentity)
+            {
+                _updates = new ParameterUpdates(plan.Wire, parameterCount);
+                replica.KeepStateBeforeEachStep(_updates.Before, []);
+            }
         }
     }
 
@@ -88,9 +96,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     public void UseTimers(ITimerScheduler timers)
     {
         Loop = new StepLoop(_replica, this, timers, _settings.StepTimeout);
-        if (!_settings.StepTrace)
+        if (StepTrace.Start(_settings, MasterTraceProcess, "master", _maxWorkers) is not { } trace)
             return;
-        var trace = new StepTrace(MasterTraceProcess, "master", _maxWorkers);
         Loop.Trace = trace;
         if (_dataPlane is not null)
             _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
@@ -147,7 +154,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         }
         var outcome = _gather.Offer(reply, fromParticipant);
         if (outcome == GatherOutcome.Accepted)
-            _replica.Totals.AddReceived(WireFormat.PayloadBytes(reply));
+            _replica.Totals.AddReceived(((IGradientContribution)reply).WireBytes);
         else
             _drops.Record(outcome, $"gradient of worker {reply.WorkerIndex} for step {reply.Step} (run {reply.RunId}, {reply.Gradient.Length} values) from {sender.Path}");
         Loop.Trace?.Offered(reply.WorkerIndex, reply.Step, taken, Stopwatch.GetTimestamp());
@@ -237,6 +244,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
 
     void IStepExchange.AskAgain(IReadOnlyCollection<int> missing)
     {
+        _updates?.SendWholeFromNowOn();
         _log.Warning("step {0}: no gradient within {1}; asking workers {2} again", _replica.Step, _settings.StepTimeout, string.Join(", ", missing));
         _backups.Clear();
         Loop.Begin();
@@ -263,6 +271,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         if (diverged)
             return;
         _balance?.Record(gather.Replies);
+        _updates?.Compress(_replica.Parameters, _replica.Step + 1, gather.Replies);
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)
             _setup.Reporter.Tell(progress);
         // The optimizer's step is the master's, empty steps included, so a successor knows η of every step from its number.
@@ -342,8 +351,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _backups.Asked(index, _replica.Step, now);
             var (shard, shardCount, batch) = Assignment(index);
             var header = new FrameHeader(FrameKind.ComputeGradient, 0, _replica.Step, 0, _replica.Epoch, _replica.StepInEpoch, shardCount, 0, 0, 0, (ushort)shard, batch);
-            if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, _replica.Parameters))
-                _replica.Totals.AddSent(FrameHeader.Size + (long)_replica.Parameters.Length * sizeof(float));
+            bool update = _updates is not null && _updates.SendsUpdateTo(index, _replica.Step);
+            if (update)
+                header = header with { IsUpdate = true, LossSum = _updates!.Checksum };
+            if (_roster.TryEndpoint(index, out var endpoint) && dataPlane.Send(endpoint, header, update ? _updates!.Update : _replica.Parameters))
+                _replica.Totals.AddSent(dataPlane.LastFrameBytes);
             else
                 unreached.Add(index);
         }

@@ -4,6 +4,7 @@ using Akka.Event;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Tensors;
@@ -39,6 +40,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private DirectDataPlane? _dataPlane;
     private string _masterEndpoint = "";
     private float[] _gradient = [];
+    /// <summary>The run's encoding at this sender (null: dense float32); its error feedback lives as long as the run's data plane.</summary>
+    private GradientCompressor? _compressor;
     private int _shardIndex = -1;
     private int _shardCount;
     /// <summary>This worker's batch in a balanced epoch (its units of the shard count); 0 = the run's batch on shard index of count.</summary>
@@ -50,6 +53,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly ComputeRequestCheck _check = new();
     private readonly DropLog _drops;
     private readonly NodeMeters _meters;
+    /// <summary>This worker's track of the step trace (distsgd.step-trace, --trace), from its first join; or null.</summary>
+    private StepTrace? _trace;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -135,8 +140,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         _payloads.Tell(Sender, new HeldParameters(message.RunId, _latest.Step, _latest.Parameters), Self);
     }
 
+    /// <summary>The process id of worker 0's track in a step trace (peers use their node ids, the master 1000).</summary>
+    public const int WorkerTraceProcess = 2000;
+
     protected override void PostStop()
     {
+        _trace?.WriteOrWarn(_settings, _log);
         _meters.Dispose();
         _dataPlane?.Dispose();
         DisposeModel();
@@ -185,7 +194,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (message.WorkerIndex < message.WorkerCount)
             UseShard(message.WorkerIndex, message.WorkerCount);
         _log.Info("joined {0} as worker {1} of {2}: shard of {3} samples", plan, message.WorkerIndex, message.WorkerCount, _batches?.ShardSize ?? 0);
+        _trace ??= StepTrace.Start(_settings, WorkerTraceProcess + message.WorkerIndex, $"worker {message.WorkerIndex}", 1);
         string endpoint = OpenDataPlane(message);
+        if (_trace is { } trace && _dataPlane is not null)
+            _dataPlane.FrameReceived = (sender, step, headerAt, completeAt) => trace.Received(sender, step, headerAt, completeAt);
         Sender.Tell(new JoinAccepted(plan.RunId, message.WorkerIndex, endpoint, _dataPlane?.Key));
     }
 
@@ -204,13 +216,15 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _dataPlane?.Dispose();
         var self = Self;
-        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1), ComputeGradient.FromFrame, m => self.Tell(m));
+        _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, message.Plan.RunId, message.Plan.Spec.ParameterCount, FrameKind.ComputeGradient, 1, message.Plan.Wire), ComputeGradient.FromFrame, m => self.Tell(m));
         _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
         // The master is node 0 of this plane: its θ connections, and the answers to this worker's, prove its key.
         if (DataPlaneHandshake.IsKey(message.MasterKey))
             _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
+        var wire = message.Plan.Wire;
+        _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, message.Plan.Spec.ParameterCount);
         return _dataPlane.Endpoint;
     }
 
@@ -251,6 +265,8 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
 
     private void HandleCompute(ComputeGradient message)
     {
+        if (message.IsUpdate && !TakeUpdate(ref message))
+            return;
         // On the direct transport θ comes from this node's data plane (no sender); on Akka from the master that sent JoinRun.
         bool fromMaster = Sender.Equals(_joinedMaster) || (_dataPlane is not null && Sender.IsNobody());
         var outcome = _check.Judge(message, fromMaster);
@@ -287,11 +303,31 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         float loss = _model.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         Slowdown.After(_slowdown, started);
-        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        long computed = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         var reply = new GradientReply(message.RunId, message.Step, _index, rows, (double)loss * rows, seconds, gradient);
         _meters.Step(rows, reply.LossSum, seconds, 0);
         _meters.Sent(WireFormat.PayloadBytes(reply));
         _payloads.Tell(Sender, reply, Self);
+        Traced(message.Step, started, computed);
+    }
+
+    /// <summary>
+    /// An update of θ (<see cref="ParameterUpdates"/>) becomes θ of its step, added to the θ this worker holds of the step
+    /// before; false, dropped and counted, when it holds none or the sum differs from the master's.
+    /// </summary>
+    private bool TakeUpdate(ref ComputeGradient message)
+    {
+        if (_latest is { } held && held.RunId == message.RunId && held.Step == message.Step - 1
+            && ParameterUpdates.Apply(held.Parameters, message.Parameters, message.Checksum))
+        {
+            message = message with { IsUpdate = false, Checksum = 0 };
+            return true;
+        }
+        _dataPlane?.Return(message.Parameters);
+        _drops.Record(GatherOutcome.NotParticipant,
+                      $"update of θ for step {message.Step} (run {message.RunId}): this worker does not hold the master's θ of step {message.Step - 1}");
+        return false;
     }
 
     /// <summary>
@@ -304,14 +340,30 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
+        // The gradient becomes what the wire delivers; one that is not finite goes as a non-finite reply.
+        double lossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? (double)loss * rows : double.NaN;
         Slowdown.After(_slowdown, started);
-        double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+        long computed = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
         _meters.Step(rows, (double)loss * rows, seconds, 0);
-        _meters.Sent(FrameHeader.Size + (rows > 0 ? (long)_gradient.Length * sizeof(float) : 0));
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
-                                     rows, (double)loss * rows, seconds, 0);
-        if (!_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+                                     rows, lossSum, seconds, 0);
+        if (_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
+            _meters.Sent(_dataPlane.LastFrameBytes);   // the frame as encoded (distsgd.wire, distsgd.compress)
+        else
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
+        Traced(message.Step, started, computed);
+    }
+
+    /// <summary>The step's spans on this worker's track: compute, then send (handing the gradient to the transport).</summary>
+    private void Traced(long step, long started, long computed)
+    {
+        if (_trace is not { } trace)
+            return;
+        long sent = Stopwatch.GetTimestamp();
+        trace.Add(StepPhase.Compute, step, started, computed);
+        trace.Add(StepPhase.Send, step, computed, sent);
+        trace.Add(StepPhase.Step, step, started, sent, value: -1);   // the worker's allocations are not measured
     }
 
     private void HandleRunEnded(RunEnded message)

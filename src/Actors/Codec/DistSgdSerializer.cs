@@ -7,6 +7,7 @@ using Akka.Serialization;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
+using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
@@ -40,6 +41,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string RequestHeldParametersManifest = "RH";
     private const string HeldParametersManifest = "HP";
     private const string MembershipReportManifest = "MR";
+    private const string ClockProbeManifest = "TP";
+    private const string ClockEchoManifest = "TE";
 
     /// <summary>The longest parameter hash accepted (SHA-256 is 32 bytes).</summary>
     private const int MaxHashLength = 64;
@@ -68,6 +71,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         RequestHeldParameters => RequestHeldParametersManifest,
         HeldParameters => HeldParametersManifest,
         MembershipReport => MembershipReportManifest,
+        ClockProbe => ClockProbeManifest,
+        ClockEcho => ClockEchoManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -180,6 +185,13 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 case RunEnded m:
                     w.Write(m.RunId);
                     break;
+                case ClockProbe m:
+                    w.Write(m.SentAt);
+                    break;
+                case ClockEcho m:
+                    w.Write(m.SentAt);
+                    w.Write(m.EchoAt);
+                    break;
                 case PeerReady m:
                     WritePlan(w, m.Plan);
                     w.Write(m.NodeAddress);
@@ -277,6 +289,8 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 JoinAcceptedManifest => new JoinAccepted(reader.ReadString(), reader.ReadInt32(), ReadEndpoint(reader), ReadKey(reader)),
                 JoinRefusedManifest => new JoinRefused(reader.ReadString(), reader.ReadInt32(), reader.ReadString()),
                 RunEndedManifest => new RunEnded(reader.ReadString()),
+                ClockProbeManifest => new ClockProbe(reader.ReadInt64()),
+                ClockEchoManifest => new ClockEcho(reader.ReadInt64(), reader.ReadInt64()),
                 PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader), ReadKey(reader)),
                 PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
                 ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadShortBytes(reader, "a parameter hash"), reader.ReadBoolean()),

@@ -36,7 +36,7 @@ public sealed class AllGather(IActorRef mediator, string topic, DirectDataPlane?
             if (nodeId == share.Participant || !participants.Contains(nodeId))
                 continue;
             if (direct.Send(endpoint, header, share.Gradient))
-                bytes += FrameHeader.Size + (long)share.Gradient.Length * sizeof(float);
+                bytes += direct.LastFrameBytes;   // the frame as encoded (distsgd.wire, distsgd.compress)
             else
                 unreachable(nodeId, endpoint);
         }

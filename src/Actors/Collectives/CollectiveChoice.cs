@@ -15,12 +15,15 @@ public static class CollectiveChoice
     /// peers or more on the data plane (2·(N−1)/N·G bytes per peer instead of (N−1)·G, in 2 rounds where the ring takes
     /// 2·(N−1) hops).
     /// </summary>
-    public static Collective Pick(int peers, PayloadTransport transport) =>
-        transport != PayloadTransport.Direct || peers <= 2 ? Collective.AllGather : Collective.Pairwise;
+    /// <param name="compressed">The gradients travel compressed (distsgd.wire, distsgd.compress) or local SGD averages
+    /// changes (distsgd.sync-every): the all-reduces sum float32 parts along the way, so the all-gather carries them.</param>
+    public static Collective Pick(int peers, PayloadTransport transport, bool compressed = false) =>
+        transport != PayloadTransport.Direct || peers <= 2 || compressed ? Collective.AllGather : Collective.Pairwise;
 
     /// <summary>The line a run prints at its start: the collective and why.</summary>
-    public static string Describe(Collective collective, Collective? requested, int peers, PayloadTransport transport) =>
+    public static string Describe(Collective collective, Collective? requested, int peers, PayloadTransport transport, bool compressed = false) =>
         requested is not null
             ? $"collective: {collective.Name()} (distsgd.collective / --collective)"
-            : $"collective: {collective.Name()} (auto for {peers} peers on the {(transport == PayloadTransport.Direct ? "direct" : "akka")} transport)";
+            : $"collective: {collective.Name()} (auto for {peers} peers on the {(transport == PayloadTransport.Direct ? "direct" : "akka")} transport" +
+              (compressed ? ", compressed gradients" : "") + ")";
 }

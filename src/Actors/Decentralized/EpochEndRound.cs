@@ -39,7 +39,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         }
         // Observed when the epoch is over (Proceed): an epoch end redone after a peer loss votes again.
         bool vote = Replica.Stopping.WouldStop(Replica.Totals.TrainLoss) || Replica.AtEpochLimit;
-        LastHash = new ParameterHash(run.Plan.RunId, Replica.Epoch, run.NodeId, ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State), vote);
+        LastHash = new ParameterHash(run.Plan.RunId, Replica.Epoch, run.NodeId, ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State, run.Plan.SyncEvery), vote);
         control.Publish(LastHash);
         Verify(new HashWait(LastHash));
     }
@@ -140,7 +140,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         }
         message.Parameters.CopyTo(Replica.Parameters, 0);
         Replica.Optimizer.Restore(new SgdState(message.OptimizerStep, message.Velocity));
-        var hash = ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State);
+        var hash = ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State, run.Plan.SyncEvery);
         if (!hash.AsSpan().SequenceEqual(message.Hash))
         {
             control.Fail($"the replica copied from node {message.SourceNodeId} after epoch {message.Epoch} does not match its hash");

@@ -83,10 +83,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var self = Self;
         bool reduces = _plan.Collective.Reduces();
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount),
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount, _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log));
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
         if (shares.AllReduce is { } reduce)
         {
             buffer.Gather.ReduceWith(reduce);
@@ -371,7 +371,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _run.Participants.UnionWith(passed.NodeIds.Values);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
         _run.Shares.Connect(_run.NodeId, passed.Endpoints, passed.Keys);
-        if (_settings.StepTrace)
+        if (_settings.Traced)
             _step.StartTrace();
         foreach (var (share, sender) in early)
             _step.Offer(share, sender);
@@ -379,7 +379,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         _log.Info("peer {0} of {1} at {2}: start barrier passed, shard of {3} samples", _run.NodeId, _setup.PeerCount, _selfAddress, batches.ShardSize);
         if (_run.NodeId == 0)
         {
-            _setup.Reporter.Tell(new RunProgress.Note($"run {_plan.RunId} started with {_setup.PeerCount} peers"));
+            _run.Report(new RunProgress.Note($"run {_plan.RunId} started with {_setup.PeerCount} peers"));
             // The lead peer (the lowest id) reports the live progress, as the master does.
             _run.Meter = new ProgressMeter(_plan.StepsPerEpoch);
             _run.Meter.Start(_run.NodeIds.Select(n => (n.Value, "peer", n.Key)));

@@ -51,6 +51,14 @@ internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggin
 
     public long DroppedTotal => Buffer.DroppedTotal + ResyncCheck.DroppedTotal + DroppedOther;
 
-    /// <summary>Tells the local reporter (epochs, notes, the run's end).</summary>
-    public void Report(object message) => Setup.Reporter.Tell(message);
+    /// <summary>This peer's step trace, or null: the notes it reports (start, suspects, decisions, a new lead) are its instants.</summary>
+    public StepTrace? Trace { get; set; }
+
+    /// <summary>Tells the local reporter (epochs, notes, the run's end); a note is also an instant of the trace.</summary>
+    public void Report(object message)
+    {
+        if (message is RunProgress.Note note)
+            Trace?.Instant(note.Text);
+        Setup.Reporter.Tell(message);
+    }
 }

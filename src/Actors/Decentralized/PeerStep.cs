@@ -29,6 +29,14 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
     private GradientShare? _ownShare;
     private bool _reshard;
+    /// <summary>Local SGD: steps per round, H (1: every step averages gradients).</summary>
+    private readonly int _syncEvery;
+    /// <summary>Local SGD: θ at the open round's start, the same on every peer (empty when H = 1).</summary>
+    private readonly float[] _roundStart;
+    /// <summary>Local SGD: this peer alone, whom a step inside a round gathers from.</summary>
+    private int[] _self = [];
+    /// <summary>Local SGD: the optimizer's step when the open step began: every step advances it by one on every peer.</summary>
+    private long _optimizerStepAtOpen;
 
     public PeerStep(PeerRun run, IPeerControl control, ITimerScheduler timers)
     {
@@ -36,6 +44,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _model = new Model(run.Plan.Spec, MatrixKernels.Create(run.Setup.Threads));
         _features = new float[run.Plan.BatchSizePerWorker * run.Plan.Spec.InputCount];
         _targets = new float[run.Plan.BatchSizePerWorker];
+        _syncEvery = run.Plan.SyncEvery;
+        _roundStart = _syncEvery > 1 ? new float[run.Replica.Parameters.Length] : [];
         Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
         if (run.Shares.AllReduce is { } reduce)
             reduce.Noticed = Notice;
@@ -58,25 +68,52 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         // The lead peer (lowest node id) writes the checkpoints: every replica is the same.
         if (_run.IsLead && Replica.CheckpointIfDue() is { } checkpoint)
             _run.Report(new RunProgress.Note(checkpoint.Describe()));
-        _run.Buffer.Begin(Replica.Step, _run.Participants);
+        _run.Buffer.Begin(Replica.Step, OpenRound() ? _run.Participants : Self());
         _run.Shares.AllReduce?.Begin(Replica.Step, _run.Participants);
         return _run.Buffer.Gather;
     }
 
-    /// <summary>From now on every step is traced (distsgd.step-trace); <see cref="WriteTrace"/> writes it.</summary>
+    /// <summary>From now on every step is traced (distsgd.step-trace, a trace file); <see cref="WriteTrace"/> writes it.</summary>
     public void StartTrace()
     {
-        var trace = new StepTrace(_run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount);
+        if (StepTrace.Start(_run.Settings, _run.NodeId, $"peer {_run.NodeId}", _run.Setup.PeerCount) is not { } trace)
+            return;
         Loop.Trace = trace;
+        _run.Trace = trace;
         _run.Shares.Trace(trace);
     }
 
     /// <summary>Writes the step trace, if any (<see cref="StepTrace.WriteOrWarn"/>).</summary>
     public void WriteTrace() => Loop.Trace?.WriteOrWarn(_run.Settings, _run.Log);
 
+    /// <summary>
+    /// Local SGD: keeps θ at a round's start and says whether the open step averages (every step when H = 1); a step
+    /// inside a round is this peer's alone, the round's last one averages the peers' changes (<see cref="Replica.RoundStart"/>).
+    /// </summary>
+    private bool OpenRound()
+    {
+        if (_syncEvery <= 1)
+            return true;
+        _optimizerStepAtOpen = Replica.Optimizer.State.Step;
+        if (LocalSgd.IsRoundStart(Replica.StepInEpoch, _syncEvery))
+            Replica.Parameters.CopyTo(_roundStart, 0);
+        bool averaging = LocalSgd.IsAveragingStep(Replica.StepInEpoch, Replica.StepsPerEpoch, _syncEvery);
+        Replica.RoundStart = averaging ? _roundStart : null;
+        return averaging;
+    }
+
+    private int[] Self() => _self.Length == 1 && _self[0] == _run.NodeId ? _self : _self = [_run.NodeId];
+
     void IStepExchange.Broadcast()
     {
         long computing = Stopwatch.GetTimestamp();
+        if (_syncEvery > 1 && Replica.RoundStart is null)
+        {
+            // Inside a local-SGD round: this peer's gradient, applied by this peer alone; nothing travels.
+            _ownShare = ComputeShare(local: true);
+            _run.Buffer.Offer(_ownShare);
+            return;
+        }
         _ownShare = ComputeShare();
         long sending = Stopwatch.GetTimestamp();
         SendShare(_ownShare);
@@ -94,7 +131,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     bool IStepExchange.AfterBegin() => !_control.OpenDeferredAgreement();   // agreeing, or already decided and gone on
 
-    private GradientShare ComputeShare()
+    /// <param name="local">A step inside a local-SGD round: the gradient as computed, for this peer's own update only.</param>
+    private GradientShare ComputeShare(bool local = false)
     {
         long started = Stopwatch.GetTimestamp();
         long step = Replica.Step;
@@ -106,8 +144,18 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         float loss = _model.LossAndGradient(Replica.Parameters, _features.AsSpan(0, rows * plan.Spec.InputCount),
                                             _targets.AsSpan(0, rows), rows, gradient);
         Slowdown.After(_run.Setup.Slowdown, started);
-        return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows,
-                                 Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+        if (local)
+            return new GradientShare(plan.RunId, step, _run.NodeId, rows, (double)loss * rows, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+        if (Replica.RoundStart is { } roundStart && float.IsFinite(loss))
+        {
+            // The round's last step: this peer takes its own update, and its change over the round travels, Δ = θ − θ₀.
+            Replica.Optimizer.Step(Replica.Parameters, gradient);
+            System.Numerics.Tensors.TensorPrimitives.Subtract(Replica.Parameters, roundStart, gradient);
+        }
+        // What the wire delivers, kept as this peer's own share too (bit-identical replicas); a gradient that is not
+        // finite cannot travel compressed and goes as a non-finite share, judged like one everywhere.
+        double lossSum = _run.Shares.Compress(gradient) ? (double)loss * rows : double.NaN;
+        return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
     private void SendShare(GradientShare share) =>
@@ -122,7 +170,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
-            Replica.Totals.AddReceived(WireFormat.PayloadBytes(share));
+            Replica.Totals.AddReceived(((IGradientContribution)share).WireBytes);
         var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
@@ -207,6 +255,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
         _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
+        // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
+        if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
+            Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));
         if (!diverged && _run.Meter?.StepDone(gather.Replies, wallSeconds, Replica.Totals, Replica.Epoch, Replica.StepInEpoch + 1) is { } progress)
             _run.Report(progress);
     }

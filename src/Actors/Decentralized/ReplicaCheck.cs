@@ -10,15 +10,20 @@ namespace DistSgd.Actors.Decentralized;
 /// </summary>
 public static class ReplicaCheck
 {
-    /// <summary>SHA-256 of a replica: θ's raw float32 bytes, then the optimizer's step and velocity.</summary>
-    public static byte[] Hash(ReadOnlySpan<float> parameters, SgdState state)
+    /// <summary>
+    /// SHA-256 of a replica: θ's raw float32 bytes, then the optimizer's step and velocity. With local SGD
+    /// (<paramref name="syncEvery"/> &gt; 1) each peer's momentum is its own by design, so the velocity is left out:
+    /// θ and the step must still be the same everywhere at an epoch's end, which always averages.
+    /// </summary>
+    public static byte[] Hash(ReadOnlySpan<float> parameters, SgdState state, int syncEvery = 1)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(MemoryMarshal.AsBytes(parameters));
         Span<byte> step = stackalloc byte[sizeof(long)];
         System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(step, state.Step);
         hash.AppendData(step);
-        hash.AppendData(MemoryMarshal.AsBytes(state.Velocity.AsSpan()));
+        if (syncEvery <= 1)
+            hash.AppendData(MemoryMarshal.AsBytes(state.Velocity.AsSpan()));
         return hash.GetHashAndReset();
     }
 

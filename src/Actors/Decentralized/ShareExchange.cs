@@ -2,6 +2,7 @@ using Akka.Actor;
 using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Decentralized;
@@ -16,18 +17,24 @@ namespace DistSgd.Actors.Decentralized;
 /// thread. Over the data plane, one of two reused arrays: the sends copy it into the kernel before they return, and the
 /// other array may still be needed to redo the last applied step (<see cref="StepUndo"/>).
 /// </remarks>
+/// <para>The run's <see cref="ShareEncoding"/> is applied here, at the sender (<see cref="Compress"/>): the share keeps what the
+/// wire delivers, so this peer's own copy equals every other peer's decoded one.</para>
 internal sealed class ShareExchange : IDisposable
 {
     private readonly DirectDataPlane? _direct;
     private readonly int _parameterCount;
     private readonly float[][] _ownGradients;
+    private readonly GradientCompressor? _compressor;
 
-    public ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount, ICollective? collective = null)
+    /// <param name="wire">How the run's gradients travel (null: float32 as computed).</param>
+    public ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount, ICollective? collective = null,
+                         ShareEncoding? wire = null)
     {
         _direct = direct;
         _parameterCount = parameterCount;
         _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
         Collective = collective ?? new AllGather(mediator, topic, direct);
+        _compressor = wire is null || wire.IsIdentity ? null : new GradientCompressor(wire, parameterCount);
     }
 
     /// <summary>The run's collective (distsgd.collective).</summary>
@@ -68,6 +75,12 @@ internal sealed class ShareExchange : IDisposable
         foreach (var (nodeId, key) in keys)
             _direct?.Trust(nodeId, endpoints.GetValueOrDefault(nodeId, ""), key);
     }
+
+    /// <summary>
+    /// gradient ← what the run's encoding delivers, with error feedback when sparse (<see cref="GradientCompressor"/>);
+    /// false when it is not finite (then cleared). Dense float32: unchanged.
+    /// </summary>
+    public bool Compress(Span<float> gradient) => _compressor?.Compress(gradient) ?? true;
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>

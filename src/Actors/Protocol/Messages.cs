@@ -1,4 +1,5 @@
 using Akka.Actor;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
@@ -29,6 +30,15 @@ public interface IDistSgdMessage
 public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorker, int Seed, int Epochs,
                              int TrainCount, int StepsPerEpoch, string Hyperparameters = "", Collective Collective = Collective.AllGather)
 {
+    /// <summary>
+    /// How this run's gradients travel (the hyper-parameters wire, compress and fp16-scale; dense float32 when absent):
+    /// every node of the run encodes and decodes its gradient frames this way.
+    /// </summary>
+    public ShareEncoding Wire => ShareEncoding.FromKeys(Hyperparameters);
+
+    /// <summary>Steps between model averages, H (the hyper-parameter sync-every; 1, gradient averaging, when absent): <see cref="LocalSgd"/>.</summary>
+    public int SyncEvery => LocalSgd.FromKeys(Hyperparameters);
+
     /// <summary>Human description, for logs and mismatch messages.</summary>
     public override string ToString() =>
         $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples" +
@@ -97,6 +107,12 @@ public interface IGradientContribution : IPayloadMessage
     /// <summary>Seconds the participant spent computing the gradient.</summary>
     double ComputeSeconds { get; }
 
-    /// <summary>The mean gradient over the samples; never modified after sending.</summary>
+    /// <summary>The mean gradient over the samples (as the wire delivered it); never modified after sending.</summary>
     float[] Gradient { get; }
+
+    /// <summary>The bytes of the data-plane frame it arrived in (header and encoded payload); 0 when it came over Akka.</summary>
+    long FrameBytes { get; }
+
+    /// <summary>The bytes it took on the wire: its frame's, or the message's serialized size over Akka.</summary>
+    long WireBytes => FrameBytes > 0 ? FrameBytes : PayloadBytes;
 }

@@ -103,8 +103,16 @@ public sealed class Replica : IDisposable
     /// Applies the gathered step: ḡ = Σ nᵢ·gᵢ / Σ nᵢ in participant order, θ ← optimizer(θ, ḡ), the step added to the
     /// epoch's totals (<see cref="StepUpdate.Apply"/>). Does not advance the step: <see cref="Advance"/> does.
     /// </summary>
-    public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) =>
-        StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+    public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) => RoundStart is { } start
+        ? StepUpdate.AverageModels(gather, start, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore)
+        : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+
+    /// <summary>
+    /// Local SGD (<see cref="LocalSgd"/>): when set, the open step ends a round, its contributions are the participants'
+    /// changes over the round and <see cref="Apply"/> sets θ ← this round start + their weighted average (each node took
+    /// the step's optimizer update itself); null: the step averages gradients.
+    /// </summary>
+    public float[]? RoundStart { get; set; }
 
     /// <summary>
     /// From now on every <see cref="Apply"/> copies θ and the optimizer's velocity as they were before its update into
@@ -131,8 +139,18 @@ public sealed class Replica : IDisposable
     public void MoveTo(long step, int epoch, int stepInEpoch) => (Step, Epoch, StepInEpoch) = (step, epoch, stepInEpoch);
 
     /// <summary>θ on <paramref name="test"/>; null without a test set.</summary>
-    public Score? Evaluate(Dataset? test) =>
-        test is null ? null : _evaluator.Evaluate(Parameters, test.Features, test.Targets, test.Count);
+    public Score? Evaluate(Dataset? test)
+    {
+        if (test is null)
+            return null;
+        long started = StepTrace.Now;
+        var score = _evaluator.Evaluate(Parameters, test.Features, test.Targets, test.Count);
+        Trace?.Add(StepPhase.Evaluation, Step, started, StepTrace.Now);
+        return score;
+    }
+
+    /// <summary>Where the evaluations and checkpoints are recorded (the step loop's trace), or null.</summary>
+    public StepTrace? Trace { get; set; }
 
     /// <summary>
     /// Closes the open epoch: its metrics (θ scored on <paramref name="test"/> when given, <paramref name="steps"/> as
@@ -185,10 +203,21 @@ public sealed class Replica : IDisposable
     public StepCheckpoints Checkpoints => _checkpoints;
 
     /// <summary>A checkpoint at the boundary before <see cref="Step"/> when the schedule says one is due; what was written, or null.</summary>
-    public CheckpointWritten? CheckpointIfDue() => _checkpoints.AtStepBoundary(Step, Epoch, StepInEpoch, Totals);
+    public CheckpointWritten? CheckpointIfDue() => Traced(_checkpoints.AtStepBoundary(Step, Epoch, StepInEpoch, Totals));
 
     /// <summary>A checkpoint of the boundary before <see cref="Step"/> now (a coordinator stopped between steps).</summary>
-    public CheckpointWritten? CheckpointNow() => _checkpoints.Now(Step, Epoch, StepInEpoch, Totals);
+    public CheckpointWritten? CheckpointNow() => Traced(_checkpoints.Now(Step, Epoch, StepInEpoch, Totals));
+
+    /// <summary>A checkpoint written is a span of the trace, from its start (measured by the writer) to now.</summary>
+    private CheckpointWritten? Traced(CheckpointWritten? written)
+    {
+        if (written is { } w && Trace is { } trace)
+        {
+            long now = StepTrace.Now;
+            trace.Add(StepPhase.Checkpoint, Step, now - (long)(w.Seconds * System.Diagnostics.Stopwatch.Frequency), now);
+        }
+        return written;
+    }
 
     /// <summary>A copy of θ (for a message or a result: θ keeps changing in place).</summary>
     public float[] CopyOfParameters() => (float[])Parameters.Clone();

@@ -60,7 +60,11 @@ public sealed class StepLoop
     public StepGather? Gather { get; private set; }
 
     /// <summary>Where the steps' phases are recorded (distsgd.step-trace), or null.</summary>
-    public StepTrace? Trace { get; set; }
+    public StepTrace? Trace
+    {
+        get => _replica.Trace;
+        set => _replica.Trace = value;
+    }
 
     /// <summary>Times the open step was asked again.</summary>
     public int Retries { get; private set; }

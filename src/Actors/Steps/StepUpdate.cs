@@ -45,4 +45,29 @@ public static class StepUpdate
         var (gradients, weights) = gather.Shares();
         return optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
     }
+
+    /// <summary>
+    /// The last step of a local-SGD round (<see cref="LocalSgd.AverageModels"/>): θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ over the gathered
+    /// changes in participant order, the step added to the totals; the optimizer is not stepped (each node did).
+    /// </summary>
+    public static Outcome AverageModels(StepGather gather, float[] roundStart, SgdOptimizer optimizer, float[] parameters, EpochTotals totals,
+                                        double wallSeconds, int epoch, long step, Span<float> parametersBefore = default,
+                                        Span<float> velocityBefore = default)
+    {
+        long updateStarted = Stopwatch.GetTimestamp();
+        if (!parametersBefore.IsEmpty)
+            parameters.CopyTo(parametersBefore);
+        if (!velocityBefore.IsEmpty)
+            optimizer.State.Velocity.CopyTo(velocityBefore);
+        var (changes, weights) = gather.Shares();
+        long samples = LocalSgd.AverageModels(roundStart, changes, weights, parameters);
+        double lossSum = totals.AddStep(gather.Replies, samples, wallSeconds, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds,
+                                        optimizer.CurrentLearningRate);
+        bool allNonFinite = samples == 0 && gather.NonFinite.Count > 0;
+        bool finite = !allNonFinite && float.IsFinite(System.Numerics.Tensors.TensorPrimitives.Sum(parameters)) && (samples == 0 || double.IsFinite(lossSum));
+        string? divergence = finite ? null
+            : TrainingDivergedException.Describe(epoch, step, allNonFinite ? double.NaN : lossSum / Math.Max(1, samples), optimizer.CurrentLearningRate,
+                                                 optimizer.Options.LearningRate);
+        return new Outcome(samples, lossSum, divergence);
+    }
 }

@@ -7,6 +7,7 @@ using System.Runtime.InteropServices;
 using System.Security.Authentication;
 using System.Text;
 using DistSgd.Actors.Security;
+using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Actors.Transport;
 
@@ -60,25 +61,33 @@ public sealed record DataConnectionLost(int Sender, string Reason);
 public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values);
 
 /// <summary>
-/// The fixed 64-byte header of a data-plane frame, little-endian, followed by <see cref="Count"/> raw float32:
+/// The fixed 64-byte header of a data-plane frame, little-endian, followed by its payload: <see cref="Count"/> raw
+/// float32, or a gradient in the run's <see cref="ShareEncoding"/> (<see cref="Encoding"/> = its id):
 /// <code>
 ///  0 u32 magic "DSGD"   4 u8 kind  5 u8 version  6 u16 shard   8 u64 run id hash (FNV-1a of its UTF-8)
 /// 16 i64 step          24 i32 sender                       28 i32 epoch      32 i32 step in epoch
 /// 36 i32 sample count  40 f64 loss sum                     48 f64 compute seconds
-/// 56 i32 float count   60 i32 batch size
+/// 56 i32 count         60 u24 batch size  63 u8 encoding (bit 7: update)
 /// </code>
 /// A ComputeGradient frame carries the epoch's shard assignment: shard = the worker's shard index, sample count =
 /// the number of shards (0: keep the shard of the worker's JoinRun), batch size = the worker's batch in a balanced
 /// epoch (ComputeGradient.BatchSize; 0 = the run's). A CollectivePart frame gives three fields other meanings
 /// (<see cref="FrameKind.CollectivePart"/>). Other kinds have shard and batch size 0.
+/// Encoding 0 (dense float32, what every frame was before the wire formats) carries count float32; a dense 16-bit
+/// one count 16-bit values; a sparse one count (index, value) entries of a gradient of the model's size (of no values
+/// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with the update bit carries not θ but
+/// the step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update
+/// (a check). CollectivePart frames are float32.
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
                                           int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0,
-                                          int BatchSize = 0)
+                                          int BatchSize = 0, byte Encoding = 0, bool IsUpdate = false)
 {
     public const int Size = 64;
     public const uint Magic = 0x44475344;   // "DSGD" read little-endian
     public const byte Version = 1;
+    /// <summary>The largest batch size a frame carries (24 bits: the byte above it is the encoding).</summary>
+    public const uint MaxBatchSize = 0xFFFFFF;
 
     public void Write(Span<byte> b)
     {
@@ -95,7 +104,9 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
         BinaryPrimitives.WriteDoubleLittleEndian(b[40..], LossSum);
         BinaryPrimitives.WriteDoubleLittleEndian(b[48..], ComputeSeconds);
         BinaryPrimitives.WriteInt32LittleEndian(b[56..], Count);
-        BinaryPrimitives.WriteInt32LittleEndian(b[60..], BatchSize);
+        if ((uint)BatchSize > MaxBatchSize)
+            throw new ArgumentOutOfRangeException(nameof(BatchSize), BatchSize, $"a frame's batch size is 0 to {MaxBatchSize}");
+        BinaryPrimitives.WriteInt32LittleEndian(b[60..], BatchSize | (Encoding | (IsUpdate ? 0x80 : 0)) << 24);
     }
 
     /// <summary>Parses a header; null when the magic, version, kind or the reserved bytes are wrong.</summary>
@@ -103,22 +114,26 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
     {
         if (BinaryPrimitives.ReadUInt32LittleEndian(b) != Magic || b[5] != Version || b[4] is < 1 or > 4
             || (b[4] is not ((byte)FrameKind.ComputeGradient or (byte)FrameKind.CollectivePart) && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
-            || (b[4] != (byte)FrameKind.ComputeGradient && BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) != 0)
-            || BinaryPrimitives.ReadInt32LittleEndian(b[60..]) < 0)
+            || (b[4] != (byte)FrameKind.ComputeGradient && (BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) & MaxBatchSize) != 0)
+            || (b[63] & 0x7F) > ShareEncoding.LargestId || (b[63] & 0x80) != 0 && b[4] != (byte)FrameKind.ComputeGradient
+            || b[4] == (byte)FrameKind.CollectivePart && b[63] != 0)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[32..]), BinaryPrimitives.ReadInt32LittleEndian(b[36..]),
             BinaryPrimitives.ReadDoubleLittleEndian(b[40..]), BinaryPrimitives.ReadDoubleLittleEndian(b[48..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[56..]), BinaryPrimitives.ReadUInt16LittleEndian(b[6..]),
-            BinaryPrimitives.ReadInt32LittleEndian(b[60..]));
+            BinaryPrimitives.ReadInt32LittleEndian(b[60..]) & (int)MaxBatchSize, (byte)(b[63] & 0x7F), (b[63] & 0x80) != 0);
     }
+
+    /// <summary>Bytes of the whole frame: this header and its payload (<see cref="ShareEncoding.PayloadBytes(byte, int)"/>).</summary>
+    public long FrameBytes => Size + ShareEncoding.PayloadBytes(Encoding, Count);
 
     /// <summary>FNV-1a 64 of the run id's UTF-8: the same on every node and .NET version (string.GetHashCode is not).</summary>
     public static ulong HashRunId(string runId)
     {
         ulong hash = 14695981039346656037UL;
-        foreach (byte x in Encoding.UTF8.GetBytes(runId))
+        foreach (byte x in System.Text.Encoding.UTF8.GetBytes(runId))
             hash = (hash ^ x) * 1099511628211UL;
         return hash;
     }
@@ -133,9 +148,17 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <param name="AcceptFrom">Which source addresses may connect (cluster members); null accepts any.</param>
 /// <param name="Tls">When set, every connection is TLS 1.2/1.3 with this node's certificate, both sides' certificates
 /// checked against its CA (<see cref="NodeTls.Check"/>); null: plain TCP.</param>
+/// <param name="Gradients">How the run's gradient frames (GradientReply, GradientShare) travel, sent and received;
+/// null: dense float32. θ (ComputeGradient) always goes as float32.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
-                                      Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null);
+                                      Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null, ShareEncoding? Gradients = null)
+{
+    /// <summary>The encoding of frames of <paramref name="kind"/>: gradients and θ's updates as <see cref="Gradients"/>; θ whole and an all-reduce's parts as float32.</summary>
+    public ShareEncoding EncodingOf(FrameKind kind, bool isUpdate = false) =>
+        Gradients is not null && (kind is FrameKind.GradientReply or FrameKind.GradientShare || kind == FrameKind.ComputeGradient && isUpdate)
+            ? Gradients : ShareEncoding.Fp32;
+}
 
 /// <summary>
 /// The direct side of the payload seam: a TCP listener per node and one outgoing connection per destination,
@@ -183,6 +206,8 @@ public sealed class DirectDataPlane : IDisposable
     private readonly Dictionary<string, Outgoing> _outgoing = new(StringComparer.Ordinal);
     private readonly List<Socket> _incoming = new();
     private readonly byte[] _sendHeader = new byte[FrameHeader.Size];
+    /// <summary>An encoded gradient's payload before it is sent (empty when gradients go as float32).</summary>
+    private readonly byte[] _sendPayload;
     /// <summary>Arrays given back, by length: whole vectors, and the slices and segments of an all-reduce (a few lengths per run).</summary>
     private readonly ConcurrentDictionary<int, ConcurrentQueue<float[]>> _free = new();
     private volatile bool _disposed;
@@ -206,6 +231,8 @@ public sealed class DirectDataPlane : IDisposable
         _decode = decode;
         _deliver = deliver;
         _runHash = FrameHeader.HashRunId(options.RunId);
+        var gradients = options.EncodingOf(FrameKind.GradientShare);
+        _sendPayload = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(options.ParameterCount)];
         var address = ResolveAddress(options.Hostname);
         _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(address, options.Port));
@@ -281,12 +308,24 @@ public sealed class DirectDataPlane : IDisposable
         }
     }
 
+    /// <summary>Bytes the last successful <see cref="Send"/> handed to the kernel: header and (encoded) payload, before any TLS record framing.</summary>
+    public long LastFrameBytes { get; private set; }
+
     /// <summary>
     /// Sends one frame to <paramref name="endpoint"/>, connecting first if needed; false when the connection
-    /// failed (it is closed; the next call reconnects). Not thread-safe: one owning actor sends.
+    /// failed (it is closed; the next call reconnects). A gradient goes in the run's encoding
+    /// (<see cref="DataPlaneOptions.Gradients"/>): <paramref name="values"/> must already be what that encoding delivers
+    /// (<see cref="GradientCompressor.Compress"/>), so nothing is lost. Not thread-safe: one owning actor sends.
     /// </summary>
-    public bool Send(string endpoint, in FrameHeader header, ReadOnlySpan<float> payload)
+    public bool Send(string endpoint, in FrameHeader header, ReadOnlySpan<float> values)
     {
+        var encoding = _options.EncodingOf(header.Kind, header.IsUpdate);
+        ReadOnlySpan<byte> payload;
+        int count = values.Length;
+        if (encoding.IsIdentity)
+            payload = MemoryMarshal.AsBytes(values);
+        else
+            payload = _sendPayload.AsSpan(0, ShareCodec.Encode(encoding, values, _sendPayload, out count));
         if (_disposed)
             return false;
         Outgoing? connection = null;
@@ -297,19 +336,20 @@ public sealed class DirectDataPlane : IDisposable
                 connection = ConnectMakingRoom(endpoint, header.Sender);
                 _outgoing[endpoint] = connection;
             }
-            (header with { RunHash = _runHash, Count = payload.Length }).Write(_sendHeader);
+            (header with { RunHash = _runHash, Count = count, Encoding = encoding.Id }).Write(_sendHeader);
             if (connection.Sealer is { } sealer)
             {
                 RecordSocket.Send(connection.Socket, sealer, _sendHeader, connection.Records!);
                 if (!payload.IsEmpty)
-                    RecordSocket.Send(connection.Socket, sealer, MemoryMarshal.AsBytes(payload), connection.Records!);
+                    RecordSocket.Send(connection.Socket, sealer, payload, connection.Records!);
             }
             else
             {
                 connection.Socket.Send(_sendHeader);
                 if (!payload.IsEmpty)
-                    connection.Socket.Send(MemoryMarshal.AsBytes(payload));
+                    connection.Socket.Send(payload);
             }
+            LastFrameBytes = FrameHeader.Size + payload.Length;
             return true;
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or TimeoutException or IOException or FormatException
@@ -738,6 +778,9 @@ public sealed class DirectDataPlane : IDisposable
     private void ReadLoop(Socket socket, UnprovenConnection entry)
     {
         var headerBytes = new byte[FrameHeader.Size];
+        var gradients = _options.EncodingOf(FrameKind.GradientShare);
+        // An encoded gradient is read here, then decoded into the record's array (allocated once per connection).
+        var encoded = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(_options.ParameterCount)];
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;
@@ -802,9 +845,15 @@ public sealed class DirectDataPlane : IDisposable
                                  $"(this connection proved node {sender}; this node accepts {_options.Accepts}, at most {_options.ParameterCount} floats)");
                     break;
                 }
+                var encoding = _options.EncodingOf(header.Kind, header.IsUpdate);
+                if (FrameShapeError(header, encoding) is { } shape)
+                {
+                    reason = Bad($"frame refused: {shape}");
+                    break;
+                }
                 long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                var values = Rent(header.Count);
-                var payload = MemoryMarshal.AsBytes(values.AsSpan());
+                var values = Rent(DecodedLength(header, encoding));
+                var payload = encoding.IsIdentity ? MemoryMarshal.AsBytes(values.AsSpan()) : encoded.AsSpan(0, (int)encoding.PayloadBytes(header.Count));
                 if (opener is not null && ReceiveRecords(socket, opener, payload, scratch, exact: false) is { } refusedPayload)
                 {
                     reason = RefuseRecord(refusedPayload, ref sender);
@@ -814,6 +863,12 @@ public sealed class DirectDataPlane : IDisposable
                 if (got < payload.Length)
                 {
                     reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
+                    break;
+                }
+                if (!encoding.IsIdentity && ShareCodec.Decode(encoding, payload, header.Count, values) is { } invalid)
+                {
+                    Return(values);
+                    reason = Bad($"frame refused: step {header.Step} of node {sender}: {invalid}");
                     break;
                 }
                 Interlocked.Increment(ref _framesReceived);
@@ -841,6 +896,23 @@ public sealed class DirectDataPlane : IDisposable
                 _deliver(new DataConnectionLost(sender, reason));
         }
     }
+
+    /// <summary>Why a header does not fit the run's encoding of its kind (its id, the count it may have), or null.</summary>
+    private string? FrameShapeError(in FrameHeader header, ShareEncoding encoding)
+    {
+        if (header.Encoding != encoding.Id)
+            return $"encoding {header.Encoding}, this run's {header.Kind} frames travel as {encoding} (encoding {encoding.Id})";
+        if (encoding.IsSparse && header.Count > encoding.KeptCount(_options.ParameterCount))
+            return $"{header.Count} entries, at most {encoding.KeptCount(_options.ParameterCount)} kept ({encoding})";
+        if (encoding.IsSparse && header.Kind != FrameKind.ComputeGradient && header.SampleCount <= 0 && header.Count > 0)
+            return $"{header.Count} entries for a gradient of no samples";
+        return null;
+    }
+
+    /// <summary>The values a frame carries: a sparse one's are the model's (a gradient of no samples has none).</summary>
+    private int DecodedLength(in FrameHeader header, ShareEncoding encoding) =>
+        !encoding.IsSparse ? header.Count
+        : header.Kind == FrameKind.ComputeGradient || header.SampleCount > 0 ? _options.ParameterCount : 0;
 
     private static RecordRefusal? ReceiveRecords(Socket socket, RecordOpener opener, Span<byte> target, byte[] scratch, bool exact) =>
         target.IsEmpty ? null : RecordSocket.Receive(socket, opener, target, scratch, exact);

@@ -5,6 +5,7 @@ using DistSgd.Host.Display;
 using DistSgd.Host.Export;
 using DistSgd.Host.Runs;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
@@ -130,6 +131,22 @@ public static class DistSgdCommandLine
                           "or direct (TCP connections between the nodes; Akka keeps membership and the step protocol). Default: distsgd.transport " +
                           "of --config, else direct. [akka|direct]",
         };
+        public readonly Option<string?> Wire = new("--wire")
+        {
+            Description = "How the gradients travel between nodes in the distributed modes (needs the direct transport): fp32 (as computed), bf16 " +
+                          "(bfloat16, half the bytes) or fp16 (IEEE half with a loss scale, distsgd.fp16-scale). Default: distsgd.wire, else fp32. [fp32|bf16|fp16]",
+        };
+        public readonly Option<string?> Compress = new("--compress")
+        {
+            Description = "none, or topk:F: each node sends only the fraction F of its gradient's values of largest magnitude as (index, value) " +
+                          "entries and adds what it did not send to its next gradient (error feedback), e.g. topk:0.01. Default: distsgd.compress, else none.",
+        };
+        public readonly Option<int?> SyncEvery = new("--sync-every")
+        {
+            Description = "Local SGD (decentralized mode): every peer takes this many steps on its own shard with its own optimizer, then the " +
+                          "models are averaged, weighted by samples; an epoch's last step always averages. 1 = gradient averaging every step. " +
+                          "Default: distsgd.sync-every, else 1.",
+        };
         public readonly Option<string?> Collective = new("--collective")
         {
             Description = "How the decentralized peers combine their gradients each step: allgather (every peer sends its whole gradient to every other), " +
@@ -185,6 +202,13 @@ public static class DistSgdCommandLine
             Description = "Serve this process's live metrics (steps, samples/s, loss, compute and communication seconds, bytes, dropped messages, " +
                           "members up) for Prometheus at http://HOST:PORT/metrics (OpenTelemetry); HOST is 127.0.0.1 for train, --host for node.",
         };
+        public readonly Option<string?> Trace = new("--trace")
+        {
+            Description = "Write the steps' timeline to this file as a Chrome trace (ui.perfetto.dev, chrome://tracing): one track per node, each " +
+                          "step's compute, wait, send, receive, update, checkpoint and evaluation spans, membership events; the newest " +
+                          "distsgd.trace-max-spans spans per node. node: this node's track, on the reference node's clock (merge the nodes' files " +
+                          "with jq -s add); bench: each distributed configuration's, in its run folder.",
+        };
         public readonly Option<bool> Json = new("--json") { Description = "Print one JSON object per epoch (and one at the end) instead of text, for scripts; a node that does not end the run prints only the one at the end." };
 
         public TrainFlags()
@@ -201,6 +225,10 @@ public static class DistSgdCommandLine
             BackupWorkers.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 63, "from 0 (off) to 63 backup workers"));
             ThreadsPerWorker.Validators.Add(r => Check<int>(r, v => v is >= 1 and <= 1024, "a thread count from 1 to 1024"));
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
+            SyncEvery.Validators.Add(r => Check<int?>(r, v => v is null or >= 1 and <= 1_000_000, "a number of steps from 1 (gradient averaging) to 1000000"));
+            Wire.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParsePrecision(v, out _) is not null, "one of fp32, bf16, fp16"));
+            Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseKeptFraction(v, out _) is not null,
+                                                        "none or topk:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
             MetricsPort.Validators.Add(r => Check<int?>(r, v => v is null or (>= 1 and <= 65535), "a port from 1 to 65535"));
@@ -209,7 +237,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort, Trace })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -250,12 +278,16 @@ public static class DistSgdCommandLine
                 ThreadsPerComputeNode = p.GetValue(ThreadsPerWorker),
                 ConfigFile = p.GetValue(Config),
                 Transport = p.GetValue(Transport),
+                Wire = p.GetValue(Wire),
+                Compress = p.GetValue(Compress),
+                SyncEvery = p.GetValue(SyncEvery),
                 Collective = p.GetValue(Collective),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),
                 Tls = new TlsFlags(p.GetValue(TlsCert), p.GetValue(TlsPassword), p.GetValue(TlsPasswordFile)),
                 MetricsPort = p.GetValue(MetricsPort),
+                TraceFile = p.GetValue(Trace),
             };
         }
     }

@@ -11,9 +11,10 @@ namespace DistSgd.Host.Runs;
 /// <summary>One configuration's numbers: the median over the repeats.</summary>
 public sealed record BenchRow(RunMode Mode, string Transport, int ComputeNodes, int BatchPerComputeNode, double SecondsPerEpoch, double SamplesPerSecond,
                               double Speedup, double Efficiency, double BytesPerStep, double FinalAccuracy, double FinalTestLoss,
-                              double[] Time, double[] Accuracy, int Runs = 1)
+                              double[] Time, double[] Accuracy, int Runs = 1, string Wire = "fp32")
 {
-    public string Name => Mode == RunMode.Sequential ? "sequential" : $"{Mode.Name()} {ComputeNodes}×{BatchPerComputeNode}, {Transport}";
+    public string Name => Mode == RunMode.Sequential ? "sequential"
+        : $"{Mode.Name()} {ComputeNodes}×{BatchPerComputeNode}, {Transport}" + (Wire == "fp32" ? "" : $", {Wire}");
 }
 
 /// <summary>
@@ -29,7 +30,7 @@ public static class BenchRun
     public const string AccuracyPlot = "accuracy-by-time.png";
 
     public const string CsvHeader =
-        "mode,transport,workers,batch_per_worker,seconds_per_epoch,samples_per_second,speedup,efficiency,bytes_per_step,final_test_accuracy,final_test_loss";
+        "mode,transport,workers,batch_per_worker,seconds_per_epoch,samples_per_second,speedup,efficiency,bytes_per_step,final_test_accuracy,final_test_loss,wire";
 
     /// <param name="measure">Trains one configuration and returns its metrics; default in this process
     /// (<see cref="BenchChildRuns.Runner"/> runs each in a child process).</param>
@@ -56,7 +57,10 @@ public static class BenchRun
     public static IReadOnlyList<TrainSettings> Configurations(BenchSettings bench)
     {
         var b = bench.Base;
-        var list = new List<TrainSettings> { b with { Mode = RunMode.Sequential, ComputeNodes = 1, Threads = b.ThreadsPerComputeNode, Transport = null, Collective = null } };
+        // --wire, --compress and --sync-every describe how the distributed rows communicate: the sequential row sends
+        // nothing, and local SGD is the decentralized mode's alone (the centralized rows average every step).
+        var list = new List<TrainSettings> { b with { Mode = RunMode.Sequential, ComputeNodes = 1, Threads = b.ThreadsPerComputeNode, Transport = null,
+                                                      Collective = null, Wire = null, Compress = null, SyncEvery = null } };
         foreach (var mode in new[] { RunMode.Centralized, RunMode.Decentralized })
             foreach (int workers in bench.ComputeNodeCounts)
                 foreach (string transport in bench.Transports)
@@ -65,7 +69,8 @@ public static class BenchRun
                         throw new UsageException($"--batch-size {b.BatchSize} is the global batch of every configuration: it must divide by each of --worker-counts, found {workers}");
                     // --collective is the decentralized rows' on the direct transport (the only one the all-reduces run on).
                     list.Add(b with { Mode = mode, ComputeNodes = workers, BatchSize = b.BatchSize / workers, Transport = transport,
-                                      Collective = mode == RunMode.Decentralized && transport == "direct" ? b.Collective : null });
+                                      Collective = mode == RunMode.Decentralized && transport == "direct" ? b.Collective : null,
+                                      SyncEvery = mode == RunMode.Decentralized ? b.SyncEvery : null });
                 }
         return list;
     }
@@ -115,7 +120,14 @@ public static class BenchRun
     }
 
     private static TrainSettings RunSettings(BenchSettings bench, TrainSettings c, int round) =>
-        c with { Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}"), Quiet = true, Json = false };
+        c with
+        {
+            Out = Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}"), Quiet = true, Json = false,
+            // --trace: each distributed configuration's trace in its own run folder, under the name given.
+            TraceFile = c.TraceFile is { } trace && c.Mode.IsDistributed()
+                ? Path.Combine(bench.Base.Out, "runs", $"{Slug(c)}-{round}", Path.GetFileName(trace))
+                : null,
+        };
 
     /// <summary>Trains and keeps only the metrics; in a frame of its own, so that no local of <see cref="Measure"/> (a Debug build
     /// keeps every temporary to the method's end) holds the run's data into the next run.</summary>
@@ -142,9 +154,23 @@ public static class BenchRun
                                   Median(steady.Select(s => s.Rate)), speedup, speedup / c.ComputeNodes, Median(steady.Select(s => s.BytesPerStep)),
                                   Median(runs[i].Select(r => Final(r, m => m.TestAccuracy))),
                                   Median(runs[i].Select(r => Final(r, m => m.TestLoss))),
-                                  RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count));
+                                  RunPlots.CumulativeSeconds(first.Epochs), first.Epochs.Select(m => m.TestAccuracy * 100).ToArray(), runs[i].Count,
+                                  WireOf(c)));
         }
         return rows;
+    }
+
+    /// <summary>How a configuration's gradients travel, from its flags ("fp32", "bf16 topk:0.01 H=4"); a --config file's keys are not seen here.</summary>
+    public static string WireOf(TrainSettings c)
+    {
+        if (c.Mode == RunMode.Sequential)
+            return "-";
+        var parts = new List<string> { c.Wire ?? "fp32" };
+        if (c.Compress is { } compress && compress != "none")
+            parts.Add(compress);
+        if (c.SyncEvery > 1)
+            parts.Add($"H={c.SyncEvery}");
+        return string.Join(' ', parts);
     }
 
     /// <summary>
@@ -185,7 +211,7 @@ public static class BenchRun
         foreach (var r in rows)
             text.AppendLine(string.Join(',', r.Mode.Name(), r.Transport, r.ComputeNodes.ToString(CultureInfo.InvariantCulture),
                 r.BatchPerComputeNode.ToString(CultureInfo.InvariantCulture), RunFiles.Number(r.SecondsPerEpoch), RunFiles.Number(r.SamplesPerSecond),
-                RunFiles.Number(r.Speedup), RunFiles.Number(r.Efficiency), RunFiles.Number(r.BytesPerStep), RunFiles.Number(r.FinalAccuracy), RunFiles.Number(r.FinalTestLoss)));
+                RunFiles.Number(r.Speedup), RunFiles.Number(r.Efficiency), RunFiles.Number(r.BytesPerStep), RunFiles.Number(r.FinalAccuracy), RunFiles.Number(r.FinalTestLoss), r.Wire));
         return text.ToString();
     }
 

@@ -54,6 +54,7 @@ public static class ClusterRun
         output.WriteLine($"cluster: starting {roles.Count} nodes on 127.0.0.1 ({members}), frame size {frame / 1024 / 1024} MiB, payloads over {TransportName(config.DistSgd)}");
         // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
+        logged = RunTrace.Into(logged, settings.TraceFile)!;
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
         foreach (var node in cluster.Nodes)

@@ -59,7 +59,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace",
+        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     /// <summary>
@@ -183,10 +183,12 @@ public static class NodeRun
         }).Distinct().ToList();
 
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
-        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output);
+        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output, distsgd.Wire, distsgd.SyncEvery);
         long frame = run.Setup.FrameSize(settings.Mode);
         // Akka's log goes to the results folder's distsgd.log, as train's does; only its warnings and errors reach the console.
+        RunTrace.Check(settings.TraceFile);
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
+        logged = RunTrace.Into(logged, settings.TraceFile)!;
         var akka = BuildConfig(node, roleNames, seeds, frame, logged, logLevel);
         if (node.PrintConfig)
         {
@@ -228,6 +230,8 @@ public static class NodeRun
         try
         {
             metrics?.Watch(system);
+            // Every node answers the clock probes of traced nodes; a traced node also probes (its track's timestamps follow).
+            system.ActorOf(TraceClock.Props(probe: settings.TraceFile is not null), TraceClock.ActorName);
             if (metrics is not null)
                 output.WriteLine($"metrics: {metrics.Url}");
             var cluster = Cluster.Get(system);
@@ -264,6 +268,7 @@ public static class NodeRun
             var leaving = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClusterLeavingReason.Instance);
             await Task.WhenAny(leaving, Task.Delay(LeaveTimeout));
             await Task.WhenAny(system.Terminate(), Task.Delay(LeaveTimeout));
+            RunTrace.Write(settings.TraceFile, output);
         }
     }
 

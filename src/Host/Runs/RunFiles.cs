@@ -16,11 +16,13 @@ public static class RunFiles
     public const string MetricsHeader =
         "epoch,step,train_loss,test_loss,test_accuracy,seconds,samples_per_second,learning_rate," +
         "compute_seconds,imbalance_seconds,communication_seconds,update_seconds,bytes_sent,bytes_received,communication_share,dropped_messages," +
-        "node_compute_seconds";
+        "node_compute_seconds,bytes_per_step,compression_ratio";
 
     /// <summary>One metrics.csv row, invariant culture, round-trippable numbers.</summary>
     /// <remarks>A sequential run computes the whole epoch and communicates nothing.</remarks>
-    public static string MetricsRow(EpochMetrics m)
+    /// <param name="fp32BytesPerStep">What a step would move with float32 gradients (<see cref="Results.WireVolume"/>):
+    /// compression_ratio = bytes_per_step over it; 0 leaves the ratio empty.</param>
+    public static string MetricsRow(EpochMetrics m, double fp32BytesPerStep = 0)
     {
         var c = m.Communication ?? new StepTimeBreakdown(m.Step, m.Seconds, 0, 0, 0, 0, 0, 0);
         return string.Join(',',
@@ -31,7 +33,7 @@ public static class RunFiles
             Number(c.ComputeSeconds), Number(c.ImbalanceSeconds), Number(c.CommunicationSeconds), Number(c.UpdateSeconds),
             c.BytesSent.ToString(CultureInfo.InvariantCulture), c.BytesReceived.ToString(CultureInfo.InvariantCulture),
             Number(c.CommunicationShare), c.DroppedMessages.ToString(CultureInfo.InvariantCulture),
-            NodeCompute(c.Nodes));
+            NodeCompute(c.Nodes), Number(c.BytesPerStep), Number(Results.WireVolume.CompressionRatio(c.BytesPerStep, fp32BytesPerStep)));
     }
 
     /// <summary>
@@ -41,11 +43,11 @@ public static class RunFiles
     public static string NodeCompute(IReadOnlyList<NodeComputeTime>? nodes) =>
         nodes is null ? "" : string.Join(' ', nodes.Select(n => $"{n.Id.ToString(CultureInfo.InvariantCulture)}:{Number(n.ComputePerStep)}"));
 
-    public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs)
+    public static void WriteMetrics(string directory, IEnumerable<EpochMetrics> epochs, double fp32BytesPerStep = 0)
     {
         var text = new StringBuilder().AppendLine(MetricsHeader);
         foreach (var m in epochs)
-            text.AppendLine(MetricsRow(m));
+            text.AppendLine(MetricsRow(m, fp32BytesPerStep));
         AtomicFile.Write(Path.Combine(directory, MetricsFileName), Encoding.UTF8.GetBytes(text.ToString()));
     }
 

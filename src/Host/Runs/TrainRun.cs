@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -33,9 +34,12 @@ public static class TrainRun
         PortChecks.CheckSimulatedCluster(settings, config.DistSgd);
         InputChecks.CheckResultsFolder(settings.Out);
         InputChecks.CheckStragglerFlags(settings);
+        RunTrace.Check(settings.TraceFile);
+        if (settings.TraceFile is not null && !settings.Mode.IsDistributed())
+            throw new UsageException("--trace: traces the nodes of a centralized or decentralized run; --mode sequential has none");
         // A metrics port in use fails here, before the data is read or the results folder made.
         using var metrics = MetricsEndpoint.Start(settings.MetricsPort, "127.0.0.1");
-        var run = Prepare(settings, output);
+        var run = Prepare(settings, output, config.DistSgd.Wire, config.DistSgd.SyncEvery);
         // Before the results folder is made: by default a resumed run's folder is the one it resumes from.
         var checkpoints = RunCheckpoints.Setup(settings, config, run, output);
         InputChecks.CreateResultsFolder(settings.Out);
@@ -60,6 +64,7 @@ public static class TrainRun
         });
         if (RunCheckpoints.Describe(checkpoints.Writer) is { } written)
             output.WriteLine(written);
+        RunTrace.Write(settings.TraceFile, output);
         display.Final(WriteResultFiles(settings, config, run, parameters, result, clock), settings.Out);
         return new TrainOutcome(run, parameters, result);
     }
@@ -84,8 +89,12 @@ public static class TrainRun
     /// Loads and preprocesses the data, builds the model and θ₀ from the seed, and prints what the run will do:
     /// the same for `train` and for every `distsgd node` (each reads its own copy of the data).
     /// </summary>
-    public static PreparedRun Prepare(TrainSettings settings, TextWriter output)
+    /// <param name="wire">How the gradients of a distributed run travel (distsgd.wire, distsgd.compress); null: dense float32.</param>
+    /// <param name="syncEvery">Local SGD's steps between model averages (decentralized; 1: gradient averaging).</param>
+    public static PreparedRun Prepare(TrainSettings settings, TextWriter output, ShareEncoding? wire = null, int syncEvery = 1)
     {
+        if (settings.Mode == RunMode.Centralized && syncEvery > 1)
+            throw new UsageException("distsgd.sync-every: local SGD is built for --mode decentralized only; a centralized run averages gradients every step");
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
 
@@ -114,10 +123,12 @@ public static class TrainRun
             ? $"run: {settings.Mode.Name()}, {settings.ComputeNodes} {(settings.Mode == RunMode.Decentralized ? "peers" : "workers")} × batch {settings.BatchSize} = global batch {settings.ComputeNodes * settings.BatchSize}, " +
               (settings.BalanceBySpeed ? "batches by measured speed from epoch 2 (--balance speed), " : "") +
               (settings.BackupWorkers > 0 ? $"each step with the first {settings.ComputeNodes - settings.BackupWorkers} gradients (--backup-workers {settings.BackupWorkers}), " : "") +
-              $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker"
+              $"{settings.Epochs} epochs max, seed {settings.Seed}, normalize {normalize}, kernels {kernels.Name} per worker" +
+              (wire is { IsIdentity: false } ? $", gradients as {wire}" : "") + (syncEvery > 1 ? $", models averaged every {syncEvery} steps (local SGD)" : "")
             : $"run: {settings.Mode.Name()}, {settings.Epochs} epochs max, batch {settings.BatchSize}, seed {settings.Seed}, " +
               $"normalize {normalize}, kernels {kernels.Name}");
-        var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch, Hyperparameters(settings, normalize));
+        var setup = new TrainingSetup(spec, parameters, optimizerOptions, options, train, test, (int)stepsPerEpoch,
+                                      Hyperparameters(settings, normalize, distributed ? wire : null, distributed ? syncEvery : 1));
         return new PreparedRun(raw, normalize, transform, train, test, spec, kernels.Name, model, parameters, options, optimizerOptions, distributed, setup);
     }
 
@@ -125,7 +136,7 @@ public static class TrainRun
     /// The run configuration beyond the model, batch, seed and epochs that every node of a distributed run must share,
     /// in the "key=value;…" form of <see cref="DistSgd.Actors.Protocol.RunPlan.Hyperparameters"/>.
     /// </summary>
-    public static string Hyperparameters(TrainSettings settings, string normalize) => string.Join(';',
+    public static string Hyperparameters(TrainSettings settings, string normalize, ShareEncoding? wire = null, int syncEvery = 1) => string.Join(';', new[] {
         $"workers={settings.ComputeNodes}",
         string.Create(CultureInfo.InvariantCulture, $"lr={settings.LearningRate:R}"),
         string.Create(CultureInfo.InvariantCulture, $"momentum={settings.Momentum:R}"),
@@ -133,7 +144,7 @@ public static class TrainRun
         $"schedule={settings.Schedule}",
         $"patience={settings.Patience}",
         string.Create(CultureInfo.InvariantCulture, $"min-delta={settings.MinDelta:R}"),
-        $"normalize={normalize}");
+        $"normalize={normalize}" }.Concat((wire ?? ShareEncoding.Fp32).Keys()).Concat(LocalSgd.Keys(syncEvery)));
 
     /// <summary>The per-epoch callback: prints the epoch and rewrites metrics.csv.</summary>
     /// <param name="earlier">The epochs a resumed run had finished before its checkpoint: metrics.csv keeps them.</param>
@@ -147,11 +158,12 @@ public static class TrainRun
                                                      IEnumerable<EpochMetrics>? earlier = null)
     {
         var epochs = new List<EpochMetrics>(earlier ?? []);
+        double fp32 = WireVolume.Fp32BytesPerStep(settings.Mode, settings.ComputeNodes, run.Model.ParameterCount);
         return metrics =>
         {
             epochs.Add(metrics);
             display.Epoch(metrics, RunDisplay.FormatEpoch(metrics, settings.Epochs, run.Spec.ClassCount > 0));
-            RunFiles.WriteMetrics(settings.Out, epochs);
+            RunFiles.WriteMetrics(settings.Out, epochs, fp32);
         };
     }
 
@@ -184,6 +196,7 @@ public static class TrainRun
             Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
             Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Numerics.Training.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
+            Wire = distributed ? RunSummary.Wire(run.Setup.Hyperparameters, result, settings.Mode, settings.ComputeNodes, run.Model.ParameterCount) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,
             settings.BatchSize,

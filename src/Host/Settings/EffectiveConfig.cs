@@ -48,11 +48,14 @@ public sealed class EffectiveConfig
     /// </summary>
     public Collective CollectiveFor(TrainSettings settings) =>
         settings.Mode != RunMode.Decentralized ? Collective.AllGather
-            : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport);
+            : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport, Compressed);
+
+    /// <summary>The run's gradients travel compressed or as local SGD's changes: only the all-gather carries them (decision 0105).</summary>
+    private bool Compressed => !DistSgd.Wire!.IsIdentity || DistSgd.SyncEvery > 1;
 
     /// <summary>The line a decentralized run prints at its start: its collective, and whether auto chose it.</summary>
     public string DescribeCollective(TrainSettings settings) =>
-        CollectiveChoice.Describe(CollectiveFor(settings), DistSgd.Collective, settings.ComputeNodes, DistSgd.Transport);
+        CollectiveChoice.Describe(CollectiveFor(settings), DistSgd.Collective, settings.ComputeNodes, DistSgd.Transport, Compressed);
 
     /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>
     public string TransportName => DistSgd.Transport == PayloadTransport.Direct ? "direct" : "akka";
@@ -63,11 +66,17 @@ public sealed class EffectiveConfig
         var overrides = HoconFile.Load(settings.ConfigFile);
         if (settings.Tls.Overrides(settings.Mode) is { } tls)
             overrides = overrides is null ? tls : tls.WithFallback(overrides);
-        if (settings.Transport is { } transport)
-        {
-            var flag = ConfigurationFactory.ParseString($"distsgd.transport = {transport}");
-            overrides = overrides is null ? flag : flag.WithFallback(overrides);
-        }
+        if (settings.Mode == RunMode.Sequential && (settings.Wire is not null || settings.Compress is not null || settings.SyncEvery > 1))
+            throw new UsageException("--wire, --compress and --sync-every: a sequential run sends nothing; use them with --mode centralized or decentralized");
+        if (settings.Mode == RunMode.Centralized && settings.SyncEvery > 1)
+            throw new UsageException("--sync-every: local SGD is built for --mode decentralized only; a centralized run averages gradients every step (leave --sync-every at 1)");
+        foreach (var (key, flag) in new[] { ("transport", settings.Transport), ("wire", settings.Wire), ("compress", settings.Compress),
+                                            ("sync-every", settings.SyncEvery?.ToString(System.Globalization.CultureInfo.InvariantCulture)) })
+            if (flag is not null)
+            {
+                var value = ConfigurationFactory.ParseString($"distsgd.{key} = \"{flag}\"");
+                overrides = overrides is null ? value : value.WithFallback(overrides);
+            }
         if (settings.Collective is { } collective)
         {
             if (settings.Mode != RunMode.Decentralized)

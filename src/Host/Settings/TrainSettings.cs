@@ -49,6 +49,15 @@ public sealed record TrainSettings
     /// <summary>--transport (akka or direct), or null to keep distsgd.transport of the configuration.</summary>
     public string? Transport { get; init; }
 
+    /// <summary>--wire (fp32, bf16 or fp16), or null to keep distsgd.wire of the configuration.</summary>
+    public string? Wire { get; init; }
+
+    /// <summary>--compress (none or topk:F), or null to keep distsgd.compress of the configuration.</summary>
+    public string? Compress { get; init; }
+
+    /// <summary>--sync-every (local SGD's steps between model averages), or null to keep distsgd.sync-every of the configuration.</summary>
+    public int? SyncEvery { get; init; }
+
     /// <summary>--collective (auto, allgather, ring or pairwise), or null to keep distsgd.collective of the configuration.</summary>
     public string? Collective { get; init; }
 
@@ -66,6 +75,9 @@ public sealed record TrainSettings
 
     /// <summary>--metrics-port: the port this process serves its metrics on for Prometheus (/metrics), or null for none.</summary>
     public int? MetricsPort { get; init; }
+
+    /// <summary>--trace: the Chrome trace file this process writes its nodes' step traces to when the run is over, or null.</summary>
+    public string? TraceFile { get; init; }
 }
 
 /// <summary>How a run trains: --mode, parsed once by the command line.</summary>

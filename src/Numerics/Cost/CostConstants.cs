@@ -36,19 +36,22 @@ public sealed record CostConstants
     public string Source { get; init; } = "";
 
     /// <summary>
-    /// Measured on this project's machine (AMD EPYC Zen 4, 2 shared cores, .NET 10) with <c>distsgd bench calibrate</c>
-    /// for the default MLP (784-256-128-10, G = 940,584 bytes) and b = 64; the README's projections use these.
+    /// This project's machine (AMD EPYC Zen 4, .NET 10), default MLP (784-256-128-10, G = 940,584 bytes), b = 64, as
+    /// a quiet machine gives them: C from the quiet sequential run (49,655 samples/s at b = 64, README: 1.29 ms a step,
+    /// of which 1.2 ms forward and backward), the loopback's β from the quiet socket bench (0.57 ms for 940 KB there
+    /// and back, README "Transports"); δ, γ and α from <c>distsgd bench calibrate</c> (medians of three, load average
+    /// 31–32; memory-bound, so little changed by load; α a bare socket's). The README's projections use these.
     /// </summary>
     public static CostConstants Measured { get; } = new()
     {
         GradientBytes = 940_584,
         BatchPerNode = 64,
-        ComputeSeconds = 1.7e-3,
-        UpdateSecondsPerByte = 1.0e-10,
-        SumSecondsPerByte = 0.5e-10,
-        MessageSeconds = 60e-6,
-        LoopbackSecondsPerByte = 0.3e-9,
-        Source = "placeholder until calibrated",
+        ComputeSeconds = 1.2e-3,
+        UpdateSecondsPerByte = 0.081e-9,
+        SumSecondsPerByte = 0.12e-9,
+        MessageSeconds = 44e-6,
+        LoopbackSecondsPerByte = 0.30e-9,
+        Source = "this project's machine, quiet: C and loopback β from the README's quiet runs; δ, γ, α from bench calibrate (2026-12-01)",
     };
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.Strict };

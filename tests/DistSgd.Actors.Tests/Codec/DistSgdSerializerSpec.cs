@@ -36,11 +36,15 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["RunEnded"] = new RunEnded("run-1"),
         ["MessageChunk"] = new DistSgd.Actors.Transport.MessageChunk(9, 1, 3, 300, 100, "GR", [1, 2, 3, 250]),
         ["PeerReady"] = new PeerReady(Plan, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
+        ["PeerReady of a ring run"] = new PeerReady(Plan with { Collective = Collective.Ring }, "akka.tcp://distsgd@127.0.0.1:4053",
+                                                    TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
         ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
         ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
         ["MembershipReport"] = new MembershipReport("run-1", 1, [3], 41, [0, 1, 2, 3], 42, [1]),
+        ["ClockProbe"] = new DistSgd.Actors.Steps.ClockProbe(123_456_789_012),
+        ["ClockEcho"] = new DistSgd.Actors.Steps.ClockEcho(123_456_789_012, -98_765),
     };
 
     private static byte[] Key(int seed) => Enumerable.Range(0, DataPlaneHandshake.KeySize).Select(i => (byte)(i * 11 + seed)).ToArray();
@@ -154,6 +158,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("RS", 40)]
     [InlineData("PA", 6)]
     [InlineData("MR", 30)]
+    [InlineData("TE", 12)]
     public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
@@ -167,6 +172,7 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             "RS" => new ReplicaResync("run", 1, 0, new byte[32], 5, [1f, 2f], [3f, 4f]),
             "PA" => new PeerReadyAck("run", "akka.tcp://distsgd@h:1"),
             "MR" => new MembershipReport("run", 1, [2], 5, [0, 1, 2], 6, [0, 1]),
+            "TE" => new DistSgd.Actors.Steps.ClockEcho(1, 2),
             _ => new RunEnded("run"),
         });
         Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));

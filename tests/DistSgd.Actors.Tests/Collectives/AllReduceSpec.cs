@@ -135,6 +135,42 @@ public sealed class AllReduceSpec : IDisposable
         Assert.Equal(PartOutcome.Stale, one.Take(Part(0, 0, 1, 0, AllReduce.Slice(Length, 2, 0).Length, origin: -1), stepping: true, ref sent));
     }
 
+    /// <summary>Begin, Send and Take of every peer (decision 0067); the data plane's reader threads allocate a record per part, on their own threads.</summary>
+    [Theory]
+    [InlineData(Collective.Pairwise)]
+    [InlineData(Collective.Ring)]
+    public void A_step_of_an_all_reduce_allocates_nothing_on_the_peers_thread_once_warm(Collective kind)
+    {
+        var reduces = Start(kind, 3);
+        int[] participants = [0, 1, 2];
+        var shares = Enumerable.Range(0, 3).Select(i => Share(i, 0, 5 + i, 3)).ToArray();
+        long allocated = 0;
+        for (long step = 0; step < 30; step++)
+        {
+            var stepShares = shares.Select(share => share with { Step = step }).ToArray();
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            for (int i = 0; i < 3; i++)
+                reduces[i].Begin(step, participants);
+            for (int i = 0; i < 3; i++)
+                reduces[i].Send(stepShares[i], 1, 0, participants, (_, _) => { });
+            long taking = GC.GetAllocatedBytesForCurrentThread() - before;
+            while (!reduces.All(r => r.IsComplete))
+                for (int i = 0; i < 3; i++)
+                    while (_inboxes[i].TryTake(out var message, 5))
+                    {
+                        long sent = 0;
+                        var part = (CollectivePart)message;
+                        long at = GC.GetAllocatedBytesForCurrentThread();
+                        var outcome = reduces[i].Take(part, stepping: true, ref sent);
+                        taking += GC.GetAllocatedBytesForCurrentThread() - at;
+                        Assert.Equal(PartOutcome.Accepted, outcome);
+                    }
+            if (step >= 10)   // the first steps connect, grow the lists and fill the data plane's array pool
+                allocated += taking;
+        }
+        Assert.Equal(0, allocated);
+    }
+
     public void Dispose()
     {
         foreach (var plane in _planes)

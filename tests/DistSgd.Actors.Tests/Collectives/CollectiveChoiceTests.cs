@@ -19,6 +19,25 @@ public class CollectiveChoiceTests
         Assert.Equal(expected, CollectiveChoice.Pick(peers, transport));
 
     [Fact]
+    public void Auto_picks_the_all_gather_for_compressed_gradients_or_local_sgd()
+    {
+        Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(8, PayloadTransport.Direct, compressed: true));
+        Assert.Equal("collective: allgather (auto for 4 peers on the direct transport, compressed gradients)",
+                     CollectiveChoice.Describe(Collective.AllGather, null, 4, PayloadTransport.Direct, compressed: true));
+    }
+
+    [Theory]
+    [InlineData("distsgd.wire = bf16")]
+    [InlineData("distsgd.compress = \"topk:0.01\"")]
+    [InlineData("distsgd.sync-every = 4")]
+    public void An_all_reduce_refuses_compressed_gradients_and_local_sgd_naming_the_keys(string hocon)
+    {
+        var config = ConfigurationFactory.ParseString($"distsgd.collective = ring\ndistsgd.transport = direct\n{hocon}").WithFallback(DistSgdConfig.ReferenceConfig);
+        var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
+        Assert.Contains("distsgd.collective = ring sums float32 parts along the way", error.Message);
+    }
+
+    [Fact]
     public void The_start_line_says_whether_auto_chose()
     {
         Assert.Equal("collective: pairwise (auto for 3 peers on the direct transport)", CollectiveChoice.Describe(Collective.Pairwise, null, 3, PayloadTransport.Direct));

@@ -18,7 +18,7 @@ public class CentralizedClusterSpec
 
     internal static async Task<RunProgress.RunCompleted> RunCentralized(Dataset train, Dataset? test, ModelSpec spec, int workers,
                                                                        int batch, int epochs, SgdOptions optimizer, float[] theta0, int seed,
-                                                                       string transport = "akka")
+                                                                       string transport = "akka", string hyperparameters = "")
     {
         var roles = new List<string[]> { new[] { "master" } };
         roles.AddRange(Enumerable.Range(0, workers).Select(_ => new[] { "worker" }));
@@ -30,7 +30,7 @@ public class CentralizedClusterSpec
             if (m is RunProgress.RunCompleted or RunProgress.RunFailed)
                 done.TrySetResult(m);
         }));
-        var plan = new RunPlan("spec-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, workers, batch));
+        var plan = new RunPlan("spec-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, workers, batch), hyperparameters);
         CentralizedDeployment.StartMaster(cluster.Nodes[0],
             new MasterSetup(plan, workers, theta0, optimizer, new TrainingOptions(epochs, batch, seed), test, reporter));
         for (int i = 1; i <= workers; i++)

@@ -21,14 +21,15 @@ public class DecentralizedClusterSpec
 
     internal static async Task<Outcome> RunDecentralized(Dataset train, Dataset? test, ModelSpec spec, int peers, int batch, int epochs,
                                                          SgdOptions optimizer, float[] theta0, int seed, int? corruptNodeAtEpoch = null,
-                                                         string transport = "akka", Collective collective = Collective.AllGather)
+                                                         string transport = "akka", Collective collective = Collective.AllGather,
+                                                         string hyperparameters = "")
     {
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
                                                                     overrides: TestConfig.Transport(transport).WithFallback(TestConfig.FastPubSub));
         var progress = new PeerRunProgress(peers);
 
-        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch), "", collective);
+        var plan = new RunPlan("peer-run", spec, batch, seed, epochs, train.Count, ShardBatches.StepsPerEpoch(train.Count, peers, batch), hyperparameters, collective);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, optimizer, new TrainingOptions(epochs, batch, seed), train, test,
             node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
@@ -117,6 +118,62 @@ public class DecentralizedClusterSpec
         // tolerance 0, every float equal.
         Assert.Equal(centralized.Parameters, decentralized.Lead.Parameters);
         Assert.NotEqual(theta0, decentralized.Lead.Parameters);
+    }
+
+    [Theory]
+    [InlineData("wire=bf16")]
+    [InlineData("wire=fp16;fp16-scale=256")]
+    [InlineData("compress=topk:0.05")]
+    [InlineData("wire=bf16;compress=topk:0.1")]
+    public async Task Compressed_gradients_keep_replicas_bit_identical_in_both_modes(string wire)
+    {
+        const int nodes = 3, batch = 8, epochs = 2, seed = 9;
+        var train = Synthetic.GaussianBlobs(100, 4, 3, spread: 3, seed: 1);
+        var spec = new ModelSpec(ModelKind.Mlp, 4, 3, [5], Activation.Tanh);
+        var theta0 = new float[spec.ParameterCount];
+        new Model(spec, NaiveKernels.Instance).Initialize(theta0, seed);
+        var options = new SgdOptions(0.1, momentum: 0.9);
+
+        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport: "direct", hyperparameters: wire);
+        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct", wire);
+        var uncompressed = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct");
+
+        foreach (var peer in decentralized.Peers)
+            Assert.Equal(decentralized.Lead.Parameters, peer.Parameters);
+        Assert.DoesNotContain(decentralized.Notes, n => n.Contains("MISMATCH"));
+        Assert.Equal(0, decentralized.Lead.Result.Final!.Communication!.DroppedMessages);
+        // The master sends θ's compressed update and applies it itself (ParameterUpdates): not the decentralized θ, and a
+        // worker whose θ were not the master's would refuse the update (its Σθ differs) and leave steps short of samples.
+        Assert.NotEqual(uncompressed.Parameters, centralized.Parameters);
+        var compressed = centralized.Result.Final!.Communication!;
+        var fp32 = uncompressed.Result.Final!.Communication!;
+        Assert.True(compressed.BytesReceived < fp32.BytesReceived && compressed.BytesSent < fp32.BytesSent,
+                    $"sent {compressed.BytesSent} and received {compressed.BytesReceived} compressed vs {fp32.BytesSent} and {fp32.BytesReceived} as float32");
+        Assert.Equal(centralized.Result.Epochs.Select(e => e.Communication!.Steps), uncompressed.Result.Epochs.Select(e => e.Communication!.Steps));
+        Assert.Equal(0, compressed.DroppedMessages);
+    }
+
+    [Theory]
+    [InlineData("direct", "sync-every=3")]
+    [InlineData("akka", "sync-every=4")]
+    [InlineData("direct", "sync-every=3;wire=bf16;compress=topk:0.2")]
+    public async Task Local_sgd_averages_models_every_H_steps_into_bit_identical_replicas(string transport, string hyperparameters)
+    {
+        var (train, test, spec, theta0) = Blobs(4);
+        var options = new SgdOptions(0.05, momentum: 0.9);
+        var local = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, options, theta0, seed: 4, transport: transport,
+                                           hyperparameters: hyperparameters);
+        var every = await RunDecentralized(train, test, spec, peers: 3, batch: 10, epochs: 3, options, theta0, seed: 4, transport: transport);
+
+        foreach (var peer in local.Peers)
+            Assert.Equal(local.Lead.Parameters, peer.Parameters);   // an epoch's last step averages: every replica the same
+        Assert.DoesNotContain(local.Notes, n => n.Contains("MISMATCH"));
+        Assert.NotEqual(every.Lead.Parameters, local.Lead.Parameters);
+        Assert.True(local.Lead.Result.Final!.TestAccuracy > 0.8, $"test accuracy {local.Lead.Result.Final.TestAccuracy}");
+        var (a, b) = (local.Lead.Result.Final.Communication!, every.Lead.Result.Final!.Communication!);
+        Assert.Equal(b.Steps, a.Steps);
+        Assert.True(a.BytesSent * 2 < b.BytesSent, $"{a.BytesSent} bytes sent with local SGD vs {b.BytesSent} averaging every step");
+        Assert.Equal(0, a.DroppedMessages);
     }
 
     [Fact]

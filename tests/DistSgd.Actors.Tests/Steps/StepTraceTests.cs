@@ -83,3 +83,82 @@ public class StepTraceTests
         Assert.True(pause.GetProperty("dur").GetDouble() > 0);
     }
 }
+
+/// <summary>The trace's bound, its membership instants, one file of several tracks, and the clock estimate that aligns processes.</summary>
+public class StepTraceWindowTests
+{
+    private static JsonElement[] Events(string json) => JsonDocument.Parse(json).RootElement.EnumerateArray().ToArray();
+
+    private static string Written(StepTrace trace)
+    {
+        var text = new StringWriter();
+        trace.Write(text);
+        return text.ToString();
+    }
+
+    [Fact]
+    public void A_trace_keeps_only_its_newest_spans_however_many_steps_the_run_takes()
+    {
+        var trace = new StepTrace(0, "peer 0", 2, maxSpans: 100);
+        long t = Stopwatch.GetTimestamp();
+        for (int step = 0; step < 1_000; step++)
+            trace.Add(StepPhase.Compute, step, t + step * 10, t + step * 10 + 5);
+
+        var spans = Events(Written(trace)).Where(e => e.GetProperty("ph").GetString() == "X").ToArray();
+        Assert.Equal(100, spans.Length);
+        Assert.Equal(Enumerable.Range(900, 100), spans.Select(s => (int)s.GetProperty("args").GetProperty("step").GetInt64()));
+        Assert.Equal(900, trace.Overwritten);
+        var process = Events(Written(trace)).Single(e => e.GetProperty("name").GetString() == "process_name");
+        Assert.Equal(900, process.GetProperty("args").GetProperty("spans_overwritten").GetInt64());
+    }
+
+    [Fact]
+    public void A_membership_event_is_an_instant_with_its_words_escaped()
+    {
+        var trace = new StepTrace(1000, "master", 2);
+        trace.Instant("worker 1 at \"akka.tcp://distsgd@h:1\" unreachable");
+        var instant = Events(Written(trace)).Single(e => e.GetProperty("ph").GetString() == "i");
+        Assert.Equal("worker 1 at \"akka.tcp://distsgd@h:1\" unreachable", instant.GetProperty("name").GetString());
+        Assert.Equal("membership", instant.GetProperty("cat").GetString());
+        Assert.Equal(1000, instant.GetProperty("pid").GetInt32());
+    }
+
+    [Fact]
+    public void Several_traces_make_one_file_one_track_each_moved_to_the_reference_clock()
+    {
+        var master = new StepTrace(1000, "master", 2);
+        var worker = new StepTrace(2000, "worker 0", 1);
+        long t = 10 * Stopwatch.Frequency;
+        master.Add(StepPhase.Wait, 1, t, t + Stopwatch.Frequency / 1000);
+        worker.Add(StepPhase.Compute, 1, t, t + Stopwatch.Frequency / 1000);
+        var text = new StringWriter();
+        StepTraces.Write(text, [worker, master], offsetTicks: Stopwatch.Frequency / 100);   // 10 ms
+
+        var events = Events(text.ToString());
+        Assert.Equal(["master", "worker 0"], events.Where(e => e.GetProperty("name").GetString() == "process_name")
+                                                   .Select(e => e.GetProperty("args").GetProperty("name").GetString()));
+        var spans = events.Where(e => e.GetProperty("ph").GetString() == "X").ToArray();
+        Assert.All(spans, s => Assert.Equal(10_010_000.0, s.GetProperty("ts").GetDouble(), 1));
+    }
+
+    [Fact]
+    public void The_clock_offset_comes_from_the_probe_with_the_shortest_round_trip()
+    {
+        // The reference reads 1,000 ns more than this clock. The first probe waited 400 ns on the way out (its echo is
+        // late), the second came back after 100 ns each way: only the second is trusted.
+        var samples = new (long SentAt, long EchoAt, long ReceivedAt)[]
+        {
+            (0, 1_000 + 400, 500),
+            (10_000, 11_000 + 100, 10_200),
+        };
+        Assert.Equal((1_000L, 200L), TraceClock.Estimate(samples));
+        Assert.Null(TraceClock.Estimate([]));
+        Assert.Equal((-50L, 0L), TraceClock.Estimate([(100, 50, 100)]));
+    }
+
+    [Fact]
+    public void A_trace_keeps_at_least_one_span()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new StepTrace(0, "peer 0", 1, maxSpans: 0));
+    }
+}

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net.Sockets;
 using DistSgd.Actors.Centralized;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Actors.Tests.Transport;
 
@@ -15,10 +16,12 @@ public abstract class MasterPlaneTest : IDisposable
 
     private readonly List<Socket> _clients = new();
 
-    protected MasterPlaneTest(string runId, int parameters, TimeSpan frameTimeout)
+    /// <param name="gradients">How the run's gradient frames travel (null: float32).</param>
+    protected MasterPlaneTest(string runId, int parameters, TimeSpan frameTimeout, ShareEncoding? gradients = null)
     {
         RunId = runId;
-        Master = new DirectDataPlane(new DataPlaneOptions(runId, parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0, frameTimeout),
+        Master = new DirectDataPlane(new DataPlaneOptions(runId, parameters, FrameKind.GradientReply, SenderCount: 2, "127.0.0.1", 0, frameTimeout,
+                                                          Gradients: gradients),
                                      GradientReply.FromFrame, Delivered.Add);
         for (int node = 0; node < Keys.Length; node++)
             Master.Trust(node, $"worker{node}:1", Keys[node]);

@@ -34,6 +34,20 @@ public class BenchRunTests
     }
 
     [Fact]
+    public void Bench_with_wire_flags_compresses_the_distributed_rows_and_names_how()
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run("bench", "--dataset", "blobs", "--samples", "400", "--hidden", "8", "--epochs", "2", "--batch-size", "32",
+                                    "--worker-counts", "2", "--transports", "direct", "--wire", "bf16", "--sync-every", "2", "--out", temp["bench"]);
+        Assert.True(outcome.ExitCode == 0, outcome.Error + outcome.Output);
+        var header = BenchRun.CsvHeader.Split(',');
+        var rows = File.ReadAllLines(Path.Combine(temp["bench"], BenchRun.CsvFileName)).Skip(1).Select(l => l.Split(',')).ToList();
+        // Sequential sends nothing; local SGD is the decentralized rows' alone.
+        Assert.Equal(["-", "bf16", "bf16 H=2"], rows.Select(r => r[Array.IndexOf(header, "wire")]));
+        Assert.Contains("| decentralized 2×16, direct, bf16 H=2 |", outcome.Output);
+    }
+
+    [Fact]
     public void Bench_compares_the_modes_on_a_tiny_data_set_and_writes_the_table_and_plots()
     {
         using var temp = new TempFolder();

@@ -207,6 +207,75 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void Bf16_gradients_halve_the_bytes_of_a_decentralized_step_and_keep_the_replicas_identical()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string wire, string dir) => ["train", "--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "600",
+                                                    "--epochs", "2", "--hidden", "16", "--wire", wire, "--collective", "allgather", "--out", dir];
+        var bf16 = CliRunner.Run(Flags("bf16", temp["bf16"]));
+        Assert.True(bf16.ExitCode == 0, bf16.Error);
+        Assert.Contains("gradients as bf16", bf16.Output);
+        Assert.Contains("cluster: all 3 replicas bit-identical", bf16.Output);
+        Assert.Equal(0, CliRunner.Run(Flags("fp32", temp["fp32"])).ExitCode);
+
+        double Ratio(string run)
+        {
+            var header = File.ReadAllLines(Path.Combine(temp[run], RunFiles.MetricsFileName))[0].Split(',');
+            var row = File.ReadAllLines(Path.Combine(temp[run], RunFiles.MetricsFileName))[^1].Split(',');
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp[run], RunFiles.SummaryFileName)));
+            var wire = summary.RootElement.GetProperty("wire");
+            Assert.Equal(run, wire.GetProperty("format").GetString());
+            Assert.Equal(double.Parse(row[Array.IndexOf(header, "compression_ratio")], System.Globalization.CultureInfo.InvariantCulture),
+                         wire.GetProperty("compression_ratio").GetDouble(), 6);
+            return wire.GetProperty("compression_ratio").GetDouble();
+        }
+        // 3 peers of 404 parameters: frames of 64 + 2·404 bytes instead of 64 + 4·404.
+        Assert.Equal(1.0, Ratio("fp32"), 6);
+        Assert.Equal((64 + 2.0 * 404) / (64 + 4.0 * 404), Ratio("bf16"), 6);
+    }
+
+    [Fact]
+    public void A_centralized_bf16_run_sends_updates_of_theta_the_workers_all_take()
+    {
+        using var temp = new TempFolder();
+        var run = CliRunner.Run(["train", "--mode", "centralized", "--workers", "2", "--dataset", "blobs", "--samples", "600", "--epochs", "2",
+                                 "--hidden", "16", "--wire", "bf16", "--out", temp["run"]]);
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["run"], RunFiles.SummaryFileName)));
+        // θ whole only at the first step, then updates: close to the gradients' (64 + 2·404) / (64 + 4·404).
+        Assert.InRange(summary.RootElement.GetProperty("wire").GetProperty("compression_ratio").GetDouble(), 0.5, 0.56);
+        string log = File.ReadAllText(Path.Combine(temp["run"], "distsgd.log"));
+        Assert.DoesNotContain("does not hold the master's θ", log);
+    }
+
+    [Theory]
+    [InlineData("decentralized")]
+    [InlineData("centralized")]
+    public void Sync_every_1_and_fp32_flags_give_the_default_model_byte_for_byte(string mode)
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string dir) => ["train", "--mode", mode, "--workers", "2", "--dataset", "blobs", "--samples", "600", "--epochs", "2",
+                                       "--hidden", "16", "--out", dir];
+        Assert.Equal(0, CliRunner.Run(Flags(temp["default"])).ExitCode);
+        var explicit1 = CliRunner.Run([.. Flags(temp["h1"]), "--sync-every", "1", "--wire", "fp32", "--compress", "none"]);
+        Assert.True(explicit1.ExitCode == 0, explicit1.Error);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(temp["default"], RunFiles.ModelFileName)),
+                     File.ReadAllBytes(Path.Combine(temp["h1"], RunFiles.ModelFileName)));
+    }
+
+    [Theory]
+    [InlineData("centralized", "--sync-every", "4", "--sync-every: local SGD is built for --mode decentralized only")]
+    [InlineData("sequential", "--wire", "bf16", "--wire, --compress and --sync-every: a sequential run sends nothing")]
+    [InlineData("sequential", "--sync-every", "2", "--wire, --compress and --sync-every: a sequential run sends nothing")]
+    public void Flags_a_mode_cannot_use_are_refused_naming_the_flag(string mode, string flag, string value, string expected)
+    {
+        using var temp = new TempFolder();
+        var outcome = CliRunner.Run(["train", "--mode", mode, "--dataset", "blobs", "--samples", "100", flag, value, "--out", temp["run"]]);
+        Assert.Equal(2, outcome.ExitCode);
+        Assert.Contains(expected, outcome.Error);
+    }
+
+    [Fact]
     public void The_direct_transport_trains_both_modes_to_the_same_model_as_akka()
     {
         using var temp = new TempFolder();

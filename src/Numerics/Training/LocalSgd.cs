@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Numerics.Tensors;
+
+namespace DistSgd.Numerics.Training;
+
+/// <summary>
+/// Local SGD, periodic model averaging (Lin et al., "Don't use large mini-batches, use local SGD"): every node takes
+/// H steps on its own shard with its own optimizer, then the models are averaged, weighted by samples, and every node
+/// goes on from the average (distsgd.sync-every, <c>--sync-every</c>). H = 1 is plain gradient averaging.
+/// </summary>
+/// <remarks>
+/// Rounds are counted within an epoch, so every node agrees on them from the step in epoch alone, and an epoch's last
+/// step always averages (the epoch ends with identical replicas, which the hash round checks). What travels at the
+/// round's last step is each node's change over the round, Δᵢ = θᵢ − θ₀ with θ₀ the round's start (the same on every
+/// node), so that it can be compressed like a gradient: θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ.
+/// </remarks>
+public static class LocalSgd
+{
+    /// <summary>Whether step <paramref name="stepInEpoch"/> (0-based) of an epoch of <paramref name="stepsPerEpoch"/> steps ends a round.</summary>
+    public static bool IsAveragingStep(long stepInEpoch, long stepsPerEpoch, int syncEvery) =>
+        syncEvery <= 1 || (stepInEpoch + 1) % syncEvery == 0 || stepInEpoch + 1 >= stepsPerEpoch;
+
+    /// <summary>Whether step <paramref name="stepInEpoch"/> starts a round (the first of an epoch, or the one after an averaging step).</summary>
+    public static bool IsRoundStart(long stepInEpoch, int syncEvery) => syncEvery <= 1 || stepInEpoch % syncEvery == 0;
+
+    /// <summary>θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ over the changes in the order given (node-id order: bit-identical everywhere); returns Σ nᵢ.</summary>
+    public static long AverageModels(ReadOnlySpan<float> roundStart, IReadOnlyList<ReadOnlyMemory<float>> changes, IReadOnlyList<int> weights,
+                                     Span<float> parameters)
+    {
+        long samples = GradientAggregation.WeightedAverage(changes, weights, parameters);
+        if (samples == 0)
+            roundStart.CopyTo(parameters);
+        else
+            TensorPrimitives.Add(roundStart, parameters, parameters);
+        return samples;
+    }
+
+    /// <summary>The hyper-parameter "sync-every=H" when H &gt; 1 (a default run's description stays what it was).</summary>
+    public static IEnumerable<string> Keys(int syncEvery)
+    {
+        if (syncEvery > 1)
+            yield return $"sync-every={syncEvery.ToString(CultureInfo.InvariantCulture)}";
+    }
+
+    /// <summary>H from "key=value;…" hyper-parameters; 1 when they name none. Throws <see cref="FormatException"/> on a bad value.</summary>
+    public static int FromKeys(string hyperparameters)
+    {
+        foreach (string pair in hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries))
+            if (pair.StartsWith("sync-every=", StringComparison.Ordinal))
+                return int.TryParse(pair["sync-every=".Length..], NumberStyles.None, CultureInfo.InvariantCulture, out int h) && h >= 1
+                    ? h : throw new FormatException($"sync-every: expected a number of steps ≥ 1, found '{pair["sync-every=".Length..]}'");
+        return 1;
+    }
+}

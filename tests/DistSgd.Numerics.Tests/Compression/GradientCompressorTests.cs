@@ -1,0 +1,118 @@
+using DistSgd.Numerics.Compression;
+
+namespace DistSgd.Numerics.Tests.Compression;
+
+/// <summary>The sender side: what it leaves in the gradient is what the wire delivers, and error feedback loses nothing.</summary>
+public class GradientCompressorTests
+{
+    /// <summary>Dyadic values (multiples of 2⁻⁶ below 2⁸): every sum of them is exact in float32, so conservation is exact.</summary>
+    private static float[] DyadicGradient(Random random, int n) =>
+        Enumerable.Range(0, n).Select(_ => random.Next(-1024, 1025) / 64f).ToArray();
+
+    [Theory]
+    [InlineData(WirePrecision.Fp32)]
+    [InlineData(WirePrecision.Bf16)]
+    [InlineData(WirePrecision.Fp16)]
+    public void Error_feedback_conserves_mass_sent_plus_residual_is_the_sum_of_gradients(WirePrecision precision)
+    {
+        const int n = 1000;
+        var compressor = new GradientCompressor(new ShareEncoding(precision, 0.01, 1), n);
+        var random = new Random(3);
+        var gradientSum = new double[n];
+        var sentSum = new double[n];
+        for (int step = 0; step < 30; step++)
+        {
+            var gradient = DyadicGradient(random, n);
+            for (int i = 0; i < n; i++)
+                gradientSum[i] += gradient[i];
+            Assert.True(compressor.Compress(gradient));
+            Assert.Equal(10, gradient.Count(g => g != 0));
+            for (int i = 0; i < n; i++)
+                sentSum[i] += gradient[i];
+        }
+        var residual = compressor.Residual.ToArray();
+        for (int i = 0; i < n; i++)
+            Assert.Equal(gradientSum[i], sentSum[i] + residual[i]);
+    }
+
+    [Fact]
+    public void A_value_not_sent_is_kept_and_sent_once_it_has_grown()
+    {
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Fp32, 0.25), 4);
+        float[] first = [1f, 0.5f, 0.25f, 0f];
+        compressor.Compress(first);
+        Assert.Equal([1f, 0f, 0f, 0f], first);
+        Assert.Equal([0f, 0.5f, 0.25f, 0f], compressor.Residual.ToArray());
+        float[] second = [0f, 0.25f, 0.5f, 0f];   // accumulated: 0, 0.75, 0.75, 0: a tie, the lower index goes
+        compressor.Compress(second);
+        Assert.Equal([0f, 0.75f, 0f, 0f], second);
+        Assert.Equal([0f, 0f, 0.75f, 0f], compressor.Residual.ToArray());
+    }
+
+    [Fact]
+    public void Rounding_error_of_a_sent_value_stays_in_the_residual()
+    {
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Bf16, 0.5), 2);
+        float[] gradient = [1.00390625f, 0f];   // 1 + 2⁻⁸: bf16 rounds it to 1
+        compressor.Compress(gradient);
+        Assert.Equal([1f, 0f], gradient);
+        Assert.Equal([0.00390625f, 0f], compressor.Residual.ToArray());
+    }
+
+    [Theory]
+    [InlineData(WirePrecision.Bf16)]
+    [InlineData(WirePrecision.Fp16)]
+    public void Dense_16_bit_leaves_what_the_wire_delivers(WirePrecision precision)
+    {
+        var encoding = new ShareEncoding(precision);
+        var gradient = Enumerable.Range(0, 300).Select(i => MathF.Sin(i) * 1e-3f).ToArray();
+        var expected = gradient.ToArray();
+        if (precision == WirePrecision.Bf16)
+            HalfFloats.RoundToBf16(expected);
+        else
+            HalfFloats.RoundToFp16(expected, encoding.Fp16Scale);
+        Assert.True(new GradientCompressor(encoding, 300).Compress(gradient));
+        Assert.Equal(expected, gradient);
+        Assert.NotEqual(gradient, Enumerable.Range(0, 300).Select(i => MathF.Sin(i) * 1e-3f).ToArray());
+    }
+
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void A_non_finite_gradient_is_cleared_and_leaves_the_residual_alone(float bad)
+    {
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Bf16, 0.5), 4);
+        compressor.Compress([1f, 2f, 3f, 4f]);
+        var residual = compressor.Residual.ToArray();
+        float[] gradient = [1f, bad, 1f, 1f];
+        Assert.False(compressor.Compress(gradient));
+        Assert.Equal(new float[4], gradient);
+        Assert.Equal(residual, compressor.Residual.ToArray());
+    }
+
+    [Fact]
+    public void A_negative_zero_selected_is_sent_as_positive_zero()
+    {
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Fp32, 0.5), 2);
+        float[] gradient = [-0f, -0f];
+        compressor.Compress(gradient);
+        Assert.Equal([0u, 0u], gradient.Select(BitConverter.SingleToUInt32Bits).ToArray());
+    }
+
+    [Fact]
+    public void Compressing_allocates_nothing()
+    {
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Bf16, 0.01), 20_000);
+        var gradient = new float[20_000];
+        void Once()
+        {
+            for (int i = 0; i < gradient.Length; i++)
+                gradient[i] = MathF.Sin(i);
+            compressor.Compress(gradient);
+        }
+        Once();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        Once();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+}

@@ -1,0 +1,135 @@
+using System.Buffers.Binary;
+using DistSgd.Numerics.Compression;
+
+namespace DistSgd.Numerics.Tests.Compression;
+
+/// <summary>Shares encode without loss once compressed, and a payload from another node is judged, never trusted.</summary>
+public class ShareCodecTests
+{
+    public static TheoryData<WirePrecision, double> Encodings() => new()
+    {
+        { WirePrecision.Fp32, 1 }, { WirePrecision.Bf16, 1 }, { WirePrecision.Fp16, 1 },
+        { WirePrecision.Fp32, 0.01 }, { WirePrecision.Bf16, 0.01 }, { WirePrecision.Fp16, 0.05 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void A_compressed_gradient_decodes_bit_for_bit_as_the_sender_holds_it(WirePrecision precision, double kept)
+    {
+        var encoding = new ShareEncoding(precision, kept);
+        const int n = 4099;
+        var gradient = Enumerable.Range(0, n).Select(i => MathF.Sin(i * 0.37f) * MathF.Pow(10, -(i % 9))).ToArray();
+        gradient[5] = -0f;
+        new GradientCompressor(encoding, n).Compress(gradient);
+        var payload = new byte[encoding.MaxPayloadBytes(n)];
+        int bytes = ShareCodec.Encode(encoding, gradient, payload, out int count);
+        Assert.Equal(encoding.PayloadBytes(count), bytes);
+        Assert.Equal(encoding.IsSparse ? encoding.KeptCount(n) : n, count);
+        var decoded = Enumerable.Repeat(7f, n).ToArray();
+        Assert.Null(ShareCodec.Decode(encoding, payload.AsSpan(0, bytes), count, decoded));
+        Assert.Equal(gradient.Select(BitConverter.SingleToUInt32Bits), decoded.Select(BitConverter.SingleToUInt32Bits));
+    }
+
+    [Theory]
+    [InlineData(WirePrecision.Fp32, 0.01, 100, 8)]
+    [InlineData(WirePrecision.Bf16, 0.01, 100, 6)]
+    [InlineData(WirePrecision.Bf16, 1, 100, 200)]
+    [InlineData(WirePrecision.Fp32, 1, 100, 400)]
+    public void Payload_sizes(WirePrecision precision, double kept, int n, long expected) =>
+        Assert.Equal(expected, new ShareEncoding(precision, kept).MaxPayloadBytes(n));
+
+    private static byte[] Sparse(params (int Index, float Value)[] entries)
+    {
+        var payload = new byte[entries.Length * 8];
+        for (int e = 0; e < entries.Length; e++)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(payload.AsSpan(e * 8), entries[e].Index);
+            BinaryPrimitives.WriteSingleLittleEndian(payload.AsSpan(e * 8 + 4), entries[e].Value);
+        }
+        return payload;
+    }
+
+    [Theory]
+    [InlineData(new[] { 3, 100 }, "index 100")]
+    [InlineData(new[] { -1, 2 }, "index -1")]
+    [InlineData(new[] { 5, 5 }, "index 5")]
+    [InlineData(new[] { 7, 2 }, "index 2")]
+    public void A_sparse_payload_with_an_index_out_of_range_or_order_is_refused(int[] indices, string named)
+    {
+        var encoding = new ShareEncoding(WirePrecision.Fp32, 0.1);
+        var payload = Sparse(indices.Select(i => (i, 1f)).ToArray());
+        Assert.Contains(named, ShareCodec.Decode(encoding, payload, indices.Length, new float[100]));
+    }
+
+    [Fact]
+    public void A_sparse_payload_with_more_entries_than_kept_is_refused()
+    {
+        var encoding = new ShareEncoding(WirePrecision.Fp32, 0.01);
+        var payload = Sparse((1, 1f), (2, 1f));
+        Assert.Contains("2 entries, at most 1 kept", ShareCodec.Decode(encoding, payload, 2, new float[100]));
+    }
+
+    [Fact]
+    public void A_payload_of_the_wrong_length_is_refused()
+    {
+        Assert.Contains("expected 8", ShareCodec.Decode(new ShareEncoding(WirePrecision.Fp32, 0.1), new byte[7], 1, new float[100]));
+        Assert.Contains("expected 200", ShareCodec.Decode(new ShareEncoding(WirePrecision.Bf16), new byte[198], 100, new float[100]));
+        Assert.Contains("99 values for a share of 100", ShareCodec.Decode(new ShareEncoding(WirePrecision.Bf16), new byte[198], 99, new float[100]));
+    }
+
+    [Fact]
+    public void NaN_in_a_payload_is_refused()
+    {
+        Assert.Contains("entry 1 (index 9) is NaN",
+            ShareCodec.Decode(new ShareEncoding(WirePrecision.Fp32, 0.1), Sparse((2, 1f), (9, float.NaN)), 2, new float[100]));
+        var bf16 = new byte[200];
+        BinaryPrimitives.WriteUInt16LittleEndian(bf16.AsSpan(2 * 42), 0x7FC1);
+        Assert.Contains("value 42 is NaN", ShareCodec.Decode(new ShareEncoding(WirePrecision.Bf16), bf16, 100, new float[100]));
+        var fp16 = new byte[200];
+        BinaryPrimitives.WriteUInt16LittleEndian(fp16.AsSpan(2 * 7), 0xFE01);
+        Assert.Contains("value 7 is NaN", ShareCodec.Decode(new ShareEncoding(WirePrecision.Fp16), fp16, 100, new float[100]));
+    }
+
+    [Fact]
+    public void A_sparse_share_clears_what_it_does_not_name()
+    {
+        var destination = Enumerable.Repeat(5f, 10).ToArray();
+        Assert.Null(ShareCodec.Decode(new ShareEncoding(WirePrecision.Fp32, 0.2), Sparse((3, 2f)), 1, destination));
+        Assert.Equal([0, 0, 0, 2f, 0, 0, 0, 0, 0, 0], destination);
+    }
+
+    [Theory]
+    [InlineData("fp32", WirePrecision.Fp32)]
+    [InlineData("BF16", WirePrecision.Bf16)]
+    [InlineData(" fp16 ", WirePrecision.Fp16)]
+    public void Wire_names_parse(string text, WirePrecision expected) =>
+        Assert.Equal(expected, ShareEncoding.ParsePrecision(text, out _));
+
+    [Theory]
+    [InlineData("fp8")]
+    [InlineData("")]
+    public void A_wire_name_that_is_not_one_is_refused_with_the_choices(string text)
+    {
+        Assert.Null(ShareEncoding.ParsePrecision(text, out var error));
+        Assert.Contains("expected fp32, bf16 or fp16", error);
+    }
+
+    [Theory]
+    [InlineData("none", 1.0)]
+    [InlineData("topk:0.01", 0.01)]
+    [InlineData("TOPK:1", 1.0)]
+    public void Compressions_parse(string text, double expected) =>
+        Assert.Equal(expected, ShareEncoding.ParseKeptFraction(text, out _));
+
+    [Theory]
+    [InlineData("topk:0")]
+    [InlineData("topk:1.5")]
+    [InlineData("topk:x")]
+    [InlineData("topk:NaN")]
+    [InlineData("randk:0.1")]
+    public void A_compression_that_is_not_one_is_refused_with_the_form(string text)
+    {
+        Assert.Null(ShareEncoding.ParseKeptFraction(text, out var error));
+        Assert.Contains("topk:F", error);
+    }
+}
