@@ -7,6 +7,7 @@ using DistSgd.Actors.Codec;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Codec;
 
