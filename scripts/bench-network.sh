@@ -82,6 +82,7 @@ for rate in "${rate_list[@]}"; do
       measured+=("$(awk -v r="$rate" -v n="$n" -v name="$mode $n, $what" -v key="$what" -v secs="$(cut -d, -f6 <<<"$row")" \
                      -v sps="$(cut -d, -f7 <<<"$row")" -v steps="$steps" -v wire="$wire" -v total="$total_steps" \
                      'BEGIN { printf "%s|%s|%s|%s|%.6f|%.0f|%.0f", r, n, name, key, secs / steps, sps, wire / total }')")
+      echo "measured: ${measured[-1]}" >&2   # kept in the output if a later step fails
     done
   done
 done
@@ -99,7 +100,7 @@ for m in "${measured[@]}"; do
   read -r t0 _ < <(predict "$work/alpha0.json" "$rate" "$n" "$key")
   read -r t1 _ < <(predict "$work/alpha1ms.json" "$rate" "$n" "$key")
   read -r sum_kr sum_kk < <(awk -v a="$sum_kr" -v b="$sum_kk" -v t0="$t0" -v t1="$t1" -v s="$secs" \
-                             'BEGIN { k = (t1 - t0) / 0.001; printf "%.12g %.12g", a + k * (s - t0), b + k * k }')
+                             'BEGIN { k = (t1 - t0) / 0.001; printf "%.12g %.12g\n", a + k * (s - t0), b + k * k }')
 done
 alpha=$(awk -v a="$sum_kr" -v b="$sum_kk" 'BEGIN { v = (b > 0) ? a / b : 0; if (v < 0) v = 0; printf "%.9f", v }')
 with_alpha "$alpha" "$work/fitted.json"

@@ -76,7 +76,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             Meters = NodeMeters.Of(Context.System, "peer"),
         };
         int parameterCount = replica.Parameters.Length;
-        var buffer = new StepBuffer(_plan.RunId, parameterCount) { FirstStep = replica.Step };
+        // Local SGD: a faster peer may send the next averaging step's share up to H steps ahead of a slower one.
+        var buffer = new StepBuffer(_plan.RunId, parameterCount, LocalSgd.BufferWindow(StepBuffer.DefaultWindow, _plan.SyncEvery)) { FirstStep = replica.Step };
         var drops = new DropLog(text => _log.Warning("{0}", text), meters: replica.Meters);
         var undo = new StepUndo(parameterCount, replica.Optimizer.State.Velocity.Length);
         replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);

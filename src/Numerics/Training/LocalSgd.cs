@@ -35,6 +35,12 @@ public static class LocalSgd
         return samples;
     }
 
+    /// <summary>
+    /// How many steps ahead a peer must hold shares: a peer may finish a round (H − 1 local steps and its averaging
+    /// step's send) while another is still at the round's first step, so at least H; never less than <paramref name="window"/>.
+    /// </summary>
+    public static int BufferWindow(int window, int syncEvery) => Math.Max(window, syncEvery);
+
     /// <summary>The hyper-parameter "sync-every=H" when H &gt; 1 (a default run's description stays what it was).</summary>
     public static IEnumerable<string> Keys(int syncEvery)
     {

@@ -49,6 +49,14 @@ public class LocalSgdTests
         Assert.Equal(h, LocalSgd.FromKeys("lr=0.1;" + key));
     }
 
+    [Theory]
+    [InlineData(1, 4)]
+    [InlineData(4, 4)]
+    [InlineData(8, 8)]
+    [InlineData(16, 16)]
+    public void A_peer_holds_shares_up_to_a_whole_round_ahead(int h, int window) =>
+        Assert.Equal(window, LocalSgd.BufferWindow(4, h));   // found with H = 8: a share 5 steps ahead was dropped, the run stalled
+
     [Fact]
     public void A_bad_value_is_refused_naming_the_key() =>
         Assert.Contains("sync-every", Assert.Throws<FormatException>(() => LocalSgd.FromKeys("sync-every=0")).Message);
