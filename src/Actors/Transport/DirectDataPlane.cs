@@ -76,7 +76,7 @@ public delegate object FrameDecoder(in FrameHeader header, string runId, float[]
 /// Encoding 0 (dense float32, what every frame was before the wire formats) carries count float32; a dense 16-bit
 /// one count 16-bit values; a sparse one count (index, value) entries of a gradient of the model's size (of no values
 /// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with the update bit carries not θ but
-/// the step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update
+/// the step's compressed update, dense in the gradients' precision (<see cref="ShareEncoding.ReturnPath"/>), of the model's size; its loss sum is Σθ after the update
 /// (a check). CollectivePart frames are float32.
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
@@ -149,15 +149,30 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <param name="Tls">When set, every connection is TLS 1.2/1.3 with this node's certificate, both sides' certificates
 /// checked against its CA (<see cref="NodeTls.Check"/>); null: plain TCP.</param>
 /// <param name="Gradients">How the run's gradient frames (GradientReply, GradientShare) travel, sent and received;
-/// null: dense float32. θ (ComputeGradient) always goes as float32.</param>
+/// null: dense float32. θ (ComputeGradient) always goes as float32, θ's updates as <see cref="ShareEncoding.ReturnPath"/>.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
                                       Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null, ShareEncoding? Gradients = null)
 {
-    /// <summary>The encoding of frames of <paramref name="kind"/>: gradients and θ's updates as <see cref="Gradients"/>; θ whole and an all-reduce's parts as float32.</summary>
+    /// <summary>
+    /// The encoding of frames of <paramref name="kind"/>: gradients as <see cref="Gradients"/>, θ's updates as its
+    /// <see cref="ShareEncoding.ReturnPath"/> (dense); θ whole and an all-reduce's parts as float32.
+    /// </summary>
     public ShareEncoding EncodingOf(FrameKind kind, bool isUpdate = false) =>
-        Gradients is not null && (kind is FrameKind.GradientReply or FrameKind.GradientShare || kind == FrameKind.ComputeGradient && isUpdate)
-            ? Gradients : ShareEncoding.Fp32;
+        Gradients is null ? ShareEncoding.Fp32
+        : kind is FrameKind.GradientReply or FrameKind.GradientShare ? Gradients
+        : kind == FrameKind.ComputeGradient && isUpdate ? Gradients.ReturnPath
+        : ShareEncoding.Fp32;
+
+    /// <summary>The largest encoded payload a frame of this run may have (0 when every frame is float32, sent and read in place).</summary>
+    public long MaxEncodedPayloadBytes()
+    {
+        long largest = 0;
+        foreach (var encoding in (ReadOnlySpan<ShareEncoding>)[EncodingOf(FrameKind.GradientShare), EncodingOf(FrameKind.ComputeGradient, isUpdate: true)])
+            if (!encoding.IsIdentity)
+                largest = Math.Max(largest, encoding.MaxPayloadBytes(ParameterCount));
+        return largest;
+    }
 }
 
 /// <summary>
@@ -231,8 +246,7 @@ public sealed class DirectDataPlane : IDisposable
         _decode = decode;
         _deliver = deliver;
         _runHash = FrameHeader.HashRunId(options.RunId);
-        var gradients = options.EncodingOf(FrameKind.GradientShare);
-        _sendPayload = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(options.ParameterCount)];
+        _sendPayload = new byte[options.MaxEncodedPayloadBytes()];
         var address = ResolveAddress(options.Hostname);
         _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(address, options.Port));
@@ -778,9 +792,8 @@ public sealed class DirectDataPlane : IDisposable
     private void ReadLoop(Socket socket, UnprovenConnection entry)
     {
         var headerBytes = new byte[FrameHeader.Size];
-        var gradients = _options.EncodingOf(FrameKind.GradientShare);
-        // An encoded gradient is read here, then decoded into the record's array (allocated once per connection).
-        var encoded = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(_options.ParameterCount)];
+        // An encoded gradient or update is read here, then decoded into the record's array (allocated once per connection).
+        var encoded = new byte[_options.MaxEncodedPayloadBytes()];
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;

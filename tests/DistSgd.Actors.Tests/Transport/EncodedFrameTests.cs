@@ -104,4 +104,29 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
         Assert.Equal(gradient.Select(BitConverter.SingleToUInt32Bits), reply.Gradient.Select(BitConverter.SingleToUInt32Bits));
         Assert.Equal(worker.LastFrameBytes, reply.FrameBytes);
     }
+
+    [Theory]
+    [InlineData(WirePrecision.Bf16, 2 * Parameters)]
+    [InlineData(WirePrecision.Fp16, 2 * Parameters)]
+    public void The_masters_update_of_theta_travels_dense_in_the_wire_precision_when_gradients_are_top_k(WirePrecision precision, int payloadBytes)
+    {
+        var encoding = new ShareEncoding(precision, 0.01);
+        var delivered = new BlockingCollection<object>();
+        using var master = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, 2, "127.0.0.1", 0, Wait,
+                                                                    Gradients: encoding), GradientReply.FromFrame, _ => { });
+        using var worker = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.ComputeGradient, 1, "127.0.0.1", 0, Wait,
+                                                                    Gradients: encoding), ComputeGradient.FromFrame, delivered.Add);
+        worker.Trust(0, master.Endpoint, master.Key);
+        master.Trust(1, worker.Endpoint, worker.Key);
+        var update = Enumerable.Range(0, Parameters).Select(i => MathF.Sin(i) * 1e-3f).ToArray();
+        new GradientCompressor(encoding.ReturnPath, Parameters).Compress(update);
+
+        var header = new FrameHeader(FrameKind.ComputeGradient, 0, 2, 0, 1, 1, 1, 0, 0, 0) { IsUpdate = true, LossSum = 0.25 };
+        Assert.True(master.Send(worker.Endpoint, header, update));
+        Assert.Equal(FrameHeader.Size + payloadBytes, master.LastFrameBytes);
+        Assert.True(delivered.TryTake(out var message, Wait));
+        var compute = Assert.IsType<ComputeGradient>(message);
+        Assert.True(compute.IsUpdate);
+        Assert.Equal(update.Select(BitConverter.SingleToUInt32Bits), compute.Parameters.Select(BitConverter.SingleToUInt32Bits));
+    }
 }
