@@ -81,10 +81,10 @@ internal sealed class MasterStep : IStepExchange, IDisposable
                                              GradientReply.FromFrame, m => self.Tell(m));
             _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
             // 16-bit gradients: the return path is 16-bit too, θ's update instead of θ (issue 16); dense, even with
-            // top-k gradients (ShareEncoding.ReturnPath), so float32 top-k still sends θ whole.
-            if (!plan.Wire.ReturnPath.IsIdentity)
+            // top-k gradients (ShareEncoding.Dense), so float32 top-k still sends θ whole.
+            if (!plan.Wire.Dense.IsIdentity)
             {
-                _updates = new ParameterUpdates(plan.Wire.ReturnPath, parameterCount);
+                _updates = new ParameterUpdates(plan.Wire.Dense, parameterCount);
                 replica.KeepStateBeforeEachStep(_updates.Before, []);
             }
         }

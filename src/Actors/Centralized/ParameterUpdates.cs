@@ -6,7 +6,7 @@ namespace DistSgd.Actors.Centralized;
 
 /// <summary>
 /// The master's compressed return path (issue 16): instead of θ, a worker that holds θ of the step before gets the
-/// step's update Δ in the run's <see cref="ShareEncoding.ReturnPath"/> (16-bit, every value), and the master applies exactly the same decoded update, so
+/// step's update Δ in the run's <see cref="ShareEncoding.Dense"/> (16-bit, every value), and the master applies exactly the same decoded update, so
 /// that every replica's θ stays bit-identical to the master's.
 /// </summary>
 /// <remarks>

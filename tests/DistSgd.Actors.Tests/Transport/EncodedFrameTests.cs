@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
 
@@ -119,7 +120,7 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
         worker.Trust(0, master.Endpoint, master.Key);
         master.Trust(1, worker.Endpoint, worker.Key);
         var update = Enumerable.Range(0, Parameters).Select(i => MathF.Sin(i) * 1e-3f).ToArray();
-        new GradientCompressor(encoding.ReturnPath, Parameters).Compress(update);
+        new GradientCompressor(encoding.Dense, Parameters).Compress(update);
 
         var header = new FrameHeader(FrameKind.ComputeGradient, 0, 2, 0, 1, 1, 1, 0, 0, 0) { IsUpdate = true, LossSum = 0.25 };
         Assert.True(master.Send(worker.Endpoint, header, update));
@@ -128,5 +129,20 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
         var compute = Assert.IsType<ComputeGradient>(message);
         Assert.True(compute.IsUpdate);
         Assert.Equal(update.Select(BitConverter.SingleToUInt32Bits), compute.Parameters.Select(BitConverter.SingleToUInt32Bits));
+    }
+
+    [Theory]
+    [InlineData(1, false, true)]
+    [InlineData(2, false, true)]
+    [InlineData(3, false, false)]   // sparse: an all-reduce's parts are dense
+    [InlineData(1, true, false)]    // the update bit belongs to θ's frames
+    public void An_all_reduce_part_may_name_a_dense_16_bit_encoding_only(byte encoding, bool isUpdate, bool valid)
+    {
+        var bytes = new byte[FrameHeader.Size];
+        (CollectivePart.Header(5, 1, 0, 100, 1, 8, 1, 0) with { Encoding = encoding, IsUpdate = isUpdate, Count = 10 }).Write(bytes);
+        var read = FrameHeader.Read(bytes);
+        Assert.Equal(valid, read is not null);
+        if (read is { } header)
+            Assert.Equal((encoding, FrameHeader.Size + 20L), (header.Encoding, header.FrameBytes));
     }
 }

@@ -139,7 +139,7 @@ public class ShareCodecTests
     [InlineData(WirePrecision.Fp16, 1)]
     public void The_return_path_keeps_the_precision_and_every_value(WirePrecision precision, double kept)
     {
-        var returnPath = new ShareEncoding(precision, kept, 256).ReturnPath;
+        var returnPath = new ShareEncoding(precision, kept, 256).Dense;
         Assert.Equal(new ShareEncoding(precision, 1, 256), returnPath);
         Assert.False(returnPath.IsSparse);
         Assert.Equal(precision == WirePrecision.Fp32, returnPath.IsIdentity);
