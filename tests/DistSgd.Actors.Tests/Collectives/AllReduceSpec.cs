@@ -3,6 +3,7 @@ using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Decentralized;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Collectives;
@@ -18,13 +19,15 @@ public sealed class AllReduceSpec : IDisposable
     private readonly List<DirectDataPlane> _planes = new();
     private readonly List<BlockingCollection<object>> _inboxes = new();
 
-    private IAllReduce[] Start(Collective kind, int peers)
+    /// <param name="wire">The run's gradient encoding (its precision is the parts'); null: float32.</param>
+    private IAllReduce[] Start(Collective kind, int peers, ShareEncoding? wire = null)
     {
         var reduces = new IAllReduce[peers];
         for (int i = 0; i < peers; i++)
         {
             var inbox = new BlockingCollection<object>();
-            var plane = new DirectDataPlane(new DataPlaneOptions(RunId, Length, FrameKind.CollectivePart, peers, "127.0.0.1", 0, TimeSpan.FromSeconds(5)),
+            var plane = new DirectDataPlane(new DataPlaneOptions(RunId, Length, FrameKind.CollectivePart, peers, "127.0.0.1", 0, TimeSpan.FromSeconds(5),
+                                                                 Gradients: wire),
                                             CollectivePart.FromFrame, inbox.Add);
             _inboxes.Add(inbox);
             _planes.Add(plane);
@@ -106,6 +109,48 @@ public sealed class AllReduceSpec : IDisposable
         else
             for (int k = 0; k < Length; k++)
                 Assert.True(Math.Abs(expected[k] - reduces[0].Average[k]) <= 1e-6f, $"value {k}: ring {reduces[0].Average[k]}, all-gather {expected[k]}");
+    }
+
+    [Theory]
+    [InlineData(Collective.Pairwise, WirePrecision.Bf16, 3)]
+    [InlineData(Collective.Pairwise, WirePrecision.Fp16, 4)]
+    [InlineData(Collective.Ring, WirePrecision.Bf16, 3)]
+    [InlineData(Collective.Ring, WirePrecision.Bf16, 5)]
+    public void Sixteen_bit_parts_give_every_peer_the_same_rounded_average_for_half_the_bytes(Collective kind, WirePrecision precision, int peers)
+    {
+        var wire = new ShareEncoding(precision);
+        var reduces = Start(kind, peers, wire);
+        var shares = Enumerable.Range(0, peers).Select(i => Share(i, 0, 10 + i, 2)).ToArray();
+        foreach (var share in shares)
+            wire.Round(share.Gradient);   // what the peer's compressor does before it sends
+        for (int i = 0; i < peers; i++)
+            reduces[i].Begin(0, Enumerable.Range(0, peers).ToList());
+        long sent = 0;
+        for (int i = 0; i < peers; i++)
+            sent += reduces[i].Send(shares[i], 1, 0, Enumerable.Range(0, peers).ToList(), (_, _) => { });
+
+        RunToCompletion(reduces);
+
+        var expected = new float[Length];
+        GradientAggregation.WeightedAverage(shares.Select(s => (ReadOnlyMemory<float>)s.Gradient).ToList(), shares.Select(s => s.SampleCount).ToList(), expected);
+        var rounded = (float[])expected.Clone();
+        wire.Round(rounded);
+        for (int i = 0; i < peers; i++)
+            Assert.True(reduces[0].Average.SequenceEqual(reduces[i].Average), $"peer {i}'s average differs from peer 0's");
+        var average = reduces[0].Average.ToArray();
+        var again = (float[])average.Clone();
+        wire.Round(again);
+        Assert.Equal(again, average);   // every value is what the wire delivers: the owner kept what it sent
+        if (kind == Collective.Pairwise)
+            Assert.Equal(rounded, average);   // the all-gather's average, rounded once
+        else
+            // bf16 keeps 8 significant bits: each of the N − 1 partial sums and the average is off by at most 2⁻⁸ of itself,
+            // and a partial sum is at most Σ wᵢ·|gᵢ| ≤ Σ wᵢ here (|g| ≤ 1): after ÷ Σ wᵢ, at most N·2⁻⁸ whatever cancels.
+            for (int k = 0; k < Length; k++)
+                Assert.True(Math.Abs(expected[k] - average[k]) <= peers / 256.0, $"value {k}: ring {average[k]}, all-gather {expected[k]}");
+        // What Send sent (pairwise: every slice but the peer's own; ring: the first hop's chunk) at 2 bytes a value, plus headers.
+        long payload = (kind == Collective.Pairwise ? peers - 1 : 1) * 2L * Length;
+        Assert.InRange(sent, payload, payload + peers * peers * 16 * (long)FrameHeader.Size);
     }
 
     [Fact]
