@@ -10,6 +10,7 @@ using DistSgd.Actors.Steps;
 using DistSgd.Host.Display;
 using DistSgd.Host.Results;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
@@ -215,10 +216,13 @@ public static class NodeRun
             return ExitCodes.Ok;
         }
         TimeSpan joinTimeout = node.JoinTimeout ?? distsgd.StartTimeout;
+        // The numeric code compiles while this node joins its cluster, not in the first steps (README, "Warm-up");
+        // awaited once the node is Up, before it takes part.
+        var warmUp = ModelWarmUp.Start(run.Spec, run.Options.BatchSize, run.OptimizerOptions);
         // A centralized worker the cluster removed joins again, as a new incarnation on the same address (issue 20).
         for (int incarnation = 1; ; incarnation++)
         {
-            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, cancellation) is { } exit)
+            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, warmUp, cancellation) is { } exit)
                 return exit;
             if (incarnation > MaxRejoins)
                 throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
@@ -231,7 +235,8 @@ public static class NodeRun
     /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
     private static async Task<int?> RunIncarnation(NodeSettings node, Config akka, Actors.Security.NodeTls? tls, TimeSpan joinTimeout,
                                                    TrainSettings settings, EffectiveConfig config, PreparedRun run, Stopwatch clock,
-                                                   RunDisplay display, MetricsEndpoint? metrics, CancellationToken cancellation)
+                                                   RunDisplay display, MetricsEndpoint? metrics, Task warmUp,
+                                                   CancellationToken cancellation)
     {
         var output = display.Output;
         ActorSystem system;
@@ -291,6 +296,7 @@ public static class NodeRun
                     "and that the port is open in the firewall");
             }
             output.WriteLine($"cluster: {cluster.SelfAddress} is Up");
+            await warmUp;
             return await RunOnNode(system, node, settings, config, run, clock, display, cancellation);
         }
         finally
