@@ -278,7 +278,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// epochs have another number of steps, so the learning-rate schedule is re-planned over the steps that remain
     /// (<see cref="Replica.ReplanSchedule"/>), the same on every survivor.
     /// </summary>
-    public void ReshardIfDue()
+    /// <param name="replan">False for a late peer that adopted the replica of the new epoch: its schedule came re-planned.</param>
+    public void ReshardIfDue(bool replan = true)
     {
         if (!_reshard)
             return;
@@ -289,7 +290,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
         _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _run.NodeId, Replica.Epoch, _run.Participants.Count,
                       _batches.ShardSize, Replica.StepsPerEpoch);
-        string? replanned = Replica.ReplanSchedule();
+        string? replanned = replan ? Replica.ReplanSchedule() : null;
         if (replanned is not null)
             _run.Log.Info("node {0}: {1}", _run.NodeId, replanned);
         if (_run.IsLead)
