@@ -490,7 +490,22 @@ public static class DistSgdCommandLine
             Description = "Comma-separated roles of this node: master, worker (centralized; a node may hold both) or peer (decentralized). Default: worker, or peer for --mode decentralized.",
             DefaultValueFactory = _ => "",
         };
-        var joinTimeout = new Option<double?>("--join-timeout") { Description = "Seconds to try joining the cluster through the seed nodes before giving up (exit 2); default distsgd.start-timeout." };
+        var joinTimeout = new Option<double?>("--join-timeout") { Description = "Seconds to try joining the cluster (through the seed nodes or the bootstrap) before giving up (exit 2); default distsgd.start-timeout." };
+        var discovery = Choice("--discovery", ClusterDiscovery.SeedNodes.Name(), ClusterDiscoveries.Names,
+            "How the node finds the cluster: seed-nodes (--seed-nodes, the default), or Akka.Management's cluster bootstrap with " +
+            "config (--discovery-endpoints) or kubernetes (the pods --kubernetes-selector names) discovery.");
+        var discoveryEndpoints = new Option<string?>("--discovery-endpoints")
+        {
+            Description = "--discovery config: the contact points' Akka.Management endpoints, host:port (each node's --public-host or --host and --management-port), comma-separated, the same list on every node.",
+        };
+        var managementPort = new Option<int?>("--management-port") { Description = $"--discovery config|kubernetes: the port of this node's Akka.Management HTTP endpoint, which the bootstrap asks (default {DiscoverySettings.DefaultManagementPort})." };
+        var requiredContactPoints = new Option<int?>("--required-contact-points")
+        {
+            Description = "--discovery config|kubernetes: contact points that must be found before the lowest one starts a new cluster " +
+                          $"(default: every --discovery-endpoints entry; {DiscoverySettings.DefaultKubernetesContactPoints} for kubernetes).",
+        };
+        var kubernetesSelector = new Option<string?>("--kubernetes-selector") { Description = $"--discovery kubernetes: the label selector of the node pods (default {DiscoverySettings.DefaultKubernetesSelector})." };
+        var kubernetesNamespace = new Option<string?>("--kubernetes-namespace") { Description = "--discovery kubernetes: the namespace of the node pods (default: this pod's own)." };
         var runId = new Option<string>("--run-id") { Description = "The run's id, the same on every node (a decentralized run's topic is named after it).", DefaultValueFactory = _ => "distsgd" };
         var printConfig = new Option<bool>("--print-config") { Description = "Print the effective configuration (distsgd.* and the Akka remoting and cluster keys) and exit." };
         port.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 65535, "a port from 0 to 65535"));
@@ -499,7 +514,8 @@ public static class DistSgdCommandLine
         joinTimeout.Validators.Add(r => Check<double?>(r, v => v is > 0 and <= 86_400, "a number of seconds > 0"));
         runId.Validators.Add(r => Check<string>(r, v => v.Length is > 0 and <= 64 && v.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
                                                 "1 to 64 letters, digits, '-' or '_'"));
-        foreach (var option in new Option[] { host, port, publicHost, seedNodes, roles, joinTimeout, runId, printConfig })
+        foreach (var option in new Option[] { host, port, publicHost, seedNodes, discovery, discoveryEndpoints, managementPort, requiredContactPoints,
+                                              kubernetesSelector, kubernetesNamespace, roles, joinTimeout, runId, printConfig })
             command.Add(option);
         var flags = new TrainFlags();
         flags.AddTo(command);
@@ -512,18 +528,22 @@ public static class DistSgdCommandLine
                                    .Select(NodeRoles.Parse).ToList();
             if (roleList.Count == 0)
                 roleList.Add(settings.Mode == RunMode.Decentralized ? NodeRole.Peer : NodeRole.Worker);
-            var node = new NodeSettings
+            var seedList = (p.GetValue(seedNodes) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            string? publicHostName = p.GetValue(publicHost) is { Length: > 0 } h ? h : null;
+            return Guarded(error, () => NodeRun.Execute(new NodeSettings
             {
                 Host = p.GetValue(host)!,
                 Port = p.GetValue(port),
-                PublicHost = p.GetValue(publicHost) is { Length: > 0 } h ? h : null,
-                SeedNodes = (p.GetValue(seedNodes) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries),
+                PublicHost = publicHostName,
+                SeedNodes = seedList,
+                Discovery = DiscoverySettings.Create(ClusterDiscoveries.Parse(p.GetValue(discovery)!), seedList.Length > 0, p.GetValue(discoveryEndpoints),
+                                                     p.GetValue(managementPort), p.GetValue(requiredContactPoints), p.GetValue(kubernetesSelector),
+                                                     p.GetValue(kubernetesNamespace), p.GetValue(port), p.GetValue(host)!, publicHostName),
                 Roles = roleList,
                 JoinTimeout = p.GetValue(joinTimeout) is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
                 RunId = p.GetValue(runId)!,
                 PrintConfig = p.GetValue(printConfig),
-            };
-            return Guarded(error, () => NodeRun.Execute(node, settings, output, cancellation));
+            }, settings, output, cancellation));
         });
         return command;
     }

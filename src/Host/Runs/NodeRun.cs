@@ -117,8 +117,9 @@ public static class NodeRun
     }
 
     /// <summary>
-    /// The node's whole configuration: addresses, roles and seed nodes from the flags (they win), then the --config
-    /// file, then the node defaults sized for the model (<see cref="NodeConfig.Build"/>), then DistSgd's reference.conf.
+    /// The node's whole configuration: addresses, roles, seed nodes or the bootstrap's keys from the flags (they win),
+    /// then the --config file, then the node defaults sized for the model (<see cref="NodeConfig.Build"/>), then
+    /// DistSgd's reference.conf, Akka.Cluster's and (when bootstrapping) Akka.Management's and Akka.Discovery's defaults.
     /// </summary>
     public static Config BuildConfig(NodeSettings node, IReadOnlyList<string> roleNames, IReadOnlyList<Address> seeds,
                                      long frameSize, Config? overrides, string logLevel)
@@ -133,22 +134,37 @@ public static class NodeRun
         if (seeds.Count > 0)
             flags = ConfigurationFactory.ParseString($"akka.cluster.seed-nodes = [{string.Join(", ", seeds.Select(s => Quote(s.ToString())))}]")
                                         .WithFallback(flags);
+        flags = flags.WithFallback(NodeBootstrap.Build(node.Discovery, node.Host, node.PublicHost ?? node.Host, node.RunId));
         var nodeDefaults = NodeConfig.Build(node.Host, node.Port, roleNames, frameSize, node.PublicHost, logLevel, overrides, quietShutdown: true);
-        return flags.WithFallback(nodeDefaults).WithFallback(AkkaClusterDefaults.Value);
+        return flags.WithFallback(nodeDefaults).WithFallback(AkkaClusterDefaults.Value).WithFallback(NodeBootstrap.Defaults(node.Discovery));
     }
 
     /// <summary>The effective configuration as "key = value" lines: every distsgd.* key and the remoting and cluster keys that matter.</summary>
     public static string DescribeConfig(Config config)
     {
         var lines = new List<string>();
-        foreach (string key in DistSgdKeys.Select(k => "distsgd." + k).Concat(PrintedKeys))
+        var keys = DistSgdKeys.Select(k => "distsgd." + k).Concat(PrintedKeys).ToList();
+        var listKeys = new List<string> { "akka.cluster.roles", "akka.cluster.seed-nodes" };
+        // A node that bootstraps also shows how: the management endpoint, the method and where it looks.
+        string serviceKey = NodeBootstrap.PrintedKeys[4];
+        if (config.HasPath(serviceKey))
+        {
+            keys.AddRange(NodeBootstrap.PrintedKeys);
+            string method = config.GetString("akka.discovery.method");
+            if (method == NodeBootstrap.KubernetesMethod)
+                keys.AddRange(NodeBootstrap.KubernetesKeys);
+            else
+                listKeys.Add(NodeBootstrap.EndpointsKey(config.GetString(serviceKey)));
+            keys.AddRange(listKeys.Skip(2));
+        }
+        foreach (string key in keys)
         {
             if (!config.HasPath(key))
             {
                 lines.Add($"{key} = (unset)");
                 continue;
             }
-            string value = key is "akka.cluster.roles" or "akka.cluster.seed-nodes"
+            string value = listKeys.Contains(key)
                 ? "[" + string.Join(", ", config.GetStringList(key).Select(s => $"\"{s}\"")) + "]"
                 : config.GetString(key);
             lines.Add($"{key} = {(value.Length == 0 ? "\"\"" : value)}");
@@ -172,7 +188,10 @@ public static class NodeRun
         var distsgd = config.DistSgd;
         // A port another process holds is found here, before the data is read (nothing is opened by --print-config).
         if (!node.PrintConfig)
+        {
             PortChecks.CheckNode(node, distsgd);
+            NodeBootstrap.CheckEnvironment(node.Discovery, Environment.GetEnvironmentVariable(NodeBootstrap.KubernetesHostVariable));
+        }
         // Served from here on (and so a port in use fails here, before the data is read): every node has its own.
         using var metrics = node.PrintConfig ? null : MetricsEndpoint.Start(settings.MetricsPort, node.Host);
         var roleNames = node.Roles.Select(r => r switch
@@ -238,7 +257,14 @@ public static class NodeRun
             var up = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cluster.RegisterOnMemberUp(() => up.TrySetResult());
             var seedNodes = akka.GetStringList("akka.cluster.seed-nodes");
-            if (seedNodes.Count == 0)
+            if (node.Discovery.Bootstraps)
+            {
+                // Only how the node joins differs: Up, the run plan and the start barrier follow as with seed nodes.
+                var management = await NodeBootstrap.StartAsync(system, node.Discovery, node.Host);
+                output.WriteLine($"cluster: {cluster.SelfAddress} ({NodeRoles.Describe(node.Roles, ", ")}) bootstrapping through " +
+                                 $"{NodeBootstrap.Describe(node.Discovery, node.RunId)}; management endpoint {management}");
+            }
+            else if (seedNodes.Count == 0)
             {
                 output.WriteLine($"cluster: no seed nodes given: {cluster.SelfAddress} starts a new cluster");
                 cluster.Join(cluster.SelfAddress);
@@ -252,6 +278,12 @@ public static class NodeRun
             {
                 if (cancellation.IsCancellationRequested)
                     throw new TrainingFailedException("interrupted before the node joined the cluster");
+                if (node.Discovery.Bootstraps)
+                    throw new UsageException(
+                        $"--discovery {node.Discovery.Method.Name()}: could not join a cluster through {NodeBootstrap.Describe(node.Discovery, node.RunId)} " +
+                        $"within {joinTimeout.TotalSeconds:0}s (--join-timeout, default distsgd.start-timeout). Check that the contact points are running, " +
+                        "that each answers on its --management-port at the address listed (its --public-host or --host), and that no more contact points " +
+                        "are required than run; Akka.Management's log is in distsgd.log");
                 throw new UsageException(
                     $"--seed-nodes: could not join the cluster through {string.Join(", ", seedNodes)} " +
                     $"within {joinTimeout.TotalSeconds:0}s (--join-timeout, default distsgd.start-timeout): no seed node let this node in. " +

@@ -33,11 +33,15 @@ public static class PortChecks
         string? problem = CannotListen(node.Host, node.Port);
         if (problem is not null)
             throw new UsageException($"--host {node.Host} --port {node.Port}: cannot listen for Akka remoting there: {problem}");
+        if (node.Discovery.Bootstraps && CannotListen(node.Host, node.Discovery.ManagementPort) is { } managementProblem)
+            throw new UsageException($"--management-port {node.Discovery.ManagementPort}: cannot listen for Akka.Management's HTTP endpoint on {node.Host}: {managementProblem}");
         if (distsgd.Transport != PayloadTransport.Direct || distsgd.DirectPort == 0)
             return;
         string directHost = distsgd.DirectHostname.Length > 0 ? distsgd.DirectHostname : node.Host;
         if (distsgd.DirectPort == node.Port)
             throw new UsageException($"distsgd.direct.port: {distsgd.DirectPort} is also --port (Akka remoting's); expected another port, or 0 (any free port)");
+        if (node.Discovery.Bootstraps && distsgd.DirectPort == node.Discovery.ManagementPort)
+            throw new UsageException($"distsgd.direct.port: {distsgd.DirectPort} is also --management-port (Akka.Management's); expected another port, or 0 (any free port)");
         problem = CannotListen(directHost, distsgd.DirectPort);
         if (problem is not null)
             throw new UsageException($"distsgd.direct.port: cannot listen on {directHost}:{distsgd.DirectPort} for the direct data plane: {problem}");

@@ -18,10 +18,13 @@ public sealed record NodeSettings
     /// <summary>Seed node addresses (akka.tcp://distsgd@host:port); empty = this node starts a new cluster.</summary>
     public required IReadOnlyList<string> SeedNodes { get; init; }
 
+    /// <summary>How the node finds the cluster: <see cref="DiscoverySettings.SeedNodes"/> (the default) or cluster bootstrap.</summary>
+    public DiscoverySettings Discovery { get; init; } = DiscoverySettings.SeedNodes;
+
     /// <summary>The roles this node holds (mapped to distsgd.roles.* in the node's configuration).</summary>
     public required IReadOnlyList<NodeRole> Roles { get; init; }
 
-    /// <summary>How long to try joining the cluster through the seed nodes before giving up; null = distsgd.start-timeout.</summary>
+    /// <summary>How long to try joining the cluster (through the seed nodes or the bootstrap) before giving up; null = distsgd.start-timeout.</summary>
     public TimeSpan? JoinTimeout { get; init; }
 
     /// <summary>Print the effective configuration and exit instead of starting the node.</summary>
