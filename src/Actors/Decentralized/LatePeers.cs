@@ -58,15 +58,21 @@ internal sealed class LatePeers(PeerRun run, IPeerControl control, PeerStep step
         run.IsLead && !votesToStop ? run.Admission.Admit(run.NextNodeId, run.NodeIds, run.Participants) : [];
 
     /// <summary>
-    /// The agreed epoch end admitted <paramref name="joiners"/>: every participant takes them in (ids, actors, data endpoints
-    /// and keys), and the next epoch is cut among all (<see cref="PeerStep.ReshardIfDue"/>, called next by the epoch end).
+    /// The agreed epoch end admitted <paramref name="joiners"/> (maybe none): every participant takes them in (ids, actors, data
+    /// endpoints and keys), judges the shares held for node ids it did not know, and the next epoch is cut among all
+    /// (<see cref="PeerStep.ReshardIfDue"/>, called next by the epoch end).
     /// </summary>
     public void TakeIn(PeerJoin[] joiners)
     {
-        if (joiners.Length == 0)
-            return;
         foreach (var join in joiners)
             Enter(join);
+        // Shares that came before this epoch end from node ids unknown then: judged now (a late peer's first share), or dropped.
+        var held = run.Unjudged.ToList();
+        run.Unjudged.Clear();
+        foreach (var (share, sender) in held)
+            step.Offer(share, sender);
+        if (joiners.Length == 0)
+            return;
         run.Admission.Joined(joiners);
         run.Shares.Connect(run.NodeId, run.Endpoints, run.Keys);
         run.Meter?.Start(joiners.Select(j => (j.NodeId, "peer", j.NodeAddress)));

@@ -46,6 +46,12 @@ internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggin
     /// <summary>The node id the next late peer takes: every id below it was given out once (<see cref="PeerAdmission"/>).</summary>
     public int NextNodeId { get; set; }
 
+    /// <summary>Shares (Akka transport) naming a node id not given out yet here, held until the epoch end that takes that node in.</summary>
+    public List<(GradientShare Share, IActorRef Sender)> Unjudged { get; } = new();
+
+    /// <summary>At most this many shares are held in <see cref="Unjudged"/> (a window of steps from every node id the run can give out).</summary>
+    public int UnjudgedLimit => StepBuffer.DefaultWindow * Admission.NodeIdLimit;
+
     /// <summary>Late peers asking to join, and which of them the lead admits at an epoch's end.</summary>
     public PeerAdmission Admission { get; } = new(setup.PeerCount, settings.MaxPeers);
 

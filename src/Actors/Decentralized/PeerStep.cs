@@ -171,6 +171,13 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.AddReceived(((IGradientContribution)share).WireBytes);
+        if (!_run.Shares.IsDirect && share.NodeId >= _run.NextNodeId && share.Step > Replica.Step && _run.Unjudged.Count < _run.UnjudgedLimit)
+        {
+            // On the Akka transport a late peer's first share may come before this peer took it in (its hash round is still
+            // completing): held, and judged by its sender once this peer knows that node (LatePeers.TakeIn; decision 0097).
+            _run.Unjudged.Add((share, sender));
+            return;
+        }
         var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
