@@ -60,7 +60,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
+        ["step-timeout", "start-timeout", "max-peers", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     /// <summary>
@@ -225,11 +225,11 @@ public static class NodeRun
             if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, warmUp, cancellation) is { } exit)
                 return exit;
             if (incarnation > MaxRejoins)
-                throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
+                throw new TrainingFailedException($"this node was removed from the cluster (or, a peer, left out of the run) {incarnation} times; it does not join again (at most {MaxRejoins} times)");
         }
     }
 
-    /// <summary>How many times a removed worker node joins again before it gives up.</summary>
+    /// <summary>How many times a removed worker node, or a peer left out of the run, joins again before it gives up.</summary>
     public const int MaxRejoins = 3;
 
     /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
@@ -333,6 +333,7 @@ public static class NodeRun
         var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var lost = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
         var removed = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool leftOut = false;   // this peer heard the others go on without it (PeerLeftOut), before its failure
         // A SIGSTOP or a starved process shows as a gap between ticks; the node's last line names it.
         var pauses = new PauseWatch();
         var ticking = Stopwatch.StartNew();
@@ -354,6 +355,7 @@ public static class NodeRun
                 output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
                 peerFinished.TrySetResult(finished);
             },
+            OnPeerLeftOut = _ => leftOut = true,
             // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
             AlsoEnds = message => message is RunEnded,
         };
@@ -404,10 +406,12 @@ public static class NodeRun
             return ExitCodes.TrainingFailed;
         }
 
-        if (!cancellation.IsCancellationRequested && NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster))
+        if (!cancellation.IsCancellationRequested && NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster, leftOut))
         {
             string paused = pauses.PauseBefore(ticking.Elapsed) is { } pause && pause >= NodeEnding.NotablePause ? $" after it did not run for {pause.TotalSeconds:0} s" : "";
-            output.WriteLine($"cluster: {((NodeLost)outcome).Reason}{paused}; joining again as a new incarnation (the master takes it back from the next epoch)");
+            string why = outcome is NodeLost lostNode ? lostNode.Reason : ((RunProgress.RunFailed)outcome).Reason;
+            string back = decentralized ? "the lead peer takes it back at the end of the epoch under way" : "the master takes it back from the next epoch";
+            output.WriteLine($"cluster: {why}{paused}; joining again as a new incarnation ({back})");
             return null;
         }
         if (outcome is PeerFinished or RunEnded or NodeLost)
