@@ -3,9 +3,9 @@
 # model's prediction: for every link rate, the centralized mode with N workers and the decentralized mode with N
 # peers (each collective), the second epoch's samples/s, ms per step, and the bytes each node's link sent per step
 # (the master's, and the mean over the peers). Prints a markdown table; the prediction is `distsgd bench cost` with
-# the constants of `distsgd bench calibrate` (measured first, on this machine; α then fitted to the runs by least
-# squares: a hop through the data plane and the actors costs more than a bare socket) and every node's compute on this
-# machine's cores (--shared-cores).
+# the constants of `distsgd bench calibrate` (measured first, on this machine) and every node's compute and network stack
+# on this machine's cores (--shared-cores), with ν, the stack's CPU per byte sent, fitted to the runs by least squares
+# (veth, a bridge and two token buckets per byte cost more than the loopback's β that calibrate measures).
 # Usage: scripts/bench-network.sh [-r RATES] [-n COUNTS] [-c COLLECTIVES] [-e EPOCHS] [-- RUN FLAGS…]
 #   -r  link rates, comma-separated (default 1gbit,none)
 #   -n  node counts N, comma-separated (default 2,3,4)
@@ -35,6 +35,7 @@ dotnet build -c Release src/Host >/dev/null
 dll=src/Host/bin/Release/net10.0/distsgd.dll
 work=$(mktemp -d -t distsgd-bench-network-XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 143' TERM INT   # the EXIT trap then removes the work folder
 has_collective=0
 dotnet "$dll" node --help | grep -q -- '--collective' && has_collective=1
 
@@ -87,24 +88,24 @@ for rate in "${rate_list[@]}"; do
   done
 done
 
-# Pass 2: α as the runs see it (a hop through the data plane and the actors, not a bare socket's round trip),
-# fitted by least squares: measured − predicted(α = 0) = k·α, k the hops a step waits for (from the model itself).
+# Pass 2: ν as the runs see it, fitted by least squares: measured − predicted(ν = 0) = k·ν, k the bytes all nodes send
+# per step over the shared cores (from the model itself). α stays the bare socket's that calibrate measured.
 predict() { # constants rate n key → seconds bytes
   dotnet "$dll" bench cost --csv --constants "$1" --nodes "$3" --rate "$2" --shared-cores "$(nproc)" | awk -F, -v k="$4" '$3 == k { print $4, $6 }'
 }
-with_alpha() { sed "s/\"MessageSeconds\": [^,]*,/\"MessageSeconds\": $1,/" "$work/constants.json" >"$2"; }
-with_alpha 0 "$work/alpha0.json"; with_alpha 0.001 "$work/alpha1ms.json"
+with_nu() { sed "s/\"NetworkSecondsPerByte\": [^,]*,/\"NetworkSecondsPerByte\": $1,/" "$work/constants.json" >"$2"; }
+with_nu 0 "$work/nu0.json"; with_nu 1e-9 "$work/nu1ns.json"
 sum_kr=0 sum_kk=0
 for m in "${measured[@]}"; do
   IFS='|' read -r rate n name key secs sps wire <<<"$m"
-  read -r t0 _ < <(predict "$work/alpha0.json" "$rate" "$n" "$key")
-  read -r t1 _ < <(predict "$work/alpha1ms.json" "$rate" "$n" "$key")
+  read -r t0 _ < <(predict "$work/nu0.json" "$rate" "$n" "$key")
+  read -r t1 _ < <(predict "$work/nu1ns.json" "$rate" "$n" "$key")
   read -r sum_kr sum_kk < <(awk -v a="$sum_kr" -v b="$sum_kk" -v t0="$t0" -v t1="$t1" -v s="$secs" \
-                             'BEGIN { k = (t1 - t0) / 0.001; printf "%.12g %.12g\n", a + k * (s - t0), b + k * k }')
+                             'BEGIN { k = (t1 - t0) / 1e-9; printf "%.12g %.12g\n", a + k * (s - t0), b + k * k }')
 done
-alpha=$(awk -v a="$sum_kr" -v b="$sum_kk" 'BEGIN { v = (b > 0) ? a / b : 0; if (v < 0) v = 0; printf "%.9f", v }')
-with_alpha "$alpha" "$work/fitted.json"
-echo "α fitted to the runs: $(awk -v a="$alpha" 'BEGIN { printf "%.3f ms", a * 1000 }') (bare socket, calibrated: $(grep -o '"MessageSeconds": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ms", $2 * 1000 }'))"
+nu=$(awk -v a="$sum_kr" -v b="$sum_kk" 'BEGIN { v = (b > 0) ? a / b : 0; if (v < 0) v = 0; printf "%.6g", v }')
+with_nu "$nu" "$work/fitted.json"
+echo "ν fitted to the runs: $(awk -v v="$nu" 'BEGIN { printf "%.3f ns/byte", v * 1e9 }') (loopback β, calibrated: $(grep -o '"LoopbackSecondsPerByte": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ns/byte", $2 * 1e9 }'); α, the bare socket's: $(grep -o '"MessageSeconds": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ms", $2 * 1000 }'))"
 echo
 echo "| link | run | samples/s | ms/step | predicted ms/step | measured / predicted | MB/step sent per node (wire) | predicted MB/step (payload) |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"

@@ -10,11 +10,13 @@ namespace DistSgd.Bench;
 /// <remarks>
 /// The machines are shared, so timings drift by a factor of two within a minute. To keep the
 /// ratios honest, every row interleaves its contestants: 5 rounds, and in each round the FMA peak
-/// loop and then every kernel run for about 20 ms each. A cell is the median of its 5 samples, and
+/// loop and then every kernel run for about 20 ms each, each round starting one contestant further along. A cell is the median of its 5 samples, and
 /// its percentage is relative to the median of the peak samples taken in the same rounds.
 /// Options: --kernel NAME[,NAME…]|all, --kc N, --mc N, --nc N, --batch 64,256, --threads N, --mathnet,
 /// --compare-pack-b (adds the same kernel with B always packed, packed per sliver, in place without
-/// the next sliver's prefetch, and in place as before the first tile's copy), --clock cpu|wall (default: thread CPU
+/// the next sliver's prefetch, and in place as before the first tile's copy), --compare-tiles (adds the same kernel
+/// without the narrow-C transpose and the short-row kernel), --compare-kc N[,N…] (the same kernel with other KCs),
+/// --reverse (contestants in reverse order), --clock cpu|wall (default: thread CPU
 /// time on Linux, see <see cref="ThreadClock"/>).
 /// </remarks>
 public static class QuickBench
@@ -72,6 +74,18 @@ public static class QuickBench
                 disposables.Add(inPlace);
                 contestants.Add(new("B in place (old)", Gemm(inPlace)));
             }
+            if (args.Contains("--compare-tiles"))
+            {
+                var general = new PackedKernels(1, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops) { TransposeNarrowC = false, UseShortRowKernel = false };
+                disposables.Add(general);
+                contestants.Add(new("general tiles", Gemm(general)));
+            }
+            foreach (int otherKc in (Option(args, "--compare-kc") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse))
+            {
+                var other = new PackedKernels(1, kernel, otherKc, mc, nc, PackedKernels.DefaultParallelMinFlops);
+                disposables.Add(other);
+                contestants.Add(new($"KC={otherKc}", Gemm(other)));
+            }
             if (threads > 1 && kernels.Count == 1)
             {
                 var many = new PackedKernels(threads, kernel, kc, mc, nc, PackedKernels.DefaultParallelMinFlops);
@@ -84,6 +98,7 @@ public static class QuickBench
             }
         }
 
+        if (args.Contains("--reverse")) contestants.Reverse();
         Console.WriteLine($"blocking KC={kc} MC={mc} NC={nc}; {Environment.ProcessorCount} logical cores; " +
                           $"cells: {(s_best ? "best" : "median")} GFLOP/s of {s_rounds} interleaved samples ({ThreadClock.Description}) and % of the one-core Vector256 FMA peak measured in the same rounds; " +
                           $"load average {LoadAverage()}");
@@ -232,9 +247,14 @@ public static class QuickBench
         foreach (var call in calls) Warm(call);
         var reps = calls.Select(Reps).ToArray();
         var samples = new double[calls.Count, s_rounds];
+        // Each round starts one place further along: whoever runs right after another GEMM (on the same
+        // operands) measured up to 10% faster than whoever runs right after the peak loop.
         for (int r = 0; r < s_rounds; r++)
-            for (int i = 0; i < calls.Count; i++)
+            for (int x = 0; x < calls.Count; x++)
+            {
+                int i = (x + r) % calls.Count;
                 samples[i, r] = Sample(calls[i], flops[i], reps[i]);
+            }
         var medians = Enumerable.Range(0, calls.Count).Select(i => Median(Enumerable.Range(0, s_rounds).Select(r => samples[i, r]).ToArray())).ToArray();
         return (medians[0], medians[1..]);
     }

@@ -81,10 +81,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             throw new ConfigurationException(
                 $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +
                 "travel only on the data plane; set distsgd.transport = direct (--transport direct) or leave distsgd.wire = fp32 and distsgd.compress = none");
-        if (settings.Collective is { } reducing && reducing.Reduces() && (!settings.Wire.IsIdentity || settings.SyncEvery > 1))
-            throw new ConfigurationException(
-                $"distsgd.collective = {reducing.Name()} sums float32 parts along the way; compressed gradients (distsgd.wire, distsgd.compress) and " +
-                "local SGD (distsgd.sync-every) travel with the all-gather: set distsgd.collective = allgather or auto");
+        if (settings.Collective?.Refusal(settings.Wire, settings.SyncEvery) is { } refusal)
+            throw new ConfigurationException(refusal);
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");
         if (new[] { settings.MasterRole, settings.WorkerRole, settings.PeerRole }.Distinct(StringComparer.Ordinal).Count() < 3)

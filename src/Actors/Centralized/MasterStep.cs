@@ -80,10 +80,11 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane = new DirectDataPlane(DistSgdSettings.DataPlane(context.System, plan.RunId, parameterCount, FrameKind.GradientReply, maxWorkers, plan.Wire),
                                              GradientReply.FromFrame, m => self.Tell(m));
             _dataPlane.LogRefusals(text => _log.Warning("{0}", text));
-            // Compressed gradients: the return path is compressed too, θ's update instead of θ (issue 16).
-            if (!plan.Wire.IsIdentity)
+            // 16-bit gradients: the return path is 16-bit too, θ's update instead of θ (issue 16); dense, even with
+            // top-k gradients (ShareEncoding.Dense), so float32 top-k still sends θ whole.
+            if (!plan.Wire.Dense.IsIdentity)
             {
-                _updates = new ParameterUpdates(plan.Wire, parameterCount);
+                _updates = new ParameterUpdates(plan.Wire.Dense, parameterCount);
                 replica.KeepStateBeforeEachStep(_updates.Before, []);
             }
         }

@@ -1,5 +1,6 @@
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Collectives;
@@ -29,6 +30,7 @@ public abstract class AllReduceBase : IAllReduce
     protected AllReduceBase(DirectDataPlane direct, string runId, int parameterCount, int window, Action<long, int, string> unreachable)
     {
         Direct = direct;
+        Parts = direct.EncodingOf(FrameKind.CollectivePart);
         RunId = runId;
         AverageValues = new float[parameterCount];
         _window = window;
@@ -42,6 +44,13 @@ public abstract class AllReduceBase : IAllReduce
     public long FirstStep { get; set; }
 
     protected DirectDataPlane Direct { get; }
+
+    /// <summary>
+    /// How the parts travel: float32, or the run's 16-bit precision (decision 0090). Whatever a peer sends and also keeps
+    /// (an averaged slice or chunk) it rounds in place first (<see cref="ShareEncoding.Round"/>), so that it holds the
+    /// bits every receiver decodes; partial sums are rounded before each hop for the same reason.
+    /// </summary>
+    protected ShareEncoding Parts { get; }
 
     protected string RunId { get; }
 
@@ -237,7 +246,7 @@ public abstract class AllReduceBase : IAllReduce
         string endpoint = node < _endpoints.Length ? _endpoints[node] ?? "" : "";
         var header = CollectivePart.Header(Step, Self, round, offset, origin, sampleCount, lossSum, computeSeconds);
         if (endpoint.Length > 0 && Direct.Send(endpoint, header, values))
-            _sentBytes += FrameHeader.Size + (long)values.Length * sizeof(float);
+            _sentBytes += Direct.LastFrameBytes;
         else
             Unreachable(Step, node, endpoint);
         if (Step == CrashAt && Gathers(round))

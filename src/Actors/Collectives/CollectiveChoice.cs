@@ -15,8 +15,9 @@ public static class CollectiveChoice
     /// peers or more on the data plane (2·(N−1)/N·G bytes per peer instead of (N−1)·G, in 2 rounds where the ring takes
     /// 2·(N−1) hops).
     /// </summary>
-    /// <param name="compressed">The gradients travel compressed (distsgd.wire, distsgd.compress) or local SGD averages
-    /// changes (distsgd.sync-every): the all-reduces sum float32 parts along the way, so the all-gather carries them.</param>
+    /// <param name="compressed">The gradients travel as top-k shares (distsgd.compress) or local SGD averages changes
+    /// (distsgd.sync-every): the all-gather carries them (<see cref="CollectiveNames.Refusal"/>). A 16-bit wire alone
+    /// (distsgd.wire) leaves the choice as it is: the all-reduces carry 16-bit parts.</param>
     public static Collective Pick(int peers, PayloadTransport transport, bool compressed = false) =>
         transport != PayloadTransport.Direct || peers <= 2 || compressed ? Collective.AllGather : Collective.Pairwise;
 
@@ -25,5 +26,5 @@ public static class CollectiveChoice
         requested is not null
             ? $"collective: {collective.Name()} (distsgd.collective / --collective)"
             : $"collective: {collective.Name()} (auto for {peers} peers on the {(transport == PayloadTransport.Direct ? "direct" : "akka")} transport" +
-              (compressed ? ", compressed gradients" : "") + ")";
+              (compressed ? ", top-k gradients or local SGD" : "") + ")";
 }

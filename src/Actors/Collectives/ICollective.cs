@@ -94,12 +94,18 @@ public interface IAllReduce : ICollective
 public sealed record CollectivePart(string RunId, long Step, int Sender, int Round, int Offset, int Origin, int SampleCount, double LossSum,
                                     double ComputeSeconds, float[] Values)
 {
+    /// <summary>Bytes this part took on the data plane (header and payload, float32 or 16-bit); 0: as float32 (a part made here).</summary>
+    public long FrameBytes { get; init; }
+
     /// <summary>Bytes this part took on the data plane (header and payload).</summary>
-    public long Bytes => Transport.FrameHeader.Size + (long)Values.Length * sizeof(float);
+    public long Bytes => FrameBytes > 0 ? FrameBytes : Transport.FrameHeader.Size + (long)Values.Length * sizeof(float);
 
     /// <summary>The part a data-plane frame carries (<see cref="Transport.FrameDecoder"/>).</summary>
     public static object FromFrame(in Transport.FrameHeader h, string runId, float[] values) =>
-        new CollectivePart(runId, h.Step, h.Sender, h.Shard, h.Epoch, h.StepInEpoch, h.SampleCount, h.LossSum, h.ComputeSeconds, values);
+        new CollectivePart(runId, h.Step, h.Sender, h.Shard, h.Epoch, h.StepInEpoch, h.SampleCount, h.LossSum, h.ComputeSeconds, values)
+        {
+            FrameBytes = h.FrameBytes,
+        };
 
     /// <summary>The header of a part's frame (the data plane fills in the run hash and the count).</summary>
     public static Transport.FrameHeader Header(long step, int sender, int round, int offset, int origin, int sampleCount, double lossSum,

@@ -11,7 +11,12 @@ namespace DistSgd.Actors.Collectives;
 /// order (<see cref="AllReduce.AverageSlice"/>: the all-gather's operations, so the same bits), then round 1 sends the
 /// averaged slice to every other peer. 2·(N−1)/N·G bytes sent per peer and step, in 2 rounds.
 /// </summary>
-/// <remarks>A peer whose shard ran out sends empty slices with a sample count of 0; the owners skip them, as the all-gather does.</remarks>
+/// <remarks>
+/// A peer whose shard ran out sends empty slices with a sample count of 0; the owners skip them, as the all-gather does.
+/// With a 16-bit wire (decision 0090) round 0 carries the shares' slices, already what the wire delivers, and the owner
+/// sums them in float32 and rounds the averaged slice before it sends and keeps it: every replica holds the same bits,
+/// the all-gather's average rounded to the wire's precision.
+/// </remarks>
 public sealed class Pairwise(DirectDataPlane direct, string runId, int parameterCount, int window, Action<long, int, string> unreachable)
     : AllReduceBase(direct, runId, parameterCount, window, unreachable)
 {
@@ -127,6 +132,7 @@ public sealed class Pairwise(DirectDataPlane direct, string runId, int parameter
         var (start, count) = AllReduce.Slice(AverageValues.Length, Count, Rank);
         var slice = AverageValues.AsSpan(start, count);
         AllReduce.AverageSlice(_pieces, Weights, total, slice);
+        Parts.Round(slice);   // 16-bit parts: this peer keeps the bits it sends
         for (int i = 0; i < _arrays.Length; i++)
             if (_arrays[i] is { } array)
             {

@@ -17,6 +17,10 @@ namespace DistSgd.Actors.Collectives;
 /// last adder of a chunk knows Σ wᵢ to average it with.</para>
 /// <para>Each chunk is summed once, in ring order; every replica receives the same bits, equal to the all-gather's average
 /// to float rounding.</para>
+/// <para><b>bf16</b> (decision 0090): every hop's partial sum is rounded to bf16 before it is sent (the receiver adds its
+/// own w·g to exactly what arrived), and the finished chunk is rounded before it is kept and passed round, so replicas
+/// stay bit-identical; the average carries up to N − 1 roundings of partial sums. fp16 is refused: a partial sum Σ wᵢ·gᵢ
+/// reaches the global batch times a gradient, beyond binary16's range at the wire's static scale.</para>
 /// </remarks>
 public sealed class Ring(DirectDataPlane direct, string runId, int parameterCount, int window, Action<long, int, string> unreachable)
     : AllReduceBase(direct, runId, parameterCount, window, unreachable)
@@ -91,6 +95,7 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
             first.Clear();
             if (share.SampleCount > 0)
                 AllReduce.AddWeighted(first, own.Slice(offset, count), share.SampleCount);
+            Parts.Round(first);
             SendTo(Right, 0, offset, Self, share.SampleCount, share.LossSum, share.ComputeSeconds, first);
         }
     }
@@ -122,6 +127,7 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
                 AllReduce.AddWeighted(values, Own.Span.Slice(part.Offset, values.Length), OwnWeight);
             if (hop < Count - 2)
             {
+                Parts.Round(values);
                 SendTo(Right, hop + 1, part.Offset, part.Origin, part.SampleCount, part.LossSum, part.ComputeSeconds, values);
             }
             else
@@ -131,6 +137,7 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
                 if (total < 0)
                     return PartOutcome.WrongSlice;
                 AllReduce.Finish(values, total);
+                Parts.Round(values);   // 16-bit parts: this peer keeps the bits it passes round
                 values.CopyTo(AverageValues, part.Offset);
                 SendTo(Right, hop + 1, part.Offset, -1, 0, 0, 0, values);
             }

@@ -135,19 +135,34 @@ public static class DataPlaneRecords
     }
 }
 
-/// <summary>Seals the records of one direction of one connection, counting from 0; never reuses a counter. Not thread-safe (one sender).</summary>
-public sealed class RecordSealer : IDisposable
+/// <summary>The AES-GCM key of one direction of one connection and the nonce of the record at hand.</summary>
+public abstract class RecordCipher : IDisposable
 {
-    private readonly AesGcm _aes;
     private readonly RecordDirection _direction;
     private readonly byte[] _nonce = new byte[12];
-    private ulong _counter;
 
-    public RecordSealer(byte[] key, RecordDirection direction)
+    protected RecordCipher(byte[] key, RecordDirection direction)
     {
-        _aes = new AesGcm(key, DataPlaneRecords.TagSize);
+        Aes = new AesGcm(key, DataPlaneRecords.TagSize);
         _direction = direction;
     }
+
+    protected AesGcm Aes { get; }
+
+    /// <summary>The nonce of record <paramref name="counter"/> of this direction (<see cref="DataPlaneRecords.Nonce"/>), valid until the next call.</summary>
+    protected byte[] NonceOf(ulong counter)
+    {
+        DataPlaneRecords.Nonce(_nonce, _direction, counter);
+        return _nonce;
+    }
+
+    public void Dispose() => Aes.Dispose();
+}
+
+/// <summary>Seals the records of one direction of one connection, counting from 0; never reuses a counter. Not thread-safe (one sender).</summary>
+public sealed class RecordSealer(byte[] key, RecordDirection direction) : RecordCipher(key, direction)
+{
+    private ulong _counter;
 
     /// <summary>The counter the next record gets.</summary>
     public ulong Counter => _counter;
@@ -164,29 +179,17 @@ public sealed class RecordSealer : IDisposable
             throw new CryptographicException("the record counter is exhausted; the connection must be made anew");
         var header = record[..DataPlaneRecords.HeaderSize];
         DataPlaneRecords.WriteHeader(header, plaintext.Length, _counter);
-        DataPlaneRecords.Nonce(_nonce, _direction, _counter);
         int end = DataPlaneRecords.HeaderSize + plaintext.Length;
-        _aes.Encrypt(_nonce, plaintext, record[DataPlaneRecords.HeaderSize..end], record.Slice(end, DataPlaneRecords.TagSize), header);
+        Aes.Encrypt(NonceOf(_counter), plaintext, record[DataPlaneRecords.HeaderSize..end], record.Slice(end, DataPlaneRecords.TagSize), header);
         _counter++;
         return end + DataPlaneRecords.TagSize;
     }
-
-    public void Dispose() => _aes.Dispose();
 }
 
 /// <summary>Opens the records of one direction of one connection in order, in place. Not thread-safe (one reader).</summary>
-public sealed class RecordOpener : IDisposable
+public sealed class RecordOpener(byte[] key, RecordDirection direction) : RecordCipher(key, direction)
 {
-    private readonly AesGcm _aes;
-    private readonly RecordDirection _direction;
-    private readonly byte[] _nonce = new byte[12];
     private ulong _expected;
-
-    public RecordOpener(byte[] key, RecordDirection direction)
-    {
-        _aes = new AesGcm(key, DataPlaneRecords.TagSize);
-        _direction = direction;
-    }
 
     /// <summary>The counter the next record must carry.</summary>
     public ulong Expected => _expected;
@@ -203,10 +206,9 @@ public sealed class RecordOpener : IDisposable
     /// </summary>
     public RecordRefusal? Open(ReadOnlySpan<byte> header, Span<byte> data, ReadOnlySpan<byte> tag)
     {
-        DataPlaneRecords.Nonce(_nonce, _direction, _expected);
         try
         {
-            _aes.Decrypt(_nonce, data, tag, data, header);
+            Aes.Decrypt(NonceOf(_expected), data, tag, data, header);
         }
         catch (CryptographicException)
         {
@@ -215,8 +217,6 @@ public sealed class RecordOpener : IDisposable
         _expected++;
         return null;
     }
-
-    public void Dispose() => _aes.Dispose();
 }
 
 /// <summary>

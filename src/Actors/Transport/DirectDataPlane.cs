@@ -76,8 +76,8 @@ public delegate object FrameDecoder(in FrameHeader header, string runId, float[]
 /// Encoding 0 (dense float32, what every frame was before the wire formats) carries count float32; a dense 16-bit
 /// one count 16-bit values; a sparse one count (index, value) entries of a gradient of the model's size (of no values
 /// when the sample count is 0) (<see cref="ShareCodec"/>). A ComputeGradient frame with the update bit carries not θ but
-/// the step's compressed update, in the gradients' encoding, of the model's size; its loss sum is Σθ after the update
-/// (a check). CollectivePart frames are float32.
+/// the step's compressed update, dense in the gradients' precision (<see cref="ShareEncoding.Dense"/>), of the model's size; its loss sum is Σθ after the update
+/// (a check). CollectivePart frames are dense, in the gradients' precision (encoding 0, 1 or 2).
 /// </summary>
 public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long Step, int Sender, int Epoch, int StepInEpoch,
                                           int SampleCount, double LossSum, double ComputeSeconds, int Count, ushort Shard = 0,
@@ -116,7 +116,7 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
             || (b[4] is not ((byte)FrameKind.ComputeGradient or (byte)FrameKind.CollectivePart) && BinaryPrimitives.ReadUInt16LittleEndian(b[6..]) != 0)
             || (b[4] != (byte)FrameKind.ComputeGradient && (BinaryPrimitives.ReadUInt32LittleEndian(b[60..]) & MaxBatchSize) != 0)
             || (b[63] & 0x7F) > ShareEncoding.LargestId || (b[63] & 0x80) != 0 && b[4] != (byte)FrameKind.ComputeGradient
-            || b[4] == (byte)FrameKind.CollectivePart && b[63] != 0)
+            || b[4] == (byte)FrameKind.CollectivePart && b[63] > (byte)WirePrecision.Fp16)
             return null;
         return new FrameHeader((FrameKind)b[4], BinaryPrimitives.ReadUInt64LittleEndian(b[8..]), BinaryPrimitives.ReadInt64LittleEndian(b[16..]),
             BinaryPrimitives.ReadInt32LittleEndian(b[24..]), BinaryPrimitives.ReadInt32LittleEndian(b[28..]),
@@ -149,15 +149,31 @@ public readonly record struct FrameHeader(FrameKind Kind, ulong RunHash, long St
 /// <param name="Tls">When set, every connection is TLS 1.2/1.3 with this node's certificate, both sides' certificates
 /// checked against its CA (<see cref="NodeTls.Check"/>); null: plain TCP.</param>
 /// <param name="Gradients">How the run's gradient frames (GradientReply, GradientShare) travel, sent and received;
-/// null: dense float32. θ (ComputeGradient) always goes as float32.</param>
+/// null: dense float32. θ (ComputeGradient) always goes as float32, θ's updates as <see cref="ShareEncoding.Dense"/>.</param>
 public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKind Accepts, int SenderCount, string Hostname, int Port,
                                       TimeSpan FrameTimeout, int SocketBufferSize = 4 << 20, string? AdvertisedHost = null,
                                       Func<IPAddress, bool>? AcceptFrom = null, NodeTls? Tls = null, ShareEncoding? Gradients = null)
 {
-    /// <summary>The encoding of frames of <paramref name="kind"/>: gradients and θ's updates as <see cref="Gradients"/>; θ whole and an all-reduce's parts as float32.</summary>
+    /// <summary>
+    /// The encoding of frames of <paramref name="kind"/>: gradients as <see cref="Gradients"/>, θ's updates and an
+    /// all-reduce's parts in its precision, every value (<see cref="ShareEncoding.Dense"/>); θ whole as float32.
+    /// </summary>
     public ShareEncoding EncodingOf(FrameKind kind, bool isUpdate = false) =>
-        Gradients is not null && (kind is FrameKind.GradientReply or FrameKind.GradientShare || kind == FrameKind.ComputeGradient && isUpdate)
-            ? Gradients : ShareEncoding.Fp32;
+        Gradients is null ? ShareEncoding.Fp32
+        : kind is FrameKind.GradientReply or FrameKind.GradientShare ? Gradients
+        : kind == FrameKind.ComputeGradient && isUpdate || kind == FrameKind.CollectivePart ? Gradients.Dense
+        : ShareEncoding.Fp32;
+
+    /// <summary>The largest encoded payload a frame of this run may have (0 when every frame is float32, sent and read in place).</summary>
+    public long MaxEncodedPayloadBytes()
+    {
+        long largest = 0;
+        foreach (var encoding in (ReadOnlySpan<ShareEncoding>)[EncodingOf(FrameKind.GradientShare), EncodingOf(FrameKind.ComputeGradient, isUpdate: true),
+                                                               EncodingOf(FrameKind.CollectivePart)])
+            if (!encoding.IsIdentity)
+                largest = Math.Max(largest, encoding.MaxPayloadBytes(ParameterCount));
+        return largest;
+    }
 }
 
 /// <summary>
@@ -231,8 +247,7 @@ public sealed class DirectDataPlane : IDisposable
         _decode = decode;
         _deliver = deliver;
         _runHash = FrameHeader.HashRunId(options.RunId);
-        var gradients = options.EncodingOf(FrameKind.GradientShare);
-        _sendPayload = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(options.ParameterCount)];
+        _sendPayload = new byte[options.MaxEncodedPayloadBytes()];
         var address = ResolveAddress(options.Hostname);
         _listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         _listener.Bind(new IPEndPoint(address, options.Port));
@@ -307,6 +322,9 @@ public sealed class DirectDataPlane : IDisposable
             Monitor.PulseAll(_keysLock);
         }
     }
+
+    /// <summary>How this plane encodes and expects frames of <paramref name="kind"/> (<see cref="DataPlaneOptions.EncodingOf"/>).</summary>
+    public ShareEncoding EncodingOf(FrameKind kind) => _options.EncodingOf(kind);
 
     /// <summary>Bytes the last successful <see cref="Send"/> handed to the kernel: header and (encoded) payload, before any TLS record framing.</summary>
     public long LastFrameBytes { get; private set; }
@@ -778,9 +796,8 @@ public sealed class DirectDataPlane : IDisposable
     private void ReadLoop(Socket socket, UnprovenConnection entry)
     {
         var headerBytes = new byte[FrameHeader.Size];
-        var gradients = _options.EncodingOf(FrameKind.GradientShare);
-        // An encoded gradient is read here, then decoded into the record's array (allocated once per connection).
-        var encoded = gradients.IsIdentity ? [] : new byte[gradients.MaxPayloadBytes(_options.ParameterCount)];
+        // An encoded gradient or update is read here, then decoded into the record's array (allocated once per connection).
+        var encoded = new byte[_options.MaxEncodedPayloadBytes()];
         int sender = -1;
         string reason = "closed by the sender";
         SslStream? tls = null;

@@ -60,6 +60,7 @@ public static class CostCalibration
             SumSecondsPerByte = add / bytes,
             MessageSeconds = link.MessageSeconds,
             LoopbackSecondsPerByte = link.SecondsPerByte,
+            NetworkSecondsPerByte = link.SecondsPerByte,
             Source = $"distsgd bench calibrate, {spec}, batch {batch}, {Environment.MachineName}, {Environment.ProcessorCount} cores, " +
                      $"{DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC, load average {LoadAverage()}",
         };

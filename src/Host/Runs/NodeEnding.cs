@@ -134,10 +134,17 @@ public sealed class PauseWatch
         }
     }
 
-    /// <summary>The longest pause that ended within <see cref="Recent"/> before <paramref name="now"/>; zero when none.</summary>
+    /// <summary>
+    /// The longest pause that ended within <see cref="Recent"/> before <paramref name="now"/>; zero when none. A gap since the
+    /// last tick counts as a pause ending now: a woken process may hear the run's end before its timer ticks again.
+    /// </summary>
     public TimeSpan PauseBefore(TimeSpan now)
     {
         lock (_gate)
-            return _pauses.Where(p => now - p.Ended <= Recent).Select(p => p.Length).DefaultIfEmpty(TimeSpan.Zero).Max();
+        {
+            var longest = _pauses.Where(p => now - p.Ended <= Recent).Select(p => p.Length).DefaultIfEmpty(TimeSpan.Zero).Max();
+            var open = _last is { } last ? now - last - Interval : TimeSpan.Zero;
+            return open >= Kept && open > longest ? open : longest;
+        }
     }
 }

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using DistSgd.Actors.Steps;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Training;
 
@@ -98,6 +99,9 @@ public static class RunCheckpoints
                 $"--resume {resume}: {Path.GetFileName(choice.Path)} belongs to a different run; resume it with the same flags and data. " +
                 string.Join("; ", differences));
         output.WriteLine($"checkpoint: resuming from {choice.Path}: {checkpoint.Position}");
+        if (ShareEncoding.FromKeys(checkpoint.Identity).IsSparse)
+            output.WriteLine("checkpoint: top-k residuals are not in checkpoints: every node's error feedback starts empty, so this run " +
+                             "goes on differently from one never stopped (decision 0089)");
         return checkpoint;
     }
 

@@ -50,8 +50,8 @@ public sealed class EffectiveConfig
         settings.Mode != RunMode.Decentralized ? Collective.AllGather
             : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport, Compressed);
 
-    /// <summary>The run's gradients travel compressed or as local SGD's changes: only the all-gather carries them (decision 0105).</summary>
-    private bool Compressed => !DistSgd.Wire!.IsIdentity || DistSgd.SyncEvery > 1;
+    /// <summary>The run's gradients travel as top-k shares or local SGD's changes: only the all-gather carries them (decision 0090).</summary>
+    private bool Compressed => DistSgd.Wire!.IsSparse || DistSgd.SyncEvery > 1;
 
     /// <summary>The line a decentralized run prints at its start: its collective, and whether auto chose it.</summary>
     public string DescribeCollective(TrainSettings settings) =>

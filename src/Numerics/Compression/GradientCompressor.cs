@@ -61,7 +61,7 @@ public sealed class GradientCompressor
         }
         if (!Encoding.IsSparse)
         {
-            Round(gradient);
+            Encoding.Round(gradient);
             return true;
         }
         // a ← r + g, kept in r; send round(a) at the top k; r ← a − sent.
@@ -82,19 +82,6 @@ public sealed class GradientCompressor
 
     /// <summary>Forgets the residual (a node that starts over, e.g. after a resume).</summary>
     public void Reset() => _residual.AsSpan().Clear();
-
-    private void Round(Span<float> values)
-    {
-        switch (Encoding.Precision)
-        {
-            case WirePrecision.Bf16:
-                HalfFloats.RoundToBf16(values);
-                break;
-            case WirePrecision.Fp16:
-                HalfFloats.RoundToFp16(values, Encoding.Fp16Scale);
-                break;
-        }
-    }
 
     private float RoundOne(float value) => Encoding.Precision switch
     {

@@ -22,6 +22,29 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
     /// <summary>The share travels exactly as computed (dense float32): nothing to encode.</summary>
     public bool IsIdentity => Precision == WirePrecision.Fp32 && !IsSparse;
 
+    /// <summary>
+    /// This precision, every value: how the centralized master's updates of θ travel (decision 0088: top-k of an update
+    /// that momentum makes dense cost 6.6 points in 3 epochs) and an all-reduce's parts (decision 0090).
+    /// </summary>
+    public ShareEncoding Dense => IsSparse ? this with { KeptFraction = 1 } : this;
+
+    /// <summary>
+    /// values ← what this precision delivers, in place (bf16: round to nearest even; fp16: x·s rounded, saturated, then
+    /// ÷s; float32: unchanged). Idempotent. Throws naming the index when a value is NaN (it has no encoding).
+    /// </summary>
+    public void Round(Span<float> values)
+    {
+        switch (Precision)
+        {
+            case WirePrecision.Bf16:
+                HalfFloats.RoundToBf16(values);
+                break;
+            case WirePrecision.Fp16:
+                HalfFloats.RoundToFp16(values, Fp16Scale);
+                break;
+        }
+    }
+
     /// <summary>The encoding's number in a data-plane frame: precision + 3 when sparse (0: dense float32).</summary>
     public byte Id => (byte)((int)Precision + (IsSparse ? 3 : 0));
 

@@ -32,6 +32,15 @@ public sealed record CostConstants
     /// <summary>β of the local data plane (TCP over loopback, no rate limit): seconds per byte the sockets themselves cost.</summary>
     public required double LoopbackSecondsPerByte { get; init; }
 
+    /// <summary>
+    /// ν: CPU seconds the machine's network stack spends per byte one node sends to another (the sender's and the
+    /// receiver's side together), which nodes on shared cores (<see cref="ClusterShape.SharedCores"/>) pay out of those
+    /// cores on top of the link's own time. <c>bench calibrate</c> takes the loopback's β (all CPU there);
+    /// <c>scripts/bench-network.sh</c> fits it to the emulated network's runs (veth, a bridge and two token buckets per
+    /// byte cost more than loopback). 0 (a file without it): not counted.
+    /// </summary>
+    public double NetworkSecondsPerByte { get; init; }
+
     /// <summary>Where and how these were measured (machine, date, load), for the reader of the file.</summary>
     public string Source { get; init; } = "";
 
@@ -51,6 +60,7 @@ public sealed record CostConstants
         SumSecondsPerByte = 0.12e-9,
         MessageSeconds = 44e-6,
         LoopbackSecondsPerByte = 0.30e-9,
+        NetworkSecondsPerByte = 0.30e-9,
         Source = "this project's machine, quiet: C and loopback β from the README's quiet runs; δ, γ, α from bench calibrate (2026-12-01)",
     };
 
@@ -89,7 +99,7 @@ public sealed record CostConstants
                  {
                      (nameof(ComputeSeconds), ComputeSeconds), (nameof(UpdateSecondsPerByte), UpdateSecondsPerByte),
                      (nameof(SumSecondsPerByte), SumSecondsPerByte), (nameof(MessageSeconds), MessageSeconds),
-                     (nameof(LoopbackSecondsPerByte), LoopbackSecondsPerByte),
+                     (nameof(LoopbackSecondsPerByte), LoopbackSecondsPerByte), (nameof(NetworkSecondsPerByte), NetworkSecondsPerByte),
                  })
             Check(value >= 0 && double.IsFinite(value), name, "a finite number ≥ 0", value);
 

@@ -25,21 +25,25 @@ public sealed record StepCost(double ComputeSeconds, double CommunicationSeconds
 /// <summary>
 /// The α–β cost of one synchronous SGD step (Hockney's model, as in Thakur, Rabenseifner and Gropp 2005): a message
 /// of n bytes costs α + n·β, α paid once per hop that must wait for the one before (messages sent at once overlap
-/// their latencies, not their bytes), β = 8 / link rate × Ethernet framing (or the loopback's own cost when the link is unlimited, whichever is
-/// larger); summing n bytes costs n·γ, the update G·δ, the gradient C. Links are full duplex: what a node sends and
-/// what it receives do not slow each other. Per step, with N nodes and G gradient bytes:
+/// their latencies, not their bytes), β = 8 / link rate × Ethernet framing (or the loopback's own cost when the link is
+/// unlimited, whichever is larger); summing n bytes costs n·γ, the update G·δ, the gradient C. Links are full duplex:
+/// what a node sends and what it receives do not slow each other; messages sent at once share the link. Per step,
+/// with N nodes and G gradient bytes:
 /// <list type="bullet">
 /// <item>sequential: C + G·δ;</item>
-/// <item>centralized: the master sends θ to the N workers one after the other, the last gradient comes back one G
-/// later: 2α + (N+1)·G·β + C + N·G·γ + G·δ (the master's link carries N·G each way);</item>
+/// <item>centralized: the master hands θ for the N workers to its sockets at once (their buffers hold a whole θ), so
+/// the N copies share its link and all arrive N·G·β later; the workers compute together and their gradients share the
+/// link back: 2α + 2·N·G·β + C + N·G·γ + G·δ (the master's link carries N·G each way);</item>
 /// <item>all-gather: every peer sends its share to the N−1 others at once, so one latency and (N−1)·G on its link:
 /// α + (N−1)·G·β + C + N·G·γ + G·δ;</item>
 /// <item>ring: 2·(N−1)·(α + G/N·β) + C + (N−1)/N·G·γ + G·δ;</item>
 /// <item>pairwise: the N−1 slices of a round travel at once, so one latency per round: 2·(α + (N−1)/N·G·β) + C + G·γ + G·δ.</item>
 /// </list>
-/// Ring and pairwise move 2·(N−1)/N·G bytes per node per step, nearly flat in N. On shared cores, the nodes that
-/// compute at once share them: C × max(1, k / cores), k = N for the peers, and for the workers those whose θ arrives
-/// within one C of each other (θ reaches them G·β apart).
+/// Ring and pairwise move 2·(N−1)/N·G bytes per node per step, nearly flat in N. <b>Nodes on shared cores</b> (all on
+/// one machine, as on the emulated network: <see cref="ClusterShape.SharedCores"/> = K) compute at once, so C × max(1, N / K),
+/// and the machine's network stack moves every byte any node sends out of the same K cores: the step adds
+/// ν·(bytes all nodes send)/K (<see cref="CostConstants.NetworkSecondsPerByte"/>), while β is the link's rate alone
+/// (the loopback's cost is that CPU).
 /// </summary>
 public static class CostModel
 {
@@ -54,11 +58,9 @@ public static class CostModel
     public static StepCost Centralized(CostConstants c, ClusterShape shape)
     {
         int n = CheckNodes(shape);
-        double g = c.GradientBytes, beta = SecondsPerByte(c, shape.Link);
-        // θ reaches worker i at (i+1)·G·β: the workers that compute at once are those within one C of each other.
-        int together = g * beta > 0 ? (int)Math.Min(n, 1 + Math.Floor(c.ComputeSeconds / (g * beta))) : n;
-        double communication = 2 * c.MessageSeconds + (n + 1) * g * beta;
-        return new(Compute(c, together, shape.SharedCores), communication, n * g * c.SumSecondsPerByte + g * c.UpdateSecondsPerByte,
+        double g = c.GradientBytes, beta = SecondsPerByte(c, shape);
+        double communication = 2 * c.MessageSeconds + 2 * n * g * beta + SharedNetwork(c, shape, 2 * n * g);
+        return new(Compute(c, n, shape.SharedCores), communication, n * g * c.SumSecondsPerByte + g * c.UpdateSecondsPerByte,
                    n * c.BatchPerNode, n * g);
     }
 
@@ -66,7 +68,7 @@ public static class CostModel
     public static StepCost Decentralized(CostConstants c, Collective collective, ClusterShape shape)
     {
         int n = CheckNodes(shape);
-        double g = c.GradientBytes, alpha = c.MessageSeconds, beta = SecondsPerByte(c, shape.Link);
+        double g = c.GradientBytes, alpha = c.MessageSeconds, beta = SecondsPerByte(c, shape);
         double compute = Compute(c, n, shape.SharedCores), update = g * c.UpdateSecondsPerByte;
         if (n == 1)
             return new(compute, 0, update, c.BatchPerNode, 0);
@@ -77,7 +79,8 @@ public static class CostModel
             Collective.Pairwise => (2 * (alpha + (n - 1) * g / n * beta), g),
             _ => throw new ArgumentOutOfRangeException(nameof(collective), collective, "not a collective"),
         };
-        return new(compute, communication, sum * c.SumSecondsPerByte + update, n * c.BatchPerNode, BytesSentPerNode(collective, n, c.GradientBytes));
+        double sent = BytesSentPerNode(collective, n, c.GradientBytes);
+        return new(compute, communication + SharedNetwork(c, shape, n * sent), sum * c.SumSecondsPerByte + update, n * c.BatchPerNode, sent);
     }
 
     /// <summary>
@@ -122,6 +125,14 @@ public static class CostModel
 
     /// <summary>β of a payload byte: the link's rate with its framing, or the local data plane's own cost if that is larger.</summary>
     public static double SecondsPerByte(CostConstants c, LinkRate link) => Math.Max(link.SecondsPerByte * EthernetFraming, c.LoopbackSecondsPerByte);
+
+    /// <summary>β as a step of <paramref name="shape"/> pays it: on shared cores the link's rate alone (the local data plane's cost is <see cref="SharedNetwork"/>).</summary>
+    private static double SecondsPerByte(CostConstants c, ClusterShape shape) =>
+        shape.SharedCores > 0 ? shape.Link.SecondsPerByte * EthernetFraming : SecondsPerByte(c, shape.Link);
+
+    /// <summary>ν·(bytes all the nodes send in a step)/K on K shared cores; 0 with a machine per node.</summary>
+    private static double SharedNetwork(CostConstants c, ClusterShape shape, double bytesSentByAll) =>
+        shape.SharedCores > 0 ? c.NetworkSecondsPerByte * bytesSentByAll / shape.SharedCores : 0;
 
     private static double Compute(CostConstants c, int together, int sharedCores) =>
         c.ComputeSeconds * (sharedCores > 0 ? Math.Max(1.0, (double)together / sharedCores) : 1.0);

@@ -7,7 +7,9 @@ internal sealed unsafe class GemmMicroKernel
 {
     private GemmMicroKernel(string name, string isa, int mr, int nr,
                             delegate*<float*, float*, int, int, float*, int, float, float, void> run,
-                            delegate*<float*, float*, int, int, float*, int, float, float, float*, void> runCopyB = null)
+                            delegate*<float*, float*, int, int, float*, int, float, float, float*, void> runCopyB = null,
+                            int shortRows = 0,
+                            delegate*<float*, float*, int, int, float*, int, float, float, void> runShort = null)
     {
         Name = name;
         Isa = isa;
@@ -15,6 +17,8 @@ internal sealed unsafe class GemmMicroKernel
         Nr = nr;
         Run = run;
         RunCopyB = runCopyB;
+        ShortRows = shortRows;
+        RunShort = runShort;
     }
 
     /// <summary>e.g. "avx512-12x32".</summary>
@@ -35,6 +39,15 @@ internal sealed unsafe class GemmMicroKernel
     /// it reads as a packed sliver at bCopy (p·NR + j); null when this kernel has no such variant.
     /// </summary>
     public delegate*<float*, float*, int, int, float*, int, float, float, float*, void> RunCopyB { get; }
+
+    /// <summary>Rows <see cref="RunShort"/> computes (fewer than <see cref="Mr"/>); 0 when there is no such variant.</summary>
+    public int ShortRows { get; }
+
+    /// <summary>
+    /// runShort(aSliver, b, ldb, kc, c, ldc, α, β): <see cref="Run"/> for the first <see cref="ShortRows"/> rows of an
+    /// MR-wide packed sliver only, for a last row tile that short; null when this kernel has none.
+    /// </summary>
+    public delegate*<float*, float*, int, int, float*, int, float, float, void> RunShort { get; }
 
     private static bool HasAvx2Fma => Fma.IsSupported && Avx2.IsSupported;
 
@@ -59,7 +72,8 @@ internal sealed unsafe class GemmMicroKernel
         }
         if (HasAvx2Fma)
         {
-            list.Add(new("avx2-6x16", "avx2", 6, 16, &GemmMicroKernels.Avx2_6x16, &GemmMicroKernels.Avx2_6x16CopyB));
+            list.Add(new("avx2-6x16", "avx2", 6, 16, &GemmMicroKernels.Avx2_6x16, &GemmMicroKernels.Avx2_6x16CopyB,
+                         4, &GemmMicroKernels.Avx2_4of6x16));
             list.Add(new("avx2-4x24", "avx2", 4, 24, &GemmMicroKernels.Avx2_4x24));
             if (HasAvx512)
             {

@@ -310,7 +310,17 @@ internal static unsafe class GemmMicroKernels
     /// <summary>6×16 tile with 12 Vector256 accumulators: per p, 2 loads of B, 6 broadcasts of packed A, 12 FMAs.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta) =>
-        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, null, copyB: false);
+        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, null, copyB: false, rows: 6);
+
+    /// <summary>
+    /// The first 4 rows of a 6-row packed sliver (a[p·6 + i], i &lt; 4) × 16 columns, 8 Vector256 accumulators:
+    /// the last tile of <see cref="Avx2_6x16"/> when m ≡ 4 (mod 6), as for every m of the MLP (64, 128, 256,
+    /// 784), written straight to C instead of computing 6 rows into a scratch tile. Each element is the same
+    /// FMA chain as in the 6-row kernel, so the bits are the same.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void Avx2_4of6x16(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta) =>
+        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, null, copyB: false, rows: 4);
 
     /// <summary>
     /// <see cref="Avx2_6x16"/> that also stores the B rows it reads as a packed sliver (bCopy[p·16 + j]),
@@ -319,10 +329,11 @@ internal static unsafe class GemmMicroKernels
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static void Avx2_6x16CopyB(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, float* bCopy) =>
-        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, bCopy, copyB: true);
+        Avx2_6x16Core(a, b, ldb, kc, c, ldc, alpha, beta, bCopy, copyB: true, rows: 6);
 
+    /// <remarks><paramref name="rows"/> (6 or 4) is a constant at each call: the JIT drops the unused rows' accumulators.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Avx2_6x16Core(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, float* bCopy, bool copyB)
+    private static void Avx2_6x16Core(float* a, float* b, int ldb, int kc, float* c, int ldc, float alpha, float beta, float* bCopy, bool copyB, int rows)
     {
         Vector256<float> c00 = default; Vector256<float> c01 = default;
         Vector256<float> c10 = default; Vector256<float> c11 = default;
@@ -349,10 +360,13 @@ internal static unsafe class GemmMicroKernels
             c20 = Fma(a2, b0, c20); c21 = Fma(a2, b1, c21);
             Vector256<float> a3 = Vector256.Create(a[3]);
             c30 = Fma(a3, b0, c30); c31 = Fma(a3, b1, c31);
-            Vector256<float> a4 = Vector256.Create(a[4]);
-            c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
-            Vector256<float> a5 = Vector256.Create(a[5]);
-            c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
+            if (rows == 6)
+            {
+                Vector256<float> a4 = Vector256.Create(a[4]);
+                c40 = Fma(a4, b0, c40); c41 = Fma(a4, b1, c41);
+                Vector256<float> a5 = Vector256.Create(a[5]);
+                c50 = Fma(a5, b0, c50); c51 = Fma(a5, b1, c51);
+            }
             a += 6;
             b += stride;
         }
@@ -363,8 +377,11 @@ internal static unsafe class GemmMicroKernels
             (va * c10).Store(c + 1 * ldc + 0); (va * c11).Store(c + 1 * ldc + 8);
             (va * c20).Store(c + 2 * ldc + 0); (va * c21).Store(c + 2 * ldc + 8);
             (va * c30).Store(c + 3 * ldc + 0); (va * c31).Store(c + 3 * ldc + 8);
-            (va * c40).Store(c + 4 * ldc + 0); (va * c41).Store(c + 4 * ldc + 8);
-            (va * c50).Store(c + 5 * ldc + 0); (va * c51).Store(c + 5 * ldc + 8);
+            if (rows == 6)
+            {
+                (va * c40).Store(c + 4 * ldc + 0); (va * c41).Store(c + 4 * ldc + 8);
+                (va * c50).Store(c + 5 * ldc + 0); (va * c51).Store(c + 5 * ldc + 8);
+            }
         }
         else
         {
@@ -378,10 +395,13 @@ internal static unsafe class GemmMicroKernels
             Update(c + 2 * ldc + 8, va * c21, vb);
             Update(c + 3 * ldc + 0, va * c30, vb);
             Update(c + 3 * ldc + 8, va * c31, vb);
-            Update(c + 4 * ldc + 0, va * c40, vb);
-            Update(c + 4 * ldc + 8, va * c41, vb);
-            Update(c + 5 * ldc + 0, va * c50, vb);
-            Update(c + 5 * ldc + 8, va * c51, vb);
+            if (rows == 6)
+            {
+                Update(c + 4 * ldc + 0, va * c40, vb);
+                Update(c + 4 * ldc + 8, va * c41, vb);
+                Update(c + 5 * ldc + 0, va * c50, vb);
+                Update(c + 5 * ldc + 8, va * c51, vb);
+            }
         }
     }
 

@@ -112,6 +112,17 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
     /// </summary>
     internal bool PrefetchNextSliver { get; init; } = true;
 
+    /// <summary>
+    /// A C narrower than one B sliver and taller than wide is computed transposed (see <see cref="Serial"/>); for measuring.
+    /// </summary>
+    internal bool TransposeNarrowC { get; init; } = true;
+
+    /// <summary>
+    /// A last row tile of <see cref="GemmMicroKernel.ShortRows"/> rows runs the kernel's short variant straight into C
+    /// instead of a full tile into the scratch tile; for measuring.
+    /// </summary>
+    internal bool UseShortRowKernel { get; init; } = true;
+
     /// <summary>The micro-kernel in use, e.g. "avx512-12x32".</summary>
     public string MicroKernel => _kernel.Name;
 
@@ -193,13 +204,34 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
             return (float*)(((nint)p + 63) & ~(nint)63);
     }
 
-    /// <summary>The whole blocked product on the calling thread.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>
+    /// The whole product on the calling thread. A C narrower than one B sliver (n &lt; NR, the last layer's
+    /// n = 10) and taller than wide is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ: its n columns become rows of tiles
+    /// and its m rows fill whole slivers, instead of every tile computing NR columns for n. Each element is
+    /// still one FMA chain in p order (a·b = b·a exactly) with the same final rounding: the same bits.
+    /// </summary>
     private void Serial(bool transposeA, bool transposeB, int m, int n, int k,
                         float alpha, float* a, int lda, float* b, int ldb,
                         float beta, float* c, int ldc)
     {
+        if (TransposeNarrowC && n < _kernel.Nr && m > n)
+            Blocked(!transposeB, !transposeA, n, m, k, alpha, b, ldb, a, lda, beta, c, ldc, transposedC: true);
+        else
+            Blocked(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, transposedC: false);
+    }
+
+    /// <summary>
+    /// The blocked product; with <paramref name="transposedC"/> the m×n result is stored transposed
+    /// (element (i, j) at c[j·ldc + i]), every tile through the scratch tile.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void Blocked(bool transposeA, bool transposeB, int m, int n, int k,
+                         float alpha, float* a, int lda, float* b, int ldb,
+                         float beta, float* c, int ldc, bool transposedC)
+    {
         int mr = _kernel.Mr, nr = _kernel.Nr;
+        // Where C's element (i, j) lies: c[i·rowStep + j·columnStep].
+        nint rowStep = transposedC ? 1 : ldc, columnStep = transposedC ? ldc : 1;
         int kcMax = KBlock(k);
         int mcMax = Math.Min(_mc, RoundUp(m, mr));
         int ncMax = Math.Min(_nc, RoundUp(n, nr));
@@ -215,6 +247,8 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
         float* edge = stackalloc float[mr * nr];
         var run = _kernel.Run;
         var runCopyB = CopyBInFirstTile ? _kernel.RunCopyB : null;
+        var runShort = UseShortRowKernel ? _kernel.RunShort : null;
+        int shortRows = _kernel.ShortRows;
 
         for (int jc = 0; jc < n; jc += _nc)
         {
@@ -230,7 +264,7 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                 {
                     int mc = Math.Min(_mc, m - ic);
                     GemmPacking.PackA(transposeA, a, lda, ic, pc, mc, kc, mr, packA);
-                    float* cBlock = c + (nint)ic * ldc + jc;
+                    float* cBlock = c + ic * rowStep + jc * columnStep;
                     for (int jr = 0; jr < nc; jr += nr)
                     {
                         int nrHere = Math.Min(nr, nc - jr);
@@ -252,40 +286,51 @@ public sealed unsafe class PackedKernels : IMatrixKernels, IDisposable
                         {
                             int mrHere = Math.Min(mr, mc - ir);
                             float* aSliver = packA + (nint)ir * kc;
-                            float* cTile = cBlock + (nint)ir * ldc + jr;
-                            PrefetchTile(cTile, ldc, mrHere, nrHere);
+                            float* cTile = cBlock + ir * rowStep + jr * columnStep;
+                            // Full tiles (and a short last row tile the kernel has a variant for) go straight to C;
+                            // the rest, and every tile of a transposed C, through the scratch tile: α = 1, β = 0
+                            // leave the raw sums, then the same final rounding as the kernel's own store.
+                            bool direct = !transposedC && nrHere == nr && (mrHere == mr || mrHere == shortRows && runShort != null);
+                            float* target = direct ? cTile : edge;
+                            int ldTarget = direct ? ldc : nr;
+                            float alphaHere = direct ? alpha : 1f, betaHere = direct ? betaBlock : 0f;
+                            if (!transposedC)
+                                PrefetchTile(cTile, ldc, mrHere, nrHere);
                             if (nextSliver != null && ir > 0)
                                 PrefetchRows(nextSliver, ldb, (ir / mr - 1) * rowsPerTile, Math.Min(kc, ir / mr * rowsPerTile), nr);
                             if (copyB)
                             {
-                                runCopyB(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock, copiedB);
+                                runCopyB(aSliver, bSliver, bStride, kc, target, ldTarget, alphaHere, betaHere, copiedB);
                                 bSliver = copiedB;
                                 bStride = nr;
                                 copyB = false;
                             }
-                            else if (mrHere == mr && nrHere == nr)
-                            {
-                                run(aSliver, bSliver, bStride, kc, cTile, ldc, alpha, betaBlock);
-                            }
+                            else if (mrHere <= shortRows && runShort != null)
+                                runShort(aSliver, bSliver, bStride, kc, target, ldTarget, alphaHere, betaHere);
                             else
-                            {
-                                // Edge tile: the same kernel into a scratch tile (α = 1, β = 0 leaves the
-                                // raw sums), then the same final rounding as the kernel's own store.
-                                run(aSliver, bSliver, bStride, kc, edge, nr, 1f, 0f);
-                                for (int i = 0; i < mrHere; i++)
-                                {
-                                    float* cRow = cTile + (nint)i * ldc;
-                                    float* eRow = edge + i * nr;
-                                    if (betaBlock == 0f)
-                                        for (int j = 0; j < nrHere; j++) cRow[j] = alpha * eRow[j];
-                                    else
-                                        for (int j = 0; j < nrHere; j++) cRow[j] = alpha * eRow[j] + betaBlock * cRow[j];
-                                }
-                            }
+                                run(aSliver, bSliver, bStride, kc, target, ldTarget, alphaHere, betaHere);
+                            if (!direct)
+                                StoreEdge(edge, nr, mrHere, nrHere, cTile, rowStep, columnStep, alpha, betaBlock);
                         }
                     }
                 }
             }
+        }
+    }
+
+    /// <summary>c[i·rowStep + j·columnStep] ← α·e[i·ldEdge + j] + β·c[…] (β = 0: α·e alone), the kernels' final rounding.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void StoreEdge(float* edge, int ldEdge, int rows, int columns, float* c, nint rowStep, nint columnStep,
+                                  float alpha, float beta)
+    {
+        for (int i = 0; i < rows; i++)
+        {
+            float* cRow = c + i * rowStep;
+            float* eRow = edge + i * ldEdge;
+            if (beta == 0f)
+                for (int j = 0; j < columns; j++) cRow[j * columnStep] = alpha * eRow[j];
+            else
+                for (int j = 0; j < columns; j++) cRow[j * columnStep] = alpha * eRow[j] + beta * cRow[j * columnStep];
         }
     }
 

@@ -3,6 +3,7 @@ using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Collectives;
@@ -22,19 +23,31 @@ public class CollectiveChoiceTests
     public void Auto_picks_the_all_gather_for_compressed_gradients_or_local_sgd()
     {
         Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(8, PayloadTransport.Direct, compressed: true));
-        Assert.Equal("collective: allgather (auto for 4 peers on the direct transport, compressed gradients)",
+        Assert.Equal("collective: allgather (auto for 4 peers on the direct transport, top-k gradients or local SGD)",
                      CollectiveChoice.Describe(Collective.AllGather, null, 4, PayloadTransport.Direct, compressed: true));
     }
 
     [Theory]
-    [InlineData("distsgd.wire = bf16")]
-    [InlineData("distsgd.compress = \"topk:0.01\"")]
-    [InlineData("distsgd.sync-every = 4")]
-    public void An_all_reduce_refuses_compressed_gradients_and_local_sgd_naming_the_keys(string hocon)
+    [InlineData("ring", "distsgd.compress = \"topk:0.01\"", "distsgd.collective = ring sums dense parts: top-k gradients (distsgd.compress = topk:0.01)")]
+    [InlineData("pairwise", "distsgd.compress = \"topk:0.01\"\ndistsgd.wire = bf16", "distsgd.collective = pairwise sums dense parts")]
+    [InlineData("ring", "distsgd.sync-every = 4", "local SGD (distsgd.sync-every = 4) averages models with the all-gather")]
+    [InlineData("ring", "distsgd.wire = fp16", "distsgd.collective = ring with distsgd.wire = fp16: the ring's partial sums")]
+    public void An_all_reduce_refuses_top_k_local_sgd_and_the_ring_fp16_naming_the_keys(string collective, string hocon, string expected)
     {
-        var config = ConfigurationFactory.ParseString($"distsgd.collective = ring\ndistsgd.transport = direct\n{hocon}").WithFallback(DistSgdConfig.ReferenceConfig);
+        var config = ConfigurationFactory.ParseString($"distsgd.collective = {collective}\ndistsgd.transport = direct\n{hocon}").WithFallback(DistSgdConfig.ReferenceConfig);
         var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
-        Assert.Contains("distsgd.collective = ring sums float32 parts along the way", error.Message);
+        Assert.Contains(expected, error.Message);
+    }
+
+    [Theory]
+    [InlineData("ring", "bf16")]
+    [InlineData("pairwise", "bf16")]
+    [InlineData("pairwise", "fp16")]
+    public void An_all_reduce_carries_16_bit_parts(string collective, string wire)
+    {
+        var config = ConfigurationFactory.ParseString($"distsgd.collective = {collective}\ndistsgd.transport = direct\ndistsgd.wire = {wire}").WithFallback(DistSgdConfig.ReferenceConfig);
+        Assert.Equal(CollectiveNames.Parse(collective), DistSgdSettings.Create(config).Collective);
+        Assert.Null(CollectiveNames.Parse(collective)!.Value.Refusal(ShareEncoding.FromKeys($"wire={wire}"), 1));
     }
 
     [Fact]

@@ -35,8 +35,11 @@ public class PeerLossSpec(ITestOutputHelper output)
     /// <param name="killNode">The node id whose ActorSystem is terminated once the run is half-way through epoch 2; null: no fault.</param>
     /// <param name="midCollective">Instead of being stopped from outside, the node crashes itself at that step once it has
     /// sent the first part of its all-reduce's all-gather half (<see cref="PeerQueries.CrashMidAllReduce"/>).</param>
+    /// <param name="hyperparameters">The plan's hyper-parameters (e.g. "sync-every=4").</param>
+    /// <param name="killLater">Steps after half-way through epoch 2 to kill at (mid-round with local SGD).</param>
     private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5,
-                                    Collective collective = Collective.AllGather, bool midCollective = false)
+                                    Collective collective = Collective.AllGather, bool midCollective = false,
+                                    string hyperparameters = "", int killLater = 0)
     {
         var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
@@ -45,7 +48,7 @@ public class PeerLossSpec(ITestOutputHelper output)
         var progress = new PeerRunProgress(killNode is null ? peers : peers - 1);
 
         int stepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, peers, batch);
-        var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch, "", collective);
+        var plan = new RunPlan("loss-run", spec, batch, 3, epochs, train.Count, stepsPerEpoch, hyperparameters, collective);
         var actors = cluster.Nodes.Select(node => DecentralizedDeployment.StartPeer(node, new PeerSetup(
             plan, peers, theta0, new SgdOptions(0.05, momentum: 0.9, schedule: new LearningRateSchedule.Cosine((long)epochs * stepsPerEpoch)),
             new TrainingOptions(epochs, batch, 3), train, test,
@@ -63,7 +66,7 @@ public class PeerLossSpec(ITestOutputHelper output)
             }
             int victim = Array.FindIndex(ids, r => r.NodeId == victimId);
             int witness = (victim + 1) % peers;
-            long killAt = stepsPerEpoch + stepsPerEpoch / 2;
+            long killAt = stepsPerEpoch + stepsPerEpoch / 2 + killLater;
             if (midCollective)
                 actors[victim].Tell(new PeerQueries.CrashMidAllReduce(killAt));
             var clock = Stopwatch.StartNew();
@@ -152,6 +155,25 @@ public class PeerLossSpec(ITestOutputHelper output)
     {
         var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, collective: collective, midCollective: true);
 
+        SurvivorsFinished(outcome, victim);
+    }
+
+    [Theory]
+    [InlineData("sync-every=4", 2, 1)]
+    [InlineData("sync-every=3;wire=bf16;compress=topk:0.2", 0, 2)]
+    public async Task A_peer_killed_mid_round_of_local_sgd_leaves_the_survivors_training_to_the_end_with_identical_replicas(string hyperparameters,
+                                                                                                                             int victim, int killLater)
+    {
+        // The kill lands inside a round: the survivors' shares of that step are their own, the lost peer's round is not
+        // averaged in (decision 0104), and every later round averages the survivors alone.
+        var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, hyperparameters: hyperparameters, killLater: killLater);
+
+        SurvivorsFinished(outcome, victim);
+    }
+
+    /// <summary>The 3 survivors of 4 peers (all but <paramref name="victim"/>) finished 3 epochs with identical replicas, hashes and a good model.</summary>
+    private static void SurvivorsFinished(Outcome outcome, int victim)
+    {
         Assert.Equal(Enumerable.Range(0, 4).Where(id => id != victim), outcome.Peers.Select(p => p.NodeId));
         foreach (var peer in outcome.Peers)
         {

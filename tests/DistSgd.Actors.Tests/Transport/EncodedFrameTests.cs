@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
 
@@ -103,5 +104,45 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
         var reply = Assert.IsType<GradientReply>(message);
         Assert.Equal(gradient.Select(BitConverter.SingleToUInt32Bits), reply.Gradient.Select(BitConverter.SingleToUInt32Bits));
         Assert.Equal(worker.LastFrameBytes, reply.FrameBytes);
+    }
+
+    [Theory]
+    [InlineData(WirePrecision.Bf16, 2 * Parameters)]
+    [InlineData(WirePrecision.Fp16, 2 * Parameters)]
+    public void The_masters_update_of_theta_travels_dense_in_the_wire_precision_when_gradients_are_top_k(WirePrecision precision, int payloadBytes)
+    {
+        var encoding = new ShareEncoding(precision, 0.01);
+        var delivered = new BlockingCollection<object>();
+        using var master = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.GradientReply, 2, "127.0.0.1", 0, Wait,
+                                                                    Gradients: encoding), GradientReply.FromFrame, _ => { });
+        using var worker = new DirectDataPlane(new DataPlaneOptions(RunId, Parameters, FrameKind.ComputeGradient, 1, "127.0.0.1", 0, Wait,
+                                                                    Gradients: encoding), ComputeGradient.FromFrame, delivered.Add);
+        worker.Trust(0, master.Endpoint, master.Key);
+        master.Trust(1, worker.Endpoint, worker.Key);
+        var update = Enumerable.Range(0, Parameters).Select(i => MathF.Sin(i) * 1e-3f).ToArray();
+        new GradientCompressor(encoding.Dense, Parameters).Compress(update);
+
+        var header = new FrameHeader(FrameKind.ComputeGradient, 0, 2, 0, 1, 1, 1, 0, 0, 0) { IsUpdate = true, LossSum = 0.25 };
+        Assert.True(master.Send(worker.Endpoint, header, update));
+        Assert.Equal(FrameHeader.Size + payloadBytes, master.LastFrameBytes);
+        Assert.True(delivered.TryTake(out var message, Wait));
+        var compute = Assert.IsType<ComputeGradient>(message);
+        Assert.True(compute.IsUpdate);
+        Assert.Equal(update.Select(BitConverter.SingleToUInt32Bits), compute.Parameters.Select(BitConverter.SingleToUInt32Bits));
+    }
+
+    [Theory]
+    [InlineData(1, false, true)]
+    [InlineData(2, false, true)]
+    [InlineData(3, false, false)]   // sparse: an all-reduce's parts are dense
+    [InlineData(1, true, false)]    // the update bit belongs to θ's frames
+    public void An_all_reduce_part_may_name_a_dense_16_bit_encoding_only(byte encoding, bool isUpdate, bool valid)
+    {
+        var bytes = new byte[FrameHeader.Size];
+        (CollectivePart.Header(5, 1, 0, 100, 1, 8, 1, 0) with { Encoding = encoding, IsUpdate = isUpdate, Count = 10 }).Write(bytes);
+        var read = FrameHeader.Read(bytes);
+        Assert.Equal(valid, read is not null);
+        if (read is { } header)
+            Assert.Equal((encoding, FrameHeader.Size + 20L), (header.Encoding, header.FrameBytes));
     }
 }

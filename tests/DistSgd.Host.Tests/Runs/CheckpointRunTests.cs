@@ -86,12 +86,52 @@ public class CheckpointRunTests
         string[] run = ["train", "--mode", mode, "--workers", "2", .. Blobs, "--checkpoint-every-steps", "4"];
         var whole = CliRunner.Run([.. run, "--out", temp["whole"]]);
         Assert.True(whole.ExitCode == 0, whole.Error);
+        await StopMidRun(run, temp["stopped"]);
 
-        // Stop the whole cluster (Ctrl+C) once it has written a checkpoint past step 20 of 65.
+        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
+        Assert.True(resumed.ExitCode == 0, resumed.Error + resumed.Output);
+        Assert.Contains("resuming from", resumed.Output);
+        Assert.DoesNotContain("residuals", resumed.Output);
+        Assert.Equal(Model(temp["whole"]), Model(temp["stopped"]));
+    }
+
+    [Theory]
+    [InlineData("centralized")]
+    [InlineData("decentralized")]
+    public async Task A_resumed_top_k_run_says_its_residuals_start_empty_and_is_deterministic(string mode)
+    {
+        // Decision 0089: checkpoints hold no error-feedback residual (each lives on its worker or peer), so the resumed run
+        // is not the uninterrupted one; it is still one run, the same from the same checkpoint, its replicas identical.
+        using var temp = new TempFolder();
+        string[] run = ["train", "--mode", mode, "--workers", "2", .. Blobs, "--checkpoint-every-steps", "4", "--compress", "topk:0.05"];
+        var whole = CliRunner.Run([.. run, "--out", temp["whole"]]);
+        Assert.True(whole.ExitCode == 0, whole.Error);
+        await StopMidRun(run, temp["stopped"]);
+        CopyFolder(Checkpoints(temp["stopped"]), Checkpoints(temp["again"]));
+
+        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
+        var again = CliRunner.Run([.. run, "--resume", temp["again"]]);
+        Assert.True(resumed.ExitCode == 0 && again.ExitCode == 0, resumed.Error + resumed.Output + again.Error);
+        Assert.Contains("top-k residuals are not in checkpoints", resumed.Output);
+        Assert.DoesNotContain("MISMATCH", resumed.Output + again.Output);
+        Assert.Equal(Model(temp["stopped"]), Model(temp["again"]));
+        Assert.NotEqual(Model(temp["whole"]), Model(temp["stopped"]));
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+    }
+
+    /// <summary>Starts <paramref name="run"/> into <paramref name="folder"/> and stops the whole cluster (Ctrl+C) once it has written a checkpoint past step 20 of 65.</summary>
+    private static async Task StopMidRun(string[] run, string folder)
+    {
         using var stop = new CancellationTokenSource();
         var output = new StringWriter();
-        var first = Task.Run(() => DistSgdCommandLine.Run([.. run, "--out", temp["stopped"]], output, output, stop.Token));
-        var store = new CheckpointStore(Checkpoints(temp["stopped"]));
+        var first = Task.Run(() => DistSgdCommandLine.Run([.. run, "--out", folder], output, output, stop.Token));
+        var store = new CheckpointStore(Checkpoints(folder));
         var clock = Stopwatch.StartNew();
         while (!first.IsCompleted && store.List().FirstOrDefault().Step < 20 && clock.Elapsed < Bound)
             await Task.Delay(20);
@@ -106,14 +146,9 @@ public class CheckpointRunTests
             // The cluster run ends with the cancellation: the expected way for this one.
         }
         long stoppedAt = store.List().First().Step;
-        // The stop must land mid-run, or --resume below would continue nothing.
+        // The stop must land mid-run, or --resume would continue nothing.
         Assert.False(finishedBeforeTheStop, $"the run finished before the stop (newest checkpoint: step {stoppedAt})\n{output}");
-        Assert.False(File.Exists(Path.Combine(temp["stopped"], RunFiles.ModelFileName)), $"the stopped run wrote its model\n{output}");
+        Assert.False(File.Exists(Path.Combine(folder, RunFiles.ModelFileName)), $"the stopped run wrote its model\n{output}");
         Assert.InRange(stoppedAt, 4, 64);   // never at the very end: the last checkpoint always precedes the last step
-
-        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
-        Assert.True(resumed.ExitCode == 0, resumed.Error + resumed.Output);
-        Assert.Contains("resuming from", resumed.Output);
-        Assert.Equal(Model(temp["whole"]), Model(temp["stopped"]));
     }
 }

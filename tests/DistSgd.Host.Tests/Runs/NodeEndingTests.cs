@@ -105,8 +105,26 @@ public class NodeEndingTests
         watch.Tick(t += interval + TimeSpan.FromSeconds(31));             // 31 s stopped
         watch.Tick(t += interval + TimeSpan.FromSeconds(2));              // 2 s late: shorter, the longest is kept
         Assert.Equal(TimeSpan.FromSeconds(31), watch.PauseBefore(t));
-        // Long after (invited back, the run went on): that pause no longer explains the ending; the 2 s one is older too.
-        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(t + PauseWatch.Recent + interval));
-        Assert.Equal(TimeSpan.FromSeconds(2), watch.PauseBefore(t + PauseWatch.Recent));
+        // Long after (invited back, the run went on, the timer on time): the 31 s pause no longer explains the ending,
+        // then the 2 s one neither.
+        var later = t;
+        while (later < t + PauseWatch.Recent)
+            watch.Tick(later += interval);
+        Assert.Equal(TimeSpan.FromSeconds(2), watch.PauseBefore(later));
+        watch.Tick(later += interval);
+        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(later));
+    }
+
+    /// <summary>CI once saw a woken worker hear the run's end before its timer ticked again, and its last line not name the pause.</summary>
+    [Fact]
+    public void A_pause_still_without_its_next_tick_is_named_as_ending_now()
+    {
+        var watch = new PauseWatch();
+        var t = TimeSpan.FromSeconds(3);
+        watch.Tick(t);
+        Assert.Equal(TimeSpan.Zero, watch.PauseBefore(t + PauseWatch.Interval + TimeSpan.FromMilliseconds(500)));   // a busy moment
+        Assert.Equal(TimeSpan.FromSeconds(12), watch.PauseBefore(t + PauseWatch.Interval + TimeSpan.FromSeconds(12)));
+        watch.Tick(t += PauseWatch.Interval + TimeSpan.FromSeconds(12));   // the tick after it: the same pause, kept
+        Assert.Equal(TimeSpan.FromSeconds(12), watch.PauseBefore(t + TimeSpan.FromMilliseconds(100)));
     }
 }

@@ -132,4 +132,16 @@ public class ShareCodecTests
         Assert.Null(ShareEncoding.ParseKeptFraction(text, out var error));
         Assert.Contains("topk:F", error);
     }
+
+    [Theory]
+    [InlineData(WirePrecision.Fp32, 0.01)]
+    [InlineData(WirePrecision.Bf16, 0.01)]
+    [InlineData(WirePrecision.Fp16, 1)]
+    public void The_return_path_keeps_the_precision_and_every_value(WirePrecision precision, double kept)
+    {
+        var returnPath = new ShareEncoding(precision, kept, 256).Dense;
+        Assert.Equal(new ShareEncoding(precision, 1, 256), returnPath);
+        Assert.False(returnPath.IsSparse);
+        Assert.Equal(precision == WirePrecision.Fp32, returnPath.IsIdentity);
+    }
 }

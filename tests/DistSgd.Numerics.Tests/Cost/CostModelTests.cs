@@ -25,8 +25,8 @@ public class CostModelTests
     [Fact]
     public void Four_nodes_cost_what_the_formulas_say_by_hand()
     {
-        // centralized: 2α + (N+1)·G·β + C = 1 + 5 + 1
-        Assert.Equal(7.0, CostModel.Centralized(Simple, Shape(4)).TotalSeconds, 9);
+        // centralized: 2α + 2·N·G·β + C = 1 + 8 + 1 (θ for the 4 workers shares the master's link, then the gradients do)
+        Assert.Equal(10.0, CostModel.Centralized(Simple, Shape(4)).TotalSeconds, 9);
         // all-gather: α + (N−1)·G·β + C = 0.5 + 3 + 1 (the three shares leave at once: one latency)
         Assert.Equal(4.5, CostModel.Decentralized(Simple, Collective.AllGather, Shape(4)).TotalSeconds, 9);
         // ring: 2(N−1)·(α + G/N·β) + C = 6·0.75 + 1
@@ -106,12 +106,26 @@ public class CostModelTests
         // 4 peers on 2 cores: all compute at once, C × 2
         Assert.Equal(2.0, CostModel.Decentralized(Simple, Collective.AllGather, Shape(4, sharedCores: 2)).ComputeSeconds, 9);
         Assert.Equal(1.0, CostModel.Decentralized(Simple, Collective.AllGather, Shape(2, sharedCores: 2)).ComputeSeconds, 9);
-        // Workers get θ G·β = 1 s apart and compute for C = 1 s: at most 2 at once, so 2 cores are enough.
-        Assert.Equal(1.0, CostModel.Centralized(Simple, Shape(4, sharedCores: 2)).ComputeSeconds, 9);
-        Assert.Equal(1.0, CostModel.Centralized(Simple, Shape(4, sharedCores: 1)).ComputeSeconds * 0.5, 9);
-        // On loopback (θ at once), all 4 workers compute together.
-        var loop = Simple with { LoopbackSecondsPerByte = 0 };
-        Assert.Equal(4.0, CostModel.Centralized(loop, Shape(4, LinkRate.Unlimited, sharedCores: 1)).ComputeSeconds, 9);
+        // θ reaches the 4 workers together (its copies share the master's link): they compute at once too.
+        Assert.Equal(2.0, CostModel.Centralized(Simple, Shape(4, sharedCores: 2)).ComputeSeconds, 9);
+        Assert.Equal(4.0, CostModel.Centralized(Simple, Shape(4, LinkRate.Unlimited, sharedCores: 1)).ComputeSeconds, 9);
+    }
+
+    [Fact]
+    public void Nodes_on_shared_cores_pay_the_network_stack_for_every_byte_any_of_them_sends()
+    {
+        var c = Simple with { NetworkSecondsPerByte = 1e-3, LoopbackSecondsPerByte = 5e-3 };
+        // Unlimited links on 2 cores: no link time (the loopback's β is that CPU), ν·bytes/2 instead.
+        // all-gather: 4 peers send 3·G each = 12,000 bytes → 6 s, + α
+        Assert.Equal(6.5, CostModel.Decentralized(c, Collective.AllGather, Shape(4, LinkRate.Unlimited, sharedCores: 2)).CommunicationSeconds, 9);
+        // pairwise: 4 · 2·3/4·G = 6,000 bytes → 3 s, + 2α
+        Assert.Equal(4.0, CostModel.Decentralized(c, Collective.Pairwise, Shape(4, LinkRate.Unlimited, sharedCores: 2)).CommunicationSeconds, 9);
+        // centralized: the master sends N·G and the workers N·G = 8,000 bytes → 4 s, + 2α
+        Assert.Equal(5.0, CostModel.Centralized(c, Shape(4, LinkRate.Unlimited, sharedCores: 2)).CommunicationSeconds, 9);
+        // A 1 ms/byte link on shared cores: the link's time (3 s for the all-gather) and the stack's.
+        Assert.Equal(9.5, CostModel.Decentralized(c, Collective.AllGather, Shape(4, sharedCores: 2)).CommunicationSeconds, 9);
+        // A machine per node: no shared stack; an unlimited link costs the loopback's β.
+        Assert.Equal(0.5 + 3 * 5.0, CostModel.Decentralized(c, Collective.AllGather, Shape(4, LinkRate.Unlimited)).CommunicationSeconds, 9);
     }
 
     [Fact]

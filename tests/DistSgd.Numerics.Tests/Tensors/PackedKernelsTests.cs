@@ -254,6 +254,39 @@ public class PackedKernelsTests
         }
     }
 
+    [Theory]
+    [InlineData("transpose-narrow-c")]
+    [InlineData("short-row-kernel")]
+    public void Each_tile_path_gives_the_bits_of_the_general_path(string path)
+    {
+        // A narrow C computed transposed, and a last row tile of ShortRows rows straight into C, are the same FMA
+        // chains as full tiles through the scratch tile: not a bit may move, for every kernel and transpose.
+        foreach (var kernel in GemmMicroKernel.Available())
+        {
+            PackedKernels Build(bool on) => new(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc,
+                                                PackedKernels.DefaultNc, PackedKernels.DefaultParallelMinFlops)
+            {
+                TransposeNarrowC = path != "transpose-narrow-c" || on,
+                UseShortRowKernel = path != "short-row-kernel" || on,
+            };
+            using var general = Build(false);
+            using var special = Build(true);
+            // n = 10 (the last layer), n = 1, m ≡ 4 (mod 6) as every MLP m, fewer rows than the short kernel, two k blocks.
+            foreach (var (m, n, k) in new[] { (64, 10, 128), (128, 10, 64), (300, 1, 65), (13, 10, 1), (64, 256, 784), (10, 16, 5), (3, 40, 9), (784, 20, 64) })
+                foreach (bool transposeA in new[] { false, true })
+                    foreach (bool transposeB in new[] { false, true })
+                    {
+                        int lda = (transposeA ? m : k) + 1, ldb = (transposeB ? k : n) + 2, ldc = n + 3;
+                        var a = Random((transposeA ? k : m) * lda, m + k);
+                        var b = Random((transposeB ? n : k) * ldb, n + k);
+                        var (c1, c2) = (Random(m * ldc, 5), Random(m * ldc, 5));
+                        general.Gemm(transposeA, transposeB, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c1, ldc);
+                        special.Gemm(transposeA, transposeB, m, n, k, 1.5f, a, lda, b, ldb, 0.5f, c2, ldc);
+                        Assert.True(c1.AsSpan().SequenceEqual(c2), $"{kernel.Name} {path}: m={m} n={n} k={k} tA={transposeA} tB={transposeB} differs");
+                    }
+        }
+    }
+
     [Fact]
     public void Steady_state_calls_allocate_nothing()
     {
