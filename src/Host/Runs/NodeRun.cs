@@ -203,7 +203,9 @@ public static class NodeRun
         }).Distinct().ToList();
 
         // Every node reads its own copy (or shard) of the data and builds θ₀ from the seed, exactly as `train` does.
-        var run = TrainRun.Prepare(settings, node.PrintConfig ? TextWriter.Null : output, distsgd.Wire, distsgd.SyncEvery);
+        // --print-config shows the run this node would take part in as comment lines above the keys (data, model, run).
+        var described = new StringWriter();
+        var run = TrainRun.Prepare(settings, node.PrintConfig ? described : output, distsgd.Wire, distsgd.SyncEvery);
         long frame = run.Setup.FrameSize(settings.Mode);
         // Akka's log goes to the results folder's distsgd.log, as train's does; only its warnings and errors reach the console.
         RunTrace.Check(settings.TraceFile);
@@ -212,6 +214,10 @@ public static class NodeRun
         var akka = BuildConfig(node, roleNames, seeds, frame, logged, logLevel);
         if (node.PrintConfig)
         {
+            foreach (string line in described.ToString().Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+                console.WriteLine($"# {line}");
+            console.WriteLine($"# node: {NodeRoles.Describe(node.Roles)}, joins through " +
+                              (node.Discovery.Bootstraps ? NodeBootstrap.Describe(node.Discovery, node.RunId) : "--seed-nodes"));
             console.WriteLine(DescribeConfig(akka));
             return ExitCodes.Ok;
         }

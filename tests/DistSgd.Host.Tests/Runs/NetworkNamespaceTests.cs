@@ -36,12 +36,21 @@ internal sealed class NetworkNamespaces : IDisposable
     {
         if (!linux)
             return $"network namespaces are a Linux feature; this is {System.Runtime.InteropServices.RuntimeInformation.OSDescription}";
-        const int netAdmin = 12, sysAdmin = 21;   // capability numbers (linux/capability.h)
-        var line = processStatus?.Split('\n').FirstOrDefault(l => l.StartsWith("CapEff:", StringComparison.Ordinal));
-        if (line is null || !ulong.TryParse(line["CapEff:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, null, out ulong effective))
+        if (EffectiveCapabilities(processStatus) is not { } effective)
             return "cannot read this process's capabilities (CapEff in /proc/self/status)";
-        bool capable = (effective >> netAdmin & 1) == 1 && (effective >> sysAdmin & 1) == 1;
+        bool capable = (effective >> NetAdmin & 1) == 1 && (effective >> SysAdmin & 1) == 1;
         return capable ? null : $"creating network namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN); running as {user} without them";
+    }
+
+    /// <summary>Capability numbers (linux/capability.h).</summary>
+    internal const int NetAdmin = 12, SysAdmin = 21;
+
+    /// <summary>The effective capabilities (CapEff) in the text of /proc/self/status, or null when it has none.</summary>
+    internal static ulong? EffectiveCapabilities(string? processStatus)
+    {
+        var line = processStatus?.Split('\n').FirstOrDefault(l => l.StartsWith("CapEff:", StringComparison.Ordinal));
+        return line is not null && ulong.TryParse(line["CapEff:".Length..].Trim(), System.Globalization.NumberStyles.HexNumber, null, out ulong effective)
+            ? effective : null;
     }
 
     /// <summary>Creates <paramref name="count"/> hosts; throws, naming the <c>ip</c> command that failed and its error, when one fails.</summary>

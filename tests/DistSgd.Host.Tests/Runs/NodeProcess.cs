@@ -32,6 +32,15 @@ internal sealed class NodeProcess : IDisposable
         var all = new List<string>(prefix ?? []);
         all.AddRange(["dotnet", Program]);
         all.AddRange(args);
+        return Launch(all, environment);
+    }
+
+    /// <summary>Starts any program (a script, a published distsgd) with <paramref name="args"/>, captured and killed like a node.</summary>
+    public static NodeProcess StartProgram(string program, IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null) =>
+        Launch([program, .. args], environment);
+
+    private static NodeProcess Launch(List<string> all, IReadOnlyDictionary<string, string>? environment)
+    {
         var start = new ProcessStartInfo(all[0])
         {
             RedirectStandardOutput = true,
