@@ -20,6 +20,8 @@ public sealed class StepUndo
     private readonly float[] _velocity;
     private readonly List<GradientShare> _shares = new();
     private long _optimizerStep;
+    /// <summary>A late peer's: the senders of the step before it joined, which it did not apply itself; null once it applied one.</summary>
+    private int[]? _joinedSenders;
 
     public StepUndo(int parameterCount, int velocityLength)
     {
@@ -35,9 +37,6 @@ public sealed class StepUndo
 
     /// <summary>Whose shares the last applied step used, in node-id order (what a membership report says).</summary>
     public int[] Senders => _joinedSenders ?? _shares.Select(s => s.NodeId).ToArray();
-
-    /// <summary>A late peer's: the senders of the step before it joined, which it did not apply itself; null once it applied one.</summary>
-    private int[]? _joinedSenders;
 
     /// <summary>
     /// A late peer adopted the replica after <paramref name="step"/>, which the others applied with the shares of

@@ -18,7 +18,10 @@ public class PeerJoinSpec(ITestOutputHelper output)
 {
     private static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
 
-    /// <summary>Long enough that the run is still under way when the late peer has started, however loaded the machine.</summary>
+    /// <summary>
+    /// With 3000 samples (about 150 steps an epoch), long enough that the run is still under way when DistributedPubSub's gossip has
+    /// told every peer about the late one (about a second), however quiet or loaded the machine.
+    /// </summary>
     private const int Epochs = 12;
 
     /// <summary>
@@ -28,7 +31,7 @@ public class PeerJoinSpec(ITestOutputHelper output)
     private async Task<(PeerRunProgress Progress, IActorRef Late, int TrainCount, int StepsPerEpoch)> Run(
         string transport, int epochs, Config? overrides = null, Func<RunPlan, RunPlan>? lateConfig = null, int expectedPeers = 4)
     {
-        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(5, samples: 600);
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(5, samples: 3000);
         const int batch = 5;
         var roles = Enumerable.Range(0, 4).Select(_ => new[] { "peer" }).ToList();
         var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
