@@ -13,7 +13,7 @@ namespace DistSgd.Bench;
 /// backward (bias, activation, softmax, ∂b, act′), the gather and the optimizer update.
 /// </summary>
 /// <remarks>
-/// Variants (--variants default,no-next-prefetch) step their own model in turns: --rounds R (10) of
+/// Variants (--variants default,no-next-prefetch,general-tiles) step their own model in turns: --rounds R (10) of
 /// --steps S (200) steps each, after a warm-up of one second each. A cell is the median (and the
 /// fastest) over all recorded steps; wall clock, so on a loaded machine read the fastest too.
 /// Options: --batch N (64).
@@ -67,7 +67,9 @@ public static class StepParts
                 "default" => new PackedKernels(1),
                 "no-next-prefetch" => new PackedKernels(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc, PackedKernels.DefaultNc,
                                                         PackedKernels.DefaultParallelMinFlops) { PrefetchNextSliver = false },
-                _ => throw new ArgumentException($"--variants: no variant '{name}'; try default, no-next-prefetch"),
+                "general-tiles" => new PackedKernels(1, kernel, PackedKernels.DefaultKc, PackedKernels.DefaultMc, PackedKernels.DefaultNc,
+                                                     PackedKernels.DefaultParallelMinFlops) { TransposeNarrowC = false, UseShortRowKernel = false },
+                _ => throw new ArgumentException($"--variants: no variant '{name}'; try default, no-next-prefetch, general-tiles"),
             };
             var spec = TrainingStep.Mlp;
             _timed = new TimedKernels(_packed);

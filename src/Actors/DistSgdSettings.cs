@@ -27,13 +27,14 @@ namespace DistSgd.Actors;
 /// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
 /// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
 /// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
+/// <param name="MaxPeers">Decentralized: the most peers a run takes at once, late ones included (distsgd.max-peers; 0 = twice the planned peers).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
                                      PayloadTransport Transport = PayloadTransport.Akka, string DirectHostname = "",
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
                                      int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
                                      double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1,
-                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans)
+                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans, int MaxPeers = 0)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -66,7 +67,10 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             WireOf(section),
             section.GetInt("sync-every", 1),
             section.GetString("trace-file", ""),
-            section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans));
+            section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans),
+            section.GetInt("max-peers", 0));
+        if (settings.MaxPeers < 0)
+            throw new ConfigurationException($"distsgd.max-peers: expected 0 (twice the planned peers) or a number of peers, found {settings.MaxPeers}");
         if (settings.TraceMaxSpans < 1)
             throw new ConfigurationException($"distsgd.trace-max-spans: expected 1 or more spans, found {settings.TraceMaxSpans}");
         if (settings.Collective is { } collective && collective.Reduces() && settings.Transport != PayloadTransport.Direct)

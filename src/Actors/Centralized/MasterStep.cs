@@ -54,6 +54,12 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     private readonly BatchBalancer? _balance;
     /// <summary>The participants asked for the open step (with backup workers: those not still computing an earlier one; reused).</summary>
     private readonly List<int> _asked = new();
+    /// <summary>Local SGD: steps per round, H (1: every step averages gradients, today's path).</summary>
+    private readonly int _syncEvery;
+    /// <summary>Local SGD: θ at the open round's start, what the workers step from (empty when H = 1).</summary>
+    private readonly float[] _roundStart;
+    /// <summary>Local SGD: steps of the open round (<see cref="LocalSgd.RoundSteps"/>).</summary>
+    private int _roundSteps = 1;
 
     public MasterStep(MasterSetup setup, DistSgdSettings settings, Replica replica, WorkerRoster roster, IMasterControl control,
                       IActorContext context, int maxWorkers)
@@ -72,6 +78,8 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             var balance = _balance = new BatchBalancer(plan.BatchSizePerWorker, replica.Checkpoints.ResumedBalance);
             replica.Checkpoints.Balance = balance.State;
         }
+        _syncEvery = plan.SyncEvery;
+        _roundStart = _syncEvery > 1 ? new float[parameterCount] : [];
         _payloads = new ChunkSender(context.System, settings.AkkaChunkSize);
         _assembler = new ChunkAssembler(context.System) { MaxMessageBytes = WireFormat.LargestVectorMessage(parameterCount) };
         if (settings.Transport == PayloadTransport.Direct)
@@ -202,6 +210,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             StartEpoch();
         if (_replica.CheckpointIfDue() is { } checkpoint)
             _setup.Reporter.Tell(new RunProgress.Note(checkpoint.Describe()));
+        OpenRound();
         if (!_backups.Enabled)
         {
             _gather.Begin(_replica.Step, _roster.Participants.Keys);
@@ -214,6 +223,20 @@ internal sealed class MasterStep : IStepExchange, IDisposable
                 _asked.Add(index);
         _gather.Begin(_replica.Step, _asked, _backups.FinishWith(_roster.Participants.Count, _asked.Count));
         return _gather;
+    }
+
+    /// <summary>
+    /// Local SGD (decision 0091): every step the master opens starts a round; the workers take its
+    /// <see cref="_roundSteps"/> steps on their own and answer with their changes, which <see cref="Replica.Apply"/>
+    /// averages onto θ₀ (<see cref="Replica.RoundStart"/>). Nothing when H = 1.
+    /// </summary>
+    private void OpenRound()
+    {
+        if (_syncEvery <= 1)
+            return;
+        _roundSteps = LocalSgd.RoundSteps(_replica.StepInEpoch, _replica.StepsPerEpoch, _syncEvery);
+        _replica.Parameters.CopyTo(_roundStart, 0);
+        _replica.RoundStart = _roundStart;
     }
 
     /// <summary>θ to every participant: over the data plane, or in a <see cref="ComputeGradient"/> over Akka.</summary>
@@ -271,6 +294,12 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _dataPlane.Return(gather.Replies[i].Gradient);
         if (diverged)
             return;
+        if (_roundSteps > 1)
+        {
+            // The round's steps before its last were the workers' own: the run stands at the round's last step now.
+            _replica.Totals.CountLocalSteps(_roundSteps - 1);
+            _replica.MoveTo(_replica.Step + _roundSteps - 1, _replica.Epoch, _replica.StepInEpoch + _roundSteps - 1);
+        }
         _balance?.Record(gather.Replies);
         _updates?.Compress(_replica.Parameters, _replica.Step + 1, gather.Replies);
         if (_meter.StepDone(gather.Replies, wallSeconds, _replica.Totals, _replica.Epoch, _replica.StepInEpoch + 1) is { } progress)

@@ -55,6 +55,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     private readonly NodeMeters _meters;
     /// <summary>This worker's track of the step trace (distsgd.step-trace, --trace), from its first join; or null.</summary>
     private StepTrace? _trace;
+    /// <summary>Local SGD (the plan's sync-every &gt; 1): this worker's own optimizer and θ for a round's steps; null: one gradient per θ.</summary>
+    private LocalRound? _round;
+    /// <summary>Steps the latest θ was stepped for (a local-SGD round's; 1 otherwise): the master's next θ, or its update, is that many steps on.</summary>
+    private int _latestSteps = 1;
 
     /// <param name="master">The master, usually a ClusterSingletonProxy.</param>
     /// <param name="train">This node's copy of the training set; the worker computes on its shard only.</param>
@@ -185,6 +189,10 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _model = new Model(plan.Spec, MatrixKernels.Create(_threads));
             _features = new float[plan.BatchSizePerWorker * plan.Spec.InputCount];
             _targets = new float[plan.BatchSizePerWorker];
+            // Local SGD: its velocity is this worker's own from round to round, kept when a new master takes the run over.
+            _round = plan.SyncEvery > 1
+                ? new LocalRound(LocalSgd.OptimizerFromKeys(plan.Hyperparameters, (long)plan.Epochs * plan.StepsPerEpoch, plan.StepsPerEpoch), plan.Spec.ParameterCount)
+                : null;
         }
         _plan = plan;
         _index = message.WorkerIndex;
@@ -287,6 +295,11 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         (_previous, _latest) = (_latest, message);
         _meters.Received(WireFormat.PayloadBytes(message));
         long started = Stopwatch.GetTimestamp();
+        if (_round is not null)
+        {
+            TakeRound(_round, message, started);
+            return;
+        }
         int rows = _batches!.Gather(message.Epoch, message.StepInEpoch, _features, _targets);
         if (_dataPlane is not null)
         {
@@ -318,7 +331,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     /// </summary>
     private bool TakeUpdate(ref ComputeGradient message)
     {
-        if (_latest is { } held && held.RunId == message.RunId && held.Step == message.Step - 1
+        if (_latest is { } held && held.RunId == message.RunId && held.Step + _latestSteps == message.Step
             && ParameterUpdates.Apply(held.Parameters, message.Parameters, message.Checksum))
         {
             message = message with { IsUpdate = false, Checksum = 0 };
@@ -326,7 +339,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         }
         _dataPlane?.Return(message.Parameters);
         _drops.Record(GatherOutcome.NotParticipant,
-                      $"update of θ for step {message.Step} (run {message.RunId}): this worker does not hold the master's θ of step {message.Step - 1}");
+                      $"update of θ for step {message.Step} (run {message.RunId}): this worker does not hold the master's θ of step {message.Step - _latestSteps}");
         return false;
     }
 
@@ -340,18 +353,55 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
         if (rows > 0)
             loss = _model!.LossAndGradient(message.Parameters, _features.AsSpan(0, rows * _plan!.Spec.InputCount),
                                            _targets.AsSpan(0, rows), rows, _gradient);
-        // The gradient becomes what the wire delivers; one that is not finite goes as a non-finite reply.
-        double lossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? (double)loss * rows : double.NaN;
+        SendDirect(message, rows, (double)loss * rows, started);
+    }
+
+    /// <summary>
+    /// Sends what <see cref="_gradient"/> holds (a gradient, or a local-SGD round's change) as the reply to
+    /// <paramref name="message"/>, made what the wire delivers first; one that is not finite goes as a non-finite reply.
+    /// </summary>
+    private void SendDirect(ComputeGradient message, int rows, double lossSum, long started)
+    {
+        double sentLossSum = rows == 0 || _compressor is null || _compressor.Compress(_gradient) ? lossSum : double.NaN;
         Slowdown.After(_slowdown, started);
         long computed = Stopwatch.GetTimestamp();
         double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
-        _meters.Step(rows, (double)loss * rows, seconds, 0);
+        _meters.Step(rows, lossSum, seconds, 0);
         var header = new FrameHeader(FrameKind.GradientReply, 0, message.Step, _index, message.Epoch, message.StepInEpoch,
-                                     rows, lossSum, seconds, 0);
+                                     rows, sentLossSum, seconds, 0);
         if (_dataPlane!.Send(_masterEndpoint, header, rows > 0 ? _gradient : ReadOnlySpan<float>.Empty))
             _meters.Sent(_dataPlane.LastFrameBytes);   // the frame as encoded (distsgd.wire, distsgd.compress)
         else
             _log.Warning("step {0}: could not send the gradient to the master at {1}", message.Step, _masterEndpoint);
+        Traced(message.Step, started, computed);
+    }
+
+    /// <summary>
+    /// Local SGD (decision 0091): the round that θ of <paramref name="message"/> opens, on this worker's shard with its own
+    /// optimizer (<see cref="LocalRound"/>); the reply is the change over the round and the round's samples and loss.
+    /// The round's length follows from the position alone, as the master's does (<see cref="LocalSgd.RoundSteps"/>).
+    /// </summary>
+    private void TakeRound(LocalRound round, ComputeGradient message, long started)
+    {
+        var plan = _plan!;
+        int stepsPerEpoch = ShardBatches.StepsPerEpoch(plan.TrainCount, _shardCount, plan.BatchSizePerWorker);
+        int steps = _latestSteps = LocalSgd.RoundSteps(message.StepInEpoch, stepsPerEpoch, plan.SyncEvery);
+        long remaining = (long)(plan.Epochs - message.Epoch) * stepsPerEpoch + Math.Max(0, stepsPerEpoch - message.StepInEpoch);
+        var change = _dataPlane is null ? new float[plan.Spec.ParameterCount] : _gradient;   // over Akka: remoting serializes it later
+        var (rows, lossSum) = round.Run(message.Parameters, message.Step, remaining, steps, _model!, _batches!, message.Epoch,
+                                        message.StepInEpoch, _features, _targets, change);
+        if (_dataPlane is not null)
+        {
+            SendDirect(message, rows, lossSum, started);
+            return;
+        }
+        Slowdown.After(_slowdown, started);
+        long computed = Stopwatch.GetTimestamp();
+        double seconds = Stopwatch.GetElapsedTime(started, computed).TotalSeconds;
+        var reply = new GradientReply(message.RunId, message.Step, _index, rows, lossSum, seconds, rows > 0 ? change : []);
+        _meters.Step(rows, lossSum, seconds, 0);
+        _meters.Sent(WireFormat.PayloadBytes(reply));
+        _payloads.Tell(Sender, reply, Self);
         Traced(message.Step, started, computed);
     }
 
@@ -388,6 +438,17 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         if (_expected is not null && _expected.Differences(plan, "on this node", "at the master") is { Count: > 0 } differences)
             return "the master runs a different run configuration: " + string.Join("; ", differences);
+        if (plan.SyncEvery > 1)
+        {
+            try
+            {
+                LocalSgd.OptimizerFromKeys(plan.Hyperparameters, plan.Epochs, 1);
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException)
+            {
+                return $"local SGD (sync-every = {plan.SyncEvery}) steps with the run's optimizer, which its hyper-parameters do not give: {e.Message}";
+            }
+        }
         return plan.DataMismatch(_train);
     }
 }

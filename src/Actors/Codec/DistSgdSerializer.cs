@@ -43,6 +43,10 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     private const string MembershipReportManifest = "MR";
     private const string ClockProbeManifest = "TP";
     private const string ClockEchoManifest = "TE";
+    private const string RunUnderWayManifest = "RU";
+    private const string JoinStateManifest = "JS";
+    private const string PeerPresentManifest = "PP";
+    private const string JoinReadyManifest = "JY";
 
     /// <summary>The longest parameter hash accepted (SHA-256 is 32 bytes).</summary>
     private const int MaxHashLength = 64;
@@ -73,6 +77,10 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
         MembershipReport => MembershipReportManifest,
         ClockProbe => ClockProbeManifest,
         ClockEcho => ClockEchoManifest,
+        RunUnderWay => RunUnderWayManifest,
+        JoinState => JoinStateManifest,
+        PeerPresent => PeerPresentManifest,
+        JoinReady => JoinReadyManifest,
         _ => throw new ArgumentException($"DistSgdSerializer cannot serialize {o.GetType()}"),
     };
 
@@ -209,6 +217,33 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                     w.Write(m.NodeId);
                     WriteShortBytes(w, m.Hash);
                     w.Write(m.VotesToStop);
+                    WriteJoins(w, m.Joiners);
+                    break;
+                case RunUnderWay m:
+                    w.Write(m.RunId);
+                    w.Write(m.Epoch);
+                    w.Write(m.Peers);
+                    w.Write(m.Refusal is not null);
+                    if (m.Refusal is not null)
+                        w.Write(m.Refusal);
+                    WriteStrings(w, m.Members);
+                    break;
+                case PeerPresent m:
+                    w.Write(m.RunId);
+                    w.Write(m.NodeAddress);
+                    break;
+                case JoinReady m:
+                    w.Write(m.RunId);
+                    w.Write(m.NodeAddress);
+                    break;
+                case JoinState m:
+                    w.Write(m.RunId);
+                    w.Write(m.NodeId);
+                    WriteJoins(w, m.Members);
+                    WriteIds(w, m.AppliedSenders);
+                    w.Write(m.SkippedSteps);
+                    w.Write(m.State.Length);
+                    w.Write(m.State);
                     break;
                 case MembershipReport m:
                     w.Write(m.RunId);
@@ -293,7 +328,18 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
                 ClockEchoManifest => new ClockEcho(reader.ReadInt64(), reader.ReadInt64()),
                 PeerReadyManifest => new PeerReady(ReadPlan(reader), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader), ReadKey(reader)),
                 PeerReadyAckManifest => new PeerReadyAck(reader.ReadString(), reader.ReadString()),
-                ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadShortBytes(reader, "a parameter hash"), reader.ReadBoolean()),
+                ParameterHashManifest => new ParameterHash(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), ReadShortBytes(reader, "a parameter hash"), reader.ReadBoolean())
+                {
+                    Joiners = ReadJoins(reader),
+                },
+                RunUnderWayManifest => new RunUnderWay(reader.ReadString(), reader.ReadInt32(), reader.ReadInt32(), reader.ReadBoolean() ? reader.ReadString() : null)
+                {
+                    Members = ReadStrings(reader),
+                },
+                PeerPresentManifest => new PeerPresent(reader.ReadString(), reader.ReadString()),
+                JoinReadyManifest => new JoinReady(reader.ReadString(), reader.ReadString()),
+                JoinStateManifest => new JoinState(reader.ReadString(), reader.ReadInt32(), ReadJoins(reader), ReadIds(reader), reader.ReadInt64(),
+                                                   ReadCountedBytes(reader, "a join state")),
                 MembershipReportManifest => new MembershipReport(reader.ReadString(), reader.ReadInt32(), ReadIds(reader), reader.ReadInt64(),
                                                                  ReadIds(reader), reader.ReadInt64(), ReadIds(reader)),
                 _ => throw new SerializationException($"DistSgdSerializer: unknown manifest '{manifest}'"),
@@ -367,22 +413,54 @@ public sealed class DistSgdSerializer : SerializerWithStringManifest
     /// <summary>Node ids of a cluster: a few thousand at most, however the bytes claim otherwise.</summary>
     private const int MaxNodeIds = 4096;
 
-    private static void WriteIds(BinaryWriter w, int[] ids)
+    /// <summary>A count, then each item as <paramref name="write"/> writes it.</summary>
+    private static void WriteList<T>(BinaryWriter w, IReadOnlyCollection<T> items, Action<BinaryWriter, T> write)
     {
-        w.Write(ids.Length);
-        foreach (int id in ids)
-            w.Write(id);
+        w.Write(items.Count);
+        foreach (var item in items)
+            write(w, item);
     }
 
-    private static int[] ReadIds(BinaryReader r)
+    /// <summary>What <see cref="WriteList{T}"/> wrote: a count of at most <see cref="MaxNodeIds"/> (one item per node at most), then the items.</summary>
+    private static T[] ReadList<T>(BinaryReader r, string what, Func<BinaryReader, T> read)
     {
         int count = r.ReadInt32();
         if (count is < 0 or > MaxNodeIds)
-            throw new SerializationException($"DistSgdSerializer: a list of {count} node ids (expected 0 to {MaxNodeIds})");
-        var ids = new int[count];
+            throw new SerializationException($"DistSgdSerializer: a list of {count} {what} (expected 0 to {MaxNodeIds})");
+        var items = new T[count];
         for (int i = 0; i < count; i++)
-            ids[i] = r.ReadInt32();
-        return ids;
+            items[i] = read(r);
+        return items;
+    }
+
+    private static void WriteIds(BinaryWriter w, int[] ids) => WriteList(w, ids, (writer, id) => writer.Write(id));
+
+    private static int[] ReadIds(BinaryReader r) => ReadList(r, "node ids", reader => reader.ReadInt32());
+
+    /// <summary>Late peers of a decentralized run (<see cref="PeerJoin"/>): a count, then each one's id, address, actor, endpoint and key.</summary>
+    private static void WriteJoins(BinaryWriter w, PeerJoin[] joins) => WriteList(w, joins, (writer, join) =>
+    {
+        writer.Write(join.NodeId);
+        writer.Write(join.NodeAddress);
+        writer.Write(Akka.Serialization.Serialization.SerializedActorPath(join.Peer));
+        writer.Write(join.DataEndpoint);
+        WriteShortBytes(writer, join.DataKey);
+    });
+
+    private PeerJoin[] ReadJoins(BinaryReader r) => ReadList(r, "peers", reader =>
+        new PeerJoin(reader.ReadInt32(), reader.ReadString(), system.Provider.ResolveActorRef(reader.ReadString()), ReadEndpoint(reader), ReadKey(reader)));
+
+    private static void WriteStrings(BinaryWriter w, string[] values) => WriteList(w, values, (writer, value) => writer.Write(value));
+
+    private static string[] ReadStrings(BinaryReader r) => ReadList(r, "addresses", reader => reader.ReadString());
+
+    /// <summary>A length (0 to <see cref="WireFormat.LargestMessage"/>, and no more than the bytes left) and that many bytes.</summary>
+    private static byte[] ReadCountedBytes(BinaryReader r, string what)
+    {
+        int length = r.ReadInt32();
+        if (length < 0 || length > r.BaseStream.Length - r.BaseStream.Position)
+            throw new SerializationException($"DistSgdSerializer: {what} of {length} bytes, {r.BaseStream.Length - r.BaseStream.Position} left in the message");
+        return r.ReadBytes(length);
     }
 
     /// <summary>A parameter hash or a data-plane key: a length (0 to <see cref="MaxHashLength"/>) and that many bytes.</summary>

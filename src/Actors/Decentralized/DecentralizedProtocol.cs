@@ -2,6 +2,7 @@ using DistSgd.Actors.Steps;
 using Akka.Actor;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Decentralized;
 
@@ -53,7 +54,72 @@ public sealed record GradientShare(string RunId, long Step, int NodeId, int Samp
 /// node's replica (θ and optimizer state, <see cref="ReplicaCheck.Hash"/>) and whether its stop rule says
 /// the run should end. No reply; the next epoch starts once every participant's hash is in.
 /// </summary>
-public sealed record ParameterHash(string RunId, int Epoch, int NodeId, byte[] Hash, bool VotesToStop) : IDistSgdMessage;
+public sealed record ParameterHash(string RunId, int Epoch, int NodeId, byte[] Hash, bool VotesToStop) : IDistSgdMessage
+{
+    /// <summary>
+    /// The lead peer's hash only: the late peers it admits at this epoch's end, each with the node id it takes
+    /// (<see cref="PeerAdmission.Admit"/>). Every participant reads them from the lead's hash once the round is complete,
+    /// so a join is decided once and shared, as a loss is (decision 0097); empty in every other hash.
+    /// </summary>
+    public PeerJoin[] Joiners { get; init; } = [];
+}
+
+/// <summary>
+/// A late peer admitted to a run under way (carried in the lead's <see cref="ParameterHash"/> and in <see cref="JoinState"/>):
+/// what every participant needs to take it in, as the start barrier gives it for the first peers.
+/// </summary>
+/// <param name="NodeId">The node id it takes: a new one, never used in this run before (a peer coming back gets a new one too).</param>
+/// <param name="NodeAddress">Its node's cluster address.</param>
+/// <param name="Peer">Its peer actor: on the Akka transport its shares must come from it.</param>
+/// <param name="DataEndpoint">"host:port" of its data plane; empty on the Akka transport.</param>
+/// <param name="DataKey">Its data-plane key (its data connections prove it); null on the Akka transport.</param>
+public sealed record PeerJoin(int NodeId, string NodeAddress, IActorRef Peer, string DataEndpoint, byte[]? DataKey)
+{
+    /// <summary>The same peer as announced in <paramref name="ready"/>, taking node id <paramref name="nodeId"/>.</summary>
+    public static PeerJoin Of(int nodeId, PeerReady ready) => new(nodeId, ready.NodeAddress, ready.Peer, ready.DataEndpoint, ready.DataKey);
+}
+
+/// <summary>
+/// The lead peer → a late peer whose <see cref="PeerReady"/> it received while the run is under way (a direct reply, to
+/// <see cref="PeerReady.Peer"/>; again for each PeerReady): the run is at <paramref name="Epoch"/> with
+/// <paramref name="Peers"/> participants, and the late peer joins at the end of that epoch, or, with a
+/// <paramref name="Refusal"/>, cannot join (why, for the user). No reply.
+/// </summary>
+public sealed record RunUnderWay(string RunId, int Epoch, int Peers, string? Refusal = null) : IDistSgdMessage
+{
+    /// <summary>
+    /// The participants' addresses: the late peer tells the lead <see cref="JoinReady"/> once a <see cref="PeerPresent"/> of each
+    /// has reached it.
+    /// </summary>
+    public string[] Members { get; init; } = [];
+}
+
+/// <summary>
+/// Every participant → every peer (published on the run's topic), in answer to a late peer's <see cref="PeerReady"/> it
+/// records: "<paramref name="NodeAddress"/> heard you, and this publication shows its publications reach you".
+/// DistributedPubSub spreads its registry by gossip, so a late peer is admitted only once every participant's
+/// publications reach it, as the start barrier waits for the first peers'. No reply.
+/// </summary>
+public sealed record PeerPresent(string RunId, string NodeAddress) : IDistSgdMessage;
+
+/// <summary>
+/// A late peer → the lead (a direct reply to <see cref="RunUnderWay"/>): a <see cref="PeerPresent"/> of every participant
+/// reached <paramref name="NodeAddress"/>, so it can take part; the lead admits only late peers that said so. No reply.
+/// </summary>
+public sealed record JoinReady(string RunId, string NodeAddress) : IDistSgdMessage;
+
+/// <summary>
+/// The lead peer → a late peer it admitted (a direct reply, at the end of the epoch the join was decided): the replica
+/// every participant holds as the next epoch starts, as a checkpoint (<see cref="CheckpointFile"/>: θ, optimizer state with
+/// the learning-rate schedule's re-plans, step, epoch, stop rule, finished epochs), and who takes part. The late peer adopts
+/// it and takes its first step with the others; its hash is checked from that epoch's end. No reply.
+/// </summary>
+/// <param name="NodeId">The node id the late peer takes.</param>
+/// <param name="Members">Every participant from now on, the late peer included (node ids, addresses, actors, data endpoints and keys).</param>
+/// <param name="AppliedSenders">Whose shares the last step before the join used (what the late peer reports if a loss is agreed in its first step).</param>
+/// <param name="SkippedSteps">Step numbers the run skipped after peer losses (left out of the epochs' step counts).</param>
+/// <param name="State">The checkpoint's bytes (<see cref="CheckpointFile.Serialize"/>), checked by its checksum on arrival.</param>
+public sealed record JoinState(string RunId, int NodeId, PeerJoin[] Members, int[] AppliedSenders, long SkippedSteps, byte[] State) : IDistSgdMessage;
 
 /// <summary>
 /// The agreed peer → every peer (published on the run's topic) after hashes differed at the end of
@@ -93,6 +159,12 @@ public sealed record MembershipReport(string RunId, int NodeId, int[] Lost, long
 /// sends <see cref="RunProgress.RunCompleted"/>): this replica's final θ and its hash. Local only.
 /// </summary>
 public sealed record PeerFinished(int NodeId, float[] Parameters, byte[] Hash);
+
+/// <summary>
+/// Peer → its node's local reporter, just before its <see cref="RunProgress.RunFailed"/>, when the others went on without it
+/// (they count it as lost, or it is on the minority side): its node may join the run again as a late peer. Local only.
+/// </summary>
+public sealed record PeerLeftOut(int NodeId, string Reason);
 
 /// <summary>Local queries and test hooks of a <see cref="PeerActor"/>; they never cross the network.</summary>
 public static class PeerQueries

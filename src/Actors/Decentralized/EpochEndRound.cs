@@ -14,7 +14,7 @@ namespace DistSgd.Actors.Decentralized;
 /// closes the epoch and goes on or finishes by the source's vote. The decisions are the pure classes'; this class
 /// does their I/O, and the <see cref="PeerActor"/> routes the Verifying and Resyncing messages to it.
 /// </summary>
-internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerScheduler timers, PeerStep step)
+internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerScheduler timers, PeerStep step, LatePeers late)
 {
     private readonly HashSet<int> _corruptAtEpoch = new();
 
@@ -39,7 +39,10 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         }
         // Observed when the epoch is over (Proceed): an epoch end redone after a peer loss votes again.
         bool vote = Replica.Stopping.WouldStop(Replica.Totals.TrainLoss) || Replica.AtEpochLimit;
-        LastHash = new ParameterHash(run.Plan.RunId, Replica.Epoch, run.NodeId, ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State, run.Plan.SyncEvery), vote);
+        LastHash = new ParameterHash(run.Plan.RunId, Replica.Epoch, run.NodeId, ReplicaCheck.Hash(Replica.Parameters, Replica.Optimizer.State, run.Plan.SyncEvery), vote)
+        {
+            Joiners = late.ForHash(vote),   // the lead's: the late peers it admits now (decision 0097)
+        };
         control.Publish(LastHash);
         Verify(new HashWait(LastHash));
     }
@@ -72,7 +75,7 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         timers.Cancel(nameof(HashRoundTimedOut));
         if (agreed.AllEqual)
         {
-            Proceed(agreed.VotesToStop, wait.Own.Hash);
+            Proceed(agreed.VotesToStop, wait.Own.Hash, agreed.Joiners);
             return;
         }
         string report = agreed.Describe(Replica.Epoch);
@@ -88,10 +91,10 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         }
         if (agreed.Matches(wait.Own.Hash))
         {
-            Proceed(agreed.VotesToStop, wait.Own.Hash);
+            Proceed(agreed.VotesToStop, wait.Own.Hash, agreed.Joiners);
             return;
         }
-        var resyncWait = new ResyncWait(wait.Own, agreed.Source, agreed.VotesToStop);
+        var resyncWait = new ResyncWait(wait.Own, agreed.Source, agreed.VotesToStop, agreed.Joiners);
         control.BecomeResyncing(resyncWait);
         timers.StartSingleTimer(nameof(ResyncTimedOut), new ResyncTimedOut(Replica.Epoch), run.Settings.StepTimeout);
         if (run.ResyncCheck.TakeHeld(Replica.Epoch, agreed.Source) is { } early)
@@ -149,13 +152,14 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         timers.Cancel(nameof(ResyncTimedOut));
         run.Log.Warning("node {0} re-synchronised its replica from node {1} after epoch {2}", run.NodeId, message.SourceNodeId, message.Epoch);
         run.Report(new RunProgress.Note($"node {run.NodeId} re-synchronised its replica from node {message.SourceNodeId} after epoch {message.Epoch}"));
-        Proceed(wait.VotesToStop, hash);
+        Proceed(wait.VotesToStop, hash, wait.Joiners);
     }
 
     public void ResyncTimeout(int epoch) =>
         control.Fail($"replica of node {run.NodeId} differs from the others after epoch {epoch} and no resynchronisation arrived within {run.Settings.StepTimeout.TotalSeconds:0}s (distsgd.step-timeout)");
 
-    private void Proceed(bool stop, byte[] hash)
+    /// <param name="joiners">The late peers the lead admitted at this epoch's end: they take part from the next epoch.</param>
+    private void Proceed(bool stop, byte[] hash, PeerJoin[] joiners)
     {
         bool lead = run.IsLead;
         var refused = run.Shares.Refused;
@@ -166,11 +170,14 @@ internal sealed class EpochEndRound(PeerRun run, IPeerControl control, ITimerSch
         run.ResyncCheck.ForgetThrough(Replica.Epoch);
         if (stop)
         {
+            late.RefuseWaiting($"the run ended after epoch {Replica.Epoch}");
             control.Finish(Replica.AtEpochLimit ? StopReason.EpochLimit : StopReason.LossPlateau, lead, hash);
             return;
         }
         Replica.NextEpoch();
+        late.TakeIn(joiners);
         step.ReshardIfDue();
+        late.SendState(joiners);   // the lead: the new epoch's replica, cut and re-planned as every participant's
         control.BecomeStepping();
         step.Loop.Begin();
     }

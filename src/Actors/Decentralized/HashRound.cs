@@ -26,6 +26,12 @@ public sealed class HashRound
         /// <summary>Whether <paramref name="hash"/> is the source's.</summary>
         public bool Matches(byte[] hash) => hash.AsSpan().SequenceEqual(Hashes[Source]);
 
+        /// <summary>
+        /// The late peers the lead (the lowest node id of the round) admits at this epoch's end (<see cref="ParameterHash.Joiners"/>):
+        /// taken in by every participant that goes on, the same everywhere.
+        /// </summary>
+        public PeerJoin[] Joiners { get; init; } = [];
+
         /// <summary>The error a mismatch is reported with.</summary>
         public string Describe(int epoch) =>
             $"REPLICA MISMATCH after epoch {epoch}: parameter hashes " +
@@ -95,11 +101,14 @@ public sealed class HashRound
         return Decide(hashes);
     }
 
-    /// <summary>The source and its vote, from every participant's hash. Pure: every peer decides the same from the same hashes.</summary>
+    /// <summary>
+    /// The source and its vote, and the lead's joiners, from every participant's hash. Pure: every peer decides the same
+    /// from the same hashes.
+    /// </summary>
     public static Agreed Decide(IReadOnlyDictionary<int, ParameterHash> hashes)
     {
         var bytes = hashes.ToDictionary(h => h.Key, h => h.Value.Hash);
         int source = ReplicaCheck.ChooseSource(bytes);
-        return new Agreed(bytes, source, hashes[source].VotesToStop);
+        return new Agreed(bytes, source, hashes[source].VotesToStop) { Joiners = hashes[hashes.Keys.Min()].Joiners };
     }
 }

@@ -59,6 +59,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     private PeerStep _step = null!;
     private EpochEndRound _epochEnd = null!;
     private PeerLossRound _loss = null!;
+    private LatePeers _late = null!;
     /// <summary>Whether stopping the actor writes a checkpoint: only between steps (Stepping, or Agreeing in the steps).</summary>
     private bool _checkpointOnStop;
 
@@ -84,7 +85,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         var self = Self;
         bool reduces = _plan.Collective.Reduces();
         var direct = _settings.Transport != PayloadTransport.Direct ? null
-            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare, setup.PeerCount, _plan.Wire),
+            // Late peers take new node ids (decision 0097): the data plane accepts every id this run can give out.
+            : new DirectDataPlane(DistSgdSettings.DataPlane(Context.System, _plan.RunId, parameterCount, reduces ? FrameKind.CollectivePart : FrameKind.GradientShare,
+                                                            PeerAdmission.NodeIdLimitFor(setup.PeerCount), _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
         var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
@@ -93,7 +96,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             buffer.Gather.ReduceWith(reduce);
             reduce.FirstStep = replica.Step;
         }
-        _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops);
+        _run = new PeerRun(setup, _settings, _log, replica, buffer, undo, shares, drops) { SelfAddress = _selfAddress };
         _tracker = new ParticipantTracker<int>(address => _run.NodeIds.TryGetValue(address.ToString(), out int id) && _run.Participants.Contains(id) ? [id] : []);
         var barrier = new StartBarrier(_plan.RunId, _selfAddress, setup.PeerCount);
         Become(() => Joining(barrier, new List<(GradientShare, IActorRef)>()));
@@ -122,7 +125,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     protected override void PreStart()
     {
         _step = new PeerStep(_run, this, Timers);
-        _epochEnd = new EpochEndRound(_run, this, Timers, _step);
+        _late = new LatePeers(_run, this, _step);
+        _epochEnd = new EpochEndRound(_run, this, Timers, _step, _late);
         _loss = new PeerLossRound(_run, this, Timers, _step, _epochEnd);
         Cluster.Get(Context.System).Subscribe(Self, ClusterEvent.SubscriptionInitialStateMode.InitialStateAsEvents,
                                               typeof(ClusterEvent.IReachabilityEvent), typeof(ClusterEvent.MemberRemoved));
@@ -193,9 +197,48 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                 _run.DroppedOther++;
         });
         Receive<StartTimedOut>(_ => Fail(barrier.TimeoutProblem(_settings.StartTimeout)));
+        Receive<RunUnderWay>(m => m.RunId == _plan.RunId, m => WaitToJoin(m, early));
+        Receive<JoinState>(m => m.RunId == _plan.RunId, m => Joined(m, new AdmissionWait(early)));
         Receive<ClusterEvent.UnreachableMember>(m => barrier.Forget(m.Member.Address.ToString()));
         Receive<ClusterEvent.MemberRemoved>(m => barrier.Forget(m.Member.Address.ToString()));
         Receive<MembershipReport>(_ => _run.DroppedOther++);
+        Common();
+    }
+
+    /// <summary>
+    /// A late peer (decision 0097): the run is under way, and this peer waits for the epoch's end, when the lead sends it the
+    /// replica (<see cref="JoinState"/>). It keeps announcing itself, so that a new lead knows it too; the newest shares that
+    /// arrive meanwhile are held (on the Akka transport the first step's may come before the state).
+    /// </summary>
+    private void Admitting(AdmissionWait wait)
+    {
+        Receive<PublishReady>(_ => PublishReadiness());
+        Receive<RunUnderWay>(m => m.RunId == _plan.RunId, m =>
+        {
+            if (m.Refusal is not null)
+            {
+                Fail(RefusedJoin(m));
+                return;
+            }
+            Timers.StartSingleTimer(nameof(AdmissionTimedOut), new AdmissionTimedOut(), _settings.StartTimeout);
+            if (wait.HeardAll(m))
+                Sender.Tell(new JoinReady(_plan.RunId, _selfAddress));   // every participant's publications reach this peer
+        });
+        Receive<PeerPresent>(m => m.RunId == _plan.RunId, m => wait.Heard.Add(m.NodeAddress));
+        Receive<JoinState>(m => m.RunId == _plan.RunId, m => Joined(m, wait));
+        Receive<GradientShare>(m =>
+        {
+            if (wait.Early.Count >= StepBuffer.DefaultWindow * PeerAdmission.NodeIdLimitFor(_setup.PeerCount))
+                wait.Early.Dequeue();
+            wait.Early.Enqueue((m, Sender));
+        });
+        Receive<AdmissionTimedOut>(_ => Fail($"run {_plan.RunId} is under way, but its lead peer has not answered this late peer for " +
+                                             $"{_settings.StartTimeout.TotalSeconds:0}s (distsgd.start-timeout): the run's peers are gone, or it ended"));
+        Receive<PeerReady>(m => AnswerReady(m, _ => { }));   // another late peer's
+        Receive<ParameterHash>(_ => { });
+        Receive<MembershipReport>(_ => { });
+        Receive<ReplicaResync>(_ => { });
+        Receive<CollectivePart>(_ => { });
         Common();
     }
 
@@ -273,7 +316,13 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     private void Finished()
     {
         _checkpointOnStop = false;
-        Receive<PeerReady>(m => AnswerReady(m, _ => { }));
+        Receive<PeerReady>(m =>
+        {
+            if (_run.NodeId < 0 || m.Plan.RunId != _plan.RunId || PeerAdmission.IsMember(m, _run.NodeIds, _run.Peers, _run.Participants))
+                AnswerReady(m, _ => { });
+            else
+                m.Peer.Tell(new RunUnderWay(_plan.RunId, Replica.Epoch, _run.Participants.Count, $"the run is over (after epoch {Replica.Epoch})"));
+        });
         Receive<GradientShare>(_ => { });
         Receive<CollectivePart>(_ => { });
         Receive<ReplicaResync>(_ => { });
@@ -286,7 +335,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     /// <summary>What every behaviour handles the same way; stale timers and events of other phases end here unnoticed.</summary>
     private void Common()
     {
-        Receive<PeerReady>(m => AnswerReady(m, Fail));
+        Receive<PeerReady>(m =>
+        {
+            // A late peer's is answered by the lead (decision 0097); a participant's own is acknowledged as at the barrier.
+            if (m.Plan.RunId != _plan.RunId || _run.NodeId < 0 || !_late.Answer(m, IsUpMemberAt(m)))
+                AnswerReady(m, Fail);
+        });
         Receive<GradientShare>(m => _step.Offer(m, Sender));
         Receive<CollectivePart>(m => _step.OfferPart(m, stepping: false));
         Receive<ParameterHash>(m => _epochEnd.Hold(m));
@@ -311,6 +365,10 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<MembershipReport>(_ => { });
         Receive<SubscribeAck>(_ => { });
         Receive<PeerReadyAck>(_ => { });
+        Receive<PeerPresent>(_ => { });
+        Receive<JoinReady>(m => _late.Reaches(m));
+        Receive<RunUnderWay>(_ => { });
+        Receive<JoinState>(_ => { });
         Receive<IPeerTimerTick>(_ => { });
         Receive<StepLoop.StepTimedOut>(_ => { });
     }
@@ -327,7 +385,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             }
         }
         Receive<ClusterEvent.UnreachableMember>(m => Lost(_tracker.Unreachable(m.Member.Address)));
-        Receive<ClusterEvent.MemberRemoved>(m => Lost(_tracker.Removed(m.Member.Address)));
+        Receive<ClusterEvent.MemberRemoved>(m =>
+        {
+            _run.Admission.Forget(m.Member.Address.ToString());   // a late peer there waits no more
+            Lost(_tracker.Removed(m.Member.Address));
+        });
     }
 
     // ---- start barrier ------------------------------------------------------------------------------
@@ -367,8 +429,15 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         }
         Timers.Cancel(nameof(PublishReady));
         Timers.Cancel(nameof(StartTimedOut));
-        _run.NodeIds = passed.NodeIds;
-        _run.Peers = passed.Peers;
+        foreach (var (address, id) in passed.NodeIds)
+            _run.NodeIds[address] = id;
+        foreach (var (id, peer) in passed.Peers)
+            _run.Peers[id] = peer;
+        foreach (var (id, endpoint) in passed.Endpoints)
+            _run.Endpoints[id] = endpoint;
+        foreach (var (id, key) in passed.Keys)
+            _run.Keys[id] = key;
+        _run.NextNodeId = passed.NodeIds.Count;
         _run.Participants.UnionWith(passed.NodeIds.Values);
         _run.NodeId = passed.NodeIdOf(_selfAddress);
         _run.Shares.Connect(_run.NodeId, passed.Endpoints, passed.Keys);
@@ -389,6 +458,56 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Replica.Start();
         _step.Loop.Begin();
     }
+
+    // ---- a late peer (decision 0097) ------------------------------------------------------------------
+
+    /// <summary>The lead says the run is under way: this late peer waits for the epoch's end (or stops, refused).</summary>
+    private void WaitToJoin(RunUnderWay message, List<(GradientShare Share, IActorRef Sender)> early)
+    {
+        if (message.Refusal is not null)
+        {
+            Fail(RefusedJoin(message));
+            return;
+        }
+        Timers.Cancel(nameof(StartTimedOut));
+        Timers.StartSingleTimer(nameof(AdmissionTimedOut), new AdmissionTimedOut(), _settings.StartTimeout);
+        _log.Info("run {0} is under way at epoch {1} with {2} peers: this peer joins at its end", _plan.RunId, message.Epoch, message.Peers);
+        _run.Report(new RunProgress.Note($"run {_plan.RunId} is under way (epoch {message.Epoch}, {message.Peers} peers): this peer joins it " +
+                                         "at the end of an epoch, once every peer hears it, when the lead peer sends it the replica"));
+        Become(() => Admitting(new AdmissionWait(early)));
+    }
+
+    private string RefusedJoin(RunUnderWay message) =>
+        $"run {_plan.RunId} is under way (epoch {message.Epoch}, {message.Peers} peers) and does not take this peer: {message.Refusal}";
+
+    /// <summary>The lead's replica arrived: this peer adopts it and takes the next step with the others.</summary>
+    private void Joined(JoinState state, AdmissionWait wait)
+    {
+        if (_late.Adopt(state, _selfAddress) is { } problem)
+        {
+            Fail($"the replica the lead peer sent this late peer cannot be adopted: {problem}");
+            return;
+        }
+        Timers.Cancel(nameof(PublishReady));
+        Timers.Cancel(nameof(StartTimedOut));
+        Timers.Cancel(nameof(AdmissionTimedOut));
+        if (_settings.Traced)
+            _step.StartTrace();
+        foreach (var (share, sender) in wait.Early)
+            if (share.Step >= Replica.Step)
+                _step.Offer(share, sender);
+        _log.Info("peer at {0} joined run {1} as node {2} at epoch {3}, step {4}", _selfAddress, _plan.RunId, _run.NodeId, Replica.Epoch, Replica.Step);
+        _run.Report(new RunProgress.Note($"this peer joined run {_plan.RunId} as node {_run.NodeId} from epoch {Replica.Epoch} (step {Replica.Step}): " +
+                                         $"{_run.Participants.Count} peers take part (nodes {string.Join(", ", _run.Participants)})"));
+        Become(Stepping);
+        Replica.Start();
+        _step.Loop.Begin();
+    }
+
+    /// <summary>Whether a PeerReady comes from an Up member of the cluster, as this node sees it, and from an actor on that member.</summary>
+    private bool IsUpMemberAt(PeerReady message) =>
+        message.Peer.Path.Address.ToString() == message.NodeAddress
+        && Cluster.Get(Context.System).State.Members.Any(m => m.Status == MemberStatus.Up && m.Address.ToString() == message.NodeAddress);
 
     // ---- what the collaborators ask of the actor (IPeerControl) -------------------------------------
 
@@ -411,6 +530,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     void IPeerControl.Finish(StopReason reason, bool lead, byte[] hash)
     {
+        _late.RefuseWaiting($"the run is over (after epoch {Replica.Epoch})");
         Become(Finished);
         Timers.CancelAll();
         _run.Shares.Dispose();
@@ -423,6 +543,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     }
 
     void IPeerControl.Fail(string reason) => Fail(reason);
+
+    void IPeerControl.LeftOut(string reason)
+    {
+        _setup.Reporter.Tell(new PeerLeftOut(_run.NodeId, reason));   // before the failure: its node may join again (NodeEnding.Rejoins)
+        Fail(reason);
+    }
 
     void IPeerControl.Publish(object message) => Publish(message);
 

@@ -139,7 +139,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         var agreement = round.Agreement;
         if (agreement.Problem() is { } problem)
         {
-            control.Fail(problem);
+            control.LeftOut(problem);
             return;
         }
         var gather = run.Buffer.Gather;
@@ -150,7 +150,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         {
             bool holds = gathering && !reduces && gather.Step == Replica.Step;
             var undo = run.Undo;
-            var report = new MembershipReport(run.Plan.RunId, run.NodeId, agreement.Lost.ToArray(), undo.AppliedStep, undo.Shares.Select(s => s.NodeId).ToArray(),
+            var report = new MembershipReport(run.Plan.RunId, run.NodeId, agreement.Lost.ToArray(), undo.AppliedStep, undo.Senders,
                                               Replica.Step, holds ? gather.Replies.Select(r => r.Participant).ToArray() : []);
             agreement.Reported(report);
             control.Publish(report);

@@ -14,6 +14,9 @@ internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggin
                               StepBuffer buffer, StepUndo undo, ShareExchange shares, DropLog drops)
 {
     public PeerSetup Setup { get; } = setup;
+
+    /// <summary>This peer's node's cluster address.</summary>
+    public string SelfAddress { get; init; } = "";
     public RunPlan Plan => Setup.Plan;
     public DistSgdSettings Settings { get; } = settings;
     public ILoggingAdapter Log { get; } = log;
@@ -28,11 +31,29 @@ internal sealed class PeerRun(PeerSetup setup, DistSgdSettings settings, ILoggin
     /// <summary>The node ids still taking part (the start barrier fills it; an agreement on a peer loss shrinks it).</summary>
     public SortedSet<int> Participants { get; } = new();
 
-    /// <summary>Every peer's node id by its address, from the start barrier.</summary>
-    public IReadOnlyDictionary<string, int> NodeIds { get; set; } = new Dictionary<string, int>();
+    /// <summary>Every peer's node id by its address, from the start barrier and the joins since (a peer that came back: its latest id).</summary>
+    public Dictionary<string, int> NodeIds { get; } = new(StringComparer.Ordinal);
 
-    /// <summary>Every peer's actor by node id, from the start barrier: on the Akka transport a share must come from the actor of the node it names.</summary>
-    public IReadOnlyDictionary<int, IActorRef> Peers { get; set; } = new Dictionary<int, IActorRef>();
+    /// <summary>Every peer's actor by node id, from the start barrier and the joins since: on the Akka transport a share must come from the actor of the node it names.</summary>
+    public Dictionary<int, IActorRef> Peers { get; } = new();
+
+    /// <summary>Every peer's data endpoint by node id ("" on the Akka transport), from the start barrier and the joins since.</summary>
+    public Dictionary<int, string> Endpoints { get; } = new();
+
+    /// <summary>Every peer's data-plane key by node id (none on the Akka transport), from the start barrier and the joins since.</summary>
+    public Dictionary<int, byte[]> Keys { get; } = new();
+
+    /// <summary>The node id the next late peer takes: every id below it was given out once (<see cref="PeerAdmission"/>).</summary>
+    public int NextNodeId { get; set; }
+
+    /// <summary>Shares (Akka transport) naming a node id not given out yet here, held until the epoch end that takes that node in.</summary>
+    public List<(GradientShare Share, IActorRef Sender)> Unjudged { get; } = new();
+
+    /// <summary>At most this many shares are held in <see cref="Unjudged"/> (a window of steps from every node id the run can give out).</summary>
+    public int UnjudgedLimit => StepBuffer.DefaultWindow * Admission.NodeIdLimit;
+
+    /// <summary>Late peers asking to join, and which of them the lead admits at an epoch's end.</summary>
+    public PeerAdmission Admission { get; } = new(setup.PeerCount, settings.MaxPeers);
 
     /// <summary>This peer's node id; -1 before the start barrier.</summary>
     public int NodeId { get; set; } = -1;

@@ -1,3 +1,4 @@
+using Akka.Actor;
 using DistSgd.Actors.Membership;
 using DistSgd.Numerics.Training;
 
@@ -13,7 +14,8 @@ internal sealed record HashWait(ParameterHash Own);
 /// The <c>Resyncing</c> behaviour's data: the replica differs from the agreed source's, whose <see cref="ReplicaResync"/>
 /// it waits for; the source's stop vote decides what follows.
 /// </summary>
-internal sealed record ResyncWait(ParameterHash Own, int Source, bool VotesToStop);
+/// <param name="Joiners">The late peers the lead admitted at this epoch's end (<see cref="HashRound.Agreed.Joiners"/>).</param>
+internal sealed record ResyncWait(ParameterHash Own, int Source, bool VotesToStop, PeerJoin[] Joiners);
 
 /// <summary>
 /// The <c>Agreeing</c> behaviour's data: the agreement on the survivors after a peer loss, what it interrupted, and
@@ -32,11 +34,29 @@ internal sealed class AgreementWait(MembershipAgreement agreement, object? epoch
     public bool GraceOver { get; set; }
 }
 
+/// <summary>
+/// The <c>Admitting</c> behaviour's data (a late peer, decision 0097): the newest shares that arrived while it waits, and
+/// whose publications reach it (<see cref="PeerPresent"/>).
+/// </summary>
+internal sealed class AdmissionWait(IEnumerable<(GradientShare Share, IActorRef Sender)> early)
+{
+    public Queue<(GradientShare Share, IActorRef Sender)> Early { get; } = new(early);
+
+    /// <summary>Participants' addresses whose <see cref="PeerPresent"/> reached this peer.</summary>
+    public HashSet<string> Heard { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether every participant the lead named (<see cref="RunUnderWay.Members"/>) has been heard.</summary>
+    public bool HeardAll(RunUnderWay underWay) => underWay.Members.Length > 0 && Heard.IsSupersetOf(underWay.Members);
+}
+
 /// <summary>A PeerActor timer's message: one that arrives after its phase is over is ignored.</summary>
 internal interface IPeerTimerTick;
 
 /// <summary>Publish <see cref="PeerReady"/> again (Joining).</summary>
 internal sealed record PublishReady : IPeerTimerTick;
+
+/// <summary>A late peer heard nothing from the run's lead within distsgd.start-timeout while it waited to join.</summary>
+internal sealed record AdmissionTimedOut : IPeerTimerTick;
 
 /// <summary>The start barrier was not passed within distsgd.start-timeout.</summary>
 internal sealed record StartTimedOut : IPeerTimerTick;
@@ -86,4 +106,7 @@ internal interface IPeerControl
     void Finish(StopReason reason, bool lead, byte[] hash);
 
     void Fail(string reason);
+
+    /// <summary>The others go on without this peer (they count it lost, or it is on the minority side): it stops, and its node may join again.</summary>
+    void LeftOut(string reason);
 }

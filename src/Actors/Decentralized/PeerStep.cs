@@ -171,6 +171,13 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.AddReceived(((IGradientContribution)share).WireBytes);
+        if (!_run.Shares.IsDirect && share.NodeId >= _run.NextNodeId && share.Step > Replica.Step && _run.Unjudged.Count < _run.UnjudgedLimit)
+        {
+            // On the Akka transport a late peer's first share may come before this peer took it in (its hash round is still
+            // completing): held, and judged by its sender once this peer knows that node (LatePeers.TakeIn; decision 0097).
+            _run.Unjudged.Add((share, sender));
+            return;
+        }
         var outcome = _run.Buffer.Offer(share, FromItsNode(share.NodeId, sender, _run.Shares.IsDirect, _run.Peers));
         Loop.Trace?.Offered(share.NodeId, share.Step, taken, Stopwatch.GetTimestamp());
         if (outcome is not (GatherOutcome.Accepted or GatherOutcome.Buffered))
@@ -278,7 +285,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// epochs have another number of steps, so the learning-rate schedule is re-planned over the steps that remain
     /// (<see cref="Replica.ReplanSchedule"/>), the same on every survivor.
     /// </summary>
-    public void ReshardIfDue()
+    /// <param name="replan">False for a late peer that adopted the replica of the new epoch: its schedule came re-planned.</param>
+    public void ReshardIfDue(bool replan = true)
     {
         if (!_reshard)
             return;
@@ -289,7 +297,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
         _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _run.NodeId, Replica.Epoch, _run.Participants.Count,
                       _batches.ShardSize, Replica.StepsPerEpoch);
-        string? replanned = Replica.ReplanSchedule();
+        string? replanned = replan ? Replica.ReplanSchedule() : null;
         if (replanned is not null)
             _run.Log.Info("node {0}: {1}", _run.NodeId, replanned);
         if (_run.IsLead)

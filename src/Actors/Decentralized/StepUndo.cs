@@ -33,6 +33,24 @@ public sealed class StepUndo
     /// <summary>The shares the last applied step used, in node-id order.</summary>
     public IReadOnlyList<GradientShare> Shares => _shares;
 
+    /// <summary>Whose shares the last applied step used, in node-id order (what a membership report says).</summary>
+    public int[] Senders => _joinedSenders ?? _shares.Select(s => s.NodeId).ToArray();
+
+    /// <summary>A late peer's: the senders of the step before it joined, which it did not apply itself; null once it applied one.</summary>
+    private int[]? _joinedSenders;
+
+    /// <summary>
+    /// A late peer adopted the replica after <paramref name="step"/>, which the others applied with the shares of
+    /// <paramref name="senders"/>: it reports that step as its last applied, as they do, and holds no shares to redo it with
+    /// (the others agree on it: its epoch's hashes matched).
+    /// </summary>
+    public void Joined(long step, int[] senders)
+    {
+        _shares.Clear();
+        _joinedSenders = (int[])senders.Clone();
+        AppliedStep = step;
+    }
+
     /// <summary>Where the replica's update copies θ before the step (<see cref="Steps.Replica.KeepStateBeforeEachStep"/>).</summary>
     public float[] ParametersBefore => _parameters;
 
@@ -61,6 +79,7 @@ public sealed class StepUndo
                 if (!Uses(shares, old.Gradient))
                     released(old.Gradient);
         _shares.Clear();
+        _joinedSenders = null;
         for (int i = 0; i < shares.Count; i++)
             _shares.Add((GradientShare)shares[i]);
         AppliedStep = step;
@@ -77,6 +96,7 @@ public sealed class StepUndo
             foreach (var old in _shares)
                 released(old.Gradient);
         _shares.Clear();
+        _joinedSenders = null;
         AppliedStep = step;
     }
 

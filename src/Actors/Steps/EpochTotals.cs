@@ -94,6 +94,12 @@ public sealed class EpochTotals
     }
 
     /// <summary>
+    /// Steps taken by the workers alone inside a centralized local-SGD round (their samples and loss arrive with the round's
+    /// last step, <see cref="AddStep"/>): counted, so that an epoch reports every step of the run.
+    /// </summary>
+    public void CountLocalSteps(long steps) => Steps += steps;
+
+    /// <summary>
     /// Takes back the last <see cref="AddStep"/>, exactly (the sums as they were, not a subtraction): a peer that
     /// redoes a step with other shares after a peer loss counts it once. Once per AddStep.
     /// </summary>

@@ -219,6 +219,27 @@ public sealed class Replica : IDisposable
         return written;
     }
 
+    /// <summary>
+    /// The replica as it stands, a step boundary, as a checkpoint with copies of θ and the velocity: what a late peer of a
+    /// decentralized run adopts (<see cref="Adopt"/>; decision 0097).
+    /// </summary>
+    public Checkpoint Capture() =>
+        Checkpoint.Capture("", Step, Epoch, StepInEpoch, Parameters, Optimizer, Stopping, Totals.ToProgress(), _epochs, copy: true);
+
+    /// <summary>
+    /// Takes over another replica's state (<see cref="Capture"/>): θ, the optimizer state with the schedule's re-plans, the
+    /// stop rule, the finished epochs' metrics and the position. A late peer of a decentralized run adopts the lead's so,
+    /// and from then on applies the same steps to the same bits.
+    /// </summary>
+    public void Adopt(Checkpoint state)
+    {
+        state.RestoreInto(Parameters, Optimizer, Stopping);
+        _epochs.Clear();
+        _epochs.AddRange(state.Epochs);
+        (Step, Epoch, StepInEpoch) = (state.Step, state.Epoch, state.StepInEpoch);
+        Totals = new EpochTotals(state.Progress) { Meters = Totals.Meters };
+    }
+
     /// <summary>A copy of θ (for a message or a result: θ keeps changing in place).</summary>
     public float[] CopyOfParameters() => (float[])Parameters.Clone();
 

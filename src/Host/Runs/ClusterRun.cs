@@ -4,6 +4,7 @@ using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Steps;
 using DistSgd.Host.Results;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
@@ -55,7 +56,10 @@ public static class ClusterRun
         // Akka's log goes to the results folder's distsgd.log; only its warnings and errors reach the console.
         var (logged, logLevel) = RunLog.Into(settings.Out, config.Overrides, config.AkkaLogLevel);
         logged = RunTrace.Into(logged, settings.TraceFile)!;
+        // The numeric code compiles while the nodes form the cluster, not in the first steps (README, "Warm-up").
+        var warmUp = ModelWarmUp.Start(setup.Spec, setup.Training.BatchSize, setup.Optimizer);
         await using var cluster = await SimulatedCluster.StartAsync(roles, frame, TimeSpan.FromSeconds(60), logLevel, logged, tls);
+        await warmUp;
         output.WriteLine($"cluster: {cluster.Nodes.Count} members Up: {string.Join(", ", cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.Port))}");
         foreach (var node in cluster.Nodes)
             metrics?.Watch(node);

@@ -60,13 +60,14 @@ public static class NodeEnding
     public static NodeLost MasterLost(string reason, bool selfDown) => selfDown ? SelfRemoved : new NodeLost(reason);
 
     /// <summary>
-    /// Whether the node starts a new incarnation and joins again instead of ending (issue 20): a centralized node that
-    /// only computes (no master role) and was removed from the cluster before the run ended; the master takes it back
-    /// from the next epoch like any worker registering under way. A node that hosts the master, a peer (a late peer
-    /// cannot join a decentralized run yet) and a node that lost the master's node end as before.
+    /// Whether the node starts a new incarnation and joins again instead of ending (issue 20): a node that only computes (no
+    /// master role) and was removed from the cluster before the run ended, or a peer the others went on without
+    /// (<paramref name="leftOut"/>: it heard <see cref="PeerLeftOut"/> before its run failed). The master takes a worker back
+    /// from the next epoch like any worker registering under way; the lead peer takes a peer back at the next epoch's
+    /// boundary as a late peer (decision 0098). A node that hosts the master, and a node that lost the master's node, end as before.
     /// </summary>
-    public static bool Rejoins(object outcome, bool centralized, bool hostsMaster) =>
-        outcome is NodeLost { Removed: true } && centralized && !hostsMaster;
+    public static bool Rejoins(object outcome, bool centralized, bool hostsMaster, bool leftOut = false) =>
+        (outcome is NodeLost { Removed: true } && !hostsMaster) || (!centralized && leftOut && outcome is RunProgress.RunFailed);
 
     /// <summary>
     /// The exit of a node whose outcome is not a completed run (that one writes the results; see

@@ -10,6 +10,7 @@ using DistSgd.Actors.Steps;
 using DistSgd.Host.Display;
 using DistSgd.Host.Results;
 using DistSgd.Host.Settings;
+using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Runs;
@@ -59,7 +60,7 @@ public static class NodeRun
     ];
 
     private static readonly string[] DistSgdKeys =
-        ["step-timeout", "start-timeout", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
+        ["step-timeout", "start-timeout", "max-peers", "akka-chunk-size", "ready-interval", "roles.master", "roles.worker", "roles.peer", "standby-masters", "step-trace", "trace-file", "trace-max-spans",
          "checkpoint.every-steps", "checkpoint.every-seconds", "checkpoint.at-epoch-end", "checkpoint.keep"];
 
     /// <summary>
@@ -221,23 +222,27 @@ public static class NodeRun
             return ExitCodes.Ok;
         }
         TimeSpan joinTimeout = node.JoinTimeout ?? distsgd.StartTimeout;
+        // The numeric code compiles while this node joins its cluster, not in the first steps (README, "Warm-up");
+        // awaited once the node is Up, before it takes part.
+        var warmUp = ModelWarmUp.Start(run.Spec, run.Options.BatchSize, run.OptimizerOptions);
         // A centralized worker the cluster removed joins again, as a new incarnation on the same address (issue 20).
         for (int incarnation = 1; ; incarnation++)
         {
-            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, cancellation) is { } exit)
+            if (await RunIncarnation(node, akka, tls, joinTimeout, settings, config, run, clock, display, metrics, warmUp, cancellation) is { } exit)
                 return exit;
             if (incarnation > MaxRejoins)
-                throw new TrainingFailedException($"this node was removed from the cluster {incarnation} times; it does not join again (at most {MaxRejoins} times)");
+                throw new TrainingFailedException($"this node was removed from the cluster (or, a peer, left out of the run) {incarnation} times; it does not join again (at most {MaxRejoins} times)");
         }
     }
 
-    /// <summary>How many times a removed worker node joins again before it gives up.</summary>
+    /// <summary>How many times a removed worker node, or a peer left out of the run, joins again before it gives up.</summary>
     public const int MaxRejoins = 3;
 
     /// <summary>One incarnation of the node: its ActorSystem joins the cluster and takes part; null when it is to join again.</summary>
     private static async Task<int?> RunIncarnation(NodeSettings node, Config akka, Actors.Security.NodeTls? tls, TimeSpan joinTimeout,
                                                    TrainSettings settings, EffectiveConfig config, PreparedRun run, Stopwatch clock,
-                                                   RunDisplay display, MetricsEndpoint? metrics, CancellationToken cancellation)
+                                                   RunDisplay display, MetricsEndpoint? metrics, Task warmUp,
+                                                   CancellationToken cancellation)
     {
         var output = display.Output;
         ActorSystem system;
@@ -297,6 +302,7 @@ public static class NodeRun
                     "and that the port is open in the firewall");
             }
             output.WriteLine($"cluster: {cluster.SelfAddress} is Up");
+            await warmUp;
             return await RunOnNode(system, node, settings, config, run, clock, display, cancellation);
         }
         finally
@@ -333,6 +339,7 @@ public static class NodeRun
         var peerFinished = new TaskCompletionSource<PeerFinished>(TaskCreationOptions.RunContinuationsAsynchronously);
         var lost = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
         var removed = new TaskCompletionSource<NodeLost>(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool leftOut = false;   // this peer heard the others go on without it (PeerLeftOut), before its failure
         // A SIGSTOP or a starved process shows as a gap between ticks; the node's last line names it.
         var pauses = new PauseWatch();
         var ticking = Stopwatch.StartNew();
@@ -354,6 +361,7 @@ public static class NodeRun
                 output.WriteLine($"cluster: this peer (node {finished.NodeId}) finished, replica sha256 {ReplicaCheck.Short(finished.Hash)}…");
                 peerFinished.TrySetResult(finished);
             },
+            OnPeerLeftOut = _ => leftOut = true,
             // A node that also hosts the master hears its RunCompleted before its worker's RunEnded.
             AlsoEnds = message => message is RunEnded,
         };
@@ -404,10 +412,12 @@ public static class NodeRun
             return ExitCodes.TrainingFailed;
         }
 
-        if (!cancellation.IsCancellationRequested && NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster))
+        if (!cancellation.IsCancellationRequested && NodeEnding.Rejoins(outcome, centralized: !decentralized, hostsMaster, leftOut))
         {
             string paused = pauses.PauseBefore(ticking.Elapsed) is { } pause && pause >= NodeEnding.NotablePause ? $" after it did not run for {pause.TotalSeconds:0} s" : "";
-            output.WriteLine($"cluster: {((NodeLost)outcome).Reason}{paused}; joining again as a new incarnation (the master takes it back from the next epoch)");
+            string why = outcome is NodeLost lostNode ? lostNode.Reason : ((RunProgress.RunFailed)outcome).Reason;
+            string back = decentralized ? "the lead peer takes it back at the end of the epoch under way" : "the master takes it back from the next epoch";
+            output.WriteLine($"cluster: {why}{paused}; joining again as a new incarnation ({back})");
             return null;
         }
         if (outcome is PeerFinished or RunEnded or NodeLost)

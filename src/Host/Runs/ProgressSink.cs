@@ -20,6 +20,9 @@ public sealed class ProgressSink(TextWriter output, Action<EpochMetrics> onEpoch
     /// <summary>Called with each peer's final replica (decentralized), or null to ignore them.</summary>
     public Action<PeerFinished>? OnPeerFinished { get; init; }
 
+    /// <summary>Called when this process's peer was left out of the run (<see cref="PeerLeftOut"/>, before its failure), or null.</summary>
+    public Action<PeerLeftOut>? OnPeerLeftOut { get; init; }
+
     /// <summary>
     /// The reports besides <see cref="RunProgress.RunCompleted"/> and <see cref="RunProgress.RunFailed"/> that end this
     /// process's part of the run (a node's: its worker's RunEnded); none by default. The cluster's news (the node removed)
@@ -48,6 +51,9 @@ public sealed class ProgressSink(TextWriter output, Action<EpochMetrics> onEpoch
                     break;
                 case PeerFinished finished:
                     OnPeerFinished?.Invoke(finished);
+                    break;
+                case PeerLeftOut leftOut:
+                    OnPeerLeftOut?.Invoke(leftOut);
                     break;
                 case RunProgress.RunCompleted or RunProgress.RunFailed:
                     _ended.TrySetResult(message);

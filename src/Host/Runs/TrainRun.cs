@@ -90,11 +90,12 @@ public static class TrainRun
     /// the same for `train` and for every `distsgd node` (each reads its own copy of the data).
     /// </summary>
     /// <param name="wire">How the gradients of a distributed run travel (distsgd.wire, distsgd.compress); null: dense float32.</param>
-    /// <param name="syncEvery">Local SGD's steps between model averages (decentralized; 1: gradient averaging).</param>
+    /// <param name="syncEvery">Local SGD's steps between model averages (1: gradient averaging).</param>
     public static PreparedRun Prepare(TrainSettings settings, TextWriter output, ShareEncoding? wire = null, int syncEvery = 1)
     {
-        if (settings.Mode == RunMode.Centralized && syncEvery > 1)
-            throw new UsageException("distsgd.sync-every: local SGD is built for --mode decentralized only; a centralized run averages gradients every step");
+        if (settings.Mode == RunMode.Centralized && syncEvery > 1 && (settings.BackupWorkers > 0 || settings.BalanceBySpeed))
+            throw new UsageException("--sync-every (distsgd.sync-every) with --backup-workers or --balance speed: every worker of a centralized " +
+                                     "local-SGD round takes the round's steps on its shard; leave --sync-every at 1, or drop --backup-workers and --balance");
         var raw = DataSources.Load(settings.Data);
         output.WriteLine($"data: {raw.Description}");
 
@@ -239,18 +240,8 @@ public static class TrainRun
         return new ModelSpec(settings.Model, train.FeatureCount, train.ClassCount, hidden, settings.Activation);
     }
 
-    public static SgdOptions BuildOptimizerOptions(TrainSettings settings, long totalSteps, long stepsPerEpoch)
-    {
-        LearningRateSchedule schedule = settings.Schedule switch
-        {
-            "cosine" => new LearningRateSchedule.Cosine(totalSteps),
-            // Step decay: ×0.1 at a third and two thirds of the run (at least one epoch apart); the run's length lets a
-            // membership change re-plan it so the decays stay at those fractions.
-            "step" => new LearningRateSchedule.StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1, totalSteps),
-            _ => LearningRateSchedule.Constant.Instance,
-        };
-        return new SgdOptions(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: schedule);
-    }
+    public static SgdOptions BuildOptimizerOptions(TrainSettings settings, long totalSteps, long stepsPerEpoch) =>
+        new(settings.LearningRate, settings.Momentum, settings.WeightDecay, schedule: LearningRateSchedule.Named(settings.Schedule, totalSteps, stepsPerEpoch));
 
     private static string Describe(StopReason reason) => reason switch
     {

@@ -68,8 +68,6 @@ public sealed class EffectiveConfig
             overrides = overrides is null ? tls : tls.WithFallback(overrides);
         if (settings.Mode == RunMode.Sequential && (settings.Wire is not null || settings.Compress is not null || settings.SyncEvery > 1))
             throw new UsageException("--wire, --compress and --sync-every: a sequential run sends nothing; use them with --mode centralized or decentralized");
-        if (settings.Mode == RunMode.Centralized && settings.SyncEvery > 1)
-            throw new UsageException("--sync-every: local SGD is built for --mode decentralized only; a centralized run averages gradients every step (leave --sync-every at 1)");
         foreach (var (key, flag) in new[] { ("transport", settings.Transport), ("wire", settings.Wire), ("compress", settings.Compress),
                                             ("sync-every", settings.SyncEvery?.ToString(System.Globalization.CultureInfo.InvariantCulture)) })
             if (flag is not null)

@@ -8,6 +8,18 @@ namespace DistSgd.Numerics.Optim;
 /// </remarks>
 public abstract record LearningRateSchedule
 {
+    /// <summary>
+    /// The schedule a run names (--schedule): "cosine" over <paramref name="totalSteps"/>, "step" (×0.1 at a third and two
+    /// thirds of the run, at least one epoch apart, so that a re-plan keeps the decays at those fractions), anything else
+    /// constant. One place for the trainer that starts a run and a worker that steps on its own (local SGD).
+    /// </summary>
+    public static LearningRateSchedule Named(string name, long totalSteps, long stepsPerEpoch) => name switch
+    {
+        "cosine" => new Cosine(totalSteps),
+        "step" => new StepDecay(Math.Max(stepsPerEpoch, totalSteps / 3), 0.1, totalSteps),
+        _ => Constant.Instance,
+    };
+
     /// <summary>The learning rate for step <paramref name="step"/> (0-based), given the base rate η₀.</summary>
     public abstract double RateAt(long step, double baseRate);
 

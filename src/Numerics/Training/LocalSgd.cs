@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics.Tensors;
+using DistSgd.Numerics.Optim;
 
 namespace DistSgd.Numerics.Training;
 
@@ -19,6 +20,29 @@ public static class LocalSgd
     /// <summary>Whether step <paramref name="stepInEpoch"/> (0-based) of an epoch of <paramref name="stepsPerEpoch"/> steps ends a round.</summary>
     public static bool IsAveragingStep(long stepInEpoch, long stepsPerEpoch, int syncEvery) =>
         syncEvery <= 1 || (stepInEpoch + 1) % syncEvery == 0 || stepInEpoch + 1 >= stepsPerEpoch;
+
+    /// <summary>
+    /// Steps of the round that starts at <paramref name="stepInEpoch"/>, its averaging step included: H, or fewer where the
+    /// epoch ends first (1 when H = 1). A centralized worker takes them all on one θ from the master.
+    /// </summary>
+    public static int RoundSteps(int stepInEpoch, int stepsPerEpoch, int syncEvery) =>
+        syncEvery <= 1 ? 1 : Math.Max(1, Math.Min(syncEvery - stepInEpoch % syncEvery, stepsPerEpoch - stepInEpoch));
+
+    /// <summary>
+    /// The optimizer of a run as its plan's hyper-parameters describe it (lr, momentum, weight-decay, schedule over
+    /// <paramref name="totalSteps"/>), for a node that steps on its own: a centralized worker in a local-SGD round.
+    /// Throws <see cref="FormatException"/> naming the key when one is missing or not a number.
+    /// </summary>
+    public static SgdOptions OptimizerFromKeys(string hyperparameters, long totalSteps, long stepsPerEpoch)
+    {
+        var keys = hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('=', 2)).Where(p => p.Length == 2)
+                                  .GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.Last()[1]);
+        double Number(string key) =>
+            keys.TryGetValue(key, out string? text) && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value)
+                ? value : throw new FormatException($"{key}: expected a number in the run's hyper-parameters, found '{text}'");
+        return new SgdOptions(Number("lr"), Number("momentum"), Number("weight-decay"),
+                              schedule: LearningRateSchedule.Named(keys.GetValueOrDefault("schedule", "constant"), totalSteps, stepsPerEpoch));
+    }
 
     /// <summary>Whether step <paramref name="stepInEpoch"/> starts a round (the first of an epoch, or the one after an averaging step).</summary>
     public static bool IsRoundStart(long stepInEpoch, int syncEvery) => syncEvery <= 1 || stepInEpoch % syncEvery == 0;

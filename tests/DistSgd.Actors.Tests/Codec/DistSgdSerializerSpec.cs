@@ -42,6 +42,18 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         ["PeerReadyAck"] = new PeerReadyAck("run-1", "akka.tcp://distsgd@127.0.0.1:4054"),
         ["GradientShare"] = new GradientShare("run-1", 9876543210, 3, 64, 98.5, 0.0021, [0.5f, -0.25f, float.MaxValue]),
         ["ParameterHash"] = new ParameterHash("run-1", 7, 2, Enumerable.Range(0, 32).Select(i => (byte)(i * 7)).ToArray(), true),
+        ["ParameterHash of a lead admitting late peers"] = new ParameterHash("run-1", 7, 0, Enumerable.Range(0, 32).Select(i => (byte)i).ToArray(), false)
+        {
+            Joiners = [new PeerJoin(3, "akka.tcp://distsgd@127.0.0.1:4057", TestActor ?? ActorRefs.Nobody, "127.0.0.1:41000", Key(4)),
+                       new PeerJoin(4, "akka.tcp://distsgd@127.0.0.1:4058", TestActor ?? ActorRefs.Nobody, "", null)],
+        },
+        ["RunUnderWay"] = new RunUnderWay("run-1", 3, 3) { Members = ["akka.tcp://distsgd@127.0.0.1:4053", "akka.tcp://distsgd@127.0.0.1:4054"] },
+        ["PeerPresent"] = new PeerPresent("run-1", "akka.tcp://distsgd@127.0.0.1:4053"),
+        ["JoinReady"] = new JoinReady("run-1", "akka.tcp://distsgd@127.0.0.1:4057"),
+        ["RunUnderWay refusing"] = new RunUnderWay("run-1", 3, 6, "the run has 6 peers and takes at most 6"),
+        ["JoinState"] = new JoinState("run-1", 3, [new PeerJoin(0, "akka.tcp://distsgd@127.0.0.1:4053", TestActor ?? ActorRefs.Nobody, "127.0.0.1:40999", Key(3)),
+                                                   new PeerJoin(3, "akka.tcp://distsgd@127.0.0.1:4057", TestActor ?? ActorRefs.Nobody, "127.0.0.1:41000", Key(4))],
+                                      [0, 1, 2], 2, [9, 8, 7, 6, 5]),
         ["ReplicaResync"] = new ReplicaResync("run-1", 7, 0, [1, 2, 3, 4], 4242, [1f, 2f, -3f], [0.1f, 0.2f, 0.3f]),
         ["MembershipReport"] = new MembershipReport("run-1", 1, [3], 41, [0, 1, 2, 3], 42, [1]),
         ["ClockProbe"] = new DistSgd.Actors.Steps.ClockProbe(123_456_789_012),
@@ -119,6 +131,19 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
                 var h = (ParameterHash)back;
                 Assert.Equal((m.RunId, m.Epoch, m.NodeId, m.VotesToStop), (h.RunId, h.Epoch, h.NodeId, h.VotesToStop));
                 Assert.Equal(m.Hash, h.Hash);
+                AssertSameJoins(m.Joiners, h.Joiners);
+                break;
+            case RunUnderWay m:
+                var underWay = (RunUnderWay)back;
+                Assert.Equal((m.RunId, m.Epoch, m.Peers, m.Refusal), (underWay.RunId, underWay.Epoch, underWay.Peers, underWay.Refusal));
+                Assert.Equal(m.Members, underWay.Members);
+                break;
+            case JoinState m:
+                var state = (JoinState)back;
+                Assert.Equal((m.RunId, m.NodeId, m.SkippedSteps), (state.RunId, state.NodeId, state.SkippedSteps));
+                AssertSameJoins(m.Members, state.Members);
+                Assert.Equal(m.AppliedSenders, state.AppliedSenders);
+                Assert.Equal(m.State, state.State);
                 break;
             case ReplicaResync m:
                 var y = (ReplicaResync)back;
@@ -141,6 +166,27 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
         }
     }
 
+    private static void AssertSameJoins(PeerJoin[] sent, PeerJoin[] received)
+    {
+        Assert.Equal(sent.Length, received.Length);
+        foreach (var (a, b) in sent.Zip(received))
+        {
+            Assert.Equal((a.NodeId, a.NodeAddress, a.Peer, a.DataEndpoint), (b.NodeId, b.NodeAddress, b.Peer, b.DataEndpoint));
+            Assert.Equal(a.DataKey, b.DataKey);
+        }
+    }
+
+    [Fact]
+    public void A_join_state_claiming_more_bytes_than_it_holds_is_refused()
+    {
+        var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
+        var bytes = serializer.ToBinary(new JoinState("run", 1, [], [0], 0, [1, 2, 3, 4]));
+        // The state's length sits just before its 4 bytes: claim a billion.
+        BitConverter.GetBytes(1_000_000_000).CopyTo(bytes, bytes.Length - 8);
+        var error = Assert.Throws<SerializationException>(() => serializer.FromBinary(bytes, "JS"));
+        Assert.Contains("a join state of 1000000000 bytes", error.Message);
+    }
+
     [Fact]
     public void A_large_gradient_is_raw_float_bytes_not_json()
     {
@@ -160,6 +206,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
     [InlineData("PA", 6)]
     [InlineData("MR", 30)]
     [InlineData("TE", 12)]
+    [InlineData("RU", 10)]
+    [InlineData("JS", 20)]
     public void A_truncated_payload_fails_with_a_serialization_exception(string manifest, int length)
     {
         var serializer = (SerializerWithStringManifest)Sys.Serialization.FindSerializerForType(typeof(IDistSgdMessage));
@@ -174,6 +222,8 @@ public class DistSgdSerializerSpec : Akka.TestKit.Xunit2.TestKit
             "PA" => new PeerReadyAck("run", "akka.tcp://distsgd@h:1"),
             "MR" => new MembershipReport("run", 1, [2], 5, [0, 1, 2], 6, [0, 1]),
             "TE" => new DistSgd.Actors.Steps.ClockEcho(1, 2),
+            "RU" => new RunUnderWay("run", 1, 3, "refused"),
+            "JS" => new JoinState("run", 1, [], [0, 1], 0, [1, 2, 3]),
             _ => new RunEnded("run"),
         });
         Assert.Throws<SerializationException>(() => serializer.FromBinary(full[..Math.Min(length, full.Length - 1)], manifest));

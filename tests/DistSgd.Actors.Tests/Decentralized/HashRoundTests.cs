@@ -75,4 +75,20 @@ public class HashRoundTests
         Assert.True(round.Holds(4, 1));
         Assert.False(round.Holds(2, 1));
     }
+
+    [Fact]
+    public void Every_peer_takes_the_late_peers_of_the_lowest_node_ids_hash_and_no_others()
+    {
+        var join = new PeerJoin(3, "akka.tcp://distsgd@h:9", Akka.Actor.ActorRefs.Nobody, "", null);
+        var round = new HashRound();
+        round.Offer(Hash(2, 1, Good) with { Joiners = [join with { NodeId = 7 }] });   // not the lead's: ignored
+        round.Offer(Hash(2, 2, Good));
+        var agreed = round.TryComplete(Hash(2, 0, Good) with { Joiners = [join] }, [0, 1, 2], out _);
+        Assert.Equal([join], agreed!.Joiners);
+
+        var led = new HashRound();
+        led.Offer(Hash(2, 0, Good) with { Joiners = [join] });
+        led.Offer(Hash(2, 2, Good));
+        Assert.Equal([join], led.TryComplete(Hash(2, 1, Good), [0, 1, 2], out _)!.Joiners);   // seen from node 1: the same
+    }
 }

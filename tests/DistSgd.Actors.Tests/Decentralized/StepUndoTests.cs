@@ -60,4 +60,18 @@ public class StepUndoTests
         Assert.Empty(undo.Shares);
         Assert.Equal([a, b], released);
     }
+
+    [Fact]
+    public void A_late_peer_reports_the_step_before_it_joined_with_the_senders_the_others_used_until_it_applies_one()
+    {
+        var undo = new StepUndo(1, 1);
+        undo.Joined(41, [0, 1, 2]);
+        Assert.Equal(41L, undo.AppliedStep);
+        Assert.Equal([0, 1, 2], undo.Senders);
+        Assert.Empty(undo.Shares);                                     // nothing to redo it with
+
+        undo.Applied(42, [Share(0, [1f]), Share(3, [2f])]);
+        Assert.Equal(42L, undo.AppliedStep);
+        Assert.Equal([0, 3], undo.Senders);
+    }
 }

@@ -42,6 +42,39 @@ public class CentralizedClusterSpec
     }
 
     [Theory]
+    [InlineData("direct", "sync-every=3")]
+    [InlineData("akka", "sync-every=4")]
+    [InlineData("direct", "sync-every=3;wire=bf16;compress=topk:0.2")]
+    public async Task Local_sgd_averages_the_workers_models_every_H_steps(string transport, string localSgd)
+    {
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(4);
+        var options = new SgdOptions(0.05, momentum: 0.9);
+        // A worker steps with the optimizer the plan's hyper-parameters describe, as `distsgd train` writes them.
+        const string optimizer = "lr=0.05;momentum=0.9;weight-decay=0;schedule=constant";
+        var local = await RunCentralized(train, test, spec, 3, 10, 3, options, theta0, 4, transport, $"{optimizer};{localSgd}");
+        var every = await RunCentralized(train, test, spec, 3, 10, 3, options, theta0, 4, transport, optimizer);
+
+        Assert.NotEqual(every.Parameters, local.Parameters);
+        Assert.True(local.Result.Final!.TestAccuracy > 0.8, $"test accuracy {local.Result.Final.TestAccuracy}");
+        var (a, b) = (local.Result.Final.Communication!, every.Result.Final!.Communication!);
+        Assert.Equal(b.Steps, a.Steps);   // every step of the run is counted, the workers' own included
+        Assert.True(a.BytesSent * 2 < b.BytesSent && a.BytesReceived * 2 < b.BytesReceived,
+                    $"sent {a.BytesSent} and received {a.BytesReceived} with local SGD vs {b.BytesSent} and {b.BytesReceived} every step");
+        // A worker refuses an update of θ that does not give the master's Σθ: none refused, none dropped.
+        Assert.Equal(0, a.DroppedMessages);
+        Assert.Equal(every.Result.Epochs.Select(e => e.Step), local.Result.Epochs.Select(e => e.Step));   // each epoch ends at the same step
+    }
+
+    [Fact]
+    public async Task A_local_sgd_plan_without_the_optimizer_is_refused_by_the_workers()
+    {
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(4);
+        var error = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(() =>
+            RunCentralized(train, test, spec, 2, 10, 1, new SgdOptions(0.05), theta0, 4, "direct", "sync-every=3"));
+        Assert.Contains("local SGD (sync-every = 3) steps with the run's optimizer", error.Message);
+    }
+
+    [Theory]
     [InlineData("akka")]
     [InlineData("direct")]
     public async Task A_master_and_three_workers_train_to_the_end(string transport)

@@ -8,7 +8,7 @@ namespace DistSgd.Actors.Tests.Deployment;
 /// <param name="expectedPeers">How many peers must send <see cref="PeerFinished"/> (the survivors) before the run counts as over.</param>
 internal sealed class PeerRunProgress(int expectedPeers)
 {
-    private readonly TaskCompletionSource<string> _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TaskCompletionSource<string> _failed = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly TaskCompletionSource _allFinished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentBag<PeerFinished> _finished = new();
     private readonly ConcurrentQueue<string> _notes = new();
@@ -23,6 +23,9 @@ internal sealed class PeerRunProgress(int expectedPeers)
 
     /// <summary>Completes with the reason when a peer reported that the run failed.</summary>
     public Task<string> Failure => _failed.Task;
+
+    /// <summary>The failure reported so far was expected (a refused late peer): from now on only a new one counts.</summary>
+    public void ResetFailure() => _failed = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public bool IsOver => _failed.Task.IsCompleted || _allFinished.Task.IsCompleted;
 

@@ -102,7 +102,11 @@ public partial class EmulatedClusterTests(ITestOutputHelper log)
         {
             while (!interruptWhen(Text()) && !process.HasExited && clock.Elapsed < Bound)
                 Thread.Sleep(100);
-            Process.Start("kill", ["-INT", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
+            // Ctrl+C is SIGINT; a process started with SIGINT ignored (a background job of a non-interactive shell, as
+            // `dotnet test &` makes it) passes that on, and bash cannot trap a signal ignored on entry: then SIGTERM,
+            // which the script handles the same way.
+            string signal = SigIntIgnored() ? "-TERM" : "-INT";
+            Process.Start("kill", [signal, process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
         }
         if (!process.WaitForExit(Bound))
         {
@@ -115,6 +119,13 @@ public partial class EmulatedClusterTests(ITestOutputHelper log)
         var pids = Regex.Matches(text, @"^host \d+ \S+ \(\w+\): pid (\d+)", RegexOptions.Multiline)
                         .Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
         return new ScriptRun(process.ExitCode, text, prefix, pids, before);
+    }
+
+    /// <summary>True when this process ignores SIGINT (bit 2 of SigIgn in /proc/self/status), which its children inherit.</summary>
+    private static bool SigIntIgnored()
+    {
+        string? line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << 1)) != 0;
     }
 
     private static void AssertNothingLeft(ScriptRun run)

@@ -60,9 +60,18 @@ public class NodeEndingTests
         var removed = Removed with { Removed = true };
         Assert.True(NodeEnding.Rejoins(removed, centralized: true, hostsMaster: false));
         Assert.False(NodeEnding.Rejoins(removed, centralized: true, hostsMaster: true));     // the master's node ends as before
-        Assert.False(NodeEnding.Rejoins(removed, centralized: false, hostsMaster: false));   // a peer cannot join a run under way yet
+        Assert.True(NodeEnding.Rejoins(removed, centralized: false, hostsMaster: false));    // a peer joins again as a late peer (0098)
         Assert.False(NodeEnding.Rejoins(new NodeLost("the master's node left"), centralized: true, hostsMaster: false));
         Assert.False(NodeEnding.Rejoins(new RunEnded("run1"), centralized: true, hostsMaster: false));
+    }
+
+    [Fact]
+    public void A_peer_the_others_went_on_without_joins_again_and_any_other_failure_ends_the_node()
+    {
+        var failed = new RunProgress.RunFailed("the other peers count this peer (node 2) as lost");
+        Assert.True(NodeEnding.Rejoins(failed, centralized: false, hostsMaster: false, leftOut: true));
+        Assert.False(NodeEnding.Rejoins(failed, centralized: false, hostsMaster: false, leftOut: false));   // diverged, bad plan, …
+        Assert.False(NodeEnding.Rejoins(failed, centralized: true, hostsMaster: false, leftOut: true));
     }
 
     [Fact]

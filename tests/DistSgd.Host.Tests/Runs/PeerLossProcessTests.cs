@@ -73,11 +73,9 @@ public class PeerLossProcessTests
             Assert.DoesNotContain("the learning-rate schedule is re-planned", peers[1].Output);
     }
 
-    [Fact]
-    public void A_frozen_peer_is_dropped_by_the_majority_and_once_it_runs_again_it_stops_without_writing_results()
+    /// <summary>Quick failure detection and downing for the test (unreachable after ~2 s, downed 2 s later), and quick pub-sub gossip.</summary>
+    private static string FastDowning(TempFolder temp)
     {
-        using var temp = new TempFolder();
-        // Quick failure detection and downing for the test: unreachable after ~2 s, downed 2 s later.
         string config = Path.Combine(temp["config"], "fast-downing.conf");
         Directory.CreateDirectory(Path.GetDirectoryName(config)!);
         File.WriteAllText(config, """
@@ -86,27 +84,79 @@ public class PeerLossProcessTests
             akka.cluster.split-brain-resolver.active-strategy = keep-majority
             akka.cluster.split-brain-resolver.stable-after = 2s
             akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
+            akka.cluster.pub-sub.gossip-interval = 200ms
             """);
+        return config;
+    }
+
+    /// <summary>Long enough for a woken or late peer to join while the run is under way, however loaded the machine.</summary>
+    private static readonly string[] LongRun =
+        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "24000", "--epochs", "40",
+         "--hidden", "16", "--batch-size", "16", "--patience", "0"];
+
+    private static string ReplicaHash(NodeProcess peer) => Regex.Match(peer.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value;
+
+    [Fact]
+    public void A_frozen_peer_is_dropped_by_the_majority_and_once_it_runs_again_it_joins_as_a_new_incarnation_and_ends_identical()
+    {
+        using var temp = new TempFolder();
+        string config = FastDowning(temp);
         var ports = NodeProcess.FreePorts(3).Order().ToArray();
         string seed = $"127.0.0.1:{ports[0]}";
         using var group = new NodeGroup();
         var peers = ports.Select(p => group.Start(["node", "--host", "127.0.0.1", "--port", $"{p}", "--seed-nodes", seed, "--roles", "peer",
-                                                   .. Run, "--config", config, "--out", temp[$"peer-{p}"]])).ToList();
+                                                   .. LongRun, "--config", config, "--out", temp[$"peer-{p}"]])).ToList();
 
-        peers[0].WaitForOutput("epoch   1/4", NodeProcessTests.Bound);
+        peers[0].WaitForOutput("epoch   1/40", NodeProcessTests.Bound);
         peers[2].Freeze(stop: true);                                 // cut off: node 2 answers nothing, its sockets stay open
         peers[0].WaitForOutput("peers 2 lost", NodeProcessTests.Bound);
         Thread.Sleep(TimeSpan.FromSeconds(6));                       // past the failure detector and stable-after: downed
+        Assert.False(peers[0].HasExited, $"the run ended before the frozen peer woke, so this is not the case tested:\n{peers[0].Output}");
         peers[2].Freeze(stop: false);
 
-        Assert.True(peers[2].WaitForExit(NodeProcessTests.Bound) == ExitCodes.TrainingFailed, peers[2].Output);
-        // Whichever it notices first: the others' reports, its own view of a minority, or its removal by the SBR.
+        // Issue 20: woken, it finds itself left out (whichever it notices first: the others' reports, its own view of a
+        // minority, or its removal) and joins again as a new incarnation; the lead takes it in as node 3 at an epoch's end.
+        peers[2].WaitForOutput("joining again as a new incarnation (the lead peer takes it back", NodeProcessTests.Bound);
         Assert.Matches("count this peer .* as lost|minority side of a partition|removed from the cluster before the run ended", peers[2].Output);
-        Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
-        foreach (var peer in peers.Take(2))
+        peers[2].WaitForOutput("this peer joined run", NodeProcessTests.Bound);
+        peers[0].WaitForOutput($"node 3 (at akka.tcp://distsgd@127.0.0.1:{ports[2]}) joined the run", NodeProcessTests.Bound);
+
+        foreach (var peer in peers)
             Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
-        var hashes = peers.Take(2).Select(p => Regex.Match(p.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value).ToList();
-        Assert.Equal(hashes[0], hashes[1]);
+        var hashes = peers.Select(ReplicaHash).ToList();
+        Assert.All(hashes, h => Assert.NotEmpty(h));
+        Assert.Single(hashes.Distinct());                            // the woken peer's replica is the others' to the bit
+        Assert.DoesNotContain("MISMATCH", peers[0].Output);
         Assert.True(File.Exists(Path.Combine(temp[$"peer-{ports[0]}"], RunFiles.ModelFileName)));
+        Assert.False(File.Exists(Path.Combine(temp[$"peer-{ports[2]}"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void A_fourth_peer_process_started_mid_run_joins_at_an_epochs_end_and_every_replica_ends_identical()
+    {
+        using var temp = new TempFolder();
+        string config = FastDowning(temp);
+        var ports = NodeProcess.FreePorts(4).Order().ToArray();
+        string seed = $"127.0.0.1:{ports[0]}";
+        using var group = new NodeGroup();
+        NodeProcess Start(int port) => group.Start(["node", "--host", "127.0.0.1", "--port", $"{port}", "--seed-nodes", seed, "--roles", "peer",
+                                                    .. LongRun, "--config", config, "--out", temp[$"peer-{port}"]]);
+        // The late peer has the second-lowest address: it still takes the next node id (3), not a rank among the addresses.
+        var peers = new[] { ports[0], ports[2], ports[3] }.Select(Start).ToList();
+        peers[0].WaitForOutput("epoch   1/40", NodeProcessTests.Bound);
+        var late = Start(ports[1]);
+
+        late.WaitForOutput("is under way", NodeProcessTests.Bound);
+        late.WaitForOutput("this peer joined run", NodeProcessTests.Bound);
+        peers[0].WaitForOutput($"node 3 (at akka.tcp://distsgd@127.0.0.1:{ports[1]}) joined the run", NodeProcessTests.Bound);
+        peers[0].WaitForOutput("the training set is sharded among 4 peers", NodeProcessTests.Bound);
+
+        foreach (var peer in peers.Append(late))
+            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+        var hashes = peers.Append(late).Select(ReplicaHash).ToList();
+        Assert.All(hashes, h => Assert.NotEmpty(h));
+        Assert.Single(hashes.Distinct());
+        Assert.DoesNotContain("MISMATCH", peers[0].Output);
+        Assert.Contains("done: run", late.Output);
     }
 }

@@ -140,6 +140,7 @@ public class PackedKernelsTests
     [InlineData(true, false, 784, 256, 64)]   // dW = Xᵀ·dY: split by rows
     [InlineData(false, true, 64, 784, 256)]   // dX = dY·Wᵀ: transposed B packed
     [InlineData(false, false, 200, 70, 600)]  // ragged tiles, two k blocks, m > MC
+    [InlineData(true, false, 784, 10, 64)]    // a narrow C, computed transposed, split by rows
     public void Same_inputs_give_bit_identical_results_for_any_thread_count_and_run(bool transposeA, bool transposeB, int m, int n, int k)
     {
         var a = Random(m * k, 5);
@@ -300,11 +301,13 @@ public class PackedKernelsTests
             // The first calls size this thread's pack buffers.
             kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
             kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
+            kernels.Gemm(false, false, m, 10, k, 1f, a, k, b, 10, 0f, c, 10); // a narrow C: computed transposed
             long before = GC.GetAllocatedBytesForCurrentThread();
             for (int i = 0; i < 3; i++)
             {
                 kernels.Gemm(false, false, m, n, k, 1f, a, k, b, n, 0f, c, n);
                 kernels.Gemm(true, false, k, n, m, 1f, a, k, c, n, 0f, b, n);
+                kernels.Gemm(false, false, m, 10, k, 1f, a, k, b, 10, 0f, c, 10);
             }
             Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
         }

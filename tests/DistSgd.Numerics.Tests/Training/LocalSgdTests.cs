@@ -1,3 +1,7 @@
+using DistSgd.Numerics.Data;
+using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Optim;
+using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Numerics.Tests.Training;
@@ -60,4 +64,59 @@ public class LocalSgdTests
     [Fact]
     public void A_bad_value_is_refused_naming_the_key() =>
         Assert.Contains("sync-every", Assert.Throws<FormatException>(() => LocalSgd.FromKeys("sync-every=0")).Message);
+
+    [Theory]
+    [InlineData(0, 10, 4, 4)]
+    [InlineData(4, 10, 4, 4)]
+    [InlineData(8, 10, 4, 2)]   // cut short by the epoch's end
+    [InlineData(3, 10, 1, 1)]
+    [InlineData(0, 3, 8, 3)]
+    public void A_round_takes_its_steps_up_to_its_averaging_step(int stepInEpoch, int stepsPerEpoch, int h, int steps)
+    {
+        Assert.Equal(steps, LocalSgd.RoundSteps(stepInEpoch, stepsPerEpoch, h));
+        Assert.True(LocalSgd.IsAveragingStep(stepInEpoch + steps - 1, stepsPerEpoch, h));
+    }
+
+    [Fact]
+    public void A_workers_optimizer_is_the_one_the_plan_describes()
+    {
+        var options = LocalSgd.OptimizerFromKeys("workers=4;lr=0.05;momentum=0.9;weight-decay=0.0001;schedule=cosine;patience=3", 141, 47);
+        Assert.Equal((0.05, 0.9, 0.0001), (options.LearningRate, options.Momentum, options.WeightDecay));
+        Assert.Equal(new LearningRateSchedule.Cosine(141), options.Schedule);
+        Assert.Contains("momentum", Assert.Throws<FormatException>(() => LocalSgd.OptimizerFromKeys("lr=0.05;weight-decay=0", 10, 5)).Message);
+    }
+
+    [Fact]
+    public void A_local_round_is_sequential_sgd_on_the_shard_from_the_round_start_and_returns_the_change()
+    {
+        var train = Synthetic.GaussianBlobs(60, 4, 3, spread: 3, seed: 2);
+        var spec = new ModelSpec(ModelKind.Mlp, 4, 3, [5], Activation.Tanh);
+        var model = new Model(spec, NaiveKernels.Instance);
+        var theta0 = new float[spec.ParameterCount];
+        model.Initialize(theta0, 1);
+        var options = new SgdOptions(0.1, momentum: 0.9, schedule: new LearningRateSchedule.Cosine(12));
+        var batches = new ShardBatches(train, 1, 2, 8, 5);   // 30 samples: batches of 8, 8, 8, 6
+        var (features, targets) = (new float[8 * 4], new float[8]);
+
+        var round = new LocalRound(options, spec.ParameterCount);
+        var change = new float[spec.ParameterCount];
+        var (samples, lossSum) = round.Run(theta0, 6, 6, 3, model, batches, 2, 1, features, targets, change);
+
+        // The same steps by hand: the optimizer at the run's step 6, batches 1 to 3 of epoch 2.
+        var optimizer = new SgdOptimizer(options, spec.ParameterCount);
+        optimizer.Restore(new SgdState(6, new float[spec.ParameterCount]));
+        var theta = (float[])theta0.Clone();
+        var gradient = new float[spec.ParameterCount];
+        double expectedLoss = 0;
+        for (int j = 1; j <= 3; j++)
+        {
+            int rows = batches.Gather(2, j, features, targets);
+            expectedLoss += (double)model.LossAndGradient(theta, features.AsSpan(0, rows * 4), targets.AsSpan(0, rows), rows, gradient) * rows;
+            optimizer.Step(theta, gradient);
+        }
+        Assert.Equal((22, expectedLoss), (samples, lossSum));
+        Assert.Equal(theta.Select((t, i) => t - theta0[i]), change);
+        Assert.Equal(9, round.Optimizer.State.Step);
+        Assert.Equal(optimizer.State.Velocity, round.Optimizer.State.Velocity);   // kept for the next round: local momentum
+    }
 }
