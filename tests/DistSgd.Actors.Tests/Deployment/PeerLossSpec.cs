@@ -171,14 +171,17 @@ public class PeerLossSpec(ITestOutputHelper output)
         {
             outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, hyperparameters: hyperparameters, killLater: killLater);
         }
-        catch (Xunit.Sdk.XunitException e) when (e.Message.Contains("survivors more than one step apart cannot be reconciled"))
+        catch (Xunit.Sdk.XunitException e) when (e.Message.Contains("survivors more than one step apart cannot be reconciled")
+                                                 || e.Message.Contains("on the minority side of a partition"))
         {
             // The known limit of local SGD (README "Local SGD", decision 0104): killed while it sent its share of an
             // averaging step, the peer's share reached some survivors and not others; those that had every share averaged
             // and ran on into the next round's local steps, more than the one step the agreement can take back. The run
             // then fails saying so (seen in a clean-clone CI run, and 3 of 5 loaded runs of this class) instead of going
-            // on with different replicas: the agreement names the steps.
-            Assert.Matches(@"node \d+ applied step \d+ and has step \d+ open, but another survivor applied step \d+", e.Message);
+            // on with different replicas: the agreement names the steps, or (a survivor that failed so closed its
+            // connections) the others find themselves a minority and stop too. Either way no replica goes on.
+            if (!e.Message.Contains("on the minority side"))
+                Assert.Matches(@"node \d+ applied step \d+ and has step \d+ open, but another survivor applied step \d+", e.Message);
             return;
         }
         SurvivorsFinished(outcome, victim);
