@@ -88,7 +88,7 @@ public sealed class DataPlaneRecordsTests
     [Fact]
     public void The_cipher_is_aegis_256_with_a_256_bit_tag()
     {
-        // AEGIS-256 test vector 1 of draft-irtf-cfrg-aegis-aead (key 0x01 0x00…, nonce 0x10 0x00 0x02 0x00…, no AAD, 16 zero bytes).
+        // AEGIS-256 test vector 1 of RFC 10032 (draft-irtf-cfrg-aegis-aead) (key 0x01 0x00…, nonce 0x10 0x00 0x02 0x00…, no AAD, 16 zero bytes).
         var key = new byte[32];
         key[0] = 0x10;
         key[1] = 0x01;
