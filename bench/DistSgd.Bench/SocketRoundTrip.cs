@@ -90,7 +90,7 @@ public static class SocketRoundTrip
         private readonly RecordSealer? _clientSealer, _serverSealer;
         private readonly RecordOpener? _clientOpener, _serverOpener;
         private readonly byte[] _clientSend, _serverSend;
-        private readonly byte[] _clientScratch = RecordSocket.ReceiveBuffer();
+        private readonly byte[] _clientReceive = RecordSocket.ReceiveBuffer();
 
         public Contestant(string name, int bytes, Mode mode, CipherSuitesPolicy? ciphers = null, int chunk = DataPlaneRecords.DefaultChunk)
         {
@@ -178,12 +178,12 @@ public static class SocketRoundTrip
         {
             var buffer = new float[bytes / sizeof(float)];
             var span = MemoryMarshal.AsBytes(buffer.AsSpan());
-            var scratch = RecordSocket.ReceiveBuffer();
+            var received = RecordSocket.ReceiveBuffer();
             try
             {
                 while (_mode == Mode.Records)
                 {
-                    if (RecordSocket.Receive(_server, _serverOpener!, span, scratch) is not null)
+                    if (RecordSocket.Receive(_server, _serverOpener!, span, received) is not null)
                         return;
                     RecordSocket.Send(_server, _serverSealer!, span, _serverSend);
                 }
@@ -225,7 +225,7 @@ public static class SocketRoundTrip
                         read += _clientTls!.Read(target[read..]);
                     break;
                 case Mode.Records:
-                    if (RecordSocket.Receive(_client, _clientOpener!, target, _clientScratch) is { } refused)
+                    if (RecordSocket.Receive(_client, _clientOpener!, target, _clientReceive) is { } refused)
                         throw new InvalidOperationException($"the echo's records were refused: {refused}");
                     break;
                 case Mode.Blocking:
