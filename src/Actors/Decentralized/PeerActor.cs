@@ -175,12 +175,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             PublishReadiness();
             Timers.StartPeriodicTimer(nameof(PublishReady), new PublishReady(), _settings.ReadyInterval);
         });
-        Receive<PublishReady>(_ =>
-        {
-            PublishReadiness();
-            if (++_readyTicks % DirectReadyEvery == 0)
-                SendReadinessToPeerNodes();
-        });
+        Receive<PublishReady>(_ => PublishReadiness());
         Receive<PeerReady>(m =>
         {
             if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint, m.DataKey, m.Peer))
@@ -399,29 +394,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     // ---- start barrier ------------------------------------------------------------------------------
 
-    private void PublishReadiness() => Publish(ReadyMessage());
-
-    private PeerReady ReadyMessage() => new(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key);
-
-    /// <summary>Ready ticks at the barrier so far; every <see cref="DirectReadyEvery"/>th also goes to each peer node directly.</summary>
-    private int _readyTicks;
-
-    /// <summary>
-    /// At the barrier, every this many ready ticks the <see cref="PeerReady"/> also goes straight to the peer actor on each Up
-    /// member with the peer role, not only through pub-sub: a node that restarted at the same address (a woken peer's new
-    /// incarnation) may not be in the other mediators' registries for a long while (Akka.NET #2390), and a lead that never
-    /// hears it never answers. Answering twice is harmless: the barrier and the admission count each peer once.
-    /// </summary>
-    private const int DirectReadyEvery = 4;
-
-    private void SendReadinessToPeerNodes()
-    {
-        var cluster = Cluster.Get(Context.System);
-        var ready = ReadyMessage();
-        foreach (var member in cluster.State.Members)
-            if (member.Status == MemberStatus.Up && member.HasRole(_settings.PeerRole) && !member.Address.Equals(cluster.SelfAddress))
-                Context.ActorSelection(new RootActorPath(member.Address) / Self.Path.Elements).Tell(ready, Self);
-    }
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key));
 
     /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
     /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>

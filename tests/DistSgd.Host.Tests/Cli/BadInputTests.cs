@@ -43,7 +43,7 @@ public class BadInputTests
     [InlineData("--workers: expected at most 8 (every peer needs a training sample; the training set has 8), found 12", "--samples", "10", "--mode", "decentralized", "--workers", "12", "--batch-size", "1")]
     [InlineData("--backup-workers: expected fewer than --workers (2: a step needs at least one gradient), found 2", "--backup-workers", "2")]
     [InlineData("--backup-workers: only a centralized run has backup workers", "--mode", "decentralized", "--backup-workers", "1")]
-    [InlineData("--balance: speed balancing is for a centralized run", "--mode", "sequential", "--balance", "speed")]
+    [InlineData("--balance: speed balancing shares a global batch among workers or peers; found --mode sequential", "--mode", "sequential", "--balance", "speed")]
     public void A_flag_that_does_not_fit_the_data_is_refused_not_clamped(string expected, params string[] flags)
     {
         using var temp = new TempFolder();
