@@ -90,7 +90,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                                                             PeerAdmission.NodeIdLimitFor(setup.PeerCount), _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire,
+                                       _plan.Wire.SenderMomentum(setup.Optimizer.Momentum, _plan.SyncEvery));
         if (shares.AllReduce is { } reduce)
         {
             buffer.Gather.ReduceWith(reduce);

@@ -95,7 +95,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         if (_syncEvery <= 1)
             return true;
         _optimizerStepAtOpen = Replica.Optimizer.State.Step;
-        if (LocalSgd.IsRoundStart(Replica.StepInEpoch, _syncEvery))
+        if (LocalSgd.IsRoundStart(Replica.StepInEpoch, Replica.StepsPerEpoch, _syncEvery))
             Replica.Parameters.CopyTo(_roundStart, 0);
         bool averaging = LocalSgd.IsAveragingStep(Replica.StepInEpoch, Replica.StepsPerEpoch, _syncEvery);
         Replica.RoundStart = averaging ? _roundStart : null;
