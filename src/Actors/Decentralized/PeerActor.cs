@@ -354,11 +354,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
         Receive<PeerQueries.CrashMidAllReduce>(m =>
         {
-            if (_run.Shares.AllReduce is not AllReduceBase reduce)
-                return;
             var system = Context.System;
-            reduce.CrashAt = m.Step;
-            reduce.Crash = () => _ = system.Terminate();
+            if (_run.Shares.AllReduce is AllReduceBase reduce)
+                (reduce.CrashAt, reduce.Crash) = (m.Step, () => _ = system.Terminate());
+            else if (_run.Shares.Collective is AllGather gather)
+                (gather.CrashAt, gather.Crash) = (m.Step, () => _ = system.Terminate());
         });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });

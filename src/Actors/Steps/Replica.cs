@@ -106,7 +106,10 @@ public sealed class Replica : IDisposable
     /// </summary>
     public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) => RoundStart is { } start
         ? StepUpdate.AverageModels(gather, start, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore)
-        : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+        : Plan.SyncEvery > 1
+            // A local step of a round keeps no copy: the state before the round's last averaging step stays (a peer's undo).
+            ? StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step)
+            : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
 
     /// <summary>
     /// Local SGD (<see cref="LocalSgd"/>): when set, the open step ends a round, its contributions are the participants'
