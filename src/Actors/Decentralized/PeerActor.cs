@@ -90,7 +90,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                                                             PeerAdmission.NodeIdLimitFor(setup.PeerCount), _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire,
+                                       _plan.Wire.SenderMomentum(setup.Optimizer.Momentum, _plan.SyncEvery));
         if (shares.AllReduce is { } reduce)
         {
             buffer.Gather.ReduceWith(reduce);
@@ -353,11 +354,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
         Receive<PeerQueries.CrashMidAllReduce>(m =>
         {
-            if (_run.Shares.AllReduce is not AllReduceBase reduce)
-                return;
             var system = Context.System;
-            reduce.CrashAt = m.Step;
-            reduce.Crash = () => _ = system.Terminate();
+            if (_run.Shares.AllReduce is AllReduceBase reduce)
+                (reduce.CrashAt, reduce.Crash) = (m.Step, () => _ = system.Terminate());
+            else if (_run.Shares.Collective is AllGather gather)
+                (gather.CrashAt, gather.Crash) = (m.Step, () => _ = system.Terminate());
         });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });

@@ -34,7 +34,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// <summary>Local SGD: steps per round, H (1: every step averages gradients).</summary>
     private readonly int _syncEvery;
     /// <summary>Local SGD: θ at the open round's start, the same on every peer (empty when H = 1).</summary>
-    private readonly float[] _roundStart;
+    private float[] _roundStart;
+    /// <summary>Local SGD: θ at the start of the round before the open one, which a peer loss may make it redo the end of.</summary>
+    private float[] _endedRoundStart;
+    /// <summary>Local SGD: the step at which <see cref="_roundStart"/> was taken (−1: none yet).</summary>
+    private long _roundStartStep = -1;
     /// <summary>Local SGD: this peer alone, whom a step inside a round gathers from.</summary>
     private int[] _self = [];
     /// <summary>Local SGD: the optimizer's step when the open step began: every step advances it by one on every peer.</summary>
@@ -48,6 +52,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _targets = new float[run.Plan.BatchSizePerWorker];
         _syncEvery = run.Plan.SyncEvery;
         _roundStart = _syncEvery > 1 ? new float[run.Replica.Parameters.Length] : [];
+        _endedRoundStart = _syncEvery > 1 ? new float[run.Replica.Parameters.Length] : [];
         if (run.Plan.BalanceBySpeed)
         {
             _balance = new BatchBalancer(run.Plan.BatchSizePerWorker, run.Replica.Checkpoints.ResumedBalance);
@@ -129,19 +134,45 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         if (_syncEvery <= 1)
             return true;
         _optimizerStepAtOpen = Replica.Optimizer.State.Step;
-        if (LocalSgd.IsRoundStart(Replica.StepInEpoch, _syncEvery))
-            Replica.Parameters.CopyTo(_roundStart, 0);
+        if (LocalSgd.IsRoundStart(Replica.StepInEpoch, Replica.StepsPerEpoch, _syncEvery))
+        {
+            (_roundStart, _endedRoundStart) = (_endedRoundStart, _roundStart);
+            StartRoundHere();
+        }
         bool averaging = LocalSgd.IsAveragingStep(Replica.StepInEpoch, Replica.StepsPerEpoch, _syncEvery);
         Replica.RoundStart = averaging ? _roundStart : null;
         return averaging;
     }
+
+    /// <summary>Local SGD: the open round starts from θ as it is now (a round start, or the survivors' redone average).</summary>
+    public void StartRoundHere()
+    {
+        Replica.Parameters.CopyTo(_roundStart, 0);
+        _roundStartStep = Replica.Step;
+    }
+
+    /// <summary>
+    /// Local SGD: the averaging step <paramref name="step"/> is about to be redone (a peer loss; θ and the optimizer are
+    /// back as they were before its update): it averages onto the start of the round it ended, and its optimizer step
+    /// is the one it took then.
+    /// </summary>
+    public void Redoing(long step)
+    {
+        if (_syncEvery <= 1)
+            return;
+        Replica.RoundStart = _roundStartStep > step ? _endedRoundStart : _roundStart;
+        _optimizerStepAtOpen = Replica.Optimizer.State.Step - 1;   // the step's own update advanced it before the undo's copy
+    }
+
+    /// <summary>Whether the open step is a local step of a round (H &gt; 1, not an averaging step): this peer's alone.</summary>
+    private bool IsLocalStep => _syncEvery > 1 && Replica.RoundStart is null;
 
     private int[] Self() => _self.Length == 1 && _self[0] == _run.NodeId ? _self : _self = [_run.NodeId];
 
     void IStepExchange.Broadcast()
     {
         long computing = Stopwatch.GetTimestamp();
-        if (_syncEvery > 1 && Replica.RoundStart is null)
+        if (IsLocalStep)
         {
             // Inside a local-SGD round: this peer's gradient, applied by this peer alone; nothing travels.
             _ownShare = ComputeShare(local: true);
@@ -287,15 +318,18 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     bool IStepExchange.BeforeApply(StepGather gather)
     {
-        // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep).
-        _run.Undo.Capturing(Replica.Optimizer.State);
+        // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep). A local step
+        // keeps the undo of the round's averaging step before it, the step a peer loss may contest (Replica.Apply).
+        if (!IsLocalStep)
+            _run.Undo.Capturing(Replica.Optimizer.State);
         return true;
     }
 
     void IStepExchange.AfterApply(StepGather gather, double wallSeconds, bool diverged)
     {
         // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
-        _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
+        if (!IsLocalStep)
+            _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
         // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
         if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
             Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));
