@@ -146,13 +146,13 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
     {
         var precision = ShareEncoding.ParsePrecision(section.GetString("wire", "fp32"), out string? error)
             ?? throw new ConfigurationException($"distsgd.wire: {error}");
-        double kept = ShareEncoding.ParseKeptFraction(section.GetString("compress", "none"), out error)
+        var (kept, corrected) = ShareEncoding.ParseCompress(section.GetString("compress", "none"), out error)
             ?? throw new ConfigurationException($"distsgd.compress: {error}");
         string scaleText = section.GetString("fp16-scale", "1024");
         if (!float.TryParse(scaleText, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float scale)
             || !HalfFloats.IsScale(scale))
             throw new ConfigurationException($"distsgd.fp16-scale: expected a power of two from 2^-24 to 2^24 (e.g. 1024), found '{scaleText}'");
-        return new ShareEncoding(precision, kept, scale);
+        return new ShareEncoding(precision, kept, scale, corrected);
     }
 
     private static Collective? CollectiveOf(Config section)

@@ -231,8 +231,12 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             _dataPlane.Trust(0, _masterEndpoint, message.MasterKey!);
         if (_gradient.Length != message.Plan.Spec.ParameterCount)
             _gradient = new float[message.Plan.Spec.ParameterCount];
-        var wire = message.Plan.Wire;
-        _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, message.Plan.Spec.ParameterCount);
+        var plan = message.Plan;
+        var wire = plan.Wire;
+        // Top-k with momentum correction: this worker applies the run's momentum to its gradients, the master steps without.
+        double momentum = wire.SendersApplyMomentum(plan.SyncEvery)
+            ? LocalSgd.OptimizerFromKeys(plan.Hyperparameters, (long)plan.Epochs * plan.StepsPerEpoch, plan.StepsPerEpoch).Momentum : 0;
+        _compressor = wire.IsIdentity ? null : new GradientCompressor(wire, plan.Spec.ParameterCount, momentum);
         return _dataPlane.Endpoint;
     }
 
@@ -438,7 +442,7 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
     {
         if (_expected is not null && _expected.Differences(plan, "on this node", "at the master") is { Count: > 0 } differences)
             return "the master runs a different run configuration: " + string.Join("; ", differences);
-        if (plan.SyncEvery > 1)
+        if (plan.SyncEvery > 1 || plan.Wire.SendersApplyMomentum(plan.SyncEvery))
         {
             try
             {
@@ -446,7 +450,9 @@ public sealed class WorkerActor : ReceiveActor, IWithTimers
             }
             catch (Exception e) when (e is FormatException or ArgumentException)
             {
-                return $"local SGD (sync-every = {plan.SyncEvery}) steps with the run's optimizer, which its hyper-parameters do not give: {e.Message}";
+                return plan.SyncEvery > 1
+                    ? $"local SGD (sync-every = {plan.SyncEvery}) steps with the run's optimizer, which its hyper-parameters do not give: {e.Message}"
+                    : $"{plan.Wire.CompressName} applies the run's momentum at this worker, which its hyper-parameters do not give: {e.Message}";
             }
         }
         return plan.DataMismatch(_train);

@@ -18,6 +18,12 @@ public sealed class AllGather(IActorRef mediator, string topic, DirectDataPlane?
 
     public Collective Kind => Collective.AllGather;
 
+    /// <summary>Test hook: the first share sent at this step or later goes to the first other participant only, then <see cref="Crash"/> is called.</summary>
+    internal long CrashAt { get; set; } = -1;
+
+    /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
+    internal Action? Crash { get; set; }
+
     public void Connect(int self, IReadOnlyDictionary<int, string> endpoints) =>
         _endpoints = endpoints.OrderBy(e => e.Key).Select(e => (e.Key, e.Value)).ToArray();
 
@@ -39,6 +45,12 @@ public sealed class AllGather(IActorRef mediator, string topic, DirectDataPlane?
                 bytes += direct.LastFrameBytes;   // the frame as encoded (distsgd.wire, distsgd.compress)
             else
                 unreachable(nodeId, endpoint);
+            if (CrashAt >= 0 && share.Step >= CrashAt)
+            {
+                CrashAt = -1;
+                Crash?.Invoke();
+                break;
+            }
         }
         return bytes;
     }

@@ -188,9 +188,9 @@ public static class PeerQueries
     internal sealed record CorruptReplicaAtEpochEnd(int Epoch);
 
     /// <summary>
-    /// Test hook: at <paramref name="Step"/>, once this peer has sent the first part of the all-reduce's all-gather half,
-    /// it sends nothing more and its node stops abruptly, as a process killed mid-collective would: some survivors may
-    /// finish the step, the others not.
+    /// Test hook: at <paramref name="Step"/>, once this peer has sent the first part of the all-reduce's all-gather half
+    /// (with the all-gather: its first share sent at that step or later, to the first other participant), it sends nothing more and its node stops
+    /// abruptly, as a process killed mid-collective would: some survivors may finish the step, the others not.
     /// </summary>
     internal sealed record CrashMidAllReduce(long Step);
 }

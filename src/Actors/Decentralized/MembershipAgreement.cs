@@ -9,7 +9,8 @@ namespace DistSgd.Actors.Decentralized;
 /// <param name="Step">The contested step: the latest step any survivor applied (−1: none yet).</param>
 /// <param name="Senders">Whose shares <paramref name="Step"/> uses on every survivor: the intersection of what each holds.</param>
 /// <param name="RolledBack">Survivors that applied <paramref name="Step"/> with other shares and must redo it with <paramref name="Senders"/>.</param>
-/// <param name="NextStep">The step number the survivors go on with (Step + 2: shares already sent for Step + 1 become stale).</param>
+/// <param name="NextStep">The step number the survivors go on with: Step + 2, so that shares already sent for Step + 1 become
+/// stale, or past every survivor's open step when one is further (local SGD: a survivor may have run on into a round's local steps).</param>
 /// <param name="Problem">Why the reports cannot be reconciled (a bug, not a fault), or null.</param>
 public sealed record MembershipDecision(IReadOnlyList<int> Survivors, IReadOnlyList<int> Lost, long Step, IReadOnlyList<int> Senders,
                                         IReadOnlyList<int> RolledBack, long NextStep, string? Problem = null)
@@ -136,7 +137,8 @@ public sealed class MembershipAgreement
     }
 
     /// <summary>
-    /// The decision from every survivor's report: contested step c = the latest step any survivor applied; each
+    /// The decision from every survivor's report: contested step c = the latest step any survivor applied (with local SGD,
+    /// the latest averaging step: a peer's undo and report skip its local steps); each
     /// survivor holds, for c, the shares it applied (if it applied c) or those it gathered (if c is its open step);
     /// c uses the intersection. Pure: every survivor computes the same from the same reports.
     /// </summary>
@@ -164,7 +166,10 @@ public sealed class MembershipAgreement
         var agreed = senders!.Distinct().Order().ToList();
         var rolledBack = reports.Where(r => r.AppliedStep == step && !SameSet(r.AppliedSenders, agreed))
                                 .Select(r => r.NodeId).Order().ToList();
-        return new MembershipDecision(survivors, lost, step, agreed, rolledBack, step + 2);
+        // With gradient averaging no survivor has a step past Step + 1 open. With local SGD the applied step is a round's
+        // averaging step (a local step is a peer's own: nothing to agree on, StepUndo keeps the averaging step's undo through
+        // the round), and a survivor may have run on into the next round's local steps: the survivors go on past them all.
+        return new MembershipDecision(survivors, lost, step, agreed, rolledBack, Math.Max(step + 2, reports.Max(r => r.OpenStep) + 1));
     }
 
     /// <summary>Majority of <paramref name="before"/>, or exactly half that holds its lowest node id.</summary>

@@ -90,7 +90,8 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                                                             PeerAdmission.NodeIdLimitFor(setup.PeerCount), _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire);
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire,
+                                       _plan.Wire.SenderMomentum(setup.Optimizer.Momentum, _plan.SyncEvery));
         if (shares.AllReduce is { } reduce)
         {
             buffer.Gather.ReduceWith(reduce);
@@ -175,12 +176,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             PublishReadiness();
             Timers.StartPeriodicTimer(nameof(PublishReady), new PublishReady(), _settings.ReadyInterval);
         });
-        Receive<PublishReady>(_ =>
-        {
-            PublishReadiness();
-            if (++_readyTicks % DirectReadyEvery == 0)
-                SendReadinessToPeerNodes();
-        });
+        Receive<PublishReady>(_ => PublishReadiness());
         Receive<PeerReady>(m =>
         {
             if (!AnswerReady(m, Fail) || !barrier.Ready(m.NodeAddress, m.DataEndpoint, m.DataKey, m.Peer))
@@ -358,11 +354,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CorruptReplicaAtEpochEnd>(m => _epochEnd.CorruptAt(m.Epoch));
         Receive<PeerQueries.CrashMidAllReduce>(m =>
         {
-            if (_run.Shares.AllReduce is not AllReduceBase reduce)
-                return;
             var system = Context.System;
-            reduce.CrashAt = m.Step;
-            reduce.Crash = () => _ = system.Terminate();
+            if (_run.Shares.AllReduce is AllReduceBase reduce)
+                (reduce.CrashAt, reduce.Crash) = (m.Step, () => _ = system.Terminate());
+            else if (_run.Shares.Collective is AllGather gather)
+                (gather.CrashAt, gather.Crash) = (m.Step, () => _ = system.Terminate());
         });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
@@ -399,29 +395,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     // ---- start barrier ------------------------------------------------------------------------------
 
-    private void PublishReadiness() => Publish(ReadyMessage());
-
-    private PeerReady ReadyMessage() => new(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key);
-
-    /// <summary>Ready ticks at the barrier so far; every <see cref="DirectReadyEvery"/>th also goes to each peer node directly.</summary>
-    private int _readyTicks;
-
-    /// <summary>
-    /// At the barrier, every this many ready ticks the <see cref="PeerReady"/> also goes straight to the peer actor on each Up
-    /// member with the peer role, not only through pub-sub: a node that restarted at the same address (a woken peer's new
-    /// incarnation) may not be in the other mediators' registries for a long while (Akka.NET #2390), and a lead that never
-    /// hears it never answers. Answering twice is harmless: the barrier and the admission count each peer once.
-    /// </summary>
-    private const int DirectReadyEvery = 4;
-
-    private void SendReadinessToPeerNodes()
-    {
-        var cluster = Cluster.Get(Context.System);
-        var ready = ReadyMessage();
-        foreach (var member in cluster.State.Members)
-            if (member.Status == MemberStatus.Up && member.HasRole(_settings.PeerRole) && !member.Address.Equals(cluster.SelfAddress))
-                Context.ActorSelection(new RootActorPath(member.Address) / Self.Path.Elements).Tell(ready, Self);
-    }
+    private void PublishReadiness() => Publish(new PeerReady(_plan, _selfAddress, Self, _run.Shares.Endpoint, _run.Shares.Key));
 
     /// <summary>Acknowledges a peer's <see cref="PeerReady"/> (in every phase: a peer still at the barrier needs to know its
     /// publications reach this one); true when it is for this run. A different configuration goes to <paramref name="mismatch"/>.</summary>

@@ -193,10 +193,13 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (run.IsLead)
             run.Report(new RunProgress.Note(text));
         run.SkippedSteps += plan.SkippedSteps;
+        var (openStep, position) = (Replica.Step, Replica.StepInEpoch);
         if ((plan.Redo || plan.ApplyOpen) && !ApplyAgreedShares(decision, plan))
             return;
         if (plan.Abandoned)
             Abandon(decision, plan);
+        if (run.Plan.SyncEvery > 1 && round.InterruptedSteps && !plan.Abandoned)
+            AlignRound(decision, plan, openStep, position);
         step.Loop.GoOnAt(plan.NextStep);
         if (!wasLead && run.IsLead)
         {
@@ -238,6 +241,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         {
             run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
             Replica.Totals.UndoLastStep();
+            step.Redoing(decision.Step);   // local SGD: the round start and optimizer step of that averaging step
         }
         var gather = run.Buffer.Gather;
         var shares = plan.Redo ? run.Undo.Shares.ToList() : gather.Replies.Cast<GradientShare>().ToList();
@@ -254,6 +258,27 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         if (plan.ApplyOpen)
             Replica.Advance();   // a step of the epoch; the step number is the decision's (below)
         return true;
+    }
+
+    /// <summary>
+    /// Local SGD: every survivor goes on at the same place in the epoch, the furthest any of them had reached
+    /// (<see cref="DecisionPlan.RoundPosition"/>; the batches between are skipped), with the optimizer's step moved along;
+    /// a survivor that (re)applied the contested averaging step starts the open round from its θ, the agreed average
+    /// that the others started it from.
+    /// </summary>
+    private void AlignRound(MembershipDecision decision, DecisionPlan plan, long openStep, int position)
+    {
+        bool reapplied = plan.Redo || plan.ApplyOpen;
+        var (target, shift) = DecisionPlan.RoundPosition(decision.Step, decision.NextStep, openStep, position, reapplied, Replica.StepInEpoch);
+        if (shift != 0)
+            Replica.Optimizer.Restore(new Numerics.Optim.SgdState(Replica.Optimizer.State.Step + shift, Replica.Optimizer.State.Velocity));
+        if (target != Replica.StepInEpoch)
+        {
+            run.Log.Warning("local SGD: node {0} goes on at step {1} of the epoch (was at {2}) with the other survivors", run.NodeId, target + 1, Replica.StepInEpoch + 1);
+            Replica.MoveTo(Replica.Step, Replica.Epoch, target);
+        }
+        if (reapplied)
+            step.StartRoundHere();
     }
 
     /// <summary>

@@ -27,14 +27,15 @@ internal sealed class ShareExchange : IDisposable
     private readonly GradientCompressor? _compressor;
 
     /// <param name="wire">How the run's gradients travel (null: float32 as computed).</param>
+    /// <param name="momentum">The momentum this peer applies to its gradients before top-k (<see cref="ShareEncoding.SenderMomentum"/>).</param>
     public ShareExchange(IActorRef mediator, string topic, DirectDataPlane? direct, int parameterCount, ICollective? collective = null,
-                         ShareEncoding? wire = null)
+                         ShareEncoding? wire = null, double momentum = 0)
     {
         _direct = direct;
         _parameterCount = parameterCount;
         _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
         Collective = collective ?? new AllGather(mediator, topic, direct);
-        _compressor = wire is null || wire.IsIdentity ? null : new GradientCompressor(wire, parameterCount);
+        _compressor = wire is null || wire.IsIdentity ? null : new GradientCompressor(wire, parameterCount, momentum);
     }
 
     /// <summary>The run's collective (distsgd.collective).</summary>

@@ -12,7 +12,8 @@ namespace DistSgd.Actors.Decentralized;
 /// A copy, not a subtraction: restoring gives back exactly the bits before the step. The copy is made by the update
 /// itself, in its one pass over memory (<see cref="Steps.Replica.KeepStateBeforeEachStep"/> with
 /// <see cref="ParametersBefore"/> and <see cref="VelocityBefore"/>; the peer calls <see cref="Capturing"/> before the
-/// update), or by <see cref="Capture"/>.
+/// update), or by <see cref="Capture"/>. With local SGD only averaging steps are captured and recorded: the undo of a
+/// round's averaging step lasts through the next round's local steps, which are each peer's own (decision 0116).
 /// </remarks>
 public sealed class StepUndo
 {

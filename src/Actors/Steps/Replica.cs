@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using DistSgd.Actors.Protocol;
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -31,7 +32,7 @@ public sealed class Replica : IDisposable
 
     /// <param name="plan">The run.</param>
     /// <param name="initialParameters">θ₀ (copied).</param>
-    /// <param name="optimizer">The optimizer's options.</param>
+    /// <param name="optimizer">The run's optimizer options (without momentum here when the senders apply it: <see cref="ShareEncoding.ReceiverOptions"/>).</param>
     /// <param name="training">The stop rule's options.</param>
     /// <param name="evaluationKernels">The evaluator's kernels; the replica owns them and disposes them.</param>
     /// <param name="checkpoints">The checkpoint to resume from and where to write checkpoints, or null for neither.</param>
@@ -40,7 +41,7 @@ public sealed class Replica : IDisposable
     {
         Plan = plan;
         Parameters = (float[])initialParameters.Clone();
-        Optimizer = new SgdOptimizer(optimizer, Parameters.Length);
+        Optimizer = new SgdOptimizer(plan.Wire.ReceiverOptions(optimizer, plan.SyncEvery), Parameters.Length);
         _evaluator = new Model(plan.Spec, evaluationKernels);
         Stopping = new EarlyStopping(training.Patience, training.MinDelta);
         _checkpoints = new StepCheckpoints(checkpoints, Parameters, Optimizer, Stopping, _epochs);
@@ -105,7 +106,10 @@ public sealed class Replica : IDisposable
     /// </summary>
     public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) => RoundStart is { } start
         ? StepUpdate.AverageModels(gather, start, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore)
-        : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
+        : Plan.SyncEvery > 1
+            // A local step of a round keeps no copy: the state before the round's last averaging step stays (a peer's undo).
+            ? StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step)
+            : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);
 
     /// <summary>
     /// Local SGD (<see cref="LocalSgd"/>): when set, the open step ends a round, its contributions are the participants'
@@ -224,7 +228,8 @@ public sealed class Replica : IDisposable
     /// decentralized run adopts (<see cref="Adopt"/>; decision 0097).
     /// </summary>
     public Checkpoint Capture() =>
-        Checkpoint.Capture("", Step, Epoch, StepInEpoch, Parameters, Optimizer, Stopping, Totals.ToProgress(), _epochs, copy: true);
+        Checkpoint.Capture("", Step, Epoch, StepInEpoch, Parameters, Optimizer, Stopping, Totals.ToProgress(), _epochs, copy: true)
+            with { Balance = _checkpoints.Balance?.Invoke() };
 
     /// <summary>
     /// Takes over another replica's state (<see cref="Capture"/>): θ, the optimizer state with the schedule's re-plans, the

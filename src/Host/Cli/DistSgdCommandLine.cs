@@ -138,8 +138,9 @@ public static class DistSgdCommandLine
         };
         public readonly Option<string?> Compress = new("--compress")
         {
-            Description = "none, or topk:F: each node sends only the fraction F of its gradient's values of largest magnitude as (index, value) " +
-                          "entries and adds what it did not send to its next gradient (error feedback), e.g. topk:0.01. Default: distsgd.compress, else none.",
+            Description = "none, or topk:F: each node sends only the fraction F of its accumulated values of largest magnitude as (index, value) " +
+                          "entries and keeps what it did not send for its next step; it applies the momentum itself (momentum correction), e.g. topk:0.01. " +
+                          "topk-ef:F: the same with the gradients accumulated and the momentum applied to the average. Default: distsgd.compress, else none.",
         };
         public readonly Option<int?> SyncEvery = new("--sync-every")
         {
@@ -234,8 +235,8 @@ public static class DistSgdCommandLine
             Transport.Validators.Add(r => Check<string?>(r, v => v is null or "akka" or "direct", "one of akka, direct"));
             SyncEvery.Validators.Add(r => Check<int?>(r, v => v is null or >= 1 and <= 1_000_000, "a number of steps from 1 (gradient averaging) to 1000000"));
             Wire.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParsePrecision(v, out _) is not null, "one of fp32, bf16, fp16"));
-            Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseKeptFraction(v, out _) is not null,
-                                                        "none or topk:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
+            Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseCompress(v, out _) is not null,
+                                                        "none, topk:F or topk-ef:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
             LinkRate.Validators.Add(r => Check<string?>(r, v => v is null || DistSgd.Numerics.Cost.LinkRate.TryParse(v, out _),
                                                         "none or a rate such as 100mbit, 1gbit, 2.5gbit"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));

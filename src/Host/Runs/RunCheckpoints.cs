@@ -99,9 +99,10 @@ public static class RunCheckpoints
                 $"--resume {resume}: {Path.GetFileName(choice.Path)} belongs to a different run; resume it with the same flags and data. " +
                 string.Join("; ", differences));
         output.WriteLine($"checkpoint: resuming from {choice.Path}: {checkpoint.Position}");
-        if (ShareEncoding.FromKeys(checkpoint.Identity).IsSparse)
-            output.WriteLine("checkpoint: top-k residuals are not in checkpoints: every node's error feedback starts empty, so this run " +
-                             "goes on differently from one never stopped (decision 0089)");
+        if (ShareEncoding.FromKeys(checkpoint.Identity) is { IsSparse: true } sparse)
+            output.WriteLine("checkpoint: top-k residuals are not in checkpoints: every node's error feedback " +
+                             (sparse.MomentumCorrection ? "and its own velocity (momentum correction) start" : "starts") +
+                             " empty, so this run goes on differently from one never stopped (decisions 0089, 0114)");
         return checkpoint;
     }
 

@@ -12,6 +12,11 @@ namespace DistSgd.Numerics.Compression;
 /// r ← a − q (zero where a value went whole, the rounding error where it went rounded, aᵢ elsewhere). So
 /// Σ sent + r = Σ gradients: nothing is lost, only delayed. One selector, index buffer and residual per compressor,
 /// nothing allocated per step.
+/// With momentum correction (Deep Gradient Compression, §3.2; <see cref="ShareEncoding.MomentumCorrection"/>) the node
+/// keeps its own velocity u and accumulates that instead of the gradient: u ← m·u + g, a ← r + u, the top k of a are sent
+/// as above, and u is cleared where a value was sent (momentum factor masking: a sent coordinate's momentum is not
+/// applied again later). Then Σ sent + r = Σ of the velocities u added (each step's m·u + g, u masked the step before);
+/// the receivers step without momentum (<see cref="ShareEncoding.ReceiverOptions"/>).
 /// A gradient with a NaN or ∞ (or whose sum overflows) is not compressed: it is cleared, the residual is left as it was,
 /// and <see cref="Compress"/> returns false, so the caller marks its share non-finite (a diverged step is judged the same on
 /// every node).
@@ -19,16 +24,26 @@ namespace DistSgd.Numerics.Compression;
 public sealed class GradientCompressor
 {
     private readonly float[] _residual;
+    private readonly float[] _velocity;
+    private readonly float _momentum;
     private readonly int[] _indices;
     private readonly TopKSelector? _selector;
 
     /// <param name="length">Values per gradient (the model's parameter count).</param>
-    public GradientCompressor(ShareEncoding encoding, int length)
+    /// <param name="momentum">The momentum m this sender applies itself (momentum correction; 0: none, the gradient itself
+    /// is accumulated). Only a sparse encoding takes one (<see cref="ShareEncoding.SenderMomentum"/>).</param>
+    public GradientCompressor(ShareEncoding encoding, int length, double momentum = 0)
     {
+        if (!(momentum >= 0 && momentum < 1))
+            throw new ArgumentOutOfRangeException(nameof(momentum), momentum, "momentum must be in [0, 1)");
+        if (momentum > 0 && !encoding.IsSparse)
+            throw new ArgumentException("only a sparse (top-k) encoding corrects momentum at the sender", nameof(momentum));
         Encoding = encoding;
         Length = length;
         KeptCount = encoding.KeptCount(length);
         _residual = encoding.IsSparse ? new float[length] : [];
+        _momentum = (float)momentum;
+        _velocity = momentum > 0 ? new float[length] : [];
         _indices = encoding.IsSparse ? new int[KeptCount] : [];
         _selector = encoding.IsSparse ? new TopKSelector() : null;
     }
@@ -43,6 +58,9 @@ public sealed class GradientCompressor
 
     /// <summary>What was computed and not yet sent (empty when dense).</summary>
     public ReadOnlySpan<float> Residual => _residual;
+
+    /// <summary>This sender's velocity u, masked where the last step sent (empty without momentum correction).</summary>
+    public ReadOnlySpan<float> Velocity => _velocity;
 
     /// <summary>
     /// gradient ← what the wire delivers (see the remarks); false, with the gradient cleared and nothing else changed,
@@ -64,8 +82,14 @@ public sealed class GradientCompressor
             Encoding.Round(gradient);
             return true;
         }
-        // a ← r + g, kept in r; send round(a) at the top k; r ← a − sent.
-        TensorPrimitives.Add(_residual, gradient, _residual);
+        // a ← r + g (with momentum correction: u ← m·u + g, a ← r + u), kept in r; send round(a) at the top k; r ← a − sent.
+        if (_velocity.Length > 0)
+        {
+            TensorPrimitives.MultiplyAdd(_velocity, _momentum, gradient, _velocity);
+            TensorPrimitives.Add(_residual, _velocity, _residual);
+        }
+        else
+            TensorPrimitives.Add(_residual, gradient, _residual);
         _selector!.Select(_residual, KeptCount, _indices);
         gradient.Clear();
         foreach (int i in _indices)
@@ -77,11 +101,18 @@ public sealed class GradientCompressor
             gradient[i] = sent;
             _residual[i] = accumulated - sent;
         }
+        if (_velocity.Length > 0)
+            foreach (int i in _indices)
+                _velocity[i] = 0;   // momentum factor masking
         return true;
     }
 
-    /// <summary>Forgets the residual (a node that starts over, e.g. after a resume).</summary>
-    public void Reset() => _residual.AsSpan().Clear();
+    /// <summary>Forgets the residual and the velocity (a node that starts over, e.g. after a resume).</summary>
+    public void Reset()
+    {
+        _residual.AsSpan().Clear();
+        _velocity.AsSpan().Clear();
+    }
 
     private float RoundOne(float value) => Encoding.Precision switch
     {

@@ -8,8 +8,19 @@ namespace DistSgd.Numerics.Compression;
 /// </summary>
 /// <param name="Fp16Scale">The power of two an fp16 share is multiplied by before conversion and divided by after
 /// (a static loss scale: gradients of a mean loss are small, and binary16 underflows below 6·10⁻⁸).</param>
-public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction = 1, float Fp16Scale = ShareEncoding.DefaultFp16Scale)
+/// <param name="MomentumCorrection">Sparse only: each sender applies the optimizer's momentum to its own gradients and
+/// top-k's its accumulated velocity, and the receivers step without momentum (Deep Gradient Compression's momentum
+/// correction and momentum factor masking, <see cref="GradientCompressor"/>): "topk:F". False ("topk-ef:F"): error
+/// feedback on the gradients, the receivers' optimizer applies the momentum to the sparse average.</param>
+public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction = 1, float Fp16Scale = ShareEncoding.DefaultFp16Scale,
+                                   bool MomentumCorrection = true)
 {
+    /// <summary>distsgd.compress's name of top-k with momentum correction (the default top-k).</summary>
+    public const string TopK = "topk";
+
+    /// <summary>distsgd.compress's name of top-k with error feedback alone, the momentum applied by the receivers.</summary>
+    public const string TopKErrorFeedback = "topk-ef";
+
     /// <summary>2¹⁰: binary16 then spans 6·10⁻¹¹ … 64 for the gradient, where a mean loss's gradients live.</summary>
     public const float DefaultFp16Scale = 1024f;
 
@@ -26,7 +37,7 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
     /// This precision, every value: how the centralized master's updates of θ travel (decision 0088: top-k of an update
     /// that momentum makes dense cost 6.6 points in 3 epochs) and an all-reduce's parts (decision 0090).
     /// </summary>
-    public ShareEncoding Dense => IsSparse ? this with { KeptFraction = 1 } : this;
+    public ShareEncoding Dense => IsSparse ? this with { KeptFraction = 1, MomentumCorrection = true } : this;
 
     /// <summary>
     /// values ← what this precision delivers, in place (bf16: round to nearest even; fp16: x·s rounded, saturated, then
@@ -77,8 +88,27 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
         Name(Precision) + (IsSparse ? $", {CompressName}" : "") + (Precision == WirePrecision.Fp16 && Fp16Scale != DefaultFp16Scale
             ? $", fp16 scale {Fp16Scale.ToString(CultureInfo.InvariantCulture)}" : "");
 
-    /// <summary>distsgd.compress as users write it: "none" or "topk:F".</summary>
-    public string CompressName => IsSparse ? $"topk:{KeptFraction.ToString("R", CultureInfo.InvariantCulture)}" : "none";
+    /// <summary>distsgd.compress as users write it: "none", "topk:F" or "topk-ef:F".</summary>
+    public string CompressName =>
+        IsSparse ? $"{(MomentumCorrection ? TopK : TopKErrorFeedback)}:{KeptFraction.ToString("R", CultureInfo.InvariantCulture)}" : "none";
+
+    /// <summary>
+    /// Whether the senders apply the momentum (<see cref="MomentumCorrection"/>) in a run that averages gradients every
+    /// step: local SGD (<paramref name="syncEvery"/> &gt; 1) sends model changes, whose optimizer already stepped.
+    /// </summary>
+    public bool SendersApplyMomentum(int syncEvery) => IsSparse && MomentumCorrection && syncEvery <= 1;
+
+    /// <summary>The momentum a sender's <see cref="GradientCompressor"/> applies: the run's when <see cref="SendersApplyMomentum"/>, else 0.</summary>
+    public double SenderMomentum(double momentum, int syncEvery) => SendersApplyMomentum(syncEvery) ? momentum : 0;
+
+    /// <summary>
+    /// The options of the optimizer that applies the averaged shares (the master's, every peer's replica): the run's,
+    /// without momentum when the senders apply it (<see cref="SendersApplyMomentum"/>).
+    /// </summary>
+    public Optim.SgdOptions ReceiverOptions(Optim.SgdOptions options, int syncEvery) =>
+        SendersApplyMomentum(syncEvery) && options.Momentum > 0
+            ? new Optim.SgdOptions(options.LearningRate, 0, options.WeightDecay, schedule: options.Schedule)
+            : options;
 
     /// <summary>
     /// The run's hyper-parameters that say this encoding ("wire=bf16", "compress=topk:0.01", "fp16-scale=…"), only those
@@ -101,7 +131,7 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
     public static ShareEncoding FromKeys(string hyperparameters)
     {
         var precision = WirePrecision.Fp32;
-        double kept = 1;
+        (double Kept, bool Corrected) compress = (1, true);
         float scale = DefaultFp16Scale;
         foreach (string pair in hyperparameters.Split(';', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -116,7 +146,7 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
                     precision = ParsePrecision(value, out error) ?? precision;
                     break;
                 case "compress":
-                    kept = ParseKeptFraction(value, out error) ?? kept;
+                    compress = ParseCompress(value, out error) ?? compress;
                     break;
                 case "fp16-scale":
                     if (!float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out scale) || !HalfFloats.IsScale(scale))
@@ -126,7 +156,7 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
             if (error is not null)
                 throw new FormatException($"{key}: {error}");
         }
-        return new ShareEncoding(precision, kept, scale);
+        return new ShareEncoding(precision, compress.Kept, scale, compress.Corrected);
     }
 
     /// <summary>Parses distsgd.wire ("fp32", "bf16", "fp16"); null with <paramref name="error"/> saying what was expected.</summary>
@@ -141,20 +171,23 @@ public sealed record ShareEncoding(WirePrecision Precision, double KeptFraction 
     }
 
     /// <summary>
-    /// Parses distsgd.compress: "none" (1: dense) or "topk:F" with 0 &lt; F ≤ 1 the fraction kept; null with
-    /// <paramref name="error"/> saying what was expected.
+    /// Parses distsgd.compress: "none" (1: dense), "topk:F" (<see cref="MomentumCorrection"/>) or "topk-ef:F" (error
+    /// feedback alone) with 0 &lt; F ≤ 1 the fraction kept; null with <paramref name="error"/> saying what was expected.
     /// </summary>
-    public static double? ParseKeptFraction(string text, out string? error)
+    public static (double Kept, bool MomentumCorrection)? ParseCompress(string text, out string? error)
     {
         error = null;
         string t = text.Trim();
         if (t.Equals("none", StringComparison.OrdinalIgnoreCase))
-            return 1;
-        if (t.StartsWith("topk:", StringComparison.OrdinalIgnoreCase)
-            && double.TryParse(t[5..], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
+            return (1, true);
+        int colon = t.IndexOf(':');
+        string name = colon < 0 ? "" : t[..colon];
+        bool corrected = name.Equals(TopK, StringComparison.OrdinalIgnoreCase);
+        if ((corrected || name.Equals(TopKErrorFeedback, StringComparison.OrdinalIgnoreCase))
+            && double.TryParse(t[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out double fraction)
             && fraction > 0 && fraction <= 1)
-            return fraction;
-        error = $"'{text}' is not a compression: expected none or topk:F with F the fraction of values kept, 0 < F <= 1 (e.g. topk:0.01)";
+            return (fraction, corrected);
+        error = $"'{text}' is not a compression: expected none, topk:F or topk-ef:F with F the fraction of values kept, 0 < F <= 1 (e.g. topk:0.01)";
         return null;
     }
 }

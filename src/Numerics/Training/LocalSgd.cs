@@ -11,22 +11,33 @@ namespace DistSgd.Numerics.Training;
 /// </summary>
 /// <remarks>
 /// Rounds are counted within an epoch, so every node agrees on them from the step in epoch alone, and an epoch's last
-/// step always averages (the epoch ends with identical replicas, which the hash round checks). What travels at the
+/// step always averages (the epoch ends with identical replicas, which the hash round checks). Rounds are H steps, and
+/// the epoch's last round takes the remainder (H to 2H − 1 steps; the whole epoch when it has fewer than H), so an
+/// epoch of S ≥ H steps averages ⌊S/H⌋ times: never more than 1/H of its steps (decision 0115). What travels at the
 /// round's last step is each node's change over the round, Δᵢ = θᵢ − θ₀ with θ₀ the round's start (the same on every
 /// node), so that it can be compressed like a gradient: θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ.
 /// </remarks>
 public static class LocalSgd
 {
+    /// <summary>
+    /// Where the epoch's last round starts: after ⌊S/H⌋ − 1 rounds of H steps (0 when the epoch has fewer than 2H steps,
+    /// a single round; with H = 1 every step is a round, the last one the epoch's last step).
+    /// </summary>
+    public static long LastRoundStart(long stepsPerEpoch, int syncEvery) =>
+        syncEvery <= 1 ? Math.Max(0, stepsPerEpoch - 1) : Math.Max(0, (stepsPerEpoch / syncEvery - 1) * syncEvery);
+
     /// <summary>Whether step <paramref name="stepInEpoch"/> (0-based) of an epoch of <paramref name="stepsPerEpoch"/> steps ends a round.</summary>
     public static bool IsAveragingStep(long stepInEpoch, long stepsPerEpoch, int syncEvery) =>
-        syncEvery <= 1 || (stepInEpoch + 1) % syncEvery == 0 || stepInEpoch + 1 >= stepsPerEpoch;
+        syncEvery <= 1 || stepInEpoch + 1 >= stepsPerEpoch
+        || ((stepInEpoch + 1) % syncEvery == 0 && stepInEpoch + 1 <= LastRoundStart(stepsPerEpoch, syncEvery));
 
     /// <summary>
-    /// Steps of the round that starts at <paramref name="stepInEpoch"/>, its averaging step included: H, or fewer where the
-    /// epoch ends first (1 when H = 1). A centralized worker takes them all on one θ from the master.
+    /// Steps of the round that starts at <paramref name="stepInEpoch"/>, its averaging step included: H, or the rest of the
+    /// epoch from its last round's start (1 when H = 1). A centralized worker takes them all on one θ from the master.
     /// </summary>
     public static int RoundSteps(int stepInEpoch, int stepsPerEpoch, int syncEvery) =>
-        syncEvery <= 1 ? 1 : Math.Max(1, Math.Min(syncEvery - stepInEpoch % syncEvery, stepsPerEpoch - stepInEpoch));
+        syncEvery <= 1 ? 1
+            : Math.Max(1, stepInEpoch >= LastRoundStart(stepsPerEpoch, syncEvery) ? stepsPerEpoch - stepInEpoch : syncEvery - stepInEpoch % syncEvery);
 
     /// <summary>
     /// The optimizer of a run as its plan's hyper-parameters describe it (lr, momentum, weight-decay, schedule over
@@ -45,7 +56,8 @@ public static class LocalSgd
     }
 
     /// <summary>Whether step <paramref name="stepInEpoch"/> starts a round (the first of an epoch, or the one after an averaging step).</summary>
-    public static bool IsRoundStart(long stepInEpoch, int syncEvery) => syncEvery <= 1 || stepInEpoch % syncEvery == 0;
+    public static bool IsRoundStart(long stepInEpoch, long stepsPerEpoch, int syncEvery) =>
+        syncEvery <= 1 || (stepInEpoch % syncEvery == 0 && stepInEpoch <= LastRoundStart(stepsPerEpoch, syncEvery));
 
     /// <summary>θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ over the changes in the order given (node-id order: bit-identical everywhere); returns Σ nᵢ.</summary>
     public static long AverageModels(ReadOnlySpan<float> roundStart, IReadOnlyList<ReadOnlyMemory<float>> changes, IReadOnlyList<int> weights,
@@ -60,10 +72,11 @@ public static class LocalSgd
     }
 
     /// <summary>
-    /// How many steps ahead a peer must hold shares: a peer may finish a round (H − 1 local steps and its averaging
-    /// step's send) while another is still at the round's first step, so at least H; never less than <paramref name="window"/>.
+    /// How many steps ahead a peer must hold shares: a peer may finish a round (its local steps and its averaging step's
+    /// send) while another is still at the round's first step, and an epoch's last round has up to 2H − 1 steps, so at
+    /// least 2H − 1 when H &gt; 1; never less than <paramref name="window"/>.
     /// </summary>
-    public static int BufferWindow(int window, int syncEvery) => Math.Max(window, syncEvery);
+    public static int BufferWindow(int window, int syncEvery) => syncEvery <= 1 ? window : Math.Max(window, 2 * syncEvery - 1);
 
     /// <summary>The hyper-parameter "sync-every=H" when H &gt; 1 (a default run's description stays what it was).</summary>
     public static IEnumerable<string> Keys(int syncEvery)

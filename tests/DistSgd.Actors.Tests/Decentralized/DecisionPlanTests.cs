@@ -84,4 +84,29 @@ public class DecisionPlanTests
         var plan = DecisionPlan.For(Unfinished(rolledBack: [2]), self: 2, appliedStep: 7, step: 8, stepping: true, gatherStep: 8, stepInEpoch: 3, stepsPerEpoch: 10);
         Assert.Equal(new DecisionPlan(true, false, 9, 1, AfterDecision.NextStep), plan);
     }
+
+    [Theory]
+    // The decision above: contested averaging step 11 at place 8 of the epoch (H = 4), the survivors go on at step 15.
+    // Node 0 had step 14 open at place 11: it redid step 11 (its local steps are gone), so its optimizer's step moves
+    // from place 9 (after step 11) to 11.
+    [InlineData(14, 11, true, 11, 11, 2)]
+    // Node 1 had step 12 open at place 9: it redid step 11 and goes on at place 11 too.
+    [InlineData(12, 9, true, 9, 11, 2)]
+    // Node 2 gathered step 11 at place 8 and applied it (place 9 now): it skips places 9 and 10.
+    [InlineData(11, 8, true, 9, 11, 2)]
+    // A survivor that kept step 11 (its shares were the agreed ones) and ran two local steps skips one place.
+    [InlineData(13, 10, false, 10, 11, 1)]
+    public void Local_sgd_survivors_go_on_at_the_same_place_in_the_epoch(long openStep, int position, bool reapplied, int positionNow,
+                                                                        int expectedPosition, long expectedShift)
+    {
+        Assert.Equal((expectedPosition, expectedShift), DecisionPlan.RoundPosition(11, 15, openStep, position, reapplied, positionNow));
+    }
+
+    [Fact]
+    public void With_gradient_averaging_nobody_moves()
+    {
+        // The step-7 decision: node 0 applied 7 and has 8 open at place 4; node 2 gathered 7 at place 3 and applied it.
+        Assert.Equal((4, 0L), DecisionPlan.RoundPosition(7, 9, 8, 4, reapplied: false, 4));
+        Assert.Equal((4, 0L), DecisionPlan.RoundPosition(7, 9, 7, 3, reapplied: true, 4));
+    }
 }

@@ -54,6 +54,28 @@ public class MembershipAgreementTests
     }
 
     [Fact]
+    public void Local_sgd_contests_the_last_averaging_step_and_goes_on_past_every_survivor_s_local_steps()
+    {
+        // H = 4, averaging step 11 (the step before it: 7). Node 3 crashed while sending its share of step 11: nodes 0 and
+        // 1 got it, averaged, and ran on into the next round's local steps (0 has step 14 open, 1 step 12); node 2 did not
+        // and still gathers step 11. A local step is a peer's own: the reports name the last averaging step applied.
+        var reports = new[]
+        {
+            Report(0, [3], 11, [0, 1, 2, 3], 14, [0]),
+            Report(1, [3], 11, [0, 1, 2, 3], 12, [1]),
+            Report(2, [3], 7, [0, 1, 2, 3], 11, [0, 1, 2]),
+        };
+
+        var decision = MembershipAgreement.Decide([0, 1, 2, 3], reports);
+
+        Assert.Null(decision.Problem);                   // was "survivors more than one step apart cannot be reconciled"
+        Assert.Equal(11, decision.Step);
+        Assert.Equal([0, 1, 2], decision.Senders);
+        Assert.Equal([0, 1], decision.RolledBack);       // they redo step 11 without node 3's change
+        Assert.Equal(15, decision.NextStep);             // past node 0's open step 14
+    }
+
+    [Fact]
     public void Survivors_more_than_one_step_apart_are_a_problem_not_a_guess()
     {
         var decision = MembershipAgreement.Decide([0, 1, 2], [Report(0, [2], 6, [0, 1, 2], 7, []), Report(1, [2], 4, [0, 1, 2], 5, [])]);

@@ -65,13 +65,15 @@ public class CentralizedClusterSpec
         Assert.Equal(every.Result.Epochs.Select(e => e.Step), local.Result.Epochs.Select(e => e.Step));   // each epoch ends at the same step
     }
 
-    [Fact]
-    public async Task A_local_sgd_plan_without_the_optimizer_is_refused_by_the_workers()
+    [Theory]
+    [InlineData("sync-every=3", "local SGD (sync-every = 3) steps with the run's optimizer")]
+    [InlineData("compress=topk:0.05", "topk:0.05 applies the run's momentum at this worker")]
+    public async Task A_plan_that_steps_at_the_workers_without_the_optimizer_is_refused_by_them(string hyperparameters, string expected)
     {
         var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(4);
         var error = await Assert.ThrowsAsync<Xunit.Sdk.XunitException>(() =>
-            RunCentralized(train, test, spec, 2, 10, 1, new SgdOptions(0.05), theta0, 4, "direct", "sync-every=3"));
-        Assert.Contains("local SGD (sync-every = 3) steps with the run's optimizer", error.Message);
+            RunCentralized(train, test, spec, 2, 10, 1, new SgdOptions(0.05), theta0, 4, "direct", hyperparameters));
+        Assert.Contains(expected, error.Message);
     }
 
     [Theory]

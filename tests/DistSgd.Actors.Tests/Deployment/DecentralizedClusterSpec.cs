@@ -125,6 +125,7 @@ public class DecentralizedClusterSpec
     [InlineData("wire=fp16;fp16-scale=256")]
     [InlineData("compress=topk:0.05")]
     [InlineData("wire=bf16;compress=topk:0.1")]
+    [InlineData("compress=topk-ef:0.05")]
     public async Task Compressed_gradients_keep_replicas_bit_identical_in_both_modes(string wire)
     {
         const int nodes = 3, batch = 8, epochs = 2, seed = 9;
@@ -133,9 +134,11 @@ public class DecentralizedClusterSpec
         var theta0 = new float[spec.ParameterCount];
         new Model(spec, NaiveKernels.Instance).Initialize(theta0, seed);
         var options = new SgdOptions(0.1, momentum: 0.9);
+        // Top-k's workers apply the momentum themselves (momentum correction), as the plan's hyper-parameters give it.
+        string hyperparameters = $"lr=0.1;momentum=0.9;weight-decay=0;schedule=constant;{wire}";
 
-        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport: "direct", hyperparameters: wire);
-        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct", wire);
+        var decentralized = await RunDecentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, transport: "direct", hyperparameters: hyperparameters);
+        var centralized = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct", hyperparameters);
         var uncompressed = await CentralizedClusterSpec.RunCentralized(train, null, spec, nodes, batch, epochs, options, theta0, seed, "direct");
 
         foreach (var peer in decentralized.Peers)

@@ -43,7 +43,7 @@ public class BadInputTests
     [InlineData("--workers: expected at most 8 (every peer needs a training sample; the training set has 8), found 12", "--samples", "10", "--mode", "decentralized", "--workers", "12", "--batch-size", "1")]
     [InlineData("--backup-workers: expected fewer than --workers (2: a step needs at least one gradient), found 2", "--backup-workers", "2")]
     [InlineData("--backup-workers: only a centralized run has backup workers", "--mode", "decentralized", "--backup-workers", "1")]
-    [InlineData("--balance: speed balancing is for a centralized run", "--mode", "sequential", "--balance", "speed")]
+    [InlineData("--balance: speed balancing shares a global batch among workers or peers; found --mode sequential", "--mode", "sequential", "--balance", "speed")]
     public void A_flag_that_does_not_fit_the_data_is_refused_not_clamped(string expected, params string[] flags)
     {
         using var temp = new TempFolder();
@@ -66,7 +66,7 @@ public class BadInputTests
     [InlineData("--normalize", "minmax", "--normalize: expected one of auto, none, scale, standardize, found 'minmax'")]
     [InlineData("--transport", "udp", "--transport: expected one of akka, direct, found 'udp'")]
     [InlineData("--wire", "fp8", "--wire: expected one of fp32, bf16, fp16, found 'fp8'")]
-    [InlineData("--compress", "topk:0", "--compress: expected none or topk:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01), found 'topk:0'")]
+    [InlineData("--compress", "topk:0", "--compress: expected none, topk:F or topk-ef:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01), found 'topk:0'")]
     [InlineData("--collective", "tree", "--collective: expected one of auto, allgather, ring, pairwise, found 'tree'")]
     [InlineData("--link-rate", "fast", "--link-rate: expected none or a rate such as 100mbit, 1gbit, 2.5gbit, found 'fast'")]
     [InlineData("--workers", "65", "--workers: expected from 1 to 64 workers, found '65'")]
@@ -116,7 +116,7 @@ public class BadInputTests
     [InlineData("distsgd.akka-chunk-size = lots", "distsgd.akka-chunk-size: expected a size such as 64KiB or 0, found 'lots'")]
     [InlineData("distsgd.transport = udp", "distsgd.transport: expected akka or direct, found 'udp'")]
     [InlineData("distsgd.wire = fp8", "distsgd.wire: 'fp8' is not a wire format: expected fp32, bf16 or fp16")]
-    [InlineData("distsgd.compress = \"topk:2\"", "distsgd.compress: 'topk:2' is not a compression: expected none or topk:F")]
+    [InlineData("distsgd.compress = \"topk:2\"", "distsgd.compress: 'topk:2' is not a compression: expected none, topk:F or topk-ef:F")]
     [InlineData("distsgd.fp16-scale = 1000", "distsgd.fp16-scale: expected a power of two from 2^-24 to 2^24 (e.g. 1024), found '1000'")]
     [InlineData("distsgd.transport = akka\ndistsgd.wire = bf16", "compressed gradients travel only on the data plane; set distsgd.transport = direct")]
     [InlineData("distsgd.collective = tree", "distsgd.collective: expected auto, allgather, ring or pairwise, found 'tree'")]

@@ -35,6 +35,52 @@ public class GradientCompressorTests
             Assert.Equal(gradientSum[i], sentSum[i] + residual[i]);
     }
 
+    [Theory]
+    [InlineData(WirePrecision.Fp32)]
+    [InlineData(WirePrecision.Bf16)]
+    public void Momentum_correction_conserves_the_velocities_and_masks_what_it_sent(WirePrecision precision)
+    {
+        // m = 0.5 keeps every m·u + g dyadic, and 10 steps of |g| ≤ 1 in 2⁻⁶ keep every sum within float32's 24 bits:
+        // each step, sent + Δr is exactly the velocity it added.
+        const int n = 1000;
+        var compressor = new GradientCompressor(new ShareEncoding(precision, 0.01, 1), n, momentum: 0.5);
+        var random = new Random(5);
+        for (int step = 0; step < 10; step++)
+        {
+            var residualBefore = compressor.Residual.ToArray();
+            var velocityBefore = compressor.Velocity.ToArray();
+            var gradient = Enumerable.Range(0, n).Select(_ => random.Next(-64, 65) / 64f).ToArray();
+            var added = gradient.Select((g, i) => 0.5f * velocityBefore[i] + g).ToArray();
+            Assert.True(compressor.Compress(gradient));
+            Assert.Equal(10, gradient.Count(g => g != 0));
+            for (int i = 0; i < n; i++)
+            {
+                Assert.Equal((double)added[i], (double)gradient[i] + compressor.Residual[i] - residualBefore[i]);
+                // Momentum factor masking: a coordinate sent starts its velocity over; the others keep m·u + g.
+                Assert.Equal(gradient[i] != 0 ? 0f : added[i], compressor.Velocity[i]);
+            }
+        }
+    }
+
+    [Fact]
+    public void A_sent_coordinate_s_velocity_starts_over()
+    {
+        // Without masking, step 2's u would be (0.5·1 + 0.25, 0.5) and index 0 would go again.
+        var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Fp32, 0.5), 2, momentum: 0.5);
+        float[] first = [1f, 0f];
+        compressor.Compress(first);
+        Assert.Equal([1f, 0f], first);
+        float[] second = [0.25f, 0.5f];   // u = (0·0.5 + 0.25, 0 + 0.5) = (0.25, 0.5): index 1 goes, r = (0.25, 0)
+        compressor.Compress(second);
+        Assert.Equal([0f, 0.5f], second);
+        Assert.Equal([0.25f, 0f], compressor.Residual.ToArray());
+        Assert.Equal([0.25f, 0f], compressor.Velocity.ToArray());
+    }
+
+    [Fact]
+    public void Momentum_is_refused_on_a_dense_wire() =>
+        Assert.Throws<ArgumentException>(() => new GradientCompressor(new ShareEncoding(WirePrecision.Bf16), 4, momentum: 0.9));
+
     [Fact]
     public void A_value_not_sent_is_kept_and_sent_once_it_has_grown()
     {

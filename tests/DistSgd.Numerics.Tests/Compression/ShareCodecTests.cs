@@ -115,11 +115,38 @@ public class ShareCodecTests
     }
 
     [Theory]
-    [InlineData("none", 1.0)]
-    [InlineData("topk:0.01", 0.01)]
-    [InlineData("TOPK:1", 1.0)]
-    public void Compressions_parse(string text, double expected) =>
-        Assert.Equal(expected, ShareEncoding.ParseKeptFraction(text, out _));
+    [InlineData("none", 1.0, true)]
+    [InlineData("topk:0.01", 0.01, true)]
+    [InlineData("TOPK:1", 1.0, true)]
+    [InlineData("topk-ef:0.05", 0.05, false)]
+    public void Compressions_parse(string text, double expected, bool corrected) =>
+        Assert.Equal((expected, corrected), ShareEncoding.ParseCompress(text, out _));
+
+    [Theory]
+    [InlineData("topk:0.01")]
+    [InlineData("topk-ef:0.01")]
+    public void A_compression_goes_through_the_run_s_keys_unchanged(string text)
+    {
+        var encoding = ShareEncoding.FromKeys($"lr=0.1;compress={text}");
+        Assert.Equal(text, encoding.CompressName);
+        Assert.Equal(encoding, ShareEncoding.FromKeys(string.Join(';', encoding.Keys())));
+    }
+
+    [Fact]
+    public void Only_top_k_with_momentum_correction_moves_the_momentum_to_the_senders()
+    {
+        var options = new DistSgd.Numerics.Optim.SgdOptions(0.05, momentum: 0.9, weightDecay: 1e-4);
+        var corrected = new ShareEncoding(WirePrecision.Fp32, 0.01);
+        Assert.Equal(0.9, corrected.SenderMomentum(0.9, syncEvery: 1));
+        Assert.Equal(0, corrected.ReceiverOptions(options, syncEvery: 1).Momentum);
+        Assert.Equal(1e-4, corrected.ReceiverOptions(options, syncEvery: 1).WeightDecay);
+        // Local SGD sends model changes; error feedback alone and dense wires leave the momentum with the receivers.
+        foreach (var (encoding, h) in new[] { (corrected, 4), (corrected with { MomentumCorrection = false }, 1), (new ShareEncoding(WirePrecision.Bf16), 1) })
+        {
+            Assert.Equal(0, encoding.SenderMomentum(0.9, h));
+            Assert.Same(options, encoding.ReceiverOptions(options, h));
+        }
+    }
 
     [Theory]
     [InlineData("topk:0")]
@@ -127,9 +154,10 @@ public class ShareCodecTests
     [InlineData("topk:x")]
     [InlineData("topk:NaN")]
     [InlineData("randk:0.1")]
+    [InlineData("topk-ef:2")]
     public void A_compression_that_is_not_one_is_refused_with_the_form(string text)
     {
-        Assert.Null(ShareEncoding.ParseKeptFraction(text, out var error));
+        Assert.Null(ShareEncoding.ParseCompress(text, out var error));
         Assert.Contains("topk:F", error);
     }
 

@@ -9,20 +9,33 @@ namespace DistSgd.Numerics.Tests.Training;
 /// <summary>Local SGD's rounds within an epoch, its model average, and its hyper-parameter.</summary>
 public class LocalSgdTests
 {
-    [Fact]
-    public void Rounds_of_H_steps_end_by_averaging_and_an_epochs_last_step_always_averages()
+    [Theory]
+    [InlineData(10, 4, new[] { 3, 9 }, new[] { 0, 4 })]          // rounds 0–3, 4–9: the last takes the remainder
+    [InlineData(12, 4, new[] { 3, 7, 11 }, new[] { 0, 4, 8 })]   // the epoch is whole rounds
+    [InlineData(5, 8, new[] { 4 }, new[] { 0 })]                 // fewer steps than H: one round, the epoch
+    [InlineData(15, 8, new[] { 14 }, new[] { 0 })]               // fewer than 2H: one round of 15
+    public void Rounds_of_H_steps_end_by_averaging_and_an_epochs_last_step_always_averages(int stepsPerEpoch, int h, int[] averaging, int[] starts)
     {
-        // 10 steps, H = 4: rounds 0–3, 4–7, 8–9 (cut short by the epoch's end).
-        var averaging = Enumerable.Range(0, 10).Where(s => LocalSgd.IsAveragingStep(s, 10, 4)).ToArray();
-        Assert.Equal([3, 7, 9], averaging);
-        var starts = Enumerable.Range(0, 10).Where(s => LocalSgd.IsRoundStart(s, 4)).ToArray();
-        Assert.Equal([0, 4, 8], starts);
+        Assert.Equal(averaging, Enumerable.Range(0, stepsPerEpoch).Where(s => LocalSgd.IsAveragingStep(s, stepsPerEpoch, h)).ToArray());
+        Assert.Equal(starts, Enumerable.Range(0, stepsPerEpoch).Where(s => LocalSgd.IsRoundStart(s, stepsPerEpoch, h)).ToArray());
+    }
+
+    [Theory]
+    [InlineData(235, 8)]   // full Fashion-MNIST, 4 peers × 64: 29 averaging steps (30 when the last round was cut short: 12.8 %)
+    [InlineData(47, 4)]
+    [InlineData(100, 16)]
+    [InlineData(9, 2)]
+    public void An_epoch_of_at_least_H_steps_averages_at_most_one_step_in_H(int stepsPerEpoch, int h)
+    {
+        int averaging = Enumerable.Range(0, stepsPerEpoch).Count(s => LocalSgd.IsAveragingStep(s, stepsPerEpoch, h));
+        Assert.Equal(stepsPerEpoch / h, averaging);
+        Assert.True(averaging * h <= stepsPerEpoch);
     }
 
     [Fact]
     public void With_H_1_every_step_averages_and_starts_a_round()
     {
-        Assert.All(Enumerable.Range(0, 7), s => Assert.True(LocalSgd.IsAveragingStep(s, 7, 1) && LocalSgd.IsRoundStart(s, 1)));
+        Assert.All(Enumerable.Range(0, 7), s => Assert.True(LocalSgd.IsAveragingStep(s, 7, 1) && LocalSgd.IsRoundStart(s, 7, 1)));
     }
 
     [Fact]
@@ -55,9 +68,10 @@ public class LocalSgdTests
 
     [Theory]
     [InlineData(1, 4)]
-    [InlineData(4, 4)]
-    [InlineData(8, 8)]
-    [InlineData(16, 16)]
+    [InlineData(2, 4)]
+    [InlineData(4, 7)]
+    [InlineData(8, 15)]
+    [InlineData(16, 31)]
     public void A_peer_holds_shares_up_to_a_whole_round_ahead(int h, int window) =>
         Assert.Equal(window, LocalSgd.BufferWindow(4, h));   // found with H = 8: a share 5 steps ahead was dropped, the run stalled
 
@@ -67,10 +81,12 @@ public class LocalSgdTests
 
     [Theory]
     [InlineData(0, 10, 4, 4)]
-    [InlineData(4, 10, 4, 4)]
-    [InlineData(8, 10, 4, 2)]   // cut short by the epoch's end
+    [InlineData(4, 10, 4, 6)]   // the epoch's last round takes the remainder
+    [InlineData(0, 12, 4, 4)]
+    [InlineData(8, 12, 4, 4)]
     [InlineData(3, 10, 1, 1)]
     [InlineData(0, 3, 8, 3)]
+    [InlineData(224, 235, 8, 11)]
     public void A_round_takes_its_steps_up_to_its_averaging_step(int stepInEpoch, int stepsPerEpoch, int h, int steps)
     {
         Assert.Equal(steps, LocalSgd.RoundSteps(stepInEpoch, stepsPerEpoch, h));
