@@ -118,7 +118,7 @@ public class PeerLossProcessTests
         // minority, or its removal) and joins again as a new incarnation; the lead takes it in as node 3 at an epoch's end.
         peers[2].WaitForOutput("joining again as a new incarnation (the lead peer takes it back", NodeProcessTests.Bound);
         Assert.Matches("count this peer .* as lost|minority side of a partition|removed from the cluster before the run ended", peers[2].Output);
-        peers[2].WaitForOutput("this peer joined run", NodeProcessTests.Bound);
+        peers[2].WaitForOutput("this peer joined run", NodeProcessTests.Bound, peers[0], peers[1]);
         peers[0].WaitForOutput($"node 3 (at akka.tcp://distsgd@127.0.0.1:{ports[2]}) joined the run", NodeProcessTests.Bound);
 
         foreach (var peer in peers)
