@@ -39,15 +39,15 @@ public enum RecordDirection : uint
 /// The encrypted data plane's records (<see href="../../../docs/decisions/0070-data-frames-as-aes-gcm-records.md">0070</see>,
 /// <see href="../../../docs/decisions/0110-data-plane-records-in-aegis-256.md">0110</see>): once a data connection has
 /// passed its TLS handshake and the <see cref="DataPlaneHandshake"/> inside it, frames go over the bare socket as
-/// AEGIS-256 records under a key derived from that handshake.
+/// AEGIS-128L records under a key derived from that handshake (decision 0124; 0110 had AEGIS-256).
 /// </summary>
 /// <remarks>
 /// <code>
 /// record: u32 "DSGR" | u32 length | u64 counter | ciphertext[length] | tag[32]
-/// nonce  = u32 direction ‖ u64 counter ‖ 0[20]     (256 bits; the counter starts at 0 and never repeats under a key)
+/// nonce  = u32 direction ‖ u64 counter ‖ 0[4]      (128 bits; the counter starts at 0 and never repeats under a key)
 /// AAD    = the record's 16-byte header
 /// key    = HKDF-SHA256(ikm = client node key ‖ server node key, salt = server nonce ‖ client nonce,
-///                      info = "distsgd data-plane records v2 aegis256" ‖ direction ‖ run hash ‖ client node index), 32 bytes
+///                      info = "distsgd data-plane records v3 aegis128l" ‖ direction ‖ run hash ‖ client node index), 16 bytes
 /// </code>
 /// A frame is one record of its 64-byte header, then its payload in records of at most the sender's chunk size.
 /// The receiver expects the exact next counter, so a replayed, reordered or dropped record is refused before it is
@@ -59,11 +59,11 @@ public static class DataPlaneRecords
     public const uint Magic = 0x52475344;   // "DSGR" read little-endian
     public const int HeaderSize = 16;
     public const int TagSize = 32;
-    public const int KeySize = 32;
-    public const int NonceSize = 32;
+    public const int KeySize = 16;
+    public const int NonceSize = 16;
 
-    /// <summary>The records' AEAD: AEGIS-256 (libsodium), 256-bit key, nonce and tag.</summary>
-    public static AeadAlgorithm Algorithm => AeadAlgorithm.Aegis256;
+    /// <summary>The records' AEAD: AEGIS-128L (libsodium), 128-bit key and nonce, 256-bit tag.</summary>
+    public static AeadAlgorithm Algorithm => AeadAlgorithm.Aegis128L;
 
     /// <summary>The largest record's plaintext; a sender's chunks are at most this.</summary>
     public const int MaxLength = 1 << 20;
@@ -71,7 +71,7 @@ public static class DataPlaneRecords
     /// <summary>The payload chunk the data plane seals per record: large enough to amortise the per-record cost, small enough to pipeline.</summary>
     public const int DefaultChunk = 256 << 10;
 
-    private static readonly byte[] Label = Encoding.ASCII.GetBytes("distsgd data-plane records v2 aegis256");
+    private static readonly byte[] Label = Encoding.ASCII.GetBytes("distsgd data-plane records v3 aegis128l");
 
     /// <summary>The refusal's name in the dropped-message counts: record_tampered, record_replayed, …</summary>
     public static string Name(RecordRefusal refusal) => refusal switch
@@ -133,7 +133,7 @@ public static class DataPlaneRecords
         return length <= 0 || length > Math.Min(maxLength, MaxLength) || (exact && length != maxLength) ? RecordRefusal.BadLength : null;
     }
 
-    /// <summary>The 256-bit nonce of record <paramref name="counter"/> in <paramref name="direction"/> (its last 20 bytes zero).</summary>
+    /// <summary>The 128-bit nonce of record <paramref name="counter"/> in <paramref name="direction"/> (its last 4 bytes zero).</summary>
     public static void Nonce(Span<byte> nonce, RecordDirection direction, ulong counter)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(nonce, (uint)direction);
@@ -142,7 +142,7 @@ public static class DataPlaneRecords
     }
 }
 
-/// <summary>The AEGIS-256 key of one direction of one connection and the nonce of the record at hand.</summary>
+/// <summary>The AEGIS-128L key of one direction of one connection and the nonce of the record at hand.</summary>
 public abstract class RecordCipher : IDisposable
 {
     private readonly RecordDirection _direction;

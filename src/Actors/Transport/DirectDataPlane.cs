@@ -207,7 +207,7 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// <para><b>TLS</b> (<see cref="DataPlaneOptions.Tls"/>): each connection is an <see cref="SslStream"/> over the socket, the
 /// handshake bounded by the frame timeout and done on the reader thread (inbound) or the sending actor's thread
 /// (outbound); a peer without a certificate of this node's CA is refused before a frame is read, and counted in
-/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AEGIS-256 records on the
+/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AEGIS-128L records on the
 /// bare socket (<see cref="DataPlaneRecords"/>), each read into the connection's receive buffer and opened from there
 /// into the message's array; a refused record is counted in <see cref="RecordRefusals"/>. Without TLS the sockets carry plain frames, exactly as before.</para>
 /// </remarks>

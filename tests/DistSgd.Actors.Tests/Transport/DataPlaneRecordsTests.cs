@@ -86,21 +86,22 @@ public sealed class DataPlaneRecordsTests
     }
 
     [Fact]
-    public void The_cipher_is_aegis_256_with_a_256_bit_tag()
+    public void The_cipher_is_aegis_128l_with_a_256_bit_tag()
     {
-        // AEGIS-256 test vector 1 of RFC 10032 (draft-irtf-cfrg-aegis-aead) (key 0x01 0x00…, nonce 0x10 0x00 0x02 0x00…, no AAD, 16 zero bytes).
-        var key = new byte[32];
+        // AEGIS-128L test vector 1 of draft-irtf-cfrg-aegis-aead, appendix A.2.2 (key 0x10 0x01 0x00…, nonce 0x10 0x00 0x02
+        // 0x00…, no AAD, 16 zero bytes; its 256-bit tag, libsodium's).
+        var key = new byte[16];
         key[0] = 0x10;
         key[1] = 0x01;
-        var nonce = new byte[32];
+        var nonce = new byte[16];
         nonce[0] = 0x10;
         nonce[2] = 0x02;
         using var k = NSec.Cryptography.Key.Import(DataPlaneRecords.Algorithm, key, NSec.Cryptography.KeyBlobFormat.RawSymmetricKey);
         var sealedBytes = new byte[16 + DataPlaneRecords.TagSize];
         DataPlaneRecords.Algorithm.Encrypt(k, nonce, default, new byte[16], sealedBytes);
-        Assert.Equal("754FC3D8C973246DCC6D741412A4B236", Convert.ToHexString(sealedBytes, 0, 16));
-        Assert.Equal("1181A1D18091082BF0266F66297D167D2E68B845F61A3B0527D31FC7B7B89F13", Convert.ToHexString(sealedBytes, 16, 32));
-        Assert.Equal((32, 32, 32), (DataPlaneRecords.Algorithm.KeySize, DataPlaneRecords.Algorithm.NonceSize, DataPlaneRecords.Algorithm.TagSize));
+        Assert.Equal("C1C0E58BD913006FEBA00F4B3CC3594E", Convert.ToHexString(sealedBytes, 0, 16));
+        Assert.Equal("25835BFBB21632176CF03840687CB968CACE4617AF1BD0F7D064C639A5C79EE4", Convert.ToHexString(sealedBytes, 16, 32));
+        Assert.Equal((16, 16, 32), (DataPlaneRecords.Algorithm.KeySize, DataPlaneRecords.Algorithm.NonceSize, DataPlaneRecords.Algorithm.TagSize));
         Assert.Equal(DataPlaneRecords.TagSize, DataPlaneRecords.Algorithm.TagSize);
     }
 
@@ -109,7 +110,7 @@ public sealed class DataPlaneRecordsTests
     {
         var nonce = Enumerable.Repeat((byte)0xFF, DataPlaneRecords.NonceSize).ToArray();
         DataPlaneRecords.Nonce(nonce, RecordDirection.ServerToClient, 0x0102030405060708);
-        Assert.Equal("02000000" + "0807060504030201" + new string('0', 40), Convert.ToHexString(nonce));
+        Assert.Equal("02000000" + "0807060504030201" + new string('0', 8), Convert.ToHexString(nonce));
         var seen = new HashSet<string>();
         foreach (var direction in new[] { RecordDirection.ClientToServer, RecordDirection.ServerToClient })
             foreach (ulong counter in new ulong[] { 0, 1, 2, 1UL << 32, ulong.MaxValue - 1 })
@@ -173,7 +174,7 @@ public sealed class DataPlaneRecordsTests
         using var sealer = new RecordSealer(Key(RecordDirection.ServerToClient), RecordDirection.ClientToServer);
         using var opener = new RecordOpener(Key(), RecordDirection.ClientToServer);
         Assert.Equal(RecordRefusal.Tampered, Open(opener, Sealed(sealer, new byte[48]).Record, out _));
-        Assert.Throws<ArgumentException>(() => new RecordOpener(new byte[16], RecordDirection.ClientToServer));
+        Assert.Throws<ArgumentException>(() => new RecordOpener(new byte[32], RecordDirection.ClientToServer));   // a key of the wrong size
     }
 
     [Theory]
