@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Publishes distsgd as one self-contained executable for linux-x64: the .NET runtime, every library and the native
-# plotting library inside one file (plus data/fashion-mnist-sample/, the bundled sample, next to it), so that a
-# machine without the .NET SDK or runtime runs it: copy the folder, run ./distsgd.
+# libraries (plotting; libsodium for the TLS data plane's records) inside one file (plus data/fashion-mnist-sample/,
+# the bundled sample, next to it), so that a machine without the .NET SDK or runtime runs it: copy the folder, run ./distsgd.
 # Usage: scripts/publish.sh [--no-ready-to-run] [OUT]   (default dist/linux-x64)
 #   --no-ready-to-run  IL only, JIT-compiled at the first call of each method (a slower first epoch): about a third of
 #                      the publish time, for checking that the file runs (PublishedProgramTests), not for shipping.
 # Then, e.g.: OUT/distsgd train --dataset blobs --samples 600 --epochs 2 --hidden 16 --out runs/published
 #             OUT/distsgd node --host 10.0.0.2 --seed-nodes 10.0.0.1:4053 --workers 2 …   (README, "A cluster of separate processes")
-# The native library is unpacked at the first start into $DOTNET_BUNDLE_EXTRACT_BASE_DIR (default ~/.net); set it
+# The native libraries are unpacked at the first start into $DOTNET_BUNDLE_EXTRACT_BASE_DIR (default ~/.net); set it
 # to a writable folder where the home directory is not.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -8,6 +8,8 @@
 # share of the run with no slow node, the final test accuracy of each repeat, the late gradients, and the load average.
 # Usage: scripts/stragglers.sh [EPOCHS] [REPEAT] [OUTDIR] [EXTRA FLAGS]   (defaults 10, 2, a temporary folder, none)
 #   e.g. scripts/stragglers.sh 3 2 /tmp/s "--batch-size 256"   (a bigger batch: the step is compute-bound)
+# MODE=decentralized runs 4 peers (add "--transport direct" to EXTRA FLAGS for the data plane) without the backup-worker
+# rows: peers have no backup workers (decision 0099), only --balance speed (decision 0123).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 epochs=${1:-10}
@@ -19,20 +21,24 @@ bin="dotnet src/Host/bin/Release/net10.0/distsgd.dll"
 slow="$out/slow.conf"
 printf 'distsgd.debug.slowdown = 3\ndistsgd.debug.slow-node = 1\n' > "$slow"
 
+mode=${MODE:-centralized}
 configs=(
   "no slow node|"
-  "one worker at 1/3 speed|--config $slow"
+  "one at 1/3 speed|--config $slow"
   "one at 1/3, --backup-workers 1|--config $slow --backup-workers 1"
   "one at 1/3, --balance speed|--config $slow --balance speed"
   "one at 1/3, both|--config $slow --backup-workers 1 --balance speed"
 )
+if [[ $mode == decentralized ]]; then
+  configs=("${configs[0]}" "${configs[1]}" "${configs[3]}")
+fi
 for r in $(seq 1 "$repeat"); do
   for i in "${!configs[@]}"; do
     IFS='|' read -r _ flags <<<"${configs[$i]}"
     dir="$out/run-$i-$r"
     rm -rf "$dir"
     # shellcheck disable=SC2086
-    $bin train --mode centralized --workers 4 --epochs "$epochs" --patience 0 $extra $flags --quiet --out "$dir" >"$dir.log" 2>&1 \
+    $bin train --mode "$mode" --workers 4 --epochs "$epochs" --patience 0 $extra $flags --quiet --out "$dir" >"$dir.log" 2>&1 \
       || echo "run $i repeat $r failed: see $dir.log" >&2
     cut -d' ' -f1 /proc/loadavg >"$dir.load"
   done
@@ -40,7 +46,7 @@ done
 python3 - "$out" "$repeat" "${configs[@]}" <<'PY'
 import csv, json, os, statistics, sys
 out, repeat, configs = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-print(f"| run (4 workers) | samples/s (median of epochs 2+) | vs no slow node | test accuracy | late gradients | load average |")
+print(f"| run (4 {'peers' if os.environ.get('MODE') == 'decentralized' else 'workers'}) | samples/s (median of epochs 2+) | vs no slow node | test accuracy | late gradients | load average |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 base = None
 for i, config in enumerate(configs):

@@ -5,6 +5,8 @@ using DistSgd.Bench;
 // seconds; anything else goes to BenchmarkDotNet (e.g. `-- --filter '*Gemm*'`).
 if (args.Length > 0 && args[0] == "socket")
     return SocketRoundTrip.Run(args[1..]);
+if (args.Length > 0 && args[0] == "aead")
+    return AeadThroughput.Run(args[1..]);
 if (args.Length > 0 && args[0] == "checkpoint")
     return CheckpointCost.Run(args[1..]);
 if (args.Length > 0 && args[0] == "parts")

@@ -3,6 +3,7 @@ using Akka.Configuration;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors;
@@ -27,6 +28,7 @@ namespace DistSgd.Actors;
 /// <param name="SlowNode">Which compute node of this process is slowed, by its place among them (distsgd.debug.slow-node; −1 = every one).</param>
 /// <param name="TraceFile">The file every traced node of this process goes to, one track each (distsgd.trace-file, --trace), or empty.</param>
 /// <param name="TraceMaxSpans">The spans each node's trace keeps, the newest (distsgd.trace-max-spans).</param>
+/// <param name="Link">Each node's link, for auto's choice of collective (distsgd.link-rate; null = none, this machine's loopback).</param>
 /// <param name="MaxPeers">Decentralized: the most peers a run takes at once, late ones included (distsgd.max-peers; 0 = twice the planned peers).</param>
 public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout, string MasterRole, string WorkerRole,
                                      string PeerRole, TimeSpan ReadyInterval, int AkkaChunkSize = 0,
@@ -34,7 +36,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
                                      int DirectPort = 0, TimeSpan DirectFrameTimeout = default, bool DirectMembersOnly = true,
                                      int StandbyMasters = 0, bool StepTrace = false, string LogFile = "", Collective? Collective = null,
                                      double Slowdown = 1, int SlowNode = -1, ShareEncoding? Wire = null, int SyncEvery = 1,
-                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans, int MaxPeers = 0)
+                                     string TraceFile = "", int TraceMaxSpans = Steps.StepTrace.DefaultMaxSpans, int MaxPeers = 0,
+                                     LinkRate? Link = null)
 {
     public const string ComputeDispatcher = "distsgd.compute-dispatcher";
 
@@ -68,7 +71,8 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             section.GetInt("sync-every", 1),
             section.GetString("trace-file", ""),
             section.GetInt("trace-max-spans", Steps.StepTrace.DefaultMaxSpans),
-            section.GetInt("max-peers", 0));
+            section.GetInt("max-peers", 0),
+            LinkOf(section));
         if (settings.MaxPeers < 0)
             throw new ConfigurationException($"distsgd.max-peers: expected 0 (twice the planned peers) or a number of peers, found {settings.MaxPeers}");
         if (settings.TraceMaxSpans < 1)
@@ -157,6 +161,13 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
         return value == "auto" ? null
             : CollectiveNames.Parse(value)
               ?? throw new ConfigurationException($"distsgd.collective: expected auto, allgather, ring or pairwise, found '{value}'");
+    }
+
+    private static LinkRate LinkOf(Config section)
+    {
+        string value = section.GetString("link-rate", "none");
+        return LinkRate.TryParse(value, out var rate) ? rate
+            : throw new ConfigurationException($"distsgd.link-rate: expected none or a rate such as 100mbit, 1gbit, 25gbit, found '{value}'");
     }
 
     private static PayloadTransport TransportOf(Config section)

@@ -1,30 +1,36 @@
+using System.Globalization;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Collectives;
 
 /// <summary>
-/// Which collective distsgd.collective = auto runs: one pure rule, in one place, so that a cost model can replace it.
+/// Which collective distsgd.collective = auto runs: the cost model's fastest (<see cref="CostModel.FastestCollective"/>) for
+/// the run's peers, gradient size and link (distsgd.link-rate), where a choice exists; one pure rule, in one place.
 /// </summary>
 public static class CollectiveChoice
 {
     /// <summary>
-    /// The all-gather on the Akka transport (the only collective there) and for 2 peers (where both all-reduces send the
-    /// same bytes as the all-gather, 2·(N−1)/N·G = (N−1)·G, in two rounds instead of one); the pairwise all-reduce for 3
-    /// peers or more on the data plane (2·(N−1)/N·G bytes per peer instead of (N−1)·G, in 2 rounds where the ring takes
-    /// 2·(N−1) hops).
+    /// The all-gather on the Akka transport (the only collective there) and for top-k gradients or local SGD (only the
+    /// all-gather carries them, <see cref="CollectiveNames.Refusal"/>); otherwise the collective with the smallest predicted
+    /// step for <paramref name="peers"/> nodes of a machine each on <paramref name="link"/>, pricing
+    /// <paramref name="gradientBytes"/> on the wire with this project's measured constants (<see cref="CostConstants.Measured"/>):
+    /// with the default MLP, ring for 2 peers (the same sums as the all-gather's, so the same bits, in a shorter step),
+    /// pairwise for 3 or more; for a model of a few hundred parameters, where latency is everything, the all-gather's single
+    /// round. Compute is the same in every collective, so it does not move the choice; a 16-bit wire halves the bytes.
     /// </summary>
-    /// <param name="compressed">The gradients travel as top-k shares (distsgd.compress) or local SGD averages changes
-    /// (distsgd.sync-every): the all-gather carries them (<see cref="CollectiveNames.Refusal"/>). A 16-bit wire alone
-    /// (distsgd.wire) leaves the choice as it is: the all-reduces carry 16-bit parts.</param>
-    public static Collective Pick(int peers, PayloadTransport transport, bool compressed = false) =>
-        transport != PayloadTransport.Direct || peers <= 2 || compressed ? Collective.AllGather : Collective.Pairwise;
+    public static Collective Pick(int peers, PayloadTransport transport, bool compressed, long gradientBytes, LinkRate link) =>
+        transport != PayloadTransport.Direct || compressed || peers < 2 ? Collective.AllGather
+            : CostModel.FastestCollective(CostConstants.Measured with { GradientBytes = gradientBytes }, new ClusterShape(peers, link));
 
     /// <summary>The line a run prints at its start: the collective and why.</summary>
-    public static string Describe(Collective collective, Collective? requested, int peers, PayloadTransport transport, bool compressed = false) =>
-        requested is not null
-            ? $"collective: {collective.Name()} (distsgd.collective / --collective)"
-            : $"collective: {collective.Name()} (auto for {peers} peers on the {(transport == PayloadTransport.Direct ? "direct" : "akka")} transport" +
-              (compressed ? ", top-k gradients or local SGD" : "") + ")";
+    public static string Describe(Collective collective, Collective? requested, int peers, PayloadTransport transport, bool compressed,
+                                  long gradientBytes, LinkRate link) =>
+        requested is not null ? $"collective: {collective.Name()} (distsgd.collective / --collective)"
+        : transport != PayloadTransport.Direct ? $"collective: {collective.Name()} (auto: the only one on the akka transport)"
+        : compressed ? $"collective: {collective.Name()} (auto for {peers} peers: top-k gradients or local SGD travel by all-gather)"
+        : $"collective: {collective.Name()} (auto: the cost model's fastest for {peers} peers, {gradientBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes per gradient, " +
+          $"link {link} (distsgd.link-rate / --link-rate))";
 }

@@ -136,6 +136,7 @@ internal sealed class LatePeers(PeerRun run, IPeerControl control, PeerStep step
         if (run.Shares.AllReduce is { } reduce)
             reduce.FirstStep = Replica.Step;
         run.Undo.Joined(Replica.Step - 1, state.AppliedSenders);
+        step.AdoptBalance(checkpoint.Balance);
         step.ReshardNextEpoch();
         step.ReshardIfDue(replan: false);   // the schedule came re-planned with the state
         return null;

@@ -23,9 +23,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     private readonly IPeerControl _control;
     /// <summary>The gradient of this peer's shard: its own kernels (the replica's evaluator has others).</summary>
     private readonly Model _model;
-    private readonly float[] _features;
-    private readonly float[] _targets;
+    private float[] _features;
+    private float[] _targets;
     private ShardBatches? _batches;
+    /// <summary>--balance speed (<see cref="RunPlan.BalanceBySpeed"/>): the same plan on every peer, from the same applied shares; null without.</summary>
+    private readonly BatchBalancer? _balance;
     /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
     private GradientShare? _ownShare;
     private bool _reshard;
@@ -51,6 +53,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _syncEvery = run.Plan.SyncEvery;
         _roundStart = _syncEvery > 1 ? new float[run.Replica.Parameters.Length] : [];
         _endedRoundStart = _syncEvery > 1 ? new float[run.Replica.Parameters.Length] : [];
+        if (run.Plan.BalanceBySpeed)
+        {
+            _balance = new BatchBalancer(run.Plan.BatchSizePerWorker, run.Replica.Checkpoints.ResumedBalance);
+            run.Replica.Checkpoints.Balance = _balance.State;
+        }
         Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
         if (run.Shares.AllReduce is { } reduce)
             reduce.Noticed = Notice;
@@ -65,7 +72,34 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         var plan = _run.Plan;
         _batches = new ShardBatches(_run.Setup.Train, _run.NodeId, _run.Setup.PeerCount, plan.BatchSizePerWorker, plan.Seed);
+        // A resumed run's epoch keeps the batches it was planned with (the checkpoint's plan).
+        if (_balance is not null)
+        {
+            _balance.StartEpoch(_run.Participants);
+            if (_balance.IsBalanced)
+            {
+                UseBalancedBatches();
+                if (_run.IsLead)
+                    _run.Report(new RunProgress.Note(
+                        $"{RunProgress.Now} epoch {Replica.Epoch}: batches by measured speed (--balance speed), peer:batch {_balance.Describe()} ({Replica.StepsPerEpoch} steps; the checkpoint's plan)"));
+            }
+        }
         return _batches;
+    }
+
+    /// <summary>A balanced epoch (<see cref="BatchBalancer.IsBalanced"/>): this peer's units and batch, and the epoch's steps.</summary>
+    private void UseBalancedBatches()
+    {
+        var train = _run.Setup.Train;
+        var (first, units, batch) = _balance!.Assignment(_run.NodeId, 0, 0);
+        _batches = ShardBatches.ForUnits(train, first, batch, units, _run.Plan.Seed);
+        Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, units, 1);
+        if (_targets.Length < batch)
+        {
+            // Once per epoch at most, never per step.
+            _features = new float[batch * _run.Plan.Spec.InputCount];
+            _targets = new float[batch];
+        }
     }
 
     StepGather IStepExchange.Open()
@@ -299,6 +333,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
         if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
             Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));
+        // Every peer applied these same shares, whose compute times came with them: the same timings on every replica.
+        if (_balance is not null && !diverged && (_syncEvery <= 1 || Replica.RoundStart is not null))
+            _balance.RecordStep(gather.Step, gather.Replies);
         if (!diverged && _run.Meter?.StepDone(gather.Replies, wallSeconds, Replica.Totals, Replica.Epoch, Replica.StepInEpoch + 1) is { } progress)
             _run.Report(progress);
     }
@@ -320,26 +357,54 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// (<see cref="Replica.ReplanSchedule"/>), the same on every survivor.
     /// </summary>
     /// <param name="replan">False for a late peer that adopted the replica of the new epoch: its schedule came re-planned.</param>
+    /// <remarks>With --balance speed every epoch's start plans its batches (<see cref="BatchBalancer.StartEpoch"/>) from the
+    /// previous epoch's shares, the same on every peer; a balanced epoch, or the first one after, is cut anew.</remarks>
     public void ReshardIfDue(bool replan = true)
     {
-        if (!_reshard)
+        bool wasBalanced = _balance?.IsBalanced ?? false;
+        _balance?.StartEpoch(_run.Participants);
+        bool balanced = _balance?.IsBalanced ?? false;
+        if (!_reshard && !balanced && !wasBalanced)
             return;
+        bool membersChanged = _reshard;
         _reshard = false;
         var plan = _run.Plan;
         var train = _run.Setup.Train;
-        _batches = ShardBatches.ForMember(train, _run.NodeId, _run.Participants, plan.BatchSizePerWorker, plan.Seed);
-        Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
-        _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, {4} steps", _run.NodeId, Replica.Epoch, _run.Participants.Count,
-                      _batches.ShardSize, Replica.StepsPerEpoch);
+        if (balanced)
+        {
+            UseBalancedBatches();
+        }
+        else
+        {
+            _batches = ShardBatches.ForMember(train, _run.NodeId, _run.Participants, plan.BatchSizePerWorker, plan.Seed);
+            Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
+        }
+        _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, batch {4}, {5} steps", _run.NodeId, Replica.Epoch,
+                      _run.Participants.Count, _batches!.ShardSize, _batches.BatchSize, Replica.StepsPerEpoch);
         string? replanned = replan ? Replica.ReplanSchedule() : null;
         if (replanned is not null)
             _run.Log.Info("node {0}: {1}", _run.NodeId, replanned);
         if (_run.IsLead)
         {
-            _run.Report(new RunProgress.Note($"from epoch {Replica.Epoch} the training set is sharded among {_run.Participants.Count} peers, {Replica.StepsPerEpoch} steps per epoch"));
+            if (membersChanged)
+                _run.Report(new RunProgress.Note($"from epoch {Replica.Epoch} the training set is sharded among {_run.Participants.Count} peers, {Replica.StepsPerEpoch} steps per epoch"));
+            if (balanced || wasBalanced)
+                _run.Report(new RunProgress.Note(balanced
+                    ? $"{RunProgress.Now} epoch {Replica.Epoch}: batches by measured speed (--balance speed), peer:batch {_balance!.Describe()} ({Replica.StepsPerEpoch} steps)"
+                    : $"{RunProgress.Now} epoch {Replica.Epoch}: every peer at the run's batch again (--balance speed)"));
             if (replanned is not null)
                 _run.Report(new RunProgress.Note(replanned));
         }
+    }
+
+    /// <summary>
+    /// A late peer adopts the lead's balance with the replica (<see cref="Checkpoint.Balance"/>): the plan of the epoch it
+    /// joins and the timings towards the next, so that it cuts and plans as every other peer.
+    /// </summary>
+    public void AdoptBalance(BalanceState? balance)
+    {
+        if (_balance is not null && balance is not null)
+            _balance.Resume(balance);
     }
 
     public void Dispose() => (_model.Kernels as IDisposable)?.Dispose();

@@ -39,6 +39,15 @@ public sealed record RunPlan(string RunId, ModelSpec Spec, int BatchSizePerWorke
     /// <summary>Steps between model averages, H (the hyper-parameter sync-every; 1, gradient averaging, when absent): <see cref="LocalSgd"/>.</summary>
     public int SyncEvery => LocalSgd.FromKeys(Hyperparameters);
 
+    /// <summary>
+    /// A decentralized run's --balance speed (the hyper-parameter balance=speed): every peer plans the epoch's batches from
+    /// the shares' compute times (<see cref="Steps.BatchBalancer"/>). A centralized master's balance is its own, not the plan's.
+    /// </summary>
+    public bool BalanceBySpeed => Hyperparameters.Split(';').Contains(BalanceKey);
+
+    /// <summary>The hyper-parameter that says <see cref="BalanceBySpeed"/>.</summary>
+    public const string BalanceKey = "balance=speed";
+
     /// <summary>Human description, for logs and mismatch messages.</summary>
     public override string ToString() =>
         $"run {RunId}: {Spec}, batch {BatchSizePerWorker}/worker, seed {Seed}, {Epochs} epochs × {StepsPerEpoch} steps, {TrainCount} samples" +

@@ -228,7 +228,8 @@ public sealed class Replica : IDisposable
     /// decentralized run adopts (<see cref="Adopt"/>; decision 0097).
     /// </summary>
     public Checkpoint Capture() =>
-        Checkpoint.Capture("", Step, Epoch, StepInEpoch, Parameters, Optimizer, Stopping, Totals.ToProgress(), _epochs, copy: true);
+        Checkpoint.Capture("", Step, Epoch, StepInEpoch, Parameters, Optimizer, Stopping, Totals.ToProgress(), _epochs, copy: true)
+            with { Balance = _checkpoints.Balance?.Invoke() };
 
     /// <summary>
     /// Takes over another replica's state (<see cref="Capture"/>): θ, the optimizer state with the schedule's re-plans, the

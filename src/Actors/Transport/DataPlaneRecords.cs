@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
+using NSec.Cryptography;
 
 namespace DistSgd.Actors.Transport;
 
@@ -35,17 +36,18 @@ public enum RecordDirection : uint
 }
 
 /// <summary>
-/// The encrypted data plane's records (<see href="../../../docs/decisions/0070-data-frames-as-aes-gcm-records.md">0070</see>):
-/// once a data connection has passed its TLS handshake and the <see cref="DataPlaneHandshake"/> inside it, frames go
-/// over the bare socket as AES-256-GCM records under a key derived from that handshake.
+/// The encrypted data plane's records (<see href="../../../docs/decisions/0070-data-frames-as-aes-gcm-records.md">0070</see>,
+/// <see href="../../../docs/decisions/0110-data-plane-records-in-aegis-256.md">0110</see>): once a data connection has
+/// passed its TLS handshake and the <see cref="DataPlaneHandshake"/> inside it, frames go over the bare socket as
+/// AEGIS-256 records under a key derived from that handshake.
 /// </summary>
 /// <remarks>
 /// <code>
-/// record: u32 "DSGR" | u32 length | u64 counter | ciphertext[length] | tag[16]
-/// nonce  = u32 direction ‖ u64 counter            (96 bits; the counter starts at 0 and never repeats under a key)
+/// record: u32 "DSGR" | u32 length | u64 counter | ciphertext[length] | tag[32]
+/// nonce  = u32 direction ‖ u64 counter ‖ 0[20]     (256 bits; the counter starts at 0 and never repeats under a key)
 /// AAD    = the record's 16-byte header
 /// key    = HKDF-SHA256(ikm = client node key ‖ server node key, salt = server nonce ‖ client nonce,
-///                      info = "distsgd data-plane records v1" ‖ direction ‖ run hash ‖ client node index), 32 bytes
+///                      info = "distsgd data-plane records v2 aegis256" ‖ direction ‖ run hash ‖ client node index), 32 bytes
 /// </code>
 /// A frame is one record of its 64-byte header, then its payload in records of at most the sender's chunk size.
 /// The receiver expects the exact next counter, so a replayed, reordered or dropped record is refused before it is
@@ -56,8 +58,12 @@ public static class DataPlaneRecords
 {
     public const uint Magic = 0x52475344;   // "DSGR" read little-endian
     public const int HeaderSize = 16;
-    public const int TagSize = 16;
+    public const int TagSize = 32;
     public const int KeySize = 32;
+    public const int NonceSize = 32;
+
+    /// <summary>The records' AEAD: AEGIS-256 (libsodium), 256-bit key, nonce and tag.</summary>
+    public static AeadAlgorithm Algorithm => AeadAlgorithm.Aegis256;
 
     /// <summary>The largest record's plaintext; a sender's chunks are at most this.</summary>
     public const int MaxLength = 1 << 20;
@@ -65,7 +71,7 @@ public static class DataPlaneRecords
     /// <summary>The payload chunk the data plane seals per record: large enough to amortise the per-record cost, small enough to pipeline.</summary>
     public const int DefaultChunk = 256 << 10;
 
-    private static readonly byte[] Label = Encoding.ASCII.GetBytes("distsgd data-plane records v1");
+    private static readonly byte[] Label = Encoding.ASCII.GetBytes("distsgd data-plane records v2 aegis256");
 
     /// <summary>The refusal's name in the dropped-message counts: record_tampered, record_replayed, …</summary>
     public static string Name(RecordRefusal refusal) => refusal switch
@@ -127,27 +133,30 @@ public static class DataPlaneRecords
         return length <= 0 || length > Math.Min(maxLength, MaxLength) || (exact && length != maxLength) ? RecordRefusal.BadLength : null;
     }
 
-    /// <summary>The 96-bit nonce of record <paramref name="counter"/> in <paramref name="direction"/>.</summary>
+    /// <summary>The 256-bit nonce of record <paramref name="counter"/> in <paramref name="direction"/> (its last 20 bytes zero).</summary>
     public static void Nonce(Span<byte> nonce, RecordDirection direction, ulong counter)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(nonce, (uint)direction);
         BinaryPrimitives.WriteUInt64LittleEndian(nonce[4..], counter);
+        nonce[12..NonceSize].Clear();
     }
 }
 
-/// <summary>The AES-GCM key of one direction of one connection and the nonce of the record at hand.</summary>
+/// <summary>The AEGIS-256 key of one direction of one connection and the nonce of the record at hand.</summary>
 public abstract class RecordCipher : IDisposable
 {
     private readonly RecordDirection _direction;
-    private readonly byte[] _nonce = new byte[12];
+    private readonly byte[] _nonce = new byte[DataPlaneRecords.NonceSize];
 
     protected RecordCipher(byte[] key, RecordDirection direction)
     {
-        Aes = new AesGcm(key, DataPlaneRecords.TagSize);
+        if (key.Length != DataPlaneRecords.KeySize)
+            throw new ArgumentException($"a record key is {DataPlaneRecords.KeySize} bytes, not {key.Length}", nameof(key));
+        Key = Key.Import(DataPlaneRecords.Algorithm, key, KeyBlobFormat.RawSymmetricKey);
         _direction = direction;
     }
 
-    protected AesGcm Aes { get; }
+    protected Key Key { get; }
 
     /// <summary>The nonce of record <paramref name="counter"/> of this direction (<see cref="DataPlaneRecords.Nonce"/>), valid until the next call.</summary>
     protected byte[] NonceOf(ulong counter)
@@ -156,7 +165,7 @@ public abstract class RecordCipher : IDisposable
         return _nonce;
     }
 
-    public void Dispose() => Aes.Dispose();
+    public void Dispose() => Key.Dispose();
 }
 
 /// <summary>Seals the records of one direction of one connection, counting from 0; never reuses a counter. Not thread-safe (one sender).</summary>
@@ -179,14 +188,14 @@ public sealed class RecordSealer(byte[] key, RecordDirection direction) : Record
             throw new CryptographicException("the record counter is exhausted; the connection must be made anew");
         var header = record[..DataPlaneRecords.HeaderSize];
         DataPlaneRecords.WriteHeader(header, plaintext.Length, _counter);
-        int end = DataPlaneRecords.HeaderSize + plaintext.Length;
-        Aes.Encrypt(NonceOf(_counter), plaintext, record[DataPlaneRecords.HeaderSize..end], record.Slice(end, DataPlaneRecords.TagSize), header);
+        int end = DataPlaneRecords.HeaderSize + plaintext.Length + DataPlaneRecords.TagSize;
+        DataPlaneRecords.Algorithm.Encrypt(Key, NonceOf(_counter), header, plaintext, record[DataPlaneRecords.HeaderSize..end]);
         _counter++;
-        return end + DataPlaneRecords.TagSize;
+        return end;
     }
 }
 
-/// <summary>Opens the records of one direction of one connection in order, in place. Not thread-safe (one reader).</summary>
+/// <summary>Opens the records of one direction of one connection in order. Not thread-safe (one reader).</summary>
 public sealed class RecordOpener(byte[] key, RecordDirection direction) : RecordCipher(key, direction)
 {
     private ulong _expected;
@@ -200,18 +209,16 @@ public sealed class RecordOpener(byte[] key, RecordDirection direction) : Record
     public RecordRefusal? Judge(ReadOnlySpan<byte> header, int maxLength, bool exact) => DataPlaneRecords.JudgeHeader(header, _expected, maxLength, exact);
 
     /// <summary>
-    /// Decrypts a record whose header <see cref="Judge"/> accepted, in place in <paramref name="data"/> (its ciphertext,
-    /// then its plaintext); null when the tag matches (the counter then moves on), else <see cref="RecordRefusal.Tampered"/>
-    /// (the data is then zeroed, never to be used).
+    /// Decrypts a record whose header <see cref="Judge"/> accepted: <paramref name="sealedData"/> is its ciphertext and
+    /// tag, <paramref name="plaintext"/> (as long as the ciphertext; it may be the ciphertext's own bytes) receives its
+    /// plaintext. Null when the tag matches (the counter then moves on), else <see cref="RecordRefusal.Tampered"/> (the
+    /// plaintext is then zeroed, never to be used).
     /// </summary>
-    public RecordRefusal? Open(ReadOnlySpan<byte> header, Span<byte> data, ReadOnlySpan<byte> tag)
+    public RecordRefusal? Open(ReadOnlySpan<byte> header, ReadOnlySpan<byte> sealedData, Span<byte> plaintext)
     {
-        try
+        if (!DataPlaneRecords.Algorithm.Decrypt(Key, NonceOf(_expected), header, sealedData, plaintext))
         {
-            Aes.Decrypt(NonceOf(_expected), data, tag, data, header);
-        }
-        catch (CryptographicException)
-        {
+            plaintext.Clear();
             return RecordRefusal.Tampered;
         }
         _expected++;
@@ -221,12 +228,16 @@ public sealed class RecordOpener(byte[] key, RecordDirection direction) : Record
 
 /// <summary>
 /// Moves sealed records over a blocking socket: what the encrypted data plane (and its benchmark) sends and reads.
-/// A payload is read straight into its destination and opened there, so the only copies are the kernel's.
+/// A record is sealed into a send buffer and sent whole; a received record is read into a receive buffer and opened
+/// from there into its destination, so each byte is copied once by the kernel and passed once through the cipher.
 /// </summary>
 public static class RecordSocket
 {
     /// <summary>A send buffer for records of up to <paramref name="chunk"/> plaintext bytes.</summary>
     public static byte[] SendBuffer(int chunk) => GC.AllocateUninitializedArray<byte>(DataPlaneRecords.HeaderSize + chunk + DataPlaneRecords.TagSize);
+
+    /// <summary>A receive buffer for <see cref="Receive"/>: a header and the largest record's ciphertext and tag.</summary>
+    public static byte[] ReceiveBuffer() => SendBuffer(DataPlaneRecords.MaxLength);
 
     /// <summary>Seals <paramref name="plaintext"/> as records of at most <paramref name="buffer"/>'s chunk and sends each whole.</summary>
     public static void Send(Socket socket, RecordSealer sealer, ReadOnlySpan<byte> plaintext, byte[] buffer)
@@ -243,24 +254,24 @@ public static class RecordSocket
     /// <summary>
     /// Reads and opens records until <paramref name="target"/> is full: null when it holds the plaintext, else why the
     /// records were refused (<see cref="RecordRefusal.Truncated"/> when the peer closed first). With
-    /// <paramref name="exact"/> the whole target must be one record. <paramref name="scratch"/> holds a header and a tag.
+    /// <paramref name="exact"/> the whole target must be one record. <paramref name="buffer"/> is a <see cref="ReceiveBuffer"/>.
     /// </summary>
-    public static RecordRefusal? Receive(Socket socket, RecordOpener opener, Span<byte> target, byte[] scratch, bool exact = false)
+    public static RecordRefusal? Receive(Socket socket, RecordOpener opener, Span<byte> target, byte[] buffer, bool exact = false)
     {
-        var header = scratch.AsSpan(0, DataPlaneRecords.HeaderSize);
-        var tag = scratch.AsSpan(DataPlaneRecords.HeaderSize, DataPlaneRecords.TagSize);
+        var header = buffer.AsSpan(0, DataPlaneRecords.HeaderSize);
         for (int at = 0; at < target.Length;)
         {
             if (ReceiveExact(socket, header) < header.Length)
                 return RecordRefusal.Truncated;
             if (opener.Judge(header, target.Length - at, exact) is { } refused)
                 return refused;
-            var data = target.Slice(at, DataPlaneRecords.LengthOf(header));
-            if (ReceiveExact(socket, data) < data.Length || ReceiveExact(socket, tag) < tag.Length)
+            int length = DataPlaneRecords.LengthOf(header);
+            var sealedData = buffer.AsSpan(DataPlaneRecords.HeaderSize, length + DataPlaneRecords.TagSize);
+            if (ReceiveExact(socket, sealedData) < sealedData.Length)
                 return RecordRefusal.Truncated;
-            if (opener.Open(header, data, tag) is { } tampered)
+            if (opener.Open(header, sealedData, target.Slice(at, length)) is { } tampered)
                 return tampered;
-            at += data.Length;
+            at += length;
         }
         return null;
     }

@@ -207,9 +207,9 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// <para><b>TLS</b> (<see cref="DataPlaneOptions.Tls"/>): each connection is an <see cref="SslStream"/> over the socket, the
 /// handshake bounded by the frame timeout and done on the reader thread (inbound) or the sending actor's thread
 /// (outbound); a peer without a certificate of this node's CA is refused before a frame is read, and counted in
-/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AES-256-GCM records on the
-/// bare socket (<see cref="DataPlaneRecords"/>), opened in place in the record's array; a refused record is counted in
-/// <see cref="RecordRefusals"/>. Without TLS the sockets carry plain frames, exactly as before.</para>
+/// <see cref="RefusedConnections"/>. After the TLS and identity handshakes, frames go as AEGIS-256 records on the
+/// bare socket (<see cref="DataPlaneRecords"/>), each read into the connection's receive buffer and opened from there
+/// into the message's array; a refused record is counted in <see cref="RecordRefusals"/>. Without TLS the sockets carry plain frames, exactly as before.</para>
 /// </remarks>
 public sealed class DirectDataPlane : IDisposable
 {
@@ -802,7 +802,7 @@ public sealed class DirectDataPlane : IDisposable
         string reason = "closed by the sender";
         SslStream? tls = null;
         RecordOpener? opener = null;
-        var scratch = new byte[DataPlaneRecords.HeaderSize + DataPlaneRecords.TagSize];
+        byte[]? recordBuffer = null;
         bool proving = true;
         try
         {
@@ -824,7 +824,10 @@ public sealed class DirectDataPlane : IDisposable
             sender = node;
             // With TLS, frames come as records on the bare socket after the handshakes (the TLS stream stays open, unused).
             if (tls is not null)
+            {
                 opener = new RecordOpener(recordKey!, RecordDirection.ClientToServer);
+                recordBuffer = RecordSocket.ReceiveBuffer();
+            }
             socket.ReceiveTimeout = (int)_options.FrameTimeout.TotalMilliseconds;
             while (!_disposed)
             {
@@ -836,7 +839,7 @@ public sealed class DirectDataPlane : IDisposable
                     got = ReceiveExact(socket, null, headerBytes);
                 else if (socket.Available == 0)
                     got = 0;   // readable with nothing to read: closed
-                else if (ReceiveRecords(socket, opener, headerBytes, scratch, exact: true) is { } refused)
+                else if (ReceiveRecords(socket, opener, headerBytes, recordBuffer!, exact: true) is { } refused)
                 {
                     reason = RefuseRecord(refused, ref sender);
                     break;
@@ -871,7 +874,7 @@ public sealed class DirectDataPlane : IDisposable
                 long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 var values = Rent(DecodedLength(header, encoding));
                 var payload = encoding.IsIdentity ? MemoryMarshal.AsBytes(values.AsSpan()) : encoded.AsSpan(0, (int)encoding.PayloadBytes(header.Count));
-                if (opener is not null && ReceiveRecords(socket, opener, payload, scratch, exact: false) is { } refusedPayload)
+                if (opener is not null && ReceiveRecords(socket, opener, payload, recordBuffer!, exact: false) is { } refusedPayload)
                 {
                     reason = RefuseRecord(refusedPayload, ref sender);
                     break;
@@ -931,8 +934,8 @@ public sealed class DirectDataPlane : IDisposable
         !encoding.IsSparse ? header.Count
         : header.Kind == FrameKind.ComputeGradient || header.SampleCount > 0 ? _options.ParameterCount : 0;
 
-    private static RecordRefusal? ReceiveRecords(Socket socket, RecordOpener opener, Span<byte> target, byte[] scratch, bool exact) =>
-        target.IsEmpty ? null : RecordSocket.Receive(socket, opener, target, scratch, exact);
+    private static RecordRefusal? ReceiveRecords(Socket socket, RecordOpener opener, Span<byte> target, byte[] recordBuffer, bool exact) =>
+        target.IsEmpty ? null : RecordSocket.Receive(socket, opener, target, recordBuffer, exact);
 
     /// <summary>
     /// Counts a refused record and forgets which node the connection proved: a record that does not authenticate may

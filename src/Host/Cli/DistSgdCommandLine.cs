@@ -152,8 +152,15 @@ public static class DistSgdCommandLine
         {
             Description = "How the decentralized peers combine their gradients each step: allgather (every peer sends its whole gradient to every other), " +
                           "ring or pairwise (all-reduce on the direct transport: 2·(N−1)/N of a gradient sent per peer instead of N−1), or auto " +
-                          "(allgather for 2 peers or on akka, pairwise for 3 or more on direct). Default: distsgd.collective of --config, else auto. " +
+                          "(the cost model's fastest for the peers, the model and --link-rate: ring for 2 peers and pairwise for 3 or more with the default MLP on direct; " +
+                          "allgather on akka). Default: distsgd.collective of --config, else auto. " +
                           "[auto|allgather|ring|pairwise]",
+        };
+        public readonly Option<string?> LinkRate = new("--link-rate")
+        {
+            Description = "Each node's network link, each way, for --collective auto's choice (the cost model prices every collective for it): " +
+                          "none (this machine's loopback) or a rate such as 100mbit, 1gbit, 10gbit. Every peer must give the same. " +
+                          "Default: distsgd.link-rate, else none.",
         };
         public readonly Option<string?> TlsCert = new("--tls-cert")
         {
@@ -230,6 +237,8 @@ public static class DistSgdCommandLine
             Wire.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParsePrecision(v, out _) is not null, "one of fp32, bf16, fp16"));
             Compress.Validators.Add(r => Check<string?>(r, v => v is null || ShareEncoding.ParseCompress(v, out _) is not null,
                                                         "none, topk:F or topk-ef:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01)"));
+            LinkRate.Validators.Add(r => Check<string?>(r, v => v is null || DistSgd.Numerics.Cost.LinkRate.TryParse(v, out _),
+                                                        "none or a rate such as 100mbit, 1gbit, 2.5gbit"));
             Collective.Validators.Add(r => Check<string?>(r, v => v is null or "auto" or "allgather" or "ring" or "pairwise", "one of auto, allgather, ring, pairwise"));
             CheckpointEverySteps.Validators.Add(r => Check<long?>(r, v => v is null or >= 0, "a number of steps ≥ 0 (0 = off)"));
             MetricsPort.Validators.Add(r => Check<int?>(r, v => v is null or (>= 1 and <= 65535), "a port from 1 to 65535"));
@@ -238,7 +247,7 @@ public static class DistSgdCommandLine
 
         public void AddTo(Command command)
         {
-            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort, Trace })
+            foreach (var option in new Option[] { Mode, Workers, BackupWorkers, Balance, Transport, Collective, LinkRate, Wire, Compress, SyncEvery, TlsCert, TlsPassword, TlsPasswordFile, ThreadsPerWorker, Config, Model, Hidden, Activation, Epochs, BatchSize, Lr, Momentum, WeightDecay, Schedule, Seed, Patience, MinDelta, Normalize, Threads, Out, Quiet, Resume, CheckpointEverySteps, CheckpointEverySeconds, Json, MetricsPort, Trace })
                 command.Add(option);
             Data.AddTo(command);
         }
@@ -283,6 +292,7 @@ public static class DistSgdCommandLine
                 Compress = p.GetValue(Compress),
                 SyncEvery = p.GetValue(SyncEvery),
                 Collective = p.GetValue(Collective),
+                LinkRate = p.GetValue(LinkRate),
                 Resume = p.GetValue(Resume),
                 CheckpointEverySteps = p.GetValue(CheckpointEverySteps),
                 CheckpointEverySeconds = p.GetValue(CheckpointEverySeconds),

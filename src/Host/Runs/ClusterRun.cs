@@ -75,9 +75,9 @@ public static class ClusterRun
                     allReplicas.TrySetResult();
             },
         };
-        var plan = setup.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings, config.CollectiveFor(settings));
+        var plan = setup.ToRunPlan(Guid.NewGuid().ToString("N")[..12], settings, config.CollectiveFor(settings, setup.Spec.ParameterCount));
         if (decentralized)
-            output.WriteLine(config.DescribeCollective(settings));
+            output.WriteLine(config.DescribeCollective(settings, setup.Spec.ParameterCount));
         var coordinators = RunCoordinators.Start(cluster.Nodes, settings, setup, plan, checkpoints, sink);
         var outcome = await coordinators.AwaitAsync(sink.Ended, cancellation);
         if (outcome is RunProgress.RunCompleted && decentralized)

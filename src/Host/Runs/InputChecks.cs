@@ -13,12 +13,12 @@ public static class InputChecks
 {
     /// <summary>
     /// Refuses straggler flags the mode cannot use (before any data is read): --backup-workers is centralized, below
-    /// --workers; --balance speed is centralized, with a global batch a frame's 16-bit unit index can count.
+    /// --workers; --balance speed needs workers or peers, with a global batch a frame's 16-bit unit index can count.
     /// </summary>
     public static void CheckStragglerFlags(TrainSettings settings)
     {
-        if (settings.BalanceBySpeed && settings.Mode != RunMode.Centralized)
-            throw new UsageException($"--balance: speed balancing is for a centralized run (the master plans every worker's batch); found --mode {settings.Mode.Name()}");
+        if (settings.BalanceBySpeed && settings.Mode == RunMode.Sequential)
+            throw new UsageException("--balance: speed balancing shares a global batch among workers or peers; found --mode sequential");
         if (settings.BalanceBySpeed && (long)settings.ComputeNodes * settings.BatchSize > ushort.MaxValue)
             throw new UsageException($"--balance: speed balancing needs --workers × --batch-size ≤ {ushort.MaxValue}, found {settings.ComputeNodes} × {settings.BatchSize}");
         if (settings.BackupWorkers == 0)

@@ -323,9 +323,9 @@ public static class NodeRun
         var output = display.Output;
         bool decentralized = settings.Mode == RunMode.Decentralized;
         bool hostsMaster = !decentralized && node.Roles.Contains(NodeRole.Master);
-        var plan = run.Setup.ToRunPlan(node.RunId, settings, config.CollectiveFor(settings));
+        var plan = run.Setup.ToRunPlan(node.RunId, settings, config.CollectiveFor(settings, run.Setup.Spec.ParameterCount));
         if (decentralized)
-            output.WriteLine(config.DescribeCollective(settings));
+            output.WriteLine(config.DescribeCollective(settings, run.Setup.Spec.ParameterCount));
         // The state of a run lives with the master (centralized) or in every peer (decentralized): they resume it.
         var checkpoints = hostsMaster || decentralized ? RunCheckpoints.Setup(settings, config, run, output) : null;
         if (checkpoints is null && settings.Resume is not null)

@@ -196,7 +196,7 @@ public static class TrainRun
             BackupWorkers = distributed ? settings.BackupWorkers : 0,
             Balance = settings.BalanceBySpeed ? "speed" : "off",
             Transport = distributed ? config.TransportName : null,
-            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Numerics.Training.CollectiveNames.Name(config.CollectiveFor(settings)) : null,
+            Collective = settings.Mode == RunMode.Decentralized ? DistSgd.Numerics.Training.CollectiveNames.Name(config.CollectiveFor(settings, run.Model.ParameterCount)) : null,
             Wire = distributed ? RunSummary.Wire(run.Setup.Hyperparameters, result, settings.Mode, settings.ComputeNodes, run.Model.ParameterCount) : null,
             GlobalBatchSize = distributed ? settings.ComputeNodes * settings.BatchSize : settings.BatchSize,
             settings.Epochs,

@@ -17,8 +17,10 @@ public sealed record TrainingSetup(ModelSpec Spec, float[] InitialParameters, Sg
                                    Dataset Train, Dataset Test, int StepsPerEpoch, string Hyperparameters = "")
 {
     /// <summary>The plan every node of the run checks (<see cref="RunPlan.Differences"/>) before the first step.</summary>
+    /// <remarks>A decentralized run's --balance speed is in its hyper-parameters (<see cref="RunPlan.BalanceBySpeed"/>): every peer must balance.</remarks>
     public RunPlan ToRunPlan(string runId, TrainSettings settings, Collective collective = Collective.AllGather) =>
-        new(runId, Spec, settings.BatchSize, settings.Seed, settings.Epochs, Train.Count, StepsPerEpoch, Hyperparameters, collective);
+        new(runId, Spec, settings.BatchSize, settings.Seed, settings.Epochs, Train.Count, StepsPerEpoch,
+            settings.BalanceBySpeed && settings.Mode == RunMode.Decentralized ? $"{Hyperparameters};{RunPlan.BalanceKey}" : Hyperparameters, collective);
 
     /// <summary>
     /// Akka.Remote's frame size for the mode's largest message: θ (centralized), or a decentralized ReplicaResync,

@@ -4,6 +4,8 @@ using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Security;
 using DistSgd.Actors.Transport;
 using DistSgd.Actors;
+using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Host.Settings;
@@ -46,16 +48,23 @@ public sealed class EffectiveConfig
     /// The collective of a run of <paramref name="settings"/>: distsgd.collective (or --collective), or auto's pick
     /// (<see cref="CollectiveChoice.Pick"/>) for its peers and transport; the centralized and sequential modes have none (allgather).
     /// </summary>
-    public Collective CollectiveFor(TrainSettings settings) =>
+    /// <param name="parameters">The model's parameter count: auto prices a gradient of that many values on the run's wire.</param>
+    public Collective CollectiveFor(TrainSettings settings, int parameters) =>
         settings.Mode != RunMode.Decentralized ? Collective.AllGather
-            : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport, Compressed);
+            : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport, Compressed, WireBytes(parameters), Link);
 
     /// <summary>The run's gradients travel as top-k shares or local SGD's changes: only the all-gather carries them (decision 0090).</summary>
     private bool Compressed => DistSgd.Wire!.IsSparse || DistSgd.SyncEvery > 1;
 
+    private LinkRate Link => DistSgd.Link ?? LinkRate.Unlimited;
+
+    /// <summary>Bytes of a dense gradient of <paramref name="parameters"/> values on the run's wire (4 per value, 2 for a 16-bit wire).</summary>
+    private long WireBytes(int parameters) => (long)parameters * (DistSgd.Wire!.Precision == WirePrecision.Fp32 ? sizeof(float) : 2);
+
     /// <summary>The line a decentralized run prints at its start: its collective, and whether auto chose it.</summary>
-    public string DescribeCollective(TrainSettings settings) =>
-        CollectiveChoice.Describe(CollectiveFor(settings), DistSgd.Collective, settings.ComputeNodes, DistSgd.Transport, Compressed);
+    public string DescribeCollective(TrainSettings settings, int parameters) =>
+        CollectiveChoice.Describe(CollectiveFor(settings, parameters), DistSgd.Collective, settings.ComputeNodes, DistSgd.Transport, Compressed,
+                                  WireBytes(parameters), Link);
 
     /// <summary>"akka" or "direct": what carries the run's payloads, from --transport or distsgd.transport.</summary>
     public string TransportName => DistSgd.Transport == PayloadTransport.Direct ? "direct" : "akka";
@@ -69,7 +78,8 @@ public sealed class EffectiveConfig
         if (settings.Mode == RunMode.Sequential && (settings.Wire is not null || settings.Compress is not null || settings.SyncEvery > 1))
             throw new UsageException("--wire, --compress and --sync-every: a sequential run sends nothing; use them with --mode centralized or decentralized");
         foreach (var (key, flag) in new[] { ("transport", settings.Transport), ("wire", settings.Wire), ("compress", settings.Compress),
-                                            ("sync-every", settings.SyncEvery?.ToString(System.Globalization.CultureInfo.InvariantCulture)) })
+                                            ("sync-every", settings.SyncEvery?.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                                            ("link-rate", settings.LinkRate) })
             if (flag is not null)
             {
                 var value = ConfigurationFactory.ParseString($"distsgd.{key} = \"{flag}\"");

@@ -61,6 +61,9 @@ public sealed record TrainSettings
     /// <summary>--collective (auto, allgather, ring or pairwise), or null to keep distsgd.collective of the configuration.</summary>
     public string? Collective { get; init; }
 
+    /// <summary>--link-rate (none or a rate such as 1gbit), or null to keep distsgd.link-rate of the configuration.</summary>
+    public string? LinkRate { get; init; }
+
     /// <summary>--resume: a results or checkpoint folder whose newest valid checkpoint the run continues from, or null.</summary>
     public string? Resume { get; init; }
 

@@ -32,8 +32,9 @@ public static class ModelWarmUp
             : Task.CompletedTask;
 
     /// <summary>
-    /// <paramref name="steps"/> training steps (each also through <see cref="SgdOptimizer.AverageAndStep"/> with two
-    /// shares) and one evaluation at <paramref name="batchSize"/> rows of <paramref name="spec"/>, on the calling thread.
+    /// <paramref name="steps"/> training steps (each also through <see cref="SgdOptimizer.AverageAndStep"/> with one, two
+    /// and three shares, and <see cref="SgdOptimizer.StepAveraged"/>: each its own compiled pass) and one evaluation at
+    /// <paramref name="batchSize"/> rows of <paramref name="spec"/>, on the calling thread.
     /// </summary>
     public static void Run(ModelSpec spec, int batchSize, SgdOptions optimizerOptions, int steps = 2)
     {
@@ -48,13 +49,15 @@ public static class ModelWarmUp
         var features = new float[batchSize * spec.InputCount];
         var targets = new float[batchSize];
         var optimizer = new SgdOptimizer(optimizerOptions, model.ParameterCount);
-        var shares = new ReadOnlyMemory<float>[] { gradient, gradient };
-        var weights = new[] { batchSize, batchSize };
+        var shares = new ReadOnlyMemory<float>[] { gradient, gradient, gradient };
+        var weights = new[] { batchSize, batchSize, batchSize };
         for (int step = 0; step < steps; step++)
         {
             model.LossAndGradient(parameters, features, targets, batchSize, gradient);
             optimizer.Step(parameters, gradient);
-            optimizer.AverageAndStep(parameters, shares, weights);
+            for (int count = 1; count <= shares.Length; count++)
+                optimizer.AverageAndStep(parameters, shares[..count], weights[..count]);
+            optimizer.StepAveraged(parameters, gradient, batchSize);
         }
         model.Evaluate(parameters, features, targets, batchSize);
     }

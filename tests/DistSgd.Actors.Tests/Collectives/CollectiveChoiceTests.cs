@@ -4,27 +4,63 @@ using DistSgd.Actors.Deployment;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Tests.Collectives;
 
 public class CollectiveChoiceTests
 {
+    /// <summary>The default MLP's gradient (784-256-128-10: 235,146 values) in fp32.</summary>
+    private const long Mlp = 940_584;
+
     [Theory]
     [InlineData(1, PayloadTransport.Direct, Collective.AllGather)]
-    [InlineData(2, PayloadTransport.Direct, Collective.AllGather)]
+    [InlineData(2, PayloadTransport.Direct, Collective.Ring)]
     [InlineData(3, PayloadTransport.Direct, Collective.Pairwise)]
     [InlineData(8, PayloadTransport.Direct, Collective.Pairwise)]
     [InlineData(8, PayloadTransport.Akka, Collective.AllGather)]
-    public void Auto_picks_the_all_gather_for_two_peers_or_on_akka_and_pairwise_beyond(int peers, PayloadTransport transport, Collective expected) =>
-        Assert.Equal(expected, CollectiveChoice.Pick(peers, transport));
+    public void Auto_picks_the_cost_model_s_fastest_for_the_default_mlp_on_direct_and_the_all_gather_on_akka(int peers, PayloadTransport transport, Collective expected)
+    {
+        foreach (var link in new[] { LinkRate.Unlimited, LinkRate.Parse("1gbit"), LinkRate.Parse("10gbit") })
+            Assert.Equal(expected, CollectiveChoice.Pick(peers, transport, compressed: false, Mlp, link));
+    }
+
+    [Fact]
+    public void Auto_is_the_cost_model_s_choice_and_follows_the_model_s_size()
+    {
+        var constants = CostConstants.Measured;
+        for (int peers = 2; peers <= 16; peers++)
+            Assert.Equal(CostModel.FastestCollective(constants, new ClusterShape(peers, LinkRate.Parse("1gbit"))),
+                         CollectiveChoice.Pick(peers, PayloadTransport.Direct, compressed: false, constants.GradientBytes, LinkRate.Parse("1gbit")));
+        // A model of a few hundred parameters: a message's latency is everything, and the all-gather takes one round.
+        Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(3, PayloadTransport.Direct, compressed: false, 404 * 4, LinkRate.Unlimited));
+    }
 
     [Fact]
     public void Auto_picks_the_all_gather_for_compressed_gradients_or_local_sgd()
     {
-        Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(8, PayloadTransport.Direct, compressed: true));
-        Assert.Equal("collective: allgather (auto for 4 peers on the direct transport, top-k gradients or local SGD)",
-                     CollectiveChoice.Describe(Collective.AllGather, null, 4, PayloadTransport.Direct, compressed: true));
+        Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(8, PayloadTransport.Direct, compressed: true, Mlp, LinkRate.Unlimited));
+        Assert.Equal("collective: allgather (auto for 4 peers: top-k gradients or local SGD travel by all-gather)",
+                     CollectiveChoice.Describe(Collective.AllGather, null, 4, PayloadTransport.Direct, compressed: true, Mlp, LinkRate.Unlimited));
+    }
+
+    [Theory]
+    [InlineData("none", "none")]
+    [InlineData("1gbit", "1gbit")]
+    [InlineData("2.5gbit", "2.5gbit")]
+    public void The_link_rate_setting_reads_tc_s_rates(string value, string expected)
+    {
+        var config = ConfigurationFactory.ParseString($"distsgd.link-rate = \"{value}\"").WithFallback(DistSgdConfig.ReferenceConfig);
+        Assert.Equal(expected, (DistSgdSettings.Create(config).Link ?? LinkRate.Unlimited).ToString());
+    }
+
+    [Fact]
+    public void A_bad_link_rate_is_refused_naming_the_key()
+    {
+        var config = ConfigurationFactory.ParseString("distsgd.link-rate = fast").WithFallback(DistSgdConfig.ReferenceConfig);
+        var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
+        Assert.Equal("distsgd.link-rate: expected none or a rate such as 100mbit, 1gbit, 25gbit, found 'fast'", error.Message);
     }
 
     [Theory]
@@ -53,8 +89,12 @@ public class CollectiveChoiceTests
     [Fact]
     public void The_start_line_says_whether_auto_chose()
     {
-        Assert.Equal("collective: pairwise (auto for 3 peers on the direct transport)", CollectiveChoice.Describe(Collective.Pairwise, null, 3, PayloadTransport.Direct));
-        Assert.Equal("collective: ring (distsgd.collective / --collective)", CollectiveChoice.Describe(Collective.Ring, Collective.Ring, 3, PayloadTransport.Direct));
+        Assert.Equal("collective: pairwise (auto: the cost model's fastest for 3 peers, 940,584 bytes per gradient, link 1gbit (distsgd.link-rate / --link-rate))",
+                     CollectiveChoice.Describe(Collective.Pairwise, null, 3, PayloadTransport.Direct, compressed: false, Mlp, LinkRate.Parse("1gbit")));
+        Assert.Equal("collective: allgather (auto: the only one on the akka transport)",
+                     CollectiveChoice.Describe(Collective.AllGather, null, 3, PayloadTransport.Akka, compressed: false, Mlp, LinkRate.Unlimited));
+        Assert.Equal("collective: ring (distsgd.collective / --collective)",
+                     CollectiveChoice.Describe(Collective.Ring, Collective.Ring, 3, PayloadTransport.Direct, compressed: false, Mlp, LinkRate.Unlimited));
     }
 
     [Theory]

@@ -164,7 +164,7 @@ public sealed class DirectDataPlaneTlsTests : IDisposable
         tls.AuthenticateAsClient(identity.ClientOptions("127.0.0.1"));
         using var sealer = new RecordSealer(HandshakeClient.Prove(tls, RunId, 0, workerKey, master.Key), RecordDirection.ClientToServer);
 
-        // After the handshakes frames go as AES-GCM records on the bare socket.
+        // After the handshakes frames go as AEGIS-256 records on the bare socket.
         var bytes = new byte[FrameHeader.Size + 16 * sizeof(float)];
         (Header(0, 3) with { RunHash = FrameHeader.HashRunId(RunId), Count = 16 }).Write(bytes);
         MemoryMarshal.AsBytes(Enumerable.Repeat(2f, 16).ToArray().AsSpan()).CopyTo(bytes.AsSpan(FrameHeader.Size));

@@ -43,7 +43,7 @@ public class BadInputTests
     [InlineData("--workers: expected at most 8 (every peer needs a training sample; the training set has 8), found 12", "--samples", "10", "--mode", "decentralized", "--workers", "12", "--batch-size", "1")]
     [InlineData("--backup-workers: expected fewer than --workers (2: a step needs at least one gradient), found 2", "--backup-workers", "2")]
     [InlineData("--backup-workers: only a centralized run has backup workers", "--mode", "decentralized", "--backup-workers", "1")]
-    [InlineData("--balance: speed balancing is for a centralized run", "--mode", "sequential", "--balance", "speed")]
+    [InlineData("--balance: speed balancing shares a global batch among workers or peers; found --mode sequential", "--mode", "sequential", "--balance", "speed")]
     public void A_flag_that_does_not_fit_the_data_is_refused_not_clamped(string expected, params string[] flags)
     {
         using var temp = new TempFolder();
@@ -68,6 +68,7 @@ public class BadInputTests
     [InlineData("--wire", "fp8", "--wire: expected one of fp32, bf16, fp16, found 'fp8'")]
     [InlineData("--compress", "topk:0", "--compress: expected none, topk:F or topk-ef:F with 0 < F <= 1, the fraction of values kept (e.g. topk:0.01), found 'topk:0'")]
     [InlineData("--collective", "tree", "--collective: expected one of auto, allgather, ring, pairwise, found 'tree'")]
+    [InlineData("--link-rate", "fast", "--link-rate: expected none or a rate such as 100mbit, 1gbit, 2.5gbit, found 'fast'")]
     [InlineData("--workers", "65", "--workers: expected from 1 to 64 workers, found '65'")]
     [InlineData("--threads", "2000", "--threads: expected a thread count from 0 (all cores) to 1024, found '2000'")]
     [InlineData("--backup-workers", "-1", "--backup-workers: expected from 0 (off) to 63 backup workers, found '-1'")]
@@ -119,6 +120,7 @@ public class BadInputTests
     [InlineData("distsgd.fp16-scale = 1000", "distsgd.fp16-scale: expected a power of two from 2^-24 to 2^24 (e.g. 1024), found '1000'")]
     [InlineData("distsgd.transport = akka\ndistsgd.wire = bf16", "compressed gradients travel only on the data plane; set distsgd.transport = direct")]
     [InlineData("distsgd.collective = tree", "distsgd.collective: expected auto, allgather, ring or pairwise, found 'tree'")]
+    [InlineData("distsgd.link-rate = 0gbit", "distsgd.link-rate: expected none or a rate such as 100mbit, 1gbit, 25gbit, found '0gbit'")]
     [InlineData("distsgd.collective = ring\ndistsgd.transport = akka", "distsgd.collective = ring runs on the direct transport only, but distsgd.transport = akka")]
     [InlineData("distsgd.direct.port = 70000", "distsgd.direct.port: expected 0 (any free port) to 65535, found 70000")]
     [InlineData("distsgd.direct.port = http", "distsgd.direct.port: expected a port number, found 'http'")]

@@ -118,6 +118,30 @@ public class CheckpointRunTests
         Assert.NotEqual(Model(temp["whole"]), Model(temp["stopped"]));
     }
 
+    [Fact]
+    public async Task A_balanced_decentralized_run_resumed_mid_epoch_takes_the_checkpoint_s_batch_plan_and_its_replicas_stay_identical()
+    {
+        // Issue 20 for peers (decision 0123): the plan comes from the shares' compute times, the same on every peer, and a
+        // checkpoint keeps it, so a resumed run cuts its epoch as the stopped one did (the later plans follow new timings).
+        using var temp = new TempFolder();
+        File.WriteAllText(temp["slow.conf"], "distsgd.debug.slowdown = 3\ndistsgd.debug.slow-node = 1\n");
+        string[] run = ["train", "--mode", "decentralized", "--workers", "2", .. Blobs, "--checkpoint-every-steps", "4", "--balance", "speed",
+                        "--config", temp["slow.conf"]];
+        await StopMidRun(run, temp["stopped"]);
+        var (step, path) = new CheckpointStore(Checkpoints(temp["stopped"])).List().First();
+        var balance = CheckpointFile.Read(path).Balance;
+        Assert.NotNull(balance);
+        // One peer is slowed (which node id it has depends on the order the simulated cluster starts them): balanced.
+        Assert.True(balance.Plan.Count == 2 && balance.Plan[0].BatchSize != balance.Plan[1].BatchSize && balance.Plan.Sum(b => b.BatchSize) == 2 * 64,
+                    $"step {step}: the slowed peer should have the smaller batch of 128: {string.Join(' ', balance.Plan)}");
+
+        var resumed = CliRunner.Run([.. run, "--resume", temp["stopped"]]);
+        Assert.True(resumed.ExitCode == 0, resumed.Error + resumed.Output);
+        Assert.Contains($"peer:batch {string.Join(' ', balance.Plan.Select(b => $"{b.Worker}:{b.BatchSize}"))} (13 steps; the checkpoint's plan)", resumed.Output);
+        Assert.Contains("all 2 replicas bit-identical", resumed.Output);
+        Assert.DoesNotContain("MISMATCH", resumed.Output);
+    }
+
     private static void CopyFolder(string from, string to)
     {
         Directory.CreateDirectory(to);

@@ -115,12 +115,15 @@ public class NodeFaultTests
         long recovered = Assert.Single(Numbers(successor.Output, @"new master: θ of step (\d+) recovered"));
         Assert.Equal(held.Max(), recovered);
 
-        // The step column never goes back: the old master's last epoch ends before the new master's first.
+        // The step column never goes back: the new master's first epoch ends no earlier than the old master's last. It
+        // may end at the same step: killed right after closing an epoch, before θ of the next step reached a worker, the
+        // old master leaves the workers holding θ of that epoch's last step, which the new master takes again and then
+        // closes the same epoch (CI saw step 300 in both).
         long oldLast = File.ReadAllLines(Path.Combine(temp["master"], RunFiles.MetricsFileName)).Skip(1)
                            .Select(l => long.Parse(l.Split(',')[1], CultureInfo.InvariantCulture)).Max();
         var newSteps = File.ReadAllLines(Path.Combine(temp[$"node-{ports[folder + 1]}"], RunFiles.MetricsFileName)).Skip(1)
                            .Select(l => long.Parse(l.Split(',')[1], CultureInfo.InvariantCulture)).ToList();
-        Assert.True(newSteps[0] > oldLast, $"old master's last epoch ended at step {oldLast}, the new master's first at {newSteps[0]}");
+        Assert.True(newSteps[0] >= oldLast, $"old master's last epoch ended at step {oldLast}, the new master's first at {newSteps[0]}");
     }
 }
 

@@ -91,13 +91,15 @@ internal sealed class NodeProcess : IDisposable
     public bool HasExited => _process.HasExited;
 
     /// <summary>Waits until the output contains <paramref name="text"/>; fails the test (showing the output) after <paramref name="timeout"/>.</summary>
-    public void WaitForOutput(string text, TimeSpan timeout)
+    /// <param name="others">Processes whose output the failure shows too (what the other side of a conversation saw).</param>
+    public void WaitForOutput(string text, TimeSpan timeout, params NodeProcess[] others)
     {
         var clock = Stopwatch.StartNew();
         while (!Output.Contains(text, StringComparison.Ordinal))
         {
             if (clock.Elapsed > timeout || _process.HasExited)
-                Assert.Fail($"the process did not print '{text}' within {timeout.TotalSeconds:0}s; its output:\n{Output}");
+                Assert.Fail($"the process did not print '{text}' within {timeout.TotalSeconds:0}s; its output:\n{Output}" +
+                            string.Concat(others.Select((o, i) => $"\n---- the output of other process {i}:\n{o.Output}")));
             Thread.Sleep(100);
         }
     }

@@ -9,10 +9,11 @@ namespace DistSgd.Host.Tests.Runs;
 public class PeerLossProcessTests
 {
     // 800 steps an epoch (~1 s quiet): the kill or freeze after epoch 1's line must land in epoch 2, and with 6000
-    // samples (0.1 s an epoch since the lean step and ReadyToRun) it sometimes landed after the run had ended.
+    // samples (0.1 s an epoch since the lean step and ReadyToRun) it sometimes landed after the run had ended. Pairwise
+    // named: the timings were sized with it, and auto now gives this tiny model the faster all-gather (decision 0122).
     private static readonly string[] Run =
         ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "48000", "--epochs", "4",
-         "--hidden", "16", "--batch-size", "16"];
+         "--hidden", "16", "--batch-size", "16", "--collective", "pairwise"];
 
     [Fact]
     public void Killing_the_lead_peer_process_leaves_the_other_two_finishing_with_identical_replicas_and_the_next_one_writes_the_results()
@@ -90,9 +91,13 @@ public class PeerLossProcessTests
     }
 
     /// <summary>Long enough for a woken or late peer to join while the run is under way, however loaded the machine.</summary>
+    /// <summary>
+    /// Long enough that a late or woken peer joins before the end: pairwise named, since auto gives this tiny model the
+    /// all-gather (decision 0122), whose steps run 2–5× faster here and ended the run before a woken peer got in.
+    /// </summary>
     private static readonly string[] LongRun =
         ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "24000", "--epochs", "40",
-         "--hidden", "16", "--batch-size", "16", "--patience", "0"];
+         "--hidden", "16", "--batch-size", "16", "--patience", "0", "--collective", "pairwise"];
 
     private static string ReplicaHash(NodeProcess peer) => Regex.Match(peer.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value;
 
@@ -118,7 +123,7 @@ public class PeerLossProcessTests
         // minority, or its removal) and joins again as a new incarnation; the lead takes it in as node 3 at an epoch's end.
         peers[2].WaitForOutput("joining again as a new incarnation (the lead peer takes it back", NodeProcessTests.Bound);
         Assert.Matches("count this peer .* as lost|minority side of a partition|removed from the cluster before the run ended", peers[2].Output);
-        peers[2].WaitForOutput("this peer joined run", NodeProcessTests.Bound);
+        peers[2].WaitForOutput("this peer joined run", NodeProcessTests.Bound, peers[0], peers[1]);
         peers[0].WaitForOutput($"node 3 (at akka.tcp://distsgd@127.0.0.1:{ports[2]}) joined the run", NodeProcessTests.Bound);
 
         foreach (var peer in peers)

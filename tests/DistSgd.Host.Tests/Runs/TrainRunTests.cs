@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using System.Text.Json;
 using DistSgd.Host.Runs;
 using DistSgd.Numerics.Models;
@@ -338,6 +340,49 @@ public class TrainRunTests
         var reference = File.ReadAllBytes(Path.Combine(temp["akka"], RunFiles.ModelFileName));
         Assert.Equal(reference, File.ReadAllBytes(Path.Combine(temp["master"], RunFiles.ModelFileName)));
         Assert.Equal(reference, File.ReadAllBytes(Path.Combine(temp["peers"], RunFiles.ModelFileName)));
+    }
+
+    [Fact]
+    public void Auto_runs_and_prints_the_cost_model_s_collective_for_the_peers_the_model_s_size_and_the_link()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string workers, string hidden, string dir) => ["train", "--mode", "decentralized", "--transport", "direct", "--workers", workers,
+                                                                      "--dataset", "blobs", "--samples", "600", "--epochs", "1", "--hidden", hidden,
+                                                                      "--link-rate", "1gbit", "--out", dir];
+        // 568,580 parameters (2.3 MB a gradient): bandwidth decides, and the ring's halves beat the all-gather's whole.
+        var big = CliRunner.Run(Flags("2", "2048,256", temp["big"]));
+        Assert.True(big.ExitCode == 0, big.Error);
+        Assert.Contains("collective: ring (auto: the cost model's fastest for 2 peers, 2,274,320 bytes per gradient, link 1gbit", big.Output);
+        // 404 parameters: a message's latency decides, and the all-gather takes one round where the all-reduces take two.
+        var tiny = CliRunner.Run(Flags("3", "16", temp["tiny"]));
+        Assert.True(tiny.ExitCode == 0, tiny.Error);
+        Assert.Contains("collective: allgather (auto: the cost model's fastest for 3 peers, 1,616 bytes per gradient, link 1gbit", tiny.Output);
+        foreach (var (run, expected) in new[] { ("big", "ring"), ("tiny", "allgather") })
+        {
+            using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp[run], RunFiles.SummaryFileName)));
+            Assert.Equal(expected, summary.RootElement.GetProperty("collective").GetString());
+        }
+    }
+
+    [Fact]
+    public void Peers_balance_their_batches_by_speed_with_the_same_plan_on_every_replica()
+    {
+        using var temp = new TempFolder();
+        File.WriteAllText(temp["slow.conf"], "distsgd.debug.slowdown = 3\ndistsgd.debug.slow-node = 1\n");
+        var run = CliRunner.Run(["train", "--mode", "decentralized", "--workers", "3", "--transport", "direct", "--collective", "pairwise",
+                                 "--dataset", "blobs", "--samples", "3000", "--epochs", "3", "--hidden", "16", "--balance", "speed",
+                                 "--config", temp["slow.conf"], "--out", temp["run"]]);
+        Assert.True(run.ExitCode == 0, run.Error + run.Output);
+        // From epoch 2 the batches follow the measured speeds (one peer slowed; which node id it has depends on the order the
+        // simulated cluster starts them, and on a loaded machine the others' speeds differ too); the global batch (3 × 64) is kept.
+        var plan = Regex.Match(run.Output, @"epoch 2: batches by measured speed \(--balance speed\), peer:batch 0:(\d+) 1:(\d+) 2:(\d+)");
+        Assert.True(plan.Success, run.Output);
+        int[] batches = [.. Enumerable.Range(1, 3).Select(i => int.Parse(plan.Groups[i].Value, CultureInfo.InvariantCulture))];
+        Assert.Equal(3 * 64, batches.Sum());
+        Assert.True(batches.Distinct().Count() > 1, run.Output);   // balanced: not the run's 64 each
+        Assert.Contains("cluster: all 3 replicas bit-identical", run.Output);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["run"], RunFiles.SummaryFileName)));
+        Assert.Equal("speed", summary.RootElement.GetProperty("balance").GetString());
     }
 
     [Fact]

@@ -30,7 +30,9 @@ internal static class Fuzzer
                              Func<int, long> allocationLimit, TimeSpan? callLimit = null)
     {
         var random = new Random(seed);
-        var limit = callLimit ?? TimeSpan.FromSeconds(2);
+        // A hang, not a slow call: wall time, so a generous bound (a call of a few ms took 2.7 s once at load 27, its thread
+        // off the cores; CI machines are shared too). A loop that does not end still fails it.
+        var limit = callLimit ?? TimeSpan.FromSeconds(15);
         var clock = Stopwatch.StartNew();
         int cases = 0, accepted = 0, refused = 0;
         while (clock.Elapsed < budget || cases < seeds.Count)

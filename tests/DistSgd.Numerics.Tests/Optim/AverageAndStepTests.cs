@@ -51,9 +51,19 @@ public class AverageAndStepTests
         Enumerable.Range(0, n).Select(i => i % 97 == 0 ? -0f : i % 89 == 0 ? 0f
                                           : (float)((random.NextDouble() - 0.5) * Math.Pow(10, random.Next(-6, 4)))).ToArray();
 
+    /// <summary>Every option set with 1, 2 and 3 weighted shares (1 and 2 are averaged in registers, 3 or more in blocks).</summary>
+    public static TheoryData<double, double, bool, int> OptionsAndShares()
+    {
+        var data = new TheoryData<double, double, bool, int>();
+        foreach (var row in Options)
+            foreach (int shares in new[] { 1, 2, 3 })
+                data.Add((double)row[0], (double)row[1], (bool)row[2], shares);
+        return data;
+    }
+
     [Theory]
-    [MemberData(nameof(Options))]
-    public void Fused_average_and_update_give_the_bits_of_the_separate_passes(double momentum, double weightDecay, bool nesterov)
+    [MemberData(nameof(OptionsAndShares))]
+    public void Fused_average_and_update_give_the_bits_of_the_separate_passes(double momentum, double weightDecay, bool nesterov, int weighted)
     {
         // A length that is not a multiple of the block or of any vector width.
         const int n = 3 * SgdOptimizer.BlockLength + 13;
@@ -65,9 +75,10 @@ public class AverageAndStepTests
         var velocity = new float[momentum > 0 ? n : 0];
         for (int step = 0; step < 5; step++)
         {
-            // Three shares of unequal sample counts, one of them empty with weight 0 (a shard that ran out).
-            var shares = new List<ReadOnlyMemory<float>> { Values(random, n), Array.Empty<float>(), Values(random, n), Values(random, n) };
-            var weights = new List<int> { 64, 0, 37, 1 };
+            // Shares of unequal sample counts, one of them empty with weight 0 (a shard that ran out).
+            var shares = new List<ReadOnlyMemory<float>> { Values(random, n), Array.Empty<float>(), Values(random, n), Values(random, n) }
+                .Take(weighted + 1).ToList();
+            var weights = new List<int> { 64, 0, 37, 1 }.Take(weighted + 1).ToList();
             var average = new float[n];
             long samples = GradientAggregation.WeightedAverage(shares, weights, average);
             ReferenceStep(options, (float)fused.CurrentLearningRate, reference, average, velocity);

@@ -1,8 +1,9 @@
 using DistSgd.Actors.Centralized;
+using DistSgd.Actors.Steps;
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Training;
 
-namespace DistSgd.Actors.Tests.Centralized;
+namespace DistSgd.Actors.Tests.Steps;
 
 public class BatchBalancerTests
 {
@@ -50,5 +51,25 @@ public class BatchBalancerTests
         var other = new BatchBalancer(4, state);
         other.StartEpoch([0, 1, 2]);   // a worker joined: planned afresh (no timings yet: the ordinary cut)
         Assert.False(other.IsBalanced);
+    }
+
+    [Fact]
+    public void A_peer_s_step_counts_once_it_can_no_longer_be_taken_back_and_a_step_taken_again_counts_once()
+    {
+        var balancer = new BatchBalancer(batchPerWorker: 4);
+        balancer.StartEpoch([0, 1]);
+        balancer.RecordStep(0, Step(0.012));
+        balancer.RecordStep(1, Step(0.5));    // applied, then taken back by a peer loss ...
+        balancer.RecordStep(1, Step(0.012));  // ... and applied again: this one counts, the first not
+        Assert.Equal([new WorkerSpeed(0, 8, 0.008), new WorkerSpeed(1, 8, 0.024)], balancer.State().Timings);
+
+        var reference = new BatchBalancer(batchPerWorker: 4);
+        reference.StartEpoch([0, 1]);
+        reference.Record(Step(0.012));
+        reference.Record(Step(0.012));
+        balancer.StartEpoch([0, 1]);
+        reference.StartEpoch([0, 1]);
+        Assert.Equal(reference.Plan, balancer.Plan);
+        Assert.Equal([new WorkerBatch(0, 6), new WorkerBatch(1, 2)], balancer.Plan);
     }
 }

@@ -1,12 +1,14 @@
 using DistSgd.Actors.Protocol;
 using DistSgd.Numerics.Training;
 
-namespace DistSgd.Actors.Centralized;
+namespace DistSgd.Actors.Steps;
 
 /// <summary>
-/// The master's --balance speed: measures each worker's throughput (samples per compute second) over an epoch and, at
-/// the next epoch's start, plans per-worker batches that follow it (<see cref="SpeedBalance.Plan"/>), the global batch
-/// kept. A plain class: the master records the gradients it used and asks for each worker's assignment.
+/// --balance speed: measures each compute node's throughput (samples per compute second) over an epoch and, at the next
+/// epoch's start, plans per-node batches that follow it (<see cref="SpeedBalance.Plan"/>), the global batch kept. A plain
+/// class: the centralized master records the gradients it used (<see cref="Record"/>) and asks for each worker's
+/// assignment; every decentralized peer records the same applied shares (<see cref="RecordStep"/>: held until the step
+/// can no longer be taken back) and so plans the same batches, with no message of its own (decision 0123).
 /// </summary>
 /// <remarks>
 /// The first epoch, and any epoch whose plan gives every worker the run's batch, is cut the ordinary way (shard =
@@ -23,6 +25,9 @@ public sealed class BatchBalancer
     private IReadOnlyDictionary<int, int> _firstUnits = new Dictionary<int, int>();
     private Dictionary<int, int> _batchOf = new();
     private BalanceState? _resumed;
+    /// <summary>The latest step recorded by <see cref="RecordStep"/> (−1: none held) and its contributions, not yet counted.</summary>
+    private long _heldStep = -1;
+    private readonly List<(int Node, int Samples, double Seconds)> _held = [];
 
     /// <param name="batchPerWorker">The run's batch per worker: the global batch is this × the epoch's participants.</param>
     /// <param name="resumed">The balance of the checkpoint the run resumes from, taken at the first epoch start; or null.</param>
@@ -31,6 +36,19 @@ public sealed class BatchBalancer
         ArgumentOutOfRangeException.ThrowIfLessThan(batchPerWorker, 1);
         _batchPerWorker = batchPerWorker;
         _resumed = resumed;
+    }
+
+    /// <summary>
+    /// Takes <paramref name="state"/> as a resumed checkpoint's, at the next <see cref="StartEpoch"/> (a late peer adopting
+    /// the lead's replica: its plan for the epoch being started, its timings); what this balancer held is dropped.
+    /// </summary>
+    public void Resume(BalanceState state)
+    {
+        _resumed = state;
+        _timings.Clear();
+        _held.Clear();
+        _heldStep = -1;
+        Use([]);
     }
 
     /// <summary>True when the open epoch's batches follow the workers' speeds (else: shard = rank, the run's batch).</summary>
@@ -56,11 +74,39 @@ public sealed class BatchBalancer
     }
 
     /// <summary>
+    /// A decentralized peer's applied step <paramref name="step"/>: held, because a peer loss may still take the step back
+    /// and apply it again (<c>StepUndo</c>); recording the same step again replaces what was held, a later step counts it.
+    /// <see cref="StartEpoch"/> and <see cref="State"/> count what is held: the epoch's last step is final once the
+    /// epoch-end hash round agreed. Allocates nothing once the list has room for the participants.
+    /// </summary>
+    public void RecordStep(long step, IReadOnlyList<IGradientContribution> applied)
+    {
+        if (step > _heldStep)
+            CountHeld();
+        _heldStep = step;
+        _held.Clear();
+        for (int i = 0; i < applied.Count; i++)
+            _held.Add((applied[i].Participant, applied[i].SampleCount, applied[i].ComputeSeconds));
+    }
+
+    private void CountHeld()
+    {
+        foreach (var (node, samples, seconds) in _held)
+            if (samples > 0)
+            {
+                var (s, t) = _timings.GetValueOrDefault(node);
+                _timings[node] = (s + samples, t + seconds);
+            }
+        _held.Clear();
+    }
+
+    /// <summary>
     /// A new epoch among <paramref name="participants"/>: plans it from the timings measured since the last plan (or
     /// takes the resumed checkpoint's plan, when it is for these participants), and starts measuring afresh.
     /// </summary>
     public void StartEpoch(IReadOnlyCollection<int> participants)
     {
+        CountHeld();
         if (_resumed is { } resumed)
         {
             _resumed = null;
@@ -80,7 +126,7 @@ public sealed class BatchBalancer
     }
 
     /// <summary>
-    /// What <paramref name="worker"/> computes on in the open epoch, as <see cref="ComputeGradient"/> says it: units
+    /// What <paramref name="worker"/> computes on in the open epoch, as a <see cref="Centralized.ComputeGradient"/> says it: units
     /// (first unit, unit count, its batch) when balanced, else its <paramref name="shard"/> of <paramref name="shardCount"/>
     /// with the run's batch (0).
     /// </summary>
@@ -90,8 +136,19 @@ public sealed class BatchBalancer
             : (shard, shardCount, 0);
 
     /// <summary>What a checkpoint keeps: the plan in effect and the timings since it was made.</summary>
-    public BalanceState State() =>
-        new(_plan, _timings.Select(t => new WorkerSpeed(t.Key, t.Value.Samples, t.Value.Seconds)).ToList());
+    public BalanceState State()
+    {
+        // A checkpoint is taken between steps: the held step is the replica's (it stays held here, as it may still be
+        // taken back and applied again).
+        var timings = new SortedDictionary<int, (long Samples, double Seconds)>(_timings);
+        foreach (var (node, samples, seconds) in _held)
+            if (samples > 0)
+            {
+                var (s, t) = timings.GetValueOrDefault(node);
+                timings[node] = (s + samples, t + seconds);
+            }
+        return new(_plan, timings.Select(t => new WorkerSpeed(t.Key, t.Value.Samples, t.Value.Seconds)).ToList());
+    }
 
     /// <summary>"0:77 1:77 2:77 3:25", for the run's notes.</summary>
     public string Describe() => string.Join(' ', _plan.Select(b => $"{b.Worker}:{b.BatchSize}"));
