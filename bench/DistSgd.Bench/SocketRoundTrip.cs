@@ -26,7 +26,7 @@ namespace DistSgd.Bench;
 /// </list>
 /// And the data plane with TLS on: blocking <see cref="SslStream"/> reads straight into the float[] over TLS 1.2/1.3
 /// with client certificates (ECDSA P-256, as scripts/make-certs.sh makes them), both directions encrypted.
-/// And the encrypted data plane's path (<see cref="DataPlaneRecords"/>): AEGIS-256 records of <c>--chunk</c> bytes
+/// And the encrypted data plane's path (<see cref="DataPlaneRecords"/>): AEGIS-128L records of <c>--chunk</c> bytes
 /// (default 256 KB) sealed into a send buffer and sent on the bare socket, read into a receive buffer and opened into the float[].
 /// The plain blocking contestant is the baseline measured in the same run.
 /// The contestants interleave (one round trip each, in turn) so the machine's drift hits them alike.
@@ -50,7 +50,7 @@ public static class SocketRoundTrip
             aes128 = new CipherSuitesPolicy([TlsCipherSuite.TLS_AES_128_GCM_SHA256, TlsCipherSuite.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]);
         using var tls128 = new Contestant("TLS, AES-128-GCM preferred", bytes, Mode.Tls, aes128);
         int chunk = QuickBenchOptions.Int(args, "--chunk", DataPlaneRecords.DefaultChunk);
-        using var records = new Contestant($"AEGIS-256 records ({chunk >> 10} KB) on the socket", bytes, Mode.Records, chunk: chunk);
+        using var records = new Contestant($"AEGIS-128L records ({chunk >> 10} KB) on the socket", bytes, Mode.Records, chunk: chunk);
         var contestants = new[] { blocking, stream, pipe, tls, tls128, records };
         for (int warm = 0; warm < 50; warm++)
             foreach (var c in contestants)
