@@ -152,7 +152,7 @@ public static class DistSgdCommandLine
         {
             Description = "How the decentralized peers combine their gradients each step: allgather (every peer sends its whole gradient to every other), " +
                           "ring or pairwise (all-reduce on the direct transport: 2·(N−1)/N of a gradient sent per peer instead of N−1), or auto " +
-                          "(the cost model's fastest for the peers, the model and --link-rate: ring for 2 peers and pairwise for 3 or more with the default MLP on direct; " +
+                          "(the cost model's fastest for the peers, the model and --link-rate: allgather for 2 peers and pairwise for 3 or more with the default MLP on direct; " +
                           "allgather on akka). Default: distsgd.collective of --config, else auto. " +
                           "[auto|allgather|ring|pairwise]",
         };

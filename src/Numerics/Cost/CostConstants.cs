@@ -64,6 +64,15 @@ public sealed record CostConstants
         Source = "this project's machine, quiet: C and loopback β from the README's quiet runs; δ, γ, α from bench calibrate (2026-12-01)",
     };
 
+    /// <summary>
+    /// α as a step of this program pays it, per message round on the data plane: through the sender's actor, the socket,
+    /// the receiver's reader thread and mailbox. On this machine, quiet (scripts/bench-network.sh, 2026-12-02 05:03–05:13
+    /// UTC, unlimited links), each round cost 0.4–0.9 ms more than the bare socket's α (the all-gather's one round 0.39 ms
+    /// over the model at N = 2, pairwise's two rounds 1.2–1.9 ms over at N = 2–4); 0.4 ms is the low end. The choice of
+    /// collective (<c>CollectiveChoice</c>) prices messages at this; <see cref="Measured"/> keeps the bare socket's.
+    /// </summary>
+    public const double StepMessageSeconds = 0.4e-3;
+
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.Strict };
 
     /// <summary>The constants as an indented JSON object.</summary>
