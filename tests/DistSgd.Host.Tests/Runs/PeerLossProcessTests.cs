@@ -74,7 +74,11 @@ public class PeerLossProcessTests
             Assert.DoesNotContain("the learning-rate schedule is re-planned", peers[1].Output);
     }
 
-    /// <summary>Quick failure detection and downing for the test (unreachable after ~2 s, downed 2 s later), and quick pub-sub gossip.</summary>
+    /// <summary>
+    /// Quick failure detection and downing for the test (unreachable after ~2 s, downed 2 s later), quick pub-sub gossip, and
+    /// every step's compute stretched 20× (distsgd.debug.slowdown: about 1.3 ms of sleep a step for this tiny model) so that
+    /// the run outlasts a woken peer's rejoin however fast the machine is: quiet, the 40 epochs took 12 s and ended before it.
+    /// </summary>
     private static string FastDowning(TempFolder temp)
     {
         string config = Path.Combine(temp["config"], "fast-downing.conf");
@@ -86,6 +90,7 @@ public class PeerLossProcessTests
             akka.cluster.split-brain-resolver.stable-after = 2s
             akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
             akka.cluster.pub-sub.gossip-interval = 200ms
+            distsgd.debug.slowdown = 20
             """);
         return config;
     }
