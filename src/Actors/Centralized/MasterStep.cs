@@ -347,9 +347,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
             _setup.Reporter.Tell(new RunProgress.Note(
                 $"{RunProgress.Now} epoch {_replica.Epoch}: the training set is cut into {_roster.ShardCount} shards for workers {string.Join(", ", _roster.Participants.Keys)} ({_replica.StepsPerEpoch} steps)"));
         if (_balance is { IsBalanced: true } || wasBalanced)
-            _setup.Reporter.Tell(new RunProgress.Note(_balance!.IsBalanced
-                ? $"{RunProgress.Now} epoch {_replica.Epoch}: batches by measured speed (--balance speed), worker:batch {_balance.Describe()} ({_replica.StepsPerEpoch} steps)"
-                : $"{RunProgress.Now} epoch {_replica.Epoch}: every worker at the run's batch again (--balance speed)"));
+            _setup.Reporter.Tell(new RunProgress.Note(_balance!.Note(_replica.Epoch, _replica.StepsPerEpoch, "worker")));
         ReplanSchedule();
     }
 

@@ -16,7 +16,7 @@ public static class CollectiveChoice
     /// The all-gather on the Akka transport (the only collective there) and for top-k gradients or local SGD (only the
     /// all-gather carries them, <see cref="CollectiveNames.Refusal"/>); otherwise the collective with the smallest predicted
     /// step for <paramref name="peers"/> nodes of a machine each on <paramref name="link"/>, pricing
-    /// <paramref name="gradientBytes"/> on the wire with this project's measured constants (<see cref="CostConstants.Measured"/>):
+    /// <paramref name="gradientBytes"/> on the wire with this project's measured constants (<see cref="Constants"/>):
     /// with the default MLP, the all-gather for 2 peers (every collective sends the same bytes there, and it takes one
     /// round) and pairwise for 3 or more; for a model of a few hundred parameters, where latency is everything, the all-gather's single
     /// round. Compute is the same in every collective, so it does not move the choice; a 16-bit wire halves the bytes.

@@ -80,8 +80,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             {
                 UseBalancedBatches();
                 if (_run.IsLead)
-                    _run.Report(new RunProgress.Note(
-                        $"{RunProgress.Now} epoch {Replica.Epoch}: batches by measured speed (--balance speed), peer:batch {_balance.Describe()} ({Replica.StepsPerEpoch} steps; the checkpoint's plan)"));
+                    _run.Report(new RunProgress.Note(_balance.Note(Replica.Epoch, Replica.StepsPerEpoch, "peer", "; the checkpoint's plan")));
             }
         }
         return _batches;
@@ -389,9 +388,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             if (membersChanged)
                 _run.Report(new RunProgress.Note($"from epoch {Replica.Epoch} the training set is sharded among {_run.Participants.Count} peers, {Replica.StepsPerEpoch} steps per epoch"));
             if (balanced || wasBalanced)
-                _run.Report(new RunProgress.Note(balanced
-                    ? $"{RunProgress.Now} epoch {Replica.Epoch}: batches by measured speed (--balance speed), peer:batch {_balance!.Describe()} ({Replica.StepsPerEpoch} steps)"
-                    : $"{RunProgress.Now} epoch {Replica.Epoch}: every peer at the run's batch again (--balance speed)"));
+                _run.Report(new RunProgress.Note(_balance!.Note(Replica.Epoch, Replica.StepsPerEpoch, "peer")));
             if (replanned is not null)
                 _run.Report(new RunProgress.Note(replanned));
         }

@@ -64,14 +64,20 @@ public sealed class BatchBalancer
     public void Record(IReadOnlyList<IGradientContribution> used)
     {
         for (int i = 0; i < used.Count; i++)
-        {
-            var c = used[i];
-            if (c.SampleCount <= 0)
-                continue;
-            var (samples, seconds) = _timings.GetValueOrDefault(c.Participant);
-            _timings[c.Participant] = (samples + c.SampleCount, seconds + c.ComputeSeconds);
-        }
+            Add(_timings, used[i].Participant, used[i].SampleCount, used[i].ComputeSeconds);
     }
+
+    /// <summary>Adds a gradient's samples and compute seconds to <paramref name="node"/>'s timing; an empty one (0 samples) measures nothing.</summary>
+    private static void Add(SortedDictionary<int, (long Samples, double Seconds)> timings, int node, int samples, double seconds)
+    {
+        if (samples <= 0)
+            return;
+        var (s, t) = timings.GetValueOrDefault(node);
+        timings[node] = (s + samples, t + seconds);
+    }
+
+    private static List<WorkerSpeed> Speeds(SortedDictionary<int, (long Samples, double Seconds)> timings) =>
+        timings.Select(t => new WorkerSpeed(t.Key, t.Value.Samples, t.Value.Seconds)).ToList();
 
     /// <summary>
     /// A decentralized peer's applied step <paramref name="step"/>: held, because a peer loss may still take the step back
@@ -92,11 +98,7 @@ public sealed class BatchBalancer
     private void CountHeld()
     {
         foreach (var (node, samples, seconds) in _held)
-            if (samples > 0)
-            {
-                var (s, t) = _timings.GetValueOrDefault(node);
-                _timings[node] = (s + samples, t + seconds);
-            }
+            Add(_timings, node, samples, seconds);
         _held.Clear();
     }
 
@@ -119,7 +121,7 @@ public sealed class BatchBalancer
                 return;
             }
         }
-        var timings = _timings.Select(t => new WorkerSpeed(t.Key, t.Value.Samples, t.Value.Seconds)).ToList();
+        var timings = Speeds(_timings);
         var plan = timings.Count == 0 ? [] : SpeedBalance.Plan(participants, timings, participants.Count * _batchPerWorker);
         Use(plan.All(b => b.BatchSize == _batchPerWorker) ? [] : plan);
         _timings.Clear();
@@ -142,16 +144,21 @@ public sealed class BatchBalancer
         // taken back and applied again).
         var timings = new SortedDictionary<int, (long Samples, double Seconds)>(_timings);
         foreach (var (node, samples, seconds) in _held)
-            if (samples > 0)
-            {
-                var (s, t) = timings.GetValueOrDefault(node);
-                timings[node] = (s + samples, t + seconds);
-            }
-        return new(_plan, timings.Select(t => new WorkerSpeed(t.Key, t.Value.Samples, t.Value.Seconds)).ToList());
+            Add(timings, node, samples, seconds);
+        return new(_plan, Speeds(timings));
     }
 
     /// <summary>"0:77 1:77 2:77 3:25", for the run's notes.</summary>
     public string Describe() => string.Join(' ', _plan.Select(b => $"{b.Worker}:{b.BatchSize}"));
+
+    /// <summary>
+    /// The run's note at the start of <paramref name="epoch"/> of <paramref name="steps"/> steps: the plan when balanced, else
+    /// the return to the run's batch; <paramref name="node"/> names a compute node ("worker", "peer"), <paramref name="source"/>
+    /// says where a plan came from when not from this run's timings.
+    /// </summary>
+    public string Note(int epoch, int steps, string node, string source = "") => IsBalanced
+        ? $"{RunProgress.Now} epoch {epoch}: batches by measured speed (--balance speed), {node}:batch {Describe()} ({steps} steps{source})"
+        : $"{RunProgress.Now} epoch {epoch}: every {node} at the run's batch again (--balance speed)";
 
     private void Use(IReadOnlyList<WorkerBatch> plan)
     {
