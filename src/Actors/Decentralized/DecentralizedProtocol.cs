@@ -193,4 +193,11 @@ public static class PeerQueries
     /// abruptly, as a process killed mid-collective would: some survivors may finish the step, the others not.
     /// </summary>
     internal sealed record CrashMidAllReduce(long Step);
+
+    /// <summary>
+    /// Test hook: when this peer is about to start <paramref name="Step"/> (or a later one), before it computes or sends
+    /// anything for it, its node stops abruptly, as a process killed between two steps would. Unlike a kill from outside,
+    /// the step does not depend on how fast the test sees the run go by.
+    /// </summary>
+    internal sealed record CrashAtStep(long Step);
 }

@@ -360,6 +360,11 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             else if (_run.Shares.Collective is AllGather gather)
                 (gather.CrashAt, gather.Crash) = (m.Step, () => _ = system.Terminate());
         });
+        Receive<PeerQueries.CrashAtStep>(m =>
+        {
+            var system = Context.System;
+            (_step.CrashAt, _step.Crash) = (m.Step, () => _ = system.Terminate());
+        });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });
