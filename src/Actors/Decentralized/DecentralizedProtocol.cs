@@ -200,4 +200,11 @@ public static class PeerQueries
     /// the step does not depend on how fast the test sees the run go by.
     /// </summary>
     internal sealed record CrashAtStep(long Step);
+
+    /// <summary>
+    /// Test hook: this peer holds back the share of node <paramref name="NodeId"/> for <paramref name="Step"/> until it sees a
+    /// peer loss, and takes it in then, as when that share is still on its way when the loss is noticed: the others may
+    /// have applied the step and run on, this peer has it open with every share but one.
+    /// </summary>
+    internal sealed record HoldShareUntilLoss(int NodeId, long Step);
 }

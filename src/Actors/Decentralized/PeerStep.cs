@@ -163,6 +163,12 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _optimizerStepAtOpen = Replica.Optimizer.State.Step - 1;   // the step's own update advanced it before the undo's copy
     }
 
+    /// <summary>
+    /// Local SGD: the optimizer's step when the open step began, before its own update (an averaging step takes that
+    /// update as it computes the change it sends): the same on every peer at the same place in the epoch.
+    /// </summary>
+    public long OptimizerStepAtOpen => _optimizerStepAtOpen;
+
     /// <summary>Whether the open step is a local step of a round (H &gt; 1, not an averaging step): this peer's alone.</summary>
     private bool IsLocalStep => _syncEvery > 1 && Replica.RoundStart is null;
 
@@ -173,6 +179,20 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
     internal Action? Crash { get; set; }
+
+    /// <summary>Test hook (<see cref="PeerQueries.HoldShareUntilLoss"/>): the share to hold back until a peer loss, or null.</summary>
+    internal (int NodeId, long Step)? HoldShare { get; set; }
+
+    /// <summary>Test hook: the share held back (<see cref="HoldShare"/>) and its sender, or null.</summary>
+    private (GradientShare Share, IActorRef Sender)? _heldShare;
+
+    /// <summary>Test hook: a peer loss is seen; the share held back, if any, to take in now (<see cref="HoldShare"/> ends).</summary>
+    internal (GradientShare Share, IActorRef Sender)? ReleaseHeldShare()
+    {
+        var held = _heldShare;
+        (_heldShare, HoldShare) = (null, null);
+        return held;
+    }
 
     void IStepExchange.Broadcast()
     {
@@ -244,6 +264,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// </summary>
     public void Offer(GradientShare share, IActorRef sender)
     {
+        if (HoldShare is { } hold && share.NodeId == hold.NodeId && share.Step == hold.Step)
+        {
+            _heldShare = (share, sender);
+            return;
+        }
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.AddReceived(((IGradientContribution)share).WireBytes);

@@ -47,9 +47,11 @@ public class PeerLossSpec(ITestOutputHelper output)
     /// <param name="kill">How the node goes (<see cref="Kill"/>).</param>
     /// <param name="hyperparameters">The plan's hyper-parameters (e.g. "sync-every=4").</param>
     /// <param name="killLater">Steps after half-way through epoch 2 to kill at (mid-round with local SGD).</param>
+    /// <param name="heldShare">Node <c>Holder</c> holds back node <c>Sender</c>'s share of the step before the one to kill at
+    /// until it sees the loss (<see cref="PeerQueries.HoldShareUntilLoss"/>); null: none.</param>
     private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5,
                                     Collective collective = Collective.AllGather, Kill kill = Kill.FromOutside,
-                                    string hyperparameters = "", int killLater = 0)
+                                    string hyperparameters = "", int killLater = 0, (int Holder, int Sender)? heldShare = null)
     {
         var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
@@ -81,6 +83,8 @@ public class PeerLossSpec(ITestOutputHelper output)
                 actors[victim].Tell(new PeerQueries.CrashMidAllReduce(killAt));
             else if (kill == Kill.AtStep)
                 actors[victim].Tell(new PeerQueries.CrashAtStep(killAt));
+            if (heldShare is { } held)
+                actors[Array.FindIndex(ids, r => r.NodeId == held.Holder)].Tell(new PeerQueries.HoldShareUntilLoss(held.Sender, killAt - 1));
             var clock = Stopwatch.StartNew();
             long step;
             do
@@ -188,10 +192,9 @@ public class PeerLossSpec(ITestOutputHelper output)
         var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, hyperparameters: hyperparameters, killLater: killLater,
                                 kill: Kill.AtStep);
 
-        // Known gap (session 5 CI, once: H = 3, bf16, top-k 0.2, node 0 killed 2 steps into a round): one survivor's replica
-        // differed at the next epoch's hash round and was re-synchronised from the lead. The replicas still end identical
-        // (checked below); a mismatch is accepted only when the hash round repaired it.
-        SurvivorsFinished(outcome, victim, mismatchRepaired: true);
+        // Session 5 CI saw one survivor differ at the next epoch's hash round once (H = 3, bf16, top-k 0.2, node 0 killed from
+        // outside): its optimizer's step, not θ; the test below makes that case happen every time (decision 0131).
+        SurvivorsFinished(outcome, victim);
     }
 
     [Fact]
@@ -208,9 +211,25 @@ public class PeerLossSpec(ITestOutputHelper output)
         Assert.Contains(outcome.Notes, n => n.Contains("uses the shares of nodes 0, 1, 3, redone by nodes"));
     }
 
+    [Fact]
+    public async Task A_survivor_that_still_has_the_averaging_step_open_goes_on_with_the_optimizer_step_of_those_that_ran_on()
+    {
+        // H = 3, 30 steps an epoch: step 44 (place 14 of epoch 2) averages. Node 0 stops as it is about to start step 45,
+        // once it applied step 44: nodes 1 and 2 applied it too and ran on to the next averaging step, 47, whose own update
+        // they took as they computed their change; node 3 has step 44 open with every share but node 2's, which is still on
+        // its way when it sees the loss (held back until then). The survivors keep step 44 with every share (nothing is
+        // redone), node 3 applies it and skips to place 17. Its optimizer's step (in the replica hash) used to be one behind
+        // the others' there, whose count included the own update of the open step that the agreement dropped (seen once in
+        // CI as a MISMATCH at the epoch's hash round, repaired by the resync; decision 0131).
+        var outcome = await Run(peers: 4, killNode: 0, "direct", epochs: 3, hyperparameters: "sync-every=3;wire=bf16;compress=topk:0.2",
+                                kill: Kill.AtStep, heldShare: (3, 2));
+
+        SurvivorsFinished(outcome, 0);
+        Assert.Contains(outcome.Notes, n => n.Contains("step 44 uses the shares of nodes 0, 1, 2, 3") && !n.Contains("redone"));
+    }
+
     /// <summary>The 3 survivors of 4 peers (all but <paramref name="victim"/>) finished 3 epochs with identical replicas, hashes and a good model.</summary>
-    /// <param name="mismatchRepaired">A replica mismatch is accepted when the hash round re-synchronised it (a known gap of local SGD).</param>
-    private static void SurvivorsFinished(Outcome outcome, int victim, bool mismatchRepaired = false)
+    private static void SurvivorsFinished(Outcome outcome, int victim)
     {
         Assert.Equal(Enumerable.Range(0, 4).Where(id => id != victim), outcome.Peers.Select(p => p.NodeId));
         foreach (var peer in outcome.Peers)
@@ -219,10 +238,7 @@ public class PeerLossSpec(ITestOutputHelper output)
             Assert.Equal(outcome.Lead.Parameters, peer.Parameters);
         }
         Assert.Contains(outcome.Notes, n => n.Contains($"peers {victim} lost: 3 peers go on"));
-        if (mismatchRepaired)
-            Assert.All(outcome.Notes.Where(n => n.Contains("MISMATCH")), n => Assert.Contains("re-synchronising every differing replica", n));
-        else
-            Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
+        Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
         var result = outcome.Lead.Result;
         Assert.Equal(3, result.Epochs.Count);
         Assert.Equal(StopReason.EpochLimit, result.StopReason);
