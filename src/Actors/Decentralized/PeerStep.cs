@@ -356,8 +356,10 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep). A local step
         // keeps the undo of the round's averaging step before it, the step a peer loss may contest (Replica.Apply).
+        // With local SGD the copy is taken after the step's own update, so the step restored is the one after it (decision
+        // 0131): also when this peer's shard ran out and it took none (AfterApply moves its optimizer's step on).
         if (!IsLocalStep)
-            _run.Undo.Capturing(Replica.Optimizer.State);
+            _run.Undo.Capturing(_syncEvery > 1 ? _optimizerStepAtOpen + 1 : Replica.Optimizer.State.Step);
         return true;
     }
 

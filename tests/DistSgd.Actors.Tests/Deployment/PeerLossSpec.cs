@@ -47,13 +47,15 @@ public class PeerLossSpec(ITestOutputHelper output)
     /// <param name="kill">How the node goes (<see cref="Kill"/>).</param>
     /// <param name="hyperparameters">The plan's hyper-parameters (e.g. "sync-every=4").</param>
     /// <param name="killLater">Steps after half-way through epoch 2 to kill at (mid-round with local SGD).</param>
+    /// <param name="samples">Samples of the data set, a quarter of them for the test set.</param>
     /// <param name="heldShare">Node <c>Holder</c> holds back node <c>Sender</c>'s share of the step before the one to kill at
     /// until it sees the loss (<see cref="PeerQueries.HoldShareUntilLoss"/>); null: none.</param>
     private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5,
                                     Collective collective = Collective.AllGather, Kill kill = Kill.FromOutside,
-                                    string hyperparameters = "", int killLater = 0, (int Holder, int Sender)? heldShare = null)
+                                    string hyperparameters = "", int killLater = 0, (int Holder, int Sender)? heldShare = null,
+                                    int samples = 800)
     {
-        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples);
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
             overrides: TestConfig.Transport(transport).WithFallback(Crashable).WithFallback(TestConfig.FastPubSub));
@@ -226,6 +228,21 @@ public class PeerLossSpec(ITestOutputHelper output)
 
         SurvivorsFinished(outcome, 0);
         Assert.Contains(outcome.Notes, n => n.Contains("step 44 uses the shares of nodes 0, 1, 2, 3") && !n.Contains("redone"));
+    }
+
+    [Fact]
+    public async Task A_survivor_whose_shard_ran_out_redoes_the_epoch_s_last_averaging_step_with_the_others_optimizer_step()
+    {
+        // 601 training samples: node 0's shard holds 151, the others 150, so at epoch 2's last step (61; H = 3) nodes 1 to 3
+        // have no batch left and take no update of their own (their optimizer's step moves on with the others'). Node 0 sends
+        // its change of that averaging step to node 1 only and stops: node 1 averaged and ended the epoch, nodes 2 and 3 wait.
+        // Node 1 redoes the step without node 0's change from its undo, whose optimizer's step must be the one after the
+        // step, not the one it kept when it took no update (decision 0131).
+        var outcome = await Run(peers: 4, killNode: 0, "direct", epochs: 3, hyperparameters: "sync-every=3", killLater: 15,
+                                kill: Kill.MidCollective, samples: 801);
+
+        SurvivorsFinished(outcome, 0);
+        Assert.Contains(outcome.Notes, n => n.Contains("step 61 uses the shares of nodes 1, 2, 3, redone by nodes 1"));
     }
 
     /// <summary>The 3 survivors of 4 peers (all but <paramref name="victim"/>) finished 3 epochs with identical replicas, hashes and a good model.</summary>
