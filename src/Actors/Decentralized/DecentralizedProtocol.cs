@@ -195,9 +195,10 @@ public static class PeerQueries
     internal sealed record CrashMidAllReduce(long Step);
 
     /// <summary>
-    /// Test hook: when this peer is about to start <paramref name="Step"/> (or a later one), before it computes or sends
-    /// anything for it, its node stops abruptly, as a process killed between two steps would. Unlike a kill from outside,
-    /// the step does not depend on how fast the test sees the run go by.
+    /// Test hook: when this peer is node <paramref name="NodeId"/> and about to start <paramref name="Step"/> (or a later
+    /// one), before it computes or sends anything for it, its node stops abruptly, as a process killed between two steps
+    /// would. Unlike a kill from outside, the step does not depend on how fast the test sees the run go by; told to every
+    /// peer before the start barrier (node ids are decided there), it cannot arrive late either.
     /// </summary>
-    internal sealed record CrashAtStep(long Step);
+    internal sealed record CrashAtStep(long Step, int NodeId);
 }

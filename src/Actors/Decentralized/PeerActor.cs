@@ -363,7 +363,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CrashAtStep>(m =>
         {
             var system = Context.System;
-            (_step.CrashAt, _step.Crash) = (m.Step, () => _ = system.Terminate());
+            (_step.CrashAt, _step.Crash) = (m, () => _ = system.Terminate());
         });
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });

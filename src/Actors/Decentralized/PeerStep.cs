@@ -168,17 +168,17 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     private int[] Self() => _self.Length == 1 && _self[0] == _run.NodeId ? _self : _self = [_run.NodeId];
 
-    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): at the start of this step or a later one, before computing or sending anything, <see cref="Crash"/> is called instead.</summary>
-    internal long CrashAt { get; set; } = -1;
+    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): when this peer is that node and about to start that step or a later one, <see cref="Crash"/> is called instead.</summary>
+    internal PeerQueries.CrashAtStep? CrashAt { get; set; }
 
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
     internal Action? Crash { get; set; }
 
     void IStepExchange.Broadcast()
     {
-        if (CrashAt >= 0 && Replica.Step >= CrashAt)
+        if (CrashAt is { } crash && crash.NodeId == _run.NodeId && Replica.Step >= crash.Step)
         {
-            CrashAt = -1;
+            CrashAt = null;
             Crash?.Invoke();
             return;
         }
