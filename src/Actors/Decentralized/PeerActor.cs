@@ -363,9 +363,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CrashAtStep>(m =>
         {
             var system = Context.System;
-            (_step.CrashAt, _step.Crash) = (m.Step, () => _ = system.Terminate());
+            (_step.CrashAt, _step.Crash) = (m, () => _ = system.Terminate());
         });
-        Receive<PeerQueries.HoldShareUntilLoss>(m => _step.HoldShare = (m.NodeId, m.Step));
+        Receive<PeerQueries.HoldShareUntilLoss>(m => _step.HoldShare = m);
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });

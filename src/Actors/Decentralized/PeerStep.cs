@@ -174,14 +174,14 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     private int[] Self() => _self.Length == 1 && _self[0] == _run.NodeId ? _self : _self = [_run.NodeId];
 
-    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): at the start of this step or a later one, before computing or sending anything, <see cref="Crash"/> is called instead.</summary>
-    internal long CrashAt { get; set; } = -1;
+    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): when this peer is that node and about to start that step or a later one, <see cref="Crash"/> is called instead.</summary>
+    internal PeerQueries.CrashAtStep? CrashAt { get; set; }
 
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
     internal Action? Crash { get; set; }
 
-    /// <summary>Test hook (<see cref="PeerQueries.HoldShareUntilLoss"/>): the share to hold back until a peer loss, or null.</summary>
-    internal (int NodeId, long Step)? HoldShare { get; set; }
+    /// <summary>Test hook (<see cref="PeerQueries.HoldShareUntilLoss"/>): the share to hold back until a peer loss when this peer is its holder, or null.</summary>
+    internal PeerQueries.HoldShareUntilLoss? HoldShare { get; set; }
 
     /// <summary>Test hook: the share held back (<see cref="HoldShare"/>) and its sender, or null.</summary>
     private (GradientShare Share, IActorRef Sender)? _heldShare;
@@ -196,9 +196,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     void IStepExchange.Broadcast()
     {
-        if (CrashAt >= 0 && Replica.Step >= CrashAt)
+        if (CrashAt is { } crash && crash.NodeId == _run.NodeId && Replica.Step >= crash.Step)
         {
-            CrashAt = -1;
+            CrashAt = null;
             Crash?.Invoke();
             return;
         }
@@ -264,7 +264,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// </summary>
     public void Offer(GradientShare share, IActorRef sender)
     {
-        if (HoldShare is { } hold && share.NodeId == hold.NodeId && share.Step == hold.Step)
+        if (HoldShare is { } hold && hold.Holder == _run.NodeId && share.NodeId == hold.NodeId && share.Step == hold.Step)
         {
             _heldShare = (share, sender);
             return;
