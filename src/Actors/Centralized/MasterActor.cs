@@ -48,12 +48,15 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     private readonly PartitionSide _side = new();
     private readonly MajorityVerdict _majority = new();
     private readonly MasterStep _step;
+    /// <summary>This node's cluster, looked up once (the majority check reads its state at every step).</summary>
+    private readonly Cluster _cluster;
 
     public MasterActor(MasterSetup setup)
     {
         _setup = setup;
         _plan = setup.Plan;
         _settings = DistSgdSettings.Create(Context.System);
+        _cluster = Cluster.Get(Context.System);
         _replica = new Replica(_plan, setup.InitialParameters, setup.Optimizer, setup.Training,
                                Numerics.Tensors.MatrixKernels.Create(setup.EvaluationThreads), setup.Checkpoints)
         {
@@ -334,7 +337,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     /// </summary>
     private bool SeesMajority()
     {
-        return _majority.Of(Cluster.Get(Context.System).State, _tracker.UnreachableMembers, _tracker.UnreachableVersion);
+        return _majority.Of(_cluster.State, _tracker.UnreachableMembers, _tracker.UnreachableVersion);
     }
 
     /// <summary>

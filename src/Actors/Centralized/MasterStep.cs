@@ -213,14 +213,15 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         OpenRound();
         if (!_backups.Enabled)
         {
-            _gather.Begin(_replica.Step, _roster.Participants.Keys);
+            _gather.Begin(_replica.Step, _roster.ParticipantIndices);
             return _gather;
         }
         long now = Stopwatch.GetTimestamp();
         _asked.Clear();
-        foreach (int index in _roster.Participants.Keys)
-            if (!_backups.IsBusy(index, now))
-                _asked.Add(index);
+        var participants = _roster.ParticipantIndices;
+        for (int i = 0; i < participants.Count; i++)
+            if (!_backups.IsBusy(participants[i], now))
+                _asked.Add(participants[i]);
         _gather.Begin(_replica.Step, _asked, _backups.FinishWith(_roster.Participants.Count, _asked.Count));
         return _gather;
     }
@@ -372,8 +373,10 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         var unreached = _unreached;
         unreached.Clear();
         long now = Stopwatch.GetTimestamp();
-        foreach (int index in _roster.Participants.Keys)
+        var participants = _roster.ParticipantIndices;   // by index: a sorted dictionary's enumerator allocates
+        for (int i = 0; i < participants.Count; i++)
         {
+            int index = participants[i];
             if (!_gather.Includes(index))
                 continue;   // still computing an earlier step (backup workers)
             _backups.Asked(index, _replica.Step, now);

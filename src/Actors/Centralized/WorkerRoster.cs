@@ -20,6 +20,9 @@ public sealed class WorkerRoster
 
     private readonly Dictionary<IActorRef, int> _registered = new();
     private readonly SortedDictionary<int, IActorRef> _participants = new();
+    /// <summary>The participants' indices in order, kept for the steps (a sorted dictionary's enumerator allocates); rebuilt when stale.</summary>
+    private readonly List<int> _participantIndices = new();
+    private bool _participantIndicesStale;
     private readonly SortedDictionary<int, IActorRef> _joining = new();
     private readonly Dictionary<int, int> _shards = new();
     private readonly HashSet<int> _accepted = new();
@@ -31,6 +34,25 @@ public sealed class WorkerRoster
 
     /// <summary>This epoch's participants by worker index, in index order (the order of the average's sum).</summary>
     public IReadOnlyDictionary<int, IActorRef> Participants => _participants;
+
+    /// <summary>
+    /// The keys of <see cref="Participants"/> in index order, as a list the master's step loops over by index without
+    /// allocating (valid until the participants change).
+    /// </summary>
+    public IReadOnlyList<int> ParticipantIndices
+    {
+        get
+        {
+            if (_participantIndicesStale)
+            {
+                _participantIndices.Clear();
+                foreach (int index in _participants.Keys)
+                    _participantIndices.Add(index);
+                _participantIndicesStale = false;
+            }
+            return _participantIndices;
+        }
+    }
 
     /// <summary>Workers that joined while the run is under way: they take part from the next epoch.</summary>
     public IReadOnlyDictionary<int, IActorRef> Joining => _joining;
@@ -74,6 +96,7 @@ public sealed class WorkerRoster
             _registered[ordered[index]] = index;
             _participants[index] = ordered[index];
         }
+        _participantIndicesStale = true;
         return ordered.Select((worker, index) => (index, worker)).ToList();
     }
 
@@ -120,6 +143,7 @@ public sealed class WorkerRoster
     public bool Recover(IEnumerable<(IActorRef Worker, WorkerPosition Position)> positions, int epoch, int shardCount)
     {
         ShardCount = shardCount;
+        _participantIndicesStale = true;
         foreach (var (worker, position) in positions)
         {
             _registered[worker] = position.WorkerIndex;
@@ -158,6 +182,7 @@ public sealed class WorkerRoster
         foreach (var (index, worker) in _joining)
             _participants[index] = worker;
         _joining.Clear();
+        _participantIndicesStale = true;
         bool changed = ShardCount != 0 && ShardCount != _participants.Count;
         _shards.Clear();
         int rank = 0;
@@ -217,6 +242,7 @@ public sealed class WorkerRoster
     {
         _registered.Clear();
         _participants.Clear();
+        _participantIndicesStale = true;
         _joining.Clear();
         _accepted.Clear();
         _evicted.Clear();
@@ -225,7 +251,7 @@ public sealed class WorkerRoster
     private void RemoveIndex(int index)
     {
         _joining.Remove(index);
-        _participants.Remove(index);
+        _participantIndicesStale |= _participants.Remove(index);
         _accepted.Remove(index);
     }
 }

@@ -23,6 +23,8 @@ namespace DistSgd.Actors.Steps;
 /// </remarks>
 public sealed class Replica : IDisposable
 {
+    /// <summary>The plan's H, read once: <see cref="RunPlan.SyncEvery"/> parses the hyper-parameters (a split and its strings, 488 bytes) at every read.</summary>
+    private readonly int _syncEvery;
     private float[] _parametersBefore = [];
     private float[] _velocityBefore = [];
     private readonly Model _evaluator;
@@ -41,7 +43,8 @@ public sealed class Replica : IDisposable
     {
         Plan = plan;
         Parameters = (float[])initialParameters.Clone();
-        Optimizer = new SgdOptimizer(plan.Wire.ReceiverOptions(optimizer, plan.SyncEvery), Parameters.Length);
+        _syncEvery = plan.SyncEvery;
+        Optimizer = new SgdOptimizer(plan.Wire.ReceiverOptions(optimizer, _syncEvery), Parameters.Length);
         _evaluator = new Model(plan.Spec, evaluationKernels);
         Stopping = new EarlyStopping(training.Patience, training.MinDelta);
         _checkpoints = new StepCheckpoints(checkpoints, Parameters, Optimizer, Stopping, _epochs);
@@ -106,7 +109,7 @@ public sealed class Replica : IDisposable
     /// </summary>
     public StepUpdate.Outcome Apply(StepGather gather, double wallSeconds) => RoundStart is { } start
         ? StepUpdate.AverageModels(gather, start, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore)
-        : Plan.SyncEvery > 1
+        : _syncEvery > 1
             // A local step of a round keeps no copy: the state before the round's last averaging step stays (a peer's undo).
             ? StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step)
             : StepUpdate.Apply(gather, Optimizer, Parameters, Totals, wallSeconds, Epoch, Step, _parametersBefore, _velocityBefore);

@@ -15,7 +15,7 @@ public class PeerStepAllocationTests
     [Fact]
     public void Steps_of_a_peer_allocate_nothing_on_its_thread()
     {
-        using var replica = ReplicaTests.Make(epochs: 1);
+        using var replica = ReplicaTests.Make(epochs: 1, hyperparameters: ReplicaTests.SomeHyperparameters);
         int n = replica.Parameters.Length;
         var buffer = new StepBuffer(replica.Plan.RunId, n);
         var undo = new StepUndo(n, replica.Optimizer.State.Velocity.Length);

@@ -27,9 +27,13 @@ public class ReplicaTests
         public void Dispose() => Disposed = true;
     }
 
+    /// <summary>Hyper-parameter keys as a real run's plan carries them (a step must not parse them).</summary>
+    internal const string SomeHyperparameters = "lr=0.05;momentum=0.9;schedule=cosine;batch=64";
+
     /// <summary>A replica of a 2-step-per-epoch run at θ = 0 with η = 0.5.</summary>
-    internal static Replica Make(IMatrixKernels? kernels = null, int epochs = 2) =>
-        new(Plan with { Epochs = epochs }, new float[Spec.ParameterCount], new SgdOptions(0.5), new TrainingOptions(epochs, 4, 1),
+    /// <param name="hyperparameters">The plan's hyper-parameter keys (a real run's plan carries some: lr, momentum, …).</param>
+    internal static Replica Make(IMatrixKernels? kernels = null, int epochs = 2, string hyperparameters = "") =>
+        new(Plan with { Epochs = epochs, Hyperparameters = hyperparameters }, new float[Spec.ParameterCount], new SgdOptions(0.5), new TrainingOptions(epochs, 4, 1),
             kernels ?? new DisposableKernels(), null);
 
     [Fact]
