@@ -91,12 +91,7 @@ public class MasterStepAllocationTests
             replica.Advance();
         }
 
-        for (long s = 0; s < warmUp; s++)
-            Step(s);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (long s = warmUp; s < warmUp + measured; s++)
-            Step(s);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = StepAllocations.Measure(Step, warmUp, measured);
 
         Assert.Equal(warmUp + measured, replica.Step);
         Assert.Equal(3L * (warmUp + measured), sent);   // every participant was asked at every step

@@ -49,12 +49,7 @@ public class PeerStepAllocationTests
             replica.Advance();
         }
 
-        for (long s = 0; s < warmUp; s++)
-            Step(s);
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (long s = warmUp; s < warmUp + measured; s++)
-            Step(s);
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        long allocated = StepAllocations.Measure(Step, warmUp, measured);
 
         Assert.Equal(warmUp + measured, replica.Step);
         Assert.True(released > 0);   // the step really went through the release path
