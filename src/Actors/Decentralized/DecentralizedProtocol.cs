@@ -44,9 +44,12 @@ public sealed record GradientShare(string RunId, long Step, int NodeId, int Samp
     /// <inheritdoc/>
     public long FrameBytes { get; init; }
 
+    /// <inheritdoc/>
+    public bool? FiniteOnArrival { get; init; }
+
     /// <summary>The share a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
-    public static object FromFrame(in FrameHeader h, string runId, float[] values) =>
-        new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes };
+    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite) =>
+        new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes, FiniteOnArrival = finite };
 }
 
 /// <summary>
@@ -195,9 +198,18 @@ public static class PeerQueries
     internal sealed record CrashMidAllReduce(long Step);
 
     /// <summary>
-    /// Test hook: when this peer is about to start <paramref name="Step"/> (or a later one), before it computes or sends
-    /// anything for it, its node stops abruptly, as a process killed between two steps would. Unlike a kill from outside,
-    /// the step does not depend on how fast the test sees the run go by.
+    /// Test hook: when this peer is node <paramref name="NodeId"/> and about to start <paramref name="Step"/> (or a later
+    /// one), before it computes or sends anything for it, its node stops abruptly, as a process killed between two steps
+    /// would. Unlike a kill from outside, the step does not depend on how fast the test sees the run go by; told to every
+    /// peer before the start barrier (node ids are decided there), it cannot arrive late either.
     /// </summary>
-    internal sealed record CrashAtStep(long Step);
+    internal sealed record CrashAtStep(long Step, int NodeId);
+
+    /// <summary>
+    /// Test hook: when this peer is node <paramref name="Holder"/>, it holds back the share of node <paramref name="NodeId"/>
+    /// for <paramref name="Step"/> until it sees a peer loss, and takes it in then, as when that share is still on its way
+    /// when the loss is noticed: the others may have applied the step and run on, this peer has it open with every share
+    /// but one. Told to every peer before the start barrier, like <see cref="CrashAtStep"/>.
+    /// </summary>
+    internal sealed record HoldShareUntilLoss(int Holder, int NodeId, long Step);
 }

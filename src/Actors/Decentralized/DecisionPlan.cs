@@ -68,24 +68,28 @@ public sealed record DecisionPlan(bool Redo, bool ApplyOpen, long NextStep, long
     }
 
     /// <summary>
-    /// Local SGD: where in the epoch a survivor goes on after the decision, and how far its optimizer's step moves. Every
-    /// survivor's step numbers and places in the epoch went in step up to the contested averaging step; each reached
-    /// its own place since (its local steps), so the place of step <paramref name="nextStep"/> − 1, the furthest open
-    /// step, is the same for all: <paramref name="position"/> + (nextStep − 1 − <paramref name="openStep"/>). Its
-    /// optimizer's step (η's schedule) moves by as many places as it skips: from <paramref name="positionNow"/>, or,
-    /// when it (re)applied the contested step (its local steps since are gone), from the place after that step.
+    /// Local SGD: where in the epoch a survivor goes on after the decision, and the optimizer's step (η's schedule, in the
+    /// replica hash) it goes on with. Every survivor's step numbers and places in the epoch went in step up to the
+    /// contested averaging step; each reached its own place since (its local steps), so the place of step
+    /// <paramref name="nextStep"/> − 1, the furthest open step, is the same for all: <paramref name="position"/> +
+    /// (nextStep − 1 − <paramref name="openStep"/>). The optimizer's step moves by as many places as the survivor skips,
+    /// from a place where it is the same on every survivor: the place after the contested step when it (re)applied that
+    /// step (its local steps since are gone), else the place of its open step as that step opened
+    /// (<paramref name="optimizerStep"/>), before the step's own update: an averaging step takes that update as it computes
+    /// the change it sends, and the decision drops the open step (decision 0131).
     /// </summary>
     /// <param name="contested">The contested (averaging) step.</param>
     /// <param name="nextStep">The decision's next step (past every survivor's open step).</param>
     /// <param name="openStep">This survivor's open step when it reported.</param>
     /// <param name="position">Its steps of the epoch applied then.</param>
     /// <param name="reapplied">It redid the contested step or applied it as its open step.</param>
-    /// <param name="positionNow">Its steps of the epoch applied once the decision is carried out.</param>
-    public static (int Position, long OptimizerShift) RoundPosition(long contested, long nextStep, long openStep, int position, bool reapplied,
-                                                                    int positionNow)
+    /// <param name="optimizerStep">Its optimizer's step after the contested step when <paramref name="reapplied"/>; else
+    /// when its open step opened.</param>
+    public static (int Position, long OptimizerStep) RoundPosition(long contested, long nextStep, long openStep, int position, bool reapplied,
+                                                                   long optimizerStep)
     {
         int target = position + (int)(nextStep - 1 - openStep);
-        int from = reapplied ? position - (int)(openStep - contested) + 1 : positionNow;
-        return (target, target - from);
+        int from = reapplied ? position - (int)(openStep - contested) + 1 : position;
+        return (target, optimizerStep + target - from);
     }
 }

@@ -367,8 +367,9 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
         Receive<PeerQueries.CrashAtStep>(m =>
         {
             var system = Context.System;
-            (_step.CrashAt, _step.Crash) = (m.Step, () => _ = system.Terminate());
+            (_step.CrashAt, _step.Crash) = (m, () => _ = system.Terminate());
         });
+        Receive<PeerQueries.HoldShareUntilLoss>(m => _step.HoldShare = m);
         Receive<ClusterEvent.IReachabilityEvent>(_ => { });
         Receive<ClusterEvent.MemberRemoved>(_ => { });
         Receive<DataConnectionLost>(_ => { });
@@ -527,7 +528,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
 
     void IPeerControl.BecomeResyncing(ResyncWait wait) => Become(() => Resyncing(wait));
 
-    void IPeerControl.BecomeAgreeing(AgreementWait wait) => Become(() => Agreeing(wait));
+    void IPeerControl.BecomeAgreeing(AgreementWait wait)
+    {
+        Become(() => Agreeing(wait));
+        if (_step.ReleaseHeldShare() is { } held)
+            Self.Tell(held.Share, held.Sender);   // test hook (PeerQueries.HoldShareUntilLoss): it arrives now
+    }
 
     void IPeerControl.StartHashRound() => _epochEnd.Start();
 

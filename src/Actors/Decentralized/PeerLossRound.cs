@@ -262,16 +262,20 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
 
     /// <summary>
     /// Local SGD: every survivor goes on at the same place in the epoch, the furthest any of them had reached
-    /// (<see cref="DecisionPlan.RoundPosition"/>; the batches between are skipped), with the optimizer's step moved along;
+    /// (<see cref="DecisionPlan.RoundPosition"/>; the batches between are skipped), with the optimizer's step moved along
+    /// from a place where it is the same on every survivor;
     /// a survivor that (re)applied the contested averaging step starts the open round from its θ, the agreed average
     /// that the others started it from.
     /// </summary>
     private void AlignRound(MembershipDecision decision, DecisionPlan plan, long openStep, int position)
     {
         bool reapplied = plan.Redo || plan.ApplyOpen;
-        var (target, shift) = DecisionPlan.RoundPosition(decision.Step, decision.NextStep, openStep, position, reapplied, Replica.StepInEpoch);
-        if (shift != 0)
-            Replica.Optimizer.Restore(new Numerics.Optim.SgdState(Replica.Optimizer.State.Step + shift, Replica.Optimizer.State.Velocity));
+        // A survivor that kept the contested step may have taken its open averaging step's own update already: its
+        // optimizer's step counts from where that step opened.
+        var (target, optimizerStep) = DecisionPlan.RoundPosition(decision.Step, decision.NextStep, openStep, position, reapplied,
+                                                                 reapplied ? Replica.Optimizer.State.Step : step.OptimizerStepAtOpen);
+        if (optimizerStep != Replica.Optimizer.State.Step)
+            Replica.Optimizer.Restore(new Numerics.Optim.SgdState(optimizerStep, Replica.Optimizer.State.Velocity));
         if (target != Replica.StepInEpoch)
         {
             run.Log.Warning("local SGD: node {0} goes on at step {1} of the epoch (was at {2}) with the other survivors", run.NodeId, target + 1, Replica.StepInEpoch + 1);

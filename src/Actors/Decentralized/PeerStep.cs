@@ -43,6 +43,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     private int[] _self = [];
     /// <summary>Local SGD: the optimizer's step when the open step began: every step advances it by one on every peer.</summary>
     private long _optimizerStepAtOpen;
+    /// <summary>The sends' warning for a peer that could not be reached, and the undo's release of a frame's array: made once, not at every step (decision 0067).</summary>
+    private readonly Action<int, string> _unreachable;
+    private readonly Action<float[]> _release;
 
     public PeerStep(PeerRun run, IPeerControl control, ITimerScheduler timers)
     {
@@ -59,6 +62,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             run.Replica.Checkpoints.Balance = _balance.State;
         }
         Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
+        _unreachable = (node, endpoint) => _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", _ownShare?.Step, node, endpoint);
+        _release = run.Shares.Release;
         if (run.Shares.AllReduce is { } reduce)
             reduce.Noticed = Notice;
     }
@@ -163,22 +168,42 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         _optimizerStepAtOpen = Replica.Optimizer.State.Step - 1;   // the step's own update advanced it before the undo's copy
     }
 
+    /// <summary>
+    /// Local SGD: the optimizer's step when the open step began, before its own update (an averaging step takes that
+    /// update as it computes the change it sends): the same on every peer at the same place in the epoch.
+    /// </summary>
+    public long OptimizerStepAtOpen => _optimizerStepAtOpen;
+
     /// <summary>Whether the open step is a local step of a round (H &gt; 1, not an averaging step): this peer's alone.</summary>
     private bool IsLocalStep => _syncEvery > 1 && Replica.RoundStart is null;
 
     private int[] Self() => _self.Length == 1 && _self[0] == _run.NodeId ? _self : _self = [_run.NodeId];
 
-    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): at the start of this step or a later one, before computing or sending anything, <see cref="Crash"/> is called instead.</summary>
-    internal long CrashAt { get; set; } = -1;
+    /// <summary>Test hook (<see cref="PeerQueries.CrashAtStep"/>): when this peer is that node and about to start that step or a later one, <see cref="Crash"/> is called instead.</summary>
+    internal PeerQueries.CrashAtStep? CrashAt { get; set; }
 
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
     internal Action? Crash { get; set; }
 
+    /// <summary>Test hook (<see cref="PeerQueries.HoldShareUntilLoss"/>): the share to hold back until a peer loss when this peer is its holder, or null.</summary>
+    internal PeerQueries.HoldShareUntilLoss? HoldShare { get; set; }
+
+    /// <summary>Test hook: the share held back (<see cref="HoldShare"/>) and its sender, or null.</summary>
+    private (GradientShare Share, IActorRef Sender)? _heldShare;
+
+    /// <summary>Test hook: a peer loss is seen; the share held back, if any, to take in now (<see cref="HoldShare"/> ends).</summary>
+    internal (GradientShare Share, IActorRef Sender)? ReleaseHeldShare()
+    {
+        var held = _heldShare;
+        (_heldShare, HoldShare) = (null, null);
+        return held;
+    }
+
     void IStepExchange.Broadcast()
     {
-        if (CrashAt >= 0 && Replica.Step >= CrashAt)
+        if (CrashAt is { } crash && crash.NodeId == _run.NodeId && Replica.Step >= crash.Step)
         {
-            CrashAt = -1;
+            CrashAt = null;
             Crash?.Invoke();
             return;
         }
@@ -234,9 +259,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
+    /// <summary>Sends this peer's share of the open step (<see cref="_ownShare"/>, which the warning of an unreachable peer names).</summary>
     private void SendShare(GradientShare share) =>
-        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, (node, endpoint) =>
-            _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint)));
+        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, _unreachable));
 
     /// <summary>
     /// A share that arrived from <paramref name="sender"/>, for the open step, a later one, or to drop (counted; one
@@ -244,6 +269,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// </summary>
     public void Offer(GradientShare share, IActorRef sender)
     {
+        if (HoldShare is { } hold && hold.Holder == _run.NodeId && share.NodeId == hold.NodeId && share.Step == hold.Step)
+        {
+            _heldShare = (share, sender);
+            return;
+        }
         long taken = Stopwatch.GetTimestamp();
         if (share.NodeId != _run.NodeId)
             Replica.Totals.AddReceived(((IGradientContribution)share).WireBytes);
@@ -331,8 +361,10 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep). A local step
         // keeps the undo of the round's averaging step before it, the step a peer loss may contest (Replica.Apply).
+        // With local SGD the copy is taken after the step's own update, so the step restored is the one after it (decision
+        // 0131): also when this peer's shard ran out and it took none (AfterApply moves its optimizer's step on).
         if (!IsLocalStep)
-            _run.Undo.Capturing(Replica.Optimizer.State);
+            _run.Undo.Capturing(_syncEvery > 1 ? _optimizerStepAtOpen + 1 : Replica.Optimizer.State.Step);
         return true;
     }
 
@@ -340,7 +372,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
         if (!IsLocalStep)
-            _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
+            _run.Undo.Applied(gather.Step, gather.Replies, _release);
         // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
         if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
             Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));

@@ -57,8 +57,13 @@ public sealed class StepUndo
     /// <summary>Where the replica's update copies the optimizer's velocity before the step.</summary>
     public float[] VelocityBefore => _velocity;
 
-    /// <summary>A step is about to be applied by an update that copies θ and v into <see cref="ParametersBefore"/> and <see cref="VelocityBefore"/>: keeps the optimizer's step number.</summary>
-    public void Capturing(SgdState state) => _optimizerStep = state.Step;
+    /// <summary>
+    /// A step is about to be applied by an update that copies θ and v into <see cref="ParametersBefore"/> and
+    /// <see cref="VelocityBefore"/>: keeps the optimizer's step number to restore with them, <paramref name="optimizerStep"/>
+    /// (with gradient averaging the step now; with local SGD the step after the averaging step, whose own update the peer
+    /// took before the copy, or would have taken had its shard not run out: decision 0131).
+    /// </summary>
+    public void Capturing(long optimizerStep) => _optimizerStep = optimizerStep;
 
     /// <summary>Copies θ and the optimizer state before a step is applied.</summary>
     public void Capture(float[] parameters, SgdState state)

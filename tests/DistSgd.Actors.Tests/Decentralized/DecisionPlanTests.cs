@@ -86,27 +86,39 @@ public class DecisionPlanTests
     }
 
     [Theory]
-    // The decision above: contested averaging step 11 at place 8 of the epoch (H = 4), the survivors go on at step 15.
-    // Node 0 had step 14 open at place 11: it redid step 11 (its local steps are gone), so its optimizer's step moves
-    // from place 9 (after step 11) to 11.
-    [InlineData(14, 11, true, 11, 11, 2)]
+    // The decision above: contested averaging step 11 at place 8 of the epoch (H = 4), the survivors go on at step 15; the
+    // optimizer's step after step 11 is 100 on every survivor. Node 0 had step 14 open at place 11: it redid step 11 (its
+    // local steps are gone), so its optimizer's step moves from place 9 (after step 11) to 11.
+    [InlineData(14, 11, true, 100, 11, 102)]
     // Node 1 had step 12 open at place 9: it redid step 11 and goes on at place 11 too.
-    [InlineData(12, 9, true, 9, 11, 2)]
+    [InlineData(12, 9, true, 100, 11, 102)]
     // Node 2 gathered step 11 at place 8 and applied it (place 9 now): it skips places 9 and 10.
-    [InlineData(11, 8, true, 9, 11, 2)]
-    // A survivor that kept step 11 (its shares were the agreed ones) and ran two local steps skips one place.
-    [InlineData(13, 10, false, 10, 11, 1)]
-    public void Local_sgd_survivors_go_on_at_the_same_place_in_the_epoch(long openStep, int position, bool reapplied, int positionNow,
-                                                                        int expectedPosition, long expectedShift)
+    [InlineData(11, 8, true, 100, 11, 102)]
+    // A survivor that kept step 11 (its shares were the agreed ones) and ran one local step has step 13 open at place 10,
+    // where its optimizer's step was 101 when the step opened: it skips one place.
+    [InlineData(13, 10, false, 101, 11, 102)]
+    public void Local_sgd_survivors_go_on_at_the_same_place_in_the_epoch(long openStep, int position, bool reapplied, long optimizerStep,
+                                                                        int expectedPosition, long expectedOptimizerStep)
     {
-        Assert.Equal((expectedPosition, expectedShift), DecisionPlan.RoundPosition(11, 15, openStep, position, reapplied, positionNow));
+        Assert.Equal((expectedPosition, expectedOptimizerStep), DecisionPlan.RoundPosition(11, 15, openStep, position, reapplied, optimizerStep));
+    }
+
+    [Fact]
+    public void A_survivor_that_ran_on_to_the_next_averaging_step_counts_from_where_it_opened_not_from_its_own_update()
+    {
+        // H = 3 (PeerLossSpec, decision 0131): averaging step 44 at place 14, kept with every share; the optimizer's step after it
+        // is 100. Node 3 still had step 44 open and applies it now (place 15); nodes 1 and 2 ran on to the next averaging step,
+        // 47 at place 17, which opened at optimizer step 102 and took its own update as it computed its change (103 now).
+        // The survivors go on at step 48, all at place 17 with optimizer step 102: the decision drops step 47, and its update.
+        Assert.Equal((17, 102L), DecisionPlan.RoundPosition(44, 48, 44, 14, reapplied: true, 100));
+        Assert.Equal((17, 102L), DecisionPlan.RoundPosition(44, 48, 47, 17, reapplied: false, 102));
     }
 
     [Fact]
     public void With_gradient_averaging_nobody_moves()
     {
         // The step-7 decision: node 0 applied 7 and has 8 open at place 4; node 2 gathered 7 at place 3 and applied it.
-        Assert.Equal((4, 0L), DecisionPlan.RoundPosition(7, 9, 8, 4, reapplied: false, 4));
-        Assert.Equal((4, 0L), DecisionPlan.RoundPosition(7, 9, 7, 3, reapplied: true, 4));
+        Assert.Equal((4, 50L), DecisionPlan.RoundPosition(7, 9, 8, 4, reapplied: false, 50));
+        Assert.Equal((4, 50L), DecisionPlan.RoundPosition(7, 9, 7, 3, reapplied: true, 50));
     }
 }

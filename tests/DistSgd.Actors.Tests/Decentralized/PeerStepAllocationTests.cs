@@ -42,7 +42,7 @@ public class PeerStepAllocationTests
             }
             Assert.True(buffer.Gather.IsComplete);
             buffer.Gather.Close();
-            undo.Capturing(replica.Optimizer.State);
+            undo.Capturing(replica.Optimizer.State.Step);
             var outcome = replica.Apply(buffer.Gather, 0.002);
             Assert.Null(outcome.Divergence);
             undo.Applied(s, buffer.Gather.Replies, release);

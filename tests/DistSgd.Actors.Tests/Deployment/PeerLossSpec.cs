@@ -29,11 +29,13 @@ public class PeerLossSpec(ITestOutputHelper output)
         akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
         """);
 
-    /// <summary>How the victim goes.</summary>
+    /// <summary>
+    /// How the victim goes. Both stop its ActorSystem as a kill from outside would, at a step the test names: a kill from
+    /// outside once a survivor is seen at the step landed, under CI load, as late as step 90 of 120, after the epoch the
+    /// test is about or where the run could end before the loss was seen.
+    /// </summary>
     private enum Kill
     {
-        /// <summary>Its ActorSystem is terminated from outside once a survivor is at the step to kill at (or, under load, later).</summary>
-        FromOutside,
         /// <summary>It crashes itself at that step once it has sent the first part of its share (<see cref="PeerQueries.CrashMidAllReduce"/>).</summary>
         MidCollective,
         /// <summary>It crashes itself as it is about to start that step, before it computes or sends anything (<see cref="PeerQueries.CrashAtStep"/>).</summary>
@@ -43,15 +45,19 @@ public class PeerLossSpec(ITestOutputHelper output)
     private sealed record Outcome(RunProgress.RunCompleted Lead, IReadOnlyList<PeerFinished> Peers, IReadOnlyList<string> Notes,
                                   double? SecondsToTrainAgain);
 
-    /// <param name="killNode">The node id whose ActorSystem is terminated once the run is half-way through epoch 2; null: no fault.</param>
+    /// <param name="killNode">The node id whose ActorSystem stops half-way through epoch 2 (<paramref name="kill"/>); null: no fault.</param>
     /// <param name="kill">How the node goes (<see cref="Kill"/>).</param>
     /// <param name="hyperparameters">The plan's hyper-parameters (e.g. "sync-every=4").</param>
     /// <param name="killLater">Steps after half-way through epoch 2 to kill at (mid-round with local SGD).</param>
+    /// <param name="heldShare">Node <c>Holder</c> holds back node <c>Sender</c>'s share of the step before the one to kill at
+    /// until it sees the loss (<see cref="PeerQueries.HoldShareUntilLoss"/>); null: none.</param>
+    /// <param name="samples">Samples of the data set, a quarter of them for the test set.</param>
     private async Task<Outcome> Run(int peers, int? killNode, string transport, int epochs = 4, int batch = 5,
-                                    Collective collective = Collective.AllGather, Kill kill = Kill.FromOutside,
-                                    string hyperparameters = "", int killLater = 0)
+                                    Collective collective = Collective.AllGather, Kill kill = Kill.AtStep,
+                                    string hyperparameters = "", int killLater = 0, (int Holder, int Sender)? heldShare = null,
+                                    int samples = 800)
     {
-        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples: 800);
+        var (train, test, spec, theta0) = DecentralizedClusterSpec.Blobs(3, samples);
         var roles = Enumerable.Range(0, peers).Select(_ => new[] { "peer" }).ToList();
         await using var cluster = await SimulatedCluster.StartAsync(roles, NodeConfig.FrameSizeFor(spec.ParameterCount), Limit,
             overrides: TestConfig.Transport(transport).WithFallback(Crashable).WithFallback(TestConfig.FastPubSub));
@@ -65,6 +71,13 @@ public class PeerLossSpec(ITestOutputHelper output)
             node.ActorOf(CallbackActor.Props(progress.OnProgress))))).ToList();
 
         double? secondsToTrainAgain = null;
+        long killAt = stepsPerEpoch + stepsPerEpoch / 2 + killLater;
+        if (killNode is { } crashing && kill == Kill.AtStep)
+            foreach (var actor in actors)
+                actor.Tell(new PeerQueries.CrashAtStep(killAt, crashing));
+        if (heldShare is { } held)
+            foreach (var actor in actors)
+                actor.Tell(new PeerQueries.HoldShareUntilLoss(held.Holder, held.Sender, killAt - 1));
         if (killNode is { } victimId)
         {
             var ids = await Task.WhenAll(actors.Select(a => a.Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)));
@@ -76,11 +89,8 @@ public class PeerLossSpec(ITestOutputHelper output)
             }
             int victim = Array.FindIndex(ids, r => r.NodeId == victimId);
             int witness = (victim + 1) % peers;
-            long killAt = stepsPerEpoch + stepsPerEpoch / 2 + killLater;
             if (kill == Kill.MidCollective)
                 actors[victim].Tell(new PeerQueries.CrashMidAllReduce(killAt));
-            else if (kill == Kill.AtStep)
-                actors[victim].Tell(new PeerQueries.CrashAtStep(killAt));
             var clock = Stopwatch.StartNew();
             long step;
             do
@@ -91,8 +101,6 @@ public class PeerLossSpec(ITestOutputHelper output)
             while (step < killAt);
 
             var killed = Stopwatch.StartNew();
-            if (kill == Kill.FromOutside)
-                _ = cluster.Nodes[victim].Terminate();
             // Training again: a survivor's replica is two steps past where it was at the kill (the contested step may
             // be applied at the agreement itself).
             while (killed.Elapsed < Limit && !progress.IsOver)
@@ -183,15 +191,11 @@ public class PeerLossSpec(ITestOutputHelper output)
         // share of an averaging step (some survivors averaged and ran on, the others did not) used to fail the run as
         // "survivors more than one step apart"; the survivors now contest that averaging step (decision 0116, and the
         // test below, which makes it happen every time).
-        // The node stops itself at the step: a kill from outside landed, under load, as late as step 90 of 120 (seen in
-        // CI), where the run could end before the loss was seen.
-        var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, hyperparameters: hyperparameters, killLater: killLater,
-                                kill: Kill.AtStep);
+        var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, hyperparameters: hyperparameters, killLater: killLater);
 
-        // Known gap (session 5 CI, once: H = 3, bf16, top-k 0.2, node 0 killed 2 steps into a round): one survivor's replica
-        // differed at the next epoch's hash round and was re-synchronised from the lead. The replicas still end identical
-        // (checked below); a mismatch is accepted only when the hash round repaired it.
-        SurvivorsFinished(outcome, victim, mismatchRepaired: true);
+        // Session 5 CI saw one survivor differ at the next epoch's hash round once (H = 3, bf16, top-k 0.2, node 0 killed from
+        // outside): its optimizer's step, not θ; the test below makes that case happen every time (decision 0131).
+        SurvivorsFinished(outcome, victim);
     }
 
     [Fact]
@@ -208,9 +212,40 @@ public class PeerLossSpec(ITestOutputHelper output)
         Assert.Contains(outcome.Notes, n => n.Contains("uses the shares of nodes 0, 1, 3, redone by nodes"));
     }
 
+    [Fact]
+    public async Task A_survivor_that_still_has_the_averaging_step_open_goes_on_with_the_optimizer_step_of_those_that_ran_on()
+    {
+        // H = 3, 30 steps an epoch: step 44 (place 14 of epoch 2) averages. Node 0 stops as it is about to start step 45,
+        // once it applied step 44: nodes 1 and 2 applied it too and ran on to the next averaging step, 47, whose own update
+        // they took as they computed their change; node 3 has step 44 open with every share but node 2's, which is still on
+        // its way when it sees the loss (held back until then). The survivors keep step 44 with every share (nothing is
+        // redone), node 3 applies it and skips to place 17. Its optimizer's step (in the replica hash) used to be one behind
+        // the others' there, whose count included the own update of the open step that the agreement dropped (seen once in
+        // CI as a MISMATCH at the epoch's hash round, repaired by the resync; decision 0131).
+        var outcome = await Run(peers: 4, killNode: 0, "direct", epochs: 3, hyperparameters: "sync-every=3;wire=bf16;compress=topk:0.2",
+                                heldShare: (3, 2));
+
+        SurvivorsFinished(outcome, 0);
+        Assert.Contains(outcome.Notes, n => n.Contains("step 44 uses the shares of nodes 0, 1, 2, 3") && !n.Contains("redone"));
+    }
+
+    [Fact]
+    public async Task A_survivor_whose_shard_ran_out_redoes_the_epoch_s_last_averaging_step_with_the_others_optimizer_step()
+    {
+        // 601 training samples: node 0's shard holds 151, the others 150, so at epoch 2's last step (61; H = 3) nodes 1 to 3
+        // have no batch left and take no update of their own (their optimizer's step moves on with the others'). Node 0 sends
+        // its change of that averaging step to node 1 only and stops: node 1 averaged and ended the epoch, nodes 2 and 3 wait.
+        // Node 1 redoes the step without node 0's change from its undo, whose optimizer's step must be the one after the
+        // step, not the one it kept when it took no update (decision 0131).
+        var outcome = await Run(peers: 4, killNode: 0, "direct", epochs: 3, hyperparameters: "sync-every=3", killLater: 15,
+                                kill: Kill.MidCollective, samples: 801);
+
+        SurvivorsFinished(outcome, 0);
+        Assert.Contains(outcome.Notes, n => n.Contains("step 61 uses the shares of nodes 1, 2, 3, redone by nodes 1"));
+    }
+
     /// <summary>The 3 survivors of 4 peers (all but <paramref name="victim"/>) finished 3 epochs with identical replicas, hashes and a good model.</summary>
-    /// <param name="mismatchRepaired">A replica mismatch is accepted when the hash round re-synchronised it (a known gap of local SGD).</param>
-    private static void SurvivorsFinished(Outcome outcome, int victim, bool mismatchRepaired = false)
+    private static void SurvivorsFinished(Outcome outcome, int victim)
     {
         Assert.Equal(Enumerable.Range(0, 4).Where(id => id != victim), outcome.Peers.Select(p => p.NodeId));
         foreach (var peer in outcome.Peers)
@@ -219,10 +254,7 @@ public class PeerLossSpec(ITestOutputHelper output)
             Assert.Equal(outcome.Lead.Parameters, peer.Parameters);
         }
         Assert.Contains(outcome.Notes, n => n.Contains($"peers {victim} lost: 3 peers go on"));
-        if (mismatchRepaired)
-            Assert.All(outcome.Notes.Where(n => n.Contains("MISMATCH")), n => Assert.Contains("re-synchronising every differing replica", n));
-        else
-            Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
+        Assert.DoesNotContain(outcome.Notes, n => n.Contains("MISMATCH"));
         var result = outcome.Lead.Result;
         Assert.Equal(3, result.Epochs.Count);
         Assert.Equal(StopReason.EpochLimit, result.StopReason);
