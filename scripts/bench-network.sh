@@ -4,8 +4,9 @@
 # peers (each collective), the second epoch's samples/s, ms per step, and the bytes each node's link sent per step
 # (the master's, and the mean over the peers). Prints a markdown table; the prediction is `distsgd bench cost` with
 # the constants of `distsgd bench calibrate` (measured first, on this machine) and every node's compute and network stack
-# on this machine's cores (--shared-cores), with ν, the stack's CPU per byte sent, fitted to the runs by least squares
-# (veth, a bridge and two token buckets per byte cost more than the loopback's β that calibrate measures).
+# on this machine's cores (--shared-cores), with ν, the stack's CPU per byte sent, and κ, what each message round costs
+# on top of the socket's α (the actors and data-plane reader threads), fitted to the runs by least squares (veth, a
+# bridge and two token buckets per byte cost more than the loopback's β that calibrate measures).
 # Usage: scripts/bench-network.sh [-r RATES] [-n COUNTS] [-c COLLECTIVES] [-e EPOCHS] [-- RUN FLAGS…]
 #   -r  link rates, comma-separated (default 1gbit,none)
 #   -n  node counts N, comma-separated (default 2,3,4)
@@ -22,7 +23,7 @@ while getopts "r:n:c:e:" option; do
     n) counts=$OPTARG ;;
     c) collectives=$OPTARG ;;
     e) epochs=$OPTARG ;;
-    *) sed -n '2,17p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -88,24 +89,40 @@ for rate in "${rate_list[@]}"; do
   done
 done
 
-# Pass 2: ν as the runs see it, fitted by least squares: measured − predicted(ν = 0) = k·ν, k the bytes all nodes send
-# per step over the shared cores (from the model itself). α stays the bare socket's that calibrate measured.
+# Pass 2: ν and κ as the runs see them, fitted by least squares on the relative error (weights 1/measured):
+# measured − predicted(ν = 0, κ = 0) = kν·ν + kκ·κ, kν the bytes all nodes send per step over the shared cores and kκ
+# the rounds on a step's critical path (both from the model itself: its prediction with ν = 1 ns/byte, κ = 1 ms).
+# α stays the bare socket's that calibrate measured; κ is what each round adds on top of it (the actors and reader threads).
 predict() { # constants rate n key → seconds bytes
   dotnet "$dll" bench cost --csv --constants "$1" --nodes "$3" --rate "$2" --shared-cores "$(nproc)" | awk -F, -v k="$4" '$3 == k { print $4, $6 }'
 }
-with_nu() { sed "s/\"NetworkSecondsPerByte\": [^,]*,/\"NetworkSecondsPerByte\": $1,/" "$work/constants.json" >"$2"; }
-with_nu 0 "$work/nu0.json"; with_nu 1e-9 "$work/nu1ns.json"
-sum_kr=0 sum_kk=0
+with_fit() { # ν κ file
+  sed -e "s/\"NetworkSecondsPerByte\": [^,]*,/\"NetworkSecondsPerByte\": $1,/" -e "s/\"RoundSeconds\": [^,]*,/\"RoundSeconds\": $2,/" \
+    "$work/constants.json" >"$3"
+}
+grep -q '"RoundSeconds"' "$work/constants.json" || { echo "error: $work/constants.json has no RoundSeconds (κ): an older distsgd?" >&2; exit 1; }
+with_fit 0 0 "$work/none.json"; with_fit 1e-9 0 "$work/nu1ns.json"; with_fit 0 1e-3 "$work/kappa1ms.json"
+sums="0 0 0 0 0"   # Σ kν², Σ kν·kκ, Σ kκ², Σ kν·r, Σ kκ·r (weighted)
 for m in "${measured[@]}"; do
   IFS='|' read -r rate n name key secs sps wire <<<"$m"
-  read -r t0 _ < <(predict "$work/nu0.json" "$rate" "$n" "$key")
-  read -r t1 _ < <(predict "$work/nu1ns.json" "$rate" "$n" "$key")
-  read -r sum_kr sum_kk < <(awk -v a="$sum_kr" -v b="$sum_kk" -v t0="$t0" -v t1="$t1" -v s="$secs" \
-                             'BEGIN { k = (t1 - t0) / 1e-9; printf "%.12g %.12g\n", a + k * (s - t0), b + k * k }')
+  read -r t0 _ < <(predict "$work/none.json" "$rate" "$n" "$key")
+  read -r tn _ < <(predict "$work/nu1ns.json" "$rate" "$n" "$key")
+  read -r tk _ < <(predict "$work/kappa1ms.json" "$rate" "$n" "$key")
+  sums=$(awk -v s="$sums" -v t0="$t0" -v tn="$tn" -v tk="$tk" -v m="$secs" 'BEGIN {
+    split(s, a, " "); w = 1 / m; a1 = (tn - t0) / 1e-9 * w; a2 = (tk - t0) / 1e-3 * w; r = (m - t0) * w
+    printf "%.12g %.12g %.12g %.12g %.12g\n", a[1] + a1 * a1, a[2] + a1 * a2, a[3] + a2 * a2, a[4] + a1 * r, a[5] + a2 * r }')
 done
-nu=$(awk -v a="$sum_kr" -v b="$sum_kk" 'BEGIN { v = (b > 0) ? a / b : 0; if (v < 0) v = 0; printf "%.6g", v }')
-with_nu "$nu" "$work/fitted.json"
-echo "ν fitted to the runs: $(awk -v v="$nu" 'BEGIN { printf "%.3f ns/byte", v * 1e9 }') (loopback β, calibrated: $(grep -o '"LoopbackSecondsPerByte": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ns/byte", $2 * 1e9 }'); α, the bare socket's: $(grep -o '"MessageSeconds": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ms", $2 * 1000 }'))"
+# The 2×2 normal equations; a negative value is clamped to 0 and the other refitted alone.
+read -r nu kappa < <(awk -v s="$sums" 'BEGIN {
+  split(s, a, " "); nn = a[1]; nk = a[2]; kk = a[3]; nr = a[4]; kr = a[5]; det = nn * kk - nk * nk
+  nu = 0; kappa = 0
+  if (det > 0) { nu = (kk * nr - nk * kr) / det; kappa = (nn * kr - nk * nr) / det }
+  if (det <= 0 || kappa < 0) { kappa = 0; nu = (nn > 0) ? nr / nn : 0 }
+  if (nu < 0) { nu = 0; kappa = (kk > 0) ? kr / kk : 0 }
+  if (kappa < 0) kappa = 0
+  printf "%.6g %.6g\n", nu, kappa }')
+with_fit "$nu" "$kappa" "$work/fitted.json"
+echo "ν fitted to the runs: $(awk -v v="$nu" 'BEGIN { printf "%.3f ns/byte", v * 1e9 }') (loopback β, calibrated: $(grep -o '"LoopbackSecondsPerByte": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ns/byte", $2 * 1e9 }')); κ fitted: $(awk -v v="$kappa" 'BEGIN { printf "%.3f ms", v * 1000 }') a round on top of α, the bare socket's: $(grep -o '"MessageSeconds": [^,]*' "$work/constants.json" | awk '{ printf "%.3f ms", $2 * 1000 }')"
 echo
 echo "| link | run | samples/s | ms/step | predicted ms/step | measured / predicted | MB/step sent per node (wire) | predicted MB/step (payload) |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"

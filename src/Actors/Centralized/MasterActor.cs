@@ -46,6 +46,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     private readonly WorkerRoster _roster = new();
     private readonly ParticipantTracker<IActorRef> _tracker;
     private readonly PartitionSide _side = new();
+    private readonly MajorityVerdict _majority = new();
     private readonly MasterStep _step;
 
     public MasterActor(MasterSetup setup)
@@ -333,7 +334,7 @@ public sealed class MasterActor : ReceiveActor, IWithTimers, IMasterControl
     /// </summary>
     private bool SeesMajority()
     {
-        return ClusterMajority.IsOnMajoritySide(Cluster.Get(Context.System).State, _tracker.UnreachableMembers);
+        return _majority.Of(Cluster.Get(Context.System).State, _tracker.UnreachableMembers, _tracker.UnreachableVersion);
     }
 
     /// <summary>

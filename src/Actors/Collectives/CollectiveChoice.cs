@@ -26,13 +26,12 @@ public static class CollectiveChoice
             : CostModel.FastestCollective(Constants(gradientBytes), new ClusterShape(peers, link));
 
     /// <summary>
-    /// What <see cref="Pick"/> prices: this project's measured constants with <paramref name="gradientBytes"/>, and each
-    /// message round at the step's measured cost (<see cref="CostConstants.StepMessageSeconds"/>), not the bare socket's:
-    /// priced at 44 µs the ring won at 2 peers, and measured on unlimited links it ran 5.87 ms a step against the
-    /// all-gather's 3.39 (decision 0122).
+    /// What <see cref="Pick"/> prices: this project's measured constants with <paramref name="gradientBytes"/>; each message
+    /// round costs α + κ (<see cref="CostConstants.RoundSeconds"/>), what a step of this program measured, not the bare
+    /// socket's α alone: priced at 44 µs the ring won at 2 peers, and measured on unlimited links it ran 5.87 ms a step
+    /// against the all-gather's 3.39 (decisions 0122, 0125).
     /// </summary>
-    public static CostConstants Constants(long gradientBytes) =>
-        CostConstants.Measured with { GradientBytes = gradientBytes, MessageSeconds = CostConstants.StepMessageSeconds };
+    public static CostConstants Constants(long gradientBytes) => CostConstants.Measured with { GradientBytes = gradientBytes };
 
     /// <summary>The line a run prints at its start: the collective and why.</summary>
     public static string Describe(Collective collective, Collective? requested, int peers, PayloadTransport transport, bool compressed,

@@ -1,5 +1,6 @@
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Collectives;
@@ -10,8 +11,12 @@ namespace DistSgd.Actors.Collectives;
 /// chunks round (<see cref="AllReduce.RingReduceChunk"/>). Only neighbours talk: 2·(N−1)/N·G bytes sent per peer and step.
 /// </summary>
 /// <remarks>
-/// <para><b>Pipelined.</b> Each chunk travels in segments of at most <see cref="SegmentValues"/> values; a peer adds to and
-/// passes on each segment as it arrives, so the hops overlap instead of each waiting for a whole chunk.</para>
+/// <para><b>Parts.</b> Each hop carries its chunk whole, or in segments a peer adds to and passes on as each arrives, so
+/// that the hops overlap on a slow link; which, the sender's rule says (<see cref="CostModel.RingPartValues"/>: whole on
+/// a fast link, where every frame's trip through the reader thread and the mailbox costs more than the overlap saves).
+/// A receiver takes a chunk cut any way, in order (one connection from the left neighbour, one mailbox), each part at
+/// least <see cref="AllReduce.RingSegmentValues"/> values or the rest of the chunk, and passes on the parts as it got
+/// them: peers given different link rates still agree.</para>
 /// <para><b>Metadata.</b> A reduce hop's segments carry the sample count, loss sum and compute seconds of the peer that
 /// started the chunk (<see cref="AllReduce.RingOrigin"/>), so after the reduce hops every peer has heard every peer's: the
 /// last adder of a chunk knows Σ wᵢ to average it with.</para>
@@ -22,26 +27,29 @@ namespace DistSgd.Actors.Collectives;
 /// stay bit-identical; the average carries up to N − 1 roundings of partial sums. fp16 is refused: a partial sum Σ wᵢ·gᵢ
 /// reaches the global batch times a gradient, beyond binary16's range at the wire's static scale.</para>
 /// </remarks>
-public sealed class Ring(DirectDataPlane direct, string runId, int parameterCount, int window, Action<long, int, string> unreachable)
+/// <param name="partValues">The values of each part this peer starts a chunk with, for a number of participants
+/// (<see cref="CostModel.RingPartValues"/>; fewer than <see cref="AllReduce.RingSegmentValues"/> count as that many).</param>
+public sealed class Ring(DirectDataPlane direct, string runId, int parameterCount, int window, Action<long, int, string> unreachable,
+                         Func<int, int> partValues)
     : AllReduceBase(direct, runId, parameterCount, window, unreachable)
 {
-    /// <summary>Values per segment: 64 KiB, small enough that the hops overlap, large enough that a frame's cost is nothing.</summary>
-    public const int SegmentValues = 16 * 1024;
-
-    /// <summary>Where this peer's first hop's segments are computed (0 + w·g of its chunk).</summary>
+    /// <summary>Where this peer's first hop's parts are computed (0 + w·g of its chunk).</summary>
     private readonly float[] _first = new float[parameterCount];
-    /// <summary>Per hop, the index of its first segment among all the segments this peer receives in a step.</summary>
-    private int[] _hopBase = [];
-    private bool[] _received = [];
-    private int _receivedCount;
-    /// <summary>The most segments of a hop (the chunks of 2 peers are the largest), for the bound on held parts.</summary>
-    private readonly int _maxSegments = AllReduce.Segments((parameterCount + 1) / 2, SegmentValues);
+    /// <summary>Per hop, the values of its chunk received so far (the parts come in order).</summary>
+    private int[] _filled = [];
+    /// <summary>Per hop, whether its chunk is in whole (an empty chunk: its one empty part).</summary>
+    private bool[] _done = [];
+    private int _hopsDone;
+    /// <summary>Values per part this peer starts its chunk with, for the open step's participants.</summary>
+    private int _partValues = 1;
+    /// <summary>The most parts of a hop (the chunks of 2 peers are the largest, in the smallest parts taken), for the bound on held parts.</summary>
+    private readonly int _maxParts = AllReduce.Segments((parameterCount + 1) / 2, AllReduce.RingSegmentValues);
 
     public override Collective Kind => Collective.Ring;
 
-    public override bool IsComplete => Sent && _receivedCount == _received.Length;
+    public override bool IsComplete => Sent && _hopsDone == _done.Length;
 
-    protected override int PartsPerPeer => 2 * _maxSegments;
+    protected override int PartsPerPeer => 2 * _maxParts;
 
     protected override bool Gathers(int round) => round >= Count - 1;
 
@@ -52,21 +60,16 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
     protected override void Resize(int count)
     {
         int hops = AllReduce.RingHops(count);
-        _hopBase = new int[hops + 1];
-        int rank = RankOf(Self);
-        for (int hop = 0; hop < hops; hop++)
-        {
-            var (_, length) = AllReduce.Slice(AverageValues.Length, count, AllReduce.RingReceivedChunk(count, Math.Max(0, rank), hop));
-            int segments = AllReduce.Segments(length, SegmentValues);
-            _hopBase[hop + 1] = _hopBase[hop] + segments;
-        }
-        _received = new bool[_hopBase[hops]];
+        _filled = new int[hops];
+        _done = new bool[hops];
+        _partValues = Math.Max(AllReduce.RingSegmentValues, partValues(count));   // what every receiver takes
     }
 
     protected override void Open()
     {
-        Array.Clear(_received);
-        _receivedCount = 0;
+        Array.Clear(_filled);
+        Array.Clear(_done);
+        _hopsDone = 0;
     }
 
     public override void AddMissing(ISet<int> missing)
@@ -87,16 +90,18 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
             return;
         }
         var (start, length) = AllReduce.Slice(AverageValues.Length, Count, AllReduce.RingReduceChunk(Count, Rank, 0));
-        for (int segment = 0; segment * SegmentValues < length || segment == 0; segment++)
+        for (int within = 0; within < length || within == 0; within += _partValues)
         {
-            int offset = start + segment * SegmentValues;
-            int count = Math.Min(SegmentValues, length - segment * SegmentValues);
+            int offset = start + within;
+            int count = Math.Min(_partValues, length - within);
             var first = _first.AsSpan(offset, count);
             first.Clear();
             if (share.SampleCount > 0)
                 AllReduce.AddWeighted(first, own.Slice(offset, count), share.SampleCount);
             Parts.Round(first);
             SendTo(Right, 0, offset, Self, share.SampleCount, share.LossSum, share.ComputeSeconds, first);
+            if (length == 0)
+                break;
         }
     }
 
@@ -110,15 +115,14 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
         bool reducing = hop < Count - 1;
         var (start, length) = AllReduce.Slice(AverageValues.Length, Count, AllReduce.RingReceivedChunk(Count, Rank, hop));
         int within = part.Offset - start;
-        if (within < 0 || within % SegmentValues != 0 || (within >= length && !(within == 0 && length == 0)))
+        if (within < 0 || within > length)
             return PartOutcome.WrongSlice;
-        int segment = within / SegmentValues;
-        if (part.Values.Length != Math.Min(SegmentValues, length - within)
+        if (_done[hop] || within < _filled[hop])
+            return PartOutcome.Duplicate;
+        int left = length - within;
+        if (within != _filled[hop] || part.Values.Length > left || part.Values.Length < Math.Min(AllReduce.RingSegmentValues, left)
             || part.Origin != (reducing ? NodeOf(AllReduce.RingOrigin(Count, Left, hop)) : -1))
             return PartOutcome.WrongSlice;
-        int index = _hopBase[hop] + segment;
-        if (_received[index])
-            return PartOutcome.Duplicate;
         var values = part.Values;
         if (reducing)
         {
@@ -148,8 +152,12 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
             if (hop < AllReduce.RingHops(Count) - 1)
                 SendTo(Right, hop + 1, part.Offset, -1, 0, 0, 0, values);
         }
-        _received[index] = true;
-        _receivedCount++;
+        _filled[hop] += values.Length;
+        if (_filled[hop] == length)
+        {
+            _done[hop] = true;
+            _hopsDone++;
+        }
         Release(values);
         return PartOutcome.Accepted;
     }

@@ -7,6 +7,7 @@ using DistSgd.Actors.Membership;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Steps;
 using DistSgd.Actors.Transport;
+using DistSgd.Numerics.Cost;
 using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
@@ -90,7 +91,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
                                                             PeerAdmission.NodeIdLimitFor(setup.PeerCount), _plan.Wire),
                                   reduces ? CollectivePart.FromFrame : GradientShare.FromFrame, m => self.Tell(m));
         direct?.LogRefusals(text => _log.Warning("{0}", text));
-        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _log), _plan.Wire,
+        var shares = new ShareExchange(_mediator, _topic, direct, parameterCount, AllReduceFor(_plan, direct, parameterCount, _settings.Link ?? LinkRate.Unlimited, _log), _plan.Wire,
                                        _plan.Wire.SenderMomentum(setup.Optimizer.Momentum, _plan.SyncEvery));
         if (shares.AllReduce is { } reduce)
         {
@@ -106,14 +107,17 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     public ITimerScheduler Timers { get; set; } = null!;
 
     /// <summary>The plan's all-reduce on the data plane, or null: the all-gather (and on the Akka transport, where only it runs).</summary>
-    private static IAllReduce? AllReduceFor(RunPlan plan, DirectDataPlane? direct, int parameterCount, ILoggingAdapter log)
+    /// <param name="link">distsgd.link-rate: whether the ring's hops pay to be cut into segments (<see cref="CostModel.RingPartValues"/>).</param>
+    private static IAllReduce? AllReduceFor(RunPlan plan, DirectDataPlane? direct, int parameterCount, LinkRate link, ILoggingAdapter log)
     {
         void Unreachable(long step, int node, string endpoint) =>
             log.Warning("step {0}: could not send a {1} part to peer {2} at {3}", step, plan.Collective.Name(), node, endpoint);
         return direct is null ? null : plan.Collective switch
         {
             Collective.Pairwise => new Pairwise(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable),
-            Collective.Ring => new Ring(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable),
+            Collective.Ring => new Ring(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable,
+                                        peers => CostModel.RingPartValues(CostConstants.Measured, parameterCount,
+                                                                          direct.EncodingOf(FrameKind.CollectivePart).ValueBytes, peers, link)),
             _ => null,
         };
     }

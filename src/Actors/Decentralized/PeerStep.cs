@@ -43,6 +43,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     private int[] _self = [];
     /// <summary>Local SGD: the optimizer's step when the open step began: every step advances it by one on every peer.</summary>
     private long _optimizerStepAtOpen;
+    /// <summary>The sends' warning for a peer that could not be reached, and the undo's release of a frame's array: made once, not at every step (decision 0067).</summary>
+    private readonly Action<int, string> _unreachable;
+    private readonly Action<float[]> _release;
 
     public PeerStep(PeerRun run, IPeerControl control, ITimerScheduler timers)
     {
@@ -59,6 +62,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             run.Replica.Checkpoints.Balance = _balance.State;
         }
         Loop = new StepLoop(run.Replica, this, timers, run.Settings.StepTimeout);
+        _unreachable = (node, endpoint) => _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", _ownShare?.Step, node, endpoint);
+        _release = run.Shares.Release;
         if (run.Shares.AllReduce is { } reduce)
             reduce.Noticed = Notice;
     }
@@ -254,9 +259,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
     }
 
+    /// <summary>Sends this peer's share of the open step (<see cref="_ownShare"/>, which the warning of an unreachable peer names).</summary>
     private void SendShare(GradientShare share) =>
-        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, (node, endpoint) =>
-            _run.Log.Warning("step {0}: could not send this peer's share to peer {1} at {2}", share.Step, node, endpoint)));
+        Replica.Totals.AddSent(_run.Shares.Send(share, Replica.Epoch, Replica.StepInEpoch, _run.Participants, _unreachable));
 
     /// <summary>
     /// A share that arrived from <paramref name="sender"/>, for the open step, a later one, or to drop (counted; one
@@ -367,7 +372,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         // Over the data plane, the previous step's shares from other peers can no longer be redone: their arrays take the next frames.
         if (!IsLocalStep)
-            _run.Undo.Applied(gather.Step, gather.Replies, _run.Shares.Release);
+            _run.Undo.Applied(gather.Step, gather.Replies, _release);
         // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
         if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
             Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));

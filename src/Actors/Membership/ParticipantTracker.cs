@@ -80,6 +80,9 @@ public sealed class ParticipantTracker<TId> where TId : notnull
     /// <summary>Members this node's own events say are unreachable now.</summary>
     public IReadOnlyCollection<Address> UnreachableMembers => _unreachable;
 
+    /// <summary>Changes of <see cref="UnreachableMembers"/> so far: a verdict taken over that set holds while this stays the same.</summary>
+    public long UnreachableVersion { get; private set; }
+
     /// <summary>
     /// Participants lost as unreachable whose member is neither reachable again nor removed: they may only be paused
     /// (SIGSTOP, a long GC), and what is sent to them waits in their sockets until they run again.
@@ -104,7 +107,8 @@ public sealed class ParticipantTracker<TId> where TId : notnull
     /// <summary>The member is unreachable: its participants are lost, and remembered to be invited back.</summary>
     public MembershipChange<TId> Unreachable(Address address)
     {
-        _unreachable.Add(address);
+        if (_unreachable.Add(address))
+            UnreachableVersion++;
         var lost = _participantsAt(address);
         if (lost.Count > 0)
             _lostAsUnreachable[address] = lost;
@@ -114,14 +118,16 @@ public sealed class ParticipantTracker<TId> where TId : notnull
     /// <summary>The member is reachable again: the participants lost as unreachable there are regained.</summary>
     public MembershipChange<TId> Reachable(Address address)
     {
-        _unreachable.Remove(address);
+        if (_unreachable.Remove(address))
+            UnreachableVersion++;
         return new MembershipChange<TId>(address, null, [], _lostAsUnreachable.Remove(address, out var back) ? back : None);
     }
 
     /// <summary>The member left or was removed: its participants are lost for good.</summary>
     public MembershipChange<TId> Removed(Address address)
     {
-        _unreachable.Remove(address);
+        if (_unreachable.Remove(address))
+            UnreachableVersion++;
         _lostAsUnreachable.Remove(address);
         return new MembershipChange<TId>(address, LossCause.Removed,
                                          _participantsAt(address).Select(id => Lost(id, LossCause.Removed)).ToList(), None);

@@ -122,6 +122,13 @@ public interface IGradientContribution : IPayloadMessage
     /// <summary>The bytes of the data-plane frame it arrived in (header and encoded payload); 0 when it came over Akka.</summary>
     long FrameBytes { get; }
 
+    /// <summary>
+    /// Whether every value of <see cref="Gradient"/> is finite, as the data plane's reader judged it while the frame arrived
+    /// (<see cref="Numerics.Training.FiniteValues"/>); null when nobody judged it yet (it came over Akka, or is this node's
+    /// own). Set on this node only, never sent: the gather trusts its own reader, not the sender.
+    /// </summary>
+    bool? FiniteOnArrival => null;
+
     /// <summary>The bytes it took on the wire: its frame's, or the message's serialized size over Akka.</summary>
     long WireBytes => FrameBytes > 0 ? FrameBytes : PayloadBytes;
 }

@@ -1,4 +1,4 @@
-using System.Numerics.Tensors;
+using DistSgd.Numerics.Training;
 using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 
@@ -27,7 +27,7 @@ public enum GatherOutcome
 /// </summary>
 /// <remarks>
 /// A gradient is applied only when it is for this run and this step, comes from a participant that has
-/// not already answered, has the model's length (or is empty with 0 samples) and is finite. Anything
+/// not already answered, has the model's length (or is empty with 0 samples) and every value finite. Anything
 /// else is dropped and counted by reason.
 /// <para>With an all-reduce (<see cref="ReduceWith"/>) the contributions carry each participant's sample count, loss and
 /// compute time but no vector (empty gradients): the step's average is the all-reduce's, and the step is complete when
@@ -216,7 +216,8 @@ public sealed class StepGather
             return GatherOutcome.NotParticipant;
         if (reply.SampleCount < 0 || (reply.SampleCount == 0 || Reduction is not null ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
             return GatherOutcome.WrongLength;
-        if (reply.SampleCount > 0 && (!float.IsFinite(TensorPrimitives.Sum(reply.Gradient)) || !double.IsFinite(reply.LossSum)))
+        // Judged by the data plane's reader as the frame arrived, when it came that way; else here, by the same rule.
+        if (reply.SampleCount > 0 && (!(reply.FiniteOnArrival ?? FiniteValues.All(reply.Gradient)) || !double.IsFinite(reply.LossSum)))
             return GatherOutcome.NonFinite;
         return GatherOutcome.Accepted;
     }

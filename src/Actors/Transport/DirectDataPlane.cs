@@ -8,6 +8,7 @@ using System.Security.Authentication;
 using System.Text;
 using DistSgd.Actors.Security;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Transport;
 
@@ -56,9 +57,11 @@ public sealed record DataConnectionLost(int Sender, string Reason);
 /// <summary>
 /// Turns a frame that arrived whole into the mode's message (ComputeGradient, GradientReply, GradientShare):
 /// the data plane knows frames, the modes know their messages. <paramref name="runId"/> is the run's id, or a
-/// foreign one that cannot match when the frame's run hash differs.
+/// foreign one that cannot match when the frame's run hash differs. <paramref name="finite"/>: for a gradient frame
+/// (GradientReply, GradientShare), whether every value is finite, judged by the reader as the bytes arrived
+/// (<see cref="FiniteValues"/>); null for other kinds.
 /// </summary>
-public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values);
+public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values, bool? finite);
 
 /// <summary>
 /// The fixed 64-byte header of a data-plane frame, little-endian, followed by its payload: <see cref="Count"/> raw
@@ -200,7 +203,11 @@ public sealed record DataPlaneOptions(string RunId, int ParameterCount, FrameKin
 /// size. A failed check, or a frame that stops arriving for <see cref="DataPlaneOptions.FrameTimeout"/>, closes the
 /// connection and is counted; nothing partial is ever delivered. Run id, step, length and finiteness are judged by
 /// the actor's <see cref="Steps.StepGather"/> exactly as on the Akka path (a foreign run hash is delivered with a
-/// run id that cannot match).</para>
+/// run id that cannot match), finiteness with the reader's judgment: the reader checks a gradient's values
+/// (<see cref="FiniteValues"/>) part by part as each <see cref="Socket.Receive(Span{byte})"/> brings them in, while they are
+/// in its core's cache and the rest of the frame is still on its way, and the message carries the result
+/// (<see cref="Protocol.IGradientContribution.FiniteOnArrival"/>), so the actor does not read the vector once more
+/// before its update.</para>
 /// <para><b>Sending.</b> <see cref="Send"/> runs on the calling actor's thread and returns when the kernel has the
 /// bytes (blocking sockets, Nagle off); a failure or <see cref="DataPlaneOptions.FrameTimeout"/> closes the connection
 /// and returns false, and the next send reconnects.</para>
@@ -879,7 +886,14 @@ public sealed class DirectDataPlane : IDisposable
                     reason = RefuseRecord(refusedPayload, ref sender);
                     break;
                 }
-                got = opener is null ? ReceiveExact(socket, null, payload) : payload.Length;
+                // A gradient's values are judged finite here, off the actor's thread: plain float32 part by part as it
+                // arrives (each part still in this core's cache), anything else once decoded.
+                bool judged = header.Kind is FrameKind.GradientReply or FrameKind.GradientShare;
+                bool finite = true;
+                bool inPlace = opener is null && encoding.IsIdentity;
+                got = opener is not null ? payload.Length
+                    : inPlace && judged ? ReceiveJudging(socket, values, ref finite)
+                    : ReceiveExact(socket, null, payload);
                 if (got < payload.Length)
                 {
                     reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
@@ -891,9 +905,11 @@ public sealed class DirectDataPlane : IDisposable
                     reason = Bad($"frame refused: step {header.Step} of node {sender}: {invalid}");
                     break;
                 }
+                if (judged && !inPlace)
+                    finite = FiniteValues.All(values);
                 Interlocked.Increment(ref _framesReceived);
                 FrameReceived?.Invoke(sender, header.Step, headerAt, System.Diagnostics.Stopwatch.GetTimestamp());
-                _deliver(ToMessage(header, values));
+                _deliver(ToMessage(header, values, judged ? finite : null));
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
@@ -1000,11 +1016,33 @@ public sealed class DirectDataPlane : IDisposable
         return read;
     }
 
-    private object ToMessage(in FrameHeader h, float[] values)
+    /// <summary>
+    /// Reads a plain float32 payload into <paramref name="values"/> until it is full or the peer closes (the bytes read), and
+    /// judges each value as soon as its four bytes are in: <paramref name="finite"/> becomes false when one is NaN or ±∞.
+    /// </summary>
+    private static int ReceiveJudging(Socket socket, float[] values, ref bool finite)
+    {
+        var buffer = MemoryMarshal.AsBytes(values.AsSpan());
+        int read = 0, judged = 0;
+        while (read < buffer.Length)
+        {
+            int n = socket.Receive(buffer[read..]);
+            if (n == 0)
+                return read;
+            read += n;
+            int whole = read / sizeof(float);
+            if (finite && !FiniteValues.All(values.AsSpan(judged, whole - judged)))
+                finite = false;
+            judged = whole;
+        }
+        return read;
+    }
+
+    private object ToMessage(in FrameHeader h, float[] values, bool? finite)
     {
         // A foreign run keeps a run id that cannot match, so the step's gather drops and counts it as ForeignRun.
         string runId = h.RunHash == _runHash ? _options.RunId : $"foreign run {h.RunHash:x16}";
-        return _decode(h, runId, values);
+        return _decode(h, runId, values, finite);
     }
 
     private static void ShutDown(Socket socket)

@@ -59,6 +59,9 @@ public static class CostCalibration
             UpdateSecondsPerByte = update / bytes,
             SumSecondsPerByte = add / bytes,
             MessageSeconds = link.MessageSeconds,
+            // κ lives in the actors and reader threads of a real run, which a bare socket does not have:
+            // scripts/bench-network.sh fits it to its runs.
+            RoundSeconds = CostConstants.Measured.RoundSeconds,
             LoopbackSecondsPerByte = link.SecondsPerByte,
             NetworkSecondsPerByte = link.SecondsPerByte,
             Source = $"distsgd bench calibrate, {spec}, batch {batch}, {Environment.MachineName}, {Environment.ProcessorCount} cores, " +

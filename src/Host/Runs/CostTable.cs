@@ -18,7 +18,7 @@ public static class CostTable
         var text = new StringBuilder();
         var sequential = CostModel.Sequential(constants);
         text.AppendLine(Invariant($"Cost model: G = {constants.GradientBytes:N0} bytes, b = {constants.BatchPerNode} per node, C = {constants.ComputeSeconds * 1e3:0.###} ms, ") +
-                        Invariant($"α = {constants.MessageSeconds * 1e6:0.#} µs, loopback β = {constants.LoopbackSecondsPerByte * 1e9:0.###} ns/byte, ") +
+                        Invariant($"α = {constants.MessageSeconds * 1e6:0.#} µs, κ = {constants.RoundSeconds * 1e6:0.#} µs, loopback β = {constants.LoopbackSecondsPerByte * 1e9:0.###} ns/byte, ") +
                         Invariant($"γ = {constants.SumSecondsPerByte * 1e9:0.###} ns/byte, δ = {constants.UpdateSecondsPerByte * 1e9:0.###} ns/byte; ") +
                         (sharedCores > 0 ? Invariant($"every node's compute on {sharedCores} shared cores") : "one machine per node") +
                         $". Sequential: {Cell(sequential)}.");

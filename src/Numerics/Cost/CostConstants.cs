@@ -29,6 +29,15 @@ public sealed record CostConstants
     /// <summary>α: seconds per message on the data plane: one-way latency and per-message overhead, independent of size.</summary>
     public required double MessageSeconds { get; init; }
 
+    /// <summary>
+    /// κ: seconds each message round of a step pays on top of α in this program: the sender's actor, the receiver's
+    /// data-plane reader thread and its hand-off to the peer actor's mailbox, the actor taking the part (two thread
+    /// wake-ups and the scheduling between them). Every round of every mode and collective costs α + κ
+    /// (<see cref="CostModel"/>). <c>bench calibrate</c> cannot see it (it times a bare socket) and writes
+    /// <see cref="Measured"/>'s; <c>scripts/bench-network.sh</c> fits it to its runs, with ν. 0 (a file without it): not counted.
+    /// </summary>
+    public double RoundSeconds { get; init; }
+
     /// <summary>β of the local data plane (TCP over loopback, no rate limit): seconds per byte the sockets themselves cost.</summary>
     public required double LoopbackSecondsPerByte { get; init; }
 
@@ -49,7 +58,12 @@ public sealed record CostConstants
     /// a quiet machine gives them: C from the quiet sequential run (49,655 samples/s at b = 64, README: 1.29 ms a step,
     /// of which 1.2 ms forward and backward), the loopback's β from the quiet socket bench (0.57 ms for 940 KB there
     /// and back, README "Transports"); δ, γ and α from <c>distsgd bench calibrate</c> (medians of three, load average
-    /// 31–32; memory-bound, so little changed by load; α a bare socket's). The README's projections use these.
+    /// 31–32; memory-bound, so little changed by load; α a bare socket's). κ from scripts/bench-network.sh's quiet runs
+    /// (2026-12-02 05:03–05:13 UTC): each round of a step cost 0.4–0.9 ms over the bare-α prediction, the all-gather's
+    /// one round 0.39 ms at N = 2, the least of all; least-squares fits of κ with ν over the cells the ring's 64 KiB
+    /// segments did not distort give 0.4–0.54 ms (κ and ν trade off: 0.4 ms with ν 1.66 ns/byte, 0.54 with 1.54). 0.36 ms
+    /// prices a round, α + κ, at the 0.40 ms that decision 0122 measured and <c>--collective auto</c> has used since
+    /// (decision 0125). The README's projections and auto's choice use these.
     /// </summary>
     public static CostConstants Measured { get; } = new()
     {
@@ -59,19 +73,11 @@ public sealed record CostConstants
         UpdateSecondsPerByte = 0.081e-9,
         SumSecondsPerByte = 0.12e-9,
         MessageSeconds = 44e-6,
+        RoundSeconds = 0.36e-3,
         LoopbackSecondsPerByte = 0.30e-9,
         NetworkSecondsPerByte = 0.30e-9,
         Source = "this project's machine, quiet: C and loopback β from the README's quiet runs; δ, γ, α from bench calibrate (2026-12-01)",
     };
-
-    /// <summary>
-    /// α as a step of this program pays it, per message round on the data plane: through the sender's actor, the socket,
-    /// the receiver's reader thread and mailbox. On this machine, quiet (scripts/bench-network.sh, 2026-12-02 05:03–05:13
-    /// UTC, unlimited links), each round cost 0.4–0.9 ms more than the bare socket's α (the all-gather's one round 0.39 ms
-    /// over the model at N = 2, pairwise's two rounds 1.2–1.9 ms over at N = 2–4); 0.4 ms is the low end. The choice of
-    /// collective (<c>CollectiveChoice</c>) prices messages at this; <see cref="Measured"/> keeps the bare socket's.
-    /// </summary>
-    public const double StepMessageSeconds = 0.4e-3;
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, NumberHandling = JsonNumberHandling.Strict };
 
@@ -107,7 +113,7 @@ public sealed record CostConstants
         foreach (var (name, value) in new[]
                  {
                      (nameof(ComputeSeconds), ComputeSeconds), (nameof(UpdateSecondsPerByte), UpdateSecondsPerByte),
-                     (nameof(SumSecondsPerByte), SumSecondsPerByte), (nameof(MessageSeconds), MessageSeconds),
+                     (nameof(SumSecondsPerByte), SumSecondsPerByte), (nameof(MessageSeconds), MessageSeconds), (nameof(RoundSeconds), RoundSeconds),
                      (nameof(LoopbackSecondsPerByte), LoopbackSecondsPerByte), (nameof(NetworkSecondsPerByte), NetworkSecondsPerByte),
                  })
             Check(value >= 0 && double.IsFinite(value), name, "a finite number ≥ 0", value);

@@ -34,6 +34,13 @@ public static class AllReduce
         return (start, small + (k < extra ? 1 : 0));
     }
 
+    /// <summary>
+    /// Values per segment of a pipelined ring hop (<see cref="Cost.CostModel.RingPartValues"/>): 64 KiB, small enough
+    /// that the hops overlap, large enough that a frame's cost is small next to its time on a slow link. Also the
+    /// smallest part a receiver takes that is not the rest of its chunk.
+    /// </summary>
+    public const int RingSegmentValues = 16 * 1024;
+
     /// <summary>The number of segments of at most <paramref name="segment"/> values a slice of <paramref name="length"/> values is sent in (at least one).</summary>
     public static int Segments(int length, int segment)
     {

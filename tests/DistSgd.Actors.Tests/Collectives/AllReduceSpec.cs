@@ -18,11 +18,17 @@ public sealed class AllReduceSpec : IDisposable
     private const int Length = 100_003;   // prime: uneven slices; ring chunks of several 64 KiB segments
     private readonly List<DirectDataPlane> _planes = new();
     private readonly List<BlockingCollection<object>> _inboxes = new();
+    /// <summary>The inbox of the last <see cref="Start"/>'s first peer.</summary>
+    private int _firstInbox;
 
     /// <param name="wire">The run's gradient encoding (its precision is the parts'); null: float32.</param>
-    private IAllReduce[] Start(Collective kind, int peers, ShareEncoding? wire = null)
+    /// <param name="ringParts">The values per part each ring peer (by index) starts its chunk with; null: segments of
+    /// <see cref="AllReduce.RingSegmentValues"/>.</param>
+    private IAllReduce[] Start(Collective kind, int peers, ShareEncoding? wire = null, Func<int, int>? ringParts = null)
     {
         var reduces = new IAllReduce[peers];
+        _firstInbox = _inboxes.Count;
+        int first = _planes.Count;
         for (int i = 0; i < peers; i++)
         {
             var inbox = new BlockingCollection<object>();
@@ -31,15 +37,16 @@ public sealed class AllReduceSpec : IDisposable
                                             CollectivePart.FromFrame, inbox.Add);
             _inboxes.Add(inbox);
             _planes.Add(plane);
+            int parts = ringParts?.Invoke(i) ?? AllReduce.RingSegmentValues;
             reduces[i] = kind == Collective.Ring
-                ? new Ring(plane, RunId, Length, 4, (_, node, _) => throw new InvalidOperationException($"send to {node} failed"))
+                ? new Ring(plane, RunId, Length, 4, (_, node, _) => throw new InvalidOperationException($"send to {node} failed"), _ => parts)
                 : new Pairwise(plane, RunId, Length, 4, (_, node, _) => throw new InvalidOperationException($"send to {node} failed"));
         }
-        var endpoints = Enumerable.Range(0, peers).ToDictionary(i => i, i => _planes[i].Endpoint);
+        var endpoints = Enumerable.Range(0, peers).ToDictionary(i => i, i => _planes[first + i].Endpoint);
         for (int i = 0; i < peers; i++)
         {
             for (int j = 0; j < peers; j++)
-                _planes[i].Trust(j, _planes[j].Endpoint, _planes[j].Key);
+                _planes[first + i].Trust(j, _planes[first + j].Endpoint, _planes[first + j].Key);
             reduces[i].Connect(i, endpoints);
         }
         return reduces;
@@ -66,7 +73,7 @@ public sealed class AllReduceSpec : IDisposable
         {
             Assert.True(DateTime.UtcNow < deadline, "the all-reduce did not complete");
             for (int i = 0; i < reduces.Length; i++)
-                while (_inboxes[i].TryTake(out var message, 5))
+                while (_inboxes[_firstInbox + i].TryTake(out var message, 5))
                 {
                     var part = Assert.IsType<CollectivePart>(message);
                     long sent = 0;
@@ -109,6 +116,56 @@ public sealed class AllReduceSpec : IDisposable
         else
             for (int k = 0; k < Length; k++)
                 Assert.True(Math.Abs(expected[k] - reduces[0].Average[k]) <= 1e-6f, $"value {k}: ring {reduces[0].Average[k]}, all-gather {expected[k]}");
+    }
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(5)]
+    public void The_ring_gives_the_same_bits_in_whole_chunks_in_segments_and_with_peers_that_cut_them_differently(int peers)
+    {
+        var shares = Enumerable.Range(0, peers).Select(i => Share(i, 0, 7 + i, 4)).ToArray();
+        float[] Run(Func<int, int> parts)
+        {
+            var reduces = Start(Collective.Ring, peers, ringParts: parts);
+            for (int i = 0; i < peers; i++)
+                reduces[i].Begin(0, Enumerable.Range(0, peers).ToList());
+            for (int i = 0; i < peers; i++)
+                reduces[i].Send(shares[i], 1, 0, Enumerable.Range(0, peers).ToList(), (_, _) => { });
+            RunToCompletion(reduces);
+            for (int i = 1; i < peers; i++)
+                Assert.True(reduces[0].Average.SequenceEqual(reduces[i].Average), $"peer {i}'s average differs from peer 0's");
+            return reduces[0].Average.ToArray();
+        }
+
+        var segmented = Run(_ => AllReduce.RingSegmentValues);
+        Assert.Equal(segmented, Run(_ => int.MaxValue));                                            // whole chunks
+        Assert.Equal(segmented, Run(i => i % 2 == 0 ? int.MaxValue : AllReduce.RingSegmentValues));   // peers given different link rates
+        Assert.Equal(segmented, Run(_ => 1));   // below a segment: sent as segments (what every receiver takes)
+    }
+
+    [Fact]
+    public void The_ring_takes_a_chunk_s_parts_in_order_and_refuses_a_gap_a_short_part_and_a_repeat()
+    {
+        var reduces = Start(Collective.Ring, 2);
+        var one = reduces[1];
+        long sent = 0;
+        // Rank 1's first hop receives rank 0's chunk 0 from rank 0 (its left neighbour), started by node 0.
+        var (start, length) = AllReduce.Slice(Length, 2, AllReduce.RingReceivedChunk(2, 1, 0));
+        Assert.True(length > 2 * AllReduce.RingSegmentValues);
+        CollectivePart Part(int offset, int values) => new(RunId, 0, 0, 0, offset, 0, 3, 1.5, 0.01, new float[values]);
+
+        one.Begin(0, [0, 1]);
+        one.Send(Share(1, 0, 4, 2), 1, 0, [0, 1], (_, _) => { });
+        const int segment = AllReduce.RingSegmentValues;
+        Assert.Equal(PartOutcome.WrongSlice, one.Take(Part(start + segment, segment), stepping: true, ref sent));   // a gap: not the chunk's next values
+        Assert.Equal(PartOutcome.WrongSlice, one.Take(Part(start, 100), stepping: true, ref sent));                // shorter than a segment, not the rest
+        Assert.Equal(PartOutcome.WrongSlice, one.Take(Part(start, length + 1), stepping: true, ref sent));         // past the chunk
+        Assert.Equal(PartOutcome.Accepted, one.Take(Part(start, segment), stepping: true, ref sent));
+        Assert.Equal(PartOutcome.Duplicate, one.Take(Part(start, segment), stepping: true, ref sent));
+        Assert.Equal(PartOutcome.Accepted, one.Take(Part(start + segment, length - segment), stepping: true, ref sent));   // the rest, whole
+        Assert.Equal(PartOutcome.Duplicate, one.Take(Part(start + segment, length - segment), stepping: true, ref sent));
+        Assert.False(one.IsComplete);   // the gather hop is still to come
     }
 
     [Theory]

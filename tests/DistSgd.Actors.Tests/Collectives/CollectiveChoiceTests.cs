@@ -30,7 +30,8 @@ public class CollectiveChoiceTests
     public void Auto_is_the_cost_model_s_choice_and_follows_the_model_s_size()
     {
         var constants = CollectiveChoice.Constants(Mlp);
-        Assert.Equal(CostConstants.StepMessageSeconds, constants.MessageSeconds);   // a round as a step pays it, not the bare socket's
+        Assert.Equal(CostConstants.Measured.RoundSeconds, constants.RoundSeconds);   // a round as a step pays it, not the bare socket's alone
+        Assert.True(constants.RoundSeconds > 0);
         for (int peers = 2; peers <= 16; peers++)
             Assert.Equal(CostModel.FastestCollective(constants, new ClusterShape(peers, LinkRate.Parse("1gbit"))),
                          CollectiveChoice.Pick(peers, PayloadTransport.Direct, compressed: false, Mlp, LinkRate.Parse("1gbit")));

@@ -50,6 +50,18 @@ public class StepGatherTests
     }
 
     [Fact]
+    public void The_data_planes_judgment_of_finiteness_is_taken_and_without_one_every_value_is_checked()
+    {
+        var gather = Open();
+        // The reader judged as the frame arrived: the gather does not read the vector again.
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(Reply(5, 0) with { FiniteOnArrival = false }));
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 1) with { FiniteOnArrival = true }));
+        // Without a judgment (the Akka transport, a node's own share): every value, not their sum, which may overflow.
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 2, gradient: [float.MaxValue, float.MaxValue, 1f])));
+        Assert.Equal([1, 2], gather.Replies.Select(r => r.Participant));
+    }
+
+    [Fact]
     public void Wrong_lengths_and_non_finite_values_are_never_applied()
     {
         var gather = Open();

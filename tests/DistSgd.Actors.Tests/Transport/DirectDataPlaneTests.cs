@@ -59,6 +59,31 @@ public sealed class DirectDataPlaneTests() : MasterPlaneTest(RunId, Parameters, 
         Assert.Equal(0, Master.BadFrames);
     }
 
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.NegativeInfinity)]
+    public void The_reader_judges_a_gradient_finite_as_it_arrives_even_with_a_value_split_between_two_reads(float bad)
+    {
+        var gradient = Gradient(0.5f);
+        gradient[600] = bad;
+        var frame = Frame(1, 4, gradient);
+        int split = FrameHeader.Size + 600 * sizeof(float) + 2;   // inside the bad value's four bytes
+        var client = Connect(1);
+        client.Send(frame.AsSpan(0, split));
+        Thread.Sleep(100);   // the reader has judged the first part by now
+        client.Send(frame.AsSpan(split));
+        client.Send(Frame(1, 4, Gradient(float.MaxValue)));   // finite, though its sum overflows
+
+        var notFinite = Next<GradientReply>();
+        var finite = Next<GradientReply>();
+        Assert.Equal((false, true), (notFinite.FiniteOnArrival, finite.FiniteOnArrival));
+        var gather = new StepGather(RunId, Parameters);
+        gather.Begin(4, [0, 1]);
+        Assert.Equal(GatherOutcome.NonFinite, gather.Offer(notFinite));
+        gather.Begin(4, [0, 1]);
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(finite));
+    }
+
     [Fact]
     public void Frames_of_another_run_or_of_the_wrong_length_areDelivered_for_the_gather_to_drop_and_count()
     {

@@ -129,6 +129,51 @@ public class CostModelTests
     }
 
     [Fact]
+    public void Every_round_pays_kappa_on_top_of_alpha_in_every_mode_and_collective()
+    {
+        // κ = 0.25 s: a round costs α + κ = 0.75 s; the rounds are those of Four_nodes_cost_what_the_formulas_say_by_hand.
+        var withKappa = Simple with { RoundSeconds = 0.25 };
+        Assert.Equal(0.75, CostModel.RoundSeconds(withKappa), 12);
+        Assert.Equal(10.0 + 2 * 0.25, CostModel.Centralized(withKappa, Shape(4)).TotalSeconds, 9);
+        Assert.Equal(4.5 + 1 * 0.25, CostModel.Decentralized(withKappa, Collective.AllGather, Shape(4)).TotalSeconds, 9);
+        Assert.Equal(5.5 + 6 * 0.25, CostModel.Decentralized(withKappa, Collective.Ring, Shape(4)).TotalSeconds, 9);
+        Assert.Equal(3.5 + 2 * 0.25, CostModel.Decentralized(withKappa, Collective.Pairwise, Shape(4)).TotalSeconds, 9);
+        // One node sends nothing: no round.
+        Assert.Equal(1.0, CostModel.Decentralized(withKappa, Collective.Ring, Shape(1)).TotalSeconds, 9);
+        // Rounds that cost more tip the choice to the collective with fewer of them.
+        Assert.Equal(Collective.Pairwise, CostModel.FastestCollective(Simple, Shape(8)));
+        Assert.Equal(Collective.AllGather, CostModel.FastestCollective(Simple with { RoundSeconds = 10 }, Shape(8)));
+    }
+
+    [Theory]
+    // The default MLP (235,146 values), float32, with this project's constants: a chunk's time on the link against a round's α + κ.
+    [InlineData(2, "none", 117_573)]     // 0.14 ms of loopback β per chunk: whole
+    [InlineData(4, "none", 58_787)]
+    [InlineData(2, "10gbit", 117_573)]   // 0.39 ms ≤ 0.40 ms: whole
+    [InlineData(3, "10gbit", 78_382)]
+    [InlineData(2, "1gbit", AllReduce.RingSegmentValues)]   // 3.9 ms a chunk: pipelined
+    [InlineData(4, "1gbit", AllReduce.RingSegmentValues)]
+    [InlineData(64, "1gbit", 3_675)]     // 15 KB, 0.12 ms: whole
+    [InlineData(1, "none", 235_146)]
+    public void The_ring_sends_whole_chunks_unless_a_chunk_s_time_on_the_link_exceeds_a_round(int nodes, string link, int expected)
+    {
+        Assert.Equal(expected, CostModel.RingPartValues(CostConstants.Measured, 235_146, sizeof(float), nodes, LinkRate.Parse(link)));
+    }
+
+    [Fact]
+    public void The_ring_s_part_rule_follows_the_wire_s_bytes_and_the_round_s_cost()
+    {
+        var link = LinkRate.Parse("1gbit");   // 8.4 ns a payload byte
+        // 46,000 values in 2 chunks of 23,000: 0.77 ms at 4 bytes, 0.38 ms at 2 (bf16), against α + κ = 0.40 ms.
+        Assert.Equal(AllReduce.RingSegmentValues, CostModel.RingPartValues(CostConstants.Measured, 46_000, 4, 2, link));
+        Assert.Equal(23_000, CostModel.RingPartValues(CostConstants.Measured, 46_000, 2, 2, link));
+        Assert.Equal(AllReduce.RingSegmentValues, CostModel.RingPartValues(CostConstants.Measured with { RoundSeconds = 0.1e-3 }, 46_000, 2, 2, link));
+        Assert.Equal(1, CostModel.RingPartValues(CostConstants.Measured, 0, 4, 3, link));   // an empty vector: one empty part
+        Assert.Throws<ArgumentOutOfRangeException>(() => CostModel.RingPartValues(CostConstants.Measured, 100, 4, 0, link));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CostModel.RingPartValues(CostConstants.Measured, 100, 0, 2, link));
+    }
+
+    [Fact]
     public void An_unlimited_link_costs_what_the_loopback_costs_and_a_slow_link_at_least_that()
     {
         var c = Simple with { LoopbackSecondsPerByte = 2e-3 };
@@ -249,6 +294,8 @@ public class CostConstantsTests
                 "c.json: GradientBytes: expected > 0, found 0")]
     [InlineData("{\"GradientBytes\": 10, \"BatchPerNode\": 64, \"ComputeSeconds\": -1, \"UpdateSecondsPerByte\": 0, \"SumSecondsPerByte\": 0, \"MessageSeconds\": 0, \"LoopbackSecondsPerByte\": 0}",
                 "c.json: ComputeSeconds: expected a finite number ≥ 0, found -1")]
+    [InlineData("{\"GradientBytes\": 10, \"BatchPerNode\": 64, \"ComputeSeconds\": 1, \"UpdateSecondsPerByte\": 0, \"SumSecondsPerByte\": 0, \"MessageSeconds\": 0, \"RoundSeconds\": -0.001, \"LoopbackSecondsPerByte\": 0}",
+                "c.json: RoundSeconds: expected a finite number ≥ 0, found -0.001")]
     [InlineData("{\"GradientBytes\": 10}", "c.json: expected the JSON object")]
     public void A_bad_file_is_refused_naming_the_file_and_the_field(string json, string message)
     {
