@@ -62,7 +62,8 @@ for rate in "${rate_list[@]}"; do
     for entry in "${runs[@]}"; do
       mode=${entry%%|*} what=${entry#*|}
       extra=()
-      [[ $mode == decentralized && $has_collective == 1 ]] && extra=(--collective "$what")
+      # The link rate too: the ring cuts its hops into segments on a slow link only (CostModel.RingPartValues).
+      [[ $mode == decentralized && $has_collective == 1 ]] && extra=(--collective "$what" --link-rate "$rate")
       out="$work/$rate-$n-$what"
       if ! LOGS="$out-logs" scripts/emulated-cluster.sh -m "$mode" -n "$n" -r "$rate" -t 900 -- \
            "${run_flags[@]}" "${extra[@]}" --epochs "$epochs" --patience 0 --out "$out" --quiet >"$out.log" 2>&1; then

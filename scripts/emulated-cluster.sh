@@ -13,7 +13,8 @@
 #   -m  mode (default centralized)
 #   -x  ARGS is a command to run on every host instead of `distsgd node`; it sees EMU_INDEX (0, 1, …), EMU_NODES,
 #       EMU_ADDRESS (its own address) and EMU_SEED (host 0's address); hosts = NODES (the mode is not used)
-#   ARGS: without -x, the train flags describing the run, the same for every node (--dataset, --epochs, --out, …)
+#   ARGS: without -x, the train flags describing the run, the same for every node (--dataset, --epochs, --out, …);
+#         --link-rate RATE is added unless ARGS names it (with -r none, none is the default)
 # Each host's output goes to $LOGS/node-<i>.log (default: a temporary folder, printed first); $LOGS/links.tsv gets
 # the bytes each host's link sent and received (read before the links are deleted). DISTSGD_DLL: the program to
 # run (default src/Host/bin/Release/net10.0/distsgd.dll).
@@ -130,6 +131,10 @@ start_host() { # index roles
   echo "host $i $(address "$i") ($roles): pid $!, log $logs/node-$i.log"
 }
 run_flags=("$@")
+# The nodes are told their link's rate (the ring's parts and --collective auto's choice follow it), unless ARGS says.
+if (( exec_mode == 0 )) && [[ $rate != none && " $* " != *" --link-rate "* && " $* " != *" --link-rate="* ]]; then
+  run_flags+=(--link-rate "$rate")
+fi
 for i in $(seq 0 $((hosts - 1))); do
   if (( exec_mode == 1 )); then roles=command
   elif [[ $mode == decentralized ]]; then roles=peer

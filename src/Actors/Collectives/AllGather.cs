@@ -18,7 +18,7 @@ public sealed class AllGather(IActorRef mediator, string topic, DirectDataPlane?
 
     public Collective Kind => Collective.AllGather;
 
-    /// <summary>Test hook: the first share sent at this step or later goes to the first other participant only, then <see cref="Crash"/> is called.</summary>
+    /// <summary>Test hook: the first share sent at this step or later goes to the first other participant only, then <see cref="Crash"/> is called (the peer stops once it gathered the step).</summary>
     internal long CrashAt { get; set; } = -1;
 
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>

@@ -193,7 +193,9 @@ public static class PeerQueries
     /// <summary>
     /// Test hook: at <paramref name="Step"/>, once this peer has sent the first part of the all-reduce's all-gather half
     /// (with the all-gather: its first share sent at that step or later, to the first other participant), it sends nothing more and its node stops
-    /// abruptly, as a process killed mid-collective would: some survivors may finish the step, the others not.
+    /// abruptly, as a process killed mid-collective would: some survivors may finish the step, the others not. With the
+    /// all-gather it stops once it holds every other share of the step (before it applies it), so that the participant it
+    /// sent to holds them too, all but surely, and applies the step before it sees the loss.
     /// </summary>
     internal sealed record CrashMidAllReduce(long Step);
 

@@ -362,7 +362,7 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
             if (_run.Shares.AllReduce is AllReduceBase reduce)
                 (reduce.CrashAt, reduce.Crash) = (m.Step, () => _ = system.Terminate());
             else if (_run.Shares.Collective is AllGather gather)
-                (gather.CrashAt, gather.Crash) = (m.Step, () => _ = system.Terminate());
+                (gather.CrashAt, gather.Crash) = (m.Step, () => _step.CrashBeforeApply = () => _ = system.Terminate());
         });
         Receive<PeerQueries.CrashAtStep>(m =>
         {

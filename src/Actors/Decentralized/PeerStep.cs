@@ -185,6 +185,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     /// <summary>Test hook: stops the node (see <see cref="CrashAt"/>).</summary>
     internal Action? Crash { get; set; }
 
+    /// <summary>Test hook (<see cref="PeerQueries.CrashMidAllReduce"/> with the all-gather): called instead of applying the next step, once.</summary>
+    internal Action? CrashBeforeApply { get; set; }
+
     /// <summary>Test hook (<see cref="PeerQueries.HoldShareUntilLoss"/>): the share to hold back until a peer loss when this peer is its holder, or null.</summary>
     internal PeerQueries.HoldShareUntilLoss? HoldShare { get; set; }
 
@@ -359,6 +362,12 @@ internal sealed class PeerStep : IStepExchange, IDisposable
 
     bool IStepExchange.BeforeApply(StepGather gather)
     {
+        if (CrashBeforeApply is { } crash)
+        {
+            CrashBeforeApply = null;
+            crash();
+            return false;
+        }
         // The update copies θ and v into the undo buffers in its own pass (Replica.KeepStateBeforeEachStep). A local step
         // keeps the undo of the round's averaging step before it, the step a peer loss may contest (Replica.Apply).
         // With local SGD the copy is taken after the step's own update, so the step restored is the one after it (decision

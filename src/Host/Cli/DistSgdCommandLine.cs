@@ -158,7 +158,7 @@ public static class DistSgdCommandLine
         };
         public readonly Option<string?> LinkRate = new("--link-rate")
         {
-            Description = "Each node's network link, each way, for --collective auto's choice (the cost model prices every collective for it): " +
+            Description = "Each node's network link, each way, for --collective auto's choice (the cost model prices every collective for it) and for the ring's parts (whole chunks on a fast link, 64 KiB segments on a slow one): " +
                           "none (this machine's loopback) or a rate such as 100mbit, 1gbit, 10gbit. Every peer must give the same. " +
                           "Default: distsgd.link-rate, else none.",
         };

@@ -245,12 +245,13 @@ public sealed class AllReduceSpec : IDisposable
     /// and printed with the rest.
     /// </summary>
     [Theory]
-    [InlineData(Collective.Pairwise)]
-    [InlineData(Collective.Ring)]
-    public void A_step_of_an_all_reduce_allocates_nothing_on_the_peers_thread_once_warm(Collective kind)
+    [InlineData(Collective.Pairwise, 0)]
+    [InlineData(Collective.Ring, AllReduce.RingSegmentValues)]
+    [InlineData(Collective.Ring, int.MaxValue)]   // whole chunks
+    public void A_step_of_an_all_reduce_allocates_nothing_on_the_peers_thread_once_warm(Collective kind, int ringParts)
     {
         const int warm = 10, steps = 40;   // the first steps connect, grow the lists and fill the data plane's array pool
-        var reduces = Start(kind, 3);
+        var reduces = Start(kind, 3, ringParts: _ => ringParts);
         int[] participants = [0, 1, 2];
         var shares = Enumerable.Range(0, 3).Select(i => Share(i, 0, 5 + i, 3)).ToArray();
         var allocated = new List<string>();

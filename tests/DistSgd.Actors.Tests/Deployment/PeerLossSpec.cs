@@ -80,14 +80,11 @@ public class PeerLossSpec(ITestOutputHelper output)
                 actor.Tell(new PeerQueries.HoldShareUntilLoss(held.Holder, held.Sender, killAt - 1));
         if (killNode is { } victimId)
         {
-            var ids = await Task.WhenAll(actors.Select(a => a.Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)));
-            // Node ids are decided at the start barrier: ask until every peer has one.
-            while (ids.Any(r => r.NodeId < 0))
-            {
-                await Task.Delay(20);
-                ids = await Task.WhenAll(actors.Select(a => a.Ask<PeerQueries.Replica>(PeerQueries.GetReplica.Instance, Limit)));
-            }
-            int victim = Array.FindIndex(ids, r => r.NodeId == victimId);
+            // Node ids are the peers' ranks by address (StartBarrier), known without asking: a victim told to crash before the
+            // barrier may be gone before every peer has its id (asking it timed out under load, H = 4).
+            var addresses = cluster.Nodes.Select(n => Akka.Cluster.Cluster.Get(n).SelfAddress.ToString()).ToList();
+            var ranked = addresses.Order(StringComparer.Ordinal).ToList();
+            int victim = addresses.FindIndex(a => ranked.IndexOf(a) == victimId);
             int witness = (victim + 1) % peers;
             if (kill == Kill.MidCollective)
                 actors[victim].Tell(new PeerQueries.CrashMidAllReduce(killAt));
