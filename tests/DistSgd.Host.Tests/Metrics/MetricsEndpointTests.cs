@@ -19,7 +19,13 @@ public class MetricsEndpointTests
         using var temp = new TempFolder();
         var ports = NodeProcess.FreePorts(4);
         string seed = $"127.0.0.1:{ports[0]}";
-        string[] run = ["--dataset", "blobs", "--samples", "20000", "--epochs", "12", "--hidden", "16", "--patience", "0", "--workers", "1"];
+        // The worker's every gradient stretched 50× (distsgd.debug.slowdown, a sleep: ~3 ms a step for this tiny model), so
+        // that the run outlasts the scrapes however fast the step is: since the step got leaner (decisions 0128-0130) the
+        // 12 epochs sometimes ended before the first scrape, whose connection was then refused (seen in CI).
+        string slow = temp["slow.conf"];
+        File.WriteAllText(slow, "distsgd.debug.slowdown = 50\n");
+        string[] run = ["--dataset", "blobs", "--samples", "20000", "--epochs", "12", "--hidden", "16", "--patience", "0", "--workers", "1",
+                        "--config", slow];
         using var group = new NodeGroup();
         var master = group.Start(["node", "--host", "127.0.0.1", "--port", $"{ports[0]}", "--roles", "master", .. run,
                                   "--metrics-port", $"{ports[2]}", "--out", temp["master"]]);
