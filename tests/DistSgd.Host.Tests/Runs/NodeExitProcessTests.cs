@@ -15,7 +15,8 @@ public class NodeExitProcessTests
         ["--dataset", "blobs", "--samples", "6000", "--hidden", "16", "--batch-size", "16", "--workers", "2", "--patience", "0"];
 
     /// <summary>Failure detection in about 2.5 s and the master's wait for a silent worker short, with downing after <paramref name="stableAfter"/>.</summary>
-    private static string QuickDetection(TempFolder temp, string stableAfter)
+    /// <param name="slowdown">Each worker's gradient stretched this many times (distsgd.debug.slowdown, a sleep), for a run that must outlast a rejoin.</param>
+    private static string QuickDetection(TempFolder temp, string stableAfter, int slowdown = 1)
     {
         string config = temp["quick-detection.conf"];
         File.WriteAllText(config, $"""
@@ -23,6 +24,7 @@ public class NodeExitProcessTests
             akka.cluster.failure-detector.acceptable-heartbeat-pause = 2s
             akka.cluster.split-brain-resolver.stable-after = {stableAfter}
             distsgd.step-timeout = 3s
+            distsgd.debug.slowdown = {slowdown}
             """);
         return config;
     }
@@ -66,8 +68,10 @@ public class NodeExitProcessTests
     public void A_worker_stopped_until_the_cluster_removed_it_joins_again_when_woken_and_takes_part_from_the_next_epoch()
     {
         using var temp = new TempFolder();
-        // Downed 2 s after it is unreachable; a run long enough to go on well past that.
-        var config = QuickDetection(temp, "2s");
+        // Downed 2 s after it is unreachable; a run long enough to go on well past that and past the woken worker's rejoin:
+        // every step's compute stretched 20× (~1.3 ms of sleep a step); unstretched, the 200 tiny epochs took 16 s and
+        // once (CI) ended before the woken worker got back in.
+        var config = QuickDetection(temp, "2s", slowdown: 20);
         using var group = new NodeGroup();
         var (master, _, frozen, frozenPort) = StartCluster(group, temp, config, epochs: 200);
 
