@@ -19,8 +19,17 @@ public class NodeFaultTests
     internal static readonly string[] Run =
         ["--dataset", "blobs", "--samples", "12000", "--epochs", "3", "--hidden", "32", "--batch-size", "16", "--workers", "2"];
 
-    private static string[] Node(int port, string seed, string roles, string output) =>
-        ["node", "--host", "127.0.0.1", "--port", $"{port}", "--seed-nodes", seed, "--roles", roles, .. Run, "--out", output];
+    /// <summary>
+    /// A node of the run, each step's compute stretched 30× (distsgd.debug.slowdown, a sleep: ~1 s an epoch), so that a
+    /// kill after epoch 1 lands mid-run however lean the step: unstretched, an epoch took 0.1 s and once (CI) the run was
+    /// over before the master's kill.
+    /// </summary>
+    private static string[] Node(int port, string seed, string roles, string output)
+    {
+        string config = output + "-slow.conf";
+        File.WriteAllText(config, "distsgd.debug.slowdown = 30\n");
+        return ["node", "--host", "127.0.0.1", "--port", $"{port}", "--seed-nodes", seed, "--roles", roles, .. Run, "--config", config, "--out", output];
+    }
 
     /// <summary>The same run without a fault, on the simulated cluster (which gives the multi-process run's very model).</summary>
     private static double FaultFreeAccuracy(TempFolder temp)
