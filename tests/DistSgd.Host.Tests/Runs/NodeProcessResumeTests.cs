@@ -25,9 +25,13 @@ public class NodeProcessResumeTests
         {
             var ports = NodeProcess.FreePorts(3);
             string seed = $"127.0.0.1:{ports[0]}";
-            var master = first.Start(Node(ports[0], seed, "master", "--out", temp["run"]));
+            // The killed run's steps stretched 10× (distsgd.debug.slowdown, a sleep; the bits are the same), so that the kill
+            // lands mid-run however lean the step: unstretched, its 256 tiny steps take a fraction of a second.
+            string slow = temp["slow.conf"];
+            File.WriteAllText(slow, "distsgd.debug.slowdown = 10\n");
+            var master = first.Start(Node(ports[0], seed, "master", "--config", slow, "--out", temp["run"]));
             foreach (int port in ports.Skip(1))
-                first.Start(Node(port, seed, "worker"));
+                first.Start(Node(port, seed, "worker", "--config", slow));
             var clock = Stopwatch.StartNew();
             while (!master.HasExited && store.List().FirstOrDefault().Step < 40 && clock.Elapsed < NodeProcessTests.Bound)
                 Thread.Sleep(10);
