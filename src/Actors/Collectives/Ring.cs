@@ -100,8 +100,6 @@ public sealed class Ring(DirectDataPlane direct, string runId, int parameterCoun
                 AllReduce.AddWeighted(first, own.Slice(offset, count), share.SampleCount);
             Parts.Round(first);
             SendTo(Right, 0, offset, Self, share.SampleCount, share.LossSum, share.ComputeSeconds, first);
-            if (length == 0)
-                break;
         }
     }
 
