@@ -76,8 +76,11 @@ public class PeerLossProcessTests
 
     /// <summary>
     /// Quick failure detection and downing for the test (unreachable after ~2 s, downed 2 s later), quick pub-sub gossip, and
-    /// every step's compute stretched 20× (distsgd.debug.slowdown: about 1.3 ms of sleep a step for this tiny model) so that
-    /// the run outlasts a woken peer's rejoin however fast the machine is: quiet, the 40 epochs took 12 s and ended before it.
+    /// every step's compute stretched 100× (distsgd.debug.slowdown: about 1 ms of sleep a step for this tiny model) so that
+    /// the run outlasts a woken peer's rejoin however fast the machine is: unstretched, 40 epochs took 12 s and ended before
+    /// it; stretched 20×, once the step got leaner, the run again ended before a woken peer got back in (clean-clone CI).
+    /// Stretched 100×, an epoch takes 2.5–3.6 s quiet, so the run is 20 epochs (a peer is back in by epoch 5) and the wait for
+    /// its end is <see cref="RunEnd"/>.
     /// </summary>
     private static string FastDowning(TempFolder temp)
     {
@@ -90,18 +93,20 @@ public class PeerLossProcessTests
             akka.cluster.split-brain-resolver.stable-after = 2s
             akka.cluster.downing-provider-class = "Akka.Cluster.SBR.SplitBrainResolverProvider, Akka.Cluster"
             akka.cluster.pub-sub.gossip-interval = 200ms
-            distsgd.debug.slowdown = 20
+            distsgd.debug.slowdown = 100
             """);
         return config;
     }
 
-    /// <summary>Long enough for a woken or late peer to join while the run is under way, however loaded the machine.</summary>
+    /// <summary>How long the stretched run may take from a peer's join to its end: ~55 s quiet, with room for a loaded machine.</summary>
+    private static readonly TimeSpan RunEnd = TimeSpan.FromMinutes(3);
+
     /// <summary>
     /// Long enough that a late or woken peer joins before the end: pairwise named, since auto gives this tiny model the
     /// all-gather (decision 0122), whose steps run 2–5× faster here and ended the run before a woken peer got in.
     /// </summary>
     private static readonly string[] LongRun =
-        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "24000", "--epochs", "40",
+        ["--mode", "decentralized", "--workers", "3", "--dataset", "blobs", "--samples", "24000", "--epochs", "20",
          "--hidden", "16", "--batch-size", "16", "--patience", "0", "--collective", "pairwise"];
 
     private static string ReplicaHash(NodeProcess peer) => Regex.Match(peer.Output, @"finished, replica sha256 ([0-9a-f]+)").Groups[1].Value;
@@ -117,7 +122,7 @@ public class PeerLossProcessTests
         var peers = ports.Select(p => group.Start(["node", "--host", "127.0.0.1", "--port", $"{p}", "--seed-nodes", seed, "--roles", "peer",
                                                    .. LongRun, "--config", config, "--out", temp[$"peer-{p}"]])).ToList();
 
-        peers[0].WaitForOutput("epoch   1/40", NodeProcessTests.Bound);
+        peers[0].WaitForOutput("epoch   1/20", NodeProcessTests.Bound);
         peers[2].Freeze(stop: true);                                 // cut off: node 2 answers nothing, its sockets stay open
         peers[0].WaitForOutput("peers 2 lost", NodeProcessTests.Bound);
         Thread.Sleep(TimeSpan.FromSeconds(6));                       // past the failure detector and stable-after: downed
@@ -132,7 +137,7 @@ public class PeerLossProcessTests
         peers[0].WaitForOutput($"node 3 (at akka.tcp://distsgd@127.0.0.1:{ports[2]}) joined the run", NodeProcessTests.Bound);
 
         foreach (var peer in peers)
-            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+            Assert.True(peer.WaitForExit(RunEnd) == 0, peer.Output);
         var hashes = peers.Select(ReplicaHash).ToList();
         Assert.All(hashes, h => Assert.NotEmpty(h));
         Assert.Single(hashes.Distinct());                            // the woken peer's replica is the others' to the bit
@@ -153,7 +158,7 @@ public class PeerLossProcessTests
                                                     .. LongRun, "--config", config, "--out", temp[$"peer-{port}"]]);
         // The late peer has the second-lowest address: it still takes the next node id (3), not a rank among the addresses.
         var peers = new[] { ports[0], ports[2], ports[3] }.Select(Start).ToList();
-        peers[0].WaitForOutput("epoch   1/40", NodeProcessTests.Bound);
+        peers[0].WaitForOutput("epoch   1/20", NodeProcessTests.Bound);
         var late = Start(ports[1]);
 
         late.WaitForOutput("is under way", NodeProcessTests.Bound);
@@ -162,7 +167,7 @@ public class PeerLossProcessTests
         peers[0].WaitForOutput("the training set is sharded among 4 peers", NodeProcessTests.Bound);
 
         foreach (var peer in peers.Append(late))
-            Assert.True(peer.WaitForExit(NodeProcessTests.Bound) == 0, peer.Output);
+            Assert.True(peer.WaitForExit(RunEnd) == 0, peer.Output);
         var hashes = peers.Append(late).Select(ReplicaHash).ToList();
         Assert.All(hashes, h => Assert.NotEmpty(h));
         Assert.Single(hashes.Distinct());
