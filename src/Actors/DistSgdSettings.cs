@@ -89,7 +89,7 @@ public sealed record DistSgdSettings(TimeSpan StepTimeout, TimeSpan StartTimeout
             throw new ConfigurationException(
                 $"distsgd.wire = {ShareEncoding.Name(settings.Wire.Precision)}, distsgd.compress = {settings.Wire.CompressName}: compressed gradients " +
                 "travel only on the data plane; set distsgd.transport = direct (--transport direct) or leave distsgd.wire = fp32 and distsgd.compress = none");
-        if (settings.Collective?.Refusal(settings.Wire, settings.SyncEvery) is { } refusal)
+        if (settings.Collective?.Refusal(settings.Wire) is { } refusal)
             throw new ConfigurationException(refusal);
         if (settings.StandbyMasters < 0)
             throw new ConfigurationException($"distsgd.standby-masters: expected 0 or more worker nodes, found {settings.StandbyMasters}");

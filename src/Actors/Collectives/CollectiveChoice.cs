@@ -13,13 +13,15 @@ namespace DistSgd.Actors.Collectives;
 public static class CollectiveChoice
 {
     /// <summary>
-    /// The all-gather on the Akka transport (the only collective there) and for top-k gradients or local SGD (only the
-    /// all-gather carries them, <see cref="CollectiveNames.Refusal"/>); otherwise the collective with the smallest predicted
+    /// The all-gather on the Akka transport (the only collective there) and for top-k gradients (only the all-gather
+    /// carries them, <see cref="CollectiveNames.Refusal"/>); otherwise the collective with the smallest predicted
     /// step for <paramref name="peers"/> nodes of a machine each on <paramref name="link"/>, pricing
     /// <paramref name="gradientBytes"/> on the wire with this project's measured constants (<see cref="Constants"/>):
     /// with the default MLP, the all-gather for 2 peers (every collective sends the same bytes there, and it takes one
     /// round) and pairwise for 3 or more; for a model of a few hundred parameters, where latency is everything, the all-gather's single
     /// round. Compute is the same in every collective, so it does not move the choice; a 16-bit wire halves the bytes.
+    /// Local SGD's averaging step moves a dense change Δ of the gradient's size, so it is priced as a gradient step and
+    /// gets the same choice (decision 0136); its local steps send nothing whatever the collective.
     /// </summary>
     public static Collective Pick(int peers, PayloadTransport transport, bool compressed, long gradientBytes, LinkRate link) =>
         transport != PayloadTransport.Direct || compressed || peers < 2 ? Collective.AllGather
@@ -38,7 +40,7 @@ public static class CollectiveChoice
                                   long gradientBytes, LinkRate link) =>
         requested is not null ? $"collective: {collective.Name()} (distsgd.collective / --collective)"
         : transport != PayloadTransport.Direct ? $"collective: {collective.Name()} (auto: the only one on the akka transport)"
-        : compressed ? $"collective: {collective.Name()} (auto for {peers} peers: top-k gradients or local SGD travel by all-gather)"
+        : compressed ? $"collective: {collective.Name()} (auto for {peers} peers: top-k gradients travel by all-gather)"
         : $"collective: {collective.Name()} (auto: the cost model's fastest for {peers} peers, {gradientBytes.ToString("N0", CultureInfo.InvariantCulture)} bytes per gradient, " +
           $"link {link} (distsgd.link-rate / --link-rate))";
 }

@@ -112,10 +112,12 @@ public sealed class PeerActor : ReceiveActor, IWithTimers, IPeerControl
     {
         void Unreachable(long step, int node, string endpoint) =>
             log.Warning("step {0}: could not send a {1} part to peer {2} at {3}", step, plan.Collective.Name(), node, endpoint);
+        // Local SGD: a faster peer may send its parts of a round's averaging step up to 2H − 1 steps ahead, as its shares.
+        int window = LocalSgd.BufferWindow(StepBuffer.DefaultWindow, plan.SyncEvery);
         return direct is null ? null : plan.Collective switch
         {
-            Collective.Pairwise => new Pairwise(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable),
-            Collective.Ring => new Ring(direct, plan.RunId, parameterCount, StepBuffer.DefaultWindow, Unreachable,
+            Collective.Pairwise => new Pairwise(direct, plan.RunId, parameterCount, window, Unreachable),
+            Collective.Ring => new Ring(direct, plan.RunId, parameterCount, window, Unreachable,
                                         peers => CostModel.RingPartValues(CostConstants.Measured, parameterCount,
                                                                           direct.EncodingOf(FrameKind.CollectivePart).ValueBytes, peers, link)),
             _ => null,

@@ -177,7 +177,7 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         timers.Cancel(nameof(AgreementTimedOut));
         timers.Cancel(nameof(ReportGraceOver));
         var plan = DecisionPlan.For(decision, run.NodeId, run.Undo.AppliedStep, Replica.Step, round.InterruptedSteps, run.Buffer.Gather.Step, Replica.StepInEpoch, Replica.StepsPerEpoch,
-                                    reduces: run.Buffer.Gather.Reduction is not null);
+                                    reduces: run.Buffer.Gather.Reduces);
         if (plan.Problem is not null)
         {
             control.Fail(plan.Problem);
@@ -306,10 +306,13 @@ internal sealed class PeerLossRound(PeerRun run, IPeerControl control, ITimerSch
         {
             run.Undo.Restore(Replica.Parameters, Replica.Optimizer);
             Replica.Totals.UndoLastStep();
-            Replica.MoveTo(Replica.Step, Replica.Epoch, Replica.StepInEpoch - 1);
+            // Back to the contested step's place: one place with gradient averaging; with local SGD, also past the local
+            // steps of the next round this peer ran on into (they were its own; their totals stay counted).
+            Replica.MoveTo(Replica.Step, Replica.Epoch, Replica.StepInEpoch - (int)(Replica.Step - decision.Step));
             if (epochEnd.LastHash?.Epoch == Replica.Epoch)
                 epochEnd.ForgetLastHash();
         }
+        step.Abandoning(decision.Step, plan.TakeBack);
         run.Undo.Abandoned(plan.NextStep - 1, run.Shares.Release);
     }
 

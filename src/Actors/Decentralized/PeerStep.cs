@@ -26,6 +26,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     private float[] _features;
     private float[] _targets;
     private ShardBatches? _batches;
+    /// <summary>Local SGD: every participant's shard of the open epoch, for the samples the others process at a local step (decision 0137); null when H = 1.</summary>
+    private EpochShards? _shards;
     /// <summary>--balance speed (<see cref="RunPlan.BalanceBySpeed"/>): the same plan on every peer, from the same applied shares; null without.</summary>
     private readonly BatchBalancer? _balance;
     /// <summary>This peer's share of the open step, sent again when nothing at all arrived.</summary>
@@ -77,6 +79,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     {
         var plan = _run.Plan;
         _batches = new ShardBatches(_run.Setup.Train, _run.NodeId, _run.Setup.PeerCount, plan.BatchSizePerWorker, plan.Seed);
+        CutShards(Enumerable.Range(0, _run.Setup.PeerCount).ToList());
         // A resumed run's epoch keeps the batches it was planned with (the checkpoint's plan).
         if (_balance is not null)
         {
@@ -91,6 +94,20 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         return _batches;
     }
 
+    /// <summary>Node <paramref name="node"/>'s shard of a balanced epoch: its units' samples and its batch.</summary>
+    private (int Node, int ShardSize, int BatchSize) UnitsOf(int node, int trainCount)
+    {
+        var (first, units, batch) = _balance!.Assignment(node, 0, 0);
+        return (node, ShardBatches.UnitsSize(trainCount, first, batch, units), batch);
+    }
+
+    /// <summary>Local SGD: the epoch's shards are the training set cut evenly among <paramref name="nodes"/>, shard i node i's (<see cref="EpochShards.Even"/>).</summary>
+    private void CutShards(IReadOnlyList<int> nodes)
+    {
+        if (_syncEvery > 1)
+            _shards = EpochShards.Even(_run.Setup.Train.Count, nodes, _run.Plan.BatchSizePerWorker);
+    }
+
     /// <summary>A balanced epoch (<see cref="BatchBalancer.IsBalanced"/>): this peer's units and batch, and the epoch's steps.</summary>
     private void UseBalancedBatches()
     {
@@ -98,6 +115,8 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         var (first, units, batch) = _balance!.Assignment(_run.NodeId, 0, 0);
         _batches = ShardBatches.ForUnits(train, first, batch, units, _run.Plan.Seed);
         Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, units, 1);
+        if (_syncEvery > 1)
+            _shards = new EpochShards(_run.Participants.Select(node => UnitsOf(node, train.Count)).ToList());
         if (_targets.Length < batch)
         {
             // Once per epoch at most, never per step.
@@ -111,7 +130,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         // The lead peer (lowest node id) writes the checkpoints: every replica is the same.
         if (_run.IsLead && Replica.CheckpointIfDue() is { } checkpoint)
             _run.Report(new RunProgress.Note(checkpoint.Describe()));
-        _run.Buffer.Begin(Replica.Step, OpenRound() ? _run.Participants : Self());
+        bool averaging = OpenRound();
+        _run.Buffer.Begin(Replica.Step, averaging ? _run.Participants : Self(), local: !averaging);
+        // Begun at a local step too (it sends nothing there), so that parts of the round's averaging step are held within the window.
         _run.Shares.AllReduce?.Begin(Replica.Step, _run.Participants);
         return _run.Buffer.Gather;
     }
@@ -166,6 +187,27 @@ internal sealed class PeerStep : IStepExchange, IDisposable
             return;
         Replica.RoundStart = _roundStartStep > step ? _endedRoundStart : _roundStart;
         _optimizerStepAtOpen = Replica.Optimizer.State.Step - 1;   // the step's own update advanced it before the undo's copy
+    }
+
+    /// <summary>
+    /// Local SGD: the averaging step <paramref name="step"/> is abandoned (an all-reduce that did not finish on every
+    /// survivor, decision 0136) and its place redone at the next step, this replica back at that place (θ and the velocity
+    /// after the step's own update, as a survivor that never applied it holds them): the round it ends is open again, from
+    /// the same θ₀, and the optimizer's step is the one the step opened with (<paramref name="tookBack"/>: restored from
+    /// the undo, whose copy counts the step's own update), so that the redone step counts once on every survivor.
+    /// </summary>
+    public void Abandoning(long step, bool tookBack)
+    {
+        if (_syncEvery <= 1)
+            return;
+        if (_roundStartStep > step)
+        {
+            // This peer had averaged and started the next round: the round the step ends is the open one again.
+            (_roundStart, _endedRoundStart) = (_endedRoundStart, _roundStart);
+            _roundStartStep = step;
+        }
+        long opened = tookBack ? Replica.Optimizer.State.Step - 1 : _optimizerStepAtOpen;
+        Replica.Optimizer.Restore(new Numerics.Optim.SgdState(opened, Replica.Optimizer.State.Velocity));
     }
 
     /// <summary>
@@ -385,6 +427,9 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         // Local SGD: a peer whose shard ran out took no update of its own; its step count (η's schedule) still moves on with the others'.
         if (_syncEvery > 1 && Replica.Optimizer.State.Step != _optimizerStepAtOpen + 1)
             Replica.Optimizer.Restore(new Numerics.Optim.SgdState(_optimizerStepAtOpen + 1, Replica.Optimizer.State.Velocity));
+        // A local step gathered this peer's share alone: the others processed theirs too (the epoch's samples per second).
+        if (IsLocalStep && !diverged && _shards is not null && gather.Replies.Count == 1)
+            Replica.Totals.CountSamplesElsewhere(Math.Max(0, _shards.SamplesAt(Replica.StepInEpoch, _run.Participants) - gather.Replies[0].SampleCount));
         // Every peer applied these same shares, whose compute times came with them: the same timings on every replica.
         if (_balance is not null && !diverged && (_syncEvery <= 1 || Replica.RoundStart is not null))
             _balance.RecordStep(gather.Step, gather.Replies);
@@ -430,6 +475,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         {
             _batches = ShardBatches.ForMember(train, _run.NodeId, _run.Participants, plan.BatchSizePerWorker, plan.Seed);
             Replica.StepsPerEpoch = ShardBatches.StepsPerEpoch(train.Count, _run.Participants.Count, plan.BatchSizePerWorker);
+            CutShards(_run.Participants.ToList());
         }
         _run.Log.Info("node {0}: epoch {1} re-sharded among {2} peers: {3} samples here, batch {4}, {5} steps", _run.NodeId, Replica.Epoch,
                       _run.Participants.Count, _batches!.ShardSize, _batches.BatchSize, Replica.StepsPerEpoch);

@@ -94,6 +94,18 @@ public sealed class EpochTotals
     }
 
     /// <summary>
+    /// Samples other peers processed at this epoch's local steps of local-SGD rounds (<see cref="CountSamplesElsewhere"/>):
+    /// in the samples per second, not in the training loss (their losses stay with them).
+    /// </summary>
+    public long SamplesElsewhere { get; private set; }
+
+    /// <summary>
+    /// A decentralized local step (a peer's alone, decision 0137): <paramref name="samples"/> the other peers processed at
+    /// it count towards the epoch's samples per second, as every peer's samples of a step that averages do.
+    /// </summary>
+    public void CountSamplesElsewhere(long samples) => SamplesElsewhere += samples;
+
+    /// <summary>
     /// Steps taken by the workers alone inside a centralized local-SGD round (their samples and loss arrive with the round's
     /// last step, <see cref="AddStep"/>): counted, so that an epoch reports every step of the run.
     /// </summary>
@@ -176,7 +188,7 @@ public sealed class EpochTotals
             epoch, step, TrainLoss,
             score is { } s ? s.MeanLoss : double.NaN,
             score is { } c && classification ? c.Accuracy : double.NaN,
-            seconds, Samples / Math.Max(seconds, 1e-9), LearningRate,
+            seconds, (Samples + SamplesElsewhere) / Math.Max(seconds, 1e-9), LearningRate,
             new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages,
                                   CommunicationMedian()) { DroppedByKind = droppedByKind, Nodes = NodeComputeTimes() });
     }

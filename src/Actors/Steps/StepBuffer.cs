@@ -72,9 +72,10 @@ public sealed class StepBuffer
     /// Opens <paramref name="step"/> for <paramref name="participants"/> and offers it the contributions held
     /// for it, in participant order; held contributions of earlier steps are dropped as stale.
     /// </summary>
-    public void Begin(long step, IEnumerable<int> participants)
+    /// <param name="local">A local step of a local-SGD round (<see cref="StepGather.IsLocal"/>).</param>
+    public void Begin(long step, IEnumerable<int> participants, bool local = false)
     {
-        Gather.Begin(step, participants);
+        Gather.Begin(step, participants, local: local);
         int due = 0;
         for (; due < _held.Count && _held[due].Step <= step; due++)
         {

@@ -60,11 +60,22 @@ public sealed class StepGather
 
     public bool IsOpen { get; private set; }
 
-    /// <summary>The all-reduce that makes each step's average, or null: the average of the contributions (the all-gather).</summary>
-    public IAllReduce? Reduction { get; private set; }
+    private IAllReduce? _reduction;
+
+    /// <summary>
+    /// The all-reduce that makes the open step's average, or null: the average of the contributions (the all-gather, and
+    /// a local step of a local-SGD round, which gathers this peer's own whole share; <see cref="Begin"/>).
+    /// </summary>
+    public IAllReduce? Reduction => IsLocal ? null : _reduction;
+
+    /// <summary>True when the run's averaging steps are made by an all-reduce (<see cref="ReduceWith"/>), whatever the open step is.</summary>
+    public bool Reduces => _reduction is not null;
+
+    /// <summary>True when the open step is a local step of a local-SGD round: this peer's own share, whole, and no all-reduce.</summary>
+    public bool IsLocal { get; private set; }
 
     /// <summary>From now on the steps' averages are <paramref name="reduction"/>'s, and the contributions carry no vector.</summary>
-    public void ReduceWith(IAllReduce reduction) => Reduction = reduction;
+    public void ReduceWith(IAllReduce reduction) => _reduction = reduction;
 
     /// <summary>
     /// True when every participant still counted has answered, or (with <see cref="FinishWith"/> set) that many have:
@@ -102,10 +113,12 @@ public sealed class StepGather
     public long DroppedTotal => _dropped.Values.Sum();
 
     /// <param name="finishWith">Gradients the step finishes with, before every participant answered (backup workers); 0 = all.</param>
-    public void Begin(long step, IEnumerable<int> participants, int finishWith = 0)
+    /// <param name="local">A local step of a local-SGD round (<see cref="IsLocal"/>): <paramref name="participants"/> is this peer alone.</param>
+    public void Begin(long step, IEnumerable<int> participants, int finishWith = 0, bool local = false)
     {
         Step = step;
         FinishWith = finishWith;
+        IsLocal = local;
         _replies.Clear();
         _waitingFor.Clear();
         // The participants rarely change between steps: reuse the last set rather than enumerate theirs (a sorted set's

@@ -48,7 +48,8 @@ public static class StepUpdate
 
     /// <summary>
     /// The last step of a local-SGD round (<see cref="LocalSgd.AverageModels"/>): θ ← θ₀ + Σ nᵢ·Δᵢ / Σ nᵢ over the gathered
-    /// changes in participant order, the step added to the totals; the optimizer is not stepped (each node did).
+    /// changes in participant order, or over the all-reduce's average of them (<see cref="StepGather.Reduction"/>, decision
+    /// 0136), the step added to the totals; the optimizer is not stepped (each node did).
     /// </summary>
     public static Outcome AverageModels(StepGather gather, float[] roundStart, SgdOptimizer optimizer, float[] parameters, EpochTotals totals,
                                         double wallSeconds, int epoch, long step, Span<float> parametersBefore = default,
@@ -59,8 +60,7 @@ public static class StepUpdate
             parameters.CopyTo(parametersBefore);
         if (!velocityBefore.IsEmpty)
             optimizer.State.Velocity.CopyTo(velocityBefore);
-        var (changes, weights) = gather.Shares();
-        long samples = LocalSgd.AverageModels(roundStart, changes, weights, parameters);
+        long samples = gather.Reduction is { } reduction ? MoveToReduced(reduction, roundStart, parameters) : AverageShares(gather, roundStart, parameters);
         double lossSum = totals.AddStep(gather.Replies, samples, wallSeconds, Stopwatch.GetElapsedTime(updateStarted).TotalSeconds,
                                         optimizer.CurrentLearningRate);
         bool allNonFinite = samples == 0 && gather.NonFinite.Count > 0;
@@ -69,5 +69,17 @@ public static class StepUpdate
             : TrainingDivergedException.Describe(epoch, step, allNonFinite ? double.NaN : lossSum / Math.Max(1, samples), optimizer.CurrentLearningRate,
                                                  optimizer.Options.LearningRate);
         return new Outcome(samples, lossSum, divergence);
+    }
+
+    private static long MoveToReduced(Collectives.IAllReduce reduction, float[] roundStart, float[] parameters)
+    {
+        LocalSgd.MoveToAverage(roundStart, reduction.Average, reduction.Samples, parameters);
+        return reduction.Samples;
+    }
+
+    private static long AverageShares(StepGather gather, float[] roundStart, float[] parameters)
+    {
+        var (changes, weights) = gather.Shares();
+        return LocalSgd.AverageModels(roundStart, changes, weights, parameters);
     }
 }

@@ -53,8 +53,11 @@ public sealed class EffectiveConfig
         settings.Mode != RunMode.Decentralized ? Collective.AllGather
             : DistSgd.Collective ?? CollectiveChoice.Pick(settings.ComputeNodes, DistSgd.Transport, Compressed, WireBytes(parameters), Link);
 
-    /// <summary>The run's gradients travel as top-k shares or local SGD's changes: only the all-gather carries them (decision 0090).</summary>
-    private bool Compressed => DistSgd.Wire!.IsSparse || DistSgd.SyncEvery > 1;
+    /// <summary>
+    /// The run's gradients travel as top-k shares: only the all-gather carries them (decision 0090). Local SGD's dense
+    /// changes take the cost model's choice, as gradients do (decision 0136).
+    /// </summary>
+    private bool Compressed => DistSgd.Wire!.IsSparse;
 
     private LinkRate Link => DistSgd.Link ?? LinkRate.Unlimited;
 

@@ -43,12 +43,12 @@ public static class CollectiveNames
     public static bool Reduces(this Collective collective) => collective != Collective.AllGather;
 
     /// <summary>
-    /// Why <paramref name="collective"/> cannot carry a run whose gradients travel as <paramref name="wire"/> and whose
-    /// models are averaged every <paramref name="syncEvery"/> steps, naming the keys; null when it can (decision 0090). The
-    /// all-reduces carry 16-bit parts (the ring bf16 only: its partial sums overflow binary16); top-k shares and local
-    /// SGD's changes travel with the all-gather.
+    /// Why <paramref name="collective"/> cannot carry a run whose gradients travel as <paramref name="wire"/>, naming the
+    /// keys; null when it can (decision 0090). The all-reduces carry 16-bit parts (the ring bf16 only: its partial sums
+    /// overflow binary16) and local SGD's dense changes Δ at its averaging steps (decision 0136); top-k shares travel with
+    /// the all-gather.
     /// </summary>
-    public static string? Refusal(this Collective collective, ShareEncoding wire, int syncEvery)
+    public static string? Refusal(this Collective collective, ShareEncoding wire)
     {
         if (!collective.Reduces())
             return null;
@@ -56,9 +56,6 @@ public static class CollectiveNames
         if (wire.IsSparse)
             return $"{name} sums dense parts: top-k gradients (distsgd.compress = {wire.CompressName}) travel with the all-gather, " +
                    "whose shares stay sparse (an all-reduce would densify them at the first sum); set distsgd.collective = allgather or auto";
-        if (syncEvery > 1)
-            return $"{name} averages gradients: local SGD (distsgd.sync-every = {syncEvery}) averages models with the all-gather; " +
-                   "set distsgd.collective = allgather or auto";
         if (collective == Collective.Ring && wire.Precision == WirePrecision.Fp16)
             return $"{name} with distsgd.wire = fp16: the ring's partial sums (up to the global batch times a gradient) overflow binary16 " +
                    "at the static scale; set distsgd.wire = bf16, or distsgd.collective = pairwise or allgather";

@@ -64,11 +64,21 @@ public static class LocalSgd
                                      Span<float> parameters)
     {
         long samples = GradientAggregation.WeightedAverage(changes, weights, parameters);
+        MoveToAverage(roundStart, parameters, samples, parameters);
+        return samples;
+    }
+
+    /// <summary>
+    /// θ ← θ₀ + Δ̄, with Δ̄ = Σ nᵢ·Δᵢ / Σ nᵢ already averaged (by <see cref="AverageModels"/>, or by an all-reduce, which
+    /// sums each slice once in a fixed order: decision 0136); θ ← θ₀ when <paramref name="samples"/> = Σ nᵢ is 0.
+    /// <paramref name="averageChange"/> may be <paramref name="parameters"/> itself.
+    /// </summary>
+    public static void MoveToAverage(ReadOnlySpan<float> roundStart, ReadOnlySpan<float> averageChange, long samples, Span<float> parameters)
+    {
         if (samples == 0)
             roundStart.CopyTo(parameters);
         else
-            TensorPrimitives.Add(roundStart, parameters, parameters);
-        return samples;
+            TensorPrimitives.Add(roundStart, averageChange, parameters);
     }
 
     /// <summary>

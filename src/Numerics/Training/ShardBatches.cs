@@ -49,9 +49,23 @@ public sealed class ShardBatches
         if (width < 1 || firstUnit < 0 || unitCount < 1 || firstUnit + width > unitCount)
             throw new ArgumentOutOfRangeException(nameof(firstUnit), $"units {firstUnit}..{firstUnit + width - 1} of {unitCount}");
         int start = DataSplit.ShardRange(train.Count, unitCount, firstUnit).Start;
-        var (lastStart, lastLength) = DataSplit.ShardRange(train.Count, unitCount, firstUnit + width - 1);
-        return new ShardBatches(train, (start, lastStart + lastLength - start), width, unchecked(seed * 7919 + 104_729 * (firstUnit + 1)));
+        return new ShardBatches(train, (start, UnitsSize(train.Count, firstUnit, width, unitCount)), width, unchecked(seed * 7919 + 104_729 * (firstUnit + 1)));
     }
+
+    /// <summary>Samples in units <paramref name="firstUnit"/> to <paramref name="firstUnit"/> + <paramref name="width"/> − 1 of <paramref name="trainCount"/> samples cut into <paramref name="unitCount"/> units (<see cref="ForUnits"/>'s shard).</summary>
+    public static int UnitsSize(int trainCount, int firstUnit, int width, int unitCount)
+    {
+        int start = DataSplit.ShardRange(trainCount, unitCount, firstUnit).Start;
+        var (lastStart, lastLength) = DataSplit.ShardRange(trainCount, unitCount, firstUnit + width - 1);
+        return lastStart + lastLength - start;
+    }
+
+    /// <summary>
+    /// Samples of batch <paramref name="stepInEpoch"/> of a shard of <paramref name="shardSize"/> samples cut into batches of
+    /// <paramref name="batchSize"/>: fewer at the end of the shard, 0 past it (what <see cref="Gather"/> returns).
+    /// </summary>
+    public static int RowsAt(int shardSize, int batchSize, int stepInEpoch) =>
+        (int)Math.Clamp(shardSize - (long)stepInEpoch * batchSize, 0, batchSize);
 
     /// <summary>
     /// The batches of <paramref name="member"/> when the training set is shared among <paramref name="members"/> (node ids
@@ -97,11 +111,10 @@ public sealed class ShardBatches
                 _indices[i] = _start + order[i];
             _epoch = epoch;
         }
-        int first = stepInEpoch * BatchSize;
-        if (first >= ShardSize)
+        int rows = RowsAt(ShardSize, BatchSize, stepInEpoch);
+        if (rows == 0)
             return 0;
-        int rows = Math.Min(BatchSize, ShardSize - first);
-        BatchSampler.GatherBatch(_train, _indices.AsSpan(first, rows), features, targets);
+        BatchSampler.GatherBatch(_train, _indices.AsSpan(stepInEpoch * BatchSize, rows), features, targets);
         return rows;
     }
 }

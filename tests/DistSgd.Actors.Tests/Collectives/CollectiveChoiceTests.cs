@@ -40,10 +40,10 @@ public class CollectiveChoiceTests
     }
 
     [Fact]
-    public void Auto_picks_the_all_gather_for_compressed_gradients_or_local_sgd()
+    public void Auto_picks_the_all_gather_for_top_k_gradients()
     {
         Assert.Equal(Collective.AllGather, CollectiveChoice.Pick(8, PayloadTransport.Direct, compressed: true, Mlp, LinkRate.Unlimited));
-        Assert.Equal("collective: allgather (auto for 4 peers: top-k gradients or local SGD travel by all-gather)",
+        Assert.Equal("collective: allgather (auto for 4 peers: top-k gradients travel by all-gather)",
                      CollectiveChoice.Describe(Collective.AllGather, null, 4, PayloadTransport.Direct, compressed: true, Mlp, LinkRate.Unlimited));
     }
 
@@ -68,9 +68,9 @@ public class CollectiveChoiceTests
     [Theory]
     [InlineData("ring", "distsgd.compress = \"topk:0.01\"", "distsgd.collective = ring sums dense parts: top-k gradients (distsgd.compress = topk:0.01)")]
     [InlineData("pairwise", "distsgd.compress = \"topk:0.01\"\ndistsgd.wire = bf16", "distsgd.collective = pairwise sums dense parts")]
-    [InlineData("ring", "distsgd.sync-every = 4", "local SGD (distsgd.sync-every = 4) averages models with the all-gather")]
     [InlineData("ring", "distsgd.wire = fp16", "distsgd.collective = ring with distsgd.wire = fp16: the ring's partial sums")]
-    public void An_all_reduce_refuses_top_k_local_sgd_and_the_ring_fp16_naming_the_keys(string collective, string hocon, string expected)
+    [InlineData("ring", "distsgd.wire = fp16\ndistsgd.sync-every = 4", "distsgd.collective = ring with distsgd.wire = fp16: the ring's partial sums")]
+    public void An_all_reduce_refuses_top_k_and_the_ring_fp16_naming_the_keys(string collective, string hocon, string expected)
     {
         var config = ConfigurationFactory.ParseString($"distsgd.collective = {collective}\ndistsgd.transport = direct\n{hocon}").WithFallback(DistSgdConfig.ReferenceConfig);
         var error = Assert.Throws<ConfigurationException>(() => DistSgdSettings.Create(config));
@@ -85,7 +85,22 @@ public class CollectiveChoiceTests
     {
         var config = ConfigurationFactory.ParseString($"distsgd.collective = {collective}\ndistsgd.transport = direct\ndistsgd.wire = {wire}").WithFallback(DistSgdConfig.ReferenceConfig);
         Assert.Equal(CollectiveNames.Parse(collective), DistSgdSettings.Create(config).Collective);
-        Assert.Null(CollectiveNames.Parse(collective)!.Value.Refusal(ShareEncoding.FromKeys($"wire={wire}"), 1));
+        Assert.Null(CollectiveNames.Parse(collective)!.Value.Refusal(ShareEncoding.FromKeys($"wire={wire}")));
+    }
+
+    [Theory]
+    [InlineData("ring", "fp32", 2)]
+    [InlineData("ring", "bf16", 8)]
+    [InlineData("pairwise", "fp32", 4)]
+    [InlineData("pairwise", "fp16", 3)]
+    public void An_all_reduce_carries_local_sgd_s_averaging_steps(string collective, string wire, int syncEvery)
+    {
+        // Decision 0136: the averaging step's dense changes travel as a gradient does, in the same 16-bit parts.
+        var config = ConfigurationFactory.ParseString($"distsgd.collective = {collective}\ndistsgd.transport = direct\ndistsgd.wire = {wire}\n" +
+                                                      $"distsgd.sync-every = {syncEvery}").WithFallback(DistSgdConfig.ReferenceConfig);
+        var settings = DistSgdSettings.Create(config);
+        Assert.Equal(CollectiveNames.Parse(collective), settings.Collective);
+        Assert.Equal(syncEvery, settings.SyncEvery);
     }
 
     [Fact]
