@@ -241,6 +241,24 @@ public class PeerLossSpec(ITestOutputHelper output)
         Assert.Contains(outcome.Notes, n => n.Contains("step 61 uses the shares of nodes 1, 2, 3, redone by nodes 1"));
     }
 
+    [Theory]
+    [InlineData(Collective.Ring, "sync-every=4", 1, 0, false)]
+    [InlineData(Collective.Ring, "sync-every=3", 2, 2, true)]
+    [InlineData(Collective.Pairwise, "sync-every=3;wire=bf16", 0, 2, true)]
+    public async Task A_peer_lost_at_an_averaging_step_of_local_sgd_through_an_all_reduce_leaves_the_survivors_with_identical_replicas(
+        Collective collective, string hyperparameters, int victim, int killLater, bool midCollective)
+    {
+        // 30 steps an epoch: the kill lands at an averaging step from half-way through epoch 2 (H = 4: place 15; H = 3: place
+        // 17). Before it sends anything, the survivors' all-reduce waits for its parts: they keep the last averaging step and
+        // redo the open one's place without it. Mid-collective (after its first part of the all-gather half) some survivors
+        // may finish the step and run on into the next round: no survivor keeps it, those that averaged take it back from
+        // their place in the next round, and all redo its place from the same round start (decision 0136).
+        var outcome = await Run(peers: 4, killNode: victim, "direct", epochs: 3, collective: collective, hyperparameters: hyperparameters,
+                                killLater: killLater, kill: midCollective ? Kill.MidCollective : Kill.AtStep);
+
+        SurvivorsFinished(outcome, victim);
+    }
+
     /// <summary>The 3 survivors of 4 peers (all but <paramref name="victim"/>) finished 3 epochs with identical replicas, hashes and a good model.</summary>
     private static void SurvivorsFinished(Outcome outcome, int victim)
     {

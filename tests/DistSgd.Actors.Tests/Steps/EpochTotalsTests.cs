@@ -29,6 +29,22 @@ public class EpochTotalsTests
     }
 
     [Fact]
+    public void Samples_processed_elsewhere_count_in_the_samples_per_second_and_not_in_the_training_loss()
+    {
+        // Decision 0137: a local step of a local-SGD round gathers this peer's share alone; the others processed theirs too.
+        var totals = new EpochTotals();
+        totals.AddStep([new GradientReply("run", 1, 0, 4, 2.0, 0.002, [1f])], 4, 0.01, 0.001, 0.05);
+        var own = totals.ToMetrics(1, 1, null, false, 0);
+        totals.CountSamplesElsewhere(12);
+        var all = totals.ToMetrics(1, 1, null, false, 0);
+
+        Assert.Equal(own.Seconds, all.Seconds);
+        Assert.Equal(16, Math.Round(all.SamplesPerSecond * all.Seconds));
+        Assert.Equal(4, Math.Round(own.SamplesPerSecond * own.Seconds));
+        Assert.Equal(own.TrainLoss, all.TrainLoss);   // 2.0 / 4: the others' losses stay with them
+    }
+
+    [Fact]
     public void The_lag_report_keeps_each_participants_compute_against_the_steps()
     {
         var totals = new EpochTotals();

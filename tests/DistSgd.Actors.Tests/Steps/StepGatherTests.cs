@@ -16,6 +16,44 @@ public class StepGatherTests
     }
 
     [Fact]
+    public void A_local_step_gathers_the_peers_own_whole_share_and_leaves_the_all_reduce_to_the_averaging_steps()
+    {
+        // Decision 0136: with local SGD through an all-reduce, only the rounds' averaging steps are the all-reduce's.
+        var gather = new StepGather("run", parameterCount: 3);
+        gather.ReduceWith(new UnfinishedAllReduce());
+
+        gather.Begin(5, [1], local: true);
+        Assert.Null(gather.Reduction);
+        Assert.True(gather.Reduces);
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(5, 1)));
+        Assert.True(gather.IsComplete);
+
+        gather.Begin(6, [0, 1]);
+        Assert.NotNull(gather.Reduction);
+        Assert.Equal(GatherOutcome.WrongLength, gather.Offer(Reply(6, 1)));   // an averaging step's share carries the metadata only
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(6, 1, gradient: [])));
+        Assert.Equal(GatherOutcome.Accepted, gather.Offer(Reply(6, 0, gradient: [])));
+        Assert.False(gather.IsComplete);   // every participant answered, the all-reduce has not finished
+    }
+
+    /// <summary>An all-reduce whose step never completes.</summary>
+    private sealed class UnfinishedAllReduce : DistSgd.Actors.Collectives.IAllReduce
+    {
+        public Numerics.Training.Collective Kind => Numerics.Training.Collective.Ring;
+        public Action<DistSgd.Actors.Collectives.CollectivePart>? Noticed { get; set; }
+        public long FirstStep { get; set; }
+        public bool IsComplete => false;
+        public ReadOnlySpan<float> Average => [];
+        public long Samples => 0;
+        public void Connect(int self, IReadOnlyDictionary<int, string> endpoints) { }
+        public long Send(DistSgd.Actors.Protocol.IGradientContribution share, int epoch, int stepInEpoch, IReadOnlyCollection<int> participants, Action<int, string> unreachable) => 0;
+        public void Begin(long step, IReadOnlyCollection<int> participants) { }
+        public DistSgd.Actors.Collectives.PartOutcome Take(DistSgd.Actors.Collectives.CollectivePart part, bool stepping, ref long bytesSent) => DistSgd.Actors.Collectives.PartOutcome.Stale;
+        public void AddMissing(ISet<int> missing) { }
+        public void Dispose() { }
+    }
+
+    [Fact]
     public void A_step_completes_when_every_participant_has_answered()
     {
         var gather = Open();

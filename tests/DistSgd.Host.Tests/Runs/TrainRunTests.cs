@@ -365,6 +365,29 @@ public class TrainRunTests
     }
 
     [Fact]
+    public void Local_sgd_takes_auto_s_all_reduce_and_counts_every_peer_s_samples_per_second()
+    {
+        using var temp = new TempFolder();
+        string[] Flags(string dir) => ["train", "--mode", "decentralized", "--transport", "direct", "--workers", "3", "--dataset", "blobs",
+                                       "--samples", "600", "--epochs", "2", "--hidden", "2048,256", "--batch-size", "10", "--link-rate", "1gbit",
+                                       "--out", dir];
+        // Decision 0136: local SGD's averaging step moves a dense Δ of a gradient's size, priced and chosen as a gradient step.
+        var local = CliRunner.Run([.. Flags(temp["h4"]), "--sync-every", "4"]);
+        Assert.True(local.ExitCode == 0, local.Error);
+        Assert.Contains("collective: pairwise (auto: the cost model's fastest for 3 peers, 2,274,320 bytes per gradient, link 1gbit", local.Output);
+        Assert.Equal(0, CliRunner.Run(Flags(temp["h1"])).ExitCode);
+        using var h4 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h4"], RunFiles.SummaryFileName)));
+        using var h1 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h1"], RunFiles.SummaryFileName)));
+        Assert.Equal("pairwise", h4.RootElement.GetProperty("collective").GetString());
+        // Decision 0137: metrics.csv's samples per second (× seconds: summary.json's samples) counts every peer's samples at
+        // the local steps too, as at the averaging steps: each epoch is the whole training set, as with gradient averaging
+        // (it counted the lead's own samples alone at a local step).
+        long samples = h4.RootElement.GetProperty("totals").GetProperty("samples").GetInt64();
+        Assert.Equal(h1.RootElement.GetProperty("totals").GetProperty("samples").GetInt64(), samples);
+        Assert.Equal(2 * 480, samples);   // 600 blobs, 480 of them for training
+    }
+
+    [Fact]
     public void Peers_balance_their_batches_by_speed_with_the_same_plan_on_every_replica()
     {
         using var temp = new TempFolder();

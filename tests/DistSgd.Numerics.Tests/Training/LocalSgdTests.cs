@@ -50,6 +50,31 @@ public class LocalSgdTests
     }
 
     [Fact]
+    public void The_round_start_plus_an_all_reduces_average_is_the_all_gathers_model_bit_for_bit()
+    {
+        // Decision 0136: pairwise sums each slice with the whole-vector operations, so θ₀ + Δ̄ is the same bits either way.
+        float[] start = [0.1f, -2.3f, 7.7f, 1e-3f, 5f];
+        var changes = new ReadOnlyMemory<float>[] { new float[] { 0.3f, 1.1f, -0.7f, 2e-4f, 0.9f }, Array.Empty<float>(), new float[] { -0.2f, 0.6f, 0.05f, 3e-4f, -1.3f } };
+        int[] weights = [7, 0, 3];
+        var gathered = new float[5];
+        long samples = LocalSgd.AverageModels(start, changes, weights, gathered);
+
+        var average = new float[5];
+        for (int k = 0; k < 2; k++)
+        {
+            var (from, length) = AllReduce.Slice(5, 2, k);
+            var pieces = changes.Select(c => c.IsEmpty ? c : c.Slice(from, length)).ToArray();
+            AllReduce.AverageSlice(pieces, weights, samples, average.AsSpan(from, length));
+        }
+        var reduced = new float[5];
+        LocalSgd.MoveToAverage(start, average, samples, reduced);
+
+        Assert.Equal(gathered, reduced);
+        LocalSgd.MoveToAverage(start, average, 0, reduced);   // no samples at all: the round start
+        Assert.Equal(start, reduced);
+    }
+
+    [Fact]
     public void Nothing_to_average_leaves_the_round_start()
     {
         var theta = new float[] { 9f, 9f };
