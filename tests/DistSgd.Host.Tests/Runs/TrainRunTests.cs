@@ -299,12 +299,10 @@ public class TrainRunTests
         using var temp = new TempFolder();
         string[] Flags(string dir) => ["train", "--mode", "centralized", "--workers", "3", "--dataset", "blobs", "--samples", "600", "--epochs", "3",
                                        "--hidden", "16", "--batch-size", "20", "--out", dir];
-        var local = CliRunner.Run([.. Flags(temp["h4"]), "--sync-every", "4"]);
-        Assert.True(local.ExitCode == 0, local.Error);
+        var (local, h4, h1) = LocalSgdAndEveryStep(temp, Flags);
+        using var disposeH4 = h4;
+        using var disposeH1 = h1;
         Assert.Contains("models averaged every 4 steps (local SGD)", local.Output);
-        Assert.Equal(0, CliRunner.Run(Flags(temp["h1"])).ExitCode);
-        using var h4 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h4"], RunFiles.SummaryFileName)));
-        using var h1 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h1"], RunFiles.SummaryFileName)));
         // 480 training samples, 160 per shard, batch 20: 8 steps an epoch, two rounds of 4: a quarter of the frames.
         Assert.Equal(h1.RootElement.GetProperty("totals").GetProperty("steps").GetInt64(), h4.RootElement.GetProperty("totals").GetProperty("steps").GetInt64());
         Assert.InRange(h4.RootElement.GetProperty("wire").GetProperty("compression_ratio").GetDouble(), 0.24, 0.26);
@@ -364,6 +362,17 @@ public class TrainRunTests
         }
     }
 
+    /// <summary>The run of <paramref name="flags"/> with --sync-every 4 (folder h4) and averaging every step (h1): the first's outcome and both summaries.</summary>
+    private static (CliRunner.Outcome Local, JsonDocument H4, JsonDocument H1) LocalSgdAndEveryStep(TempFolder temp, Func<string, string[]> flags)
+    {
+        var local = CliRunner.Run([.. flags(temp["h4"]), "--sync-every", "4"]);
+        Assert.True(local.ExitCode == 0, local.Error);
+        var every = CliRunner.Run(flags(temp["h1"]));
+        Assert.True(every.ExitCode == 0, every.Error);
+        return (local, JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h4"], RunFiles.SummaryFileName))),
+                JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h1"], RunFiles.SummaryFileName))));
+    }
+
     [Fact]
     public void Local_sgd_takes_auto_s_all_reduce_and_counts_every_peer_s_samples_per_second()
     {
@@ -372,12 +381,10 @@ public class TrainRunTests
                                        "--samples", "600", "--epochs", "2", "--hidden", "2048,256", "--batch-size", "10", "--link-rate", "1gbit",
                                        "--out", dir];
         // Decision 0136: local SGD's averaging step moves a dense Δ of a gradient's size, priced and chosen as a gradient step.
-        var local = CliRunner.Run([.. Flags(temp["h4"]), "--sync-every", "4"]);
-        Assert.True(local.ExitCode == 0, local.Error);
+        var (local, h4, h1) = LocalSgdAndEveryStep(temp, Flags);
+        using var disposeH4 = h4;
+        using var disposeH1 = h1;
         Assert.Contains("collective: pairwise (auto: the cost model's fastest for 3 peers, 2,274,320 bytes per gradient, link 1gbit", local.Output);
-        Assert.Equal(0, CliRunner.Run(Flags(temp["h1"])).ExitCode);
-        using var h4 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h4"], RunFiles.SummaryFileName)));
-        using var h1 = JsonDocument.Parse(File.ReadAllText(Path.Combine(temp["h1"], RunFiles.SummaryFileName)));
         Assert.Equal("pairwise", h4.RootElement.GetProperty("collective").GetString());
         // Decision 0137: metrics.csv's samples per second (× seconds: summary.json's samples) counts every peer's samples at
         // the local steps too, as at the averaging steps: each epoch is the whole training set, as with gradient averaging

@@ -3,8 +3,17 @@ using DistSgd.Numerics.Training;
 
 namespace DistSgd.Numerics.Tests.Training;
 
+/// <summary>How many samples the peers process together at a step, as every peer computes it (decision 0137).</summary>
 public class EpochShardsTests
 {
+    [Theory]
+    [InlineData(151, 50, 0, 50)]
+    [InlineData(151, 50, 3, 1)]
+    [InlineData(151, 50, 4, 0)]
+    [InlineData(0, 50, 0, 0)]
+    public void A_shards_batch_is_short_at_its_end_and_empty_past_it(int shardSize, int batchSize, int step, int rows) =>
+        Assert.Equal(rows, ShardBatches.RowsAt(shardSize, batchSize, step));
+
     [Fact]
     public void The_samples_of_a_step_are_what_every_members_shard_gathers_there()
     {
@@ -41,12 +50,4 @@ public class EpochShardsTests
         var both = new SortedSet<int> { 4, 9 };
         Assert.Equal([10, 10, 1, 0], new[] { 0, 9, 10, 11 }.Select(s => shards.SamplesAt(s, both)));
     }
-
-    [Theory]
-    [InlineData(151, 50, 0, 50)]
-    [InlineData(151, 50, 3, 1)]
-    [InlineData(151, 50, 4, 0)]
-    [InlineData(0, 50, 0, 0)]
-    public void A_shards_batch_is_short_at_its_end_and_empty_past_it(int shardSize, int batchSize, int step, int rows) =>
-        Assert.Equal(rows, ShardBatches.RowsAt(shardSize, batchSize, step));
 }
