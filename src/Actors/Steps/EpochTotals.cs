@@ -105,6 +105,9 @@ public sealed class EpochTotals
     /// </summary>
     public void CountSamplesElsewhere(long samples) => SamplesElsewhere += samples;
 
+    /// <summary>Samples every participant processed this epoch: <see cref="Samples"/> and <see cref="SamplesElsewhere"/> (the samples per second).</summary>
+    public long ProcessedSamples => Samples + SamplesElsewhere;
+
     /// <summary>
     /// Steps taken by the workers alone inside a centralized local-SGD round (their samples and loss arrive with the round's
     /// last step, <see cref="AddStep"/>): counted, so that an epoch reports every step of the run.
@@ -188,7 +191,7 @@ public sealed class EpochTotals
             epoch, step, TrainLoss,
             score is { } s ? s.MeanLoss : double.NaN,
             score is { } c && classification ? c.Accuracy : double.NaN,
-            seconds, (Samples + SamplesElsewhere) / Math.Max(seconds, 1e-9), LearningRate,
+            seconds, ProcessedSamples / Math.Max(seconds, 1e-9), LearningRate,
             new StepTimeBreakdown(Steps, Compute, Imbalance, Communication, Update, BytesSent, BytesReceived, droppedMessages,
                                   CommunicationMedian()) { DroppedByKind = droppedByKind, Nodes = NodeComputeTimes() });
     }

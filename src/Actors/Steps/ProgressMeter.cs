@@ -75,7 +75,7 @@ public sealed class ProgressMeter
         _lastSent = now;
         double elapsed = Stopwatch.GetElapsedTime(_epochStarted, now).TotalSeconds;
         return new RunProgress.StepProgress(epoch, stepInEpoch, _stepsPerEpoch, totals.TrainLoss,
-                                            elapsed > 0 ? totals.Samples / elapsed : 0, Snapshot());
+                                            elapsed > 0 ? totals.ProcessedSamples / elapsed : 0, Snapshot());
     }
 
     /// <summary>A gradient of participant <paramref name="id"/> came after its step finished without it.</summary>

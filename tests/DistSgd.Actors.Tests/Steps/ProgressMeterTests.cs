@@ -53,6 +53,20 @@ public class ProgressMeterTests
     }
 
     [Fact]
+    public void The_live_rate_counts_the_samples_other_peers_processed_at_a_local_step()
+    {
+        // Decision 0137: a decentralized local step gathers one share; the others' 60 samples count too.
+        var meter = Meter(TimeSpan.Zero);
+        var totals = new EpochTotals();
+        IGradientContribution[] own = [Reply(0, 20, 0.001)];
+        totals.AddStep(own, 20, wallSeconds: 0.004, updateSeconds: 0, learningRate: 0.1);
+        totals.CountSamplesElsewhere(60);
+        var progress = meter.StepDone(own, 0.004, totals, epoch: 1, stepInEpoch: 1)!;
+        // The epoch's first step: it began one step's wall time ago, so 80 samples in 4 ms.
+        Assert.InRange(progress.SamplesPerSecond, 19_990, 20_010);
+    }
+
+    [Fact]
     public void A_lost_participant_shows_its_state()
     {
         var meter = Meter(TimeSpan.Zero);
