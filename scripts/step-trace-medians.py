@@ -22,14 +22,8 @@ import statistics
 
 
 def spans_by_step(path, first):
-    """{step: {span name: event}}; the reader threads' `receive` spans are under "receive"."""
-    steps = {}
-    with open(path) as f:
-        for e in json.load(f):
-            step = e.get("args", {}).get("step", -1)
-            if e.get("ph") == "X" and step >= first:
-                steps.setdefault(step, {})[e["name"]] = e
-    return steps
+    """{step: {span name: event}}, the latest of a name in a step; the reader threads' `receive` spans are under "receive"."""
+    return {step: {name: events[-1] for name, events in spans.items()} for step, spans in all_spans(path, first).items()}
 
 
 def end(e):
