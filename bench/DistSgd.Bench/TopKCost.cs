@@ -10,7 +10,7 @@ using DistSgd.Numerics.Training;
 namespace DistSgd.Bench;
 
 /// <summary>
-/// `-- topk [--fraction F] [--steps S] [--rounds R] [--peers N] [--data DIR]`: where a `--compress topk:F` step's CPU
+/// `-- topk [--fraction F] [--steps S] [--rounds R] [--peers N] [--sample S] [--data DIR]`: where a `--compress topk:F` step's CPU
 /// goes on one node, measured on the gradients of a real run (the default MLP on Fashion-MNIST, batch 64, the sender's
 /// momentum 0.9 as `topk:F` applies it), against the step's own forward and backward pass in the same run.
 /// </summary>
@@ -32,7 +32,8 @@ public static class TopKCost
         int rounds = QuickBenchOptions.Int(args, "--rounds", 5);
         int peers = QuickBenchOptions.Int(args, "--peers", 4);
         string data = QuickBenchOptions.Text(args, "--data") ?? "/usr/share/datasets/fashion-mnist";
-        var probe = new Probe(data, fraction, peers);
+        int sample = QuickBenchOptions.Int(args, "--sample", TopKSelector.DefaultSampleSize);
+        var probe = new Probe(data, fraction, peers, sample);
         for (int warm = 0; warm < 50; warm++)
             probe.Step(record: false);
         for (int r = 0; r < rounds; r++)
@@ -40,7 +41,7 @@ public static class TopKCost
                 probe.Step(record: true);
 
         Console.WriteLine($"top-k {fraction.ToString(CultureInfo.InvariantCulture)} of {probe.Length:N0} values (k = {probe.Kept:N0}), " +
-                          $"momentum 0.9 at the sender, {peers} peers; {rounds} rounds of {steps} steps; {ThreadClock.Description}; " +
+                          $"momentum 0.9 at the sender, {peers} peers, sampled selection from {sample} values; {rounds} rounds of {steps} steps; {ThreadClock.Description}; " +
                           $"load average {File.ReadAllText("/proc/loadavg").Split(' ')[0]}");
         Console.WriteLine($"sampled selection: {probe.Fallbacks} of {rounds * steps} steps fell back to the exact pass; " +
                           $"candidates median {Median(probe.Candidates):F0}");
@@ -68,12 +69,13 @@ public static class TopKCost
         private uint _threshold = 0x7F80_0000;
         private readonly byte[] _payload;
         private readonly GradientCompressor _compressor;
-        private readonly TopKSelector _exact = new(), _sampled = new();
+        private readonly TopKSelector _exact = new(), _sampled;
         private readonly ShareEncoding _encoding;
         private int _next;
 
-        public Probe(string data, double fraction, int peers)
+        public Probe(string data, double fraction, int peers, int sample)
         {
+            _sampled = new TopKSelector(sample);
             _train = IdxReader.LoadDirectory(data, "train");
             PixelScaling.ApplyInPlace(_train);
             var spec = new ModelSpec(ModelKind.Mlp, 784, 10, [256, 128]);
