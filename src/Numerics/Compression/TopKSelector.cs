@@ -48,6 +48,7 @@ public sealed class TopKSelector
     private readonly int[] _histogram = new int[1 << 16];
     private uint[] _sample = [];
     private uint[] _candidateMagnitudes = [];
+    private uint[] _scratch = [];
     private int[] _candidateIndices = [];
 
     /// <param name="sampleSize">Values the sampled threshold is guessed from, every (n / sampleSize)-th (at least 16).</param>
@@ -98,7 +99,7 @@ public sealed class TopKSelector
         if (magnitudes.ContainsAnyInRange(Infinity + 1, MagnitudeMask))
             HalfFloats.ThrowIfNaN(pass.Values);   // a NaN's magnitude is above every threshold: it is always a candidate
         LastCandidates = count;
-        Take(magnitudes, _candidateIndices.AsSpan(0, count), k, indices, NarrowDigits);
+        Take(magnitudes, _candidateIndices.AsSpan(0, count), k, indices, NarrowDigits, _scratch);
     }
 
     /// <summary>
@@ -109,7 +110,7 @@ public sealed class TopKSelector
     {
         CheckArguments(values.Length, k, indices);
         HalfFloats.ThrowIfNaN(values);
-        Take(MemoryMarshal.Cast<float, uint>(values), [], k, indices, WideDigits);
+        Take(MemoryMarshal.Cast<float, uint>(values), [], k, indices, WideDigits, []);
     }
 
     /// <summary>The kept count for a fraction of <paramref name="length"/> values: ⌈F·n⌉, at least 1 (0 for no values).</summary>
@@ -141,7 +142,7 @@ public sealed class TopKSelector
             _sample = new uint[_sampleSize];
         for (int j = 0; j < _sample.Length; j++)
             _sample[j] = BitConverter.SingleToUInt32Bits(pass.Peek(j * stride)) & MagnitudeMask;
-        var (threshold, _) = KthLargest(_sample, rank, _histogram, NarrowDigits);
+        var (threshold, _) = KthLargest(_sample, rank, _histogram, NarrowDigits, _sample);
         if (threshold == 0)
             return null;
         int room = Math.Max(2 * k, 2 * rank * stride + 64);
@@ -149,6 +150,7 @@ public sealed class TopKSelector
         {
             _candidateIndices = new int[room];
             _candidateMagnitudes = new uint[room];
+            _scratch = new uint[room];
         }
         return threshold;
     }
@@ -201,11 +203,12 @@ public sealed class TopKSelector
     /// The k largest of <paramref name="bits"/>' magnitudes, ties to the earlier: their indices, ascending, into
     /// <paramref name="indices"/> (the position itself, or <paramref name="at"/>[position] when given).
     /// </summary>
-    private void Take(ReadOnlySpan<uint> bits, ReadOnlySpan<int> at, int k, Span<int> indices, ReadOnlySpan<int> digits)
+    /// <param name="scratch">Room for the magnitudes of the k-th's bucket after each digit (<see cref="KthLargest"/>), or empty.</param>
+    private void Take(ReadOnlySpan<uint> bits, ReadOnlySpan<int> at, int k, Span<int> indices, ReadOnlySpan<int> digits, Span<uint> scratch)
     {
         if (k == 0)
             return;
-        var (threshold, above) = KthLargest(bits, k, _histogram, digits);
+        var (threshold, above) = KthLargest(bits, k, _histogram, digits, scratch);
         int ties = k - above;
         int count = 0;
         for (int i = 0; i < bits.Length; i++)
@@ -219,9 +222,12 @@ public sealed class TopKSelector
     /// <summary>
     /// T, the k-th largest magnitude of <paramref name="bits"/> (1 ≤ k ≤ its length), and how many lie strictly above it:
     /// one histogram pass per digit of |x|'s 31 bits, from the top (<paramref name="digits"/>: their widths), each over
-    /// the values whose higher digits are those of the k-th, finding the bucket that holds it.
+    /// the values whose higher digits are those of the k-th, finding the bucket that holds it. With room in
+    /// <paramref name="scratch"/> (as many as the values; it may be <paramref name="bits"/> itself, which is then
+    /// overwritten) the bucket's magnitudes are copied there after each digit, and the next digit reads only them.
     /// </summary>
-    private static (uint Threshold, int Above) KthLargest(ReadOnlySpan<uint> bits, int k, Span<int> histogram, ReadOnlySpan<int> digits)
+    private static (uint Threshold, int Above) KthLargest(ReadOnlySpan<uint> bits, int k, Span<int> histogram, ReadOnlySpan<int> digits,
+                                                          Span<uint> scratch)
     {
         uint prefix = 0;
         int above = 0, decided = 0;
@@ -241,6 +247,14 @@ public sealed class TopKSelector
             above += bucketAbove;
             prefix = (prefix << width) | (uint)bucket;
             decided += width;
+            if (!scratch.IsEmpty && decided < 31)
+            {
+                int kept = 0;
+                foreach (uint b in bits)   // reads ahead of where it writes when bits is scratch
+                    if ((b & MagnitudeMask) >> (31 - decided) == prefix)
+                        scratch[kept++] = b & MagnitudeMask;
+                bits = scratch[..kept];
+            }
         }
         return (prefix, above);
     }
