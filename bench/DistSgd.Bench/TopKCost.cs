@@ -99,7 +99,7 @@ public static class TopKCost
             _payload = new byte[(int)_encoding.MaxPayloadBytes(Length)];
             Rows = [.. new[]
             {
-                "gradient (fwd + bwd, batch 64, 1 thread)", "sender: finiteness, float.IsFinite(Σg)", "sender: u ← m·u + g, a ← r + u",
+                "gradient (fwd + bwd, batch 64, 1 thread)", "sender: finiteness before 0134, float.IsFinite(Σg)", "sender: u ← m·u + g, a ← r + u",
                 "sender: NaN check (HalfFloats.ThrowIfNaN)", "sender: selection, exact radix (3 passes)", "sender: selection, sampled threshold",
                 "sender: the candidate pass alone (SIMD compare)",
                 "sender: scatter (clear, k values, r, u masked)", "sender: GradientCompressor.Compress whole", "sender: ShareCodec.Encode",
