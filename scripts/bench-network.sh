@@ -7,23 +7,26 @@
 # on this machine's cores (--shared-cores), with ν, the stack's CPU per byte sent, and κ, what each message round costs
 # on top of the socket's α (the actors and data-plane reader threads), fitted to the runs by least squares (veth, a
 # bridge and two token buckets per byte cost more than the loopback's β that calibrate measures).
-# Usage: scripts/bench-network.sh [-r RATES] [-n COUNTS] [-c COLLECTIVES] [-e EPOCHS] [-- RUN FLAGS…]
+# Usage: scripts/bench-network.sh [-r RATES] [-n COUNTS] [-c COLLECTIVES] [-e EPOCHS] [-f FILE] [-- RUN FLAGS…]
 #   -r  link rates, comma-separated (default 1gbit,none)
 #   -n  node counts N, comma-separated (default 2,3,4)
 #   -c  collectives of the decentralized runs, comma-separated (default allgather; ring, pairwise where the program
 #       has --collective)
 #   -e  epochs per run (default 2; the last one is measured, the first pays JIT and cluster start)
+#   -f  no runs: fit and compare again the rows of an earlier run's output (stdout and stderr together, e.g.
+#       `… >run.txt 2>&1`: its calibrated: and measured: lines) with this build's model
 #   RUN FLAGS: more train flags for every run (default --dataset fashion-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rates=1gbit,none counts=2,3,4 collectives=allgather epochs=2
-while getopts "r:n:c:e:" option; do
+rates=1gbit,none counts=2,3,4 collectives=allgather epochs=2 refit=""
+while getopts "r:n:c:e:f:" option; do
   case $option in
     r) rates=$OPTARG ;;
     n) counts=$OPTARG ;;
     c) collectives=$OPTARG ;;
     e) epochs=$OPTARG ;;
-    *) sed -n '2,16p' "$0" >&2; exit 2 ;;
+    f) refit=$OPTARG ;;
+    *) sed -n '2,18p' "$0" >&2; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
@@ -40,15 +43,25 @@ trap 'exit 143' TERM INT   # the EXIT trap then removes the work folder
 has_collective=0
 dotnet "$dll" node --help | grep -q -- '--collective' && has_collective=1
 
-dotnet "$dll" bench calibrate --out "$work/constants.json" >/dev/null
-echo "calibrated: $(tr -d '\n' <"$work/constants.json" | tr -s ' ')"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-IFS=, read -r -a rate_list <<<"$rates"
-IFS=, read -r -a count_list <<<"$counts"
-IFS=, read -r -a collective_list <<<"$collectives"
+measured=()
+if [[ -n $refit ]]; then
+  [[ -r $refit ]] || { echo "error: -f: cannot read '$refit'" >&2; exit 2; }
+  sed -n 's/^calibrated: //p' "$refit" | head -n 1 >"$work/constants.json"
+  mapfile -t measured < <(sed -n 's/^measured: //p' "$refit")
+  [[ -s $work/constants.json && ${#measured[@]} -gt 0 ]] ||
+    { echo "error: -f: expected the calibrated: line and measured: rows of a bench-network.sh run in '$refit', found ${#measured[@]} rows" >&2; exit 2; }
+  echo "calibrated (from $refit): $(cat "$work/constants.json")"
+  rate_list=() count_list=() collective_list=()
+else
+  dotnet "$dll" bench calibrate --out "$work/constants.json" >/dev/null
+  echo "calibrated: $(tr -d '\n' <"$work/constants.json" | tr -s ' ')"
+  echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+  IFS=, read -r -a rate_list <<<"$rates"
+  IFS=, read -r -a count_list <<<"$counts"
+  IFS=, read -r -a collective_list <<<"$collectives"
+fi
 
 # Pass 1: the runs. Each measured row: rate n name key ms_per_step samples_per_s wire_bytes_per_step.
-measured=()
 for rate in "${rate_list[@]}"; do
   for n in "${count_list[@]}"; do
     runs=("centralized|centralized")
@@ -134,4 +147,4 @@ for m in "${measured[@]}"; do
     printf "| %s | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f |\n", rate, name, sps, s * 1000, t * 1000, s / t, wire / 1e6, bytes / 1e6 }'
 done
 echo
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -n $refit ]] || echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"

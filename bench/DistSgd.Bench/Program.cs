@@ -11,6 +11,8 @@ if (args.Length > 0 && args[0] == "checkpoint")
     return CheckpointCost.Run(args[1..]);
 if (args.Length > 0 && args[0] == "parts")
     return StepParts.Run(args[1..]);
+if (args.Length > 0 && args[0] == "topk")
+    return TopKCost.Run(args[1..]);
 if (args.Length > 0 && args[0] == "quick")
     return QuickBench.Run(args[1..]);
 BenchmarkSwitcher.FromAssembly(typeof(GemmShape).Assembly).Run(args, BenchConfig.Create());

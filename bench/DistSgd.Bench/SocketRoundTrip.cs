@@ -274,9 +274,13 @@ public static class SocketRoundTrip
 /// <summary>Tiny flag reader for the hand-rolled benches.</summary>
 internal static class QuickBenchOptions
 {
-    public static int Int(string[] args, string name, int fallback)
+    public static int Int(string[] args, string name, int fallback) =>
+        Text(args, name) is { } text ? int.Parse(text, System.Globalization.CultureInfo.InvariantCulture) : fallback;
+
+    /// <summary>The value after <paramref name="name"/>, or null when the flag is not given.</summary>
+    public static string? Text(string[] args, string name)
     {
         int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], System.Globalization.CultureInfo.InvariantCulture) : fallback;
+        return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
     }
 }

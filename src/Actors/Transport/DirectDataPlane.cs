@@ -887,7 +887,7 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 // A gradient's values are judged finite here, off the actor's thread: plain float32 part by part as it
-                // arrives (each part still in this core's cache), anything else once decoded.
+                // arrives (each part still in this core's cache), anything else as it is decoded (decision 0134).
                 bool judged = header.Kind is FrameKind.GradientReply or FrameKind.GradientShare;
                 bool finite = true;
                 bool inPlace = opener is null && encoding.IsIdentity;
@@ -899,14 +899,15 @@ public sealed class DirectDataPlane : IDisposable
                     reason = Bad($"frame cut short: {got} of {payload.Length} payload bytes");
                     break;
                 }
-                if (!encoding.IsIdentity && ShareCodec.Decode(encoding, payload, header.Count, values) is { } invalid)
+                bool decodedFinite = false;
+                if (!encoding.IsIdentity && ShareCodec.Decode(encoding, payload, header.Count, values, out decodedFinite) is { } invalid)
                 {
                     Return(values);
                     reason = Bad($"frame refused: step {header.Step} of node {sender}: {invalid}");
                     break;
                 }
                 if (judged && !inPlace)
-                    finite = FiniteValues.All(values);
+                    finite = encoding.IsIdentity ? FiniteValues.All(values) : decodedFinite;   // decoding judged (a sparse share by its entries)
                 Interlocked.Increment(ref _framesReceived);
                 FrameReceived?.Invoke(sender, header.Step, headerAt, System.Diagnostics.Stopwatch.GetTimestamp());
                 _deliver(ToMessage(header, values, judged ? finite : null));

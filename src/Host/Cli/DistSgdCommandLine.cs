@@ -382,7 +382,7 @@ public static class DistSgdCommandLine
         var constants = new Option<string?>("--constants") { Description = "A JSON file written by 'distsgd bench calibrate --out'." };
         var sharedCores = new Option<int>("--shared-cores")
         {
-            Description = "Cores all nodes' compute shares (every node on one machine, as on scripts/emulated-cluster.sh); 0 = a machine per node.",
+            Description = "Cores all nodes share (every node on one machine, as on scripts/emulated-cluster.sh: N nodes' gradients take ⌈N/K⌉ turns of them); 0 = a machine per node.",
             DefaultValueFactory = _ => 0,
         };
         sharedCores.Validators.Add(r => Check<int>(r, v => v is >= 0 and <= 4096, "a core count from 0 (a machine per node) to 4096"));

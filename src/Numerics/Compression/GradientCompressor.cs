@@ -1,4 +1,6 @@
-using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Numerics.Compression;
 
@@ -17,7 +19,7 @@ namespace DistSgd.Numerics.Compression;
 /// as above, and u is cleared where a value was sent (momentum factor masking: a sent coordinate's momentum is not
 /// applied again later). Then Σ sent + r = Σ of the velocities u added (each step's m·u + g, u masked the step before);
 /// the receivers step without momentum (<see cref="ShareEncoding.ReceiverOptions"/>).
-/// A gradient with a NaN or ∞ (or whose sum overflows) is not compressed: it is cleared, the residual is left as it was,
+/// A gradient with a NaN or ∞ (any value: <see cref="FiniteValues.All"/>, decision 0128) is not compressed: it is cleared, the residual is left as it was,
 /// and <see cref="Compress"/> returns false, so the caller marks its share non-finite (a diverged step is judged the same on
 /// every node).
 /// </remarks>
@@ -72,7 +74,7 @@ public sealed class GradientCompressor
             return true;
         if (gradient.Length != Length)
             throw new ArgumentException($"gradient has {gradient.Length} values, the compressor {Length}", nameof(gradient));
-        if (!float.IsFinite(TensorPrimitives.Sum(gradient)))
+        if (!FiniteValues.All(gradient))
         {
             gradient.Clear();
             return false;
@@ -82,16 +84,10 @@ public sealed class GradientCompressor
             Encoding.Round(gradient);
             return true;
         }
-        // a ← r + g (with momentum correction: u ← m·u + g, a ← r + u), kept in r; send round(a) at the top k; r ← a − sent.
-        if (_velocity.Length > 0)
-        {
-            TensorPrimitives.MultiplyAdd(_velocity, _momentum, gradient, _velocity);
-            TensorPrimitives.Add(_residual, _velocity, _residual);
-        }
-        else
-            TensorPrimitives.Add(_residual, gradient, _residual);
-        _selector!.Select(_residual, KeptCount, _indices);
-        gradient.Clear();
+        // a ← r + g (with momentum correction: u ← m·u + g, a ← r + u), kept in r, and g cleared, in the pass that collects
+        // the selection's candidates; then send round(a) at the top k, r ← a − sent.
+        var pass = new ErrorFeedbackPass(_residual, _velocity, _momentum, gradient, TopKSelector.Vectorized);
+        _selector!.Select(ref pass, KeptCount, _indices);
         foreach (int i in _indices)
         {
             float accumulated = _residual[i];
@@ -120,4 +116,63 @@ public sealed class GradientCompressor
         WirePrecision.Fp16 => HalfFloats.RoundToFp16(value, Encoding.Fp16Scale),
         _ => value,
     };
+
+    /// <summary>
+    /// The error feedback's one pass over memory: u ← m·u + g (with momentum correction), r ← r + u (or r + g), g ← 0, and
+    /// the selection's candidates collected from the new r. Each value goes through the same float operations, unfused
+    /// and in the same order, as TensorPrimitives.MultiplyAdd then Add did before (decision 0134), so not a bit changes.
+    /// </summary>
+    /// <param name="vectorized">Eight values at once (Vector256, <see cref="TopKSelector.Vectorized"/>), else one by one; a test runs both.</param>
+    internal ref struct ErrorFeedbackPass(Span<float> residual, Span<float> velocity, float momentum, Span<float> gradient, bool vectorized)
+        : ICandidatePass
+    {
+        private readonly Span<float> _residual = residual, _velocity = velocity, _gradient = gradient;
+
+        public readonly int Length => _residual.Length;
+
+        public readonly ReadOnlySpan<float> Values => _residual;
+
+        public readonly float Peek(int index) =>
+            _residual[index] + (_velocity.IsEmpty ? _gradient[index] : _velocity[index] * momentum + _gradient[index]);
+
+        public readonly int Run(uint threshold, Span<int> at, Span<uint> magnitudes)
+        {
+            ref float r = ref MemoryMarshal.GetReference(_residual);
+            ref float u = ref MemoryMarshal.GetReference(_velocity);
+            ref float g = ref MemoryMarshal.GetReference(_gradient);
+            var bits = MemoryMarshal.Cast<float, uint>((ReadOnlySpan<float>)_residual);
+            bool corrected = !_velocity.IsEmpty;
+            int n = _residual.Length, i = 0, count = 0;
+            if (vectorized)
+            {
+                var m = Vector256.Create(momentum);
+                var limit = Vector256.Create((int)threshold);
+                var mask = Vector256.Create(0x7FFF_FFFF);
+                for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
+                {
+                    var added = Vector256.LoadUnsafe(ref g, (nuint)i);
+                    if (corrected)
+                    {
+                        added = Vector256.LoadUnsafe(ref u, (nuint)i) * m + added;
+                        added.StoreUnsafe(ref u, (nuint)i);
+                    }
+                    var a = Vector256.LoadUnsafe(ref r, (nuint)i) + added;
+                    a.StoreUnsafe(ref r, (nuint)i);
+                    Vector256<float>.Zero.StoreUnsafe(ref g, (nuint)i);
+                    uint found = Vector256.GreaterThanOrEqual(a.AsInt32() & mask, limit).ExtractMostSignificantBits();
+                    if (found != 0 && count >= 0 && !TopKSelector.Append(bits, i, found, at, magnitudes, ref count))
+                        count = -1;
+                }
+            }
+            for (; i < n; i++)
+            {
+                float added = corrected ? (_velocity[i] = _velocity[i] * momentum + _gradient[i]) : _gradient[i];
+                _residual[i] += added;
+                _gradient[i] = 0;
+                if ((bits[i] & 0x7FFF_FFFFu) >= threshold && count >= 0 && !TopKSelector.Append(bits, i, 1, at, magnitudes, ref count))
+                    count = -1;
+            }
+            return count;
+        }
+    }
 }

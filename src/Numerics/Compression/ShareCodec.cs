@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
-using System.Numerics;
-using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using DistSgd.Numerics.Training;
 
 namespace DistSgd.Numerics.Compression;
 
@@ -47,48 +47,74 @@ public static class ShareCodec
         int entry = encoding.EntryBytes;
         int written = 0;
         count = 0;
-        int width = Vector<float>.Count;
-        for (int block = 0; block < values.Length; block += width)
+        var bits = MemoryMarshal.Cast<float, uint>(values);
+        for (int i = NextNonZero(bits, 0); i < values.Length; i = NextNonZero(bits, i + 1))
         {
-            // Skip whole zero vectors: a top-k share is almost all zeros.
-            if (block + width <= values.Length && Vector.EqualsAll(new Vector<float>(values[block..]), Vector<float>.Zero))
-                continue;
-            for (int i = block; i < Math.Min(block + width, values.Length); i++)
+            float value = values[i];
+            if (float.IsNaN(value))
+                throw new ArgumentException($"value {i} is NaN: a gradient with NaN cannot be encoded for the wire (it has diverged)");
+            if (written + entry > destination.Length)
+                throw new ArgumentException($"more non-zero values than the {destination.Length / entry} entries there is room for", nameof(destination));
+            var at = destination[written..];
+            BinaryPrimitives.WriteInt32LittleEndian(at, i);
+            switch (encoding.Precision)
             {
-                float value = values[i];
-                if (value == 0)
-                    continue;
-                if (float.IsNaN(value))
-                    throw new ArgumentException($"value {i} is NaN: a gradient with NaN cannot be encoded for the wire (it has diverged)");
-                if (written + entry > destination.Length)
-                    throw new ArgumentException($"more non-zero values than the {destination.Length / entry} entries there is room for", nameof(destination));
-                var at = destination[written..];
-                BinaryPrimitives.WriteInt32LittleEndian(at, i);
-                switch (encoding.Precision)
-                {
-                    case WirePrecision.Bf16:
-                        BinaryPrimitives.WriteUInt16LittleEndian(at[4..], HalfFloats.ToBf16(value));
-                        break;
-                    case WirePrecision.Fp16:
-                        BinaryPrimitives.WriteHalfLittleEndian(at[4..], HalfFloats.ToFp16(value, encoding.Fp16Scale));
-                        break;
-                    default:
-                        BinaryPrimitives.WriteSingleLittleEndian(at[4..], value);
-                        break;
-                }
-                written += entry;
-                count++;
+                case WirePrecision.Bf16:
+                    BinaryPrimitives.WriteUInt16LittleEndian(at[4..], HalfFloats.ToBf16(value));
+                    break;
+                case WirePrecision.Fp16:
+                    BinaryPrimitives.WriteHalfLittleEndian(at[4..], HalfFloats.ToFp16(value, encoding.Fp16Scale));
+                    break;
+                default:
+                    BinaryPrimitives.WriteSingleLittleEndian(at[4..], value);
+                    break;
             }
+            written += entry;
+            count++;
         }
         return written;
+    }
+
+    /// <summary>
+    /// The first index from <paramref name="start"/> whose value is not ±0 (bits other than the sign), or the length: a
+    /// top-k share is almost all zeros, skipped 32 values at a time.
+    /// </summary>
+    private static int NextNonZero(ReadOnlySpan<uint> bits, int start)
+    {
+        ref uint first = ref MemoryMarshal.GetReference(bits);
+        int i = start;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var magnitude = Vector256.Create(0x7FFF_FFFFu);
+            for (; i <= bits.Length - 4 * Vector256<uint>.Count; i += 4 * Vector256<uint>.Count)
+            {
+                var any = Vector256.LoadUnsafe(ref first, (nuint)i) | Vector256.LoadUnsafe(ref first, (nuint)(i + 8))
+                          | Vector256.LoadUnsafe(ref first, (nuint)(i + 16)) | Vector256.LoadUnsafe(ref first, (nuint)(i + 24));
+                if ((any & magnitude) != Vector256<uint>.Zero)
+                    break;
+            }
+        }
+        for (; i < bits.Length; i++)
+            if ((bits[i] & 0x7FFF_FFFFu) != 0)
+                return i;
+        return bits.Length;
     }
 
     /// <summary>
     /// Decodes a payload of <paramref name="count"/> values or entries into <paramref name="destination"/> (the share's
     /// values; a sparse share's are cleared first); null when it is valid, else why it is refused.
     /// </summary>
-    public static string? Decode(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, Span<float> destination)
+    public static string? Decode(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, Span<float> destination) =>
+        Decode(encoding, payload, count, destination, out _);
+
+    /// <summary>
+    /// <see cref="Decode(ShareEncoding, ReadOnlySpan{byte}, int, Span{float})"/>, judging on the way whether every decoded
+    /// value is finite (<paramref name="finite"/>: no ±∞; a NaN is refused), the rule of <see cref="FiniteValues.All"/>: a
+    /// sparse share's entries only (its other values are +0), a dense share's values in the pass that looks for a NaN.
+    /// </summary>
+    public static string? Decode(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, Span<float> destination, out bool finite)
     {
+        finite = false;
         if (payload.Length != encoding.PayloadBytes(count))
             return $"payload of {payload.Length} bytes for {count} {(encoding.IsSparse ? "entries" : "values")}, expected {encoding.PayloadBytes(count)}";
         if (!encoding.IsSparse)
@@ -107,7 +133,8 @@ public static class ShareCodec
                     payload.CopyTo(MemoryMarshal.AsBytes(destination));
                     break;
             }
-            int nan = ((ReadOnlySpan<float>)destination).IndexOfNaN();
+            finite = FiniteValues.All(destination);
+            int nan = finite ? -1 : ((ReadOnlySpan<float>)destination).IndexOfNaN();
             return nan < 0 ? null : $"value {nan} is NaN";
         }
         int kept = encoding.KeptCount(destination.Length);
@@ -115,6 +142,7 @@ public static class ShareCodec
             return $"{count} entries, at most {kept} kept of {destination.Length} values";
         destination.Clear();
         int previous = -1;
+        bool infinite = false;
         for (int e = 0; e < count; e++)
         {
             var at = payload[(e * encoding.EntryBytes)..];
@@ -129,9 +157,11 @@ public static class ShareCodec
             };
             if (float.IsNaN(value))
                 return $"entry {e} (index {index}) is NaN";
+            infinite |= float.IsInfinity(value);
             destination[index] = value;
             previous = index;
         }
+        finite = !infinite;
         return null;
     }
 }

@@ -42,10 +42,11 @@ public sealed record StepCost(double ComputeSeconds, double CommunicationSeconds
 /// <item>pairwise: the N−1 slices of a round travel at once, so one latency per round: 2·(α + (N−1)/N·G·β) + C + G·γ + G·δ.</item>
 /// </list>
 /// Ring and pairwise move 2·(N−1)/N·G bytes per node per step, nearly flat in N. <b>Nodes on shared cores</b> (all on
-/// one machine, as on the emulated network: <see cref="ClusterShape.SharedCores"/> = K) compute at once, so C × max(1, N / K),
-/// and the machine's network stack moves every byte any node sends out of the same K cores: the step adds
-/// ν·(bytes all nodes send)/K (<see cref="CostConstants.NetworkSecondsPerByte"/>), while β is the link's rate alone
-/// (the loopback's cost is that CPU).
+/// one machine, as on the emulated network: <see cref="ClusterShape.SharedCores"/> = K) compute at once, and the cores
+/// run one node's gradient after another in whole <see cref="Turns"/>: C × ⌈N / K⌉; so do the peers' sums and updates,
+/// which every peer does at once (the master's are its own); and the machine's network stack moves every byte any node
+/// sends out of the same K cores: the step adds ν·(bytes all nodes send)/K
+/// (<see cref="CostConstants.NetworkSecondsPerByte"/>), while β is the link's rate alone (the loopback's cost is that CPU).
 /// </summary>
 public static class CostModel
 {
@@ -74,6 +75,7 @@ public static class CostModel
         double compute = Compute(c, n, shape.SharedCores), update = g * c.UpdateSecondsPerByte;
         if (n == 1)
             return new(compute, 0, update, c.BatchPerNode, 0);
+        int turns = Turns(n, shape.SharedCores);   // every peer sums and updates at once
         var (communication, sum) = collective switch
         {
             Collective.AllGather => (alpha + (n - 1) * g * beta, n * g),
@@ -82,7 +84,7 @@ public static class CostModel
             _ => throw new ArgumentOutOfRangeException(nameof(collective), collective, "not a collective"),
         };
         double sent = BytesSentPerNode(collective, n, c.GradientBytes);
-        return new(compute, communication + SharedNetwork(c, shape, n * sent), sum * c.SumSecondsPerByte + update, n * c.BatchPerNode, sent);
+        return new(compute, communication + SharedNetwork(c, shape, n * sent), (sum * c.SumSecondsPerByte + update) * turns, n * c.BatchPerNode, sent);
     }
 
     /// <summary>
@@ -159,8 +161,21 @@ public static class CostModel
     private static double SharedNetwork(CostConstants c, ClusterShape shape, double bytesSentByAll) =>
         shape.SharedCores > 0 ? c.NetworkSecondsPerByte * bytesSentByAll / shape.SharedCores : 0;
 
-    private static double Compute(CostConstants c, int together, int sharedCores) =>
-        c.ComputeSeconds * (sharedCores > 0 ? Math.Max(1.0, (double)together / sharedCores) : 1.0);
+    /// <summary>
+    /// How many turns <paramref name="sharedCores"/> cores take to run one job of each of <paramref name="nodes"/> nodes
+    /// that start together (a step's gradients, the peers' updates): ⌈N / K⌉, not N / K, and 1 with a machine per node
+    /// (<paramref name="sharedCores"/> = 0). Linux keeps a run queue per core and puts a woken thread on one; it does not
+    /// move threads between cores to even out jobs of a few milliseconds, so the busiest core runs ⌈N / K⌉ of them one
+    /// after the other while another idles at the end (3 processes of 1.2 ms on 2 cores: 2.4 ms a round, not 1.8).
+    /// </summary>
+    public static int Turns(int nodes, int sharedCores)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(nodes, 1);
+        ArgumentOutOfRangeException.ThrowIfNegative(sharedCores);
+        return sharedCores == 0 ? 1 : (nodes + sharedCores - 1) / sharedCores;
+    }
+
+    private static double Compute(CostConstants c, int together, int sharedCores) => c.ComputeSeconds * Turns(together, sharedCores);
 
     private static int CheckNodes(ClusterShape shape) =>
         shape.Nodes >= 1 ? shape.Nodes : throw new ArgumentOutOfRangeException(nameof(shape), shape.Nodes, "a cluster has at least 1 node");

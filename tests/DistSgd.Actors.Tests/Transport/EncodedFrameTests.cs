@@ -45,6 +45,18 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
     }
 
     [Fact]
+    public void A_sparse_frame_is_judged_finite_by_its_entries_as_it_is_decoded()
+    {
+        var client = Connect(1);
+        client.Send(SparseFrame(1, [(3, 0.5f), (500, float.NegativeInfinity)]));
+        client.Send(SparseFrame(1, [(3, float.MaxValue), (500, float.MaxValue)]));   // finite, though their sum overflows
+        Assert.True(Delivered.TryTake(out var first, Wait));
+        Assert.True(Delivered.TryTake(out var second, Wait));
+        Assert.Equal((false, true), (Assert.IsType<GradientReply>(first).FiniteOnArrival, Assert.IsType<GradientReply>(second).FiniteOnArrival));
+        Assert.Equal(float.NegativeInfinity, ((GradientReply)first).Gradient[500]);
+    }
+
+    [Fact]
     public void A_sparse_frame_of_a_share_without_samples_is_empty()
     {
         Connect(0).Send(SparseFrame(0, [], samples: 0));

@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Numerics.Tests.Compression;
@@ -125,6 +126,7 @@ public class GradientCompressorTests
     [Theory]
     [InlineData(float.NaN)]
     [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
     public void A_non_finite_gradient_is_cleared_and_leaves_the_residual_alone(float bad)
     {
         var compressor = new GradientCompressor(new ShareEncoding(WirePrecision.Bf16, 0.5), 4);
@@ -160,5 +162,116 @@ public class GradientCompressorTests
         long before = GC.GetAllocatedBytesForCurrentThread();
         Once();
         Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Theory]
+    [InlineData(WirePrecision.Fp32)]
+    [InlineData(WirePrecision.Bf16)]
+    public void A_gradient_of_finite_values_whose_sum_overflows_is_compressed(WirePrecision precision)
+    {
+        // The rule is every value finite (decision 0128), not a finite float sum: Σ = 2·MaxValue overflowed, and before
+        // decision 0134 this gradient was cleared and its share marked non-finite.
+        var compressor = new GradientCompressor(new ShareEncoding(precision, 0.5), 4);
+        float[] gradient = [float.MaxValue, 1f, float.MaxValue, 2f];
+        Assert.True(compressor.Compress(gradient));
+        Assert.Equal(2, gradient.Count(g => g != 0));
+    }
+
+    /// <summary>A gradient of a real run's shape: most values small, a few large, some exactly 0, both signs.</summary>
+    private static float[] GradientLike(Random random, int n) =>
+        Enumerable.Range(0, n).Select(_ => random.Next(8) == 0 ? 0f : (float)(random.NextDouble() - 0.5) * MathF.Pow(10, random.Next(-7, 0))).ToArray();
+
+    [Theory]
+    [InlineData(WirePrecision.Fp32, 0.9)]
+    [InlineData(WirePrecision.Bf16, 0.9)]
+    [InlineData(WirePrecision.Fp16, 0)]
+    public void Compressing_gives_bit_for_bit_what_the_separate_passes_and_the_exact_selection_gave(WirePrecision precision, double momentum)
+    {
+        // The formulation before decision 0134: u ← m·u + g and a ← r + u as two TensorPrimitives passes, the exact
+        // radix selection over all of a; the residual, the velocity and what is sent must not differ by a bit.
+        const int n = 50_000;
+        var encoding = new ShareEncoding(precision, 0.01);
+        var compressor = new GradientCompressor(encoding, n, momentum);
+        int k = encoding.KeptCount(n);
+        float m = (float)momentum;
+        var residual = new float[n];
+        var velocity = new float[n];
+        var indices = new int[k];
+        var random = new Random(11);
+        for (int step = 0; step < 25; step++)
+        {
+            var gradient = GradientLike(random, n);
+            var expected = new float[n];
+            SeparatePasses(residual, velocity, m, gradient, residual);
+            new TopKSelector().SelectExact(residual, k, indices);
+            foreach (int i in indices)
+            {
+                var one = new[] { residual[i] };
+                encoding.Round(one);
+                expected[i] = one[0] == 0 ? 0 : one[0];
+                residual[i] -= expected[i];
+                if (momentum > 0)
+                    velocity[i] = 0;
+            }
+            Assert.True(compressor.Compress(gradient));
+            Assert.Equal(Bits(expected), Bits(gradient));
+            Assert.Equal(Bits(residual), Bits(compressor.Residual.ToArray()));
+            Assert.Equal(momentum > 0 ? Bits(velocity) : [], Bits(compressor.Velocity.ToArray()));
+        }
+    }
+
+    /// <summary>Before decision 0134: u ← m·u + g (velocity updated in place when m &gt; 0), then a ← r + u (or r + g) into <paramref name="accumulated"/>.</summary>
+    private static void SeparatePasses(float[] residual, float[] velocity, float m, float[] gradient, float[] accumulated)
+    {
+        if (m > 0)
+        {
+            TensorPrimitives.MultiplyAdd(velocity, m, gradient, velocity);
+            TensorPrimitives.Add(residual, velocity, accumulated);
+        }
+        else
+            TensorPrimitives.Add(residual, gradient, accumulated);
+    }
+
+    private static uint[] Bits(float[] values) => values.Select(BitConverter.SingleToUInt32Bits).ToArray();
+
+    [Theory]
+    [InlineData(true, 0.9f)]
+    [InlineData(false, 0.9f)]
+    [InlineData(true, 0f)]
+    [InlineData(false, 0f)]
+    public void The_error_feedback_pass_gives_the_same_bits_and_candidates_vectorized_or_not(bool vectorized, float momentum)
+    {
+        var random = new Random(vectorized ? 3 : 4);
+        foreach (int n in new[] { 0, 5, 16, 63, 1000, 4099 })
+        {
+            var gradient = GradientLike(random, n);
+            var residual = GradientLike(random, n);
+            var velocity = momentum > 0 ? GradientLike(random, n) : [];
+            var expectedVelocity = velocity.ToArray();
+            var expected = new float[n];
+            SeparatePasses(residual, expectedVelocity, momentum, gradient, expected);
+            uint threshold = BitConverter.SingleToUInt32Bits(1e-3f);
+            var pass = new GradientCompressor.ErrorFeedbackPass(residual, velocity, momentum, gradient, vectorized);
+            var peeked = new float[n];
+            for (int i = 0; i < n; i++)
+                peeked[i] = pass.Peek(i);
+            var at = new int[n];
+            var magnitudes = new uint[n];
+            int count = pass.Run(threshold, at, magnitudes);
+
+            Assert.Equal(Bits(expected), Bits(peeked));
+            Assert.Equal(Bits(expected), Bits(residual));
+            Assert.Equal(Bits(expectedVelocity), Bits(velocity));
+            Assert.All(gradient, g => Assert.Equal(0u, BitConverter.SingleToUInt32Bits(g)));
+            Assert.Equal(Enumerable.Range(0, n).Where(i => Math.Abs(expected[i]) >= 1e-3f), at[..count]);
+            Assert.Equal(at[..count].Select(i => BitConverter.SingleToUInt32Bits(MathF.Abs(expected[i]))), magnitudes[..count]);
+            if (count > 1)
+            {
+                // Out of room: the pass says so and still produces every value.
+                var again = new GradientCompressor.ErrorFeedbackPass(residual, [], 0, new float[n], vectorized);
+                Assert.Equal(-1, again.Run(threshold, new int[count - 1], new uint[count - 1]));
+                Assert.Equal(Bits(expected), Bits(residual));
+            }
+        }
     }
 }

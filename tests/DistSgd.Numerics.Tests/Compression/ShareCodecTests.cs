@@ -31,6 +31,46 @@ public class ShareCodecTests
     }
 
     [Theory]
+    [InlineData(new int[0])]
+    [InlineData(new[] { 0 })]
+    [InlineData(new[] { 31, 32, 63, 64 })]
+    [InlineData(new[] { 1, 95, 96, 127, 128, 199 })]
+    [InlineData(new[] { 199 })]
+    public void A_sparse_encoding_finds_every_non_zero_value_among_signed_zeros(int[] nonZero)
+    {
+        // Whole blocks of 32 zeros are skipped at once: a value at a block's edge, or in the tail after the last block, is still found.
+        var values = Enumerable.Range(0, 200).Select(i => i % 3 == 0 ? -0f : 0f).ToArray();
+        foreach (int i in nonZero)
+            values[i] = i + 0.5f;
+        var encoding = new ShareEncoding(WirePrecision.Fp32, 0.05);
+        var payload = new byte[encoding.MaxPayloadBytes(200)];
+        int bytes = ShareCodec.Encode(encoding, values, payload, out int count);
+        Assert.Equal(nonZero.Length, count);
+        var decoded = new float[200];
+        Assert.Null(ShareCodec.Decode(encoding, payload.AsSpan(0, bytes), count, decoded));
+        Assert.Equal(values.Select(v => v == 0 ? 0f : v), decoded);
+    }
+
+    [Theory]
+    [MemberData(nameof(Encodings))]
+    public void Decoding_judges_every_value_finite_as_FiniteValues_All_would(WirePrecision precision, double kept)
+    {
+        var encoding = new ShareEncoding(precision, kept);
+        const int n = 300;
+        foreach (float bad in new[] { 1f, float.PositiveInfinity, float.NegativeInfinity })
+        {
+            var values = new float[n];
+            (values[7], values[250]) = (0.5f, bad);
+            var payload = new byte[encoding.MaxPayloadBytes(n)];
+            int bytes = ShareCodec.Encode(encoding, values, payload, out int count);
+            var decoded = new float[n];
+            Assert.Null(ShareCodec.Decode(encoding, payload.AsSpan(0, bytes), count, decoded, out bool finite));
+            Assert.Equal(float.IsFinite(bad), finite);
+            Assert.Equal(DistSgd.Numerics.Training.FiniteValues.All(decoded), finite);
+        }
+    }
+
+    [Theory]
     [InlineData(WirePrecision.Fp32, 0.01, 100, 8)]
     [InlineData(WirePrecision.Bf16, 0.01, 100, 6)]
     [InlineData(WirePrecision.Bf16, 1, 100, 200)]

@@ -2,7 +2,11 @@ using DistSgd.Numerics.Compression;
 
 namespace DistSgd.Numerics.Tests.Compression;
 
-/// <summary>Top-k selection: exactly k, the largest magnitudes, ties to the lower index, ascending, without allocating.</summary>
+/// <summary>
+/// Top-k selection: exactly k, the largest magnitudes, ties to the lower index, ascending, without allocating. The sampled
+/// threshold (decision 0134) selects what the exact radix selection over all values selects (<see cref="TopKSelector.SelectExact"/>,
+/// the selection before it) and what a full sort selects, on inputs meant to break it.
+/// </summary>
 public class TopKSelectorTests
 {
     /// <summary>The reference: sort every index by (|x| descending, index ascending), take k, sort ascending.</summary>
@@ -27,6 +31,131 @@ public class TopKSelectorTests
         var indices = new int[k];
         new TopKSelector().Select(values, k, indices);
         Assert.Equal(Reference(values, k), indices);
+    }
+
+    /// <summary>The inputs the sampled threshold must get right: each a name and n values.</summary>
+    public static TheoryData<string, int> Shapes() => new()
+    {
+        { "gradient-like", 50_000 }, { "gradient-like", 235_146 }, { "few magnitudes", 40_000 }, { "all equal", 30_000 },
+        { "signed zeros", 30_000 }, { "mostly zeros", 60_000 }, { "subnormals", 30_000 }, { "huge and infinite", 30_000 },
+        { "largest on the sample", 40_000 }, { "smallest on the sample", 40_000 }, { "ascending", 33_333 }, { "descending", 33_333 },
+    };
+
+    private static float[] Make(string shape, int n, int seed)
+    {
+        var random = new Random(seed);
+        int stride = n / TopKSelector.DefaultSampleSize;
+        float Normal() => (float)(Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble()));
+        return Enumerable.Range(0, n).Select(i => shape switch
+        {
+            "gradient-like" => Normal() * MathF.Pow(10, random.Next(-6, -1)),
+            "few magnitudes" => random.Next(-3, 4) * 0.5f,
+            "all equal" => -0.25f,
+            "signed zeros" => random.Next(4) switch { 0 => 0f, 1 => -0f, 2 => 1e-3f, _ => -1e-3f },
+            "mostly zeros" => random.Next(100) < 3 ? Normal() : random.Next(2) == 0 ? 0f : -0f,
+            "subnormals" => (random.Next(2) == 0 ? 1 : -1) * float.Epsilon * random.Next(1, 50),
+            "huge and infinite" => random.Next(50) switch { 0 => float.PositiveInfinity, 1 => float.NegativeInfinity, 2 => float.MaxValue, 3 => -float.MaxValue, _ => Normal() * 1e37f },
+            // The sampled positions hold the largest magnitudes: the guess is too high, fewer than k candidates.
+            "largest on the sample" => i % stride == 0 && i / stride < TopKSelector.DefaultSampleSize ? 100f + i : Normal(),
+            // The sampled positions hold the smallest: the guess is far too low, more candidates than there is room for.
+            "smallest on the sample" => i % stride == 0 ? 1e-30f : 1f + (float)random.NextDouble(),
+            "ascending" => i * 1e-3f,
+            _ => (n - i) * 1e-3f,
+        }).ToArray();
+    }
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void The_sampled_threshold_selects_what_the_exact_selection_and_a_full_sort_select(string shape, int n)
+    {
+        var selector = new TopKSelector();
+        foreach (int k in new[] { 1, 2, n / 1000, n / 100, n / 100 + 7, n / 20, n / 3, n - 1, n })
+        {
+            var values = Make(shape, n, n + k);
+            var sampled = new int[k];
+            var exact = new int[k];
+            selector.Select(values, k, sampled);
+            new TopKSelector().SelectExact(values, k, exact);
+            Assert.Equal(exact, sampled);
+            if (k <= n / 100 + 7)
+                Assert.Equal(Reference(values, k), sampled);
+        }
+    }
+
+    [Theory]
+    [InlineData("gradient-like", false)]
+    [InlineData("largest on the sample", true)]
+    [InlineData("smallest on the sample", true)]
+    public void A_wrong_guess_falls_back_to_the_exact_selection_and_a_good_one_selects_among_few(string shape, bool fallsBack)
+    {
+        const int n = 40_000, k = 400;
+        var values = Make(shape, n, 7);
+        var selector = new TopKSelector();
+        var indices = new int[k];
+        selector.Select(values, k, indices);
+        Assert.Equal(Reference(values, k), indices);
+        Assert.Equal(fallsBack, selector.LastFellBack);
+        if (fallsBack)
+            Assert.Equal(n, selector.LastCandidates);
+        else
+            Assert.InRange(selector.LastCandidates, k, 3 * k);
+    }
+
+    [Theory]
+    [InlineData(16)]
+    [InlineData(100)]
+    [InlineData(1000)]
+    public void Any_sample_size_selects_the_same(int sampleSize)
+    {
+        var random = new Random(sampleSize);
+        for (int round = 0; round < 20; round++)
+        {
+            int n = random.Next(2 * sampleSize, 20_000);
+            int k = random.Next(1, n / 10);
+            var values = Enumerable.Range(0, n).Select(_ => random.Next(3) == 0 ? random.Next(-4, 5) * 0.125f : (float)random.NextDouble() - 0.5f).ToArray();
+            var indices = new int[k];
+            new TopKSelector(sampleSize).Select(values, k, indices);
+            Assert.Equal(Reference(values, k), indices);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_vectorized_pass_and_the_one_by_one_pass_collect_the_same_candidates(bool vectorized)
+    {
+        var random = new Random(vectorized ? 1 : 2);
+        for (int round = 0; round < 50; round++)
+        {
+            int n = random.Next(0, 3000);
+            var values = Enumerable.Range(0, n).Select(_ => random.Next(10) switch
+            {
+                0 => -0f, 1 => float.NegativeInfinity, 2 => float.Epsilon, _ => (float)(random.NextDouble() - 0.5) * 4,
+            }).ToArray();
+            uint threshold = BitConverter.SingleToUInt32Bits((float)random.NextDouble() * 2.5f);
+            int room = random.Next(0, n + 1);
+            var expected = Enumerable.Range(0, n).Where(i => Math.Abs(values[i]) >= BitConverter.UInt32BitsToSingle(threshold)).ToArray();
+            var at = new int[room];
+            var magnitudes = new uint[room];
+            int count = TopKSelector.CollectCandidates(values, threshold, at, magnitudes, vectorized);
+            if (expected.Length > room)
+            {
+                Assert.Equal(-1, count);
+                continue;
+            }
+            Assert.Equal(expected, at[..count]);
+            Assert.Equal(expected.Select(i => BitConverter.SingleToUInt32Bits(MathF.Abs(values[i]))), magnitudes[..count]);
+        }
+    }
+
+    [Fact]
+    public void NaN_among_the_candidates_is_refused_naming_its_index()
+    {
+        var values = Make("gradient-like", 50_000, 3);
+        values[12_345] = -float.NaN;   // not a sampled position (stride 12): only the candidate pass sees it
+        var selector = new TopKSelector();
+        var e = Assert.Throws<ArgumentException>(() => selector.Select(values, 500, new int[500]));
+        Assert.Contains("value 12345 is NaN", e.Message);
     }
 
     [Fact]

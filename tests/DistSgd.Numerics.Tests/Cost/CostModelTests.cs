@@ -111,6 +111,38 @@ public class CostModelTests
         Assert.Equal(4.0, CostModel.Centralized(Simple, Shape(4, LinkRate.Unlimited, sharedCores: 1)).ComputeSeconds, 9);
     }
 
+    [Theory]
+    // N jobs started together on K cores take ⌈N/K⌉ turns, not N/K: the third of 3 gradients on 2 cores runs after one
+    // of the first two, while the other core idles.
+    [InlineData(1, 2, 1)]
+    [InlineData(2, 2, 1)]
+    [InlineData(3, 2, 2)]
+    [InlineData(4, 2, 2)]
+    [InlineData(5, 2, 3)]
+    [InlineData(3, 4, 1)]
+    [InlineData(5, 1, 5)]
+    [InlineData(64, 0, 1)]   // a machine per node
+    public void Nodes_on_shared_cores_run_in_whole_turns(int nodes, int cores, int turns)
+    {
+        Assert.Equal(turns, CostModel.Turns(nodes, cores));
+        Assert.Equal(turns, CostModel.Decentralized(Simple, Collective.Ring, Shape(nodes, sharedCores: cores)).ComputeSeconds, 9);
+        Assert.Equal(turns, CostModel.Centralized(Simple, Shape(nodes, sharedCores: cores)).ComputeSeconds, 9);
+    }
+
+    [Fact]
+    public void Peers_on_shared_cores_sum_and_update_in_turns_and_the_master_alone()
+    {
+        var c = Simple with { SumSecondsPerByte = 1e-3, UpdateSecondsPerByte = 2e-3 };
+        // 3 peers on 2 cores: every peer's sum and update (pairwise: G·γ + G·δ = 3 s) in 2 turns
+        Assert.Equal(6.0, CostModel.Decentralized(c, Collective.Pairwise, Shape(3, sharedCores: 2)).ReduceSeconds, 9);
+        Assert.Equal(3.0, CostModel.Decentralized(c, Collective.Pairwise, Shape(3)).ReduceSeconds, 9);
+        Assert.Equal(3.0, CostModel.Decentralized(c, Collective.Pairwise, Shape(2, sharedCores: 2)).ReduceSeconds, 9);
+        // The master sums N·G·γ and updates G·δ alone: 5 s however many cores the workers share.
+        Assert.Equal(5.0, CostModel.Centralized(c, Shape(3, sharedCores: 2)).ReduceSeconds, 9);
+        Assert.Throws<ArgumentOutOfRangeException>(() => CostModel.Turns(0, 2));
+        Assert.Throws<ArgumentOutOfRangeException>(() => CostModel.Turns(3, -1));
+    }
+
     [Fact]
     public void Nodes_on_shared_cores_pay_the_network_stack_for_every_byte_any_of_them_sends()
     {
