@@ -39,10 +39,10 @@ public sealed class TopKSelector
     /// The digits of |x|'s 31 bits a selection over all the values histograms: two passes with up to 2¹⁶ buckets (the
     /// selection before decision 0134, unchanged).
     /// </summary>
-    private static ReadOnlySpan<int> WideDigits => [15, 16];
+    private static readonly int[] WideDigits = [15, 16];
 
     /// <summary>Digits for a few thousand values (the sample, the candidates): three passes, a histogram of 2¹¹ buckets to clear and scan.</summary>
-    private static ReadOnlySpan<int> NarrowDigits => [11, 10, 10];
+    private static readonly int[] NarrowDigits = [11, 10, 10];
 
     private readonly int _sampleSize;
     private readonly int[] _histogram = new int[1 << 16];
