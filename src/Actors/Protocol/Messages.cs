@@ -1,6 +1,7 @@
 using Akka.Actor;
 using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Models;
+using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Protocol;
@@ -124,7 +125,7 @@ public interface IGradientContribution : IPayloadMessage
 
     /// <summary>
     /// Whether every value of <see cref="Gradient"/> is finite, as the data plane's reader judged it while the frame arrived
-    /// (<see cref="Numerics.Training.FiniteValues"/>); null when nobody judged it yet (it came over Akka, or is this node's
+    /// (<see cref="Numerics.Tensors.FiniteValues"/>); null when nobody judged it yet (it came over Akka, or is this node's
     /// own). Set on this node only, never sent: the gather trusts its own reader, not the sender.
     /// </summary>
     bool? FiniteOnArrival => null;

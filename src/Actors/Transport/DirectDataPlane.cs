@@ -8,6 +8,7 @@ using System.Security.Authentication;
 using System.Text;
 using DistSgd.Actors.Security;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Transport;

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using DistSgd.Numerics.Training;
+using DistSgd.Numerics.Tensors;
 
 namespace DistSgd.Numerics.Compression;
 

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using DistSgd.Numerics.Training;
+using DistSgd.Numerics.Tensors;
 
 namespace DistSgd.Numerics.Compression;
 

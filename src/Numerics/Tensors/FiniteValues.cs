@@ -1,7 +1,7 @@
 using System.Numerics;
 using System.Runtime.InteropServices;
 
-namespace DistSgd.Numerics.Training;
+namespace DistSgd.Numerics.Tensors;
 
 /// <summary>
 /// Whether every value of a vector is finite: the check a step's gather applies to each gradient it accepts (a NaN or ±∞

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Tensors;
 
 namespace DistSgd.Numerics.Tests.Compression;
 
@@ -66,7 +67,7 @@ public class ShareCodecTests
             var decoded = new float[n];
             Assert.Null(ShareCodec.Decode(encoding, payload.AsSpan(0, bytes), count, decoded, out bool finite));
             Assert.Equal(float.IsFinite(bad), finite);
-            Assert.Equal(DistSgd.Numerics.Training.FiniteValues.All(decoded), finite);
+            Assert.Equal(DistSgd.Numerics.Tensors.FiniteValues.All(decoded), finite);
         }
     }
 

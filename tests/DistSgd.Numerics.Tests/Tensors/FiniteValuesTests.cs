@@ -1,6 +1,6 @@
-using DistSgd.Numerics.Training;
+using DistSgd.Numerics.Tensors;
 
-namespace DistSgd.Numerics.Tests.Training;
+namespace DistSgd.Numerics.Tests.Tensors;
 
 /// <summary>The gather's finiteness check of a gradient: every value, wherever it sits, in any split of the vector.</summary>
 public class FiniteValuesTests
