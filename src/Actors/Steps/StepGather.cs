@@ -1,5 +1,4 @@
 using DistSgd.Numerics.Tensors;
-using DistSgd.Numerics.Training;
 using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 

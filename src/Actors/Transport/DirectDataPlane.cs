@@ -9,7 +9,6 @@ using System.Text;
 using DistSgd.Actors.Security;
 using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Tensors;
-using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Transport;
 
