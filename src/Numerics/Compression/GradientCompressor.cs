@@ -147,7 +147,6 @@ public sealed class GradientCompressor
             {
                 var m = Vector256.Create(momentum);
                 var limit = Vector256.Create((int)threshold);
-                var mask = Vector256.Create(0x7FFF_FFFF);
                 for (; i <= n - Vector256<float>.Count; i += Vector256<float>.Count)
                 {
                     var added = Vector256.LoadUnsafe(ref g, (nuint)i);
@@ -159,8 +158,7 @@ public sealed class GradientCompressor
                     var a = Vector256.LoadUnsafe(ref r, (nuint)i) + added;
                     a.StoreUnsafe(ref r, (nuint)i);
                     Vector256<float>.Zero.StoreUnsafe(ref g, (nuint)i);
-                    uint found = Vector256.GreaterThanOrEqual(a.AsInt32() & mask, limit).ExtractMostSignificantBits();
-                    if (found != 0 && count >= 0 && !TopKSelector.Append(bits, i, found, at, magnitudes, ref count))
+                    if (count >= 0 && !TopKSelector.CollectEight(a.AsUInt32(), limit, bits, i, at, magnitudes, ref count))
                         count = -1;
                 }
             }
@@ -169,7 +167,7 @@ public sealed class GradientCompressor
                 float added = corrected ? (_velocity[i] = _velocity[i] * momentum + _gradient[i]) : _gradient[i];
                 _residual[i] += added;
                 _gradient[i] = 0;
-                if ((bits[i] & 0x7FFF_FFFFu) >= threshold && count >= 0 && !TopKSelector.Append(bits, i, 1, at, magnitudes, ref count))
+                if (count >= 0 && !TopKSelector.CollectOne(bits, i, threshold, at, magnitudes, ref count))
                     count = -1;
             }
             return count;

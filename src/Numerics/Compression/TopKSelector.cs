@@ -166,27 +166,41 @@ public sealed class TopKSelector
         var bits = MemoryMarshal.Cast<float, uint>(values);
         ref uint first = ref MemoryMarshal.GetReference(bits);
         int count = 0, i = 0;
-        // Magnitudes are below 2³¹: compared as signed 32-bit integers, their order is the same (one instruction on AVX2).
         if (vectorized)
         {
-            var mask = Vector256.Create(MagnitudeMask);
             var limit = Vector256.Create((int)threshold);
             for (; i <= bits.Length - Vector256<uint>.Count; i += Vector256<uint>.Count)
-            {
-                uint found = Vector256.GreaterThanOrEqual((Vector256.LoadUnsafe(ref first, (nuint)i) & mask).AsInt32(), limit).ExtractMostSignificantBits();
-                if (found != 0 && !Append(bits, i, found, at, magnitudes, ref count))
+                if (!CollectEight(Vector256.LoadUnsafe(ref first, (nuint)i), limit, bits, i, at, magnitudes, ref count))
                     return -1;
-            }
         }
         for (; i < bits.Length; i++)
-            if ((bits[i] & MagnitudeMask) >= threshold && !Append(bits, i, 1, at, magnitudes, ref count))
+            if (!CollectOne(bits, i, threshold, at, magnitudes, ref count))
                 return -1;
         return count;
     }
 
+    /// <summary>
+    /// The candidate rule for the eight values <paramref name="values"/> = <paramref name="bits"/>[i..i+8]: each index whose
+    /// |x| ≥ the threshold (<paramref name="limit"/>, the threshold's bits in every lane) is appended (<see cref="Append"/>);
+    /// false when out of room. Magnitudes are below 2³¹: compared as signed 32-bit integers, their order is the same (one
+    /// instruction on AVX2).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool CollectEight(Vector256<uint> values, Vector256<int> limit, ReadOnlySpan<uint> bits, int i, Span<int> at,
+                                      Span<uint> magnitudes, ref int count)
+    {
+        uint found = Vector256.GreaterThanOrEqual((values & Vector256.Create(MagnitudeMask)).AsInt32(), limit).ExtractMostSignificantBits();
+        return found == 0 || Append(bits, i, found, at, magnitudes, ref count);
+    }
+
+    /// <summary><see cref="CollectEight"/>'s rule for the one value <paramref name="bits"/>[i].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static bool CollectOne(ReadOnlySpan<uint> bits, int i, uint threshold, Span<int> at, Span<uint> magnitudes, ref int count) =>
+        (bits[i] & MagnitudeMask) < threshold || Append(bits, i, 1, at, magnitudes, ref count);
+
     /// <summary>Appends the indices start + b for each set bit b of <paramref name="found"/>, ascending; false when out of room.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static bool Append(ReadOnlySpan<uint> bits, int start, ulong found, Span<int> at, Span<uint> magnitudes, ref int count)
+    private static bool Append(ReadOnlySpan<uint> bits, int start, ulong found, Span<int> at, Span<uint> magnitudes, ref int count)
     {
         for (; found != 0; found &= found - 1)
         {
