@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures real runs on the emulated network (scripts/emulated-cluster.sh, root) and sets them next to the cost
 # model's prediction: for every link rate, the centralized mode with N workers and the decentralized mode with N
-# peers (each collective), the second epoch's samples/s, ms per step, and the bytes each node's link sent per step
+# peers (each collective), the samples/s and ms per step of every epoch after the first (together), and the bytes each node's link sent per step
 # (the master's, and the mean over the peers). Prints a markdown table; the prediction is `distsgd bench cost` with
 # the constants of `distsgd bench calibrate` (measured first, on this machine) and every node's compute and network stack
 # on this machine's cores (--shared-cores), with ν, the stack's CPU per byte sent, and κ, what each message round costs
@@ -12,7 +12,7 @@
 #   -n  node counts N, comma-separated (default 2,3,4)
 #   -c  collectives of the decentralized runs, comma-separated (default allgather; ring, pairwise where the program
 #       has --collective)
-#   -e  epochs per run (default 2; the last one is measured, the first pays JIT and cluster start)
+#   -e  epochs per run (default 2; all but the first are measured, together: the first pays JIT and cluster start)
 #   -f  no runs: fit and compare again the rows of an earlier run's output (stdout and stderr together, e.g.
 #       `… >run.txt 2>&1`: its calibrated: and measured: lines) with this build's model
 #   RUN FLAGS: more train flags for every run (default --dataset fashion-mnist)
@@ -84,10 +84,10 @@ for rate in "${rate_list[@]}"; do
         echo "error: $mode $n, $what at $rate failed: logs kept in $kept" >&2
         continue
       fi
-      row=$(sed -n "$((epochs + 1))p" "$out/metrics.csv")
-      previous=$(sed -n "${epochs}p" "$out/metrics.csv")
-      steps=$(( $(cut -d, -f2 <<<"$row") - $(cut -d, -f2 <<<"$previous") ))
-      total_steps=$(cut -d, -f2 <<<"$row")
+      # Every epoch after the first together (a loopback epoch is a second or less): its seconds, steps and samples.
+      read -r secs steps sps < <(awk -F, 'NR == 2 { first = $2 } NR > 2 { s += $6; n += $7 * $6; last = $2 }
+                                          END { printf "%.9f %d %.3f\n", s, last - first, n / s }' "$out/metrics.csv")
+      total_steps=$(sed -n "$((epochs + 1))p" "$out/metrics.csv" | cut -d, -f2)
       # Bytes per step on the wire (whole run, control traffic and framing included): the master's link (host 0),
       # or the mean over the peers' links.
       if [[ $mode == centralized ]]; then
@@ -95,8 +95,8 @@ for rate in "${rate_list[@]}"; do
       else
         wire=$(awk -F'\t' 'NR > 1 { s += $3; k++ } END { printf "%.0f", s / k }' "$out-logs/links.tsv")
       fi
-      measured+=("$(awk -v r="$rate" -v n="$n" -v name="$mode $n, $what" -v key="$what" -v secs="$(cut -d, -f6 <<<"$row")" \
-                     -v sps="$(cut -d, -f7 <<<"$row")" -v steps="$steps" -v wire="$wire" -v total="$total_steps" \
+      measured+=("$(awk -v r="$rate" -v n="$n" -v name="$mode $n, $what" -v key="$what" -v secs="$secs" \
+                     -v sps="$sps" -v steps="$steps" -v wire="$wire" -v total="$total_steps" \
                      'BEGIN { printf "%s|%s|%s|%s|%.6f|%.0f|%.0f", r, n, name, key, secs / steps, sps, wire / total }')")
       echo "measured: ${measured[-1]}" >&2   # kept in the output if a later step fails
     done

@@ -38,9 +38,12 @@ public sealed record StepCost(double ComputeSeconds, double CommunicationSeconds
 /// link back: 2α + 2·N·G·β + C + N·G·γ + G·δ (the master's link carries N·G each way);</item>
 /// <item>all-gather: every peer sends its share to the N−1 others at once, so one latency and (N−1)·G on its link:
 /// α + (N−1)·G·β + C + N·G·γ + G·δ;</item>
-/// <item>ring: 2·(N−1)·(α + G/N·β) + C + (N−1)/N·G·γ + G·δ;</item>
+/// <item>ring: 2·(N−1)·(α + G/N·β) + C + (N−1)/N·G·γ + G·δ; with its hops cut into segments (a slow link,
+/// <see cref="RingIsSegmented"/>) the hops overlap and, while a round is shorter than the rest of a chunk on the link,
+/// only each phase's start waits: 2·α + 2·(N−1)/N·G·β + …;</item>
 /// <item>pairwise: the N−1 slices of a round travel at once, so one latency per round: 2·(α + (N−1)/N·G·β) + C + G·γ + G·δ.</item>
 /// </list>
+/// On shared cores a round's α grows with the messages the cores take in it (<see cref="RoundSeconds(CostConstants, ClusterShape, int)"/>).
 /// Ring and pairwise move 2·(N−1)/N·G bytes per node per step, nearly flat in N. <b>Nodes on shared cores</b> (all on
 /// one machine, as on the emulated network: <see cref="ClusterShape.SharedCores"/> = K) compute at once, and the cores
 /// run one node's gradient after another in whole <see cref="Turns"/>: C × ⌈N / K⌉; so do the peers' sums and updates,
@@ -62,7 +65,8 @@ public static class CostModel
     {
         int n = CheckNodes(shape);
         double g = c.GradientBytes, beta = SecondsPerByte(c, shape);
-        double communication = 2 * RoundSeconds(c) + 2 * n * g * beta + SharedNetwork(c, shape, 2 * n * g);
+        double round = RoundSeconds(c, shape, handled: 1);   // each worker takes θ, then the master its N gradients
+        double communication = 2 * round + 2 * n * g * beta + SharedNetwork(c, shape, 2 * n * g);
         return new(Compute(c, n, shape.SharedCores), communication, n * g * c.SumSecondsPerByte + g * c.UpdateSecondsPerByte,
                    n * c.BatchPerNode, n * g);
     }
@@ -71,16 +75,18 @@ public static class CostModel
     public static StepCost Decentralized(CostConstants c, Collective collective, ClusterShape shape)
     {
         int n = CheckNodes(shape);
-        double g = c.GradientBytes, alpha = RoundSeconds(c), beta = SecondsPerByte(c, shape);
+        double g = c.GradientBytes, beta = SecondsPerByte(c, shape);
         double compute = Compute(c, n, shape.SharedCores), update = g * c.UpdateSecondsPerByte;
         if (n == 1)
             return new(compute, 0, update, c.BatchPerNode, 0);
         int turns = Turns(n, shape.SharedCores);   // every peer sums and updates at once
         var (communication, sum) = collective switch
         {
-            Collective.AllGather => (alpha + (n - 1) * g * beta, n * g),
-            Collective.Ring => (2 * (n - 1) * (alpha + g / n * beta), (n - 1) * g / n),
-            Collective.Pairwise => (2 * (alpha + (n - 1) * g / n * beta), g),
+            Collective.AllGather => (RoundSeconds(c, shape, n - 1) + (n - 1) * g * beta, n * g),
+            Collective.Ring when RingIsSegmented(c, n, shape.Link) =>
+                (2 * (n - 1) * g / n * beta + 2 * SegmentedPhaseWait(c, shape, beta), (n - 1) * g / n),
+            Collective.Ring => (2 * (n - 1) * (RoundSeconds(c, shape, 1) + g / n * beta), (n - 1) * g / n),
+            Collective.Pairwise => (2 * (RoundSeconds(c, shape, n - 1) + (n - 1) * g / n * beta), g),
             _ => throw new ArgumentOutOfRangeException(nameof(collective), collective, "not a collective"),
         };
         double sent = BytesSentPerNode(collective, n, c.GradientBytes);
@@ -123,6 +129,43 @@ public static class CostModel
 
     /// <summary>α + κ: what one message round of a step costs apart from its bytes.</summary>
     public static double RoundSeconds(CostConstants c) => c.MessageSeconds + c.RoundSeconds;
+
+    /// <summary>
+    /// α + κ·h: a round in which each node takes <paramref name="handled"/> messages. With a machine per node h = 1 (its
+    /// reader threads take the messages in parallel). On K shared cores every node's messages of the round are taken by
+    /// the same cores, and a woken reader thread or actor waits for a core that other nodes keep busy: h = max(1, N·m/K)
+    /// (m = <paramref name="handled"/>), the round's hand-offs over the cores. Measured on 2 cores (loopback, traces):
+    /// 0.08–0.15 ms a round at N = 2, 0.27–0.58 ms at N = 3 and 4 (decision 0140).
+    /// </summary>
+    public static double RoundSeconds(CostConstants c, ClusterShape shape, int handled) =>
+        c.MessageSeconds + c.RoundSeconds * (shape.SharedCores == 0 ? 1 : Math.Max(1, (double)shape.Nodes * handled / shape.SharedCores));
+
+    /// <summary>
+    /// What a phase of a segmented ring waits on top of its bytes: the round that starts it, and at each of its N−1 hops
+    /// what is left of a round once the chunk's other segments have covered it (a peer forwards a segment while the next
+    /// ones arrive, so a hop waits only when a round outlasts the rest of its chunk: max(0, R − (S−1)/S·chunk·β), S
+    /// segments a chunk).
+    /// </summary>
+    private static double SegmentedPhaseWait(CostConstants c, ClusterShape shape, double beta)
+    {
+        int n = shape.Nodes;
+        long parameters = c.GradientBytes / sizeof(float), chunk = (parameters + n - 1) / n;
+        long segments = (chunk + AllReduce.RingSegmentValues - 1) / AllReduce.RingSegmentValues;
+        double round = RoundSeconds(c, shape, 1), covered = (segments - 1) * (double)chunk * sizeof(float) * beta / segments;
+        return round + (n - 1) * Math.Max(0, round - covered);
+    }
+
+    /// <summary>
+    /// Whether the ring cuts its hops into segments here (<see cref="RingPartValues"/> with the float32 gradient): then a
+    /// peer passes a segment on while the rest of the chunk still arrives, every link stays busy, and the 2·(N−1) hops
+    /// cost their bytes and the latency of one round per phase (the pipeline's start), not one per hop (while a round is
+    /// shorter than the rest of a chunk on the link; <see cref="SegmentedPhaseWait"/>).
+    /// </summary>
+    public static bool RingIsSegmented(CostConstants c, int nodes, LinkRate link)
+    {
+        int parameters = (int)(c.GradientBytes / sizeof(float));
+        return RingPartValues(c, parameters, sizeof(float), nodes, link) < (parameters + nodes - 1) / nodes;
+    }
 
     /// <summary>
     /// How many values each part of the ring carries for <paramref name="nodes"/> peers on <paramref name="link"/> (a

@@ -21,7 +21,8 @@ public class BenchCostCommandTests
         Assert.Equal("7.52", row[6]);
         Assert.Equal("6.58", row[7]);
         Assert.Equal("1.65", row[8]);
-        Assert.Equal("pairwise", row[9]);
+        // The ring, cut into segments on a slow link, waits one round per phase as pairwise does and sums (N−1)/N·G, not G.
+        Assert.Equal("ring", row[9]);
         Assert.Contains("Stops scaling", outcome.Output);
     }
 

@@ -111,6 +111,44 @@ public class CostModelTests
         Assert.Equal(4.0, CostModel.Centralized(Simple, Shape(4, LinkRate.Unlimited, sharedCores: 1)).ComputeSeconds, 9);
     }
 
+    [Fact]
+    public void On_shared_cores_a_round_pays_kappa_for_each_hand_off_the_cores_take_in_it()
+    {
+        // κ = 0.25 s, 4 nodes on 2 cores: a round in which each node takes m messages pays α + κ·max(1, 4·m/2).
+        var c = Simple with { RoundSeconds = 0.25 };
+        var shared = Shape(4, sharedCores: 2);
+        Assert.Equal(0.5 + 0.25 * 6, CostModel.RoundSeconds(c, shared, handled: 3), 12);
+        // all-gather: one round of 3 shares each (h = 6), then 3·G·β = 3 s on the link
+        Assert.Equal(2.0 + 3.0, CostModel.Decentralized(c, Collective.AllGather, shared).CommunicationSeconds, 9);
+        // pairwise: two rounds of 3 slices each (h = 6), each with (N−1)/N·G·β = 0.75 s
+        Assert.Equal(2 * (2.0 + 0.75), CostModel.Decentralized(c, Collective.Pairwise, shared).CommunicationSeconds, 9);
+        // ring (whole chunks): 6 hops of one chunk each (h = 2), G/N·β = 0.25 s a hop
+        Assert.Equal(6 * (1.0 + 0.25), CostModel.Decentralized(c, Collective.Ring, shared).CommunicationSeconds, 9);
+        // centralized: θ to each worker, then each gradient to the master (h = 2 each), 2·N·G·β = 8 s
+        Assert.Equal(2 * 1.0 + 8.0, CostModel.Centralized(c, shared).CommunicationSeconds, 9);
+        // 2 nodes on 2 cores, or a machine per node: one hand-off a core, κ once a round.
+        Assert.Equal(0.75, CostModel.RoundSeconds(c, Shape(2, sharedCores: 2), handled: 1), 12);
+        Assert.Equal(0.75, CostModel.RoundSeconds(c, Shape(4), handled: 3), 12);
+        // 4 nodes on 4 cores: the all-gather's 3 shares each are 3 hand-offs a core (h = 3).
+        Assert.Equal(0.5 + 0.75 + 3.0, CostModel.Decentralized(c, Collective.AllGather, Shape(4, sharedCores: 4)).CommunicationSeconds, 9);
+    }
+
+    [Fact]
+    public void A_ring_cut_into_segments_pays_one_round_per_phase_and_its_bytes()
+    {
+        var c = CostConstants.Measured;
+        var gbit = LinkRate.Parse("1gbit");
+        double beta = gbit.SecondsPerByte * CostModel.EthernetFraming;
+        Assert.True(CostModel.RingIsSegmented(c, 4, gbit));
+        Assert.False(CostModel.RingIsSegmented(c, 4, LinkRate.Unlimited));
+        Assert.Equal(2 * CostModel.RoundSeconds(c) + 2 * 3.0 / 4 * c.GradientBytes * beta,
+                     CostModel.Decentralized(c, Collective.Ring, Shape(4, gbit)).CommunicationSeconds, 12);
+        // Whole chunks on loopback: a round per hop.
+        double loopback = c.LoopbackSecondsPerByte;
+        Assert.Equal(6 * (CostModel.RoundSeconds(c) + c.GradientBytes / 4.0 * loopback),
+                     CostModel.Decentralized(c, Collective.Ring, Shape(4, LinkRate.Unlimited)).CommunicationSeconds, 12);
+    }
+
     [Theory]
     // N jobs started together on K cores take ⌈N/K⌉ turns, not N/K: the third of 3 gradients on 2 cores runs after one
     // of the first two, while the other core idles.
