@@ -17,9 +17,11 @@ namespace DistSgd.Bench;
 /// <remarks>
 /// Each step: the gradient (fwd + bwd); the sender's parts one by one on a copy of the compressor's state (the finiteness
 /// check, u ← m·u + g and a ← r + u, the NaN check, the exact radix selection and the sampled one on the same a, the
-/// scatter into the sent share); the production <see cref="GradientCompressor.Compress"/> whole; then the receiver's
+/// scatter into the sent share); the production <see cref="GradientCompressor.Compress(Span{float})"/> whole; then the receiver's
 /// parts for N − 1 shares like it (decode into a dense share, the finiteness check on arrival) and the average of N
-/// shares with the step (<see cref="SgdOptimizer.AverageAndStep"/>). Rounds of S steps; a cell is the median of all
+/// shares with the step (<see cref="SgdOptimizer.AverageAndStep"/>); and the same receiver by the shares' entries (decision
+/// 0141): <see cref="ShareCodec.DecodeEntries"/> with the scatter into a clear share and the clearing when it is given
+/// back, and <see cref="SgdOptimizer.AverageEntriesAndStep"/>, checked bit for bit against the dense step. Rounds of S steps; a cell is the median of all
 /// steps (and the fastest), on this thread's CPU clock (<see cref="ThreadClock"/>), so a core taken by someone else's
 /// build does not count, its cache damage does. Compare a row with the gradient's row of the same run.
 /// </remarks>
@@ -57,7 +59,10 @@ public static class TopKCost
     private sealed class Probe
     {
         private readonly Model _model;
-        private readonly SgdOptimizer _receiver;
+        private readonly SgdOptimizer _receiver, _entryReceiver;
+        private readonly float[] _entryParameters, _clearShare;
+        private readonly SparseVector[] _entries;
+        private readonly SparseVector?[] _entryList;
         private readonly Dataset _train;
         private readonly float[] _parameters, _gradient, _features, _targets;
         private readonly float[] _accumulated, _velocity, _residual, _sent, _decoded;
@@ -90,6 +95,10 @@ public static class TopKCost
             Kept = _encoding.KeptCount(Length);
             _compressor = new GradientCompressor(_encoding, Length, momentum: 0.9);
             _receiver = new SgdOptimizer(new SgdOptions(0.05), Length);
+            _entryReceiver = new SgdOptimizer(new SgdOptions(0.05), Length);
+            (_entryParameters, _clearShare) = (new float[Length], new float[Length]);
+            _entries = Enumerable.Range(0, peers).Select(_ => new SparseVector(Length, Kept)).ToArray();
+            _entryList = [.. _entries];
             (_accumulated, _velocity, _residual, _sent, _decoded) = (new float[Length], new float[Length], new float[Length], new float[Length], new float[Length]);
             _shares = Enumerable.Range(0, peers).Select(_ => new float[Length]).ToArray();
             _shareMemories = [.. _shares.Select(share => (ReadOnlyMemory<float>)share)];
@@ -104,6 +113,7 @@ public static class TopKCost
                 "sender: the candidate pass alone (SIMD compare)",
                 "sender: scatter (clear, k values, r, u masked)", "sender: GradientCompressor.Compress whole", "sender: ShareCodec.Encode",
                 "receiver: ShareCodec.Decode, one share", "receiver: FiniteValues.All, one share", $"receiver: average of {peers} shares + step",
+                "receiver 0141: DecodeEntries + scatter + clear, one share", $"receiver 0141: average of {peers} shares by entries + step",
             }.Select(name => (name, new List<double>()))];
         }
 
@@ -174,9 +184,24 @@ public static class TopKCost
             Lap();
             foreach (var share in _shares)
                 _gradient.CopyTo(share, 0);
+            _parameters.CopyTo(_entryParameters, 0);
             t = ThreadClock.Now();
             _receiver.AverageAndStep(_parameters, _shareMemories, _weights);
             Lap();
+
+            // Decision 0141: the receiver's work by entries, on the same shares and θ.
+            if (ShareCodec.DecodeEntries(_encoding, _payload.AsSpan(0, bytes), count, _entries[0], out _) is { } refused)
+                throw new InvalidOperationException(refused);
+            _entries[0].ScatterInto(_clearShare);
+            _entries[0].ClearIn(_clearShare);
+            Lap();
+            foreach (var entries in _entries[1..])
+                ShareCodec.DecodeEntries(_encoding, _payload.AsSpan(0, bytes), count, entries, out _);
+            t = ThreadClock.Now();
+            _entryReceiver.AverageEntriesAndStep(_entryParameters, _entryList, _weights);
+            Lap();
+            if (!System.Runtime.InteropServices.MemoryMarshal.AsBytes(_parameters.AsSpan()).SequenceEqual(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_entryParameters.AsSpan())))
+                throw new InvalidOperationException("the average by entries differs from the dense average");
 
             if (_sampled.LastFellBack)
                 Fallbacks += record ? 1 : 0;

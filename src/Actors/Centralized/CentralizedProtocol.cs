@@ -80,7 +80,7 @@ public sealed record ComputeGradient(string RunId, long Step, int Epoch, int Ste
     public float Checksum { get; init; }
 
     /// <summary>The request a data-plane frame carries (<see cref="FrameDecoder"/>): the frame's sample count is the shard count.</summary>
-    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite) =>
+    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite, Numerics.Tensors.SparseVector? entries) =>
         new ComputeGradient(runId, h.Step, h.Epoch, h.StepInEpoch, values, h.SampleCount > 0 ? h.Shard : -1, h.SampleCount, h.BatchSize)
         {
             IsUpdate = h.IsUpdate,
@@ -106,9 +106,12 @@ public sealed record GradientReply(string RunId, long Step, int WorkerIndex, int
     /// <inheritdoc/>
     public bool? FiniteOnArrival { get; init; }
 
+    /// <inheritdoc/>
+    public Numerics.Tensors.SparseVector? Entries { get; init; }
+
     /// <summary>The reply a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
-    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite) =>
-        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes, FiniteOnArrival = finite };
+    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite, Numerics.Tensors.SparseVector? entries) =>
+        new GradientReply(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes, FiniteOnArrival = finite, Entries = entries };
 }
 
 /// <summary>Master → workers: the run is over (finished or failed); stop computing for it.</summary>

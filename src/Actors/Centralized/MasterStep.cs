@@ -177,7 +177,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
         _replica.Totals.CountLate(reply.WorkerIndex);
         _meter.Late(reply.WorkerIndex);
         if (reply.Gradient.Length > 0)
-            _dataPlane?.Return(reply.Gradient);
+            _dataPlane?.Return(reply.Gradient, reply.Entries);
     }
 
     /// <summary>
@@ -292,7 +292,7 @@ internal sealed class MasterStep : IStepExchange, IDisposable
     {
         // The step's gradients are averaged and applied: their arrays take the next step's frames.
         for (int i = 0; _dataPlane is not null && i < gather.Replies.Count; i++)
-            _dataPlane.Return(gather.Replies[i].Gradient);
+            _dataPlane.Return(gather.Replies[i].Gradient, gather.Replies[i].Entries);
         if (diverged)
             return;
         if (_roundSteps > 1)

@@ -101,7 +101,7 @@ public sealed record CollectivePart(string RunId, long Step, int Sender, int Rou
     public long Bytes => FrameBytes > 0 ? FrameBytes : Transport.FrameHeader.Size + (long)Values.Length * sizeof(float);
 
     /// <summary>The part a data-plane frame carries (<see cref="Transport.FrameDecoder"/>).</summary>
-    public static object FromFrame(in Transport.FrameHeader h, string runId, float[] values, bool? finite) =>
+    public static object FromFrame(in Transport.FrameHeader h, string runId, float[] values, bool? finite, Numerics.Tensors.SparseVector? entries) =>
         new CollectivePart(runId, h.Step, h.Sender, h.Shard, h.Epoch, h.StepInEpoch, h.SampleCount, h.LossSum, h.ComputeSeconds, values)
         {
             FrameBytes = h.FrameBytes,

@@ -47,9 +47,12 @@ public sealed record GradientShare(string RunId, long Step, int NodeId, int Samp
     /// <inheritdoc/>
     public bool? FiniteOnArrival { get; init; }
 
+    /// <inheritdoc/>
+    public Numerics.Tensors.SparseVector? Entries { get; init; }
+
     /// <summary>The share a data-plane frame carries (<see cref="FrameDecoder"/>).</summary>
-    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite) =>
-        new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes, FiniteOnArrival = finite };
+    public static object FromFrame(in FrameHeader h, string runId, float[] values, bool? finite, Numerics.Tensors.SparseVector? entries) =>
+        new GradientShare(runId, h.Step, h.Sender, h.SampleCount, h.LossSum, h.ComputeSeconds, values) { FrameBytes = h.FrameBytes, FiniteOnArrival = finite, Entries = entries };
 }
 
 /// <summary>

@@ -47,7 +47,7 @@ internal sealed class PeerStep : IStepExchange, IDisposable
     private long _optimizerStepAtOpen;
     /// <summary>The sends' warning for a peer that could not be reached, and the undo's release of a frame's array: made once, not at every step (decision 0067).</summary>
     private readonly Action<int, string> _unreachable;
-    private readonly Action<float[]> _release;
+    private readonly Action<GradientShare> _release;
 
     public PeerStep(PeerRun run, IPeerControl control, ITimerScheduler timers)
     {
@@ -300,8 +300,11 @@ internal sealed class PeerStep : IStepExchange, IDisposable
         }
         // What the wire delivers, kept as this peer's own share too (bit-identical replicas); a gradient that is not
         // finite cannot travel compressed and goes as a non-finite share, judged like one everywhere.
-        double lossSum = _run.Shares.Compress(gradient) ? (double)loss * rows : double.NaN;
-        return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient);
+        double lossSum = _run.Shares.Compress(gradient, out var entries) ? (double)loss * rows : double.NaN;
+        return new GradientShare(plan.RunId, step, _run.NodeId, rows, lossSum, Stopwatch.GetElapsedTime(started).TotalSeconds, gradient)
+        {
+            Entries = entries,
+        };
     }
 
     /// <summary>Sends this peer's share of the open step (<see cref="_ownShare"/>, which the warning of an unreachable peer names).</summary>

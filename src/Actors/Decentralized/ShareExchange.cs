@@ -3,6 +3,7 @@ using DistSgd.Actors.Collectives;
 using DistSgd.Actors.Protocol;
 using DistSgd.Actors.Transport;
 using DistSgd.Numerics.Compression;
+using DistSgd.Numerics.Tensors;
 using DistSgd.Numerics.Training;
 
 namespace DistSgd.Actors.Decentralized;
@@ -25,6 +26,8 @@ internal sealed class ShareExchange : IDisposable
     private readonly int _parameterCount;
     private readonly float[][] _ownGradients;
     private readonly GradientCompressor? _compressor;
+    /// <summary>The entries of <see cref="_ownGradients"/>' shares, one each, when sparse shares are averaged by their entries; else empty.</summary>
+    private readonly SparseVector[] _ownEntries;
 
     /// <param name="wire">How the run's gradients travel (null: float32 as computed).</param>
     /// <param name="momentum">The momentum this peer applies to its gradients before top-k (<see cref="ShareEncoding.SenderMomentum"/>).</param>
@@ -36,6 +39,11 @@ internal sealed class ShareExchange : IDisposable
         _ownGradients = direct is null ? [] : [new float[parameterCount], new float[parameterCount]];
         Collective = collective ?? new AllGather(mediator, topic, direct);
         _compressor = wire is null || wire.IsIdentity ? null : new GradientCompressor(wire, parameterCount, momentum);
+        // Over the data plane a sparse share's receivers average its entries (the topic delivers dense shares, and an
+        // all-reduce densifies); this peer's own share carries them too, so its steps do.
+        _ownEntries = direct is not null && wire is { IsSparse: true } && AllReduce is null
+            ? [new SparseVector(parameterCount, wire.KeptCount(parameterCount)), new SparseVector(parameterCount, wire.KeptCount(parameterCount))]
+            : [];
     }
 
     /// <summary>The run's collective (distsgd.collective).</summary>
@@ -79,9 +87,16 @@ internal sealed class ShareExchange : IDisposable
 
     /// <summary>
     /// gradient ← what the run's encoding delivers, with error feedback when sparse (<see cref="GradientCompressor"/>);
-    /// false when it is not finite (then cleared). Dense float32: unchanged.
+    /// false when it is not finite (then cleared). Dense float32: unchanged. <paramref name="entries"/>: the compressed
+    /// gradient's entries when this peer's step averages sparse shares by their entries (top-k, the all-gather over the data
+    /// plane, <paramref name="gradient"/> one of this peer's own arrays; decision 0141), else null.
     /// </summary>
-    public bool Compress(Span<float> gradient) => _compressor?.Compress(gradient) ?? true;
+    public bool Compress(float[] gradient, out SparseVector? entries)
+    {
+        int own = Array.IndexOf(_ownGradients, gradient);
+        entries = own >= 0 && _ownEntries.Length > 0 ? _ownEntries[own] : null;
+        return _compressor?.Compress(gradient, entries) ?? true;
+    }
 
     /// <summary>The array to compute this peer's next gradient into.</summary>
     public float[] GradientArray(StepUndo undo) =>
@@ -92,13 +107,14 @@ internal sealed class ShareExchange : IDisposable
         Collective.Send(share, epoch, stepInEpoch, participants, unreachable);
 
     /// <summary>
-    /// A gradient of a step that can no longer be redone: a frame's array goes back to the data plane for the next
-    /// frames; this peer's own arrays stay.
+    /// The share of a step that can no longer be redone: a frame's array (with its entries, when sparse) goes back to the
+    /// data plane for the next frames; this peer's own arrays stay.
     /// </summary>
-    public void Release(float[] gradient)
+    public void Release(GradientShare share)
     {
+        var gradient = share.Gradient;
         if (_direct is not null && !ReferenceEquals(gradient, _ownGradients[0]) && !ReferenceEquals(gradient, _ownGradients[1]))
-            _direct.Return(gradient);
+            _direct.Return(gradient, share.Entries);
     }
 
     public void Dispose()

@@ -74,15 +74,15 @@ public sealed class StepUndo
     }
 
     /// <summary>
-    /// Records the step just applied and its shares; <paramref name="released"/> is called with every gradient array of
-    /// the step before it that the new step does not use (it can no longer be redone, so its arrays may be reused).
+    /// Records the step just applied and its shares; <paramref name="released"/> is called with every share of the step
+    /// before it whose gradient array the new step does not use (it can no longer be redone, so its arrays may be reused).
     /// </summary>
-    public void Applied(long step, IReadOnlyList<IGradientContribution> shares, Action<float[]>? released = null)
+    public void Applied(long step, IReadOnlyList<IGradientContribution> shares, Action<GradientShare>? released = null)
     {
         if (released is not null)
             foreach (var old in _shares)
                 if (!Uses(shares, old.Gradient))
-                    released(old.Gradient);
+                    released(old);
         _shares.Clear();
         _joinedSenders = null;
         for (int i = 0; i < shares.Count; i++)
@@ -92,14 +92,14 @@ public sealed class StepUndo
 
     /// <summary>
     /// The survivors abandoned the contested step (<see cref="DecisionPlan.Abandoned"/>): records <paramref name="step"/> as
-    /// the last applied, with no shares, on every survivor alike; <paramref name="released"/> gets the arrays of the step
+    /// the last applied, with no shares, on every survivor alike; <paramref name="released"/> gets the shares of the step
     /// kept until now. The copy of θ and v stays (the state before a step taken back is the state now).
     /// </summary>
-    public void Abandoned(long step, Action<float[]>? released = null)
+    public void Abandoned(long step, Action<GradientShare>? released = null)
     {
         if (released is not null)
             foreach (var old in _shares)
-                released(old.Gradient);
+                released(old);
         _shares.Clear();
         _joinedSenders = null;
         AppliedStep = step;

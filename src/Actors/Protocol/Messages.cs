@@ -130,6 +130,14 @@ public interface IGradientContribution : IPayloadMessage
     /// </summary>
     bool? FiniteOnArrival => null;
 
+    /// <summary>
+    /// The entries of <see cref="Gradient"/> when its encoding is sparse (top-k) and they are known on this node: as the
+    /// data plane decoded them, or as this node's compressor kept them; <see cref="Gradient"/> is +0 everywhere else. Null:
+    /// not known (dense, or it came over Akka). Set on this node only, never sent: the step averages the entries alone
+    /// when every share of the step has them (<see cref="Numerics.Optim.SgdOptimizer.AverageEntriesAndStep"/>, decision 0141).
+    /// </summary>
+    Numerics.Tensors.SparseVector? Entries => null;
+
     /// <summary>The bytes it took on the wire: its frame's, or the message's serialized size over Akka.</summary>
     long WireBytes => FrameBytes > 0 ? FrameBytes : PayloadBytes;
 }

@@ -43,6 +43,7 @@ public sealed class StepGather
     private readonly Dictionary<GatherOutcome, long> _dropped = new();
     private readonly List<ReadOnlyMemory<float>> _shareBuffer = new();
     private readonly List<int> _weightBuffer = new();
+    private readonly List<SparseVector?> _entriesBuffer = new();
     private readonly HashSet<int> _missing = new();
 
     public StepGather(string runId, int parameterCount)
@@ -185,6 +186,27 @@ public sealed class StepGather
         return (_shareBuffer, _weightBuffer);
     }
 
+    /// <summary>
+    /// The accepted contributions' sparse entries in participant order, beside <see cref="Shares"/>'s weights (a list the
+    /// gather reuses, valid until the next call), when every contribution with samples carries them and one does (a sparse
+    /// encoding's shares as the data plane decoded them, and this node's own as its compressor kept them); else null: the
+    /// step averages the dense vectors (decision 0141).
+    /// </summary>
+    public IReadOnlyList<SparseVector?>? Entries()
+    {
+        _entriesBuffer.Clear();
+        bool any = false;
+        for (int i = 0; i < _replies.Count; i++)
+        {
+            var reply = _replies[i];
+            if (reply.SampleCount > 0 && reply.Entries is null)
+                return null;
+            any |= reply.SampleCount > 0;
+            _entriesBuffer.Add(reply.Entries);
+        }
+        return any ? _entriesBuffer : null;
+    }
+
     /// <summary>Counts a message dropped outside <see cref="Offer"/> (a late gradient the master recognised).</summary>
     public void CountDropped(GatherOutcome reason) => _dropped[reason] = _dropped.GetValueOrDefault(reason) + 1;
 
@@ -227,7 +249,8 @@ public sealed class StepGather
             return GatherOutcome.Duplicate;
         if (!_waitingFor.Contains(reply.Participant) || !fromParticipant)
             return GatherOutcome.NotParticipant;
-        if (reply.SampleCount < 0 || (reply.SampleCount == 0 || Reduction is not null ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount))
+        if (reply.SampleCount < 0 || (reply.SampleCount == 0 || Reduction is not null ? reply.Gradient.Length != 0 : reply.Gradient.Length != ParameterCount)
+            || reply.Entries is { } entries && entries.Length != ParameterCount)
             return GatherOutcome.WrongLength;
         // Judged by the data plane's reader as the frame arrived, when it came that way; else here, by the same rule.
         if (reply.SampleCount > 0 && (!(reply.FiniteOnArrival ?? FiniteValues.All(reply.Gradient)) || !double.IsFinite(reply.LossSum)))

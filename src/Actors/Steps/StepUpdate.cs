@@ -43,7 +43,10 @@ public static class StepUpdate
                                                Span<float> velocityBefore)
     {
         var (gradients, weights) = gather.Shares();
-        return optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
+        // Sparse shares (top-k over the data plane) are averaged by their entries alone, with the same bits (decision 0141).
+        return gather.Entries() is { } entries
+            ? optimizer.AverageEntriesAndStep(parameters, entries, weights, parametersBefore, velocityBefore)
+            : optimizer.AverageAndStep(parameters, gradients, weights, parametersBefore, velocityBefore);
     }
 
     /// <summary>

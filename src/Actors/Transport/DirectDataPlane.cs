@@ -59,9 +59,10 @@ public sealed record DataConnectionLost(int Sender, string Reason);
 /// the data plane knows frames, the modes know their messages. <paramref name="runId"/> is the run's id, or a
 /// foreign one that cannot match when the frame's run hash differs. <paramref name="finite"/>: for a gradient frame
 /// (GradientReply, GradientShare), whether every value is finite, judged by the reader as the bytes arrived
-/// (<see cref="FiniteValues"/>); null for other kinds.
+/// (<see cref="FiniteValues"/>); null for other kinds. <paramref name="entries"/>: a sparse gradient's entries as decoded
+/// (<paramref name="values"/> is +0 everywhere else; decision 0141), else null.
 /// </summary>
-public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values, bool? finite);
+public delegate object FrameDecoder(in FrameHeader header, string runId, float[] values, bool? finite, SparseVector? entries);
 
 /// <summary>
 /// The fixed 64-byte header of a data-plane frame, little-endian, followed by its payload: <see cref="Count"/> raw
@@ -233,6 +234,11 @@ public sealed class DirectDataPlane : IDisposable
     private readonly byte[] _sendPayload;
     /// <summary>Arrays given back, by length: whole vectors, and the slices and segments of an all-reduce (a few lengths per run).</summary>
     private readonly ConcurrentDictionary<int, ConcurrentQueue<float[]>> _free = new();
+    /// <summary>
+    /// Sparse gradients given back with their entries: each array all +0 (its entries cleared when it came back), so a sparse
+    /// frame is decoded by writing its entries alone (decision 0141). Apart from <see cref="_free"/>, whose arrays are not clear.
+    /// </summary>
+    private readonly ConcurrentQueue<(float[] Values, SparseVector Entries)> _clear = new();
     private volatile bool _disposed;
     private long _badFrames;
     private long _closedConnections;
@@ -340,7 +346,7 @@ public sealed class DirectDataPlane : IDisposable
     /// Sends one frame to <paramref name="endpoint"/>, connecting first if needed; false when the connection
     /// failed (it is closed; the next call reconnects). A gradient goes in the run's encoding
     /// (<see cref="DataPlaneOptions.Gradients"/>): <paramref name="values"/> must already be what that encoding delivers
-    /// (<see cref="GradientCompressor.Compress"/>), so nothing is lost. Not thread-safe: one owning actor sends.
+    /// (<see cref="GradientCompressor.Compress(Span{float})"/>), so nothing is lost. Not thread-safe: one owning actor sends.
     /// </summary>
     public bool Send(string endpoint, in FrameHeader header, ReadOnlySpan<float> values)
     {
@@ -391,8 +397,23 @@ public sealed class DirectDataPlane : IDisposable
     /// finished, nothing refers to it any more): the next frame of the same length is read into it instead of a
     /// new array. Each array at most once; arrays never returned are simply collected.
     /// </summary>
-    public void Return(float[] values)
+    public void Return(float[] values) => Return(values, null);
+
+    /// <summary>
+    /// <see cref="Return(float[])"/> for a gradient delivered with its <paramref name="entries"/> (a sparse frame's,
+    /// <see cref="Protocol.IGradientContribution.Entries"/>): the entries are cleared in the array, O(entries), and both
+    /// are reused for the next sparse frame. Without entries the array is reused for dense frames only.
+    /// </summary>
+    public void Return(float[] values, SparseVector? entries)
     {
+        if (entries is not null && values.Length == _options.ParameterCount && entries.Length == values.Length)
+        {
+            entries.ClearIn(values);
+            entries.Clear();
+            if (_clear.Count < 2 * _options.SenderCount + 2)
+                _clear.Enqueue((values, entries));
+            return;
+        }
         if (values.Length == 0 || values.Length > _options.ParameterCount)
             return;
         // A whole vector per sender and step, twice (the step before may still be redone); slices and segments are more, and smaller.
@@ -879,7 +900,10 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 long headerAt = System.Diagnostics.Stopwatch.GetTimestamp();
-                var values = Rent(DecodedLength(header, encoding));
+                bool judged = header.Kind is FrameKind.GradientReply or FrameKind.GradientShare;
+                int length = DecodedLength(header, encoding);
+                // A sparse gradient is decoded into its entries, written into an array that is all +0 (decision 0141).
+                var (values, entries) = encoding.IsSparse && judged && length > 0 ? RentClear(encoding) : (Rent(length), null);
                 var payload = encoding.IsIdentity ? MemoryMarshal.AsBytes(values.AsSpan()) : encoded.AsSpan(0, (int)encoding.PayloadBytes(header.Count));
                 if (opener is not null && ReceiveRecords(socket, opener, payload, recordBuffer!, exact: false) is { } refusedPayload)
                 {
@@ -888,7 +912,6 @@ public sealed class DirectDataPlane : IDisposable
                 }
                 // A gradient's values are judged finite here, off the actor's thread: plain float32 part by part as it
                 // arrives (each part still in this core's cache), anything else as it is decoded (decision 0134).
-                bool judged = header.Kind is FrameKind.GradientReply or FrameKind.GradientShare;
                 bool finite = true;
                 bool inPlace = opener is null && encoding.IsIdentity;
                 got = opener is not null ? payload.Length
@@ -900,17 +923,20 @@ public sealed class DirectDataPlane : IDisposable
                     break;
                 }
                 bool decodedFinite = false;
-                if (!encoding.IsIdentity && ShareCodec.Decode(encoding, payload, header.Count, values, out decodedFinite) is { } invalid)
+                string? invalid = entries is not null ? ShareCodec.DecodeEntries(encoding, payload, header.Count, entries, out decodedFinite)
+                    : encoding.IsIdentity ? null : ShareCodec.Decode(encoding, payload, header.Count, values, out decodedFinite);
+                if (invalid is not null)
                 {
-                    Return(values);
+                    Return(values, entries);   // no entries were left in it: still clear
                     reason = Bad($"frame refused: step {header.Step} of node {sender}: {invalid}");
                     break;
                 }
+                entries?.ScatterInto(values);
                 if (judged && !inPlace)
                     finite = encoding.IsIdentity ? FiniteValues.All(values) : decodedFinite;   // decoding judged (a sparse share by its entries)
                 Interlocked.Increment(ref _framesReceived);
                 FrameReceived?.Invoke(sender, header.Step, headerAt, System.Diagnostics.Stopwatch.GetTimestamp());
-                _deliver(ToMessage(header, values, judged ? finite : null));
+                _deliver(ToMessage(header, values, judged ? finite : null, entries));
             }
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException or IOException)
@@ -977,6 +1003,16 @@ public sealed class DirectDataPlane : IDisposable
         return GC.AllocateUninitializedArray<float>(count);
     }
 
+    /// <summary>A whole gradient's array that is all +0, with room for a sparse frame's entries (<see cref="_clear"/>).</summary>
+    private (float[] Values, SparseVector? Entries) RentClear(ShareEncoding encoding)
+    {
+        if (_clear.TryDequeue(out var reused))
+            return reused;
+        Interlocked.Increment(ref _arraysAllocated);
+        int length = _options.ParameterCount;
+        return (new float[length], new SparseVector(length, encoding.KeptCount(length)));
+    }
+
     private string Bad(string reason)
     {
         Interlocked.Increment(ref _badFrames);
@@ -1039,11 +1075,11 @@ public sealed class DirectDataPlane : IDisposable
         return read;
     }
 
-    private object ToMessage(in FrameHeader h, float[] values, bool? finite)
+    private object ToMessage(in FrameHeader h, float[] values, bool? finite, SparseVector? entries)
     {
         // A foreign run keeps a run id that cannot match, so the step's gather drops and counts it as ForeignRun.
         string runId = h.RunHash == _runHash ? _options.RunId : $"foreign run {h.RunHash:x16}";
-        return _decode(h, runId, values, finite);
+        return _decode(h, runId, values, finite, entries);
     }
 
     private static void ShutDown(Socket socket)

@@ -20,7 +20,7 @@ namespace DistSgd.Numerics.Compression;
 /// applied again later). Then Σ sent + r = Σ of the velocities u added (each step's m·u + g, u masked the step before);
 /// the receivers step without momentum (<see cref="ShareEncoding.ReceiverOptions"/>).
 /// A gradient with a NaN or ∞ (any value: <see cref="FiniteValues.All"/>, decision 0128) is not compressed: it is cleared, the residual is left as it was,
-/// and <see cref="Compress"/> returns false, so the caller marks its share non-finite (a diverged step is judged the same on
+/// and <see cref="Compress(Span{float})"/> returns false, so the caller marks its share non-finite (a diverged step is judged the same on
 /// every node).
 /// </remarks>
 public sealed class GradientCompressor
@@ -68,8 +68,18 @@ public sealed class GradientCompressor
     /// gradient ← what the wire delivers (see the remarks); false, with the gradient cleared and nothing else changed,
     /// when it is not finite. An empty gradient (no samples) stays empty.
     /// </summary>
-    public bool Compress(Span<float> gradient)
+    public bool Compress(Span<float> gradient) => Compress(gradient, null);
+
+    /// <summary>
+    /// <see cref="Compress(Span{float})"/>, and with a sparse encoding <paramref name="entries"/> ← the compressed
+    /// gradient's entries (its values that are not ±0, as the wire sends them), read from the selection without scanning the
+    /// gradient; no entries when it is not finite or empty. <paramref name="entries"/> null: none are kept.
+    /// </summary>
+    public bool Compress(Span<float> gradient, SparseVector? entries)
     {
+        entries?.Clear();
+        if (entries is not null && (!Encoding.IsSparse || entries.Length != Length || entries.Capacity < KeptCount))
+            throw new ArgumentException($"entries for {entries.Length} values and {entries.Capacity} entries; this compressor ({Encoding}) keeps {KeptCount} of {Length}", nameof(entries));
         if (gradient.IsEmpty)
             return true;
         if (gradient.Length != Length)
@@ -100,6 +110,7 @@ public sealed class GradientCompressor
         if (_velocity.Length > 0)
             foreach (int i in _indices)
                 _velocity[i] = 0;   // momentum factor masking
+        entries?.Collect(gradient, _indices);
         return true;
     }
 

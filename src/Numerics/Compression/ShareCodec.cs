@@ -10,7 +10,7 @@ namespace DistSgd.Numerics.Compression;
 /// (u32 index, value) in strictly ascending index order, little-endian. Allocation-free: the caller owns both buffers.
 /// </summary>
 /// <remarks>
-/// The sender encodes values that are already what the wire delivers (<see cref="GradientCompressor.Compress"/>), so
+/// The sender encodes values that are already what the wire delivers (<see cref="GradientCompressor.Compress(Span{float})"/>), so
 /// encoding loses nothing and every receiver decodes the sender's own copy bit for bit. A sparse share sends its
 /// non-zero values: a zero (of either sign) decodes as +0, which adds nothing to an average of shares whatever its sign.
 /// Decoding judges what another node sent: a count, an index out of range or out of order, or a NaN is refused with the
@@ -115,8 +115,8 @@ public static class ShareCodec
     public static string? Decode(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, Span<float> destination, out bool finite)
     {
         finite = false;
-        if (payload.Length != encoding.PayloadBytes(count))
-            return $"payload of {payload.Length} bytes for {count} {(encoding.IsSparse ? "entries" : "values")}, expected {encoding.PayloadBytes(count)}";
+        if (PayloadError(encoding, payload, count) is { } wrongSize)
+            return wrongSize;
         if (!encoding.IsSparse)
         {
             if (count != destination.Length)
@@ -137,18 +137,59 @@ public static class ShareCodec
             int nan = finite ? -1 : ((ReadOnlySpan<float>)destination).IndexOfNaN();
             return nan < 0 ? null : $"value {nan} is NaN";
         }
-        int kept = encoding.KeptCount(destination.Length);
-        if (count > kept)
-            return $"{count} entries, at most {kept} kept of {destination.Length} values";
+        if (CountError(encoding, count, destination.Length) is { } tooMany)
+            return tooMany;
         destination.Clear();
+        return DecodeSparse(encoding, payload, count, destination.Length, new DenseSink(destination), out finite);
+    }
+
+    /// <summary>
+    /// Decodes a sparse payload of <paramref name="count"/> entries into <paramref name="entries"/> (compact, for a share of
+    /// <see cref="SparseVector.Length"/> values), judging finiteness as <see cref="Decode(ShareEncoding, ReadOnlySpan{byte}, int, Span{float}, out bool)"/>
+    /// does and refusing by the same rules with the same reasons; null when it is valid, else why it is refused (then no
+    /// entries are left). O(entries): no dense share is touched.
+    /// </summary>
+    public static string? DecodeEntries(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, SparseVector entries, out bool finite)
+    {
+        if (!encoding.IsSparse)
+            throw new ArgumentException($"{encoding} is dense: its shares have no entries", nameof(encoding));
+        if (entries.Capacity < encoding.KeptCount(entries.Length))
+            throw new ArgumentException($"room for {entries.Capacity} entries, {encoding} keeps {encoding.KeptCount(entries.Length)}", nameof(entries));
+        finite = false;
+        entries.Clear();
+        if (PayloadError(encoding, payload, count) is { } wrongSize)
+            return wrongSize;
+        if (CountError(encoding, count, entries.Length) is { } tooMany)
+            return tooMany;
+        string? invalid = DecodeSparse(encoding, payload, count, entries.Length, new EntriesSink(entries), out finite);
+        if (invalid is not null)
+            entries.Clear();
+        return invalid;
+    }
+
+    private static string? PayloadError(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count) =>
+        payload.Length == encoding.PayloadBytes(count) ? null
+            : $"payload of {payload.Length} bytes for {count} {(encoding.IsSparse ? "entries" : "values")}, expected {encoding.PayloadBytes(count)}";
+
+    private static string? CountError(ShareEncoding encoding, int count, int length) =>
+        count <= encoding.KeptCount(length) ? null : $"{count} entries, at most {encoding.KeptCount(length)} kept of {length} values";
+
+    /// <summary>
+    /// The entries of a sparse payload, each checked (indices strictly ascending from 0 to <paramref name="length"/> − 1, no
+    /// NaN) and handed to <paramref name="sink"/>; <paramref name="finite"/>: no entry is ±∞.
+    /// </summary>
+    private static string? DecodeSparse<TSink>(ShareEncoding encoding, ReadOnlySpan<byte> payload, int count, int length, TSink sink, out bool finite)
+        where TSink : IEntrySink, allows ref struct
+    {
+        finite = false;
         int previous = -1;
         bool infinite = false;
         for (int e = 0; e < count; e++)
         {
             var at = payload[(e * encoding.EntryBytes)..];
             int index = BinaryPrimitives.ReadInt32LittleEndian(at);
-            if (index <= previous || index >= destination.Length)
-                return $"entry {e} has index {index}: indices must ascend strictly from 0 to {destination.Length - 1} (previous {previous})";
+            if (index <= previous || index >= length)
+                return $"entry {e} has index {index}: indices must ascend strictly from 0 to {length - 1} (previous {previous})";
             float value = encoding.Precision switch
             {
                 WirePrecision.Bf16 => BitConverter.UInt32BitsToSingle((uint)BinaryPrimitives.ReadUInt16LittleEndian(at[4..]) << 16),
@@ -158,10 +199,30 @@ public static class ShareCodec
             if (float.IsNaN(value))
                 return $"entry {e} (index {index}) is NaN";
             infinite |= float.IsInfinity(value);
-            destination[index] = value;
+            sink.Put(index, value);
             previous = index;
         }
         finite = !infinite;
         return null;
+    }
+
+    /// <summary>Where a sparse payload's checked entries go.</summary>
+    private interface IEntrySink
+    {
+        void Put(int index, float value);
+    }
+
+    /// <summary>Into a dense share (cleared before).</summary>
+    private readonly ref struct DenseSink(Span<float> destination) : IEntrySink
+    {
+        private readonly Span<float> _destination = destination;
+
+        public void Put(int index, float value) => _destination[index] = value;
+    }
+
+    /// <summary>Into compact entries.</summary>
+    private readonly struct EntriesSink(SparseVector entries) : IEntrySink
+    {
+        public void Put(int index, float value) => entries.Add(index, value);
     }
 }

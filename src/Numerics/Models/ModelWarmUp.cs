@@ -33,7 +33,8 @@ public static class ModelWarmUp
 
     /// <summary>
     /// <paramref name="steps"/> training steps (each also through <see cref="SgdOptimizer.AverageAndStep"/> with one, two
-    /// and three shares, and <see cref="SgdOptimizer.StepAveraged"/>: each its own compiled pass) and one evaluation at
+    /// and three shares, <see cref="SgdOptimizer.AverageEntriesAndStep"/> and <see cref="SgdOptimizer.StepAveraged"/>: each
+    /// its own compiled pass) and one evaluation at
     /// <paramref name="batchSize"/> rows of <paramref name="spec"/>, on the calling thread.
     /// </summary>
     public static void Run(ModelSpec spec, int batchSize, SgdOptions optimizerOptions, int steps = 2)
@@ -51,12 +52,14 @@ public static class ModelWarmUp
         var optimizer = new SgdOptimizer(optimizerOptions, model.ParameterCount);
         var shares = new ReadOnlyMemory<float>[] { gradient, gradient, gradient };
         var weights = new[] { batchSize, batchSize, batchSize };
+        var entries = new SparseVector?[] { new SparseVector(model.ParameterCount, 0) };
         for (int step = 0; step < steps; step++)
         {
             model.LossAndGradient(parameters, features, targets, batchSize, gradient);
             optimizer.Step(parameters, gradient);
             for (int count = 1; count <= shares.Length; count++)
                 optimizer.AverageAndStep(parameters, shares[..count], weights[..count]);
+            optimizer.AverageEntriesAndStep(parameters, entries, weights[..1]);
             optimizer.StepAveraged(parameters, gradient, batchSize);
         }
         model.Evaluate(parameters, features, targets, batchSize);

@@ -2,6 +2,7 @@ using System.Numerics;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using DistSgd.Numerics.Tensors;
 
 namespace DistSgd.Numerics.Optim;
 
@@ -199,9 +200,7 @@ public sealed class SgdOptimizer
         int weighted = 0, first = -1, second = -1;
         for (int i = 0; i < gradients.Count; i++)
         {
-            int weight = weights[i];
-            if (weight < 0)
-                throw new ArgumentOutOfRangeException(nameof(weights), weight, $"share {i} has a negative sample count");
+            int weight = Weight(weights, i);
             if (weight == 0)
                 continue;
             if (gradients[i].Length != ParameterCount)
@@ -247,6 +246,75 @@ public sealed class SgdOptimizer
             sum += Pass(new Averaged(g), apply: true, parameters, start, length, parametersBefore, velocityBefore);
         }
         return sum;
+    }
+
+    /// <summary>
+    /// <see cref="AverageAndStep"/> over sparse shares given by their entries (<see cref="SparseVector"/>; every other value
+    /// of a share is +0), with the same bits (decision 0141): ḡ ← +0; for each share in the order given, ḡᵢ ← v·w + ḡᵢ at
+    /// each of its entries (i, v) only; then the update with ḡ · (1/Σ w) read in the step's one pass. The dense average adds
+    /// w·(+0) = +0 at every other value, and x + (+0) = x for every x that a sum starting at +0 can reach (it is never −0),
+    /// so skipping them changes nothing. Work per share: its entries, not its length. A share of weight 0 is skipped and
+    /// may be null; every other must be for <see cref="ParameterCount"/> values. With Σ w = 0 nothing is applied and the
+    /// step is not advanced.
+    /// </summary>
+    /// <remarks>ḡ is this optimizer's own buffer (made on the first call), left all +0 again at each entry after the step.</remarks>
+    /// <param name="parametersBefore">When not empty, receives θ as it was before the update (ParameterCount values).</param>
+    /// <param name="velocityBefore">When not empty, receives v as it was before the update (the velocity's length).</param>
+    public AveragedStep AverageEntriesAndStep(Span<float> parameters, IReadOnlyList<SparseVector?> shares, IReadOnlyList<int> weights,
+                                              Span<float> parametersBefore = default, Span<float> velocityBefore = default)
+    {
+        if (shares.Count != weights.Count)
+            throw new ArgumentException($"{shares.Count} shares but {weights.Count} weights");
+        if (parameters.Length != ParameterCount)
+            throw new ArgumentException($"the optimizer holds {ParameterCount} parameters; found θ of {parameters.Length}");
+        CheckCopies(parametersBefore, velocityBefore);
+        long total = 0;
+        for (int i = 0; i < shares.Count; i++)
+        {
+            int weight = Weight(weights, i);
+            if (weight == 0)
+                continue;
+            if (shares[i] is not { } entries || entries.Length != ParameterCount)
+                throw new ArgumentException($"share {i} has {(shares[i] is { } e ? $"entries of {e.Length} values" : "no entries")}, expected entries of {ParameterCount}");
+            total += weight;
+        }
+        if (total == 0)
+        {
+            float unchanged = Pass(new Averaged(default), apply: false, parameters, 0, ParameterCount, parametersBefore, velocityBefore);
+            return new AveragedStep(0, unchanged);
+        }
+        var sum = _entrySum ??= new float[ParameterCount];
+        for (int i = 0; i < shares.Count; i++)
+            if (weights[i] > 0)
+                AddEntries(shares[i]!, weights[i], sum);
+        float scale = 1f / total;
+        float parameterSum = Pass(new Scaled(sum, scale), apply: true, parameters, 0, ParameterCount, parametersBefore, velocityBefore);
+        for (int i = 0; i < shares.Count; i++)
+            if (weights[i] > 0)
+                shares[i]!.ClearIn(sum);
+        State.Step++;
+        return new AveragedStep(total, parameterSum);
+    }
+
+    /// <summary>Share <paramref name="i"/>'s weight, its sample count: refused when negative.</summary>
+    private static int Weight(IReadOnlyList<int> weights, int i) =>
+        weights[i] >= 0 ? weights[i] : throw new ArgumentOutOfRangeException(nameof(weights), weights[i], $"share {i} has a negative sample count");
+
+    /// <summary>ḡ for <see cref="AverageEntriesAndStep"/>: all +0 between calls.</summary>
+    private float[]? _entrySum;
+
+    /// <summary>sum[i] ← v·w + sum[i] at each entry (i, v): the dense average's operations (TensorPrimitives.MultiplyAdd, unfused), at the entries only.</summary>
+    private static void AddEntries(SparseVector entries, float weight, float[] sum)
+    {
+        var indices = entries.Indices;
+        var values = entries.Values;
+        ref float first = ref MemoryMarshal.GetArrayDataReference(sum);
+        for (int e = 0; e < indices.Length; e++)
+        {
+            // The indices are checked below the length where the entries were filled (SparseVector), and the length is ParameterCount.
+            ref float at = ref Unsafe.Add(ref first, indices[e]);
+            at = values[e] * weight + at;
+        }
     }
 
     /// <summary>
@@ -403,6 +471,18 @@ public sealed class SgdOptimizer
         public Vector<float> Load(int i) => Vector.LoadUnsafe(ref MemoryMarshal.GetReference(_average), (nuint)i);
 
         public Vector<float> LoadTail(int i, int count) => Padded(_average.Slice(i, count));
+    }
+
+    /// <summary>ḡ = s · (1/Σ w), s summed already (<see cref="AverageEntriesAndStep"/>), its first value the pass's first.</summary>
+    private readonly ref struct Scaled(ReadOnlySpan<float> sum, float scale) : IAverage
+    {
+        private readonly ReadOnlySpan<float> _sum = sum;
+        private readonly Vector<float> _scale = new(scale);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector<float> Load(int i) => Vector.LoadUnsafe(ref MemoryMarshal.GetReference(_sum), (nuint)i) * _scale;
+
+        public Vector<float> LoadTail(int i, int count) => Padded(_sum.Slice(i, count)) * _scale;
     }
 
     /// <summary>ḡ = (w·g + 0) · (1/w) of one share, as the average of one share computes it.</summary>

@@ -12,8 +12,11 @@ namespace DistSgd.Actors.Tests.Decentralized;
 /// </summary>
 public class PeerStepAllocationTests
 {
-    [Fact]
-    public void Steps_of_a_peer_allocate_nothing_on_its_thread()
+    /// <param name="sparse">Top-k shares that carry their entries, averaged by them (decision 0141).</param>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Steps_of_a_peer_allocate_nothing_on_its_thread(bool sparse)
     {
         using var replica = ReplicaTests.Make(epochs: 1, hyperparameters: ReplicaTests.SomeHyperparameters);
         int n = replica.Parameters.Length;
@@ -22,14 +25,20 @@ public class PeerStepAllocationTests
         replica.KeepStateBeforeEachStep(undo.ParametersBefore, undo.VelocityBefore);
         var participants = new SortedSet<int> { 0, 1 };
         const int warmUp = 20, measured = 500;
-        var arrays = Enumerable.Range(0, 4).Select(i => Enumerable.Repeat(0.01f * (i + 1), n).ToArray()).ToArray();
+        var arrays = Enumerable.Range(0, 4).Select(i => Enumerable.Range(0, n).Select(j => !sparse || j % 97 == i ? 0.01f * (i + 1) : 0f).ToArray()).ToArray();
+        var entries = arrays.Select(array =>
+        {
+            var kept = new Numerics.Tensors.SparseVector(n, n);
+            kept.Collect(array);
+            return sparse ? kept : null;
+        }).ToArray();
         // Peer 1's share comes a step early every other step (held by the buffer), peer 0's own as its step begins.
         var shares = Enumerable.Range(0, warmUp + measured + 1)
-            .Select(s => (Own: new GradientShare(replica.Plan.RunId, s, 0, 2, 1.0, 0.001, arrays[s % 2]),
-                          Other: new GradientShare(replica.Plan.RunId, s, 1, 2, 1.0, 0.001, arrays[2 + s % 2])))
+            .Select(s => (Own: new GradientShare(replica.Plan.RunId, s, 0, 2, 1.0, 0.001, arrays[s % 2]) { Entries = entries[s % 2] },
+                          Other: new GradientShare(replica.Plan.RunId, s, 1, 2, 1.0, 0.001, arrays[2 + s % 2]) { Entries = entries[2 + s % 2] }))
             .ToArray();
         long released = 0;
-        Action<float[]> release = _ => released++;
+        Action<GradientShare> release = _ => released++;
 
         void Step(long s)
         {
@@ -53,6 +62,7 @@ public class PeerStepAllocationTests
 
         Assert.Equal(warmUp + measured, replica.Step);
         Assert.True(released > 0);   // the step really went through the release path
+        Assert.Equal(sparse, buffer.Gather.Entries() is not null);   // the step took the path the test names
         Assert.Equal(0, allocated);
     }
 }

@@ -36,11 +36,11 @@ public class StepUndoTests
         var undo = new StepUndo(1, 0);
         float[] a = [1f], b = [2f], c = [3f];
         var released = new List<float[]>();
-        undo.Applied(0, [Share(0, a), Share(1, b)], released.Add);
+        undo.Applied(0, [Share(0, a), Share(1, b)], share => released.Add(share.Gradient));
         Assert.Empty(released);
         Assert.True(undo.Uses(a));
 
-        undo.Applied(1, [Share(0, a), Share(1, c)], released.Add);   // a redo keeps a
+        undo.Applied(1, [Share(0, a), Share(1, c)], share => released.Add(share.Gradient));   // a redo keeps a
         Assert.Same(b, Assert.Single(released));
         Assert.False(undo.Uses(b));
         Assert.Equal([0, 1], undo.Shares.Select(s => s.NodeId));
@@ -54,7 +54,7 @@ public class StepUndoTests
         var released = new List<float[]>();
         undo.Applied(4, [Share(0, a), Share(1, b)]);
 
-        undo.Abandoned(6, released.Add);
+        undo.Abandoned(6, share => released.Add(share.Gradient));
 
         Assert.Equal(6, undo.AppliedStep);
         Assert.Empty(undo.Shares);

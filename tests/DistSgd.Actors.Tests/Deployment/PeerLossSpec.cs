@@ -178,6 +178,19 @@ public class PeerLossSpec(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_peer_killed_in_a_top_k_run_leaves_the_survivors_training_to_the_end_with_identical_replicas(bool midCollective)
+    {
+        // Top-k over the data plane: each step averages the shares' entries (decision 0141); a redo after the loss averages
+        // the entries the step kept, and the arrays released with them come back clear for the next frames.
+        var outcome = await Run(peers: 4, killNode: 1, "direct", epochs: 3, kill: midCollective ? Kill.MidCollective : Kill.AtStep,
+                                hyperparameters: "compress=topk:0.2");
+
+        SurvivorsFinished(outcome, 1);
+    }
+
+    [Theory]
     [InlineData("sync-every=4", 2, 1)]
     [InlineData("sync-every=3;wire=bf16;compress=topk:0.2", 0, 2)]
     public async Task A_peer_killed_mid_round_of_local_sgd_leaves_the_survivors_training_to_the_end_with_identical_replicas(string hyperparameters,

@@ -53,6 +53,47 @@ public class StepGatherTests
         public void Dispose() { }
     }
 
+    private static Numerics.Tensors.SparseVector EntriesOf(float[] share)
+    {
+        var entries = new Numerics.Tensors.SparseVector(share.Length, share.Length);
+        entries.Collect(share);
+        return entries;
+    }
+
+    [Fact]
+    public void The_entries_of_a_step_are_there_only_when_every_share_with_samples_has_them()
+    {
+        // Decision 0141: a step averages entries only when every weighted share carries them; else the dense vectors.
+        var gather = Open();
+        gather.Offer(Reply(5, 2, gradient: [0, 0, 2f]) with { Entries = EntriesOf([0, 0, 2f]) });
+        gather.Offer(Reply(5, 1, samples: 0, gradient: []));
+        gather.Offer(Reply(5, 0, gradient: [1f, 0, 0]) with { Entries = EntriesOf([1f, 0, 0]) });
+        var entries = gather.Entries();
+        Assert.NotNull(entries);
+        var indices = entries.Select(e => e is null ? null : e.Indices.ToArray()).ToArray();
+        Assert.Equal([0], indices[0]);
+        Assert.Null(indices[1]);
+        Assert.Equal([2], indices[2]);
+        Assert.Equal([4, 0, 4], gather.Shares().Weights);
+
+        var dense = Open();
+        dense.Offer(Reply(5, 2, gradient: [0, 0, 2f]) with { Entries = EntriesOf([0, 0, 2f]) });
+        dense.Offer(Reply(5, 0, gradient: [1f, 0, 0]));   // came over Akka: no entries
+        Assert.Null(dense.Entries());
+
+        var empty = Open();
+        empty.Offer(Reply(5, 1, samples: 0, gradient: []));
+        Assert.Null(empty.Entries());   // nothing weighted: the dense path, as before
+    }
+
+    [Fact]
+    public void Entries_for_another_length_are_refused_as_the_wrong_length()
+    {
+        var gather = Open();
+        var entries = new Numerics.Tensors.SparseVector(4, 1);
+        Assert.Equal(GatherOutcome.WrongLength, gather.Offer(Reply(5, 0) with { Entries = entries }));
+    }
+
     [Fact]
     public void A_step_completes_when_every_participant_has_answered()
     {

@@ -45,6 +45,31 @@ public sealed class EncodedFrameTests() : MasterPlaneTest(RunId, Parameters, Tim
     }
 
     [Fact]
+    public void A_sparse_frame_arrives_with_its_entries_and_its_array_given_back_with_them_takes_the_next_frame_clear()
+    {
+        // Decision 0141: the reader writes a sparse frame's entries alone into an array that is all +0, and a returned
+        // array has its entries cleared (O(entries)) before the next sparse frame is decoded into it.
+        var client = Connect(1);
+        client.Send(SparseFrame(1, [(3, 0.5f), (999, -2f)]));
+        Assert.True(Delivered.TryTake(out var message, Wait));
+        var first = Assert.IsType<GradientReply>(message);
+        Assert.NotNull(first.Entries);
+        Assert.Equal([3, 999], first.Entries.Indices.ToArray());
+        Assert.Equal([0.5f, -2f], first.Entries.Values.ToArray());
+
+        Master.Return(first.Gradient, first.Entries);
+        client.Send(SparseFrame(1, [(7, 1f)]));
+        Assert.True(Delivered.TryTake(out var next, Wait));
+        var second = Assert.IsType<GradientReply>(next);
+
+        Assert.Same(first.Gradient, second.Gradient);
+        var expected = new float[Parameters];
+        expected[7] = 1f;
+        Assert.Equal(expected.Select(BitConverter.SingleToUInt32Bits), second.Gradient.Select(BitConverter.SingleToUInt32Bits));
+        Assert.Equal([7], second.Entries!.Indices.ToArray());
+    }
+
+    [Fact]
     public void A_sparse_frame_is_judged_finite_by_its_entries_as_it_is_decoded()
     {
         var client = Connect(1);

@@ -79,7 +79,8 @@ public class ShareCodecTests
     public void Payload_sizes(WirePrecision precision, double kept, int n, long expected) =>
         Assert.Equal(expected, new ShareEncoding(precision, kept).MaxPayloadBytes(n));
 
-    private static byte[] Sparse(params (int Index, float Value)[] entries)
+    /// <summary>A float32 sparse payload of <paramref name="entries"/>, as given (in order or not).</summary>
+    internal static byte[] Sparse(params (int Index, float Value)[] entries)
     {
         var payload = new byte[entries.Length * 8];
         for (int e = 0; e < entries.Length; e++)

@@ -1,3 +1,4 @@
+using DistSgd.Numerics.Compression;
 using DistSgd.Numerics.Data;
 using DistSgd.Numerics.Models;
 using DistSgd.Numerics.Optim;
@@ -41,6 +42,34 @@ public class AllocationTests
         long update = Measure(() => optimizer.Step(theta, gradient));
         long evaluate = Measure(() => model.Evaluate(theta, x, y, 64));
         Assert.Equal((0L, 0L, 0L, 0L), (gather, forwardBackward, update, evaluate));
+    }
+
+    [Fact]
+    public void Averaging_sparse_shares_by_their_entries_allocates_nothing()
+    {
+        // Top-k shares decoded and averaged by their entries (decision 0141): the decode into reused entries and the
+        // average with the step, whose buffer is made on the first call.
+        const int n = 235_146;
+        var encoding = new ShareEncoding(WirePrecision.Bf16, 0.01);
+        var optimizer = new SgdOptimizer(new SgdOptions(0.01, weightDecay: 1e-4), n);
+        var theta = new float[n];
+        var gradient = Enumerable.Range(0, n).Select(i => (i * 7919 % 1000 - 500) * 1e-5f).ToArray();
+        new GradientCompressor(encoding, n).Compress(gradient);
+        var payload = new byte[encoding.MaxPayloadBytes(n)];
+        int bytes = ShareCodec.Encode(encoding, gradient, payload, out int count);
+        var shares = Enumerable.Range(0, 4).Select(_ => new SparseVector(n, encoding.KeptCount(n))).ToArray();
+        SparseVector?[] entries = [.. shares];
+        int[] weights = [64, 64, 0, 37];
+
+        void Step()
+        {
+            foreach (var share in shares)
+                ShareCodec.DecodeEntries(encoding, payload.AsSpan(0, bytes), count, share, out _);
+            optimizer.AverageEntriesAndStep(theta, entries, weights);
+        }
+
+        Assert.Equal(0L, Measure(Step));
+        Assert.True(optimizer.State.Step > 0);
     }
 
     /// <summary>
