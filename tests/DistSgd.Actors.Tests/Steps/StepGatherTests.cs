@@ -71,9 +71,9 @@ public class StepGatherTests
         var entries = gather.Entries();
         Assert.NotNull(entries);
         var indices = entries.Select(e => e is null ? null : e.Indices.ToArray()).ToArray();
-        Assert.Equal([0], indices[0]);
+        Assert.Equal([0], indices[0]!);
         Assert.Null(indices[1]);
-        Assert.Equal([2], indices[2]);
+        Assert.Equal([2], indices[2]!);
         Assert.Equal([4, 0, 4], gather.Shares().Weights);
 
         var dense = Open();
