@@ -385,8 +385,9 @@ public class TrainRunTests
         var (local, h4, h1) = LocalSgdAndEveryStep(temp, Flags);
         using var disposeH4 = h4;
         using var disposeH1 = h1;
-        Assert.Contains("collective: pairwise (auto: the cost model's fastest for 3 peers, 2,274,320 bytes per gradient, link 1gbit", local.Output);
-        Assert.Equal("pairwise", h4.RootElement.GetProperty("collective").GetString());
+        // At 1 Gbit/s that is the ring, cut into segments (decision 0140).
+        Assert.Contains("collective: ring (auto: the cost model's fastest for 3 peers, 2,274,320 bytes per gradient, link 1gbit", local.Output);
+        Assert.Equal("ring", h4.RootElement.GetProperty("collective").GetString());
         // Decision 0137: metrics.csv's samples per second (× seconds: summary.json's samples) counts every peer's samples at
         // the local steps too, as at the averaging steps: each epoch is the whole training set, as with gradient averaging
         // (it counted the lead's own samples alone at a local step).
