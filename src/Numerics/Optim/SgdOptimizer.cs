@@ -191,11 +191,7 @@ public sealed class SgdOptimizer
     public AveragedStep AverageAndStep(Span<float> parameters, IReadOnlyList<ReadOnlyMemory<float>> gradients, IReadOnlyList<int> weights,
                                        Span<float> parametersBefore = default, Span<float> velocityBefore = default)
     {
-        if (gradients.Count != weights.Count)
-            throw new ArgumentException($"{gradients.Count} gradients but {weights.Count} weights");
-        if (parameters.Length != ParameterCount)
-            throw new ArgumentException($"the optimizer holds {ParameterCount} parameters; found θ of {parameters.Length}");
-        CheckCopies(parametersBefore, velocityBefore);
+        CheckAverageArguments("gradients", gradients.Count, weights.Count, parameters, parametersBefore, velocityBefore);
         long total = 0;
         int weighted = 0, first = -1, second = -1;
         for (int i = 0; i < gradients.Count; i++)
@@ -263,11 +259,7 @@ public sealed class SgdOptimizer
     public AveragedStep AverageEntriesAndStep(Span<float> parameters, IReadOnlyList<SparseVector?> shares, IReadOnlyList<int> weights,
                                               Span<float> parametersBefore = default, Span<float> velocityBefore = default)
     {
-        if (shares.Count != weights.Count)
-            throw new ArgumentException($"{shares.Count} shares but {weights.Count} weights");
-        if (parameters.Length != ParameterCount)
-            throw new ArgumentException($"the optimizer holds {ParameterCount} parameters; found θ of {parameters.Length}");
-        CheckCopies(parametersBefore, velocityBefore);
+        CheckAverageArguments("shares", shares.Count, weights.Count, parameters, parametersBefore, velocityBefore);
         long total = 0;
         for (int i = 0; i < shares.Count; i++)
         {
@@ -294,6 +286,17 @@ public sealed class SgdOptimizer
                 shares[i]!.ClearIn(sum);
         State.Step++;
         return new AveragedStep(total, parameterSum);
+    }
+
+    /// <summary>What both averages check first: a weight per share (<paramref name="what"/> names them), θ of the optimizer's length, the copies' lengths.</summary>
+    private void CheckAverageArguments(string what, int count, int weightCount, Span<float> parameters, Span<float> parametersBefore,
+                                       Span<float> velocityBefore)
+    {
+        if (count != weightCount)
+            throw new ArgumentException($"{count} {what} but {weightCount} weights");
+        if (parameters.Length != ParameterCount)
+            throw new ArgumentException($"the optimizer holds {ParameterCount} parameters; found θ of {parameters.Length}");
+        CheckCopies(parametersBefore, velocityBefore);
     }
 
     /// <summary>Share <paramref name="i"/>'s weight, its sample count: refused when negative.</summary>
